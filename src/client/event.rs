@@ -1,0 +1,69 @@
+//! What a client reports to its application.
+
+use crate::error::Error;
+use crate::protocol::Payload;
+
+/// Identifies a client in events (unique within the process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// The six events of the client, in the order the protocol defines.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new connection is established (not fired after a recovery).
+    Connected {
+        /// The connection id the service assigned.
+        connection_id: String,
+        /// The user id, if the connection has one.
+        user_id: Option<String>,
+    },
+    /// A connection was lost and not recovered, or the client was stopped.
+    Disconnected {
+        /// The lost connection's id, if it had connected.
+        connection_id: Option<String>,
+        /// The reason from the service's last `disconnected` message, or a local reason.
+        message: Option<String>,
+    },
+    /// The client stopped (user stop, reconnect off or retries exhausted); last, once per start.
+    Stopped,
+    /// A message from the server (REST or upstream handler).
+    ServerMessage {
+        /// The message.
+        message: Payload,
+        /// Sequence id on reliable protocols.
+        sequence_id: Option<u64>,
+    },
+    /// A message sent to a group this client joined.
+    GroupMessage {
+        /// The group.
+        group: String,
+        /// The publisher's user id, if any.
+        from_user_id: Option<String>,
+        /// The message.
+        message: Payload,
+        /// Sequence id on reliable protocols.
+        sequence_id: Option<u64>,
+    },
+    /// Rejoining a group on a new connection failed.
+    RejoinGroupFailed {
+        /// The group.
+        group: String,
+        /// Why.
+        error: Error,
+    },
+}
+
+/// Receives a client's events.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Called from the engine task, in order. Must not block; queue and return.
+    fn on_event(&self, client: &ClientId, event: Event);
+}
+
+/// Forwards events into an unbounded channel (used by [`crate::Client::with_channel`]).
+pub(crate) struct ChannelHandler(pub tokio::sync::mpsc::UnboundedSender<Event>);
+
+impl EventHandler for ChannelHandler {
+    fn on_event(&self, _client: &ClientId, event: Event) {
+        let _ = self.0.send(event);
+    }
+}

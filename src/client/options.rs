@@ -1,0 +1,82 @@
+//! Client options and their documented defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::retry::RetryPolicy;
+
+/// The WebSocket subprotocol to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// `json.reliable.webpubsub.azure.v1`: sequence ids, recovery after drops.
+    #[default]
+    JsonReliable,
+    /// `json.webpubsub.azure.v1`: no recovery; a drop means a new connection.
+    Json,
+}
+
+impl Protocol {
+    /// Whether the protocol supports recovery.
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Protocol::JsonReliable)
+    }
+}
+
+/// Everything configurable about a client. `Default::default()` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Subprotocol (default `JsonReliable`).
+    pub protocol: Protocol,
+    /// Open a new connection when a connection is lost and cannot be recovered (default true).
+    pub auto_reconnect: bool,
+    /// Join the previously joined groups again on a new connection (default true).
+    pub auto_rejoin_groups: bool,
+    /// How long one attempt of an operation waits for its ack (default 30 s).
+    pub ack_timeout: Duration,
+    /// Retries of join/leave/send operations, always with the same ack id
+    /// (default 3 retries, exponential from 0.8 s, at most 120 s).
+    pub message_retry: RetryPolicy,
+    /// Retries of new connections after a loss (default unlimited, exponential 1 s .. 30 s).
+    pub reconnect_retry: RetryPolicy,
+    /// How long to keep trying to recover a dropped reliable connection (default 30 s).
+    pub recovery_timeout: Duration,
+    /// Delay between recovery attempts (default 1 s).
+    pub recovery_interval: Duration,
+    /// Period of `ping` messages (default 20 s; zero turns keep-alive off).
+    pub keep_alive_interval: Duration,
+    /// A connection with no inbound frame for this long is considered dead (default 120 s).
+    pub keep_alive_timeout: Duration,
+    /// Period of `sequenceAck` messages when something new arrived (default 1 s).
+    pub sequence_ack_interval: Duration,
+    /// Largest inbound message accepted; larger ones fail the connection (default 1 MiB).
+    /// Outbound frames larger than this are rejected with `PayloadTooLarge`.
+    pub max_message_size: usize,
+    /// Extra PEM root certificates for `wss://`, added to the system store.
+    pub ca_file: Option<PathBuf>,
+    /// How long `start` waits for the connection (socket open and `connected`) (default 30 s).
+    pub start_timeout: Duration,
+    /// How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            protocol: Protocol::JsonReliable,
+            auto_reconnect: true,
+            auto_rejoin_groups: true,
+            ack_timeout: Duration::from_secs(30),
+            message_retry: RetryPolicy::message_default(),
+            reconnect_retry: RetryPolicy::reconnect_default(),
+            recovery_timeout: Duration::from_secs(30),
+            recovery_interval: Duration::from_secs(1),
+            keep_alive_interval: Duration::from_secs(20),
+            keep_alive_timeout: Duration::from_secs(120),
+            sequence_ack_interval: Duration::from_secs(1),
+            max_message_size: 1 << 20,
+            ca_file: None,
+            start_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The error type shared by every public operation.
+
+use std::fmt;
+
+/// Everything that can go wrong. Each variant maps one-to-one onto a C result code.
+///
+/// Errors that come from an operation carrying an ack id keep that id (see [`Error::ack_id`]),
+/// so a caller can retry the operation idempotently with the same id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An argument was rejected before anything was sent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The client access URL could not be parsed or has the wrong scheme.
+    #[error("invalid url: {0}")]
+    InvalidUrl(String),
+    /// The operation needs an open connection and there is none.
+    #[error("not connected{}", fmt_ack(.ack_id))]
+    NotConnected {
+        /// The ack id the operation used, if it had one.
+        ack_id: Option<u64>,
+    },
+    /// No ack (or `connected` frame, or invoke response) arrived in time.
+    #[error("timed out{}", fmt_ack(.ack_id))]
+    Timeout {
+        /// The ack id the operation used, if it had one.
+        ack_id: Option<u64>,
+    },
+    /// The service answered the operation with a negative ack (e.g. `Forbidden`).
+    #[error("service rejected ack {ack_id}: {name}: {message}")]
+    Ack {
+        /// The ack id of the rejected operation.
+        ack_id: u64,
+        /// The service's error name, e.g. `Forbidden`, `InternalServerError`.
+        name: String,
+        /// The service's human readable message.
+        message: String,
+    },
+    /// The transport failed (DNS, TCP, TLS, WebSocket).
+    #[error("connection error: {message}{}", fmt_ack(.ack_id))]
+    Connection {
+        /// What failed.
+        message: String,
+        /// The ack id the operation used, if it had one.
+        ack_id: Option<u64>,
+    },
+    /// The service answered the WebSocket upgrade with an HTTP error status (e.g. 401).
+    #[error("handshake rejected with HTTP status {status}")]
+    HandshakeRejected {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The operation was cancelled because the client was stopped.
+    #[error("client stopped{}", fmt_ack(.ack_id))]
+    Stopped {
+        /// The ack id the operation used, if it had one.
+        ack_id: Option<u64>,
+    },
+    /// `start` was called while the client is already started.
+    #[error("client already started")]
+    AlreadyStarted,
+    /// The service sent something that violates the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A message is larger than the configured maximum.
+    #[error("payload too large: {size} bytes exceeds the limit of {limit}")]
+    PayloadTooLarge {
+        /// The size of the message.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+fn fmt_ack(ack_id: &Option<u64>) -> AckSuffix {
+    AckSuffix(*ack_id)
+}
+
+struct AckSuffix(Option<u64>);
+
+impl fmt::Display for AckSuffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, " (ack id {id})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Error {
+    /// The ack id of the operation this error came from, if any.
+    pub fn ack_id(&self) -> Option<u64> {
+        match self {
+            Error::NotConnected { ack_id }
+            | Error::Timeout { ack_id }
+            | Error::Connection { ack_id, .. }
+            | Error::Stopped { ack_id } => *ack_id,
+            Error::Ack { ack_id, .. } => Some(*ack_id),
+            _ => None,
+        }
+    }
+
+    /// The same error, tagged with the ack id of the operation it failed.
+    pub fn with_ack_id(self, id: u64) -> Error {
+        match self {
+            Error::NotConnected { .. } => Error::NotConnected { ack_id: Some(id) },
+            Error::Timeout { .. } => Error::Timeout { ack_id: Some(id) },
+            Error::Connection { message, .. } => Error::Connection {
+                message,
+                ack_id: Some(id),
+            },
+            Error::Stopped { .. } => Error::Stopped { ack_id: Some(id) },
+            other => other,
+        }
+    }
+
+    /// A transport error without an ack id.
+    pub fn connection(message: impl Into<String>) -> Error {
+        Error::Connection {
+            message: message.into(),
+            ack_id: None,
+        }
+    }
+
+    /// True for failures where sending the same operation again may succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(
+            self,
+            Error::InvalidArgument(_)
+                | Error::InvalidUrl(_)
+                | Error::Stopped { .. }
+                | Error::PayloadTooLarge { .. }
+                | Error::AlreadyStarted
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_id_is_kept_and_shown() {
+        let e = Error::Timeout { ack_id: None }.with_ack_id(7);
+        assert_eq!(e.ack_id(), Some(7));
+        assert_eq!(e.to_string(), "timed out (ack id 7)");
+        let e = Error::Ack {
+            ack_id: 3,
+            name: "Forbidden".into(),
+            message: "no".into(),
+        };
+        assert_eq!(e.ack_id(), Some(3));
+    }
+}

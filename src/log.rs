@@ -1,0 +1,173 @@
+//! Process-wide logging with Azure SDK levels.
+//!
+//! Off by default. `AZURE_LOG_LEVEL` or `WPS_LOG` (`error`, `warning`, `info`, `verbose`)
+//! turns on logging to stderr; [`set_logger`] installs a callback instead. Values of
+//! `access_token` and `awps_reconnection_token` are always redacted.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Once, RwLock};
+
+/// Log severity, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Level {
+    /// Failures.
+    Error = 1,
+    /// Unexpected but handled situations (drops, retries).
+    Warning = 2,
+    /// Lifecycle: connect, recovery, reconnect, stop.
+    Info = 3,
+    /// Everything, including frames.
+    Verbose = 4,
+}
+
+impl Level {
+    /// Parses the Azure SDK level names (any case); also accepts `warn`, `debug`, `trace`.
+    pub fn parse(s: &str) -> Option<Level> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "error" => Some(Level::Error),
+            "warning" | "warn" => Some(Level::Warning),
+            "info" => Some(Level::Info),
+            "verbose" | "debug" | "trace" => Some(Level::Verbose),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Info => "info",
+            Level::Verbose => "verbose",
+        }
+    }
+}
+
+/// A log sink.
+pub type LogFn = Arc<dyn Fn(Level, &str) + Send + Sync>;
+
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(0);
+static SINK: RwLock<Option<LogFn>> = RwLock::new(None);
+static ENV_INIT: Once = Once::new();
+
+fn init_from_env() {
+    ENV_INIT.call_once(|| {
+        let level = ["AZURE_LOG_LEVEL", "WPS_LOG"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok())
+            .find_map(|v| Level::parse(&v));
+        if let Some(level) = level {
+            let stderr: LogFn = Arc::new(|level, msg| {
+                eprintln!("[webpubsub-client {}] {}", level.as_str(), msg);
+            });
+            let mut sink = SINK.write().unwrap_or_else(|p| p.into_inner());
+            if sink.is_none() {
+                *sink = Some(stderr);
+                MAX_LEVEL.store(level as u8, Ordering::Relaxed);
+            }
+        }
+    });
+}
+
+/// Installs `sink` for messages at `max_level` and above (`None` turns logging off).
+pub fn set_logger(sink: Option<LogFn>, max_level: Level) {
+    init_from_env();
+    let mut guard = SINK.write().unwrap_or_else(|p| p.into_inner());
+    let level = if sink.is_some() { max_level as u8 } else { 0 };
+    *guard = sink;
+    MAX_LEVEL.store(level, Ordering::Relaxed);
+}
+
+/// Changes the level of the installed sink.
+pub fn set_level(max_level: Level) {
+    init_from_env();
+    if SINK.read().map(|s| s.is_some()).unwrap_or(false) {
+        MAX_LEVEL.store(max_level as u8, Ordering::Relaxed);
+    }
+}
+
+/// Whether a message at `level` would be logged.
+#[inline]
+pub fn enabled(level: Level) -> bool {
+    init_from_env();
+    (level as u8) <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+/// Logs a message (redacting tokens) if `level` is enabled.
+pub fn log(level: Level, args: fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
+    let text = redact(&args.to_string());
+    let sink = SINK.read().ok().and_then(|s| s.clone());
+    if let Some(sink) = sink {
+        sink(level, &text);
+    }
+}
+
+/// Logs with `format!` syntax: `wps_log!(Info, "connected {}", id)`.
+#[macro_export]
+macro_rules! wps_log {
+    ($level:ident, $($arg:tt)+) => {
+        if $crate::log::enabled($crate::log::Level::$level) {
+            $crate::log::log($crate::log::Level::$level, format_args!($($arg)+));
+        }
+    };
+}
+
+const SECRET_KEYS: [&str; 2] = ["access_token=", "awps_reconnection_token="];
+
+/// Replaces the values of `access_token` and `awps_reconnection_token` with `REDACTED`.
+pub fn redact(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    if !SECRET_KEYS.iter().any(|k| lower.contains(k)) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let hit = SECRET_KEYS
+            .iter()
+            .filter_map(|k| lower[i..].find(k).map(|p| (i + p, k.len())))
+            .min();
+        let Some((pos, klen)) = hit else {
+            out.push_str(&text[i..]);
+            break;
+        };
+        let value_start = pos + klen;
+        out.push_str(&text[i..value_start]);
+        let value_len = text[value_start..]
+            .find(|c: char| c == '&' || c == '#' || c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(text.len() - value_start);
+        if value_len > 0 {
+            out.push_str("REDACTED");
+        }
+        i = value_start + value_len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_both_tokens() {
+        let u = "wss://h/client/hubs/h?access_token=abc.def&awps_connection_id=c1&awps_reconnection_token=xyz";
+        assert_eq!(
+            redact(u),
+            "wss://h/client/hubs/h?access_token=REDACTED&awps_connection_id=c1&awps_reconnection_token=REDACTED"
+        );
+        assert_eq!(redact("no secrets"), "no secrets");
+        assert_eq!(redact("ACCESS_TOKEN=x y"), "ACCESS_TOKEN=REDACTED y");
+    }
+
+    #[test]
+    fn levels_parse() {
+        assert_eq!(Level::parse("Warning"), Some(Level::Warning));
+        assert_eq!(Level::parse("verbose"), Some(Level::Verbose));
+        assert_eq!(Level::parse("nope"), None);
+    }
+}

@@ -1,0 +1,216 @@
+//! Message types of the client protocol, independent of how they are encoded.
+
+use std::fmt;
+
+/// The kind of a message's data, as `dataType` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataType {
+    /// UTF-8 text, a JSON string on the wire.
+    Text,
+    /// A JSON value (not `null`), spliced into the frame as JSON.
+    Json,
+    /// Raw bytes, base64 on the JSON wire.
+    Binary,
+    /// A serialized `google.protobuf.Any`, base64 on the JSON wire.
+    Protobuf,
+}
+
+impl DataType {
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::Text => "text",
+            DataType::Json => "json",
+            DataType::Binary => "binary",
+            DataType::Protobuf => "protobuf",
+        }
+    }
+
+    /// Parses a wire name in any letter case (.NET writes `"Text"`).
+    pub fn parse(name: &str) -> Option<DataType> {
+        [
+            DataType::Text,
+            DataType::Json,
+            DataType::Binary,
+            DataType::Protobuf,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A message body: text/json carry the UTF-8 text of the value, binary/protobuf raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// How `data` is to be interpreted.
+    pub data_type: DataType,
+    /// Text (UTF-8) for text/json, raw bytes for binary/protobuf.
+    pub data: Vec<u8>,
+}
+
+impl Payload {
+    /// A text payload.
+    pub fn text(text: impl Into<String>) -> Payload {
+        Payload {
+            data_type: DataType::Text,
+            data: text.into().into_bytes(),
+        }
+    }
+
+    /// A JSON payload given as JSON text (validated when sent).
+    pub fn json(json_text: impl Into<String>) -> Payload {
+        Payload {
+            data_type: DataType::Json,
+            data: json_text.into().into_bytes(),
+        }
+    }
+
+    /// A binary payload.
+    pub fn binary(bytes: impl Into<Vec<u8>>) -> Payload {
+        Payload {
+            data_type: DataType::Binary,
+            data: bytes.into(),
+        }
+    }
+
+    /// The data as text, if it is valid UTF-8 (always true for received text/json).
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.data).ok()
+    }
+}
+
+/// A message from the client to the service.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// `joinGroup`
+    JoinGroup {
+        /// Group name.
+        group: &'a str,
+        /// Ack id; `None` = no ack requested.
+        ack_id: Option<u64>,
+    },
+    /// `leaveGroup`
+    LeaveGroup {
+        /// Group name.
+        group: &'a str,
+        /// Ack id; `None` = no ack requested.
+        ack_id: Option<u64>,
+    },
+    /// `sendToGroup`
+    SendToGroup {
+        /// Group name.
+        group: &'a str,
+        /// The message.
+        payload: &'a Payload,
+        /// Ack id; `None` = fire-and-forget.
+        ack_id: Option<u64>,
+        /// Exclude this connection from delivery.
+        no_echo: bool,
+    },
+    /// `event` (custom upstream event)
+    Event {
+        /// Event name.
+        event: &'a str,
+        /// The message.
+        payload: &'a Payload,
+        /// Ack id; `None` = fire-and-forget.
+        ack_id: Option<u64>,
+    },
+    /// `sequenceAck` (reliable subprotocols): the largest sequence id received.
+    SequenceAck {
+        /// Cumulative sequence id.
+        sequence_id: u64,
+    },
+    /// `ping`
+    Ping,
+    /// `invoke` of an upstream event, answered by `invokeResponse`.
+    Invoke {
+        /// Client-chosen invocation id.
+        invocation_id: &'a str,
+        /// Upstream event name.
+        event: &'a str,
+        /// Optional request body.
+        payload: Option<&'a Payload>,
+    },
+    /// `cancelInvocation`
+    CancelInvocation {
+        /// The invocation to cancel.
+        invocation_id: &'a str,
+    },
+}
+
+/// The `error` object of a negative `ack` or `invokeResponse`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckError {
+    /// Error name such as `Forbidden` or `Duplicate`.
+    pub name: String,
+    /// Human readable detail.
+    pub message: String,
+}
+
+/// A message from the service to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Downstream {
+    /// `ack`
+    Ack {
+        /// Echo of the request's ack id.
+        ack_id: u64,
+        /// Whether the operation succeeded.
+        success: bool,
+        /// Present when `success` is false.
+        error: Option<AckError>,
+    },
+    /// `message` with `from: "group"`.
+    GroupMessage {
+        /// Group the message was sent to.
+        group: String,
+        /// User id of the publisher, if any.
+        from_user_id: Option<String>,
+        /// The message.
+        payload: Payload,
+        /// Reliable subprotocols only.
+        sequence_id: Option<u64>,
+    },
+    /// `message` with `from: "server"`.
+    ServerMessage {
+        /// The message.
+        payload: Payload,
+        /// Reliable subprotocols only.
+        sequence_id: Option<u64>,
+    },
+    /// `system` / `connected`
+    Connected {
+        /// The connection id.
+        connection_id: String,
+        /// The user id, if the connection has one.
+        user_id: Option<String>,
+        /// Reliable subprotocols only.
+        reconnection_token: Option<String>,
+    },
+    /// `system` / `disconnected`
+    Disconnected {
+        /// The reason given by the service.
+        message: Option<String>,
+    },
+    /// `pong`
+    Pong,
+    /// `invokeResponse`
+    InvokeResponse {
+        /// The invocation this answers.
+        invocation_id: String,
+        /// Whether the invocation succeeded.
+        success: bool,
+        /// Response body, if any.
+        payload: Option<Payload>,
+        /// Present on failure.
+        error: Option<AckError>,
+    },
+    /// A frame this client does not know (new types, system events, `from` values): ignored.
+    Ignored,
+}

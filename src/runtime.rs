@@ -1,0 +1,123 @@
+//! The one shared tokio runtime serving every client of the process.
+//!
+//! Created lazily on first use with `WPS_RUNTIME_THREADS` worker threads (default 2) named
+//! `wps-rt`. Fork-aware: a child process inherits the runtime's memory but not its threads, so
+//! when the process id changed the old runtime is leaked (dropping it would wait for threads
+//! that do not exist) and a new one is built.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+struct Shared {
+    pid: u32,
+    runtime: Runtime,
+}
+
+static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+
+/// Default number of worker threads.
+pub const DEFAULT_THREADS: usize = 2;
+
+/// The current process id.
+pub fn current_pid() -> u32 {
+    std::process::id()
+}
+
+/// True when the process forked since `pid` was recorded (objects from then are unusable).
+pub fn forked_since(pid: u32) -> bool {
+    pid != current_pid()
+}
+
+fn worker_threads() -> usize {
+    std::env::var("WPS_RUNTIME_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=256).contains(n))
+        .unwrap_or(DEFAULT_THREADS)
+}
+
+/// A handle to the shared runtime, creating (or, after a fork, re-creating) it.
+pub fn handle() -> Handle {
+    let mut guard = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = current_pid();
+    if let Some(shared) = guard.as_ref() {
+        if shared.pid == pid {
+            return shared.runtime.handle().clone();
+        }
+    }
+    if let Some(old) = guard.take() {
+        // The old runtime's threads were not copied into this (forked) process.
+        std::mem::forget(old);
+        crate::log::log(
+            crate::log::Level::Info,
+            format_args!("process forked: building a new runtime"),
+        );
+    }
+    let runtime = Builder::new_multi_thread()
+        .worker_threads(worker_threads())
+        .thread_name("wps-rt")
+        .enable_all()
+        .build()
+        .expect("failed to build the tokio runtime (cannot create threads?)");
+    let handle = runtime.handle().clone();
+    *guard = Some(Shared { pid, runtime });
+    handle
+}
+
+/// The pid the shared runtime was built in, if it exists.
+pub fn runtime_pid() -> Option<u32> {
+    SHARED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|s| s.pid)
+}
+
+/// Runs `future` on the shared runtime and blocks the calling thread until it completes.
+///
+/// Must not be called from a runtime thread (the caller's thread would block a worker).
+pub fn block_on<F>(future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = handle();
+    if Handle::try_current().is_ok() {
+        // Inside some runtime: run on the shared one and wait without blocking this
+        // runtime's scheduler more than necessary.
+        let (tx, rx) = std::sync::mpsc::channel();
+        handle.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        return tokio::task::block_in_place(|| rx.recv().expect("shared runtime task lost"));
+    }
+    handle.block_on(future)
+}
+
+/// Spawns `future` on the shared runtime.
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    handle().spawn(future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_futures_and_names_threads() {
+        let name = block_on(async {
+            tokio::task::spawn(async { std::thread::current().name().map(str::to_owned) })
+                .await
+                .unwrap()
+        });
+        assert_eq!(name.as_deref(), Some("wps-rt"));
+        assert_eq!(runtime_pid(), Some(current_pid()));
+        assert!(!forked_since(current_pid()));
+    }
+}
