@@ -1,1 +1,186 @@
-//! placeholder
+//! A local Azure Web PubSub service emulator.
+//!
+//! Serves the client WebSocket endpoint (`json.webpubsub.azure.v1`,
+//! `json.reliable.webpubsub.azure.v1`, simple WebSocket clients), the data-plane REST API used
+//! by server SDKs, upstream CloudEvents, and a fault-injection API for tests. Start it in
+//! process with [`Emulator::start`] or run the `wps-emulator` binary.
+
+mod auth;
+mod config;
+mod connection;
+mod faults;
+mod filter;
+mod hub;
+mod protocol;
+mod rest;
+mod roles;
+mod router;
+mod service;
+mod session;
+mod upstream;
+
+pub use config::{Config, DEFAULT_ACCESS_KEY};
+pub use faults::ConnectionInfo;
+
+use service::Service;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running emulator.
+pub struct Emulator {
+    svc: Arc<Service>,
+    port: u16,
+    host: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds `config.host:config.port` and serves on the current tokio runtime.
+    pub async fn start(config: Config) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
+        let port = listener.local_addr()?.port();
+        let host = config.host.clone();
+        let endpoint = format!("http://{}:{port}", url_host(&host));
+        let svc = Arc::new(Service::new(
+            &config.access_key,
+            &endpoint,
+            config.upstream.as_deref(),
+            &host,
+        ));
+        let app = router::router(svc.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let r = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = r {
+                log::error!("server error: {e}");
+            }
+        });
+        log::info!("listening on {endpoint}");
+        Ok(Emulator {
+            svc,
+            port,
+            host,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// `http://HOST:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://{}:{}", url_host(&self.host), self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn access_key(&self) -> &str {
+        &self.svc.access_key
+    }
+
+    /// `Endpoint=http://HOST:PORT;AccessKey=KEY;Version=1.0;`
+    pub fn connection_string(&self) -> String {
+        format!(
+            "Endpoint={};AccessKey={};Version=1.0;",
+            self.endpoint(),
+            self.svc.access_key
+        )
+    }
+
+    /// `ws://HOST:PORT/client/hubs/{hub}?access_token=JWT` with the given identity.
+    pub fn client_access_url(
+        &self,
+        hub: &str,
+        user_id: Option<&str>,
+        roles: &[&str],
+        groups: &[&str],
+        ttl: Duration,
+    ) -> String {
+        let endpoint = self.endpoint();
+        let token = auth::client_token(
+            &self.svc.access_key,
+            &endpoint,
+            hub,
+            user_id,
+            roles,
+            groups,
+            ttl,
+        );
+        format!(
+            "ws{}/client/hubs/{hub}?access_token={token}",
+            &endpoint[4..]
+        )
+    }
+
+    /// Bearer JWT (`aud` = `url`) for REST and fault-injection calls.
+    pub fn rest_token(&self, url: &str) -> String {
+        auth::rest_token(&self.svc.access_key, url)
+    }
+
+    /// Connections of a hub (live or within their recovery window).
+    pub fn connections(&self, hub: &str) -> Vec<ConnectionInfo> {
+        faults::connections(&self.svc, hub)
+    }
+
+    /// Cuts the connection's TCP stream without a close frame; a reliable session stays
+    /// recoverable. False when the connection is unknown.
+    pub fn drop_connection(&self, hub: &str, connection_id: &str) -> bool {
+        faults::drop_connection(&self.svc, hub, connection_id)
+    }
+
+    /// Sends a close frame with `code` and `reason`. False when the connection is unknown.
+    pub fn close_connection(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        code: u16,
+        reason: &str,
+    ) -> bool {
+        faults::close_connection(&self.svc, hub, connection_id, code, reason)
+    }
+
+    /// Forgets the session and cuts its transport: the next recovery attempt gets 1008.
+    pub fn expire_connection(&self, hub: &str, connection_id: &str) -> bool {
+        faults::expire_connection(&self.svc, hub, connection_id)
+    }
+
+    /// Stops accepting, cuts every connection and waits for the server task.
+    pub async fn shutdown(mut self) {
+        self.stop_now();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for hub in self.svc.hubs.all() {
+            for s in hub.sessions() {
+                hub.end_session(&s, "Emulator shutting down.", Some(session::Outbound::Cut));
+            }
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+fn url_host(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}

@@ -1,1 +1,125 @@
-fn main() {}
+//! `wps-emulator`: run the Web PubSub emulator from the command line.
+
+use std::io::Write;
+use webpubsub_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY};
+
+const USAGE: &str = "\
+Usage: wps-emulator [--host HOST] [--port PORT] [--access-key KEY] [--upstream URL] [-v]
+
+Local Azure Web PubSub service emulator.
+
+Options:
+  --host HOST         address to listen on (default 127.0.0.1)
+  --port PORT         port to listen on; 0 picks a free port (default 8080)
+  --access-key KEY    access key for tokens and signatures (default: the development key)
+  --upstream URL      upstream event handler URL; may contain {hub} and {event}
+  -v, --verbose       more logging (repeat for debug); or set WPS_EMULATOR_LOG=error|warn|info|debug
+  -h, --help          print this help
+
+The first line on stdout is the connection string:
+  Endpoint=http://HOST:PORT;AccessKey=KEY;Version=1.0;";
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) && r.target().starts_with("webpubsub_emulator") {
+            eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn parse_args() -> Result<(Config, usize), String> {
+    let mut config = Config {
+        port: 8080,
+        ..Config::default()
+    };
+    let mut verbosity = 0;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--host" => config.host = value("--host")?,
+            "--port" => {
+                config.port = value("--port")?
+                    .parse()
+                    .map_err(|_| "invalid --port".to_string())?
+            }
+            "--access-key" => config.access_key = value("--access-key")?,
+            "--upstream" => config.upstream = Some(value("--upstream")?),
+            "-v" | "--verbose" => verbosity += 1,
+            "-vv" => verbosity += 2,
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    if config.access_key.is_empty() {
+        return Err("--access-key must not be empty".into());
+    }
+    Ok((config, verbosity))
+}
+
+fn level(verbosity: usize) -> log::LevelFilter {
+    if let Ok(v) = std::env::var("WPS_EMULATOR_LOG") {
+        if let Ok(l) = v.parse() {
+            return l;
+        }
+    }
+    match verbosity {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let (config, verbosity) = match parse_args() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wps-emulator: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let _ = log::set_logger(&StderrLogger);
+    log::set_max_level(level(verbosity));
+    if config.access_key == DEFAULT_ACCESS_KEY {
+        log::info!("using the built-in development access key");
+    }
+    let emulator = match Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("wps-emulator: cannot listen: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", emulator.connection_string());
+    let _ = out.flush();
+    drop(out);
+    wait_for_signal().await;
+    log::info!("shutting down");
+    emulator.shutdown().await;
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,152 @@
+//! Fault injection: inspect connections, cut transports, close with a chosen code, forget
+//! sessions. Used by tests through the HTTP API (`/_emulator/...`) or the in-process API.
+
+use crate::hub::Hub;
+use crate::rest::{authorize, error_response};
+use crate::service::Service;
+use crate::session::Kind;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// What the emulator knows about one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub connection_id: String,
+    pub user_id: Option<String>,
+    pub groups: Vec<String>,
+    pub subprotocol: Option<String>,
+}
+
+/// Connections of a hub (live or recoverable).
+pub fn connections(svc: &Service, hub: &str) -> Vec<ConnectionInfo> {
+    let Some(h) = svc.hubs.find(hub) else {
+        return Vec::new();
+    };
+    h.sessions()
+        .into_iter()
+        .map(|s| ConnectionInfo {
+            connection_id: s.id.clone(),
+            user_id: s.user_id.clone(),
+            groups: s.group_list(),
+            subprotocol: s.subprotocol.clone(),
+        })
+        .collect()
+}
+
+fn find(svc: &Service, hub: &str, id: &str) -> Option<(Arc<Hub>, Arc<crate::session::Session>)> {
+    let h = svc.hubs.find(hub)?;
+    let s = h.get(id)?;
+    Some((h, s))
+}
+
+/// Cuts the TCP connection without a close frame; the session stays recoverable (reliable).
+pub fn drop_connection(svc: &Service, hub: &str, id: &str) -> bool {
+    let Some((_, s)) = find(svc, hub, id) else {
+        return false;
+    };
+    s.cut_transport();
+    true
+}
+
+/// Sends a close frame with `code`. Codes 1000 and 1008, and non-reliable connections, end the
+/// session; other codes leave a reliable session recoverable.
+pub fn close_connection(svc: &Service, hub: &str, id: &str, code: u16, reason: &str) -> bool {
+    let Some((h, s)) = find(svc, hub, id) else {
+        return false;
+    };
+    if code == 1000 || code == 1008 || s.kind != Kind::JsonReliable {
+        h.end_session(
+            &s,
+            reason,
+            Some(crate::session::Outbound::Close(code, reason.into())),
+        );
+    } else {
+        s.close_transport(code, reason);
+    }
+    true
+}
+
+/// Forgets the session and cuts its transport; the next recovery attempt gets 1008.
+pub fn expire_connection(svc: &Service, hub: &str, id: &str) -> bool {
+    let Some((h, s)) = find(svc, hub, id) else {
+        return false;
+    };
+    h.end_session(&s, "Session expired.", Some(crate::session::Outbound::Cut));
+    true
+}
+
+/// `/_emulator/hubs/{hub}/connections[/{id}/:action]`
+pub fn handle(
+    svc: &Service,
+    method: &Method,
+    segments: &[String],
+    query: &[(String, String)],
+    auth: Option<&str>,
+    path: &str,
+) -> Response {
+    if let Err(r) = authorize(svc, auth, path) {
+        return r;
+    }
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let q = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let not_found = || error_response(StatusCode::NOT_FOUND, "NotFound", "Connection not found.");
+    match (method.as_str(), seg.as_slice()) {
+        ("GET", ["_emulator", "hubs", hub, "connections"]) => {
+            let list: Vec<serde_json::Value> = connections(svc, hub)
+                .into_iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "connectionId": c.connection_id,
+                        "userId": c.user_id,
+                        "groups": c.groups,
+                        "subprotocol": c.subprotocol,
+                    })
+                })
+                .collect();
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                serde_json::Value::Array(list).to_string(),
+            )
+                .into_response()
+        }
+        ("POST", ["_emulator", "hubs", hub, "connections", id, ":drop"]) => {
+            if drop_connection(svc, hub, id) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                not_found()
+            }
+        }
+        ("POST", ["_emulator", "hubs", hub, "connections", id, ":close"]) => {
+            let code = match q("code").map(str::parse::<u16>) {
+                None => 1000,
+                Some(Ok(c)) if (1000..5000).contains(&c) => c,
+                Some(_) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        "Invalid close code.",
+                    )
+                }
+            };
+            if close_connection(svc, hub, id, code, q("reason").unwrap_or("")) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                not_found()
+            }
+        }
+        ("POST", ["_emulator", "hubs", hub, "connections", id, ":expire"]) => {
+            if expire_connection(svc, hub, id) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                not_found()
+            }
+        }
+        _ => error_response(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "Unknown emulator operation.",
+        ),
+    }
+}

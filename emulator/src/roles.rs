@@ -1,0 +1,244 @@
+//! Group permissions: plain roles, group-scoped roles, wildcard group patterns and runtime
+//! grants/revocations.
+
+use std::collections::HashSet;
+
+/// The two group permissions a connection may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    JoinLeaveGroup,
+    SendToGroup,
+}
+
+impl Permission {
+    /// Parses the REST path value (`joinLeaveGroup`, `sendToGroup`, case-insensitive).
+    pub fn parse(s: &str) -> Option<Permission> {
+        match s.to_ascii_lowercase().as_str() {
+            "joinleavegroup" => Some(Permission::JoinLeaveGroup),
+            "sendtogroup" => Some(Permission::SendToGroup),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Grants {
+    all: bool,
+    groups: HashSet<String>,
+    patterns: Vec<Pattern>,
+    denied: HashSet<String>,
+}
+
+impl Grants {
+    fn allows(&self, group: &str) -> bool {
+        if self.denied.contains(group) {
+            return false;
+        }
+        self.all || self.groups.contains(group) || self.patterns.iter().any(|p| p.matches(group))
+    }
+}
+
+/// Permissions of one connection.
+#[derive(Debug, Default, Clone)]
+pub struct Permissions {
+    join: Grants,
+    send: Grants,
+}
+
+impl Permissions {
+    /// Builds permissions from role strings; unknown roles are ignored.
+    pub fn from_roles<S: AsRef<str>>(roles: &[S]) -> Permissions {
+        let mut p = Permissions::default();
+        for role in roles {
+            let role = role.as_ref();
+            if role == "webpubsub.joinLeaveGroup" {
+                p.join.all = true;
+            } else if role == "webpubsub.sendToGroup" {
+                p.send.all = true;
+            } else if let Some(g) = role.strip_prefix("webpubsub.joinLeaveGroup.") {
+                p.join.groups.insert(g.to_string());
+            } else if let Some(g) = role.strip_prefix("webpubsub.sendToGroup.") {
+                p.send.groups.insert(g.to_string());
+            } else if let Some(pat) = role.strip_prefix("webpubsub.joinLeaveGroups.") {
+                if let Some(pat) = Pattern::parse(pat) {
+                    p.join.patterns.push(pat);
+                }
+            } else if let Some(pat) = role.strip_prefix("webpubsub.sendToGroups.") {
+                if let Some(pat) = Pattern::parse(pat) {
+                    p.send.patterns.push(pat);
+                }
+            }
+        }
+        p
+    }
+
+    fn grants(&self, perm: Permission) -> &Grants {
+        match perm {
+            Permission::JoinLeaveGroup => &self.join,
+            Permission::SendToGroup => &self.send,
+        }
+    }
+
+    fn grants_mut(&mut self, perm: Permission) -> &mut Grants {
+        match perm {
+            Permission::JoinLeaveGroup => &mut self.join,
+            Permission::SendToGroup => &mut self.send,
+        }
+    }
+
+    /// Whether the connection may use `perm` on `group`.
+    pub fn allows(&self, perm: Permission, group: &str) -> bool {
+        self.grants(perm).allows(group)
+    }
+
+    /// REST CheckPermission: without a target, only an all-groups grant counts.
+    pub fn check(&self, perm: Permission, target: Option<&str>) -> bool {
+        match target {
+            Some(g) => self.allows(perm, g),
+            None => {
+                let g = self.grants(perm);
+                g.all && g.denied.is_empty()
+            }
+        }
+    }
+
+    /// REST GrantPermission.
+    pub fn grant(&mut self, perm: Permission, target: Option<&str>) {
+        let g = self.grants_mut(perm);
+        match target {
+            Some(t) => {
+                g.denied.remove(t);
+                g.groups.insert(t.to_string());
+            }
+            None => {
+                g.all = true;
+                g.denied.clear();
+            }
+        }
+    }
+
+    /// REST RevokePermission: without a target every grant of that kind is removed.
+    pub fn revoke(&mut self, perm: Permission, target: Option<&str>) {
+        let g = self.grants_mut(perm);
+        match target {
+            Some(t) => {
+                g.groups.remove(t);
+                g.denied.insert(t.to_string());
+            }
+            None => *g = Grants::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Char(char),
+    One,
+    Star,
+    DoubleStar,
+}
+
+/// A wildcard group pattern: `?` one char except `.`, `*` any run without `.`, `**` any run,
+/// `\` escapes; at most five `*`.
+#[derive(Debug, Clone)]
+pub struct Pattern(Vec<Token>);
+
+impl Pattern {
+    /// Parses a pattern; `None` when it is invalid (trailing `\`, more than five `*`).
+    pub fn parse(s: &str) -> Option<Pattern> {
+        let mut tokens = Vec::new();
+        let mut chars = s.chars().peekable();
+        let mut stars = 0;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => tokens.push(Token::Char(chars.next()?)),
+                '?' => tokens.push(Token::One),
+                '*' => {
+                    if chars.peek() == Some(&'*') {
+                        chars.next();
+                        stars += 2;
+                        tokens.push(Token::DoubleStar);
+                    } else {
+                        stars += 1;
+                        tokens.push(Token::Star);
+                    }
+                }
+                c => tokens.push(Token::Char(c)),
+            }
+        }
+        if stars > 5 || tokens.is_empty() {
+            return None;
+        }
+        Some(Pattern(tokens))
+    }
+
+    /// Whether `group` matches (case-sensitive).
+    pub fn matches(&self, group: &str) -> bool {
+        let chars: Vec<char> = group.chars().collect();
+        match_from(&self.0, &chars)
+    }
+}
+
+fn match_from(p: &[Token], s: &[char]) -> bool {
+    match p.first() {
+        None => s.is_empty(),
+        Some(Token::Char(c)) => s.first() == Some(c) && match_from(&p[1..], &s[1..]),
+        Some(Token::One) => {
+            matches!(s.first(), Some(c) if *c != '.') && match_from(&p[1..], &s[1..])
+        }
+        Some(Token::Star) => {
+            let mut i = 0;
+            loop {
+                if match_from(&p[1..], &s[i..]) {
+                    return true;
+                }
+                if i >= s.len() || s[i] == '.' {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        Some(Token::DoubleStar) => (0..=s.len()).any(|i| match_from(&p[1..], &s[i..])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_examples_from_the_docs() {
+        let p = Pattern::parse("chat-*").unwrap();
+        assert!(p.matches("chat-1"));
+        assert!(!p.matches("chat.1"));
+        assert!(!p.matches("chat-1.x"));
+        let p = Pattern::parse("clientA.**").unwrap();
+        assert!(p.matches("clientA.alpha.room1"));
+        assert!(!p.matches("clientB.alpha"));
+        let p = Pattern::parse(r"literal\*star").unwrap();
+        assert!(p.matches("literal*star"));
+        assert!(!p.matches("literalXstar"));
+        let p = Pattern::parse("room?").unwrap();
+        assert!(p.matches("room1") && !p.matches("room.") && !p.matches("room12"));
+        assert!(Pattern::parse("*.*.*.*.*.*").is_none());
+    }
+
+    #[test]
+    fn role_kinds() {
+        let p = Permissions::from_roles(&[
+            "webpubsub.joinLeaveGroup.g1",
+            "webpubsub.sendToGroups.news-*",
+        ]);
+        assert!(p.allows(Permission::JoinLeaveGroup, "g1"));
+        assert!(!p.allows(Permission::JoinLeaveGroup, "g2"));
+        assert!(p.allows(Permission::SendToGroup, "news-1"));
+        assert!(!p.allows(Permission::SendToGroup, "g1"));
+        let mut p = Permissions::from_roles(&["webpubsub.sendToGroup"]);
+        assert!(p.check(Permission::SendToGroup, None));
+        p.revoke(Permission::SendToGroup, Some("g"));
+        assert!(!p.allows(Permission::SendToGroup, "g"));
+        assert!(p.allows(Permission::SendToGroup, "h"));
+        p.revoke(Permission::SendToGroup, None);
+        assert!(!p.allows(Permission::SendToGroup, "h"));
+    }
+}

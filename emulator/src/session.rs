@@ -1,0 +1,332 @@
+//! One logical client connection: identity, groups, permissions, and (on the reliable
+//! subprotocol) sequence ids, the replay buffer and the ackId dedupe cache. A session outlives
+//! its transport while it is recoverable.
+
+use crate::protocol::{self, Origin, Payload};
+use crate::roles::Permissions;
+use axum::extract::ws::Utf8Bytes;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Unacknowledged messages kept for recovery before the connection is closed.
+pub const MAX_BUFFERED_MESSAGES: usize = 1000;
+/// Unacknowledged bytes kept for recovery before the connection is closed.
+pub const MAX_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
+
+/// What simple (no subprotocol) clients do with their frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimpleMode {
+    SendEvent,
+    SendToGroup { group: String, no_echo: bool },
+}
+
+/// The connection's protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Simple(SimpleMode),
+    Json,
+    JsonReliable,
+}
+
+/// A command for a connection's writer.
+#[derive(Debug)]
+pub enum Outbound {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+    /// Send a close frame with this code and reason, then end the transport.
+    Close(u16, String),
+    /// Cut the TCP connection without a close frame.
+    Cut,
+}
+
+/// A data message encoded once for every receiver.
+pub struct Delivery {
+    json: Utf8Bytes,
+    raw: RawFrame,
+}
+
+enum RawFrame {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+impl Delivery {
+    /// Encodes `data` as a `message` from `origin`.
+    pub fn new(origin: &Origin<'_>, data: &Payload) -> Delivery {
+        let json = Utf8Bytes::from(protocol::encode_message(origin, data));
+        let raw = match data {
+            Payload::Text(s) | Payload::Json(s) => RawFrame::Text(Utf8Bytes::from(s.as_str())),
+            Payload::Binary(b) | Payload::Protobuf(b) => RawFrame::Binary(b.clone()),
+        };
+        Delivery { json, raw }
+    }
+}
+
+struct Transport {
+    tx: UnboundedSender<Outbound>,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct State {
+    transport: Option<Transport>,
+    generation: u64,
+    next_sequence_id: u64,
+    buffer: VecDeque<(u64, Utf8Bytes)>,
+    buffered_bytes: usize,
+    ack_ids: HashSet<u64>,
+    ended: bool,
+}
+
+/// Result of offering a data message to a session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeliverOutcome {
+    Delivered,
+    /// The reliable buffer overflowed: the session was closed with 1008 and must be removed.
+    Overflow,
+}
+
+/// One logical connection.
+pub struct Session {
+    pub id: String,
+    pub hub: String,
+    pub user_id: Option<String>,
+    pub kind: Kind,
+    /// Subprotocol echoed in the handshake.
+    pub subprotocol: Option<String>,
+    pub reconnection_token: Option<String>,
+    pub groups: Mutex<BTreeSet<String>>,
+    pub permissions: Mutex<Permissions>,
+    /// `ce-connectionState` set by upstream handlers.
+    pub connection_state: Mutex<Option<String>>,
+    state: Mutex<State>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A random URL-safe id of `bytes` random bytes.
+pub fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+impl Session {
+    pub fn new(
+        id: String,
+        hub: &str,
+        user_id: Option<String>,
+        kind: Kind,
+        subprotocol: Option<String>,
+        permissions: Permissions,
+    ) -> Session {
+        let reliable = kind == Kind::JsonReliable;
+        Session {
+            id,
+            hub: hub.to_string(),
+            user_id,
+            kind,
+            subprotocol,
+            reconnection_token: reliable.then(|| random_id(32)),
+            groups: Mutex::new(BTreeSet::new()),
+            permissions: Mutex::new(permissions),
+            connection_state: Mutex::new(None),
+            state: Mutex::new(State {
+                next_sequence_id: 1,
+                ..State::default()
+            }),
+        }
+    }
+
+    pub fn is_reliable(&self) -> bool {
+        self.kind == Kind::JsonReliable
+    }
+
+    pub fn is_simple(&self) -> bool {
+        matches!(self.kind, Kind::Simple(_))
+    }
+
+    /// The `connected` frame for this session.
+    pub fn connected_frame(&self) -> String {
+        protocol::encode_connected(
+            &self.id,
+            self.user_id.as_deref(),
+            self.reconnection_token.as_deref(),
+        )
+    }
+
+    /// Installs a new transport, replacing (cutting) any previous one. The `connected` frame
+    /// goes first, then (reliable) every unacknowledged message in order. `None` when the
+    /// session has ended.
+    pub fn attach(&self, tx: UnboundedSender<Outbound>) -> Option<u64> {
+        let mut st = lock(&self.state);
+        if st.ended {
+            return None;
+        }
+        st.generation += 1;
+        let generation = st.generation;
+        if let Some(old) = st.transport.take() {
+            let _ = old.tx.send(Outbound::Cut);
+        }
+        if !self.is_simple() {
+            let _ = tx.send(Outbound::Text(Utf8Bytes::from(self.connected_frame())));
+        }
+        for (_, frame) in &st.buffer {
+            let _ = tx.send(Outbound::Text(frame.clone()));
+        }
+        st.transport = Some(Transport { tx, generation });
+        Some(generation)
+    }
+
+    /// Removes the transport if it is still `generation`; true when it was current.
+    pub fn detach(&self, generation: u64) -> bool {
+        let mut st = lock(&self.state);
+        match &st.transport {
+            Some(t) if t.generation == generation => {
+                st.transport = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a transport is attached.
+    pub fn is_attached(&self) -> bool {
+        lock(&self.state).transport.is_some()
+    }
+
+    /// Current transport generation (changes on every attach).
+    pub fn generation(&self) -> u64 {
+        lock(&self.state).generation
+    }
+
+    pub fn is_ended(&self) -> bool {
+        lock(&self.state).ended
+    }
+
+    /// Marks the session ended; true if it was not already. Sends `last` to the transport
+    /// (if any) and forgets it.
+    pub fn end(&self, last: Option<Outbound>) -> bool {
+        let mut st = lock(&self.state);
+        let first = !st.ended;
+        st.ended = true;
+        st.buffer.clear();
+        st.buffered_bytes = 0;
+        if let Some(t) = st.transport.take() {
+            if let Some(o) = last {
+                let _ = t.tx.send(o);
+            }
+        }
+        first
+    }
+
+    /// Sends a control frame (ack, pong, system) now; not buffered, no sequence id.
+    pub fn send_control(&self, frame: Outbound) {
+        let st = lock(&self.state);
+        if let Some(t) = &st.transport {
+            let _ = t.tx.send(frame);
+        }
+    }
+
+    /// Sends a close frame through the current transport (the session itself is untouched).
+    pub fn close_transport(&self, code: u16, reason: &str) -> bool {
+        let mut st = lock(&self.state);
+        match st.transport.take() {
+            Some(t) => t.tx.send(Outbound::Close(code, reason.to_string())).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Cuts the current transport without a close frame.
+    pub fn cut_transport(&self) -> bool {
+        let mut st = lock(&self.state);
+        match st.transport.take() {
+            Some(t) => t.tx.send(Outbound::Cut).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Offers a data message; reliable sessions number and buffer it.
+    pub fn deliver(&self, d: &Delivery) -> DeliverOutcome {
+        let mut st = lock(&self.state);
+        if st.ended {
+            return DeliverOutcome::Delivered;
+        }
+        match &self.kind {
+            Kind::JsonReliable => {
+                let seq = st.next_sequence_id;
+                st.next_sequence_id += 1;
+                let frame = Utf8Bytes::from(protocol::with_sequence_id(d.json.as_str(), seq));
+                st.buffered_bytes += frame.len();
+                st.buffer.push_back((seq, frame.clone()));
+                if st.buffer.len() > MAX_BUFFERED_MESSAGES || st.buffered_bytes > MAX_BUFFERED_BYTES
+                {
+                    st.ended = true;
+                    st.buffer.clear();
+                    st.buffered_bytes = 0;
+                    if let Some(t) = st.transport.take() {
+                        let _ = t.tx.send(Outbound::Text(Utf8Bytes::from(
+                            protocol::encode_disconnected("Reliable message buffer overflowed"),
+                        )));
+                        let _ = t.tx.send(Outbound::Close(1008, "buffer overflow".into()));
+                    }
+                    return DeliverOutcome::Overflow;
+                }
+                if let Some(t) = &st.transport {
+                    let _ = t.tx.send(Outbound::Text(frame));
+                }
+            }
+            Kind::Json => {
+                if let Some(t) = &st.transport {
+                    let _ = t.tx.send(Outbound::Text(d.json.clone()));
+                }
+            }
+            Kind::Simple(_) => {
+                if let Some(t) = &st.transport {
+                    let _ = t.tx.send(match &d.raw {
+                        RawFrame::Text(s) => Outbound::Text(s.clone()),
+                        RawFrame::Binary(b) => Outbound::Binary(b.clone()),
+                    });
+                }
+            }
+        }
+        DeliverOutcome::Delivered
+    }
+
+    /// Cumulative `sequenceAck`: drops every buffered message up to `sequence_id`.
+    pub fn sequence_ack(&self, sequence_id: u64) {
+        let mut st = lock(&self.state);
+        while let Some((seq, frame)) = st.buffer.front() {
+            if *seq > sequence_id {
+                break;
+            }
+            let len = frame.len();
+            st.buffer.pop_front();
+            st.buffered_bytes -= len;
+        }
+    }
+
+    /// Whether `ack_id` already succeeded on this session.
+    pub fn is_duplicate(&self, ack_id: u64) -> bool {
+        lock(&self.state).ack_ids.contains(&ack_id)
+    }
+
+    /// Records a successfully executed `ack_id`.
+    pub fn remember_ack(&self, ack_id: u64) {
+        lock(&self.state).ack_ids.insert(ack_id);
+    }
+
+    pub fn group_list(&self) -> Vec<String> {
+        lock(&self.groups).iter().cloned().collect()
+    }
+
+    pub fn permissions(&self) -> MutexGuard<'_, Permissions> {
+        lock(&self.permissions)
+    }
+}

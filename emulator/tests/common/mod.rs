@@ -1,0 +1,213 @@
+//! Helpers for the emulator's integration tests: WebSocket clients with deadlines and a small
+//! HTTP client for the REST and fault-injection APIs.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use webpubsub_emulator::{Config, Emulator};
+
+pub const DEADLINE: Duration = Duration::from_secs(5);
+pub const RELIABLE: &str = "json.reliable.webpubsub.azure.v1";
+pub const JSON: &str = "json.webpubsub.azure.v1";
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub async fn emulator() -> Emulator {
+    Emulator::start(Config::default())
+        .await
+        .expect("emulator starts")
+}
+
+/// Opens a WebSocket offering `protocols`; returns the stream and the echoed subprotocol.
+pub async fn try_connect(
+    url: &str,
+    protocols: &[&str],
+) -> Result<(Ws, Option<String>), tungstenite::Error> {
+    let mut req = url.into_client_request()?;
+    if !protocols.is_empty() {
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            protocols.join(", ").parse().unwrap(),
+        );
+    }
+    let (ws, resp) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(req))
+        .await
+        .expect("handshake within deadline")?;
+    let p = resp
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_string());
+    Ok((ws, p))
+}
+
+pub async fn connect(url: &str, protocol: &str) -> Ws {
+    try_connect(url, &[protocol]).await.expect("connects").0
+}
+
+/// Connects and reads the `connected` frame.
+pub async fn connect_pubsub(url: &str, protocol: &str) -> (Ws, Value) {
+    let mut ws = connect(url, protocol).await;
+    let c = recv_json(&mut ws).await;
+    assert_eq!(c["event"], "connected", "{c}");
+    (ws, c)
+}
+
+/// Next data frame (text or binary), skipping control frames.
+pub async fn recv(ws: &mut Ws) -> Message {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(m)) => return m,
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("frame within deadline")
+}
+
+pub async fn recv_json(ws: &mut Ws) -> Value {
+    match recv(ws).await {
+        Message::Text(t) => serde_json::from_str(t.as_str()).expect("valid JSON frame"),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// Reads frames until one satisfies `pred`; panics at the deadline.
+pub async fn recv_until(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let v = recv_json(ws).await;
+        if pred(&v) {
+            return v;
+        }
+    }
+}
+
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+pub async fn send_text(ws: &mut Ws, s: &str) {
+    ws.send(Message::text(s.to_string())).await.expect("send");
+}
+
+/// Waits for the connection to end; returns the close code (1006 when no close frame came).
+pub async fn expect_close(ws: &mut Ws) -> u16 {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => {
+                    return f.map(|f| u16::from(f.code)).unwrap_or(1005);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return 1006,
+            }
+        }
+    })
+    .await
+    .expect("close within deadline")
+}
+
+/// Like [`expect_close`] but also returns the data frames seen before the close.
+pub async fn frames_until_close(ws: &mut Ws) -> (Vec<Value>, u16) {
+    let mut seen = Vec::new();
+    let code = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)).unwrap_or(1005),
+                Some(Ok(Message::Text(t))) => seen.push(serde_json::from_str(t.as_str()).unwrap()),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return 1006,
+            }
+        }
+    })
+    .await
+    .expect("close within deadline");
+    (seen, code)
+}
+
+pub async fn close_normal(ws: &mut Ws) {
+    let _ = ws
+        .close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }))
+        .await;
+}
+
+pub async fn join(ws: &mut Ws, group: &str, ack_id: u64) -> Value {
+    send(ws, json!({"type":"joinGroup","group":group,"ackId":ack_id})).await;
+    recv_until(ws, |v| v["type"] == "ack" && v["ackId"] == ack_id).await
+}
+
+/// An HTTP response.
+pub struct Resp {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// Sends an HTTP request; `auth` adds a REST bearer token for the URL.
+pub async fn http(
+    emu: &Emulator,
+    method: &str,
+    path_and_query: &str,
+    auth: bool,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Resp {
+    let url = format!("{}{}", emu.endpoint(), path_and_query);
+    let mut req = hyper::Request::builder().method(method).uri(&url);
+    if auth {
+        req = req.header("authorization", format!("Bearer {}", emu.rest_token(&url)));
+    }
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let resp = tokio::time::timeout(DEADLINE, client.request(req))
+        .await
+        .expect("response within deadline")
+        .expect("HTTP request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Raw HTTP/1.1 request over a TcpStream, for handshake checks; returns the status code.
+pub async fn raw_status(emu: &Emulator, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(("127.0.0.1", emu.port())).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
