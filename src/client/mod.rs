@@ -1,19 +1,34 @@
 //! The client engine and its public API.
 
+mod ack;
+mod actor;
+mod command;
 pub mod event;
+mod groups;
+mod invoke;
+mod keepalive;
 pub mod options;
 pub mod retry;
+mod sequence;
+pub mod state;
+mod transport;
+pub mod url;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::error::Error;
-use crate::protocol::Payload;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
 
+use crate::error::Error;
+use crate::protocol::{Codec, EncodeError, Frame, JsonCodec, Payload, Request};
+
+use command::{Command, Outbound, OutboundKind};
 pub use event::{ClientId, Event, EventHandler};
 pub use options::{ClientOptions, Protocol};
 pub use retry::{RetryMode, RetryPolicy};
+pub use state::ConnectionState;
 
 /// Where the client access URL comes from.
 #[derive(Clone)]
@@ -57,7 +72,29 @@ pub struct AckOk {
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A Web PubSub client. Cheap to clone; all clones drive the same connection.
+/// State the engine task publishes and the handles read.
+pub(crate) struct Shared {
+    pub(crate) state: watch::Sender<ConnectionState>,
+    pub(crate) connection_id: Mutex<Option<String>>,
+    pub(crate) groups: groups::GroupRegistry,
+    next_ack_id: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.next_ack_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+pub(crate) fn frame_to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Text(t) => Message::Text(t.into()),
+        Frame::Binary(b) => Message::Binary(b.into()),
+    }
+}
+
+/// A Web PubSub client. Cheap to clone; all clones drive the same connection. The engine task
+/// ends when the last clone is dropped (closing the connection).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -65,29 +102,50 @@ pub struct Client {
 
 struct Inner {
     id: ClientId,
-    next_ack_id: AtomicU64,
-    #[allow(dead_code)]
-    credential: Credential,
-    #[allow(dead_code)]
+    pid: u32,
     options: ClientOptions,
-    #[allow(dead_code)]
-    handler: Arc<dyn EventHandler>,
+    codec: JsonCodec,
+    shared: Arc<Shared>,
+    cmd_tx: mpsc::UnboundedSender<Command>,
+    next_invocation_id: AtomicU64,
 }
 
 impl Client {
     /// A client that reports events to `handler`. Nothing connects until [`Client::start`].
+    /// The engine task runs on the shared runtime ([`crate::runtime`]).
     pub fn new(
         credential: Credential,
         options: ClientOptions,
         handler: Arc<dyn EventHandler>,
     ) -> Client {
+        let id = ClientId(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed));
+        let (state, _) = watch::channel(ConnectionState::Stopped);
+        let shared = Arc::new(Shared {
+            state,
+            connection_id: Mutex::new(None),
+            groups: groups::GroupRegistry::default(),
+            next_ack_id: AtomicU64::new(1),
+        });
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let codec = JsonCodec::new(options.protocol.is_reliable());
+        let actor = actor::Actor::new(
+            id,
+            credential,
+            options.clone(),
+            handler,
+            shared.clone(),
+            cmd_rx,
+        );
+        crate::runtime::spawn(actor.run());
         Client {
             inner: Arc::new(Inner {
-                id: ClientId(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed)),
-                next_ack_id: AtomicU64::new(1),
-                credential,
+                id,
+                pid: crate::runtime::current_pid(),
                 options,
-                handler,
+                codec,
+                shared,
+                cmd_tx,
+                next_invocation_id: AtomicU64::new(1),
             }),
         }
     }
@@ -107,74 +165,287 @@ impl Client {
         self.inner.id
     }
 
-    /// Connects; resolves when the socket is open and the `connected` message arrived.
-    pub async fn start(&self) -> Result<(), Error> {
-        Err(Error::NotConnected { ack_id: None })
+    /// The options the client was created with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
     }
 
-    /// Stops: cancels recovery, reconnects and pending operations, closes with 1000, then
-    /// reports `Disconnected` and `Stopped`. Idempotent.
+    /// The current state of the connection state machine.
+    pub fn state(&self) -> ConnectionState {
+        *self.inner.shared.state.borrow()
+    }
+
+    fn check_process(&self) -> Result<(), Error> {
+        if crate::runtime::forked_since(self.inner.pid) {
+            return Err(Error::connection(
+                "this client was created before the process forked and cannot be used",
+            ));
+        }
+        Ok(())
+    }
+
+    fn command(&self, cmd: Command) -> Result<(), Error> {
+        self.inner
+            .cmd_tx
+            .send(cmd)
+            .map_err(|_| Error::Stopped { ack_id: None })
+    }
+
+    /// Connects; resolves when the socket is open and the `connected` message arrived (at most
+    /// `start_timeout`). A failed first connection attempt is returned, not retried.
+    /// `AlreadyStarted` if a session is running.
+    pub async fn start(&self) -> Result<(), Error> {
+        self.check_process()?;
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Start(tx))?;
+        rx.await.unwrap_or(Err(Error::Stopped { ack_id: None }))
+    }
+
+    /// Stops: cancels recovery, reconnects and pending operations (they fail with `Stopped`),
+    /// closes with 1000, then reports `Disconnected` and `Stopped`. Idempotent.
     pub async fn stop(&self) -> Result<(), Error> {
+        self.check_process()?;
+        let (tx, rx) = oneshot::channel();
+        if self.command(Command::Stop(tx)).is_err() {
+            return Ok(());
+        }
+        let _ = rx.await;
         Ok(())
     }
 
     /// Whether a connection is currently established (not recovering).
     pub fn is_connected(&self) -> bool {
-        false
+        self.state() == ConnectionState::Connected
     }
 
     /// The current connection id, if connected.
     pub fn connection_id(&self) -> Option<String> {
-        None
+        self.inner
+            .shared
+            .connection_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Allocates a fresh ack id.
     pub fn next_ack_id(&self) -> u64 {
-        self.inner.next_ack_id.fetch_add(1, Ordering::Relaxed)
+        self.inner.shared.next_ack_id()
     }
 
-    /// Joins a group; acked.
+    fn encode(&self, request: &Request<'_>) -> Result<Message, Error> {
+        let frame = self.inner.codec.encode(request).map_err(|e| match e {
+            EncodeError::InvalidPayload(m) | EncodeError::Unsupported(m) => {
+                Error::InvalidArgument(m)
+            }
+        })?;
+        let size = match &frame {
+            Frame::Text(t) => t.len(),
+            Frame::Binary(b) => b.len(),
+        };
+        let limit = self.inner.options.max_message_size;
+        if size > limit {
+            return Err(Error::PayloadTooLarge { size, limit });
+        }
+        Ok(frame_to_message(frame))
+    }
+
+    /// Sends an acked operation, retrying per `message_retry` with the same ack id.
+    async fn acked(&self, ack_id: u64, frame: Message) -> Result<AckOk, Error> {
+        let mut backoff = retry::Backoff::new(self.inner.options.message_retry.clone());
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.command(Command::Send(Outbound {
+                frame: frame.clone(),
+                kind: OutboundKind::Acked { ack_id, reply: tx },
+            }))
+            .map_err(|e| e.with_ack_id(ack_id))?;
+            let result = match tokio::time::timeout(self.inner.options.ack_timeout, rx).await {
+                Err(_) => Err(Error::Timeout {
+                    ack_id: Some(ack_id),
+                }),
+                Ok(Err(_)) => Err(Error::Stopped {
+                    ack_id: Some(ack_id),
+                }),
+                Ok(Ok(r)) => r,
+            };
+            let error = match result {
+                Ok(ok) => return Ok(ok),
+                Err(e) => e.with_ack_id(ack_id),
+            };
+            let retryable = matches!(
+                error,
+                Error::Ack { .. } | Error::Timeout { .. } | Error::Connection { .. }
+            );
+            let delay = match backoff.next_delay() {
+                Some(d) if retryable => d,
+                _ => return Err(error),
+            };
+            crate::wps_log!(
+                Info,
+                "client {}: retrying ack id {} in {:?} after: {}",
+                self.inner.id.0,
+                ack_id,
+                delay,
+                error
+            );
+            let mut state = self.inner.shared.state.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = state.wait_for(|s| *s == ConnectionState::Stopped) => {
+                    return Err(Error::Stopped { ack_id: Some(ack_id) });
+                }
+            }
+        }
+    }
+
+    /// Writes a frame without an ack; resolves once it is flushed to the socket.
+    async fn fire_and_forget(&self, frame: Message) -> Result<AckOk, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Send(Outbound {
+            frame,
+            kind: OutboundKind::FireAndForget { reply: tx },
+        }))?;
+        match tokio::time::timeout(self.inner.options.ack_timeout, rx).await {
+            Err(_) => Err(Error::Timeout { ack_id: None }),
+            Ok(Err(_)) => Err(Error::Stopped { ack_id: None }),
+            Ok(Ok(r)) => r.map(|()| AckOk {
+                ack_id: 0,
+                duplicated: false,
+            }),
+        }
+    }
+
+    /// Joins a group; acked. The group is rejoined after a reconnect once this succeeded.
     pub async fn join_group(&self, group: &str, ack_id: Option<u64>) -> Result<AckOk, Error> {
-        let _ = (group, ack_id);
-        Err(Error::NotConnected { ack_id: None })
+        self.check_process()?;
+        check_name("group", group)?;
+        let id = ack_id.unwrap_or_else(|| self.next_ack_id());
+        let frame = self.encode(&Request::JoinGroup {
+            group,
+            ack_id: Some(id),
+        })?;
+        let ok = self.acked(id, frame).await?;
+        self.inner.shared.groups.joined(group);
+        Ok(ok)
     }
 
     /// Leaves a group; acked.
     pub async fn leave_group(&self, group: &str, ack_id: Option<u64>) -> Result<AckOk, Error> {
-        let _ = (group, ack_id);
-        Err(Error::NotConnected { ack_id: None })
+        self.check_process()?;
+        check_name("group", group)?;
+        let id = ack_id.unwrap_or_else(|| self.next_ack_id());
+        let frame = self.encode(&Request::LeaveGroup {
+            group,
+            ack_id: Some(id),
+        })?;
+        let ok = self.acked(id, frame).await?;
+        self.inner.shared.groups.left(group);
+        Ok(ok)
     }
 
-    /// Sends a message to a group.
+    /// Sends a message to a group (acked unless `fire_and_forget`).
     pub async fn send_to_group(
         &self,
         group: &str,
         payload: Payload,
         opts: SendOptions,
     ) -> Result<AckOk, Error> {
-        let _ = (group, payload, opts);
-        Err(Error::NotConnected { ack_id: None })
+        self.check_process()?;
+        check_name("group", group)?;
+        if opts.fire_and_forget {
+            let frame = self.encode(&Request::SendToGroup {
+                group,
+                payload: &payload,
+                ack_id: None,
+                no_echo: opts.no_echo,
+            })?;
+            return self.fire_and_forget(frame).await;
+        }
+        let id = opts.ack_id.unwrap_or_else(|| self.next_ack_id());
+        let frame = self.encode(&Request::SendToGroup {
+            group,
+            payload: &payload,
+            ack_id: Some(id),
+            no_echo: opts.no_echo,
+        })?;
+        self.acked(id, frame).await
     }
 
-    /// Sends a custom event to the upstream.
+    /// Sends a custom event to the upstream (acked unless `fire_and_forget`).
     pub async fn send_event(
         &self,
         event: &str,
         payload: Payload,
         opts: SendOptions,
     ) -> Result<AckOk, Error> {
-        let _ = (event, payload, opts);
-        Err(Error::NotConnected { ack_id: None })
+        self.check_process()?;
+        check_name("event", event)?;
+        if opts.fire_and_forget {
+            let frame = self.encode(&Request::Event {
+                event,
+                payload: &payload,
+                ack_id: None,
+            })?;
+            return self.fire_and_forget(frame).await;
+        }
+        let id = opts.ack_id.unwrap_or_else(|| self.next_ack_id());
+        let frame = self.encode(&Request::Event {
+            event,
+            payload: &payload,
+            ack_id: Some(id),
+        })?;
+        self.acked(id, frame).await
     }
 
-    /// Invokes an upstream event and waits for its response.
+    /// Invokes an upstream event and waits for its response (`timeout` defaults to
+    /// `ack_timeout`). On timeout a `cancelInvocation` is sent. Not retried.
     pub async fn invoke_event(
         &self,
         event: &str,
         payload: Payload,
         timeout: Option<Duration>,
     ) -> Result<Payload, Error> {
-        let _ = (event, payload, timeout);
-        Err(Error::NotConnected { ack_id: None })
+        self.check_process()?;
+        check_name("event", event)?;
+        let id = self
+            .inner
+            .next_invocation_id
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string();
+        let frame = self.encode(&Request::Invoke {
+            invocation_id: &id,
+            event,
+            payload: Some(&payload),
+        })?;
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Invoke {
+            id: id.clone(),
+            frame,
+            reply: tx,
+        })?;
+        let wait = timeout.unwrap_or(self.inner.options.ack_timeout);
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Stopped { ack_id: None }),
+            Err(_) => {
+                if let Ok(cancel) = self.encode(&Request::CancelInvocation { invocation_id: &id }) {
+                    let _ = self.command(Command::CancelInvoke { id, frame: cancel });
+                }
+                Err(Error::Timeout { ack_id: None })
+            }
+        }
     }
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), Error> {
+    if name.trim().is_empty() {
+        return Err(Error::InvalidArgument(format!("the {what} name is empty")));
+    }
+    if name.len() > 1024 {
+        return Err(Error::InvalidArgument(format!(
+            "the {what} name is longer than 1024 bytes"
+        )));
+    }
+    Ok(())
 }

@@ -1,13 +1,334 @@
+//! Test vectors from the protocol reference and the official SDKs' unit tests.
+
 use super::*;
+use serde_json::{json, Value};
+
+fn enc(r: Request<'_>) -> Value {
+    let text = encode(&r).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
 
 #[test]
-fn placeholder_decodes_ack() {
+fn join_and_leave_with_and_without_ack_id() {
     assert_eq!(
-        decode(r#"{"type":"ack","ackId":1,"success":true}"#).unwrap(),
+        encode(&Request::JoinGroup {
+            group: "group",
+            ack_id: None
+        })
+        .unwrap(),
+        r#"{"type":"joinGroup","group":"group"}"#
+    );
+    assert_eq!(
+        enc(Request::JoinGroup {
+            group: "group",
+            ack_id: Some(44133)
+        }),
+        json!({"type":"joinGroup","group":"group","ackId":44133})
+    );
+    assert_eq!(
+        enc(Request::LeaveGroup {
+            group: "group",
+            ack_id: Some(12345)
+        }),
+        json!({"type":"leaveGroup","group":"group","ackId":12345})
+    );
+    assert_eq!(
+        enc(Request::JoinGroup {
+            group: "g",
+            ack_id: Some(0)
+        }),
+        json!({"type":"joinGroup","group":"g","ackId":0}),
+        "0 is a valid ack id"
+    );
+    assert_eq!(
+        enc(Request::JoinGroup {
+            group: "g",
+            ack_id: Some(u64::MAX)
+        })["ackId"],
+        json!(u64::MAX)
+    );
+}
+
+#[test]
+fn send_to_group_each_data_type() {
+    let text = Payload::text("xyz");
+    assert_eq!(
+        enc(Request::SendToGroup {
+            group: "group",
+            payload: &text,
+            ack_id: None,
+            no_echo: true
+        }),
+        json!({"type":"sendToGroup","group":"group","dataType":"text","data":"xyz","noEcho":true})
+    );
+    let j = Payload::json(r#" {"value":"xyz"} "#);
+    assert_eq!(
+        enc(Request::SendToGroup {
+            group: "group",
+            payload: &j,
+            ack_id: Some(2),
+            no_echo: false
+        }),
+        json!({"type":"sendToGroup","group":"group","ackId":2,"dataType":"json","data":{"value":"xyz"},"noEcho":false})
+    );
+    let b = Payload::binary(b"xyz".to_vec());
+    assert_eq!(
+        enc(Request::SendToGroup {
+            group: "group",
+            payload: &b,
+            ack_id: Some(4),
+            no_echo: false
+        })["data"],
+        json!("eHl6")
+    );
+    let p = Payload {
+        data_type: DataType::Protobuf,
+        data: b"xyz".to_vec(),
+    };
+    let v = enc(Request::SendToGroup {
+        group: "group",
+        payload: &p,
+        ack_id: None,
+        no_echo: false,
+    });
+    assert_eq!(v["dataType"], json!("protobuf"));
+    assert_eq!(v["data"], json!("eHl6"));
+}
+
+#[test]
+fn json_payload_is_spliced_raw() {
+    let j = Payload::json(r#"{"b":[1,2.50,"x"],"a":null}"#);
+    let text = encode(&Request::Event {
+        event: "e",
+        payload: &j,
+        ack_id: None,
+    })
+    .unwrap();
+    assert_eq!(
+        text,
+        r#"{"type":"event","event":"e","dataType":"json","data":{"b":[1,2.50,"x"],"a":null}}"#
+    );
+    for scalar in ["1", "\"s\"", "true", "[]"] {
+        assert!(encode(&Request::Event {
+            event: "e",
+            payload: &Payload::json(scalar),
+            ack_id: None
+        })
+        .is_ok());
+    }
+}
+
+#[test]
+fn invalid_payloads_are_rejected() {
+    for bad in ["", "{", "null", "{} {}", "nul"] {
+        let p = Payload::json(bad);
+        assert!(
+            matches!(
+                encode(&Request::Event {
+                    event: "e",
+                    payload: &p,
+                    ack_id: None
+                }),
+                Err(EncodeError::InvalidPayload(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    let p = Payload {
+        data_type: DataType::Text,
+        data: vec![0xff, 0xfe],
+    };
+    assert!(encode(&Request::Event {
+        event: "e",
+        payload: &p,
+        ack_id: None
+    })
+    .is_err());
+}
+
+#[test]
+fn strings_are_escaped_once() {
+    let t = Payload::text("a\"b\\c\n\u{1}ü😀");
+    let v = enc(Request::SendToGroup {
+        group: "g\"1",
+        payload: &t,
+        ack_id: None,
+        no_echo: false,
+    });
+    assert_eq!(v["group"], json!("g\"1"));
+    assert_eq!(v["data"], json!("a\"b\\c\n\u{1}ü😀"));
+}
+
+#[test]
+fn event_sequence_ack_ping_invoke() {
+    let j = Payload::json(r#"{"x":1}"#);
+    assert_eq!(
+        enc(Request::Event {
+            event: "ev1",
+            payload: &j,
+            ack_id: Some(5)
+        }),
+        json!({"type":"event","event":"ev1","ackId":5,"dataType":"json","data":{"x":1}})
+    );
+    assert_eq!(
+        encode(&Request::SequenceAck {
+            sequence_id: 123456
+        })
+        .unwrap(),
+        r#"{"type":"sequenceAck","sequenceId":123456}"#
+    );
+    assert_eq!(encode(&Request::Ping).unwrap(), r#"{"type":"ping"}"#);
+    let t = Payload::text("ping");
+    assert_eq!(
+        enc(Request::Invoke {
+            invocation_id: "1",
+            event: "echo",
+            payload: Some(&t)
+        }),
+        json!({"type":"invoke","invocationId":"1","target":"event","event":"echo","dataType":"text","data":"ping"})
+    );
+    assert_eq!(
+        enc(Request::CancelInvocation { invocation_id: "1" }),
+        json!({"type":"cancelInvocation","invocationId":"1"})
+    );
+}
+
+#[test]
+fn decodes_acks() {
+    assert_eq!(
+        decode(r#"{"type":"ack","ackId":123,"success":true}"#).unwrap(),
         Downstream::Ack {
-            ack_id: 1,
+            ack_id: 123,
             success: true,
             error: None
         }
+    );
+    assert_eq!(
+        decode(r#"{"type":"ack","ackId":6,"success":false,"error":{"name":"Forbidden","message":"message"}}"#).unwrap(),
+        Downstream::Ack {
+            ack_id: 6,
+            success: false,
+            error: Some(AckError { name: "Forbidden".into(), message: "message".into() })
+        }
+    );
+    assert!(decode(r#"{"type":"ack","success":true}"#).is_err());
+}
+
+#[test]
+fn decodes_group_and_server_messages() {
+    assert_eq!(
+        decode(r#"{"sequenceId":12345,"type":"message","from":"group","group":"groupName","fromUserId":"user","dataType":"json","data":{"a": 1}}"#).unwrap(),
+        Downstream::GroupMessage {
+            group: "groupName".into(),
+            from_user_id: Some("user".into()),
+            payload: Payload::json(r#"{"a": 1}"#),
+            sequence_id: Some(12345),
+        }
+    );
+    assert_eq!(
+        decode(
+            r#"{"type":"message","from":"group","group":"g","dataType":"binary","data":"eHl6"}"#
+        )
+        .unwrap(),
+        Downstream::GroupMessage {
+            group: "g".into(),
+            from_user_id: None,
+            payload: Payload::binary(b"xyz".to_vec()),
+            sequence_id: None,
+        }
+    );
+    assert_eq!(
+        decode(r#"{"type":"message","from":"server","dataType":"Text","data":"Hello \"World\""}"#)
+            .unwrap(),
+        Downstream::ServerMessage {
+            payload: Payload::text("Hello \"World\""),
+            sequence_id: None
+        }
+    );
+    // Absent dataType means json.
+    assert_eq!(
+        decode(r#"{"type":"message","from":"server","data":[1]}"#).unwrap(),
+        Downstream::ServerMessage {
+            payload: Payload::json("[1]"),
+            sequence_id: None
+        }
+    );
+}
+
+#[test]
+fn decodes_system_messages_with_nulls_as_absent() {
+    assert_eq!(
+        decode(r#"{"type":"system","event":"connected","userId":null,"connectionId":"c1","reconnectionToken":"t"}"#).unwrap(),
+        Downstream::Connected { connection_id: "c1".into(), user_id: None, reconnection_token: Some("t".into()) }
+    );
+    assert_eq!(
+        decode(r#"{"type":"system","event":"connected","userId":"u","connectionId":"c1"}"#)
+            .unwrap(),
+        Downstream::Connected {
+            connection_id: "c1".into(),
+            user_id: Some("u".into()),
+            reconnection_token: None
+        }
+    );
+    assert_eq!(
+        decode(r#"{"type":"system","event":"disconnected","message":"Service reload"}"#).unwrap(),
+        Downstream::Disconnected {
+            message: Some("Service reload".into())
+        }
+    );
+    assert_eq!(
+        decode(r#"{"type":"message","from":"group","group":"g","fromUserId":null,"dataType":"text","data":"x","sequenceId":null}"#).unwrap(),
+        Downstream::GroupMessage { group: "g".into(), from_user_id: None, payload: Payload::text("x"), sequence_id: None }
+    );
+}
+
+#[test]
+fn unknown_things_are_ignored() {
+    for text in [
+        r#"{"type":"streamAck","streamId":"s1","expectedSequenceId":2}"#,
+        r#"{"type":"message","from":"somewhere","dataType":"text","data":"x"}"#,
+        r#"{"type":"message","from":"server","dataType":"unknown","data":"x"}"#,
+        r#"{"type":"system","event":"somethingNew"}"#,
+    ] {
+        assert_eq!(decode(text).unwrap(), Downstream::Ignored, "{text}");
+    }
+    assert_eq!(decode(r#"{"type":"pong"}"#).unwrap(), Downstream::Pong);
+}
+
+#[test]
+fn decodes_invoke_responses() {
+    assert_eq!(
+        decode(r#"{"type":"invokeResponse","invocationId":"inv-1","success":true,"dataType":"text","data":"pong"}"#).unwrap(),
+        Downstream::InvokeResponse { invocation_id: "inv-1".into(), success: true, payload: Some(Payload::text("pong")), error: None }
+    );
+    assert!(decode(r#"{"type":"invokeResponse","invocationId":"inv-1"}"#).is_err());
+}
+
+#[test]
+fn malformed_frames_are_errors() {
+    for text in [
+        "",
+        "not json",
+        "[]",
+        r#"{"no":"type"}"#,
+        r#"{"type":"message","from":"group","dataType":"text","data":"x"}"#,
+        r#"{"type":"message","from":"server","dataType":"binary","data":"!!"}"#,
+        r#"{"type":"message","from":"server","dataType":"text"}"#,
+        r#"{"type":"system","event":"connected"}"#,
+    ] {
+        assert!(decode(text).is_err(), "{text}");
+    }
+    let codec = JsonCodec::new(true);
+    assert!(codec.decode(FrameRef::Binary(&[0xff])).is_err());
+    assert_eq!(
+        codec
+            .decode(FrameRef::Binary(br#"{"type":"pong"}"#))
+            .unwrap(),
+        Downstream::Pong
+    );
+    assert_eq!(codec.subprotocol(), "json.reliable.webpubsub.azure.v1");
+    assert_eq!(
+        JsonCodec::new(false).subprotocol(),
+        "json.webpubsub.azure.v1"
     );
 }

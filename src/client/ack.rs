@@ -1,0 +1,233 @@
+//! Tracks operations waiting for their `ack`.
+
+use std::collections::HashMap;
+
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::AckOk;
+use crate::error::Error;
+use crate::protocol::AckError;
+
+/// Who waits for an ack.
+pub enum AckWaiter {
+    /// A caller of an operation.
+    User(oneshot::Sender<Result<AckOk, Error>>),
+    /// The engine's own rejoin of a group after a reconnect.
+    Rejoin {
+        /// The group being rejoined.
+        group: String,
+    },
+}
+
+/// One operation sent and not yet acknowledged.
+pub struct PendingAck {
+    /// The frame, kept so it can be sent again (same ack id) after a recovery.
+    pub frame: Message,
+    /// Who to tell.
+    pub waiter: AckWaiter,
+    /// When a rejoin gives up (user operations time out on the caller's side).
+    pub deadline: Option<tokio::time::Instant>,
+}
+
+/// The result of an ack that the engine itself must act on.
+pub enum Settled {
+    /// A user's operation was resolved (nothing more to do).
+    User,
+    /// A rejoin finished.
+    Rejoin {
+        /// The group.
+        group: String,
+        /// Its outcome.
+        result: Result<AckOk, Error>,
+    },
+    /// No one waited for this ack id (timed out earlier, or unknown).
+    Unknown,
+}
+
+/// ack id -> waiter.
+#[derive(Default)]
+pub struct AckTracker {
+    pending: HashMap<u64, PendingAck>,
+}
+
+/// Interprets an `ack`: `Duplicate` is success (the operation already took effect).
+pub fn ack_result(ack_id: u64, success: bool, error: Option<AckError>) -> Result<AckOk, Error> {
+    if success {
+        return Ok(AckOk {
+            ack_id,
+            duplicated: false,
+        });
+    }
+    match error {
+        Some(e) if e.name == "Duplicate" => Ok(AckOk {
+            ack_id,
+            duplicated: true,
+        }),
+        Some(e) => Err(Error::Ack {
+            ack_id,
+            name: e.name,
+            message: e.message,
+        }),
+        None => Err(Error::Ack {
+            ack_id,
+            name: "Unknown".into(),
+            message: "the service rejected the operation without an error detail".into(),
+        }),
+    }
+}
+
+impl AckTracker {
+    /// Registers a waiter; a previous waiter for the same id (an earlier attempt) is replaced.
+    pub fn insert(&mut self, ack_id: u64, pending: PendingAck) {
+        self.pending.insert(ack_id, pending);
+    }
+
+    /// Whether nothing waits.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Resolves the waiter of `ack_id`.
+    pub fn settle(&mut self, ack_id: u64, result: Result<AckOk, Error>) -> Settled {
+        match self.pending.remove(&ack_id) {
+            Some(PendingAck {
+                waiter: AckWaiter::User(tx),
+                ..
+            }) => {
+                let _ = tx.send(result);
+                Settled::User
+            }
+            Some(PendingAck {
+                waiter: AckWaiter::Rejoin { group },
+                ..
+            }) => Settled::Rejoin { group, result },
+            None => Settled::Unknown,
+        }
+    }
+
+    /// Fails every waiter (connection lost without recovery, or stop). Returns the rejoins that
+    /// were pending, with their error.
+    pub fn fail_all(&mut self, error: &Error) -> Vec<(String, Error)> {
+        let mut rejoins = Vec::new();
+        for (id, p) in self.pending.drain() {
+            let e = error.clone().with_ack_id(id);
+            match p.waiter {
+                AckWaiter::User(tx) => {
+                    let _ = tx.send(Err(e));
+                }
+                AckWaiter::Rejoin { group } => rejoins.push((group, e)),
+            }
+        }
+        rejoins
+    }
+
+    /// Frames of the operations still waiting whose caller still listens, in ack id order,
+    /// to be sent again after a recovery.
+    pub fn frames_to_resend(&mut self) -> Vec<Message> {
+        self.prune();
+        let mut ids: Vec<u64> = self.pending.keys().copied().collect();
+        ids.sort_unstable();
+        ids.iter()
+            .filter_map(|id| self.pending.get(id).map(|p| p.frame.clone()))
+            .collect()
+    }
+
+    /// Drops entries whose caller gave up (timed out), and returns rejoins past their deadline.
+    pub fn prune(&mut self) -> Vec<(String, Error)> {
+        let now = tokio::time::Instant::now();
+        let mut expired = Vec::new();
+        self.pending.retain(|id, p| match &p.waiter {
+            AckWaiter::User(tx) => !tx.is_closed(),
+            AckWaiter::Rejoin { group } => {
+                if p.deadline.is_some_and(|d| d <= now) {
+                    expired.push((group.clone(), Error::Timeout { ack_id: Some(*id) }));
+                    false
+                } else {
+                    true
+                }
+            }
+        });
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> Message {
+        Message::text("{}")
+    }
+
+    #[test]
+    fn duplicate_is_success() {
+        let r = ack_result(
+            1,
+            false,
+            Some(AckError {
+                name: "Duplicate".into(),
+                message: "m".into(),
+            }),
+        );
+        assert_eq!(
+            r,
+            Ok(AckOk {
+                ack_id: 1,
+                duplicated: true
+            })
+        );
+        let r = ack_result(
+            6,
+            false,
+            Some(AckError {
+                name: "Forbidden".into(),
+                message: "no".into(),
+            }),
+        );
+        assert!(matches!(r, Err(Error::Ack { ack_id: 6, ref name, .. }) if name == "Forbidden"));
+    }
+
+    #[test]
+    fn settle_fail_and_prune() {
+        let mut t = AckTracker::default();
+        let (tx, mut rx) = oneshot::channel();
+        t.insert(
+            1,
+            PendingAck {
+                frame: frame(),
+                waiter: AckWaiter::User(tx),
+                deadline: None,
+            },
+        );
+        let (tx2, rx2) = oneshot::channel();
+        t.insert(
+            2,
+            PendingAck {
+                frame: frame(),
+                waiter: AckWaiter::User(tx2),
+                deadline: None,
+            },
+        );
+        drop(rx2);
+        assert_eq!(t.frames_to_resend().len(), 1, "closed waiter pruned");
+        assert!(matches!(
+            t.settle(1, ack_result(1, true, None)),
+            Settled::User
+        ));
+        assert_eq!(rx.try_recv().unwrap().unwrap().ack_id, 1);
+        t.insert(
+            3,
+            PendingAck {
+                frame: frame(),
+                waiter: AckWaiter::Rejoin { group: "g".into() },
+                deadline: None,
+            },
+        );
+        let rejoins = t.fail_all(&Error::Stopped { ack_id: None });
+        assert_eq!(rejoins.len(), 1);
+        assert_eq!(rejoins[0].1, Error::Stopped { ack_id: Some(3) });
+        assert!(t.is_empty());
+    }
+}

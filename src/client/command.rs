@@ -1,0 +1,80 @@
+//! Messages from [`super::Client`] handles to the engine task.
+
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::invoke::InvokeResult;
+use super::AckOk;
+use crate::error::Error;
+
+/// A request to the engine task.
+pub enum Command {
+    /// Begin a session.
+    Start(oneshot::Sender<Result<(), Error>>),
+    /// End the session; answered once stopped.
+    Stop(oneshot::Sender<()>),
+    /// Write a frame.
+    Send(Outbound),
+    /// Send an `invoke` and route its `invokeResponse`.
+    Invoke {
+        /// The invocation id.
+        id: String,
+        /// The encoded `invoke`.
+        frame: Message,
+        /// Where the response goes.
+        reply: oneshot::Sender<InvokeResult>,
+    },
+    /// Forget an invocation and tell the service (`cancelInvocation`).
+    CancelInvoke {
+        /// The invocation id.
+        id: String,
+        /// The encoded `cancelInvocation`.
+        frame: Message,
+    },
+}
+
+/// One frame to write, with who waits for what.
+pub struct Outbound {
+    /// The encoded frame.
+    pub frame: Message,
+    /// What completes the operation.
+    pub kind: OutboundKind,
+}
+
+/// What completes an outbound operation.
+pub enum OutboundKind {
+    /// The service's `ack`.
+    Acked {
+        /// The ack id in the frame.
+        ack_id: u64,
+        /// Receives the ack.
+        reply: oneshot::Sender<Result<AckOk, Error>>,
+    },
+    /// Being written to the socket.
+    FireAndForget {
+        /// Told once the frame is flushed.
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+}
+
+impl Outbound {
+    /// Completes the operation with an error without sending it.
+    pub fn reject(self, error: Error) {
+        match self.kind {
+            OutboundKind::Acked { ack_id, reply } => {
+                let _ = reply.send(Err(error.with_ack_id(ack_id)));
+            }
+            OutboundKind::FireAndForget { reply } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    /// Whether the caller stopped waiting (its timeout elapsed).
+    pub fn abandoned(&self) -> bool {
+        match &self.kind {
+            OutboundKind::Acked { reply, .. } => reply.is_closed(),
+            OutboundKind::FireAndForget { reply } => reply.is_closed(),
+        }
+    }
+}
