@@ -1,0 +1,758 @@
+/*
+ * webpubsub_client.hpp - header-only C++17 wrapper over the webpubsub_client C API.
+ *
+ * Ownership:   wps::Client is move-only and owns one wps_client handle; its destructor
+ *              calls wps_client_free (deferred by the library when run inside one of the
+ *              client's own callbacks).
+ * Handlers:    std::function handlers live in heap state the *library* frees (through the
+ *              wps_free_fn destructor) after their last invocation, so a Client may be
+ *              destroyed on any thread, even inside its own handler.
+ * Errors:      throwing methods raise wps::Error (a std::system_error over wps_result codes,
+ *              carrying the service error name such as "Forbidden" and the ack id); every
+ *              throwing method has a non-throwing overload taking std::error_code&. Built with
+ *              -fno-exceptions only the non-throwing overloads exist.
+ * Async:       *_async methods return std::future<wps::Ack>. The library completes every
+ *              accepted operation exactly once (success, service error, timeout, or
+ *              WPS_ERR_CANCELLED on stop/free), so every future becomes ready. In POLL
+ *              dispatch mode completions run inside dispatch(): do not block on a future on
+ *              the thread that is supposed to call dispatch().
+ * Exceptions thrown by handlers are caught before they reach the C library; they are counted
+ * and handed to the client's handler-error hook (set_handler_error_hook).
+ * The wrapper holds no lock while it calls into the library or into user code.
+ */
+#ifndef WEBPUBSUB_CLIENT_HPP
+#define WEBPUBSUB_CLIENT_HPP
+
+#include "webpubsub_client.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+#define WPS_CPP_EXCEPTIONS 1
+#else
+#define WPS_CPP_EXCEPTIONS 0
+#endif
+
+namespace wps {
+
+// ---------------------------------------------------------------------------------------
+// Error codes
+
+/// std::error_category over wps_result codes (the category's name is "wps").
+class ErrorCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "wps"; }
+  std::string message(int ev) const override { return wps_result_str(static_cast<int32_t>(ev)); }
+  std::error_condition default_error_condition(int ev) const noexcept override {
+    switch (ev) {
+      case WPS_ERR_TIMEOUT: return std::errc::timed_out;
+      case WPS_ERR_NULL_ARG:
+      case WPS_ERR_INVALID_ARG: return std::errc::invalid_argument;
+      case WPS_ERR_CANCELLED: return std::errc::operation_canceled;
+      default: return std::error_condition(ev, *this);
+    }
+  }
+};
+
+/// The one ErrorCategory instance.
+inline const std::error_category& category() noexcept {
+  static const ErrorCategory instance;
+  return instance;
+}
+
+/// A std::error_code for a wps_result (WPS_OK gives an empty code).
+inline std::error_code make_error_code(int32_t result) noexcept {
+  return result == WPS_OK ? std::error_code() : std::error_code(static_cast<int>(result), category());
+}
+
+/// Whether retrying the failed operation (with the same ack id) may succeed.
+inline bool is_retryable(const std::error_code& ec) noexcept {
+  return ec && ec.category() == category() && wps_result_is_retryable(static_cast<int32_t>(ec.value()));
+}
+
+/// What a failed call left behind, copied out of the library's thread-local detail.
+struct Failure {
+  int32_t result = WPS_OK;
+  std::uint64_t ack_id = 0;   ///< the ack id the operation used (0 if none), for a retry
+  std::string error_name;     ///< the service's error name ("Forbidden", ...), empty otherwise
+  std::string message;        ///< detail text, empty if the library gave none
+  std::string function;       ///< the C function that failed
+};
+
+#if WPS_CPP_EXCEPTIONS
+/// Thrown by the throwing overloads: a std::system_error in wps::category().
+class Error : public std::system_error {
+ public:
+  explicit Error(Failure f)
+      : std::system_error(make_error_code(f.result), describe(f)), failure_(std::move(f)) {}
+
+  /// The service's error name for an ack error ("Forbidden", "InternalServerError", ...);
+  /// empty when the failure did not come from a service ack.
+  const std::string& error_name() const noexcept { return failure_.error_name; }
+  /// The ack id the failed operation used; pass it back to retry without duplicates.
+  std::uint64_t ack_id() const noexcept { return failure_.ack_id; }
+  /// The library's detail message (may be empty).
+  const std::string& detail() const noexcept { return failure_.message; }
+  int32_t result() const noexcept { return failure_.result; }
+  bool retryable() const noexcept { return wps_result_is_retryable(failure_.result); }
+
+ private:
+  static std::string describe(const Failure& f) {
+    std::string s = f.function.empty() ? std::string("wps") : f.function;
+    if (!f.error_name.empty()) s += " [" + f.error_name + "]";
+    if (!f.message.empty()) s += " " + f.message;
+    if (f.ack_id != 0) s += " (ack id " + std::to_string(f.ack_id) + ")";
+    return s;
+  }
+  Failure failure_;
+};
+#endif
+
+// ---------------------------------------------------------------------------------------
+// Enumerations mirrored from the C header
+
+enum class EventType : std::uint32_t {
+  connected = WPS_EVENT_CONNECTED,
+  disconnected = WPS_EVENT_DISCONNECTED,
+  stopped = WPS_EVENT_STOPPED,
+  server_message = WPS_EVENT_SERVER_MESSAGE,
+  group_message = WPS_EVENT_GROUP_MESSAGE,
+  rejoin_group_failed = WPS_EVENT_REJOIN_GROUP_FAILED,
+  ack = WPS_EVENT_ACK,
+};
+
+enum class DataType : std::uint32_t {
+  text = WPS_DATA_TEXT,
+  json = WPS_DATA_JSON,
+  binary = WPS_DATA_BINARY,
+  protobuf = WPS_DATA_PROTOBUF,
+};
+
+enum class Protocol : std::uint32_t {
+  json_reliable = WPS_PROTOCOL_JSON_RELIABLE,
+  json = WPS_PROTOCOL_JSON,
+};
+
+enum class DispatchMode : std::uint32_t {
+  thread = WPS_DISPATCH_THREAD,  ///< handlers run on the library's dispatcher threads
+  poll = WPS_DISPATCH_POLL,      ///< handlers run inside Client::dispatch() on the caller's thread
+};
+
+// ---------------------------------------------------------------------------------------
+// Payloads and results
+
+/// A borrowed payload: the bytes must stay valid for the duration of the call only.
+struct Payload {
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
+  DataType type = DataType::text;
+
+  static Payload text(std::string_view s) noexcept { return {bytes_of(s), s.size(), DataType::text}; }
+  static Payload json(std::string_view s) noexcept { return {bytes_of(s), s.size(), DataType::json}; }
+  static Payload binary(const void* p, std::size_t n) noexcept {
+    return {static_cast<const std::uint8_t*>(p), n, DataType::binary};
+  }
+  static Payload binary(const std::vector<std::uint8_t>& v) noexcept {
+    return {v.data(), v.size(), DataType::binary};
+  }
+
+ private:
+  static const std::uint8_t* bytes_of(std::string_view s) noexcept {
+    return reinterpret_cast<const std::uint8_t*>(s.data());
+  }
+};
+
+/// Options of one send.
+struct SendOptions {
+  std::uint64_t ack_id = 0;      ///< 0 = allocate a new id; non-zero = retry an earlier one
+  bool no_echo = false;          ///< do not deliver a group message back to this connection
+  bool fire_and_forget = false;  ///< no ack on the wire; completes once written
+  std::uint32_t flags() const noexcept {
+    return (no_echo ? WPS_SEND_NO_ECHO : 0u) | (fire_and_forget ? WPS_SEND_FIRE_AND_FORGET : 0u);
+  }
+};
+
+/// The outcome of an operation. Blocking calls return it on success; futures carry it.
+/// With exceptions enabled a failed future throws wps::Error from get(); without them the
+/// future holds an Ack whose `error` is set (and `error_name`/`message` describe it).
+struct Ack {
+  std::uint64_t ack_id = 0;    ///< the ack id used (0 for fire-and-forget, start and stop)
+  bool duplicated = false;     ///< the service had already seen this ack id (still a success)
+  std::error_code error;       ///< empty on success
+  std::string error_name;      ///< service error name on an ack error
+  std::string message;         ///< detail text on failure
+  explicit operator bool() const noexcept { return !error; }
+};
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+struct Event;
+
+/// A borrowed view of a wps_event: valid only until the handler returns.
+class EventView {
+ public:
+  explicit EventView(const wps_event& e) noexcept : e_(&e) {}
+
+  EventType type() const noexcept { return static_cast<EventType>(e_->type); }
+  std::optional<std::string_view> connection_id() const noexcept { return opt(e_->connection_id); }
+  std::optional<std::string_view> user_id() const noexcept { return opt(e_->user_id); }
+  std::optional<std::string_view> group() const noexcept { return opt(e_->group); }
+  std::optional<std::string_view> from_user_id() const noexcept { return opt(e_->from_user_id); }
+  std::optional<std::string_view> message() const noexcept { return opt(e_->message); }
+  std::optional<std::string_view> error_name() const noexcept { return opt(e_->error_name); }
+  DataType data_type() const noexcept { return static_cast<DataType>(e_->data_type); }
+  const std::uint8_t* data() const noexcept { return e_->data; }
+  std::size_t size() const noexcept { return e_->data ? e_->data_len : 0; }
+  /// The payload as characters (text and JSON payloads are UTF-8).
+  std::string_view text() const noexcept {
+    return e_->data ? std::string_view(reinterpret_cast<const char*>(e_->data), e_->data_len)
+                    : std::string_view();
+  }
+  std::uint64_t sequence_id() const noexcept { return e_->sequence_id; }
+
+  // Fields appended after error_name: read only when the library's struct has them.
+  std::uint64_t ack_id() const noexcept { return has(offsetof(wps_event, ack_id), sizeof e_->ack_id) ? e_->ack_id : 0; }
+  void* op_context() const noexcept {
+    return has(offsetof(wps_event, op_context), sizeof e_->op_context) ? e_->op_context : nullptr;
+  }
+  int32_t result() const noexcept { return has(offsetof(wps_event, result), sizeof e_->result) ? e_->result : WPS_OK; }
+  bool is_duplicate() const noexcept {
+    return has(offsetof(wps_event, is_duplicate), sizeof e_->is_duplicate) && e_->is_duplicate != 0;
+  }
+
+  const wps_event& raw() const noexcept { return *e_; }
+  inline Event to_owned() const;
+
+ private:
+  static std::optional<std::string_view> opt(const char* s) noexcept {
+    return s ? std::optional<std::string_view>(s) : std::nullopt;
+  }
+  bool has(std::size_t offset, std::size_t size) const noexcept { return e_->struct_size >= offset + size; }
+  const wps_event* e_;
+};
+
+/// An owning copy of an event, for queues and other threads.
+struct Event {
+  EventType type = EventType::connected;
+  std::optional<std::string> connection_id, user_id, group, from_user_id, message, error_name;
+  DataType data_type = DataType::text;
+  std::string data;
+  std::uint64_t sequence_id = 0;
+  std::uint64_t ack_id = 0;
+  int32_t result = WPS_OK;
+  bool is_duplicate = false;
+};
+
+inline Event EventView::to_owned() const {
+  auto own = [](std::optional<std::string_view> v) {
+    return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+  };
+  Event ev;
+  ev.type = type();
+  ev.connection_id = own(connection_id());
+  ev.user_id = own(user_id());
+  ev.group = own(group());
+  ev.from_user_id = own(from_user_id());
+  ev.message = own(message());
+  ev.error_name = own(error_name());
+  ev.data_type = data_type();
+  ev.data.assign(text());
+  ev.sequence_id = sequence_id();
+  ev.ack_id = ack_id();
+  ev.result = result();
+  ev.is_duplicate = is_duplicate();
+  return ev;
+}
+
+using Handler = std::function<void(const EventView&)>;
+using HandlerErrorHook = std::function<void(std::exception_ptr)>;
+
+// ---------------------------------------------------------------------------------------
+// Internals
+
+namespace detail {
+
+/// Copies the thread-local detail of the failed call that returned `r` (call right away).
+inline Failure capture(int32_t r, const char* function, std::uint64_t ack_id = 0) {
+  Failure f;
+  f.result = r;
+  f.ack_id = ack_id;
+  f.function = function;
+  if (const char* m = wps_last_error_message()) f.message = m;
+  if (const char* n = wps_last_error_name()) f.error_name = n;
+  return f;
+}
+
+inline void set_error(std::error_code* ec, const Failure& f) noexcept {
+  if (ec) *ec = make_error_code(f.result);
+}
+
+/// State shared by a Client and every handler it registered.
+class Shared {
+ public:
+  void set_hook(HandlerErrorHook hook) {
+    auto next = std::make_shared<const HandlerErrorHook>(std::move(hook));
+    std::lock_guard<std::mutex> lock(mu_);
+    hook_ = std::move(next);
+  }
+  std::size_t errors() const noexcept { return errors_.load(std::memory_order_relaxed); }
+  std::exception_ptr take_last() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(last_, nullptr);
+  }
+  /// Records an exception from a handler and runs the hook with no lock held.
+  void report(std::exception_ptr e) noexcept {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    std::shared_ptr<const HandlerErrorHook> hook;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_ = e;
+      hook = hook_;
+    }
+    if (hook && *hook) {
+#if WPS_CPP_EXCEPTIONS
+      try {
+        (*hook)(e);
+      } catch (...) {
+        // The hook itself threw: nothing may unwind into the C library.
+      }
+#else
+      (*hook)(e);
+#endif
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<const HandlerErrorHook> hook_;
+  std::exception_ptr last_;
+  std::atomic<std::size_t> errors_{0};
+};
+
+struct HandlerState {
+  Handler fn;
+  std::shared_ptr<Shared> shared;
+};
+
+inline void handler_trampoline(void* user_data, const wps_event* ev) noexcept {
+  auto* st = static_cast<HandlerState*>(user_data);
+  if (st == nullptr || ev == nullptr || !st->fn) return;
+#if WPS_CPP_EXCEPTIONS
+  try {
+    st->fn(EventView(*ev));
+  } catch (...) {
+    st->shared->report(std::current_exception());
+  }
+#else
+  st->fn(EventView(*ev));
+#endif
+}
+
+inline void handler_free(void* user_data) noexcept { delete static_cast<HandlerState*>(user_data); }
+
+struct OpState {
+  std::promise<Ack> promise;
+};
+
+inline void fulfil(std::promise<Ack>& p, Ack ack, const char* function) noexcept {
+#if WPS_CPP_EXCEPTIONS
+  try {
+    if (!ack.error) {
+      p.set_value(std::move(ack));
+    } else {
+      Failure f;
+      f.result = static_cast<int32_t>(ack.error.value());
+      f.ack_id = ack.ack_id;
+      f.error_name = std::move(ack.error_name);
+      f.message = std::move(ack.message);
+      f.function = function;
+      p.set_exception(std::make_exception_ptr(Error(std::move(f))));
+    }
+  } catch (...) {
+    // Allocation failure or an already satisfied promise: nothing may reach the C library.
+  }
+#else
+  (void)function;
+  p.set_value(std::move(ack));
+#endif
+}
+
+inline void completion_trampoline(void* op_context, const wps_event* ev) noexcept {
+  std::unique_ptr<OpState> st(static_cast<OpState*>(op_context));
+  if (!st) return;
+  Ack ack;
+  if (ev != nullptr) {
+    EventView v(*ev);
+    ack.ack_id = v.ack_id();
+    ack.duplicated = v.is_duplicate();
+    ack.error = make_error_code(v.result());
+    if (ack.error) {
+#if WPS_CPP_EXCEPTIONS
+      try {
+#endif
+        if (auto n = v.error_name()) ack.error_name.assign(n->data(), n->size());
+        if (auto m = v.message()) ack.message.assign(m->data(), m->size());
+#if WPS_CPP_EXCEPTIONS
+      } catch (...) {
+      }
+#endif
+    }
+  } else {
+    ack.error = make_error_code(WPS_ERR_INTERNAL);
+  }
+  fulfil(st->promise, std::move(ack), "completion");
+}
+
+/// A future that is already complete with a synchronous failure.
+inline std::future<Ack> failed_future(const Failure& f) {
+  std::promise<Ack> p;
+  Ack ack;
+  ack.ack_id = f.ack_id;
+  ack.error = make_error_code(f.result);
+  ack.error_name = f.error_name;
+  ack.message = f.message;
+  auto fut = p.get_future();
+  fulfil(p, std::move(ack), f.function.c_str());
+  return fut;
+}
+
+inline uint32_t to_ms(std::chrono::milliseconds t) noexcept {
+  if (t.count() <= 0) return 0;
+  if (t.count() >= static_cast<long long>(UINT32_MAX)) return UINT32_MAX;
+  return static_cast<uint32_t>(t.count());
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+/// Owning wrapper over the wps_options builder. Setters chain and never throw: the first
+/// failing setter is remembered in error() and makes Client construction fail with it.
+class Options {
+ public:
+#if WPS_CPP_EXCEPTIONS
+  Options() {
+    std::error_code ec;
+    init(ec);
+    if (ec) throw Error(failure_);
+  }
+#endif
+  explicit Options(std::error_code& ec) { init(ec); }
+
+  Options& protocol(Protocol p) { return apply(wps_options_set_protocol(get(), static_cast<uint32_t>(p)), "wps_options_set_protocol"); }
+  Options& auto_reconnect(bool on) { return apply(wps_options_set_auto_reconnect(get(), on ? 1u : 0u), "wps_options_set_auto_reconnect"); }
+  Options& auto_rejoin_groups(bool on) {
+    return apply(wps_options_set_auto_rejoin_groups(get(), on ? 1u : 0u), "wps_options_set_auto_rejoin_groups");
+  }
+  Options& ack_timeout(std::chrono::milliseconds t) {
+    return apply(wps_options_set_ack_timeout_ms(get(), detail::to_ms(t)), "wps_options_set_ack_timeout_ms");
+  }
+  Options& dispatch_mode(DispatchMode m) {
+    return apply(wps_options_set_dispatch_mode(get(), static_cast<uint32_t>(m)), "wps_options_set_dispatch_mode");
+  }
+
+  /// The first failure of construction or of a setter (empty if none).
+  std::error_code error() const noexcept { return make_error_code(failure_.result); }
+  const Failure& failure() const noexcept { return failure_; }
+  wps_options* get() const noexcept { return h_.get(); }
+
+ private:
+  struct Deleter {
+    void operator()(wps_options* o) const noexcept { wps_options_free(o); }
+  };
+  void init(std::error_code& ec) {
+    wps_options* raw = nullptr;
+    int32_t r = wps_options_new(&raw);
+    if (r != WPS_OK) {
+      failure_ = detail::capture(r, "wps_options_new");
+    } else {
+      h_.reset(raw);
+    }
+    ec = make_error_code(r);
+  }
+  Options& apply(int32_t r, const char* function) {
+    if (r != WPS_OK && failure_.result == WPS_OK) failure_ = detail::capture(r, function);
+    return *this;
+  }
+  std::unique_ptr<wps_options, Deleter> h_;
+  Failure failure_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Client
+
+class Client {
+ public:
+  /// An empty client (no handle); every operation on it fails with WPS_ERR_NULL_ARG.
+  Client() noexcept = default;
+
+#if WPS_CPP_EXCEPTIONS
+  /// Creates a client for a client access URL (ws:// or wss://). Does not connect.
+  explicit Client(const std::string& url) { throw_if(create(url, nullptr)); }
+  Client(const std::string& url, const Options& opts) { throw_if(create(url, &opts)); }
+#endif
+  Client(const std::string& url, std::error_code& ec) { ec = to_ec(create(url, nullptr)); }
+  Client(const std::string& url, const Options& opts, std::error_code& ec) { ec = to_ec(create(url, &opts)); }
+
+  Client(Client&&) noexcept = default;
+  Client& operator=(Client&&) noexcept = default;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  /// Frees the handle: stops the client if needed, waits for a running handler (unless
+  /// called from inside one of this client's handlers, where freeing is deferred).
+  ~Client() = default;
+
+  /// True when this object owns a handle.
+  explicit operator bool() const noexcept { return h_ != nullptr; }
+  wps_client* handle() const noexcept { return h_.get(); }
+  /// Frees the handle now (same as destruction); the object becomes empty.
+  void close() noexcept { h_.reset(); }
+
+  // -- handlers ------------------------------------------------------------------------
+
+#if WPS_CPP_EXCEPTIONS
+  /// Sets (or replaces) the handler of one event type; an empty handler removes it.
+  /// Registrations survive reconnects and stop/start.
+  void on(EventType type, Handler h) { throw_if(set_handler(type, std::move(h))); }
+  void on_connected(Handler h) { on(EventType::connected, std::move(h)); }
+  void on_disconnected(Handler h) { on(EventType::disconnected, std::move(h)); }
+  void on_stopped(Handler h) { on(EventType::stopped, std::move(h)); }
+  void on_server_message(Handler h) { on(EventType::server_message, std::move(h)); }
+  void on_group_message(Handler h) { on(EventType::group_message, std::move(h)); }
+  void on_rejoin_group_failed(Handler h) { on(EventType::rejoin_group_failed, std::move(h)); }
+#endif
+  void on(EventType type, Handler h, std::error_code& ec) { ec = to_ec(set_handler(type, std::move(h))); }
+
+  /// Called (on the handler's thread, no lock held) with every exception a handler throws.
+  void set_handler_error_hook(HandlerErrorHook hook) { shared_->set_hook(std::move(hook)); }
+  /// How many exceptions handlers of this client have thrown (and the wrapper contained).
+  std::size_t handler_error_count() const noexcept { return shared_ ? shared_->errors() : 0; }
+  /// The most recent handler exception (then cleared), or nullptr.
+  std::exception_ptr take_handler_error() { return shared_ ? shared_->take_last() : nullptr; }
+
+  // -- lifecycle -----------------------------------------------------------------------
+
+#if WPS_CPP_EXCEPTIONS
+  /// Connects; blocks until connected, failed, or the timeout (0 = library default).
+  void start(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    throw_if(check(wps_client_start(h_.get(), detail::to_ms(timeout)), "wps_client_start"));
+  }
+  /// Stops: pending operations complete with WPS_ERR_CANCELLED; the stopped event follows.
+  void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    throw_if(check(wps_client_stop(h_.get(), detail::to_ms(timeout)), "wps_client_stop"));
+  }
+#endif
+  void start(std::chrono::milliseconds timeout, std::error_code& ec) {
+    ec = to_ec(check(wps_client_start(h_.get(), detail::to_ms(timeout)), "wps_client_start"));
+  }
+  void stop(std::chrono::milliseconds timeout, std::error_code& ec) {
+    ec = to_ec(check(wps_client_stop(h_.get(), detail::to_ms(timeout)), "wps_client_stop"));
+  }
+  std::future<Ack> start_async(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    return launch("wps_client_start_async", [&](wps_event_fn fn, void* ctx, std::uint64_t*) {
+      return wps_client_start_async(h_.get(), detail::to_ms(timeout), fn, ctx);
+    });
+  }
+  std::future<Ack> stop_async() {
+    return launch("wps_client_stop_async", [&](wps_event_fn fn, void* ctx, std::uint64_t*) {
+      return wps_client_stop_async(h_.get(), fn, ctx);
+    });
+  }
+
+  // -- operations (blocking: wait for the service's ack or the ack timeout) ---------------
+
+#if WPS_CPP_EXCEPTIONS
+  Ack join_group(const std::string& group, std::uint64_t ack_id = 0) { return value_or_throw(join_group_impl(group, ack_id)); }
+  Ack leave_group(const std::string& group, std::uint64_t ack_id = 0) { return value_or_throw(leave_group_impl(group, ack_id)); }
+  Ack send_to_group(const std::string& group, const Payload& p, const SendOptions& o = {}) {
+    return value_or_throw(send_to_group_impl(group, p, o));
+  }
+  Ack send_event(const std::string& event_name, const Payload& p, const SendOptions& o = {}) {
+    return value_or_throw(send_event_impl(event_name, p, o));
+  }
+#endif
+  Ack join_group(const std::string& group, std::uint64_t ack_id, std::error_code& ec) {
+    return value_or_code(join_group_impl(group, ack_id), ec);
+  }
+  Ack leave_group(const std::string& group, std::uint64_t ack_id, std::error_code& ec) {
+    return value_or_code(leave_group_impl(group, ack_id), ec);
+  }
+  Ack send_to_group(const std::string& group, const Payload& p, const SendOptions& o, std::error_code& ec) {
+    return value_or_code(send_to_group_impl(group, p, o), ec);
+  }
+  Ack send_event(const std::string& event_name, const Payload& p, const SendOptions& o, std::error_code& ec) {
+    return value_or_code(send_event_impl(event_name, p, o), ec);
+  }
+
+  // -- operations (async: the future completes exactly once) --------------------------------
+
+  std::future<Ack> join_group_async(const std::string& group, std::uint64_t ack_id = 0) {
+    return launch("wps_join_group_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_join_group_async(h_.get(), group.c_str(), ack_id, fn, ctx, out);
+    });
+  }
+  std::future<Ack> leave_group_async(const std::string& group, std::uint64_t ack_id = 0) {
+    return launch("wps_leave_group_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_leave_group_async(h_.get(), group.c_str(), ack_id, fn, ctx, out);
+    });
+  }
+  std::future<Ack> send_to_group_async(const std::string& group, const Payload& p, const SendOptions& o = {}) {
+    return launch("wps_send_to_group_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_send_to_group_async(h_.get(), group.c_str(), p.data, p.size, static_cast<uint32_t>(p.type),
+                                     o.flags(), o.ack_id, fn, ctx, out);
+    });
+  }
+  std::future<Ack> send_event_async(const std::string& event_name, const Payload& p, const SendOptions& o = {}) {
+    return launch("wps_send_event_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_send_event_async(h_.get(), event_name.c_str(), p.data, p.size, static_cast<uint32_t>(p.type),
+                                  o.flags(), o.ack_id, fn, ctx, out);
+    });
+  }
+
+  // -- POLL dispatch mode --------------------------------------------------------------------
+
+  /// A descriptor that is readable while events are pending (POLL mode), else -1.
+  int fd() const noexcept { return wps_client_get_fd(h_.get()); }
+#if WPS_CPP_EXCEPTIONS
+  /// Runs up to max_events pending handlers on this thread, waiting up to timeout for the
+  /// first (0 = do not wait). Returns how many ran.
+  std::uint32_t dispatch(std::uint32_t max_events = 64, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    std::uint32_t n = 0;
+    throw_if(check(wps_client_dispatch(h_.get(), max_events, detail::to_ms(timeout), &n), "wps_client_dispatch"));
+    return n;
+  }
+#endif
+  std::uint32_t dispatch(std::uint32_t max_events, std::chrono::milliseconds timeout, std::error_code& ec) {
+    std::uint32_t n = 0;
+    ec = to_ec(check(wps_client_dispatch(h_.get(), max_events, detail::to_ms(timeout), &n), "wps_client_dispatch"));
+    return n;
+  }
+
+ private:
+  struct Deleter {
+    void operator()(wps_client* c) const noexcept { wps_client_free(c); }
+  };
+  using Outcome = std::pair<Ack, std::optional<Failure>>;
+
+  std::optional<Failure> create(const std::string& url, const Options* opts) {
+    if (opts != nullptr && opts->error()) return opts->failure();
+    wps_client* raw = nullptr;
+    int32_t r = wps_client_new(url.c_str(), opts ? opts->get() : nullptr, &raw);
+    if (r != WPS_OK) return detail::capture(r, "wps_client_new");
+    h_.reset(raw);
+    shared_ = std::make_shared<detail::Shared>();
+    return std::nullopt;
+  }
+
+  std::optional<Failure> set_handler(EventType type, Handler h) {
+    const auto t = static_cast<uint32_t>(type);
+    if (!h) return check(wps_set_callback_ex(h_.get(), t, nullptr, nullptr, nullptr), "wps_set_callback_ex");
+    auto st = std::make_unique<detail::HandlerState>();
+    st->fn = std::move(h);
+    st->shared = shared_ ? shared_ : std::make_shared<detail::Shared>();
+    int32_t r = wps_set_callback_ex(h_.get(), t, &detail::handler_trampoline, st.get(), &detail::handler_free);
+    if (r != WPS_OK) return detail::capture(r, "wps_set_callback_ex");  // st is still ours: freed here
+    st.release();  // the library frees it through handler_free after its last invocation
+    return std::nullopt;
+  }
+
+  static std::optional<Failure> check(int32_t r, const char* function) {
+    if (r == WPS_OK) return std::nullopt;
+    return detail::capture(r, function);
+  }
+
+  Outcome join_group_impl(const std::string& group, std::uint64_t ack_id) {
+    std::uint64_t out = 0;
+    int32_t r = wps_join_group(h_.get(), group.c_str(), ack_id, &out);
+    return outcome(r, out, "wps_join_group");
+  }
+  Outcome leave_group_impl(const std::string& group, std::uint64_t ack_id) {
+    std::uint64_t out = 0;
+    int32_t r = wps_leave_group(h_.get(), group.c_str(), ack_id, &out);
+    return outcome(r, out, "wps_leave_group");
+  }
+  Outcome send_to_group_impl(const std::string& group, const Payload& p, const SendOptions& o) {
+    std::uint64_t out = 0;
+    int32_t r = wps_send_to_group(h_.get(), group.c_str(), p.data, p.size, static_cast<uint32_t>(p.type), o.flags(),
+                                  o.ack_id, &out);
+    return outcome(r, out, "wps_send_to_group");
+  }
+  Outcome send_event_impl(const std::string& name, const Payload& p, const SendOptions& o) {
+    std::uint64_t out = 0;
+    int32_t r = wps_send_event(h_.get(), name.c_str(), p.data, p.size, static_cast<uint32_t>(p.type), o.flags(),
+                               o.ack_id, &out);
+    return outcome(r, out, "wps_send_event");
+  }
+  static Outcome outcome(int32_t r, std::uint64_t ack_id, const char* function) {
+    Ack ack;
+    ack.ack_id = ack_id;
+    if (r == WPS_OK) return {std::move(ack), std::nullopt};
+    Failure f = detail::capture(r, function, ack_id);
+    ack.error = make_error_code(r);
+    ack.error_name = f.error_name;
+    ack.message = f.message;
+    return {std::move(ack), std::move(f)};
+  }
+
+  /// Starts an async C call with a fresh promise as its op_context. If the call is rejected
+  /// the library never completes it, so the promise is completed (with the failure) here.
+  template <typename Call>
+  std::future<Ack> launch(const char* function, Call&& call) {
+    auto st = std::make_unique<detail::OpState>();
+    std::future<Ack> fut = st->promise.get_future();
+    std::uint64_t out = 0;
+    int32_t r = call(&detail::completion_trampoline, st.get(), &out);
+    if (r != WPS_OK) return detail::failed_future(detail::capture(r, function, out));
+    st.release();  // owned by the library until completion_trampoline runs (exactly once)
+    return fut;
+  }
+
+  static std::error_code to_ec(const std::optional<Failure>& f) noexcept {
+    return f ? make_error_code(f->result) : std::error_code();
+  }
+  static Ack value_or_code(Outcome o, std::error_code& ec) {
+    ec = o.first.error;
+    return std::move(o.first);
+  }
+#if WPS_CPP_EXCEPTIONS
+  static void throw_if(std::optional<Failure> f) {
+    if (f) throw Error(std::move(*f));
+  }
+  static Ack value_or_throw(Outcome o) {
+    if (o.second) throw Error(std::move(*o.second));
+    return std::move(o.first);
+  }
+#endif
+
+  std::unique_ptr<wps_client, Deleter> h_;
+  std::shared_ptr<detail::Shared> shared_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Version
+
+/// The library's version string (e.g. "0.1.0 ...").
+inline std::string_view version_string() noexcept { return wps_version_string(); }
+/// True when the loaded library has the header's major and minor version.
+inline bool version_matches() noexcept { return (wps_version_number() >> 8) == (WPS_VERSION_NUMBER >> 8); }
+
+}  // namespace wps
+
+#endif  // WEBPUBSUB_CLIENT_HPP

@@ -1,0 +1,312 @@
+// Tests of the C++ wrapper against a running wps-emulator.
+// Environment: WPS_TEST_URL (a client access URL whose token has the roles
+// webpubsub.joinLeaveGroup and webpubsub.sendToGroup, user "cpp-tester") and
+// WPS_TEST_URL_NOROLES (same hub, user "cpp-noroles", no roles).
+// Usage: wrapper_tests [TEST_NAME]
+#include <webpubsub_client.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace std::chrono_literals;
+using harness::Probe;
+using harness::Signal;
+
+namespace {
+
+std::string url() { return harness::env("WPS_TEST_URL"); }
+std::string url_without_roles() { return harness::env("WPS_TEST_URL_NOROLES"); }
+
+bool ready(std::future<wps::Ack>& f, std::chrono::milliseconds timeout) {
+  return f.wait_for(timeout) == std::future_status::ready;
+}
+
+}  // namespace
+
+TEST(version_of_header_matches_library) {
+  CHECK(wps::version_matches());
+  CHECK(!wps::version_string().empty());
+}
+
+TEST(error_codes_use_the_wps_category) {
+  std::error_code ec = wps::make_error_code(WPS_ERR_TIMEOUT);
+  CHECK(ec.category() == wps::category());
+  CHECK(std::string(ec.category().name()) == "wps");
+  CHECK(ec == std::errc::timed_out);
+  CHECK(!ec.message().empty());
+  CHECK(wps::is_retryable(ec));
+  CHECK(!wps::make_error_code(WPS_OK));
+  CHECK(wps::make_error_code(WPS_ERR_CANCELLED) == std::errc::operation_canceled);
+  CHECK(!wps::is_retryable(wps::make_error_code(WPS_ERR_INVALID_ARG)));
+}
+
+TEST(bad_url_throws_and_sets_error_code) {
+  std::error_code ec;
+  wps::Client c("not a url", ec);
+  CHECK(ec);
+  CHECK(ec.category() == wps::category());
+  CHECK(!c);
+  bool threw = false;
+  try {
+    wps::Client c2("http://127.0.0.1:1/not-ws");
+  } catch (const wps::Error& e) {
+    threw = true;
+    CHECK(e.code().category() == wps::category());
+    CHECK(std::string(e.what()).find("wps_client_new") != std::string::npos);
+  }
+  CHECK(threw);
+}
+
+TEST(handlers_are_freed_after_the_client) {
+  Signal freed;
+  {
+    wps::Client c(url());
+    auto probe = std::make_shared<Probe>(freed);
+    c.on_group_message([probe](const wps::EventView&) {});
+    c.on_connected([probe](const wps::EventView&) {});
+    probe.reset();
+    CHECK(freed.count() == 0);  // the library still owns the handlers
+  }
+  CHECK(freed.wait_for_count(1, 5s));  // ~Client freed the handle, the library freed the state
+}
+
+TEST(replacing_or_removing_a_handler_frees_the_old_one) {
+  Signal freed_a, freed_b;
+  wps::Client c(url());
+  {
+    auto a = std::make_shared<Probe>(freed_a);
+    c.on_group_message([a](const wps::EventView&) {});
+  }
+  {
+    auto b = std::make_shared<Probe>(freed_b);
+    c.on_group_message([b](const wps::EventView&) {});  // replaces a
+  }
+  CHECK(freed_a.wait_for_count(1, 5s));
+  CHECK(freed_b.count() == 0);
+  c.on(wps::EventType::group_message, nullptr);  // removes b
+  CHECK(freed_b.wait_for_count(1, 5s));
+}
+
+TEST(move_transfers_ownership) {
+  Signal freed;
+  wps::Client a(url());
+  {
+    auto probe = std::make_shared<Probe>(freed);
+    a.on_connected([probe](const wps::EventView&) {});
+  }
+  wps::Client b(std::move(a));
+  CHECK(!a);  // NOLINT(bugprone-use-after-move): moved-from state is specified
+  CHECK(b);
+  std::error_code ec;
+  a.start(1s, ec);  // NOLINT(bugprone-use-after-move)
+  CHECK(ec == wps::make_error_code(WPS_ERR_NULL_ARG));
+  wps::Client c;
+  c = std::move(b);
+  CHECK(!b);  // NOLINT(bugprone-use-after-move)
+  CHECK(freed.count() == 0);
+  c = wps::Client();  // move-assigning over a live client frees it
+  CHECK(freed.wait_for_count(1, 5s));
+}
+
+TEST(group_message_round_trip) {
+  Signal got;
+  std::mutex mu;
+  std::string text, from, group;
+  wps::Client c(url());
+  c.on_group_message([&](const wps::EventView& ev) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      text = std::string(ev.text());
+      from = std::string(ev.from_user_id().value_or(""));
+      group = std::string(ev.group().value_or(""));
+    }
+    got.notify();
+  });
+  c.start(10s);
+  wps::Ack joined = c.join_group("roundtrip");
+  CHECK(joined.ack_id != 0);
+  wps::Ack sent = c.send_to_group("roundtrip", wps::Payload::text("hello c++"));
+  CHECK(sent.ack_id > joined.ack_id);
+  REQUIRE(got.wait_for_count(1, 10s));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    CHECK(text == "hello c++");
+    CHECK(from == "cpp-tester");
+    CHECK(group == "roundtrip");
+  }
+  c.stop(5s);
+}
+
+TEST(handler_exceptions_are_contained) {
+  Signal got, hooked;
+  wps::Client c(url());
+  c.on_group_message([&](const wps::EventView& ev) {
+    got.notify();
+    if (ev.text() == "boom") throw std::runtime_error("handler failure");
+  });
+  c.set_handler_error_hook([&](std::exception_ptr) { hooked.notify(); });
+  c.start(10s);
+  c.join_group("exceptions");
+  c.send_to_group("exceptions", wps::Payload::text("boom"));
+  c.send_to_group("exceptions", wps::Payload::text("boom"));
+  c.send_to_group("exceptions", wps::Payload::text("fine"));
+  CHECK(got.wait_for_count(3, 10s));  // delivery went on after the throws
+  CHECK(hooked.wait_for_count(2, 5s));
+  CHECK(c.handler_error_count() == 2);
+  std::exception_ptr e = c.take_handler_error();
+  REQUIRE(e != nullptr);
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::runtime_error& re) {
+    CHECK(std::string(re.what()) == "handler failure");
+  }
+  CHECK(c.take_handler_error() == nullptr);
+  c.stop(5s);
+}
+
+TEST(service_error_carries_name_and_ack_id) {
+  wps::Client c(url_without_roles());
+  c.start(10s);
+  bool threw = false;
+  try {
+    c.join_group("forbidden-room");
+  } catch (const wps::Error& e) {
+    threw = true;
+    CHECK(e.error_name() == "Forbidden");
+    CHECK(e.ack_id() != 0);
+    CHECK(e.code().category() == wps::category());
+    CHECK(e.code().value() >= WPS_ERR_ACK && e.code().value() < WPS_ERR_ACK + 100);
+  }
+  CHECK(threw);
+  std::error_code ec;
+  wps::Ack ack = c.send_to_group("forbidden-room", wps::Payload::text("x"), {}, ec);
+  CHECK(ec);
+  CHECK(ack.ack_id != 0);
+  CHECK(ack.error_name == "Forbidden");
+  c.stop(5s);
+}
+
+TEST(futures_complete_with_results) {
+  wps::Client c(url());
+  auto started = c.start_async(10s);
+  REQUIRE(ready(started, 15s));
+  started.get();
+  auto joined = c.join_group_async("futures");
+  REQUIRE(ready(joined, 10s));
+  wps::Ack j = joined.get();
+  CHECK(j.ack_id != 0);
+  auto sent = c.send_to_group_async("futures", wps::Payload::json("{\"n\":1}"));
+  REQUIRE(ready(sent, 10s));
+  wps::Ack s = sent.get();
+  CHECK(s.ack_id > j.ack_id);
+  CHECK(!s.duplicated);
+  // A retry with the same ack id is answered as a duplicate: still a success.
+  auto again = c.send_to_group_async("futures", wps::Payload::json("{\"n\":1}"), wps::SendOptions{s.ack_id});
+  REQUIRE(ready(again, 10s));
+  wps::Ack dup = again.get();
+  CHECK(dup.ack_id == s.ack_id);
+  CHECK(dup.duplicated);
+  auto stopped = c.stop_async();
+  REQUIRE(ready(stopped, 10s));
+  stopped.get();
+}
+
+TEST(futures_complete_when_stopped) {
+  wps::Client c(url());
+  c.start(10s);
+  c.join_group("stopping");
+  std::vector<std::future<wps::Ack>> futures;
+  for (int i = 0; i < 200; i++) {
+    futures.push_back(c.send_to_group_async("stopping", wps::Payload::text("m" + std::to_string(i))));
+  }
+  c.stop(5s);
+  int completed = 0, cancelled = 0;
+  for (auto& f : futures) {
+    REQUIRE(ready(f, 10s));
+    try {
+      f.get();
+      completed++;
+    } catch (const wps::Error& e) {
+      CHECK(e.code().category() == wps::category());
+      cancelled++;
+    }
+  }
+  CHECK(completed + cancelled == 200);
+  // After stop, new operations are refused at once: the future is ready with the failure.
+  auto late = c.send_to_group_async("stopping", wps::Payload::text("late"));
+  REQUIRE(ready(late, 1s));
+  bool threw = false;
+  try {
+    late.get();
+  } catch (const wps::Error&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
+TEST(futures_complete_when_the_client_is_destroyed) {
+  std::vector<std::future<wps::Ack>> futures;
+  {
+    wps::Client c(url());
+    c.start(10s);
+    for (int i = 0; i < 50; i++) futures.push_back(c.join_group_async("destroyed-" + std::to_string(i)));
+  }  // ~Client: pending operations are cancelled
+  for (auto& f : futures) {
+    REQUIRE(ready(f, 10s));
+    try {
+      f.get();
+    } catch (const wps::Error& e) {
+      CHECK(e.code() == std::errc::operation_canceled);
+    }
+  }
+}
+
+TEST(poll_mode_runs_handlers_on_the_dispatching_thread) {
+  wps::Options opts;
+  opts.dispatch_mode(wps::DispatchMode::poll);
+  wps::Client c(url(), opts);
+  REQUIRE(c.fd() >= 0);
+  const auto self = std::this_thread::get_id();
+  bool on_this_thread = true;
+  int messages = 0;
+  c.on_group_message([&](const wps::EventView&) {
+    on_this_thread = on_this_thread && std::this_thread::get_id() == self;
+    messages++;
+  });
+  c.start(10s);
+  auto joined = c.join_group_async("polled");
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!ready(joined, 0ms) && std::chrono::steady_clock::now() < deadline) c.dispatch(64, 100ms);
+  REQUIRE(ready(joined, 0ms));
+  joined.get();
+  c.send_to_group("polled", wps::Payload::text("to myself"));
+  while (messages == 0 && std::chrono::steady_clock::now() < deadline) c.dispatch(64, 100ms);
+  CHECK(messages == 1);
+  CHECK(on_this_thread);
+  c.stop(5s);
+}
+
+TEST(client_destroyed_inside_its_own_handler) {
+  Signal freed, handled;
+  auto holder = std::make_shared<std::unique_ptr<wps::Client>>(std::make_unique<wps::Client>(url()));
+  wps::Client& c = **holder;
+  {
+    auto probe = std::make_shared<Probe>(freed);
+    c.on_group_message([probe, holder, &handled](const wps::EventView&) {
+      holder->reset();  // frees the client from its own handler: deferred by the library
+      handled.notify();
+    });
+  }
+  c.start(10s);
+  c.join_group("self-destruct");
+  // Async, and `c` is not touched afterwards: the handler may destroy it at any moment now.
+  auto sent = c.send_to_group_async("self-destruct", wps::Payload::text("bye"));
+  CHECK(handled.wait_for_count(1, 10s));
+  CHECK(ready(sent, 10s));
+  holder.reset();  // the handler's copy keeps the holder alive until the library frees it
+  CHECK(freed.wait_for_count(1, 10s));
+}
+int main(int argc, char** argv) { return harness::run_all(argc, argv); }

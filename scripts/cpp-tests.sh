@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Install layout, pkg-config and CMake consumers, C/C++ examples and C++ wrapper tests.
+#
+# Installs the library into a temporary prefix (scripts/install.sh), checks the installed
+# files, the SONAME and the exported symbols, builds the C examples (examples/gateway) and the
+# C++ examples (examples/cpp) out of tree against the prefix - with CMake find_package and with
+# pkg-config, each linked shared and static - runs them against a wps-emulator started here,
+# and builds and runs the C++ wrapper tests (bindings/cpp/tests) with AddressSanitizer and
+# with -fno-exceptions. Prints "N passed, M failed" last; exits non-zero on any failure.
+#
+# Environment: KEEP_TMP=1 keeps the temporary directory; GATEWAY_CLIENTS / GATEWAY_MESSAGES
+# size the gateway runs (default 20 clients x 5 messages).
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+passed=0
+failed=0
+failed_names=()
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); failed_names+=("$1"); echo "FAIL $1${2:+: $2}"; }
+finish() {
+  [ ${#failed_names[@]} -eq 0 ] || echo "failed: ${failed_names[*]}"
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+  exit $?
+}
+# check NAME COMMAND...: runs the command, records the outcome.
+check() {
+  local name=$1; shift
+  if "$@" >"$tmp/last.log" 2>&1; then pass "$name"; else fail "$name"; sed 's/^/    /' "$tmp/last.log" | tail -25; fi
+}
+
+# --- tools ------------------------------------------------------------------------------
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v patchelf >/dev/null || need_apt+=(patchelf)
+command -v readelf >/dev/null || need_apt+=(binutils)
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v make >/dev/null || need_apt+=(make)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "cpp-tests: installing ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null; } ||
+    { echo "cpp-tests: apt-get install ${need_apt[*]} failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+tmp=$(mktemp -d /tmp/wps-cpp-tests.XXXXXX)
+emulator_pid=""
+cleanup() {
+  if [ -n "$emulator_pid" ]; then kill "$emulator_pid" 2>/dev/null; wait "$emulator_pid" 2>/dev/null; fi
+  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "cpp-tests: kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+prefix=$tmp/prefix
+version=$(awk '/^\[/ { p = ($0 == "[package]") } p && /^version[ \t]*=/ { gsub(/.*=[ \t]*"|".*/, ""); print; exit }' Cargo.toml)
+major=${version%%.*}
+
+# --- build and install ---------------------------------------------------------------------
+echo "cpp-tests: building wps-emulator and installing into $prefix" >&2
+if ! cargo build --release -p webpubsub-emulator >"$tmp/emulator-build.log" 2>&1; then
+  fail "build wps-emulator"; tail -30 "$tmp/emulator-build.log"; finish
+fi
+pass "build wps-emulator"
+if ! scripts/install.sh --prefix "$prefix" >"$tmp/install.log" 2>&1; then
+  fail "scripts/install.sh --prefix"; tail -30 "$tmp/install.log"; finish
+fi
+pass "scripts/install.sh --prefix"
+
+lib=$prefix/lib
+installed_files() {
+  local f
+  for f in include/webpubsub_client.h include/webpubsub_client.hpp "lib/libwebpubsub_client.so.$version" \
+           lib/libwebpubsub_client.a lib/pkgconfig/webpubsub_client.pc \
+           lib/cmake/webpubsub_client/webpubsub_clientConfig.cmake \
+           lib/cmake/webpubsub_client/webpubsub_clientConfigVersion.cmake; do
+    [ -f "$prefix/$f" ] || { echo "missing $f"; return 1; }
+  done
+  [ "$(readlink "$lib/libwebpubsub_client.so.$major")" = "libwebpubsub_client.so.$version" ] || { echo "bad SONAME link"; return 1; }
+  [ "$(readlink "$lib/libwebpubsub_client.so")" = "libwebpubsub_client.so.$major" ] || { echo "bad dev link"; return 1; }
+}
+check "installed layout" installed_files
+
+soname_is_set() {
+  local so
+  so=$(readelf -d "$lib/libwebpubsub_client.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
+  echo "SONAME: ${so:-none}"
+  [ "$so" = "libwebpubsub_client.so.$major" ]
+}
+check "SONAME is libwebpubsub_client.so.$major" soname_is_set
+
+built_soname() {  # whether the build itself sets it (install.sh falls back to patchelf otherwise)
+  readelf -d target/release/libwebpubsub_client.so | grep -q "SONAME.*libwebpubsub_client.so.$major"
+}
+if built_soname; then pass "cargo build sets the SONAME"; else
+  echo "note: target/release/libwebpubsub_client.so has no SONAME; install.sh set it with patchelf"; fi
+
+only_wps_symbols() {
+  # Defined dynamic symbols must all be wps_*; linker-generated markers are ignored.
+  local others
+  others=$(nm -D --defined-only "$lib/libwebpubsub_client.so.$version" | awk '{ print $NF }' |
+    grep -v -E '^(wps_|_init$|_fini$|_edata$|_end$|__bss_start$|_DYNAMIC$|_GLOBAL_OFFSET_TABLE_$)' || true)
+  local count
+  count=$(nm -D --defined-only "$lib/libwebpubsub_client.so.$version" | grep -c ' wps_' || true)
+  echo "exported wps_* functions: $count"
+  [ "$count" -gt 0 ] || return 1
+  if [ -n "$others" ]; then echo "exported symbols outside wps_*:"; echo "$others" | head -20; return 1; fi
+}
+check "shared library exports only wps_* symbols" only_wps_symbols
+
+export PKG_CONFIG_PATH=$lib/pkgconfig
+pkgconfig_metadata() {
+  [ "$(pkg-config --modversion webpubsub_client)" = "$version" ] &&
+  pkg-config --cflags webpubsub_client | grep -q -- "-I$prefix/include" &&
+  pkg-config --static --libs webpubsub_client | grep -q -- "-lpthread"
+}
+check "pkg-config metadata" pkgconfig_metadata
+
+header_compiles() {
+  echo '#include <webpubsub_client.hpp>' > "$tmp/hpp_check.cpp"
+  g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp" &&
+  g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -fno-exceptions -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp" &&
+  g++ -std=c++20 -Wall -Wextra -Werror -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp"
+}
+check "webpubsub_client.hpp compiles (C++17, -fno-exceptions, C++20) with -Werror" header_compiles
+
+# --- emulator ------------------------------------------------------------------------------
+start_emulator() {
+  target/release/wps-emulator --port 0 >"$tmp/emulator.out" 2>"$tmp/emulator.err" &
+  emulator_pid=$!
+  local i
+  for i in $(seq 1 100); do  # up to 10 s for the first line
+    conn=$(head -n 1 "$tmp/emulator.out" 2>/dev/null)
+    case "$conn" in Endpoint=*\;) return 0 ;; esac
+    kill -0 "$emulator_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "wps-emulator did not print its connection string"; cat "$tmp/emulator.err"; return 1
+}
+conn=""
+if start_emulator; then pass "wps-emulator started"; else fail "wps-emulator started"; finish; fi
+mint() { python3 bindings/cpp/tests/mint_url.py "$conn" "$@"; }
+roles=(--role webpubsub.joinLeaveGroup --role webpubsub.sendToGroup)
+
+# --- examples --------------------------------------------------------------------------------
+clients=${GATEWAY_CLIENTS:-20}
+messages=${GATEWAY_MESSAGES:-5}
+
+build_cmake() {  # DIR SRC STATIC(ON|OFF)
+  cmake -S "$2" -B "$1" -DCMAKE_PREFIX_PATH="$prefix" -DWPS_LINK_STATIC="$3" -DCMAKE_BUILD_TYPE=Release &&
+  cmake --build "$1" -j 2
+}
+build_make() {  # DIR SRC STATIC(0|1)
+  mkdir -p "$1" && make -C "$1" -f "$2/Makefile" STATIC="$3"
+}
+linked_as() {  # BINARY shared|static
+  if [ "$2" = shared ]; then
+    readelf -d "$1" | grep -q "NEEDED.*libwebpubsub_client.so.$major" &&
+    ldd "$1" | grep -q "$lib/libwebpubsub_client.so.$major"
+  else
+    ! readelf -d "$1" | grep -q "NEEDED.*libwebpubsub_client" && nm "$1" | grep -q " T wps_client_new"
+  fi
+}
+run_chat() {  # BINARY TAG
+  local user="chat-$2" out
+  local url; url=$(mint webchat --user "$user" "${roles[@]}") || return 1
+  out=$(printf 'hello from %s\nsecond line\n' "$2" | timeout 60 "$1" "$url" "room-$2" 2>"$tmp/chat-$2.err")
+  local rc=$?
+  echo "$out"; cat "$tmp/chat-$2.err"
+  [ $rc -eq 0 ] || { echo "exit status $rc"; return 1; }
+  grep -q "^connected: connection .*, user $user\$" <<<"$out" &&
+  grep -qx "\[room-$2\] $user: hello from $2" <<<"$out" &&
+  grep -qx "\[room-$2\] $user: second line" <<<"$out"
+}
+run_gateway() {  # BINARY TAG
+  local url; url=$(mint gateway --user "gateway-$2" "${roles[@]}") || return 1
+  local out; out=$(timeout 120 "$1" "$url" "gw-$2" "$clients" "$messages" 90 2>"$tmp/gateway-$2.err")
+  local rc=$?
+  echo "$out"; tail -5 "$tmp/gateway-$2.err"
+  [ $rc -eq 0 ] || { echo "exit status $rc"; return 1; }
+  local expected=$((clients * clients * messages))
+  grep -q "^gateway: connected $clients/$clients" <<<"$out" &&
+  grep -qx "gateway: joined $clients/$clients" <<<"$out" &&
+  grep -qx "gateway: received $expected/$expected group messages" <<<"$out" &&
+  grep -qx "gateway: stopped $clients/$clients" <<<"$out" &&
+  grep -qx "gateway: ok" <<<"$out"
+}
+
+for lang in c cpp; do
+  if [ $lang = c ]; then src=$repo/examples/gateway; suffix=""; else src=$repo/examples/cpp; suffix=_cpp; fi
+  for tool in cmake pkgconfig; do
+    for link in shared static; do
+      tag=$lang-$tool-$link
+      dir=$tmp/build-$tag
+      if [ $tool = cmake ]; then
+        flag=OFF; [ $link = static ] && flag=ON
+        check "$tag: build examples out of tree" build_cmake "$dir" "$src" "$flag"
+      else
+        flag=0; [ $link = static ] && flag=1
+        check "$tag: build examples out of tree" build_make "$dir" "$src" "$flag"
+      fi
+      [ -x "$dir/chat$suffix" ] && [ -x "$dir/gateway$suffix" ] || continue
+      check "$tag: linked $link" linked_as "$dir/chat$suffix" "$link"
+      check "$tag: chat receives its own group messages" run_chat "$dir/chat$suffix" "$tag"
+      check "$tag: gateway $clients clients x $messages messages in one poll loop" run_gateway "$dir/gateway$suffix" "$tag"
+    done
+  done
+done
+
+# --- C++ wrapper tests -------------------------------------------------------------------------
+export WPS_TEST_URL WPS_TEST_URL_NOROLES
+WPS_TEST_URL=$(mint cpptests --user cpp-tester "${roles[@]}")
+WPS_TEST_URL_NOROLES=$(mint cpptests --user cpp-noroles)
+tests_src=$repo/bindings/cpp/tests
+cxx_flags=(-std=c++17 -g -O1 -Wall -Wextra -Werror -I"$prefix/include" -I"$tests_src" -pthread)
+
+build_asan_tests() {
+  g++ "${cxx_flags[@]}" -fsanitize=address,undefined -fno-omit-frame-pointer \
+    -o "$tmp/wrapper_tests" "$tests_src/wrapper_tests.cpp" \
+    -L"$lib" -lwebpubsub_client -Wl,-rpath,"$lib" &&
+  nm "$tmp/wrapper_tests" | grep -q __asan_init
+}
+check "wrapper tests build with AddressSanitizer" build_asan_tests
+if [ -x "$tmp/wrapper_tests" ]; then
+  # Leak checking is off: the library's process-wide runtime lives until exit by design.
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    timeout 300 "$tmp/wrapper_tests" >"$tmp/wrapper_tests.out" 2>&1
+  rc=$?
+  sed 's/^/    /' "$tmp/wrapper_tests.out"
+  summary=$(tail -n 1 "$tmp/wrapper_tests.out")
+  if [ $rc -eq 0 ] && [[ "$summary" =~ ^[0-9]+\ passed,\ 0\ failed$ ]]; then
+    pass "wrapper tests under ASan/UBSan ($summary)"
+  else
+    fail "wrapper tests under ASan/UBSan" "exit $rc, $summary"
+  fi
+fi
+
+build_noexcept_tests() {
+  g++ "${cxx_flags[@]}" -fno-exceptions -o "$tmp/no_exceptions" "$tests_src/no_exceptions.cpp" \
+    -L"$lib" -lwebpubsub_client -Wl,-rpath,"$lib"
+}
+check "wrapper builds with -fno-exceptions" build_noexcept_tests
+if [ -x "$tmp/no_exceptions" ]; then
+  timeout 120 "$tmp/no_exceptions" >"$tmp/no_exceptions.out" 2>&1
+  rc=$?
+  sed 's/^/    /' "$tmp/no_exceptions.out"
+  summary=$(tail -n 1 "$tmp/no_exceptions.out")
+  if [ $rc -eq 0 ] && [[ "$summary" =~ ^[0-9]+\ passed,\ 0\ failed$ ]]; then
+    pass "-fno-exceptions tests ($summary)"
+  else
+    fail "-fno-exceptions tests" "exit $rc, $summary"
+  fi
+fi
+
+finish
