@@ -15,8 +15,8 @@ pub mod protocol;
 pub mod runtime;
 
 pub use client::{
-    AckOk, Client, ClientId, ClientOptions, Credential, Event, EventHandler, Protocol, RetryMode,
-    RetryPolicy, SendOptions,
+    AckOk, Client, ClientId, ClientOptions, ConnectionState, Credential, Event, EventHandler,
+    Protocol, RetryMode, RetryPolicy, SendOptions,
 };
 pub use error::Error;
 pub use protocol::{DataType, Payload};
