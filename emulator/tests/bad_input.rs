@@ -1,0 +1,86 @@
+//! Bad client input never crashes the emulator nor affects other connections.
+
+mod common;
+use common::*;
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const ROLES: &[&str] = &["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
+
+#[tokio::test]
+async fn malformed_messages_close_only_the_offender() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, ROLES, &["g"], HOUR);
+    let (mut bystander, _) = connect_pubsub(&url, RELIABLE).await;
+
+    let cases: Vec<(Message, u16)> = vec![
+        (Message::text("{not json"), 1007),
+        (Message::text(r#"{"type":"teleport"}"#), 1007),
+        (Message::text(r#"[1,2]"#), 1007),
+        (Message::text(r#"{"type":"joinGroup"}"#), 1007),
+        (
+            Message::text(r#"{"type":"sendToGroup","group":"g","dataType":"binary","data":"%%%"}"#),
+            1007,
+        ),
+        (
+            Message::text(
+                r#"{"type":"sendToGroup","group":"g","dataType":"text","data":"x","noEcho":"yes"}"#,
+            ),
+            1007,
+        ),
+        (Message::binary(vec![0xff, 0xfe, 0x00]), 1007),
+        (Message::text("x".repeat(1024 * 1024 + 1)), 1009),
+    ];
+    for (i, (msg, code)) in cases.into_iter().enumerate() {
+        let (mut ws, _) = connect_pubsub(&url, JSON).await;
+        ws.send(msg).await.unwrap();
+        assert_eq!(expect_close(&mut ws).await, code, "case {i}");
+    }
+    // A binary frame carrying UTF-8 JSON is accepted.
+    let (mut ws, _) = connect_pubsub(&url, JSON).await;
+    ws.send(Message::binary(
+        br#"{"type":"joinGroup","group":"g2","ackId":1}"#.to_vec(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(recv_json(&mut ws).await["success"], true);
+    // Invalid group names: BadRequest ack.
+    for bad in ["", "   ", &"x".repeat(1025)] {
+        send(&mut ws, json!({"type":"joinGroup","group":bad,"ackId":2})).await;
+        let ack = recv_json(&mut ws).await;
+        assert_eq!(ack["error"]["name"], "BadRequest", "{bad:?}");
+    }
+    // The bystander is unaffected.
+    send(
+        &mut ws,
+        json!({"type":"sendToGroup","group":"g","dataType":"text","data":"still here"}),
+    )
+    .await;
+    let m = recv_json(&mut bystander).await;
+    assert_eq!(m["data"], "still here");
+    assert_eq!(m["sequenceId"], 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn exactly_one_ack_per_ack_id_and_null_is_absent() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, ROLES, &[], HOUR);
+    let (mut ws, _) = connect_pubsub(&url, JSON).await;
+    send(
+        &mut ws,
+        json!({"type":"joinGroup","group":"g","ackId":null}),
+    )
+    .await;
+    send(&mut ws, json!({"type":"joinGroup","group":"g","ackId":3})).await;
+    send(&mut ws, json!({"type":"ping"})).await;
+    let a = recv_json(&mut ws).await;
+    assert_eq!(a, json!({"type":"ack","ackId":3,"success":true}));
+    assert_eq!(
+        recv_json(&mut ws).await,
+        json!({"type":"pong"}),
+        "no ack for the null ackId"
+    );
+    emu.shutdown().await;
+}

@@ -1,0 +1,65 @@
+//! The `wps-emulator` binary: first stdout line, usage, clean shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn first_line_is_the_connection_string_and_sigterm_exits_0() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wps-emulator"))
+        .args([
+            "--port",
+            "0",
+            "--access-key",
+            "cli-test-key-0123456789abcdefghijklmnop",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wps-emulator");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let line = line.trim_end();
+    let rest = line.strip_prefix("Endpoint=http://127.0.0.1:").expect(line);
+    let (port, tail) = rest.split_once(';').unwrap();
+    assert!(port.parse::<u16>().unwrap() > 0);
+    assert_eq!(
+        tail,
+        "AccessKey=cli-test-key-0123456789abcdefghijklmnop;Version=1.0;"
+    );
+    // The port really listens.
+    std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).expect("listening");
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn help_and_bad_arguments() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wps-emulator"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--upstream"));
+    let out = Command::new(env!("CARGO_BIN_EXE_wps-emulator"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

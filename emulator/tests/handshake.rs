@@ -1,0 +1,158 @@
+//! Client endpoint handshake: authentication, hub resolution, subprotocol echo, simple clients.
+
+mod common;
+use common::*;
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+fn status_of(e: tungstenite::Error) -> u16 {
+    match e {
+        tungstenite::Error::Http(r) => r.status().as_u16(),
+        other => panic!("expected an HTTP error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_tokens_get_401_before_upgrade() {
+    let emu = emulator().await;
+    let base = format!("ws://127.0.0.1:{}/client/hubs/h", emu.port());
+    let e = try_connect(&base, &[JSON]).await.unwrap_err();
+    assert_eq!(status_of(e), 401, "missing token");
+    let good = emu.client_access_url("h", None, &[], &[], HOUR);
+    let e = try_connect(&format!("{good}x"), &[JSON]).await.unwrap_err();
+    assert_eq!(status_of(e), 401, "bad signature");
+    let other_hub = emu
+        .client_access_url("other", None, &[], &[], HOUR)
+        .replace("/hubs/other", "/hubs/h");
+    let e = try_connect(&other_hub, &[JSON]).await.unwrap_err();
+    assert_eq!(status_of(e), 401, "audience of another hub");
+}
+
+#[tokio::test]
+async fn hub_in_query_bearer_header_and_lenient_audience() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("Chat", Some("u"), &[], &[], HOUR);
+    let token = url.split("access_token=").nth(1).unwrap().to_string();
+    // /client/?hub= form with the same token.
+    let q = format!(
+        "ws://127.0.0.1:{}/client/?hub=Chat&access_token={token}",
+        emu.port()
+    );
+    let (_ws, c) = connect_pubsub(&q, JSON).await;
+    assert_eq!(c["userId"], "u");
+    // Authorization header instead of the query parameter.
+    let mut req = format!("ws://127.0.0.1:{}/client/hubs/Chat", emu.port())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", JSON.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(recv_json(&mut ws).await["event"], "connected");
+    // A token minted for 127.0.0.1 works through "localhost" (path-only audience check).
+    let via_localhost = format!(
+        "ws://localhost:{}/client/hubs/Chat?access_token={}",
+        emu.port(),
+        token
+    );
+    assert!(try_connect(&via_localhost, &[RELIABLE]).await.is_ok());
+    assert_eq!(emu.connections("chat").len(), 3);
+}
+
+#[tokio::test]
+async fn non_websocket_or_missing_hub_is_400() {
+    let emu = emulator().await;
+    let s = raw_status(&emu, "GET /client/hubs/h HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(s, 400);
+    let url = format!("ws://127.0.0.1:{}/client/", emu.port());
+    assert_eq!(
+        status_of(try_connect(&url, &[JSON]).await.unwrap_err()),
+        400
+    );
+    let url = emu.client_access_url("h", None, &[], &["   "], HOUR);
+    assert_eq!(
+        status_of(try_connect(&url, &[JSON]).await.unwrap_err()),
+        400,
+        "invalid token group"
+    );
+    let r = http(
+        &emu,
+        "HEAD",
+        "/api/health?api-version=2024-12-01",
+        false,
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn simple_clients_get_raw_frames() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, &[], &["g"], HOUR);
+    let (mut simple, p) = try_connect(&url, &[]).await.unwrap();
+    assert_eq!(p, None, "no subprotocol echoed");
+    let (mut custom, p) = try_connect(&url, &["my.protocol"]).await.unwrap();
+    assert_eq!(p.as_deref(), Some("my.protocol"));
+    let r = http(
+        &emu,
+        "POST",
+        "/api/hubs/h/groups/g/:send",
+        true,
+        Some("application/json"),
+        br#""quoted""#,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    for ws in [&mut simple, &mut custom] {
+        match recv(ws).await {
+            Message::Text(t) => assert_eq!(t.as_str(), r#""quoted""#),
+            other => panic!("{other:?}"),
+        }
+    }
+    let r = http(
+        &emu,
+        "POST",
+        "/api/hubs/h/:send",
+        true,
+        Some("application/octet-stream"),
+        &[1, 2, 3],
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    match recv(&mut simple).await {
+        Message::Binary(b) => assert_eq!(&b[..], &[1, 2, 3]),
+        other => panic!("{other:?}"),
+    }
+
+    // sendToGroup mode publishes every frame to the group.
+    let roles = ["webpubsub.sendToGroup.g"];
+    let publisher = emu.client_access_url("h", Some("p"), &roles, &[], HOUR)
+        + "&webpubsub_mode=sendToGroup&group=g";
+    let (mut publisher, _) = try_connect(&publisher, &[]).await.unwrap();
+    let (mut member, _) = connect_pubsub(&url, JSON).await;
+    publisher.send(Message::text("raw text")).await.unwrap();
+    let m = recv_json(&mut member).await;
+    assert_eq!(
+        m,
+        json!({"type":"message","from":"group","group":"g","fromUserId":"p","dataType":"text","data":"raw text"})
+    );
+
+    // sendEvent mode without an upstream handler: the connection is closed (1011).
+    simple.send(Message::text("hello")).await.unwrap();
+    assert_eq!(expect_close(&mut simple).await, 1011);
+}
+
+#[tokio::test]
+async fn protobuf_only_is_refused() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, &[], &[], HOUR);
+    let e = try_connect(&url, &["protobuf.reliable.webpubsub.azure.v1"])
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(e), 400);
+}
