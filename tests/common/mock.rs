@@ -1,0 +1,166 @@
+//! A scripted WebSocket "service" for failure cases the emulator does not produce: the test
+//! decides every frame. Also raw TCP servers that misbehave during the handshake.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::WAIT;
+
+pub struct MockServer {
+    pub url: String,
+    conns: mpsc::UnboundedReceiver<MockConn>,
+}
+
+pub struct MockConn {
+    pub ws: WebSocketStream<TcpStream>,
+    /// Path and query of the upgrade request.
+    pub target: String,
+}
+
+impl MockServer {
+    /// Accepts WebSocket upgrades on 127.0.0.1, echoing the first requested subprotocol.
+    pub async fn start() -> MockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, conns) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut target = String::new();
+                    let cb = |req: &Request, mut resp: Response| {
+                        target = req.uri().to_string();
+                        if let Some(p) = req.headers().get("Sec-WebSocket-Protocol") {
+                            let first = p
+                                .to_str()
+                                .unwrap_or("")
+                                .split(',')
+                                .next()
+                                .unwrap_or("")
+                                .trim()
+                                .to_string();
+                            resp.headers_mut()
+                                .insert("Sec-WebSocket-Protocol", first.parse().unwrap());
+                        }
+                        Ok(resp)
+                    };
+                    if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await {
+                        let _ = tx.send(MockConn { ws, target });
+                    }
+                });
+            }
+        });
+        MockServer {
+            url: format!("ws://127.0.0.1:{port}/client/hubs/hub1?access_token=secret"),
+            conns,
+        }
+    }
+
+    pub async fn accept(&mut self) -> MockConn {
+        tokio::time::timeout(WAIT, self.conns.recv())
+            .await
+            .expect("a connection within the deadline")
+            .expect("server running")
+    }
+}
+
+impl MockConn {
+    pub async fn send(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    pub async fn connected(&mut self, id: &str, token: Option<&str>) {
+        let frame = match token {
+            Some(t) => format!(
+                r#"{{"type":"system","event":"connected","connectionId":"{id}","reconnectionToken":"{t}"}}"#
+            ),
+            None => format!(r#"{{"type":"system","event":"connected","connectionId":"{id}"}}"#),
+        };
+        self.send(&frame).await;
+    }
+
+    /// The next text frame from the client, or None when the client closed.
+    pub async fn recv_text(&mut self) -> Option<String> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("frame within deadline")
+            {
+                Some(Ok(Message::Text(t))) => return Some(t.to_string()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next text frame whose `type` is `ty`.
+    pub async fn recv_type(&mut self, ty: &str) -> serde_json::Value {
+        loop {
+            let t = self
+                .recv_text()
+                .await
+                .unwrap_or_else(|| panic!("closed while waiting for {ty}"));
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
+    pub async fn close(&mut self, code: u16, reason: &str) {
+        let _ = self
+            .ws
+            .close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_string().into(),
+            }))
+            .await;
+    }
+}
+
+/// A TCP server answering every request with `response` (raw HTTP), then closing.
+pub async fn http_server(response: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
+                let _ = tcp.write_all(response.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    format!("ws://127.0.0.1:{port}/client/hubs/hub1?access_token=x")
+}
+
+/// A TCP server that accepts and immediately closes every connection.
+pub async fn closing_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            drop(tcp);
+        }
+    });
+    format!("ws://127.0.0.1:{port}/client/hubs/hub1?access_token=x")
+}
+
+/// A port nothing listens on.
+pub async fn dead_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("ws://127.0.0.1:{port}/client/hubs/hub1?access_token=x")
+}
