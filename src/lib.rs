@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod error;
+pub mod ffi;
 pub mod log;
 pub mod protocol;
 pub mod runtime;

@@ -398,7 +398,7 @@ impl Actor {
                 DriveEnd::Stop => {
                     close_gracefully(&mut socket).await;
                     if ready {
-                        self.report_disconnected(None);
+                        self.report_disconnected(None, Error::Stopped { ack_id: None });
                     }
                     return ConnEnd::Stopped;
                 }
@@ -444,7 +444,7 @@ impl Actor {
                 self.set_state(ConnectionState::Recovering);
                 match self.recover().await {
                     Guarded::Stopped => {
-                        self.report_disconnected(None);
+                        self.report_disconnected(None, Error::Stopped { ack_id: None });
                         return ConnEnd::Stopped;
                     }
                     Guarded::Done(Some(new_socket)) => {
@@ -463,7 +463,8 @@ impl Actor {
             } else {
                 Some(reason)
             };
-            self.report_disconnected(fallback);
+            let lost = Error::connection("the connection was lost before the ack arrived");
+            self.report_disconnected(fallback, lost);
             return ConnEnd::Lost {
                 connected: true,
                 error: Error::connection("connection lost"),
@@ -472,9 +473,8 @@ impl Actor {
     }
 
     /// Reports the loss of the current connection and fails what waited on it.
-    fn report_disconnected(&mut self, fallback: Option<String>) {
+    fn report_disconnected(&mut self, fallback: Option<String>, lost: Error) {
         self.set_state(ConnectionState::Disconnected);
-        let lost = Error::connection("the connection was lost before the ack arrived");
         for (group, _) in self.acks.fail_all(&lost) {
             // A rejoin cut short by the loss will be retried on the next connection.
             let _ = group;
