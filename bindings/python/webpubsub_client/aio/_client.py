@@ -71,6 +71,7 @@ class _LoopSink:
     def __init__(self) -> None:
         self.core: Optional[ClientCore] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.loop_thread: Optional[int] = None
         self.fd: int = -1
         self.futures: Dict[int, "asyncio.Future[Completion]"] = {}
         self.op_keys = itertools.count(1)
@@ -93,6 +94,7 @@ class _LoopSink:
         if fd < 0:
             raise OpenClientError("the native client has no event file descriptor (poll mode)")
         self.loop = loop
+        self.loop_thread = threading.get_ident()
         self.fd = fd
         self.wakeup = asyncio.Event()
         loop.add_reader(fd, self.on_readable)
@@ -123,12 +125,35 @@ class _LoopSink:
 
     # -- EventSink
 
+    def _on_loop_thread(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn`` now if this is the loop's thread (inside dispatch), else hand it to the loop.
+
+        Events only leave the loop thread when the client is freed from elsewhere (a finalizer
+        or interpreter exit), where the library delivers what is left on the freeing thread.
+        """
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        if self.loop_thread == threading.get_ident():
+            fn(*args)
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop closed meanwhile
+
     def deliver(self, kind: CallbackType, args: Tuple[Any, ...]) -> None:
+        self._on_loop_thread(self._enqueue, kind, args)
+
+    def _enqueue(self, kind: CallbackType, args: Tuple[Any, ...]) -> None:
         self.pending.append((kind, args))
         if self.wakeup is not None:
             self.wakeup.set()
 
     def complete(self, op_key: int, completion: Completion) -> None:
+        self._on_loop_thread(self._resolve, op_key, completion)
+
+    def _resolve(self, op_key: int, completion: Completion) -> None:
         fut = self.futures.pop(op_key, None)
         if fut is not None and not fut.done():
             fut.set_result(completion)
@@ -171,21 +196,16 @@ class _LoopSink:
         loop, credential = self.loop, self.credential
         if loop is None or credential is None or loop.is_closed():
             raise RuntimeError("no event loop to run the client access URL provider on")
-        if loop_thread_id(loop) == threading.get_ident():
+        if self.loop_thread == threading.get_ident():
             raise RuntimeError("the URL provider cannot run on the event loop thread")
         future = asyncio.run_coroutine_threadsafe(credential.get_client_access_url(), loop)
         return future.result(timeout=_PROVIDER_WAIT_S)
 
 
-def loop_thread_id(loop: asyncio.AbstractEventLoop) -> Optional[int]:
-    """The id of the thread running ``loop`` (``None`` if unknown)."""
-    return getattr(loop, "_thread_id", None)
-
-
 def _finalize(core: ClientCore, sink: _LoopSink) -> None:
     loop = sink.loop
     if loop is not None and not loop.is_closed():
-        if loop_thread_id(loop) == threading.get_ident():
+        if sink.loop_thread == threading.get_ident():
             sink.detach()
         else:
             try:

@@ -1,0 +1,150 @@
+"""Side-by-side benchmark: ``webpubsub_client`` vs the official ``azure-messaging-webpubsubclient``.
+
+Both clients run against the same ``wps-emulator`` in one process run, with URLs minted by the
+official server SDK. For each client (sync API):
+
+* fire-and-forget: N sends without acks; throughput counts until every message came back to
+  the sender (it is in the group), so both clients are measured end to end;
+* acked: N sends, each waiting for its ack; messages/s;
+* round trip: M sequential acked sends, each timed from the call until the client's own
+  group-message callback sees it; p50/p99 in milliseconds.
+
+Usage: python bench/compare.py [--messages N] [--round-trips M] [--emulator PATH] [--only ours|official]
+Prints a table and a JSON line with the figures.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def start_emulator(binary: Path) -> "tuple[subprocess.Popen, str]":
+    proc = subprocess.Popen([str(binary), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line: List[str] = []
+    got = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        line.append(proc.stdout.readline())
+        got.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not got.wait(30) or not line[0].startswith("Endpoint="):
+        proc.kill()
+        raise SystemExit(f"emulator did not start: {line!r}")
+    return proc, line[0].strip()
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.cv = threading.Condition()
+        self.count = 0
+        self.arrivals: Dict[str, float] = {}
+
+    def on_message(self, msg: Any) -> None:
+        now = time.perf_counter()
+        with self.cv:
+            self.count += 1
+            data = msg.data
+            if isinstance(data, str) and data.startswith("rt-"):
+                self.arrivals[data] = now
+            self.cv.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> None:
+        with self.cv:
+            if not self.cv.wait_for(predicate, timeout):
+                raise TimeoutError("messages did not arrive in time")
+
+
+def run_one(name: str, client_cls: Any, cred_cls: Any, url_for: Callable[[], str], messages: int, round_trips: int) -> Dict[str, float]:
+    client = client_cls(cred_cls(url_for))
+    counter = Counter()
+    client.subscribe("group-message", counter.on_message)
+    group = f"bench-{name}"
+    out: Dict[str, float] = {}
+    with client:
+        client.join_group(group)
+        # warm-up
+        for i in range(20):
+            client.send_to_group(group, f"warm-{i}", "text")
+        counter.wait(lambda: counter.count >= 20, 60)
+
+        base = counter.count
+        start = time.perf_counter()
+        for i in range(messages):
+            client.send_to_group(group, f"ff-{i}", "text", ack=False)
+        counter.wait(lambda: counter.count >= base + messages, 120)
+        out["fire_and_forget_msgs_per_s"] = messages / (time.perf_counter() - start)
+
+        base = counter.count
+        start = time.perf_counter()
+        for i in range(messages):
+            client.send_to_group(group, f"ack-{i}", "text")
+        out["acked_msgs_per_s"] = messages / (time.perf_counter() - start)
+        counter.wait(lambda: counter.count >= base + messages, 120)
+
+        latencies = []
+        for i in range(round_trips):
+            key = f"rt-{i}"
+            t0 = time.perf_counter()
+            client.send_to_group(group, key, "text")
+            counter.wait(lambda: key in counter.arrivals, 30)
+            latencies.append((counter.arrivals[key] - t0) * 1000.0)
+        latencies.sort()
+        out["round_trip_p50_ms"] = statistics.median(latencies)
+        out["round_trip_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--round-trips", type=int, default=300)
+    parser.add_argument("--emulator", type=Path, default=Path(os.environ.get("WPS_EMULATOR", REPO / "target/release/wps-emulator")))
+    parser.add_argument("--only", choices=["ours", "official"])
+    args = parser.parse_args(argv)
+
+    from azure.messaging.webpubsubservice import WebPubSubServiceClient
+
+    proc, connection_string = start_emulator(args.emulator)
+    try:
+        results: Dict[str, Dict[str, float]] = {}
+        contenders = []
+        if args.only in (None, "ours"):
+            import webpubsub_client
+
+            contenders.append(("webpubsub_client", webpubsub_client.WebPubSubClient, webpubsub_client.WebPubSubClientCredential))
+        if args.only in (None, "official"):
+            from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCredential
+
+            contenders.append(("azure-messaging-webpubsubclient", WebPubSubClient, WebPubSubClientCredential))
+        for index, (name, client_cls, cred_cls) in enumerate(contenders):
+            service = WebPubSubServiceClient.from_connection_string(connection_string, hub=f"bench{index}")
+
+            def url_for(service: Any = service) -> str:
+                return service.get_client_access_token(roles=["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"])["url"]
+
+            results[name] = run_one(f"c{index}", client_cls, cred_cls, url_for, args.messages, args.round_trips)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    cols = ["fire_and_forget_msgs_per_s", "acked_msgs_per_s", "round_trip_p50_ms", "round_trip_p99_ms"]
+    print(f"{'client':34}" + "".join(f"{c:>28}" for c in cols))
+    for name, r in results.items():
+        print(f"{name:34}" + "".join(f"{r[c]:>28.1f}" for c in cols))
+    print(json.dumps({"messages": args.messages, "round_trips": args.round_trips, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
