@@ -103,11 +103,10 @@ class Emulator:
         self._request("POST", f"/_emulator/hubs/{hub}/connections/{connection_id}/:close", f"code={code}")
 
 
-@pytest.fixture(scope="session")
-def emulator() -> Any:
+def start_emulator(*extra: str) -> Emulator:
     binary = emulator_binary()
     proc = subprocess.Popen(
-        [str(binary), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [str(binary), "--port", "0", *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     first_line: List[str] = []
     got = threading.Event()
@@ -121,13 +120,54 @@ def emulator() -> Any:
     if not got.wait(30) or not first_line[0].startswith("Endpoint="):
         proc.kill()
         pytest.exit(f"wps-emulator did not print its connection string: {first_line!r}", returncode=2)
-    emu = Emulator(proc, first_line[0])
-    yield emu
-    proc.terminate()
+    return Emulator(proc, first_line[0].strip())
+
+
+def stop_emulator(emu: Emulator) -> None:
+    emu.proc.terminate()
     try:
-        proc.wait(10)
+        emu.proc.wait(10)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        emu.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Any:
+    emu = start_emulator()
+    yield emu
+    stop_emulator(emu)
+
+
+@pytest.fixture(scope="session")
+def failing_upstream_emulator() -> Any:
+    """An emulator whose event handler accepts connections but fails every user event."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("content-length") or 0)
+            self.rfile.read(length)
+            event = self.path.rstrip("/").rsplit("/", 1)[-1]
+            ok = event in ("connect", "connected", "disconnected")
+            self.send_response(200 if ok else 500)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def do_OPTIONS(self) -> None:  # noqa: N802 - abuse-protection handshake
+            self.send_response(200)
+            self.send_header("WebHook-Allowed-Origin", "*")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    emu = start_emulator("--upstream", f"http://127.0.0.1:{server.server_address[1]}/{{hub}}/{{event}}")
+    yield emu
+    stop_emulator(emu)
+    server.shutdown()
 
 
 _HUB_IDS = itertools.count(1)

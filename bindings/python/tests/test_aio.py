@@ -109,8 +109,8 @@ async def test_duplicated_close(emulator, hub):
     assert not client.is_connected()
 
 
-async def test_send_event_without_handler(emulator, hub):
-    client = make_client(emulator, hub, message_retry_total=0)
+async def test_send_event_handler_failure(failing_upstream_emulator, hub):
+    client = make_client(failing_upstream_emulator, hub, message_retry_total=0)
     async with client:
         with pytest.raises(SendMessageError) as err:
             await client.send_event("event", "test_send_event", "text")

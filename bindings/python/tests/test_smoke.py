@@ -92,8 +92,15 @@ def test_duplicated_close(emulator, hub):
     assert not client.is_connected()
 
 
-def test_send_event_without_handler(emulator, hub):
+def test_send_event_accepted_without_handler(emulator, hub):
     client = make_client(emulator, hub, message_retry_total=0)
+    with client:
+        client.send_event("event", "test_send_event", "text")
+        client.send_event("event", {"k": 1}, "json", ack=False)
+
+
+def test_send_event_handler_failure(failing_upstream_emulator, hub):
+    client = make_client(failing_upstream_emulator, hub, message_retry_total=0)
     with client:
         with pytest.raises(SendMessageError) as err:
             client.send_event("event", "test_send_event", "text")

@@ -304,7 +304,7 @@ class WebPubSubClient:
             sink.cached_url = await sink.credential.get_client_access_url()
         key, fut = sink.new_operation()
         code = core.lib.wps_client_start_async(
-            core.handle, seconds_to_ms(self._settings.start_timeout), None, ctypes.c_void_p(key)
+            core.handle, seconds_to_ms(self._settings.start_timeout), n.NO_COMPLETION, ctypes.c_void_p(key)
         )
         if code != n.WPS_OK:
             sink.futures.pop(key, None)
@@ -321,7 +321,7 @@ class WebPubSubClient:
             return
         sink.attach(asyncio.get_running_loop())
         key, fut = sink.new_operation()
-        code = core.lib.wps_client_stop_async(core.handle, None, ctypes.c_void_p(key))
+        code = core.lib.wps_client_stop_async(core.handle, n.NO_COMPLETION, ctypes.c_void_p(key))
         if code != n.WPS_OK:
             sink.futures.pop(key, None)
             return
@@ -391,7 +391,7 @@ class WebPubSubClient:
         group = n.encode_identifier(group_name, "group_name")
         ack = _ack_id_in(opts.get("ack_id"))
         core = self._core
-        await self._run(f"join group {group_name!r}", lambda ctx, out: core.lib.wps_join_group_async(core.handle, group, ack, None, ctx, out))
+        await self._run(f"join group {group_name!r}", lambda ctx, out: core.lib.wps_join_group_async(core.handle, group, ack, n.NO_COMPLETION, ctx, out))
 
     async def leave_group(self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any) -> None:
         """Leave ``group_name``; returns once the service acked it.
@@ -402,7 +402,7 @@ class WebPubSubClient:
         group = n.encode_identifier(group_name, "group_name")
         ack = _ack_id_in(opts.get("ack_id"))
         core = self._core
-        await self._run(f"leave group {group_name!r}", lambda ctx, out: core.lib.wps_leave_group_async(core.handle, group, ack, None, ctx, out))
+        await self._run(f"leave group {group_name!r}", lambda ctx, out: core.lib.wps_leave_group_async(core.handle, group, ack, n.NO_COMPLETION, ctx, out))
 
     async def send_to_group(
         self,
@@ -431,7 +431,7 @@ class WebPubSubClient:
         await self._run(
             f"send to group {group_name!r}",
             lambda ctx, out: core.lib.wps_send_to_group_async(
-                core.handle, group, data, len(data), native_type, flags, ack_in, None, ctx, out
+                core.handle, group, data, len(data), native_type, flags, ack_in, n.NO_COMPLETION, ctx, out
             ),
         )
 
@@ -461,7 +461,7 @@ class WebPubSubClient:
         await self._run(
             f"send event {event_name!r}",
             lambda ctx, out: core.lib.wps_send_event_async(
-                core.handle, name, data, len(data), native_type, flags, ack_in, None, ctx, out
+                core.handle, name, data, len(data), native_type, flags, ack_in, n.NO_COMPLETION, ctx, out
             ),
         )
 
