@@ -90,6 +90,9 @@ pub(crate) struct Actor {
     connection_id: Option<String>,
     reconnection_token: Option<String>,
     last_disconnected: Option<String>,
+    /// Close reason of the first drop of the current loss episode (kept across recovery
+    /// attempts until traffic flows again).
+    loss_reason: Option<String>,
 }
 
 impl Actor {
@@ -123,6 +126,7 @@ impl Actor {
             connection_id: None,
             reconnection_token: None,
             last_disconnected: None,
+            loss_reason: None,
         }
     }
 
@@ -194,6 +198,7 @@ impl Actor {
             let end = match opened {
                 Ok(socket) => {
                     self.seq.reset();
+                    self.loss_reason = None;
                     self.connection_id = None;
                     self.reconnection_token = None;
                     self.last_disconnected = None;
@@ -440,6 +445,9 @@ impl Actor {
                 && self.connection_id.is_some()
                 && self.reconnection_token.is_some()
                 && code != Some(1008);
+            if self.loss_reason.is_none() && !reason.is_empty() {
+                self.loss_reason = Some(reason.clone());
+            }
             if recoverable {
                 self.set_state(ConnectionState::Recovering);
                 match self.recover().await {
@@ -458,11 +466,10 @@ impl Actor {
                     }
                 }
             }
-            let fallback = if reason.is_empty() {
-                None
-            } else {
-                Some(reason)
-            };
+            let fallback = self
+                .loss_reason
+                .take()
+                .or_else(|| (!reason.is_empty()).then_some(reason));
             let lost = Error::connection("the connection was lost before the ack arrived");
             self.report_disconnected(fallback, lost);
             return ConnEnd::Lost {
@@ -848,6 +855,10 @@ impl Actor {
                 return None;
             }
         };
+        if !matches!(msg, Downstream::Disconnected { .. }) {
+            // Traffic flows: any earlier loss is over.
+            self.loss_reason = None;
+        }
         match msg {
             Downstream::Ack {
                 ack_id,
@@ -901,6 +912,7 @@ impl Actor {
                 }
                 if *ready {
                     // After a recovery (or a repeat): only the token changes.
+                    self.last_disconnected = None;
                     return None;
                 }
                 *ready = true;
@@ -928,7 +940,11 @@ impl Actor {
                 }
             }
             Downstream::Disconnected { message } => {
-                self.last_disconnected = message;
+                // Keep the first reason of a loss: a refused recovery adds its own
+                // ("cannot be recovered"), which says less than the original one.
+                if self.last_disconnected.is_none() {
+                    self.last_disconnected = message;
+                }
             }
             Downstream::Pong | Downstream::Ignored => {}
             Downstream::InvokeResponse {

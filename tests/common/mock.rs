@@ -1,6 +1,6 @@
 //! A scripted WebSocket "service" for failure cases the emulator does not produce: the test
 //! decides every frame. Also raw TCP servers that misbehave during the handshake.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::time::Duration;
 

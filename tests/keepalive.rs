@@ -1,0 +1,76 @@
+//! Keep-alive: pings are sent, and a peer that stops answering is detected.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mock::MockServer;
+use common::*;
+use webpubsub_client::{ClientOptions, Event, Protocol};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_sent_and_a_silent_peer_is_declared_dead() {
+    let mut server = MockServer::start().await;
+    let opts = ClientOptions {
+        protocol: Protocol::Json,
+        auto_reconnect: false,
+        keep_alive_interval: Duration::from_millis(100),
+        keep_alive_timeout: Duration::from_millis(600),
+        ..fast_options()
+    };
+    let (c, mut ev) = client_with(server.url.clone(), opts);
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", None).await;
+    start.await.unwrap().unwrap();
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    // The client pings; the peer reads but never writes again (half-open from the
+    // client's point of view: TCP stays up, nothing arrives).
+    let ping = conn.recv_type("ping").await;
+    assert_eq!(ping, serde_json::json!({"type":"ping"}));
+    conn.recv_type("ping").await;
+    match ev.next().await {
+        Event::Disconnected {
+            connection_id,
+            message,
+        } => {
+            assert_eq!(connection_id.as_deref(), Some("conn1"));
+            assert!(message.unwrap_or_default().contains("keep-alive"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ev.next().await, Event::Stopped);
+    drop(conn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pongs_keep_a_quiet_connection_alive() {
+    let mut server = MockServer::start().await;
+    let opts = ClientOptions {
+        protocol: Protocol::Json,
+        auto_reconnect: false,
+        keep_alive_interval: Duration::from_millis(100),
+        keep_alive_timeout: Duration::from_millis(400),
+        ..fast_options()
+    };
+    let (c, mut ev) = client_with(server.url.clone(), opts);
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", None).await;
+    start.await.unwrap().unwrap();
+    ev.next().await;
+    // Answer 12 pings (well past the 400 ms timeout in total).
+    for _ in 0..12 {
+        conn.recv_type("ping").await;
+        conn.send(r#"{"type":"pong"}"#).await;
+    }
+    assert!(c.is_connected());
+    assert_eq!(ev.drain(), vec![]);
+    c.stop().await.unwrap();
+}

@@ -1,0 +1,231 @@
+//! Reconnection when recovery is impossible: Disconnected, new connection, Connected, rejoin.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::mock::MockServer;
+use common::*;
+use webpubsub_client::{
+    Client, ClientOptions, Credential, Error, Event, Payload, Protocol, SendOptions,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_session_reconnects_with_a_new_id_and_rejoins_groups() {
+    let emu = emulator().await;
+    let (c, mut ev, first) = connected(url(&emu, Some("u"), ROLES), fast_options()).await;
+    c.join_group("a", None).await.unwrap();
+    c.join_group("b", None).await.unwrap();
+    assert!(emu.expire_connection(HUB, &first));
+    match ev.next().await {
+        Event::Disconnected { connection_id, .. } => {
+            assert_eq!(connection_id.as_deref(), Some(first.as_str()))
+        }
+        other => panic!("{other:?}"),
+    }
+    let second = match ev.next().await {
+        Event::Connected { connection_id, .. } => connection_id,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(second, first);
+    // Rejoined: a message to each group arrives on the new connection.
+    let (s, _sev, _) = connected(url(&emu, Some("s"), ROLES), fast_options()).await;
+    for g in ["a", "b"] {
+        s.send_to_group(g, Payload::text(g), SendOptions::default())
+            .await
+            .unwrap();
+        match ev.until("group message", is_group_message).await {
+            Event::GroupMessage { group, .. } => assert_eq!(group, g),
+            _ => unreachable!(),
+        }
+    }
+    let conns = emu.connections(HUB);
+    let me = conns.iter().find(|x| x.connection_id == second).unwrap();
+    let mut groups = me.groups.clone();
+    groups.sort();
+    assert_eq!(groups, vec!["a", "b"]);
+    c.stop().await.unwrap();
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_close_reports_its_reason_then_reconnects() {
+    let emu = emulator().await;
+    let (c, mut ev, first) = connected(url(&emu, Some("u"), ROLES), fast_options()).await;
+    assert!(emu.close_connection(HUB, &first, 1000, "maintenance"));
+    match ev.next().await {
+        Event::Disconnected { message, .. } => assert_eq!(message.as_deref(), Some("maintenance")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(ev.next().await, Event::Connected { ref connection_id, .. } if *connection_id != first)
+    );
+    c.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_1008_skips_recovery_and_opens_a_new_connection() {
+    let mut server = MockServer::start().await;
+    let (c, mut ev) = client_with(server.url.clone(), fast_options());
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", Some("tok1")).await;
+    start.await.unwrap().unwrap();
+    ev.next().await;
+    conn.send(r#"{"type":"system","event":"disconnected","message":"policy"}"#)
+        .await;
+    conn.close(1008, "no").await;
+    match ev.next().await {
+        Event::Disconnected {
+            connection_id,
+            message,
+        } => {
+            assert_eq!(connection_id.as_deref(), Some("conn1"));
+            assert_eq!(message.as_deref(), Some("policy"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut conn = server.accept().await;
+    assert!(
+        !conn.target.contains("awps_connection_id"),
+        "a new connection, not a recovery: {}",
+        conn.target
+    );
+    conn.connected("conn2", Some("tok2")).await;
+    assert!(
+        matches!(ev.next().await, Event::Connected { ref connection_id, .. } if connection_id == "conn2")
+    );
+    c.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_auto_reconnect_a_loss_stops_the_client() {
+    let emu = emulator().await;
+    let opts = ClientOptions {
+        protocol: Protocol::Json,
+        auto_reconnect: false,
+        ..fast_options()
+    };
+    let (c, mut ev, id) = connected(url(&emu, Some("u"), ROLES), opts).await;
+    assert!(emu.drop_connection(HUB, &id));
+    assert!(matches!(ev.next().await, Event::Disconnected { .. }));
+    assert_eq!(ev.next().await, Event::Stopped);
+    assert!(!c.is_connected());
+    // Restart works.
+    c.start().await.unwrap();
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    c.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_reliable_drop_reconnects_without_recovery() {
+    let emu = emulator().await;
+    let opts = ClientOptions {
+        protocol: Protocol::Json,
+        ..fast_options()
+    };
+    let (c, mut ev, id) = connected(url(&emu, Some("u"), ROLES), opts).await;
+    assert_eq!(
+        emu.connections(HUB)[0].subprotocol.as_deref(),
+        Some("json.webpubsub.azure.v1")
+    );
+    assert!(emu.drop_connection(HUB, &id));
+    assert!(matches!(ev.next().await, Event::Disconnected { .. }));
+    assert!(
+        matches!(ev.next().await, Event::Connected { ref connection_id, .. } if *connection_id != id)
+    );
+    c.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_is_called_per_connection_and_rejoin_failure_is_reported() {
+    let emu = Arc::new(emulator().await);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let provider = {
+        let emu = emu.clone();
+        let calls = calls.clone();
+        // First URL may join groups; later ones may not, so the rejoin is Forbidden.
+        Arc::new(move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let roles: &[&str] = if n == 0 { ROLES } else { &[] };
+            Ok(url(&emu, Some("p"), roles))
+        })
+    };
+    let (c, rx) = Client::with_channel(Credential::Provider(provider), fast_options());
+    let mut ev = Events { rx };
+    c.start().await.unwrap();
+    let first = match ev.next().await {
+        Event::Connected { connection_id, .. } => connection_id,
+        other => panic!("{other:?}"),
+    };
+    c.join_group("g", None).await.unwrap();
+    assert!(emu.expire_connection(HUB, &first));
+    assert!(matches!(ev.next().await, Event::Disconnected { .. }));
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    match ev.next().await {
+        Event::RejoinGroupFailed { group, error } => {
+            assert_eq!(group, "g");
+            assert!(
+                matches!(error, Error::Ack { ref name, .. } if name == "Forbidden"),
+                "{error:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    c.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_provider_fails_start_clearly() {
+    let provider = Arc::new(|| Err::<String, String>("no credentials".into()));
+    let (c, _rx) = Client::with_channel(Credential::Provider(provider), fast_options());
+    let e = c.start().await.unwrap_err();
+    assert!(e.to_string().contains("no credentials"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_during_recovery_ends_with_disconnected_then_stopped() {
+    let mut server = MockServer::start().await;
+    let opts = ClientOptions {
+        recovery_timeout: Duration::from_secs(60),
+        ..fast_options()
+    };
+    let (c, mut ev) = client_with(server.url.clone(), opts);
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", Some("tok1")).await;
+    start.await.unwrap().unwrap();
+    ev.next().await;
+    let pending = tokio::spawn({
+        let c = c.clone();
+        async move { c.join_group("g", Some(9)).await }
+    });
+    conn.recv_type("joinGroup").await;
+    drop(conn);
+    // Each recovery socket opens and is dropped at once, so the client stays in recovery.
+    let mut recovering = server.accept().await;
+    assert!(recovering.target.contains("awps_connection_id=conn1"));
+    drop(recovering);
+    recovering = server.accept().await;
+    drop(recovering);
+    c.stop().await.unwrap();
+    assert_eq!(
+        pending.await.unwrap(),
+        Err(Error::Stopped { ack_id: Some(9) })
+    );
+    assert!(matches!(ev.next().await, Event::Disconnected { .. }));
+    assert_eq!(ev.next().await, Event::Stopped);
+}
