@@ -1,0 +1,158 @@
+//! Running engine futures for C callers: blocking calls wait on a std channel (never
+//! `block_on` on a runtime thread), async calls report exactly one completion.
+
+use std::future::Future;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use super::dispatch::{BlockingSection, EventQueue, Item, Target};
+use super::error::{Failure, WPS_ERR_INTERNAL, WPS_ERR_TIMEOUT};
+use super::event::{cancelled, Completed, OwnedEvent};
+use super::handle::globals;
+
+/// Blocks SIGPIPE on the calling (library-owned) thread; the host's disposition is untouched.
+pub(crate) fn block_sigpipe() {
+    // SAFETY: plain libc calls on a zeroed, locally owned sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Cancellation shared by every operation of one client: set when the client is freed.
+#[derive(Clone)]
+pub(crate) struct Closing {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Closing {
+    pub fn new() -> Closing {
+        Closing {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    pub fn close(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// Runs `fut` unless the client is closed first.
+    fn guard<T>(
+        &self,
+        what: &'static str,
+        fut: impl Future<Output = Result<T, Failure>> + Send + 'static,
+    ) -> impl Future<Output = Result<T, Failure>> + Send + 'static
+    where
+        T: Send + 'static,
+    {
+        let mut rx = self.tx.subscribe();
+        async move {
+            tokio::select! {
+                r = fut => r,
+                _ = rx.wait_for(|closed| *closed) => Err(cancelled(what)),
+            }
+        }
+    }
+}
+
+/// Runs `fut` on the shared runtime and waits for it on the calling thread, at most `limit`.
+pub(crate) fn wait<T: Send + 'static>(
+    rt: &Handle,
+    closing: &Closing,
+    what: &'static str,
+    limit: Option<Duration>,
+    fut: impl Future<Output = Result<T, Failure>> + Send + 'static,
+) -> Result<T, Failure> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let fut = closing.guard(what, fut);
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let _section = BlockingSection::enter(&globals().pool);
+    let gone = || {
+        Failure::new(
+            WPS_ERR_INTERNAL,
+            format!("{what}: the runtime dropped the operation"),
+        )
+    };
+    match limit {
+        None => rx.recv().unwrap_or_else(|_| Err(gone())),
+        Some(d) => match rx.recv_timeout(d) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Failure::new(
+                WPS_ERR_TIMEOUT,
+                format!("{what} did not finish within {} ms", d.as_millis()),
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
+        },
+    }
+}
+
+/// Describes the completion an async operation owes.
+pub(crate) struct Completion {
+    pub op: u32,
+    pub what: &'static str,
+    pub group: Option<String>,
+    pub ack_id: u64,
+    pub op_context: usize,
+    pub target: Target,
+}
+
+/// Delivers the completion exactly once: with the outcome, or as cancelled if the task is
+/// dropped before it finished (runtime shut down).
+struct CompletionGuard {
+    queue: Arc<EventQueue>,
+    completion: Option<Completion>,
+}
+
+impl CompletionGuard {
+    fn complete(mut self, outcome: Result<Completed, Failure>) {
+        if let Some(c) = self.completion.take() {
+            deliver(&self.queue, c, outcome);
+        }
+    }
+}
+
+impl Drop for CompletionGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.completion.take() {
+            let what = c.what;
+            deliver(&self.queue, c, Err(cancelled(what)));
+        }
+    }
+}
+
+fn deliver(queue: &Arc<EventQueue>, c: Completion, outcome: Result<Completed, Failure>) {
+    let event = OwnedEvent::completion(c.op, c.group.as_deref(), c.ack_id, c.op_context, outcome);
+    queue.finish_op(Item {
+        event,
+        target: c.target,
+    });
+}
+
+/// Starts `fut` on the runtime; its outcome is queued as the operation's completion.
+pub(crate) fn spawn_op(
+    rt: &Handle,
+    closing: &Closing,
+    queue: &Arc<EventQueue>,
+    completion: Completion,
+    fut: impl Future<Output = Result<Completed, Failure>> + Send + 'static,
+) {
+    queue.begin_op();
+    let guard = CompletionGuard {
+        queue: queue.clone(),
+        completion: Some(completion),
+    };
+    let what = guard.completion.as_ref().map_or("operation", |c| c.what);
+    let fut = closing.guard(what, fut);
+    rt.spawn(async move {
+        let outcome = fut.await;
+        guard.complete(outcome);
+    });
+}

@@ -1,0 +1,568 @@
+//! Client lifecycle: create, start, stop, free, and state getters.
+
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+
+use crate::client::{Client, ClientId, Credential, Event, EventHandler};
+
+use super::blocking::{spawn_op, wait, Closing, Completion};
+use super::dispatch::{in_callback_of, wps_event_fn, EventQueue, Target};
+use super::error::{
+    fail, fail_with, report, wps_result, Failure, WPS_ERR_BUFFER_TOO_SMALL, WPS_ERR_INTERNAL,
+    WPS_ERR_INVALID_URL, WPS_ERR_NOT_CONNECTED, WPS_ERR_NULL_ARG, WPS_ERR_PANIC, WPS_ERR_TIMEOUT,
+    WPS_ERR_UNAUTHORIZED, WPS_OK,
+};
+use super::event::{Completed, OwnedEvent, WPS_OP_START, WPS_OP_STOP};
+use super::handle::{self, wps_client};
+use super::macros::{ffi_fn, non_null, panic_message, str_arg, try_ffi, write_opt};
+use super::options::wps_options;
+use super::provider::{wps_url_provider_fn, ProviderCell};
+
+/// Everything the C surface keeps for one client.
+pub(crate) struct ClientEntry {
+    pub id: u64,
+    pub client: Client,
+    pub queue: Arc<EventQueue>,
+    pub rt: Handle,
+    pub closing: Closing,
+    poisoned: AtomicBool,
+    provider: Option<Arc<ProviderCell>>,
+    shutdown_timeout: Duration,
+    pub start_timeout: Duration,
+    pub max_message_size: usize,
+    /// A hint added to 401 failures when the URL has no `access_token`.
+    unauthorized_hint: Option<&'static str>,
+}
+
+/// Forwards engine events into the client's queue (never blocks).
+struct QueueHandler(Arc<EventQueue>);
+
+impl EventHandler for QueueHandler {
+    fn on_event(&self, _client: &ClientId, event: Event) {
+        self.0.push_event(OwnedEvent::from_engine(event));
+    }
+}
+
+impl ClientEntry {
+    /// Runs `f` against the client behind `c`, mapping lookup failures and poisoning the
+    /// client if `f` panics.
+    pub fn with(
+        c: *const wps_client,
+        f: impl FnOnce(&Arc<ClientEntry>) -> Result<(), Failure>,
+    ) -> wps_result {
+        let entry = try_ffi!(handle::lookup(c));
+        if entry.poisoned.load(Ordering::Acquire) {
+            return fail_with(
+                WPS_ERR_PANIC,
+                "the client is poisoned by an earlier panic; free it",
+            );
+        }
+        match catch_unwind(AssertUnwindSafe(|| f(&entry))) {
+            Ok(outcome) => report(outcome),
+            Err(payload) => {
+                entry.poisoned.store(true, Ordering::Release);
+                let text = format!(
+                    "panic (client poisoned): {}",
+                    panic_message(payload.as_ref())
+                );
+                super::log::emit_error(&text);
+                fail_with(WPS_ERR_PANIC, text)
+            }
+        }
+    }
+
+    /// Blocks on an engine future (see `blocking::wait`).
+    pub fn wait<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        limit: Option<Duration>,
+        fut: impl std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+    ) -> Result<T, Failure> {
+        wait(&self.rt, &self.closing, what, limit, fut)
+    }
+
+    /// Starts an async operation (see `blocking::spawn_op`).
+    pub fn spawn_op(
+        &self,
+        completion: Completion,
+        fut: impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static,
+    ) {
+        spawn_op(&self.rt, &self.closing, &self.queue, completion, fut)
+    }
+
+    fn explain(&self, mut failure: Failure) -> Failure {
+        if failure.code == WPS_ERR_UNAUTHORIZED {
+            if let Some(hint) = self.unauthorized_hint {
+                failure.message.push_str(hint);
+            }
+        }
+        failure
+    }
+
+    /// The start future: connects, bounded by `limit`; on timeout the attempt is stopped.
+    fn start_future(
+        self: &Arc<Self>,
+        limit: Duration,
+    ) -> impl std::future::Future<Output = Result<(), Failure>> + Send + 'static {
+        let client = self.client.clone();
+        let entry = self.clone();
+        async move {
+            match tokio::time::timeout(limit, client.start()).await {
+                Ok(outcome) => outcome.map_err(|e| entry.explain(Failure::from(e))),
+                Err(_) => {
+                    let c = client.clone();
+                    tokio::spawn(async move {
+                        let _ = c.stop().await;
+                    });
+                    Err(Failure::new(
+                        WPS_ERR_TIMEOUT,
+                        format!("not connected within {} ms", limit.as_millis()),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn stop_future(
+        &self,
+        limit: Duration,
+    ) -> impl std::future::Future<Output = Result<(), Failure>> + Send + 'static {
+        let client = self.client.clone();
+        async move {
+            match tokio::time::timeout(limit, client.stop()).await {
+                Ok(outcome) => outcome.map_err(Failure::from),
+                Err(_) => Err(Failure::new(
+                    WPS_ERR_TIMEOUT,
+                    format!(
+                        "not stopped within {} ms (still stopping)",
+                        limit.as_millis()
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+fn start_limit(entry: &ClientEntry, timeout_ms: u32) -> Duration {
+    if timeout_ms == 0 {
+        entry.start_timeout
+    } else {
+        Duration::from_millis(u64::from(timeout_ms))
+    }
+}
+
+fn stop_limit(entry: &ClientEntry, timeout_ms: u32) -> Duration {
+    if timeout_ms == 0 {
+        entry.shutdown_timeout
+    } else {
+        Duration::from_millis(u64::from(timeout_ms))
+    }
+}
+
+/// Checks a client access URL before anything connects.
+fn check_url(url: &str) -> Result<Option<&'static str>, Failure> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        Failure::new(
+            WPS_ERR_INVALID_URL,
+            format!("malformed client access URL: {e}"),
+        )
+    })?;
+    if !matches!(parsed.scheme(), "ws" | "wss") {
+        return Err(Failure::new(
+            WPS_ERR_INVALID_URL,
+            format!(
+                "client access URL scheme must be ws or wss, not {}",
+                parsed.scheme()
+            ),
+        ));
+    }
+    if parsed.host_str().map_or(true, str::is_empty) {
+        return Err(Failure::new(
+            WPS_ERR_INVALID_URL,
+            "client access URL has no host",
+        ));
+    }
+    let has_token = parsed.query_pairs().any(|(k, _)| k == "access_token");
+    Ok((!has_token).then_some(" (the client access URL has no access_token parameter)"))
+}
+
+fn create(
+    credential: Credential,
+    provider: Option<Arc<ProviderCell>>,
+    hint: Option<&'static str>,
+    opts: *const wps_options,
+    out: *mut *mut wps_client,
+) -> Result<(), Failure> {
+    let defaults = wps_options::default();
+    // SAFETY: `opts` is NULL or a live builder per the caller's contract.
+    let o = unsafe { opts.as_ref() }.unwrap_or(&defaults);
+    let id = handle::allocate_id();
+    let g = handle::globals();
+    let queue = EventQueue::new(id, o.mode, &g.pool).map_err(|e| {
+        Failure::new(
+            WPS_ERR_INTERNAL,
+            format!("cannot create the poll descriptor: {e}"),
+        )
+    })?;
+    let rt = catch_unwind(crate::runtime::handle).map_err(|p| {
+        Failure::new(
+            WPS_ERR_INTERNAL,
+            format!("cannot start the runtime: {}", panic_message(p.as_ref())),
+        )
+    })?;
+    let client = Client::new(
+        credential,
+        o.engine.clone(),
+        Arc::new(QueueHandler(queue.clone())),
+    );
+    let entry = Arc::new(ClientEntry {
+        id,
+        client,
+        queue,
+        rt,
+        closing: Closing::new(),
+        poisoned: AtomicBool::new(false),
+        provider,
+        shutdown_timeout: o.shutdown_timeout,
+        start_timeout: o.engine.start_timeout,
+        max_message_size: o.engine.max_message_size,
+        unauthorized_hint: hint,
+    });
+    let h = handle::register(entry);
+    // SAFETY: `out` is non-NULL (checked by the caller) and writable per the contract.
+    unsafe { out.write(h) };
+    Ok(())
+}
+
+/// Creates a client for a fixed client access URL (`ws://` or `wss://`, normally carrying an
+/// `access_token`). Nothing connects until `wps_client_start`.
+///
+/// Ownership: `client_access_url` and `opts` are copied (`opts` may be freed right after);
+/// `*out` receives a handle the caller owns; release it with `wps_client_free`.
+/// Thread-safety: any thread. Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` (url or out NULL), `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_URL`
+/// (malformed, not ws/wss, no host). A URL without `access_token` is accepted (the service
+/// decides; expect `WPS_ERR_UNAUTHORIZED` from start). `*out` is written only on success.
+/// NULL: `opts` may be NULL (defaults).
+///
+/// # Safety
+/// `client_access_url` is NULL or NUL-terminated; `opts` is NULL or a live builder; `out` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_client_new(
+    client_access_url: *const c_char,
+    opts: *const wps_options,
+    out: *mut *mut wps_client,
+) -> wps_result {
+    ffi_fn!("wps_client_new", {
+        non_null!(out, "out");
+        // SAFETY: NULL or NUL-terminated per the contract.
+        let url = try_ffi!(unsafe { str_arg(client_access_url, "client_access_url") });
+        let hint = try_ffi!(check_url(url));
+        report(create(
+            Credential::Url(url.to_owned()),
+            None,
+            hint,
+            opts,
+            out,
+        ))
+    })
+}
+
+/// Creates a client whose client access URL comes from `provider`, called for every new
+/// connection (start, reconnect) like the SDKs' credential / negotiate callback.
+///
+/// Ownership: `provider_user_data` is borrowed until `wps_client_free` returns (the provider is
+/// never called after that); `opts` is copied; `*out` receives a handle the caller owns.
+/// Thread-safety: any thread. Callback context: may be called from a callback.
+/// The provider runs on a library thread that may block, never on the runtime's I/O threads'
+/// critical path, and never concurrently for one client.
+/// Errors: `WPS_ERR_NULL_ARG` (provider or out NULL). `*out` is written only on success.
+///
+/// # Safety
+/// `provider` must be safe to call as documented for `wps_url_provider_fn`; `opts` is NULL or
+/// a live builder; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_client_new_with_provider(
+    provider: wps_url_provider_fn,
+    provider_user_data: *mut c_void,
+    opts: *const wps_options,
+    out: *mut *mut wps_client,
+) -> wps_result {
+    ffi_fn!("wps_client_new_with_provider", {
+        non_null!(out, "out");
+        let Some(func) = provider else {
+            return fail_with(WPS_ERR_NULL_ARG, "provider is NULL");
+        };
+        let cell = ProviderCell::new(func, provider_user_data);
+        let for_engine = cell.clone();
+        let credential = Credential::Provider(Arc::new(move || for_engine.call()));
+        report(create(credential, Some(cell), None, opts, out))
+    })
+}
+
+/// Connects and blocks until the client is connected (the `connected` message arrived), the
+/// connection fails, or `timeout_ms` passes (0 = the default start timeout, 30000 ms). On
+/// timeout the attempt is stopped and `WPS_ERR_TIMEOUT` is returned.
+///
+/// Thread-safety: any thread. Callback context: may be called from any callback (it waits for
+/// the network, not for callbacks).
+/// Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`,
+/// `WPS_ERR_INVALID_STATE` (already started), `WPS_ERR_UNAUTHORIZED` (401),
+/// `WPS_ERR_HANDSHAKE`, `WPS_ERR_CONNECTION`, `WPS_ERR_TIMEOUT`, `WPS_ERR_URL_PROVIDER`,
+/// `WPS_ERR_CANCELLED` (freed meanwhile). Details in `wps_last_error_message()`.
+#[no_mangle]
+pub extern "C" fn wps_client_start(c: *mut wps_client, timeout_ms: u32) -> wps_result {
+    ffi_fn!("wps_client_start", {
+        ClientEntry::with(c, |e| {
+            let limit = start_limit(e, timeout_ms);
+            // The outer bound only guards against a runtime that stopped making progress.
+            e.wait(
+                "start",
+                Some(limit + Duration::from_secs(5)),
+                e.start_future(limit),
+            )
+        })
+    })
+}
+
+/// Like `wps_client_start` but returns at once; the outcome arrives as one `WPS_EVENT_ACK`
+/// event with `op == WPS_OP_START` (to `on_complete(op_context, ev)` when `on_complete` is not
+/// NULL, else to the callback registered for `WPS_EVENT_ACK`).
+///
+/// Thread-safety: any thread. Callback context: may be called from any callback.
+/// Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`; when it returns
+/// `WPS_OK` exactly one completion follows, otherwise none.
+#[no_mangle]
+pub extern "C" fn wps_client_start_async(
+    c: *mut wps_client,
+    timeout_ms: u32,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+) -> wps_result {
+    ffi_fn!("wps_client_start_async", {
+        ClientEntry::with(c, |e| {
+            let fut = e.start_future(start_limit(e, timeout_ms));
+            e.spawn_op(
+                completion(WPS_OP_START, "start", on_complete, op_context),
+                async move { fut.await.map(|()| Completed::Unit) },
+            );
+            Ok(())
+        })
+    })
+}
+
+fn completion(
+    op: u32,
+    what: &'static str,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+) -> Completion {
+    Completion {
+        op,
+        what,
+        group: None,
+        ack_id: 0,
+        op_context: op_context as usize,
+        target: on_complete.map_or(Target::Registered, Target::Completion),
+    }
+}
+
+/// Stops the client: cancels recovery, reconnects and pending operations (they fail with
+/// `WPS_ERR_CANCELLED`), closes the connection, and then delivers `WPS_EVENT_DISCONNECTED` (if
+/// connected) and `WPS_EVENT_STOPPED`. Blocks until stopped or `timeout_ms` passes (0 = the
+/// shutdown timeout, default 5000 ms). Idempotent; the client can be started again.
+///
+/// Thread-safety: any thread. Callback context: may be called from any callback.
+/// Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`, `WPS_ERR_TIMEOUT`
+/// (still stopping in the background).
+#[no_mangle]
+pub extern "C" fn wps_client_stop(c: *mut wps_client, timeout_ms: u32) -> wps_result {
+    ffi_fn!("wps_client_stop", {
+        ClientEntry::with(c, |e| {
+            let limit = stop_limit(e, timeout_ms);
+            e.wait(
+                "stop",
+                Some(limit + Duration::from_secs(5)),
+                e.stop_future(limit),
+            )
+        })
+    })
+}
+
+/// Like `wps_client_stop` but returns at once; the outcome arrives as one `WPS_EVENT_ACK` event
+/// with `op == WPS_OP_STOP` (routing as for `wps_client_start_async`).
+///
+/// Thread-safety: any thread. Callback context: may be called from any callback.
+/// Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`.
+#[no_mangle]
+pub extern "C" fn wps_client_stop_async(
+    c: *mut wps_client,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+) -> wps_result {
+    ffi_fn!("wps_client_stop_async", {
+        ClientEntry::with(c, |e| {
+            let fut = e.stop_future(e.shutdown_timeout);
+            e.spawn_op(
+                completion(WPS_OP_STOP, "stop", on_complete, op_context),
+                async move { fut.await.map(|()| Completed::Unit) },
+            );
+            Ok(())
+        })
+    })
+}
+
+/// Tears a client down: cancels blocked calls and pending operations, stops the connection
+/// (bounded by the shutdown timeout), delivers what is still queued (completions with
+/// `WPS_ERR_CANCELLED`, `WPS_EVENT_STOPPED`) and runs every `user_data_free` once.
+fn teardown(entry: Arc<ClientEntry>) {
+    entry.closing.close();
+    if let Some(p) = &entry.provider {
+        p.revoke();
+    }
+    let client = entry.client.clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    entry.rt.spawn(async move {
+        let _ = client.stop().await;
+        let _ = tx.send(());
+    });
+    if rx.recv_timeout(entry.shutdown_timeout).is_err() {
+        crate::wps_log!(
+            Warning,
+            "client {}: stop did not finish within the shutdown timeout",
+            entry.id
+        );
+    }
+    if !entry
+        .queue
+        .wait_ops_done(Instant::now() + Duration::from_secs(2))
+    {
+        crate::wps_log!(
+            Warning,
+            "client {}: some operation completions were not delivered",
+            entry.id
+        );
+    }
+    entry.queue.claim();
+    entry.queue.deliver_remaining_and_close();
+}
+
+/// Frees a client. NULL, a freed handle and (in a forked child) an inherited handle are
+/// no-ops. The handle is invalid as soon as the call starts: concurrent and later calls return
+/// `WPS_ERR_INVALID_HANDLE`, and calls blocked on another thread return `WPS_ERR_CANCELLED`.
+///
+/// Outside this client's callbacks it blocks until the connection is closed (bounded by the
+/// shutdown timeout), an in-flight callback on another thread has returned, the remaining
+/// events are delivered (on the calling thread; pending `_async` operations complete with
+/// `WPS_ERR_CANCELLED`, then `WPS_EVENT_STOPPED`), and every `user_data_free` ran. After it
+/// returns, no callback of this client runs or will run.
+/// Inside one of this client's own callbacks the teardown is deferred: it runs on that thread
+/// right after the callback returns.
+///
+/// Thread-safety: any thread. Never call it while holding a lock your callbacks take.
+#[no_mangle]
+pub extern "C" fn wps_client_free(c: *mut wps_client) {
+    ffi_fn!("wps_client_free", {
+        if c.is_null() {
+            return;
+        }
+        let entry = match handle::unregister(c) {
+            Ok(entry) => entry,
+            Err(f) => {
+                crate::wps_log!(Verbose, "wps_client_free: {}", f.message);
+                return;
+            }
+        };
+        if in_callback_of(entry.id) {
+            let deferred = entry.clone();
+            entry
+                .queue
+                .defer_after_callback(Box::new(move || teardown(deferred)));
+        } else {
+            teardown(entry);
+        }
+    })
+}
+
+/// Whether the client currently has an established connection (false while recovering or
+/// reconnecting, and for NULL, freed or inherited handles).
+///
+/// Thread-safety: any thread. Callback context: may be called from any callback.
+#[no_mangle]
+pub extern "C" fn wps_client_is_connected(c: *const wps_client) -> bool {
+    ffi_fn!("wps_client_is_connected", {
+        handle::lookup(c).is_ok_and(|e| e.client.is_connected())
+    })
+}
+
+/// Copies the current connection id (NUL-terminated) into `buf`.
+///
+/// Ownership: `buf` is the caller's. `*out_len` (may be NULL) receives the size needed
+/// including the NUL, also when the buffer is too small.
+/// Thread-safety: any thread. Callback context: may be called from any callback.
+/// Errors: `WPS_ERR_NULL_ARG` (client, or buf with cap > 0), `WPS_ERR_INVALID_HANDLE`,
+/// `WPS_ERR_FORKED`, `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_BUFFER_TOO_SMALL` (nothing written to buf).
+///
+/// # Safety
+/// `buf` is NULL or has `cap` writable bytes; `out_len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_client_get_connection_id(
+    c: *const wps_client,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> wps_result {
+    ffi_fn!("wps_client_get_connection_id", {
+        if buf.is_null() && cap > 0 {
+            return fail_with(WPS_ERR_NULL_ARG, "buf is NULL but cap is not 0");
+        }
+        let entry = try_ffi!(handle::lookup(c));
+        let Some(id) = entry.client.connection_id() else {
+            return fail_with(WPS_ERR_NOT_CONNECTED, "the client has no connection");
+        };
+        let needed = id.len() + 1;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { write_opt(out_len, needed) };
+        if cap < needed {
+            return fail(Failure::new(
+                WPS_ERR_BUFFER_TOO_SMALL,
+                format!("connection id needs {needed} bytes, buffer has {cap}"),
+            ));
+        }
+        // SAFETY: buf has cap >= needed writable bytes; the source is a live String.
+        unsafe {
+            std::ptr::copy_nonoverlapping(id.as_ptr(), buf.cast(), id.len());
+            *buf.add(id.len()) = 0;
+        }
+        WPS_OK
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_before_connecting() {
+        assert_eq!(
+            check_url("not a url").unwrap_err().code,
+            WPS_ERR_INVALID_URL
+        );
+        assert_eq!(
+            check_url("http://h/client/hubs/x?access_token=t")
+                .unwrap_err()
+                .code,
+            WPS_ERR_INVALID_URL
+        );
+        assert!(check_url("ws://127.0.0.1:1/client/hubs/x?access_token=t")
+            .unwrap()
+            .is_none());
+        assert!(check_url("wss://h/client/hubs/x").unwrap().is_some());
+    }
+}

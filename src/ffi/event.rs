@@ -1,0 +1,348 @@
+//! `wps_event`, the one public struct, and the owned form events are queued in.
+
+use std::ffi::{c_char, c_void, CString};
+use std::ptr;
+
+use crate::client::Event;
+use crate::protocol::{DataType, Payload};
+
+use super::error::{self, to_cstring, wps_result, Failure, WPS_OK};
+
+/// A new connection is established (not fired after a recovery).
+pub const WPS_EVENT_CONNECTED: u32 = 1;
+/// A connection was lost and not recovered, or the client was stopped.
+pub const WPS_EVENT_DISCONNECTED: u32 = 2;
+/// The client stopped; the last event of each start, exactly once.
+pub const WPS_EVENT_STOPPED: u32 = 3;
+/// A message from the server.
+pub const WPS_EVENT_SERVER_MESSAGE: u32 = 4;
+/// A message sent to a group this client joined.
+pub const WPS_EVENT_GROUP_MESSAGE: u32 = 5;
+/// Rejoining a group on a new connection failed.
+pub const WPS_EVENT_REJOIN_GROUP_FAILED: u32 = 6;
+/// Completion of an `_async` operation (exactly one per accepted operation).
+pub const WPS_EVENT_ACK: u32 = 7;
+
+/// Highest event type defined by this version.
+pub(crate) const MAX_EVENT_TYPE: u32 = WPS_EVENT_ACK;
+
+/// UTF-8 text.
+pub const WPS_DATA_TEXT: u32 = 1;
+/// JSON text (a JSON value, not `null`).
+pub const WPS_DATA_JSON: u32 = 2;
+/// Raw bytes.
+pub const WPS_DATA_BINARY: u32 = 3;
+/// A serialized `google.protobuf.Any`.
+pub const WPS_DATA_PROTOBUF: u32 = 4;
+
+/// Operation kinds reported in `wps_event.op` of `WPS_EVENT_ACK` events.
+pub const WPS_OP_START: u32 = 1;
+/// `wps_client_stop_async`.
+pub const WPS_OP_STOP: u32 = 2;
+/// `wps_join_group_async`.
+pub const WPS_OP_JOIN_GROUP: u32 = 3;
+/// `wps_leave_group_async`.
+pub const WPS_OP_LEAVE_GROUP: u32 = 4;
+/// `wps_send_to_group_async`.
+pub const WPS_OP_SEND_TO_GROUP: u32 = 5;
+/// `wps_send_event_async`.
+pub const WPS_OP_SEND_EVENT: u32 = 6;
+/// `wps_invoke_event_async`.
+pub const WPS_OP_INVOKE_EVENT: u32 = 7;
+
+/// An event delivered to a callback.
+///
+/// Ownership: owned by the library. Lifetime: the struct and everything it points to are valid
+/// only until the callback returns; copy what you keep. Layout: `struct_size` is first and new
+/// fields are only ever appended; check `struct_size` before reading a field added after the
+/// version you compiled against. Strings are NUL-terminated UTF-8 or NULL when not applicable.
+#[repr(C)]
+pub struct wps_event {
+    /// `sizeof(wps_event)` of the library that built the event.
+    pub struct_size: u32,
+    /// One of `WPS_EVENT_*`; ignore values you do not know.
+    pub r#type: u32,
+    /// CONNECTED, DISCONNECTED (when it had connected); NULL otherwise.
+    pub connection_id: *const c_char,
+    /// CONNECTED; NULL when the connection has no user.
+    pub user_id: *const c_char,
+    /// GROUP_MESSAGE, REJOIN_GROUP_FAILED, and ACK of group operations.
+    pub group: *const c_char,
+    /// GROUP_MESSAGE; NULL when the publisher had no user id.
+    pub from_user_id: *const c_char,
+    /// `WPS_DATA_*` for messages (and for invoke responses); 0 otherwise.
+    pub data_type: u32,
+    /// Message payload: raw bytes for binary/protobuf, UTF-8 for text/json. A NUL byte follows
+    /// the payload (not counted in `data_len`). NULL when the event has no payload.
+    pub data: *const u8,
+    /// Length of `data` in bytes.
+    pub data_len: usize,
+    /// Sequence id on reliable protocols; 0 when absent.
+    pub sequence_id: u64,
+    /// DISCONNECTED reason, or the error text of a failure; NULL otherwise.
+    pub message: *const c_char,
+    /// The service's error name (e.g. "Forbidden") where one exists; NULL otherwise.
+    pub error_name: *const c_char,
+    /// ACK: the operation's ack id (0 for fire-and-forget, start, stop, invoke).
+    pub ack_id: u64,
+    /// ACK: the `op_context` given to the `_async` call.
+    pub op_context: *mut c_void,
+    /// ACK, REJOIN_GROUP_FAILED: `WPS_OK` or the `WPS_ERR_*` code of the failure.
+    pub result: wps_result,
+    /// ACK: which operation completed (`WPS_OP_*`); 0 otherwise.
+    pub op: u32,
+    /// ACK: 1 when the service reported `Duplicate` (the operation took effect earlier), else 0.
+    pub is_duplicate: u32,
+}
+
+/// The engine's data type as a `WPS_DATA_*` value.
+pub(crate) fn data_type_code(t: DataType) -> u32 {
+    match t {
+        DataType::Text => WPS_DATA_TEXT,
+        DataType::Json => WPS_DATA_JSON,
+        DataType::Binary => WPS_DATA_BINARY,
+        DataType::Protobuf => WPS_DATA_PROTOBUF,
+    }
+}
+
+/// A `WPS_DATA_*` value as the engine's data type; `None` for unknown values.
+pub(crate) fn data_type_from(code: u32) -> Option<DataType> {
+    match code {
+        WPS_DATA_TEXT => Some(DataType::Text),
+        WPS_DATA_JSON => Some(DataType::Json),
+        WPS_DATA_BINARY => Some(DataType::Binary),
+        WPS_DATA_PROTOBUF => Some(DataType::Protobuf),
+        _ => None,
+    }
+}
+
+/// An event with owned storage, queued until it is delivered.
+#[derive(Default)]
+pub(crate) struct OwnedEvent {
+    pub kind: u32,
+    pub connection_id: Option<CString>,
+    pub user_id: Option<CString>,
+    pub group: Option<CString>,
+    pub from_user_id: Option<CString>,
+    pub data_type: u32,
+    /// Payload followed by one NUL byte; `None` when the event has no payload.
+    pub data: Option<Vec<u8>>,
+    pub sequence_id: u64,
+    pub message: Option<CString>,
+    pub error_name: Option<CString>,
+    pub ack_id: u64,
+    pub op_context: usize,
+    pub result: wps_result,
+    pub op: u32,
+    pub is_duplicate: bool,
+}
+
+fn opt_c(s: Option<&str>) -> Option<CString> {
+    s.map(to_cstring)
+}
+
+fn c_ptr(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(ptr::null(), |c| c.as_ptr())
+}
+
+fn payload_bytes(p: Payload) -> Vec<u8> {
+    let mut data = p.data;
+    data.push(0);
+    data
+}
+
+impl OwnedEvent {
+    /// The owned form of an engine event.
+    pub fn from_engine(event: Event) -> OwnedEvent {
+        match event {
+            Event::Connected {
+                connection_id,
+                user_id,
+            } => OwnedEvent {
+                kind: WPS_EVENT_CONNECTED,
+                connection_id: opt_c(Some(&connection_id)),
+                user_id: opt_c(user_id.as_deref()),
+                ..Default::default()
+            },
+            Event::Disconnected {
+                connection_id,
+                message,
+            } => OwnedEvent {
+                kind: WPS_EVENT_DISCONNECTED,
+                connection_id: opt_c(connection_id.as_deref()),
+                message: opt_c(message.as_deref()),
+                ..Default::default()
+            },
+            Event::Stopped => OwnedEvent {
+                kind: WPS_EVENT_STOPPED,
+                ..Default::default()
+            },
+            Event::ServerMessage {
+                message,
+                sequence_id,
+            } => OwnedEvent {
+                kind: WPS_EVENT_SERVER_MESSAGE,
+                data_type: data_type_code(message.data_type),
+                data: Some(payload_bytes(message)),
+                sequence_id: sequence_id.unwrap_or(0),
+                ..Default::default()
+            },
+            Event::GroupMessage {
+                group,
+                from_user_id,
+                message,
+                sequence_id,
+            } => OwnedEvent {
+                kind: WPS_EVENT_GROUP_MESSAGE,
+                group: opt_c(Some(&group)),
+                from_user_id: opt_c(from_user_id.as_deref()),
+                data_type: data_type_code(message.data_type),
+                data: Some(payload_bytes(message)),
+                sequence_id: sequence_id.unwrap_or(0),
+                ..Default::default()
+            },
+            Event::RejoinGroupFailed { group, error } => {
+                let failure = Failure::from(&error);
+                OwnedEvent {
+                    kind: WPS_EVENT_REJOIN_GROUP_FAILED,
+                    group: opt_c(Some(&group)),
+                    message: opt_c(Some(&failure.message)),
+                    error_name: opt_c(failure.error_name.as_deref()),
+                    result: failure.code,
+                    ack_id: error.ack_id().unwrap_or(0),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    /// The completion of an `_async` operation.
+    pub fn completion(
+        op: u32,
+        group: Option<&str>,
+        ack_id: u64,
+        op_context: usize,
+        outcome: Result<Completed, Failure>,
+    ) -> OwnedEvent {
+        let mut ev = OwnedEvent {
+            kind: WPS_EVENT_ACK,
+            group: opt_c(group),
+            ack_id,
+            op_context,
+            op,
+            result: WPS_OK,
+            ..Default::default()
+        };
+        match outcome {
+            Ok(Completed::Ack { duplicated }) => ev.is_duplicate = duplicated,
+            Ok(Completed::Unit) => {}
+            Ok(Completed::Payload(p)) => {
+                ev.data_type = data_type_code(p.data_type);
+                ev.data = Some(payload_bytes(p));
+            }
+            Err(f) => {
+                ev.result = f.code;
+                ev.message = opt_c(Some(&f.message));
+                ev.error_name = opt_c(f.error_name.as_deref());
+            }
+        }
+        ev
+    }
+
+    /// The C view of this event; valid while `self` is alive and unmoved.
+    pub fn as_ffi(&self) -> wps_event {
+        let (data, data_len) = match &self.data {
+            Some(d) => (d.as_ptr(), d.len() - 1),
+            None => (ptr::null(), 0),
+        };
+        wps_event {
+            struct_size: std::mem::size_of::<wps_event>() as u32,
+            r#type: self.kind,
+            connection_id: c_ptr(&self.connection_id),
+            user_id: c_ptr(&self.user_id),
+            group: c_ptr(&self.group),
+            from_user_id: c_ptr(&self.from_user_id),
+            data_type: self.data_type,
+            data,
+            data_len,
+            sequence_id: self.sequence_id,
+            message: c_ptr(&self.message),
+            error_name: c_ptr(&self.error_name),
+            ack_id: self.ack_id,
+            op_context: self.op_context as *mut c_void,
+            result: self.result,
+            op: self.op,
+            is_duplicate: u32::from(self.is_duplicate),
+        }
+    }
+}
+
+/// What a successful `_async` operation produced.
+pub(crate) enum Completed {
+    /// Start or stop finished.
+    Unit,
+    /// An acked (or fire-and-forget) operation finished.
+    Ack { duplicated: bool },
+    /// An invoke returned a response.
+    Payload(Payload),
+}
+
+/// The completion of a cancelled operation (stop, free, or the runtime going away).
+pub(crate) fn cancelled(what: &str) -> Failure {
+    Failure::new(
+        error::WPS_ERR_CANCELLED,
+        format!("{what} cancelled: the client was stopped or freed"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn group_message_view_points_at_owned_data() {
+        let ev = OwnedEvent::from_engine(Event::GroupMessage {
+            group: "g1".into(),
+            from_user_id: None,
+            message: Payload {
+                data_type: DataType::Binary,
+                data: vec![0, 1, 2],
+            },
+            sequence_id: Some(9),
+        });
+        let view = ev.as_ffi();
+        assert_eq!(view.r#type, WPS_EVENT_GROUP_MESSAGE);
+        assert_eq!(view.data_len, 3);
+        assert_eq!(view.data_type, WPS_DATA_BINARY);
+        assert_eq!(view.sequence_id, 9);
+        assert!(view.from_user_id.is_null());
+        // SAFETY: the view points into `ev`, which is alive.
+        assert_eq!(
+            unsafe { CStr::from_ptr(view.group) }.to_str().unwrap(),
+            "g1"
+        );
+        // SAFETY: data_len + 1 bytes are allocated (payload plus NUL).
+        assert_eq!(unsafe { *view.data.add(3) }, 0);
+        assert_eq!(view.struct_size as usize, std::mem::size_of::<wps_event>());
+    }
+
+    #[test]
+    fn failed_completion_carries_code_and_service_name() {
+        let f = Failure {
+            code: error::WPS_ERR_ACK_FORBIDDEN,
+            message: "no".into(),
+            error_name: Some("Forbidden".into()),
+        };
+        let ev = OwnedEvent::completion(WPS_OP_JOIN_GROUP, Some("g"), 5, 42, Err(f));
+        let view = ev.as_ffi();
+        assert_eq!(view.result, error::WPS_ERR_ACK_FORBIDDEN);
+        assert_eq!(view.ack_id, 5);
+        assert_eq!(view.op_context as usize, 42);
+        // SAFETY: the view points into `ev`, which is alive.
+        assert_eq!(
+            unsafe { CStr::from_ptr(view.error_name) }.to_str().unwrap(),
+            "Forbidden"
+        );
+    }
+}

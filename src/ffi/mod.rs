@@ -1,0 +1,37 @@
+//! The C ABI of `libwebpubsub_client` (`wps_*`), a thin shell over the Rust [`crate::Client`].
+//!
+//! Every exported function checks its arguments, converts them, calls the Rust API and maps the
+//! error to a `wps_result`; no panic crosses the boundary. One module per concept:
+//!
+//! - [`error`]: result codes, names, retryability, thread-local last error;
+//! - [`macros`]: the panic boundary and argument checks;
+//! - [`handle`]: the registry behind opaque `wps_client *` handles (fork-aware);
+//! - [`options`]: the `wps_options` builder;
+//! - [`client`]: create, start, stop, free, state;
+//! - [`callback`]: registering event callbacks;
+//! - [`ops`]: join/leave/send/invoke, blocking and `_async`;
+//! - [`event`]: the `wps_event` struct;
+//! - [`dispatch`] and [`poll`]: event delivery on shared threads or the caller's thread;
+//! - [`provider`]: the URL provider callback;
+//! - [`log`], [`version`].
+//!
+//! The header `include/webpubsub_client.h` is generated from these files by cbindgen
+//! (`scripts/gen-header.sh`); `docs/C-API.md` describes the conventions for users.
+
+#![allow(non_camel_case_types)]
+
+pub(crate) mod macros;
+
+mod blocking;
+pub mod callback;
+pub mod client;
+pub mod dispatch;
+pub mod error;
+pub mod event;
+pub mod handle;
+pub mod log;
+pub mod ops;
+pub mod options;
+pub mod poll;
+pub mod provider;
+pub mod version;

@@ -1,0 +1,747 @@
+//! Group and event operations: blocking calls that wait for the service's ack, and `_async`
+//! twins that report exactly one completion.
+
+use std::ffi::{c_char, c_void};
+use std::time::Duration;
+
+use crate::client::SendOptions;
+use crate::protocol::{DataType, Payload};
+
+use super::blocking::Completion;
+use super::client::ClientEntry;
+use super::dispatch::{wps_event_fn, Target};
+use super::error::{
+    wps_result, Failure, WPS_ERR_INVALID_ARG, WPS_ERR_INVALID_UTF8, WPS_ERR_PAYLOAD_TOO_LARGE,
+};
+use super::event::{
+    data_type_from, Completed, WPS_OP_INVOKE_EVENT, WPS_OP_JOIN_GROUP, WPS_OP_LEAVE_GROUP,
+    WPS_OP_SEND_EVENT, WPS_OP_SEND_TO_GROUP,
+};
+use super::handle::wps_client;
+use super::macros::{bytes_arg, ffi_fn, non_null, str_arg, write_opt};
+
+/// Do not deliver the message back to the sending connection (send-to-group only).
+pub const WPS_SEND_NO_ECHO: u32 = 1;
+/// No ack on the wire: the call returns once the frame is written; `*out_ack_id` is 0.
+pub const WPS_SEND_FIRE_AND_FORGET: u32 = 2;
+
+const ALL_SEND_FLAGS: u32 = WPS_SEND_NO_ECHO | WPS_SEND_FIRE_AND_FORGET;
+
+/// The outcome the engine reports for an acked operation.
+fn acked(r: Result<crate::client::AckOk, crate::Error>) -> Result<Completed, Failure> {
+    r.map(|ok| Completed::Ack {
+        duplicated: ok.duplicated,
+    })
+    .map_err(Failure::from)
+}
+
+/// Which ack id an operation uses: 0 allocates a fresh one.
+fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> u64 {
+    if ack_id == 0 {
+        e.client.next_ack_id()
+    } else {
+        ack_id
+    }
+}
+
+/// A validated payload.
+///
+/// # Safety
+/// `data` is NULL (with len 0) or has `len` readable bytes for the duration of the call.
+unsafe fn payload(
+    e: &ClientEntry,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+) -> Result<Payload, Failure> {
+    let Some(dt) = data_type_from(data_type) else {
+        return Err(Failure::new(
+            WPS_ERR_INVALID_ARG,
+            format!("unknown data type {data_type}"),
+        ));
+    };
+    if len > e.max_message_size {
+        return Err(Failure::new(
+            WPS_ERR_PAYLOAD_TOO_LARGE,
+            format!(
+                "payload of {len} bytes exceeds the maximum message size of {} bytes",
+                e.max_message_size
+            ),
+        ));
+    }
+    // SAFETY: per this function's contract.
+    let bytes = unsafe { bytes_arg(data, len, "data") }?;
+    if matches!(dt, DataType::Text | DataType::Json) {
+        if let Err(err) = std::str::from_utf8(bytes) {
+            return Err(Failure::new(
+                WPS_ERR_INVALID_UTF8,
+                format!(
+                    "text/json data is not valid UTF-8 (at byte {})",
+                    err.valid_up_to()
+                ),
+            ));
+        }
+    }
+    Ok(Payload {
+        data_type: dt,
+        data: bytes.to_vec(),
+    })
+}
+
+fn send_options(flags: u32, ack_id: u64, allow_no_echo: bool) -> Result<SendOptions, Failure> {
+    if flags & !ALL_SEND_FLAGS != 0 {
+        return Err(Failure::new(
+            WPS_ERR_INVALID_ARG,
+            format!("unknown send flags 0x{flags:x}"),
+        ));
+    }
+    if !allow_no_echo && flags & WPS_SEND_NO_ECHO != 0 {
+        return Err(Failure::new(
+            WPS_ERR_INVALID_ARG,
+            "WPS_SEND_NO_ECHO applies to wps_send_to_group only",
+        ));
+    }
+    let fire_and_forget = flags & WPS_SEND_FIRE_AND_FORGET != 0;
+    if fire_and_forget && ack_id != 0 {
+        return Err(Failure::new(
+            WPS_ERR_INVALID_ARG,
+            "a fire-and-forget send has no ack id; pass 0",
+        ));
+    }
+    Ok(SendOptions {
+        ack_id: None,
+        no_echo: flags & WPS_SEND_NO_ECHO != 0,
+        fire_and_forget,
+    })
+}
+
+/// Where an async completion goes.
+fn target(on_complete: wps_event_fn) -> Target {
+    on_complete.map_or(Target::Registered, Target::Completion)
+}
+
+#[derive(Clone, Copy)]
+enum GroupOp {
+    Join,
+    Leave,
+}
+
+impl GroupOp {
+    fn op(self) -> u32 {
+        match self {
+            GroupOp::Join => WPS_OP_JOIN_GROUP,
+            GroupOp::Leave => WPS_OP_LEAVE_GROUP,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            GroupOp::Join => "join group",
+            GroupOp::Leave => "leave group",
+        }
+    }
+}
+
+/// Validates a group operation and returns its future; writes `*out_ack_id` once accepted.
+///
+/// # Safety
+/// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+unsafe fn group_op(
+    e: &ClientEntry,
+    kind: GroupOp,
+    group: *const c_char,
+    ack_id: u64,
+    out_ack_id: *mut u64,
+) -> Result<
+    (
+        String,
+        u64,
+        impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static,
+    ),
+    Failure,
+> {
+    // SAFETY: per this function's contract.
+    let group = unsafe { str_arg(group, "group") }?.to_owned();
+    let id = resolve_ack_id(e, ack_id);
+    // SAFETY: per this function's contract.
+    unsafe { write_opt(out_ack_id, id) };
+    let client = e.client.clone();
+    let g = group.clone();
+    let fut = async move {
+        acked(match kind {
+            GroupOp::Join => client.join_group(&g, Some(id)).await,
+            GroupOp::Leave => client.leave_group(&g, Some(id)).await,
+        })
+    };
+    Ok((group, id, fut))
+}
+
+/// Joins `group` and blocks until the service acks (retrying with the same ack id per the
+/// message retry policy). `ack_id` 0 allocates a new id; non-zero retries an id returned
+/// earlier (the service deduplicates it: a `Duplicate` ack is success).
+///
+/// Ownership: `group` (NUL-terminated UTF-8) is copied. `*out_ack_id` (may be NULL) receives the
+/// ack id whenever the request was accepted, also when the call then fails, so it can be retried.
+/// Thread-safety: any thread. Callback context: may be called from any callback (it delays this
+/// client's next events until it returns).
+/// Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
+/// `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_TIMEOUT`, `WPS_ERR_CONNECTION`, `WPS_ERR_ACK_*` (service
+/// error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile).
+///
+/// # Safety
+/// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_join_group(
+    c: *mut wps_client,
+    group: *const c_char,
+    ack_id: u64,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ffi_fn!("wps_join_group", {
+        ClientEntry::with(c, |e| {
+            // SAFETY: forwarded under this function's contract.
+            let (_, _, fut) = unsafe { group_op(e, GroupOp::Join, group, ack_id, out_ack_id) }?;
+            e.wait("join group", None, fut).map(drop)
+        })
+    })
+}
+
+/// Leaves `group`; blocking, with the same conventions as `wps_join_group`.
+///
+/// # Safety
+/// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_leave_group(
+    c: *mut wps_client,
+    group: *const c_char,
+    ack_id: u64,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ffi_fn!("wps_leave_group", {
+        ClientEntry::with(c, |e| {
+            // SAFETY: forwarded under this function's contract.
+            let (_, _, fut) = unsafe { group_op(e, GroupOp::Leave, group, ack_id, out_ack_id) }?;
+            e.wait("leave group", None, fut).map(drop)
+        })
+    })
+}
+
+/// # Safety
+/// As for `wps_join_group`.
+unsafe fn group_op_async(
+    c: *mut wps_client,
+    kind: GroupOp,
+    group: *const c_char,
+    ack_id: u64,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ClientEntry::with(c, |e| {
+        // SAFETY: forwarded under the caller's contract.
+        let (group, id, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id) }?;
+        e.spawn_op(
+            Completion {
+                op: kind.op(),
+                what: kind.what(),
+                group: Some(group),
+                ack_id: id,
+                op_context: op_context as usize,
+                target: target(on_complete),
+            },
+            fut,
+        );
+        Ok(())
+    })
+}
+
+/// Joins `group` without blocking. When it returns `WPS_OK`, exactly one `WPS_EVENT_ACK` event
+/// (`op == WPS_OP_JOIN_GROUP`, with `ack_id`, `result`, `error_name`, `is_duplicate`, `group`,
+/// `op_context`) follows: to `on_complete(op_context, ev)` if `on_complete` is not NULL, else to
+/// the callback registered for `WPS_EVENT_ACK`. It runs in the client's ordered event stream
+/// (poll mode: inside `wps_client_dispatch`); stop and free complete it with `WPS_ERR_CANCELLED`.
+/// When it returns an error, no completion follows.
+///
+/// Ownership: `group` is copied; `op_context` is passed back verbatim.
+/// Thread-safety: any thread. Callback context: may be called from any callback.
+/// Errors: argument and handle errors as `wps_join_group`.
+///
+/// # Safety
+/// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_join_group_async(
+    c: *mut wps_client,
+    group: *const c_char,
+    ack_id: u64,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ffi_fn!("wps_join_group_async", {
+        // SAFETY: forwarded under this function's contract.
+        unsafe {
+            group_op_async(
+                c,
+                GroupOp::Join,
+                group,
+                ack_id,
+                on_complete,
+                op_context,
+                out_ack_id,
+            )
+        }
+    })
+}
+
+/// Leaves `group` without blocking; completion as for `wps_join_group_async`
+/// (`op == WPS_OP_LEAVE_GROUP`).
+///
+/// # Safety
+/// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_leave_group_async(
+    c: *mut wps_client,
+    group: *const c_char,
+    ack_id: u64,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ffi_fn!("wps_leave_group_async", {
+        // SAFETY: forwarded under this function's contract.
+        unsafe {
+            group_op_async(
+                c,
+                GroupOp::Leave,
+                group,
+                ack_id,
+                on_complete,
+                op_context,
+                out_ack_id,
+            )
+        }
+    })
+}
+
+#[derive(Clone, Copy)]
+enum SendOp {
+    ToGroup,
+    Event,
+}
+
+/// Validates a send and returns its future; writes `*out_ack_id` once accepted.
+///
+/// # Safety
+/// `name` is NULL or NUL-terminated; `data` has `len` readable bytes (or is NULL with len 0);
+/// `out_ack_id` is NULL or writable.
+#[allow(clippy::too_many_arguments)]
+unsafe fn send_op(
+    e: &ClientEntry,
+    kind: SendOp,
+    name: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    flags: u32,
+    ack_id: u64,
+    out_ack_id: *mut u64,
+) -> Result<
+    (
+        String,
+        u64,
+        impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static,
+    ),
+    Failure,
+> {
+    // SAFETY: per this function's contract.
+    let name = unsafe {
+        match kind {
+            SendOp::ToGroup => str_arg(name, "group"),
+            SendOp::Event => str_arg(name, "event_name"),
+        }
+    }?
+    .to_owned();
+    let mut opts = send_options(flags, ack_id, matches!(kind, SendOp::ToGroup))?;
+    // SAFETY: per this function's contract.
+    let payload = unsafe { payload(e, data, len, data_type) }?;
+    let id = if opts.fire_and_forget {
+        0
+    } else {
+        resolve_ack_id(e, ack_id)
+    };
+    if id != 0 {
+        opts.ack_id = Some(id);
+    }
+    // SAFETY: per this function's contract.
+    unsafe { write_opt(out_ack_id, id) };
+    let client = e.client.clone();
+    let n = name.clone();
+    let fut = async move {
+        acked(match kind {
+            SendOp::ToGroup => client.send_to_group(&n, payload, opts).await,
+            SendOp::Event => client.send_event(&n, payload, opts).await,
+        })
+    };
+    Ok((name, id, fut))
+}
+
+/// Sends `data` (`len` bytes, `data_type` `WPS_DATA_*`) to `group` and blocks until the service
+/// acks, or, with `WPS_SEND_FIRE_AND_FORGET`, until the frame is written. `flags`:
+/// `WPS_SEND_NO_ECHO`, `WPS_SEND_FIRE_AND_FORGET` (then `ack_id` must be 0). Text and JSON data
+/// must be UTF-8. Ack ids, retries and `*out_ack_id` as for `wps_join_group`.
+///
+/// Ownership: `group` and `data` are copied. Thread-safety: any thread.
+/// Callback context: may be called from any callback, including a group-message callback.
+/// Errors: as `wps_join_group`, plus `WPS_ERR_INVALID_ARG` (unknown data type or flags),
+/// `WPS_ERR_INVALID_UTF8` (text/json data), `WPS_ERR_PAYLOAD_TOO_LARGE`.
+/// NULL: `data` may be NULL when `len` is 0.
+///
+/// # Safety
+/// `group` is NULL or NUL-terminated; `data` has `len` readable bytes; `out_ack_id` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_send_to_group(
+    c: *mut wps_client,
+    group: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    flags: u32,
+    ack_id: u64,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ffi_fn!("wps_send_to_group", {
+        ClientEntry::with(c, |e| {
+            // SAFETY: forwarded under this function's contract.
+            let (_, _, fut) = unsafe {
+                send_op(
+                    e,
+                    SendOp::ToGroup,
+                    group,
+                    data,
+                    len,
+                    data_type,
+                    flags,
+                    ack_id,
+                    out_ack_id,
+                )
+            }?;
+            e.wait("send to group", None, fut).map(drop)
+        })
+    })
+}
+
+/// Sends a custom event `event_name` with `data` to the service's upstream handler and blocks
+/// until acked; conventions as `wps_send_to_group` (`WPS_SEND_NO_ECHO` is rejected here).
+///
+/// # Safety
+/// `event_name` is NULL or NUL-terminated; `data` has `len` readable bytes; `out_ack_id` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_send_event(
+    c: *mut wps_client,
+    event_name: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    flags: u32,
+    ack_id: u64,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ffi_fn!("wps_send_event", {
+        ClientEntry::with(c, |e| {
+            // SAFETY: forwarded under this function's contract.
+            let (_, _, fut) = unsafe {
+                send_op(
+                    e,
+                    SendOp::Event,
+                    event_name,
+                    data,
+                    len,
+                    data_type,
+                    flags,
+                    ack_id,
+                    out_ack_id,
+                )
+            }?;
+            e.wait("send event", None, fut).map(drop)
+        })
+    })
+}
+
+/// # Safety
+/// As for `wps_send_to_group`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn send_op_async(
+    c: *mut wps_client,
+    kind: SendOp,
+    name: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    flags: u32,
+    ack_id: u64,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ClientEntry::with(c, |e| {
+        // SAFETY: forwarded under the caller's contract.
+        let (name, id, fut) = unsafe {
+            send_op(
+                e, kind, name, data, len, data_type, flags, ack_id, out_ack_id,
+            )
+        }?;
+        let (op, what, group) = match kind {
+            SendOp::ToGroup => (WPS_OP_SEND_TO_GROUP, "send to group", Some(name)),
+            SendOp::Event => (WPS_OP_SEND_EVENT, "send event", None),
+        };
+        e.spawn_op(
+            Completion {
+                op,
+                what,
+                group,
+                ack_id: id,
+                op_context: op_context as usize,
+                target: target(on_complete),
+            },
+            fut,
+        );
+        Ok(())
+    })
+}
+
+/// `wps_send_to_group` without blocking; completion as for `wps_join_group_async`
+/// (`op == WPS_OP_SEND_TO_GROUP`).
+///
+/// # Safety
+/// As for `wps_send_to_group`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_send_to_group_async(
+    c: *mut wps_client,
+    group: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    flags: u32,
+    ack_id: u64,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ffi_fn!("wps_send_to_group_async", {
+        // SAFETY: forwarded under this function's contract.
+        unsafe {
+            send_op_async(
+                c,
+                SendOp::ToGroup,
+                group,
+                data,
+                len,
+                data_type,
+                flags,
+                ack_id,
+                on_complete,
+                op_context,
+                out_ack_id,
+            )
+        }
+    })
+}
+
+/// `wps_send_event` without blocking; completion as for `wps_join_group_async`
+/// (`op == WPS_OP_SEND_EVENT`).
+///
+/// # Safety
+/// As for `wps_send_event`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_send_event_async(
+    c: *mut wps_client,
+    event_name: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    flags: u32,
+    ack_id: u64,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ffi_fn!("wps_send_event_async", {
+        // SAFETY: forwarded under this function's contract.
+        unsafe {
+            send_op_async(
+                c,
+                SendOp::Event,
+                event_name,
+                data,
+                len,
+                data_type,
+                flags,
+                ack_id,
+                on_complete,
+                op_context,
+                out_ack_id,
+            )
+        }
+    })
+}
+
+/// A response payload owned by the caller (from `wps_invoke_event`).
+pub struct wps_buffer {
+    data_type: u32,
+    /// Payload followed by one NUL byte.
+    data: Vec<u8>,
+}
+
+/// # Safety
+/// As for `wps_invoke_event`.
+unsafe fn invoke_args(
+    e: &ClientEntry,
+    event_name: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    timeout_ms: u32,
+) -> Result<impl std::future::Future<Output = Result<Payload, Failure>> + Send + 'static, Failure> {
+    // SAFETY: per the caller's contract.
+    let name = unsafe { str_arg(event_name, "event_name") }?.to_owned();
+    // SAFETY: per the caller's contract.
+    let payload = unsafe { payload(e, data, len, data_type) }?;
+    let timeout = (timeout_ms != 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
+    let client = e.client.clone();
+    Ok(async move {
+        client
+            .invoke_event(&name, payload, timeout)
+            .await
+            .map_err(Failure::from)
+    })
+}
+
+/// Invokes the upstream event `event_name` with `data` and blocks for its response (at most
+/// `timeout_ms`; 0 = the ack timeout).
+///
+/// Ownership: inputs are copied; on success `*out_response` receives a buffer the caller owns
+/// (read it with `wps_buffer_data`/`_len`/`_data_type`, free it with `wps_buffer_free`).
+/// Thread-safety: any thread. Callback context: may be called from any callback.
+/// Errors: as `wps_send_event`; the service's error name is in `wps_last_error_name()`.
+///
+/// # Safety
+/// `event_name` is NULL or NUL-terminated; `data` has `len` readable bytes; `out_response` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wps_invoke_event(
+    c: *mut wps_client,
+    event_name: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    timeout_ms: u32,
+    out_response: *mut *mut wps_buffer,
+) -> wps_result {
+    ffi_fn!("wps_invoke_event", {
+        non_null!(out_response, "out_response");
+        ClientEntry::with(c, |e| {
+            // SAFETY: forwarded under this function's contract.
+            let fut = unsafe { invoke_args(e, event_name, data, len, data_type, timeout_ms) }?;
+            let p = e.wait("invoke event", None, fut)?;
+            let mut bytes = p.data;
+            bytes.push(0);
+            let buf = Box::into_raw(Box::new(wps_buffer {
+                data_type: super::event::data_type_code(p.data_type),
+                data: bytes,
+            }));
+            // SAFETY: non-NULL (checked) and writable per the contract.
+            unsafe { out_response.write(buf) };
+            Ok(())
+        })
+    })
+}
+
+/// `wps_invoke_event` without blocking: one `WPS_EVENT_ACK` completion
+/// (`op == WPS_OP_INVOKE_EVENT`) carries the response in `data`/`data_len`/`data_type`.
+/// Routing and guarantees as for `wps_join_group_async`.
+///
+/// # Safety
+/// `event_name` is NULL or NUL-terminated; `data` has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wps_invoke_event_async(
+    c: *mut wps_client,
+    event_name: *const c_char,
+    data: *const u8,
+    len: usize,
+    data_type: u32,
+    timeout_ms: u32,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+) -> wps_result {
+    ffi_fn!("wps_invoke_event_async", {
+        ClientEntry::with(c, |e| {
+            // SAFETY: forwarded under this function's contract.
+            let fut = unsafe { invoke_args(e, event_name, data, len, data_type, timeout_ms) }?;
+            e.spawn_op(
+                Completion {
+                    op: WPS_OP_INVOKE_EVENT,
+                    what: "invoke event",
+                    group: None,
+                    ack_id: 0,
+                    op_context: op_context as usize,
+                    target: target(on_complete),
+                },
+                async move { fut.await.map(Completed::Payload) },
+            );
+            Ok(())
+        })
+    })
+}
+
+/// The bytes of a response buffer (followed by a NUL byte not counted in the length); NULL for
+/// a NULL buffer. Valid until `wps_buffer_free`.
+///
+/// # Safety
+/// `b` is NULL or a live buffer from `wps_invoke_event`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_buffer_data(b: *const wps_buffer) -> *const u8 {
+    ffi_fn!("wps_buffer_data", {
+        // SAFETY: NULL or live per the contract.
+        unsafe { b.as_ref() }.map_or(std::ptr::null(), |b| b.data.as_ptr())
+    })
+}
+
+/// The length in bytes of a response buffer; 0 for NULL.
+///
+/// # Safety
+/// `b` is NULL or a live buffer from `wps_invoke_event`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_buffer_len(b: *const wps_buffer) -> usize {
+    ffi_fn!("wps_buffer_len", {
+        // SAFETY: NULL or live per the contract.
+        unsafe { b.as_ref() }.map_or(0, |b| b.data.len() - 1)
+    })
+}
+
+/// The `WPS_DATA_*` type of a response buffer; 0 for NULL.
+///
+/// # Safety
+/// `b` is NULL or a live buffer from `wps_invoke_event`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_buffer_data_type(b: *const wps_buffer) -> u32 {
+    ffi_fn!("wps_buffer_data_type", {
+        // SAFETY: NULL or live per the contract.
+        unsafe { b.as_ref() }.map_or(0, |b| b.data_type)
+    })
+}
+
+/// Frees a response buffer. NULL is a no-op; never free a buffer twice.
+///
+/// # Safety
+/// `b` is NULL or a live buffer from `wps_invoke_event` that was not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn wps_buffer_free(b: *mut wps_buffer) {
+    ffi_fn!("wps_buffer_free", {
+        if !b.is_null() {
+            // SAFETY: from Box::into_raw in wps_invoke_event, freed once per the contract.
+            drop(unsafe { Box::from_raw(b) });
+        }
+    })
+}

@@ -1,0 +1,565 @@
+//! `wps_options`: the opaque options builder. New options are new setters, never a layout change.
+//!
+//! A builder is a plain heap object: not thread-safe (use one per thread or lock around it),
+//! free it exactly once with `wps_options_free`. `wps_client_new*` copies it, so it may be freed
+//! or reused right after.
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::client::{ClientOptions, Protocol, RetryMode, RetryPolicy};
+
+use super::dispatch::{Mode, WPS_DISPATCH_POLL, WPS_DISPATCH_THREAD};
+use super::error::{report, wps_result, Failure, WPS_ERR_INVALID_ARG, WPS_ERR_UNSUPPORTED, WPS_OK};
+use super::macros::{ffi_fn, non_null, str_arg, try_ffi};
+
+/// `json.reliable.webpubsub.azure.v1` (default): recovery without loss after a drop.
+pub const WPS_PROTOCOL_JSON_RELIABLE: u32 = 1;
+/// `json.webpubsub.azure.v1`: no recovery; a drop means a new connection.
+pub const WPS_PROTOCOL_JSON: u32 = 2;
+/// `protobuf.reliable.webpubsub.azure.v1` (reserved; not supported by this build).
+pub const WPS_PROTOCOL_PROTOBUF_RELIABLE: u32 = 3;
+/// `protobuf.webpubsub.azure.v1` (reserved; not supported by this build).
+pub const WPS_PROTOCOL_PROTOBUF: u32 = 4;
+
+/// The same delay before every retry.
+pub const WPS_RETRY_FIXED: u32 = 1;
+/// `delay * 2^(attempt-1)`, capped at the maximum delay.
+pub const WPS_RETRY_EXPONENTIAL: u32 = 2;
+
+/// Opaque options builder.
+pub struct wps_options {
+    pub(crate) engine: ClientOptions,
+    pub(crate) mode: Mode,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl Default for wps_options {
+    fn default() -> wps_options {
+        wps_options {
+            engine: ClientOptions::default(),
+            mode: Mode::Thread,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn ms(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+fn invalid(message: String) -> Failure {
+    Failure::new(WPS_ERR_INVALID_ARG, message)
+}
+
+fn positive_ms(v: u32, what: &str) -> Result<Duration, Failure> {
+    if v == 0 {
+        return Err(invalid(format!("{what} must be > 0")));
+    }
+    Ok(ms(v))
+}
+
+fn flag(v: u32, what: &str) -> Result<bool, Failure> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(Failure::new(
+            WPS_ERR_INVALID_ARG,
+            format!("{what} must be 0 or 1, got {v}"),
+        )),
+    }
+}
+
+fn retry_policy(
+    max_retries: u32,
+    mode: u32,
+    delay_ms: u32,
+    max_delay_ms: u32,
+) -> Result<RetryPolicy, Failure> {
+    let mode = match mode {
+        WPS_RETRY_FIXED => RetryMode::Fixed,
+        WPS_RETRY_EXPONENTIAL => RetryMode::Exponential,
+        other => {
+            return Err(Failure::new(
+                WPS_ERR_INVALID_ARG,
+                format!(
+                    "unknown retry mode {other} (use WPS_RETRY_FIXED or WPS_RETRY_EXPONENTIAL)"
+                ),
+            ))
+        }
+    };
+    if max_delay_ms < delay_ms {
+        return Err(Failure::new(
+            WPS_ERR_INVALID_ARG,
+            format!("max_delay_ms ({max_delay_ms}) is smaller than delay_ms ({delay_ms})"),
+        ));
+    }
+    Ok(RetryPolicy {
+        max_retries,
+        mode,
+        delay: ms(delay_ms),
+        max_delay: ms(max_delay_ms),
+        jitter: false,
+    })
+}
+
+/// Creates an options builder holding the documented defaults.
+///
+/// Ownership: `*out` receives a new builder the caller owns; free it with `wps_options_free`.
+/// Thread-safety: any thread. Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `out` is NULL (nothing is allocated).
+///
+/// # Safety
+/// `out` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_new(out: *mut *mut wps_options) -> wps_result {
+    ffi_fn!("wps_options_new", {
+        non_null!(out, "out");
+        let o = Box::into_raw(Box::default());
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write(o) };
+        WPS_OK
+    })
+}
+
+/// Frees an options builder. NULL is a no-op.
+///
+/// Ownership: takes the builder; it must not be used afterwards and must not be freed twice.
+/// Thread-safety: not concurrently with other uses of the same builder.
+///
+/// # Safety
+/// `o` is NULL or a pointer from `wps_options_new` that was not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_free(o: *mut wps_options) {
+    ffi_fn!("wps_options_free", {
+        if !o.is_null() {
+            // SAFETY: a pointer from Box::into_raw in wps_options_new, freed once per contract.
+            drop(unsafe { Box::from_raw(o) });
+        }
+    })
+}
+
+/// Applies `f` to the builder behind `o`, mapping NULL and validation failures.
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`, not used concurrently.
+unsafe fn with_builder(
+    o: *mut wps_options,
+    f: impl FnOnce(&mut wps_options) -> Result<(), Failure>,
+) -> wps_result {
+    non_null!(o, "options");
+    // SAFETY: non-NULL and exclusively ours for the call per the contract.
+    let o = unsafe { &mut *o };
+    report(f(o))
+}
+
+/// Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default) or `WPS_PROTOCOL_JSON`.
+/// The protobuf values are recognised but return `WPS_ERR_UNSUPPORTED` in this build.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_protocol(
+    o: *mut wps_options,
+    protocol: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_protocol", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.protocol = match protocol {
+                    WPS_PROTOCOL_JSON_RELIABLE => Protocol::JsonReliable,
+                    WPS_PROTOCOL_JSON => Protocol::Json,
+                    WPS_PROTOCOL_PROTOBUF_RELIABLE | WPS_PROTOCOL_PROTOBUF => {
+                        return Err(Failure::new(
+                            WPS_ERR_UNSUPPORTED,
+                            "protobuf subprotocols are not supported by this build",
+                        ));
+                    }
+                    other => return Err(invalid(format!("unknown protocol {other}"))),
+                };
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Whether to open a new connection when a connection is lost and cannot be recovered
+/// (0 or 1; default 1).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_auto_reconnect(
+    o: *mut wps_options,
+    enabled: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_auto_reconnect", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.auto_reconnect = flag(enabled, "enabled")?;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Whether to rejoin the groups this client joined after a new connection (0 or 1;
+/// default 1). Failures are reported as `WPS_EVENT_REJOIN_GROUP_FAILED`.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_auto_rejoin_groups(
+    o: *mut wps_options,
+    enabled: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_auto_rejoin_groups", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.auto_rejoin_groups = flag(enabled, "enabled")?;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// How long one attempt of an operation waits for its ack (default 30000 ms; must be > 0).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_ack_timeout_ms(
+    o: *mut wps_options,
+    timeout_ms: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_ack_timeout_ms", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.ack_timeout = positive_ms(timeout_ms, "ack timeout")?;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Retry policy of join, leave, send-to-group and send-event, always with the same ack id
+/// (default 3 retries, `WPS_RETRY_EXPONENTIAL`, 800 ms, at most 120000 ms).
+/// `max_retries` 0 disables retries; `max_delay_ms` must be >= `delay_ms`.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_message_retry(
+    o: *mut wps_options,
+    max_retries: u32,
+    mode: u32,
+    delay_ms: u32,
+    max_delay_ms: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_message_retry", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.message_retry = retry_policy(max_retries, mode, delay_ms, max_delay_ms)?;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
+/// `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_reconnect_retry(
+    o: *mut wps_options,
+    max_retries: u32,
+    mode: u32,
+    delay_ms: u32,
+    max_delay_ms: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_reconnect_retry", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.reconnect_retry = retry_policy(max_retries, mode, delay_ms, max_delay_ms)?;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// How long to keep trying to recover a dropped reliable connection before opening a new
+/// one (default 30000 ms).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_recovery_timeout_ms(
+    o: *mut wps_options,
+    timeout_ms: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_recovery_timeout_ms", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.recovery_timeout = ms(timeout_ms);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Keep-alive: `interval_ms` between pings (default 20000; 0 = off) and `timeout_ms` without
+/// any inbound frame after which the connection counts as dead (default 120000; must be > 0).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_keep_alive(
+    o: *mut wps_options,
+    interval_ms: u32,
+    timeout_ms: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_keep_alive", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.keep_alive_timeout = positive_ms(timeout_ms, "keep-alive timeout")?;
+                o.engine.keep_alive_interval = ms(interval_ms);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30000 ms;
+/// must be > 0).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_connect_timeout_ms(
+    o: *mut wps_options,
+    timeout_ms: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_connect_timeout_ms", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.connect_timeout = positive_ms(timeout_ms, "connect timeout")?;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Largest message accepted in either direction (default 1048576 bytes; must be > 0).
+/// Larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE`; a larger inbound frame fails the
+/// connection.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_max_message_size(
+    o: *mut wps_options,
+    bytes: usize,
+) -> wps_result {
+    ffi_fn!("wps_options_set_max_message_size", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                if bytes == 0 {
+                    return Err(invalid("max message size must be > 0".into()));
+                }
+                o.engine.max_message_size = bytes;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// How long `wps_client_free` waits for the connection to close before it tears the client
+/// down anyway (default 5000 ms).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_shutdown_timeout_ms(
+    o: *mut wps_options,
+    timeout_ms: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_shutdown_timeout_ms", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.shutdown_timeout = ms(timeout_ms);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Where callbacks run: `WPS_DISPATCH_THREAD` (default; the library's shared callback
+/// threads) or `WPS_DISPATCH_POLL` (inside `wps_client_dispatch` on your thread, woken by
+/// `wps_client_get_fd`).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_dispatch_mode(
+    o: *mut wps_options,
+    mode: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_dispatch_mode", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.mode = match mode {
+                    WPS_DISPATCH_THREAD => Mode::Thread,
+                    WPS_DISPATCH_POLL => Mode::Poll,
+                    other => return Err(invalid(format!("unknown dispatch mode {other}"))),
+                };
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Adds the PEM root certificates in the file at `path` (NUL-terminated UTF-8) to the system
+/// store for `wss://` connections. The file is read when a connection is made. NULL removes a
+/// previously set file.
+///
+/// Ownership: `path` is copied. Thread-safety: not concurrently with other uses of the builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`.
+///
+/// # Safety
+/// `o` is NULL or a live builder; `path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_ca_file(
+    o: *mut wps_options,
+    path: *const c_char,
+) -> wps_result {
+    ffi_fn!("wps_options_set_ca_file", {
+        non_null!(o, "options");
+        // SAFETY: per this function's contract.
+        let o = unsafe { &mut *o };
+        if path.is_null() {
+            o.engine.ca_file = None;
+            return WPS_OK;
+        }
+        // SAFETY: non-NULL, NUL-terminated per the contract.
+        let p = try_ffi!(unsafe { str_arg(path, "path") });
+        o.engine.ca_file = Some(PathBuf::from(p));
+        WPS_OK
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr;
+
+    #[test]
+    fn setters_validate_and_keep_the_builder_on_error() {
+        let mut o = ptr::null_mut();
+        // SAFETY: valid out pointer; the builder is used on this thread and freed once.
+        unsafe {
+            assert_eq!(wps_options_new(&mut o), WPS_OK);
+            assert_eq!(wps_options_set_protocol(o, 99), WPS_ERR_INVALID_ARG);
+            assert_eq!(wps_options_set_protocol(o, WPS_PROTOCOL_JSON), WPS_OK);
+            assert_eq!((*o).engine.protocol, Protocol::Json);
+            assert_eq!(wps_options_set_auto_reconnect(o, 2), WPS_ERR_INVALID_ARG);
+            assert!((*o).engine.auto_reconnect);
+            assert_eq!(
+                wps_options_set_message_retry(o, 1, 7, 1, 2),
+                WPS_ERR_INVALID_ARG
+            );
+            assert_eq!(
+                wps_options_set_message_retry(o, 1, WPS_RETRY_FIXED, 5, 2),
+                WPS_ERR_INVALID_ARG
+            );
+            assert_eq!(
+                wps_options_set_message_retry(o, 1, WPS_RETRY_FIXED, 5, 5),
+                WPS_OK
+            );
+            assert_eq!((*o).engine.message_retry.max_retries, 1);
+            assert_eq!(wps_options_set_dispatch_mode(o, WPS_DISPATCH_POLL), WPS_OK);
+            assert_eq!((*o).mode, Mode::Poll);
+            assert_eq!(
+                wps_options_set_ack_timeout_ms(ptr::null_mut(), 1),
+                super::super::error::WPS_ERR_NULL_ARG
+            );
+            wps_options_free(o);
+            wps_options_free(ptr::null_mut());
+        }
+    }
+}

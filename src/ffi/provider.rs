@@ -1,0 +1,201 @@
+//! The URL provider: a C function asked for a fresh client access URL for every new connection.
+//!
+//! The provider writes into a library-owned buffer, so no allocation crosses the boundary:
+//! it returns `WPS_OK` after writing a NUL-terminated URL, or `WPS_ERR_BUFFER_TOO_SMALL` with the
+//! needed size (the library retries once with a buffer that large), or any other code to fail
+//! the connection attempt.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::error::{wps_result, WPS_ERR_BUFFER_TOO_SMALL, WPS_OK};
+
+/// Writes a client access URL into `buf` (capacity `cap` bytes, including the NUL).
+///
+/// Return `WPS_OK` after writing a NUL-terminated URL; or set `*out_len` to the needed size
+/// (including the NUL) and return `WPS_ERR_BUFFER_TOO_SMALL`; or return any other `WPS_ERR_*`
+/// code to fail this connection attempt (the reconnect policy decides what happens next).
+/// Called on a library thread that may block (never concurrently for one client); never
+/// called after `wps_client_free` returned.
+#[allow(non_camel_case_types)]
+pub type wps_url_provider_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        buf: *mut c_char,
+        cap: usize,
+        out_len: *mut usize,
+    ) -> wps_result,
+>;
+
+type ProviderFn = unsafe extern "C" fn(*mut c_void, *mut c_char, usize, *mut usize) -> wps_result;
+
+const FIRST_CAPACITY: usize = 2048;
+/// URLs longer than this are rejected (a JWT-bearing URL is a few hundred bytes).
+const MAX_CAPACITY: usize = 64 * 1024;
+
+struct State {
+    in_flight: usize,
+    revoked: bool,
+}
+
+/// A provider that can be revoked: after `revoke` returns it is never called again.
+pub(crate) struct ProviderCell {
+    func: ProviderFn,
+    user_data: usize,
+    state: Mutex<State>,
+    idle: Condvar,
+}
+
+thread_local! {
+    static IN_PROVIDER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+impl ProviderCell {
+    pub fn new(func: ProviderFn, user_data: *mut c_void) -> Arc<ProviderCell> {
+        Arc::new(ProviderCell {
+            func,
+            user_data: user_data as usize,
+            state: Mutex::new(State {
+                in_flight: 0,
+                revoked: false,
+            }),
+            idle: Condvar::new(),
+        })
+    }
+
+    fn key(&self) -> usize {
+        self as *const ProviderCell as usize
+    }
+
+    /// Asks the provider for a URL.
+    pub fn call(&self) -> Result<String, String> {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.revoked {
+                return Err("the client was freed".into());
+            }
+            st.in_flight += 1;
+        }
+        IN_PROVIDER.with(|v| v.borrow_mut().push(self.key()));
+        let outcome = self.invoke();
+        IN_PROVIDER.with(|v| {
+            v.borrow_mut().pop();
+        });
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.in_flight -= 1;
+        self.idle.notify_all();
+        outcome
+    }
+
+    fn invoke(&self) -> Result<String, String> {
+        let mut cap = FIRST_CAPACITY;
+        for _ in 0..2 {
+            let mut buf = vec![0u8; cap];
+            let mut needed: usize = 0;
+            // SAFETY: `buf` has `cap` writable bytes and `needed` is a live usize; the
+            // application registered `func` with `user_data` for exactly this call.
+            let rc = unsafe {
+                (self.func)(
+                    self.user_data as *mut c_void,
+                    buf.as_mut_ptr().cast(),
+                    cap,
+                    &mut needed,
+                )
+            };
+            match rc {
+                WPS_OK => {
+                    let url = CStr::from_bytes_until_nul(&buf)
+                        .map_err(|_| "the URL provider wrote no NUL terminator".to_owned())?;
+                    let url = url
+                        .to_str()
+                        .map_err(|_| "the URL provider wrote invalid UTF-8".to_owned())?;
+                    if url.is_empty() {
+                        return Err("the URL provider returned an empty URL".into());
+                    }
+                    return Ok(url.to_owned());
+                }
+                WPS_ERR_BUFFER_TOO_SMALL if needed > cap && needed <= MAX_CAPACITY => cap = needed,
+                WPS_ERR_BUFFER_TOO_SMALL => {
+                    return Err(format!(
+                        "the URL provider needs {needed} bytes (limit {MAX_CAPACITY})"
+                    ))
+                }
+                other => {
+                    return Err(format!(
+                        "the URL provider failed with {} ({other})",
+                        name_of(other)
+                    ))
+                }
+            }
+        }
+        Err("the URL provider kept reporting a too small buffer".into())
+    }
+
+    /// Stops further calls and waits for an in-flight call on another thread to return.
+    pub fn revoke(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.revoked = true;
+        let own = IN_PROVIDER.with(|v| v.borrow().contains(&self.key()));
+        if own {
+            return;
+        }
+        while st.in_flight > 0 {
+            st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn name_of(code: wps_result) -> String {
+    let p = super::error::wps_result_name(code);
+    // SAFETY: wps_result_name returns a static NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: &str = "wss://example.invalid/client/hubs/h?access_token=abc";
+
+    unsafe extern "C" fn long_url(
+        _: *mut c_void,
+        buf: *mut c_char,
+        cap: usize,
+        out_len: *mut usize,
+    ) -> wps_result {
+        let url = format!("{LONG}{}\0", "x".repeat(3000));
+        if cap < url.len() {
+            // SAFETY: out_len is a live usize per the provider contract.
+            unsafe { *out_len = url.len() };
+            return WPS_ERR_BUFFER_TOO_SMALL;
+        }
+        // SAFETY: buf has cap >= url.len() bytes.
+        unsafe { std::ptr::copy_nonoverlapping(url.as_ptr(), buf.cast(), url.len()) };
+        WPS_OK
+    }
+
+    unsafe extern "C" fn failing(
+        _: *mut c_void,
+        _: *mut c_char,
+        _: usize,
+        _: *mut usize,
+    ) -> wps_result {
+        super::super::error::WPS_ERR_UNAUTHORIZED
+    }
+
+    #[test]
+    fn a_long_url_is_fetched_with_a_second_bigger_buffer() {
+        let cell = ProviderCell::new(long_url, std::ptr::null_mut());
+        let url = cell.call().unwrap();
+        assert!(url.starts_with(LONG) && url.len() == LONG.len() + 3000);
+    }
+
+    #[test]
+    fn failures_and_revocation_are_errors() {
+        let cell = ProviderCell::new(failing, std::ptr::null_mut());
+        assert!(cell.call().unwrap_err().contains("WPS_ERR_UNAUTHORIZED"));
+        cell.revoke();
+        assert!(cell.call().unwrap_err().contains("freed"));
+    }
+}

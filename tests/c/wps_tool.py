@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Test helper for the C tests: mints client access URLs and drives the emulator's fault API.
+
+The emulator's connection string comes from WPS_TEST_CONNSTR
+("Endpoint=http://HOST:PORT;AccessKey=KEY;Version=1.0;"). Tokens are HS256 JWTs signed with the
+access key bytes (standard library only).
+
+  wps_tool.py url HUB [--user U] [--role R]... [--exp SECONDS_FROM_NOW]
+  wps_tool.py fault HUB CONNECTION_ID drop|expire|close [CODE]
+  wps_tool.py connections HUB
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+import urllib.request
+
+
+def b64url(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def jwt(key, claims):
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{body}".encode()
+    sig = hmac.new(key.encode(), signing_input, hashlib.sha256).digest()
+    return f"{header}.{body}.{b64url(sig)}"
+
+
+def connstr():
+    raw = os.environ["WPS_TEST_CONNSTR"]
+    parts = dict(p.split("=", 1) for p in raw.strip().split(";") if "=" in p)
+    endpoint = parts["Endpoint"].rstrip("/")
+    if "Port" in parts:
+        endpoint = f"{endpoint}:{parts['Port']}"
+    return endpoint, parts["AccessKey"]
+
+
+def client_url(hub, user, roles, exp):
+    endpoint, key = connstr()
+    now = int(time.time())
+    claims = {"aud": f"{endpoint}/client/hubs/{hub}", "iat": now, "exp": now + exp}
+    if user:
+        claims["sub"] = user
+    if roles:
+        claims["role"] = roles
+    ws = "ws" + endpoint[4:] if endpoint.startswith("http") else endpoint
+    return f"{ws}/client/hubs/{hub}?access_token={jwt(key, claims)}"
+
+
+def emulator_request(method, path):
+    endpoint, key = connstr()
+    url = f"{endpoint}{path}"
+    token = jwt(key, {"aud": url, "exp": int(time.time()) + 300})
+    req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status, resp.read().decode()
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, hub = argv[1], argv[2]
+    if cmd == "url":
+        user, roles, exp = None, [], 3600
+        rest = argv[3:]
+        while rest:
+            flag, value, rest = rest[0], rest[1], rest[2:]
+            if flag == "--user":
+                user = value
+            elif flag == "--role":
+                roles.append(value)
+            elif flag == "--exp":
+                exp = int(value)
+            else:
+                raise SystemExit(f"unknown option {flag}")
+        print(client_url(hub, user, roles, exp))
+        return 0
+    if cmd == "fault":
+        conn, action = argv[3], argv[4]
+        suffix = f"?code={argv[5]}" if len(argv) > 5 else ""
+        status, _ = emulator_request("POST", f"/_emulator/hubs/{hub}/connections/{conn}/:{action}{suffix}")
+        return 0 if 200 <= status < 300 else 1
+    if cmd == "connections":
+        status, body = emulator_request("GET", f"/_emulator/hubs/{hub}/connections")
+        print(body)
+        return 0 if status == 200 else 1
+    raise SystemExit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
