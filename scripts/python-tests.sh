@@ -47,8 +47,11 @@ case "$(basename "$wheel")" in
   webpubsub_client-*-py3-none-linux_*.whl|webpubsub_client-*-py3-none-manylinux*.whl) ;;
   *) echo "unexpected wheel tag: $(basename "$wheel")" >&2; exit 1 ;;
 esac
-"$vpy" -m zipfile -l "$wheel" | grep -q "webpubsub_client/_lib/libwebpubsub_client.so" \
-  || { echo "the wheel lacks the native library" >&2; exit 1; }
+"$vpy" - "$wheel" <<'PY' || { echo "the wheel lacks the native library" >&2; exit 1; }
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+sys.exit(0 if "webpubsub_client/_lib/libwebpubsub_client.so" in names else 1)
+PY
 
 step "pytest"
 cd "$repo/bindings/python"

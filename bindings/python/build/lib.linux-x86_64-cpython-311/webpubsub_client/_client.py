@@ -1,0 +1,341 @@
+"""The synchronous client: ``webpubsub_client.WebPubSubClient``.
+
+Same public API as ``azure.messaging.webpubsubclient.WebPubSubClient`` 1.1.0. Events of one
+client are delivered by the native library in order, one at a time, on its callback threads;
+every method may be called from inside a listener (also the blocking ones).
+"""
+
+import ctypes
+import logging
+import weakref
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from . import _native as n
+from . import _payload
+from ._core import ClientCore, Completion, open_error, send_error
+from ._options import ClientSettings, build_native_options, seconds_to_ms, settings_from
+from .models._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
+from .models._models import WebPubSubClientOptions
+
+_LOGGER = logging.getLogger("webpubsub_client")
+
+_STOP_TIMEOUT_MS = 30000
+
+
+class WebPubSubClientCredential:
+    """Where the client gets its client access URL.
+
+    :param client_access_url_provider: A URL, or a callable returning a fresh URL. The callable
+        is called for every new connection (open and reconnect), not for recovery, so a
+        token that expired meanwhile is replaced.
+    """
+
+    def __init__(self, client_access_url_provider: Union[str, Callable[[], str]]) -> None:
+        if isinstance(client_access_url_provider, str):
+            url = client_access_url_provider
+            self._provider: Callable[[], str] = lambda: url
+            self._fixed_url: Optional[str] = url
+        elif callable(client_access_url_provider):
+            self._provider = client_access_url_provider
+            self._fixed_url = None
+        else:
+            raise TypeError("client_access_url_provider must be a str or a callable returning a str")
+
+    def get_client_access_url(self) -> str:
+        """Return a client access URL (calls the provider)."""
+        return self._provider()
+
+
+def _split_credential(credential: Union[WebPubSubClientCredential, str]) -> Tuple[Optional[str], Optional[Callable[[], str]]]:
+    if isinstance(credential, str):
+        return credential, None
+    if isinstance(credential, WebPubSubClientCredential):
+        if credential._fixed_url is not None:
+            return credential._fixed_url, None
+        return None, credential.get_client_access_url
+    raise TypeError("type of credential must be str or WebPubSubClientCredential")
+
+
+class _ListenerSink:
+    """Runs listeners on the library's callback thread for this client (ordered, one at a time)."""
+
+    def __init__(self) -> None:
+        self.core: Optional[ClientCore] = None
+
+    def deliver(self, kind: CallbackType, args: Tuple[Any, ...]) -> None:
+        core = self.core
+        if core is None:
+            return
+        for listener in core.listeners.snapshot(kind):
+            try:
+                listener(*args)
+            except Exception:  # noqa: BLE001 - a listener's error must not stop the others
+                _LOGGER.exception("listener for %r raised", kind.value)
+
+    def complete(self, op_key: int, completion: Completion) -> None:
+        """The sync client uses no asynchronous operations."""
+
+
+def _op_options(options: Any, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    merged: Dict[str, Any] = {}
+    if options is not None:
+        as_kwargs = getattr(options, "as_kwargs", None)
+        if as_kwargs is None:
+            raise TypeError("options must be a JoinGroupOptions/SendToGroupOptions/...")
+        merged.update(as_kwargs())
+    merged.update({k: v for k, v in kwargs.items() if v is not None})
+    return merged
+
+
+def _flags(no_echo: bool, fire_and_forget: bool) -> int:
+    return (n.WPS_SEND_NO_ECHO if no_echo else 0) | (n.WPS_SEND_FIRE_AND_FORGET if fire_and_forget else 0)
+
+
+def _ack_id_in(ack_id: Optional[int]) -> int:
+    if ack_id is None:
+        return 0
+    if not isinstance(ack_id, int) or ack_id <= 0 or ack_id >= 2**64:
+        raise ValueError("ack_id must be a positive integer")
+    return ack_id
+
+
+class WebPubSubClient:
+    """A client connection to Azure Web PubSub (or a compatible service).
+
+    :param credential: A client access URL (``wss://.../client/hubs/<hub>?access_token=...``) or a
+        :class:`WebPubSubClientCredential`.
+    :param options: Optional :class:`~webpubsub_client.models.WebPubSubClientOptions` (seed README
+        spelling); keywords override it.
+    :keyword protocol_type: :class:`WebPubSubProtocolType` (default ``JSON_RELIABLE``).
+    :keyword auto_rejoin_groups: Rejoin joined groups after a reconnect (default ``True``).
+    :keyword message_retry_total: Retries of a failed operation (default 3).
+    :keyword message_retry_backoff_factor: First retry delay in seconds (default 0.8).
+    :keyword message_retry_backoff_max: Largest retry delay in seconds (default 120).
+    :keyword message_retry_mode: :class:`RetryMode` (default ``Exponential``).
+    :keyword reconnect_retry_total: Reconnect attempts; ``0`` disables auto-reconnect (default 3).
+    :keyword reconnect_retry_backoff_factor: First reconnect delay in seconds (default 0.8).
+    :keyword reconnect_retry_backoff_max: Largest reconnect delay in seconds (default 120).
+    :keyword reconnect_retry_mode: :class:`RetryMode` (default ``Exponential``).
+    :keyword ack_timeout: Seconds to wait for an operation's ack (default 30).
+    :keyword start_timeout: Seconds ``open()`` waits for the connection (default 30).
+    :keyword keep_alive_interval: Seconds between keep-alive pings (library default 20; ``0`` off).
+    :keyword keep_alive_timeout: Seconds of silence after which the connection counts as dead
+        (library default 120).
+    :keyword logging_enable: Accepted for compatibility (use ``AZURE_LOG_LEVEL``/``WPS_LOG``).
+    :keyword user_agent: Accepted for compatibility.
+    """
+
+    def __init__(
+        self,
+        credential: Union[WebPubSubClientCredential, str],
+        options: Optional[WebPubSubClientOptions] = None,
+        *,
+        message_retry_backoff_factor: float = 0.8,
+        message_retry_backoff_max: float = 120.0,
+        message_retry_mode: RetryMode = RetryMode.Exponential,
+        message_retry_total: int = 3,
+        protocol_type: WebPubSubProtocolType = WebPubSubProtocolType.JSON_RELIABLE,
+        reconnect_retry_backoff_factor: float = 0.8,
+        reconnect_retry_backoff_max: float = 120.0,
+        reconnect_retry_mode: RetryMode = RetryMode.Exponential,
+        reconnect_retry_total: int = 3,
+        auto_rejoin_groups: bool = True,
+        logging_enable: bool = False,
+        ack_timeout: float = 30.0,
+        start_timeout: float = 30.0,
+        user_agent: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
+        explicit = dict(
+            message_retry_backoff_factor=message_retry_backoff_factor,
+            message_retry_backoff_max=message_retry_backoff_max,
+            message_retry_mode=message_retry_mode,
+            message_retry_total=message_retry_total,
+            protocol_type=protocol_type,
+            reconnect_retry_backoff_factor=reconnect_retry_backoff_factor,
+            reconnect_retry_backoff_max=reconnect_retry_backoff_max,
+            reconnect_retry_mode=reconnect_retry_mode,
+            reconnect_retry_total=reconnect_retry_total,
+            auto_rejoin_groups=auto_rejoin_groups,
+            logging_enable=logging_enable,
+            ack_timeout=ack_timeout,
+            start_timeout=start_timeout,
+            user_agent=user_agent,
+        )
+        defaults = ClientSettings()
+        # keywords left at their default do not override an options object
+        changed = {k: v for k, v in explicit.items() if v != getattr(defaults, k)}
+        self._settings = settings_from(options, {**changed, **kwargs})
+        url, provider = _split_credential(credential)
+        self._credential = credential
+        native_options = build_native_options(self._settings, poll_mode=False)
+        sink = _ListenerSink()
+        try:
+            self._core = ClientCore(url, provider, native_options, sink)
+        finally:
+            n.get_lib().wps_options_free(native_options)
+        sink.core = self._core
+        self._finalizer = weakref.finalize(self, self._core.release)
+
+    # -- lifetime
+
+    def open(self) -> None:
+        """Connect to the service; returns once connected.
+
+        :raises OpenClientError: the client is already open, the service could not be reached,
+            or ``start_timeout`` passed.
+        """
+        core = self._core
+        if core.freed:
+            raise OpenClientError("the client has been disposed")
+        code = core.lib.wps_client_start(core.handle, seconds_to_ms(self._settings.start_timeout))
+        if code != n.WPS_OK:
+            message, _ = n.last_error()
+            raise open_error(code, message)
+
+    def close(self) -> None:
+        """Stop the client; a no-op when it is not open. ``stopped`` is the last event."""
+        core = self._core
+        if core.freed:
+            return
+        code = core.lib.wps_client_stop(core.handle, _STOP_TIMEOUT_MS)
+        if code != n.WPS_OK:
+            message, _ = n.last_error()
+            _LOGGER.debug("close: %s: %s", n.result_name(code), message)
+
+    def __enter__(self) -> "WebPubSubClient":
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self.close()
+
+    def is_connected(self) -> bool:
+        """Whether the client is connected to the service now."""
+        return self._core.is_connected()
+
+    @property
+    def connection_id(self) -> Optional[str]:
+        """The current connection id (unchanged by a recovery, new after a reconnect)."""
+        return self._core.connection_id()
+
+    # -- listeners
+
+    def subscribe(self, event: Union[CallbackType, str], listener: Callable[..., Any], **kwargs: Any) -> None:
+        """Add ``listener`` for ``event`` (a :class:`CallbackType` or its string value).
+
+        Listeners of ``stopped`` take no argument; the others take the event's args object.
+        Registrations survive reconnects and close/open.
+        """
+        self._core.listeners.add(event, listener)
+
+    def unsubscribe(self, event: Union[CallbackType, str], listener: Callable[..., Any], **kwargs: Any) -> None:
+        """Remove ``listener`` from ``event``."""
+        self._core.listeners.remove(event, listener)
+
+    on = subscribe
+    off = unsubscribe
+
+    # -- operations
+
+    def _raise_on_failure(self, code: int, what: str, out_ack: ctypes.c_uint64) -> None:
+        if code != n.WPS_OK:
+            message, error_name = n.last_error()
+            raise send_error(what, code, out_ack.value, message, error_name)
+
+    def join_group(self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any) -> None:
+        """Join ``group_name``; returns once the service acked it.
+
+        :keyword ack_id: Retry an earlier attempt with its ack id (the service deduplicates).
+        :raises SendMessageError: carrying the ack id and the error detail.
+        """
+        opts = _op_options(options, {"ack_id": ack_id})
+        group = n.encode_identifier(group_name, "group_name")
+        out = ctypes.c_uint64(0)
+        code = self._core.lib.wps_join_group(self._core.handle, group, _ack_id_in(opts.get("ack_id")), ctypes.byref(out))
+        self._raise_on_failure(code, f"join group {group_name!r}", out)
+
+    def leave_group(self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any) -> None:
+        """Leave ``group_name``; returns once the service acked it.
+
+        :keyword ack_id: Retry an earlier attempt with its ack id.
+        :raises SendMessageError: carrying the ack id and the error detail.
+        """
+        opts = _op_options(options, {"ack_id": ack_id})
+        group = n.encode_identifier(group_name, "group_name")
+        out = ctypes.c_uint64(0)
+        code = self._core.lib.wps_leave_group(self._core.handle, group, _ack_id_in(opts.get("ack_id")), ctypes.byref(out))
+        self._raise_on_failure(code, f"leave group {group_name!r}", out)
+
+    def send_to_group(
+        self,
+        group_name: str,
+        content: Union[str, memoryview, bytes, Dict[str, Any], Any],
+        data_type: Union[WebPubSubDataType, str],
+        options: Any = None,
+        *,
+        ack: bool = True,
+        no_echo: bool = False,
+        ack_id: Optional[int] = None,
+        fire_and_forget: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> None:
+        """Send ``content`` to ``group_name``.
+
+        :param data_type: ``text`` (``str``), ``json`` (a JSON value), ``binary``/``protobuf``
+            (``memoryview``/``bytes``).
+        :keyword ack: ``False`` sends without an ack id and returns once written
+            (same as ``fire_and_forget=True``).
+        :keyword no_echo: Do not deliver the message back to this connection.
+        :keyword ack_id: Retry an earlier attempt with its ack id.
+        :raises SendMessageError: carrying the ack id and the error detail.
+        """
+        opts = _op_options(options, {"ack_id": ack_id, "no_echo": no_echo or None, "fire_and_forget": fire_and_forget})
+        forget = bool(opts.get("fire_and_forget")) or not ack
+        data, native_type = _payload.encode(content, data_type)
+        group = n.encode_identifier(group_name, "group_name")
+        out = ctypes.c_uint64(0)
+        code = self._core.lib.wps_send_to_group(
+            self._core.handle,
+            group,
+            data,
+            len(data),
+            native_type,
+            _flags(bool(opts.get("no_echo")), forget),
+            _ack_id_in(opts.get("ack_id")),
+            ctypes.byref(out),
+        )
+        self._raise_on_failure(code, f"send to group {group_name!r}", out)
+
+    def send_event(
+        self,
+        event_name: str,
+        content: Union[str, memoryview, bytes, Dict[str, Any], Any],
+        data_type: Union[WebPubSubDataType, str],
+        options: Any = None,
+        *,
+        ack: bool = True,
+        ack_id: Optional[int] = None,
+        fire_and_forget: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> None:
+        """Send a custom event to the service's event handler.
+
+        :keyword ack: ``False`` sends without an ack id (same as ``fire_and_forget=True``).
+        :keyword ack_id: Retry an earlier attempt with its ack id.
+        :raises SendMessageError: carrying the ack id and the error detail (e.g. ``InternalServerError``
+            when the hub has no event handler).
+        """
+        opts = _op_options(options, {"ack_id": ack_id, "fire_and_forget": fire_and_forget})
+        forget = bool(opts.get("fire_and_forget")) or not ack
+        data, native_type = _payload.encode(content, data_type)
+        name = n.encode_identifier(event_name, "event_name")
+        out = ctypes.c_uint64(0)
+        code = self._core.lib.wps_send_event(
+            self._core.handle, name, data, len(data), native_type, _flags(False, forget),
+            _ack_id_in(opts.get("ack_id")), ctypes.byref(out),
+        )
+        self._raise_on_failure(code, f"send event {event_name!r}", out)
+
+
+__all__ = ["WebPubSubClient", "WebPubSubClientCredential"]

@@ -1,0 +1,350 @@
+"""The part of a client shared by the sync and asyncio front ends.
+
+A :class:`ClientCore` owns one native ``wps_client*``. The library calls one module-level
+trampoline for every event; its ``user_data`` is a small integer key into :data:`_REGISTRY`,
+never a Python object address, so a late callback can never reach freed memory. The core
+copies everything out of the borrowed ``wps_event`` before handing plain Python objects to
+its sink (the sync or asyncio client), and catches every exception so none crosses into C.
+
+The core holds no reference to the public client object: a client nobody references is freed
+by its ``weakref.finalize``, and :func:`_close_all_at_exit` stops and frees every client still
+alive before interpreter shutdown.
+"""
+
+import atexit
+import ctypes
+import itertools
+import logging
+import threading
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+
+from . import _native as n
+from . import _payload
+from .models._enums import CallbackType
+from .models._errors import AckMessageError, OpenClientError, SendMessageError, WebPubSubClientError
+from .models._models import (
+    OnConnectedArgs,
+    OnDisconnectedArgs,
+    OnGroupDataMessageArgs,
+    OnRejoinGroupFailedArgs,
+    OnServerDataMessageArgs,
+)
+
+_LOGGER = logging.getLogger("webpubsub_client")
+
+_NATIVE_TO_CALLBACK = {
+    n.WPS_EVENT_CONNECTED: CallbackType.CONNECTED,
+    n.WPS_EVENT_DISCONNECTED: CallbackType.DISCONNECTED,
+    n.WPS_EVENT_STOPPED: CallbackType.STOPPED,
+    n.WPS_EVENT_SERVER_MESSAGE: CallbackType.SERVER_MESSAGE,
+    n.WPS_EVENT_GROUP_MESSAGE: CallbackType.GROUP_MESSAGE,
+    n.WPS_EVENT_REJOIN_GROUP_FAILED: CallbackType.REJOIN_GROUP_FAILED,
+}
+
+
+class Completion:
+    """The outcome of an asynchronous native operation (copied out of its event)."""
+
+    __slots__ = ("result", "ack_id", "is_duplicate", "message", "error_name")
+
+    def __init__(self, result: int, ack_id: int, is_duplicate: bool, message: Optional[str], error_name: Optional[str]):
+        self.result = result
+        self.ack_id = ack_id
+        self.is_duplicate = is_duplicate
+        self.message = message
+        self.error_name = error_name
+
+
+class EventSink(Protocol):
+    """Where a core sends converted events."""
+
+    def deliver(self, kind: CallbackType, args: Tuple[Any, ...]) -> None:
+        """A client event for the listeners of ``kind`` (``args`` are the listener's arguments)."""
+
+    def complete(self, op_key: int, completion: Completion) -> None:
+        """The completion of the asynchronous operation registered under ``op_key``."""
+
+
+# --- listeners ----------------------------------------------------------------------------
+
+
+class Listeners:
+    """Listeners per event kind; add/remove at any time from any thread, including callbacks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_kind: Dict[CallbackType, List[Callable[..., Any]]] = {k: [] for k in CallbackType}
+
+    @staticmethod
+    def kind_of(event: Any) -> CallbackType:
+        """Normalise an event name (``CallbackType`` or its string value)."""
+        try:
+            return CallbackType(event)
+        except ValueError:
+            raise ValueError(f"unknown event {event!r}; expected one of {[k.value for k in CallbackType]}") from None
+
+    def add(self, event: Any, listener: Callable[..., Any]) -> None:
+        if not callable(listener):
+            raise TypeError("listener must be callable")
+        kind = self.kind_of(event)
+        with self._lock:
+            self._by_kind[kind] = self._by_kind[kind] + [listener]
+
+    def remove(self, event: Any, listener: Callable[..., Any]) -> None:
+        kind = self.kind_of(event)
+        with self._lock:
+            current = self._by_kind[kind]
+            if listener in current:
+                copy = list(current)
+                copy.remove(listener)
+                self._by_kind[kind] = copy
+
+    def snapshot(self, kind: CallbackType) -> List[Callable[..., Any]]:
+        """The listeners of ``kind`` at this moment (an immutable copy)."""
+        return self._by_kind[kind]
+
+    def any(self, kind: CallbackType) -> bool:
+        return bool(self._by_kind[kind])
+
+
+# --- registry and trampolines -------------------------------------------------------------
+
+_REGISTRY: Dict[int, "ClientCore"] = {}
+_REGISTRY_LOCK = threading.Lock()
+_KEYS = itertools.count(1)
+
+
+def _on_event(user_data: Optional[int], ev_ptr: Any) -> None:
+    try:
+        core = _REGISTRY.get(user_data or 0)
+        if core is not None and ev_ptr:
+            core.handle_event(ev_ptr.contents)
+    except BaseException:  # noqa: BLE001 - nothing may unwind into C
+        _LOGGER.exception("error while handling a native event")
+
+
+def _on_provide_url(user_data: Optional[int], buf: Any, cap: int, out_len: Any) -> int:
+    """``wps_url_provider_fn``: write a fresh NUL-terminated URL into ``buf``.
+
+    When ``cap`` is too small the needed size is reported and the library calls again with a
+    bigger buffer; the URL fetched the first time is kept for that second call.
+    """
+    try:
+        core = _REGISTRY.get(user_data or 0)
+        if core is None or core.url_provider is None:
+            return n.WPS_ERR_PROVIDER
+        raw = core.pending_url
+        if raw is None:
+            url = core.url_provider()
+            if not isinstance(url, str):
+                raise TypeError("the client access URL provider must return a str")
+            raw = url.encode("utf-8") + b"\0"
+            if raw.count(b"\0") != 1:
+                raise ValueError("the client access URL contains NUL characters")
+        if out_len:
+            out_len[0] = len(raw)
+        if len(raw) > cap:
+            core.pending_url = raw
+            return n.WPS_ERR_BUFFER_TOO_SMALL
+        core.pending_url = None
+        ctypes.memmove(buf, raw, len(raw))
+        return n.WPS_OK
+    except BaseException:  # noqa: BLE001
+        _LOGGER.exception("the client access URL provider failed")
+        return n.WPS_ERR_PROVIDER
+
+
+_EVENT_CB = n.EVENT_FN(_on_event)
+_PROVIDER_CB = n.URL_PROVIDER_FN(_on_provide_url)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def send_error(what: str, code: int, ack_id: int, message: Optional[str], error_name: Optional[str]) -> SendMessageError:
+    """The :class:`SendMessageError` for a failed operation."""
+    code_name = n.result_name(code)
+    detail = AckMessageError(name=error_name or code_name, message=message or n.result_text(code))
+    return SendMessageError(
+        f"{what} failed: {detail.name}: {detail.message}", ack_id=ack_id or None, error_detail=detail, code=code
+    )
+
+
+def open_error(code: int, message: Optional[str]) -> OpenClientError:
+    """The :class:`OpenClientError` for a failed start."""
+    return OpenClientError(f"failed to open the client: {n.result_name(code)}: {message or n.result_text(code)}", code=code)
+
+
+def check(code: int, what: str) -> None:
+    """Raise :class:`WebPubSubClientError` for a failed call that is not an operation."""
+    if code != n.WPS_OK:
+        message, _ = n.last_error()
+        raise WebPubSubClientError(f"{what}: {n.result_name(code)}: {message or n.result_text(code)}", code, n.result_name(code))
+
+
+# --- the core -----------------------------------------------------------------------------
+
+
+class ClientCore:
+    """One native client plus its listeners; knows nothing about threads or event loops."""
+
+    def __init__(
+        self,
+        url: Optional[str],
+        url_provider: Optional[Callable[[], str]],
+        native_options: Any,
+        sink: EventSink,
+    ) -> None:
+        self.lib = n.get_lib()
+        self.listeners = Listeners()
+        self.url_provider = url_provider
+        self.sink = sink
+        self.last_connection_id: Optional[str] = None
+        self.pending_url: Optional[bytes] = None
+        self.key = next(_KEYS)
+        self._freed = False
+        self._free_lock = threading.Lock()
+        handle = n.ClientP()
+        with _REGISTRY_LOCK:
+            _REGISTRY[self.key] = self
+        try:
+            if url is not None:
+                code = self.lib.wps_client_new(url.encode("utf-8"), native_options, ctypes.byref(handle))
+            else:
+                code = self.lib.wps_client_new_with_provider(
+                    _PROVIDER_CB, ctypes.c_void_p(self.key), native_options, ctypes.byref(handle)
+                )
+            if code != n.WPS_OK:
+                message, _ = n.last_error()
+                raise ValueError(f"cannot create the client: {n.result_name(code)}: {message or n.result_text(code)}")
+            self.handle = handle
+            for native_type in _NATIVE_TO_CALLBACK:
+                check(self.lib.wps_set_callback(handle, native_type, _EVENT_CB, ctypes.c_void_p(self.key)), "wps_set_callback")
+            if self.lib.has("wps_join_group_async"):
+                check(
+                    self.lib.wps_set_callback(handle, n.WPS_EVENT_ACK, _EVENT_CB, ctypes.c_void_p(self.key)),
+                    "wps_set_callback(ACK)",
+                )
+        except BaseException:
+            with _REGISTRY_LOCK:
+                _REGISTRY.pop(self.key, None)
+            if handle:
+                self.lib.wps_client_free(handle)
+            raise
+
+    # -- events
+
+    def handle_event(self, ev: n.wps_event) -> None:
+        """Convert a borrowed native event (copying everything) and pass it to the sink."""
+        etype = ev.type
+        if etype == n.WPS_EVENT_ACK:
+            op = n.event_field(ev, "op_context") or 0
+            self.sink.complete(
+                int(op),
+                Completion(
+                    int(n.event_field(ev, "result", 0)),
+                    int(n.event_field(ev, "ack_id", 0) or 0),
+                    bool(n.event_field(ev, "is_duplicate", 0)),
+                    n.decode(ev.message),
+                    n.decode(ev.error_name),
+                ),
+            )
+            return
+        kind = _NATIVE_TO_CALLBACK.get(etype)
+        if kind is None:
+            return  # a newer library's event type
+        if kind is CallbackType.CONNECTED:
+            self.last_connection_id = n.decode(ev.connection_id)
+        if not self.listeners.any(kind) and kind is not CallbackType.STOPPED:
+            return
+        args: Tuple[Any, ...]
+        if kind is CallbackType.CONNECTED:
+            args = (OnConnectedArgs(connection_id=self.last_connection_id or "", user_id=n.decode(ev.user_id)),)
+        elif kind is CallbackType.DISCONNECTED:
+            args = (
+                OnDisconnectedArgs(
+                    connection_id=n.decode(ev.connection_id) or self.last_connection_id, message=n.decode(ev.message)
+                ),
+            )
+        elif kind is CallbackType.STOPPED:
+            args = ()
+        elif kind is CallbackType.REJOIN_GROUP_FAILED:
+            error = send_error(
+                "rejoin group", int(n.event_field(ev, "result", 0)), int(n.event_field(ev, "ack_id", 0) or 0),
+                n.decode(ev.message), n.decode(ev.error_name),
+            )
+            args = (OnRejoinGroupFailedArgs(group=n.decode(ev.group) or "", error=error),)
+        else:
+            raw = ctypes.string_at(ev.data, ev.data_len) if ev.data_len else b""
+            data_type, data = _payload.decode(raw, ev.data_type)
+            sequence_id = int(ev.sequence_id) or None
+            if kind is CallbackType.SERVER_MESSAGE:
+                args = (OnServerDataMessageArgs(data_type=data_type, data=data, sequence_id=sequence_id),)
+            else:
+                args = (
+                    OnGroupDataMessageArgs(
+                        data_type=data_type,
+                        data=data,
+                        group=n.decode(ev.group) or "",
+                        from_user_id=n.decode(ev.from_user_id),
+                        sequence_id=sequence_id,
+                    ),
+                )
+        self.sink.deliver(kind, args)
+
+    # -- state
+
+    def is_connected(self) -> bool:
+        if self._freed:
+            return False
+        if self.lib.wps_client_is_connected is None:
+            raise WebPubSubClientError("the native library reports no connection state")
+        return bool(self.lib.wps_client_is_connected(self.handle))
+
+    def connection_id(self) -> Optional[str]:
+        if self._freed:
+            return None
+        fn = self.lib.wps_client_get_connection_id
+        if fn is None:
+            return self.last_connection_id
+        buf = ctypes.create_string_buffer(256)
+        needed = ctypes.c_size_t(0)
+        code = fn(self.handle, buf, len(buf), ctypes.byref(needed))
+        if code != n.WPS_OK and needed.value > len(buf):
+            buf = ctypes.create_string_buffer(needed.value + 1)
+            code = fn(self.handle, buf, len(buf), ctypes.byref(needed))
+        if code != n.WPS_OK:
+            return None
+        return buf.value.decode("utf-8") or None
+
+    # -- lifetime
+
+    def release(self, stop_timeout_ms: int = 5000) -> None:
+        """Stop (bounded) and free the native client; idempotent, safe from any thread."""
+        with self._free_lock:
+            if self._freed:
+                return
+            self._freed = True
+        try:
+            self.lib.wps_client_stop(self.handle, stop_timeout_ms)
+        finally:
+            self.lib.wps_client_free(self.handle)
+            with _REGISTRY_LOCK:
+                _REGISTRY.pop(self.key, None)
+
+    @property
+    def freed(self) -> bool:
+        return self._freed
+
+
+def _close_all_at_exit() -> None:
+    with _REGISTRY_LOCK:
+        cores = list(_REGISTRY.values())
+    for core in cores:
+        try:
+            core.release(stop_timeout_ms=2000)
+        except BaseException:  # noqa: BLE001
+            _LOGGER.exception("error while closing a client at exit")
+
+
+atexit.register(_close_all_at_exit)

@@ -1,0 +1,153 @@
+"""Client option keywords (the official SDK's names and defaults) and their native form."""
+
+import ctypes
+import logging
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Optional, Union
+
+from . import _native as n
+from .models._enums import RetryMode, WebPubSubProtocolType
+from .models._models import WebPubSubClientOptions
+
+_LOGGER = logging.getLogger("webpubsub_client")
+
+_MAX_MS = 0xFFFFFFFF
+
+
+@dataclass
+class ClientSettings:
+    """Every option the client constructor accepts, with the official SDK's defaults.
+
+    ``keep_alive_interval`` / ``keep_alive_timeout`` (seconds, ``0`` disables) are additions:
+    the library sends ``ping`` frames and treats a silent connection as dead.
+    """
+
+    protocol_type: WebPubSubProtocolType = WebPubSubProtocolType.JSON_RELIABLE
+    auto_rejoin_groups: bool = True
+    message_retry_total: int = 3
+    message_retry_backoff_factor: float = 0.8
+    message_retry_backoff_max: float = 120.0
+    message_retry_mode: RetryMode = RetryMode.Exponential
+    reconnect_retry_total: int = 3
+    reconnect_retry_backoff_factor: float = 0.8
+    reconnect_retry_backoff_max: float = 120.0
+    reconnect_retry_mode: RetryMode = RetryMode.Exponential
+    ack_timeout: float = 30.0
+    start_timeout: float = 30.0
+    logging_enable: bool = False
+    user_agent: Optional[str] = None
+    keep_alive_interval: Optional[float] = None
+    keep_alive_timeout: Optional[float] = None
+
+
+_KNOWN = {f.name for f in fields(ClientSettings)}
+
+
+def _protocol_of(value: Any) -> WebPubSubProtocolType:
+    value = getattr(value, "protocol_type", value)
+    try:
+        return WebPubSubProtocolType(value)
+    except ValueError:
+        raise ValueError(f"unsupported protocol_type: {value!r}") from None
+
+
+def _mode_of(value: Any) -> RetryMode:
+    try:
+        return RetryMode(getattr(value, "value", value))
+    except ValueError:
+        raise ValueError(f"unsupported retry mode: {value!r}") from None
+
+
+def settings_from(options: Optional[Union[WebPubSubClientOptions, Dict[str, Any]]], kwargs: Dict[str, Any]) -> ClientSettings:
+    """Merge an options object (seed spelling) and keywords into validated settings."""
+    merged: Dict[str, Any] = {}
+    if options is not None:
+        if isinstance(options, WebPubSubClientOptions):
+            merged.update(options.as_kwargs())
+        elif isinstance(options, dict):
+            merged.update(options)
+        else:
+            raise TypeError("options must be a WebPubSubClientOptions")
+    merged.update(kwargs)
+    if "auto_restore_groups" in merged:
+        merged.setdefault("auto_rejoin_groups", merged.pop("auto_restore_groups"))
+    if "protocol" in merged:
+        merged.setdefault("protocol_type", merged.pop("protocol"))
+    unknown = set(merged) - _KNOWN
+    for key in sorted(unknown):
+        _LOGGER.debug("ignoring unknown client option %r", key)
+        merged.pop(key)
+    s = ClientSettings(**merged)
+    s.protocol_type = _protocol_of(s.protocol_type)
+    s.message_retry_mode = _mode_of(s.message_retry_mode)
+    s.reconnect_retry_mode = _mode_of(s.reconnect_retry_mode)
+    for name in ("message_retry_total", "reconnect_retry_total"):
+        if int(getattr(s, name)) < 0:
+            raise ValueError(f"{name} must be >= 0")
+    for name in ("ack_timeout", "start_timeout", "message_retry_backoff_factor", "reconnect_retry_backoff_factor"):
+        if float(getattr(s, name)) < 0:
+            raise ValueError(f"{name} must be >= 0")
+    return s
+
+
+def seconds_to_ms(value: float) -> int:
+    """Seconds as a clamped ``uint32`` millisecond count."""
+    return max(0, min(_MAX_MS, int(round(float(value) * 1000))))
+
+
+def _check(code: int, what: str) -> None:
+    if code != n.WPS_OK:
+        message, _ = n.last_error()
+        raise ValueError(f"{what}: {n.result_name(code)}: {message or n.result_text(code)}")
+
+
+def _retry_mode_native(mode: RetryMode) -> int:
+    return n.WPS_RETRY_FIXED if mode is RetryMode.Fixed else n.WPS_RETRY_EXPONENTIAL
+
+
+def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer":
+    """A new ``wps_options*`` for the settings; the caller frees it with ``wps_options_free``."""
+    lib = n.get_lib()
+    opts = n.OptionsP()
+    _check(lib.wps_options_new(ctypes.byref(opts)), "wps_options_new")
+    try:
+        protocol = n.WPS_PROTOCOL_JSON if s.protocol_type is WebPubSubProtocolType.JSON else n.WPS_PROTOCOL_JSON_RELIABLE
+        _check(lib.wps_options_set_protocol(opts, protocol), "protocol_type")
+        _check(lib.wps_options_set_auto_rejoin_groups(opts, 1 if s.auto_rejoin_groups else 0), "auto_rejoin_groups")
+        _check(lib.wps_options_set_ack_timeout_ms(opts, seconds_to_ms(s.ack_timeout)), "ack_timeout")
+        reconnect = int(s.reconnect_retry_total) > 0
+        _check(lib.wps_options_set_auto_reconnect(opts, 1 if reconnect else 0), "reconnect_retry_total")
+        if lib.wps_options_set_message_retry is not None:
+            _check(
+                lib.wps_options_set_message_retry(
+                    opts,
+                    min(int(s.message_retry_total), _MAX_MS),
+                    _retry_mode_native(s.message_retry_mode),
+                    seconds_to_ms(s.message_retry_backoff_factor),
+                    seconds_to_ms(s.message_retry_backoff_max),
+                ),
+                "message_retry_*",
+            )
+        if reconnect and lib.wps_options_set_reconnect_retry is not None:
+            _check(
+                lib.wps_options_set_reconnect_retry(
+                    opts,
+                    min(int(s.reconnect_retry_total), _MAX_MS),
+                    _retry_mode_native(s.reconnect_retry_mode),
+                    seconds_to_ms(s.reconnect_retry_backoff_factor),
+                    seconds_to_ms(s.reconnect_retry_backoff_max),
+                ),
+                "reconnect_retry_*",
+            )
+        if (s.keep_alive_interval is not None or s.keep_alive_timeout is not None) and lib.wps_options_set_keep_alive:
+            interval = 20.0 if s.keep_alive_interval is None else s.keep_alive_interval
+            timeout = 120.0 if s.keep_alive_timeout is None else s.keep_alive_timeout
+            _check(lib.wps_options_set_keep_alive(opts, seconds_to_ms(interval), seconds_to_ms(timeout)), "keep_alive_*")
+        if poll_mode:
+            if lib.wps_options_set_dispatch_mode is None:
+                raise RuntimeError("the native library has no poll dispatch mode (wps_options_set_dispatch_mode)")
+            _check(lib.wps_options_set_dispatch_mode(opts, n.WPS_DISPATCH_POLL), "dispatch mode")
+    except BaseException:
+        lib.wps_options_free(opts)
+        raise
+    return opts

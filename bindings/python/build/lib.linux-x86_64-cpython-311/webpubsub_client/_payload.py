@@ -1,0 +1,63 @@
+"""Conversion of message payloads between Python values and the bytes the library carries.
+
+Outbound, as the official client accepts them: ``text`` takes a ``str``; ``json`` takes any
+JSON-serialisable value; ``binary`` and ``protobuf`` take a ``memoryview`` (``bytes`` and
+``bytearray`` are accepted too). Inbound: ``text`` gives ``str``, ``json`` the parsed value,
+``binary``/``protobuf`` a ``memoryview`` over a private copy of the bytes.
+"""
+
+import json
+import logging
+from typing import Any, Tuple, Union
+
+from . import _native as n
+from .models._enums import WebPubSubDataType
+
+_LOGGER = logging.getLogger("webpubsub_client")
+
+_TO_NATIVE = {
+    WebPubSubDataType.TEXT: n.WPS_DATA_TEXT,
+    WebPubSubDataType.JSON: n.WPS_DATA_JSON,
+    WebPubSubDataType.BINARY: n.WPS_DATA_BINARY,
+    WebPubSubDataType.PROTOBUF: n.WPS_DATA_PROTOBUF,
+}
+_FROM_NATIVE = {v: k for k, v in _TO_NATIVE.items()}
+
+
+def data_type_of(value: Union[WebPubSubDataType, str]) -> WebPubSubDataType:
+    """Normalise a data type given as enum member or string (``"text"``)."""
+    try:
+        return WebPubSubDataType(value)
+    except ValueError:
+        raise TypeError(f"Unsupported dataType: {value}") from None
+
+
+def encode(content: Any, data_type: Union[WebPubSubDataType, str]) -> Tuple[bytes, int]:
+    """The payload bytes and native data type for an outbound message."""
+    kind = data_type_of(data_type)
+    if kind is WebPubSubDataType.TEXT:
+        if not isinstance(content, str):
+            raise TypeError("Message must be a string.")
+        return content.encode("utf-8"), n.WPS_DATA_TEXT
+    if kind is WebPubSubDataType.JSON:
+        return json.dumps(content, separators=(",", ":")).encode("utf-8"), n.WPS_DATA_JSON
+    if isinstance(content, (memoryview, bytes, bytearray)):
+        return bytes(content), _TO_NATIVE[kind]
+    raise TypeError("data must be memoryview when dataType is binary or protobuf")
+
+
+def decode(raw: bytes, native_type: int) -> Tuple[Union[WebPubSubDataType, int], Any]:
+    """The data type and Python value of an inbound payload (``raw`` is already a copy)."""
+    kind = _FROM_NATIVE.get(native_type)
+    if kind is WebPubSubDataType.TEXT:
+        return kind, raw.decode("utf-8", errors="replace")
+    if kind is WebPubSubDataType.JSON:
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            return kind, json.loads(text)
+        except ValueError:
+            _LOGGER.warning("json message is not valid JSON; delivering its text")
+            return kind, text
+    if kind is None:
+        return native_type, memoryview(raw)
+    return kind, memoryview(raw)
