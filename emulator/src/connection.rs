@@ -19,6 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+/// Per-connection read buffer (grows for large messages); small keeps idle connections cheap.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes buffered by the WebSocket writer before it writes to the socket (flushes still write
+/// immediately).
+const WRITE_BUFFER: usize = 32 * 1024;
 /// Frames written per flush at most.
 const WRITE_BATCH: usize = 256;
 /// How long to wait for the client's close frame after sending ours.
@@ -114,6 +119,8 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         Err(_) => return bad_request("Expected a WebSocket upgrade request."),
     };
     let mut upgrade = upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(TRANSPORT_MAX_MESSAGE)
         .max_frame_size(TRANSPORT_MAX_MESSAGE);
     let chosen = match choose_subprotocol(&requested) {

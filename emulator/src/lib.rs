@@ -22,6 +22,7 @@ mod upstream;
 pub use config::{Config, DEFAULT_ACCESS_KEY};
 pub use faults::ConnectionInfo;
 
+use axum::serve::ListenerExt;
 use service::Service;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,10 @@ impl Emulator {
         let app = router::router(svc.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Small frames (acks, fan-out) must not wait for Nagle's algorithm.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let r = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
@@ -103,19 +108,14 @@ impl Emulator {
         groups: &[&str],
         ttl: Duration,
     ) -> String {
-        let endpoint = self.endpoint();
-        let token = auth::client_token(
+        client_access_url_for(
+            &self.endpoint(),
             &self.svc.access_key,
-            &endpoint,
             hub,
             user_id,
             roles,
             groups,
             ttl,
-        );
-        format!(
-            "ws{}/client/hubs/{hub}?access_token={token}",
-            &endpoint[4..]
         )
     }
 
@@ -175,6 +175,25 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         self.stop_now();
     }
+}
+
+/// Client access URL for an emulator running elsewhere (`endpoint` = `http://HOST:PORT`).
+pub fn client_access_url_for(
+    endpoint: &str,
+    access_key: &str,
+    hub: &str,
+    user_id: Option<&str>,
+    roles: &[&str],
+    groups: &[&str],
+    ttl: Duration,
+) -> String {
+    let endpoint = endpoint.trim_end_matches('/');
+    let token = auth::client_token(access_key, endpoint, hub, user_id, roles, groups, ttl);
+    let ws = match endpoint.strip_prefix("https") {
+        Some(rest) => format!("wss{rest}"),
+        None => format!("ws{}", endpoint.strip_prefix("http").unwrap_or(endpoint)),
+    };
+    format!("{ws}/client/hubs/{hub}?access_token={token}")
 }
 
 fn url_host(host: &str) -> String {
