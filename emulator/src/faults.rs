@@ -49,12 +49,16 @@ pub fn drop_connection(svc: &Service, hub: &str, id: &str) -> bool {
     true
 }
 
-/// Sends a close frame with `code`. Codes 1000 and 1008, and non-reliable connections, end the
+/// Sends the `disconnected` system frame (PubSub clients), then a close frame with `code`. Codes 1000 and 1008, and non-reliable connections, end the
 /// session; other codes leave a reliable session recoverable.
 pub fn close_connection(svc: &Service, hub: &str, id: &str, code: u16, reason: &str) -> bool {
     let Some((h, s)) = find(svc, hub, id) else {
         return false;
     };
+    if !s.is_simple() {
+        let frame = crate::protocol::encode_disconnected(reason);
+        s.send_control(crate::session::Outbound::Text(frame.into()));
+    }
     if code == 1000 || code == 1008 || s.kind != Kind::JsonReliable {
         h.end_session(
             &s,

@@ -222,12 +222,30 @@ async fn fault_close_sends_the_requested_code() {
     )
     .await;
     assert_eq!(r.status, 204);
-    assert_eq!(expect_close(&mut ws).await, 4001);
+    let (frames, code) = frames_until_close(&mut ws).await;
+    assert_eq!(
+        frames,
+        vec![json!({"type":"system","event":"disconnected","message":"bye"})]
+    );
+    assert_eq!(code, 4001);
     // A non-1000/1008 close leaves the reliable session recoverable.
     let (mut ws, again) = connect_pubsub(&recovery_url(&url, &connected), RELIABLE).await;
     assert_eq!(again["connectionId"], connected["connectionId"]);
-    assert!(emu.close_connection("h", id, 1008, "done"));
-    assert_eq!(expect_close(&mut ws).await, 1008);
+    assert!(emu.close_connection("h", id, 1000, "done"));
+    let (frames, code) = frames_until_close(&mut ws).await;
+    assert_eq!(
+        frames,
+        vec![json!({"type":"system","event":"disconnected","message":"done"})]
+    );
+    assert_eq!(code, 1000);
+    let (mut r, _) = try_connect(&recovery_url(&url, &connected), &[RELIABLE])
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_close(&mut r).await,
+        1008,
+        "a 1000 close ends the session"
+    );
     emu.shutdown().await;
 }
 
