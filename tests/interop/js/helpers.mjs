@@ -92,6 +92,11 @@ export class Inbox {
   }
 }
 
+// The client's keep-alive tasks sleep a full interval without watching stop(), so node stays
+// alive that long after the last test of a file (40 s with the default 120 s timeout). Shorter
+// defaults keep each file's exit prompt and exercise ping/pong in every test.
+const KEEP_ALIVE = { keepAliveIntervalInMs: 1000, keepAliveTimeoutInMs: 10_000 };
+
 /**
  * Opens an official WebPubSubClient; `t.after` stops it. `reliable: false` picks the
  * non-reliable JSON protocol. The protocol object is ours, so its parser can be observed.
@@ -110,7 +115,7 @@ export async function openClient(t, hub, { userId, roles = ALL_ROLES, groups, re
     {
       getClientAccessUrl: async () => (await service.getClientAccessToken({ userId, roles, groups })).url,
     },
-    { protocol, ...options },
+    { protocol, ...KEEP_ALIVE, ...options },
   );
   for (const kind of ["connected", "disconnected", "stopped", "group-message", "server-message", "rejoin-group-failed"]) {
     client.on(kind, (args) => inbox.addEvent(kind, args));
@@ -121,6 +126,20 @@ export async function openClient(t, hub, { userId, roles = ALL_ROLES, groups, re
     await inbox.waitEvent("connected");
   }
   return { client, inbox, service };
+}
+
+/**
+ * Records the close code each time the client gives up on its connection (no recovery), read
+ * when the client decides, before a reconnect resets it.
+ */
+export function watchNoRecovery(client) {
+  const codes = [];
+  const handle = client._handleConnectionCloseAndNoRecovery;
+  client._handleConnectionCloseAndNoRecovery = function (...args) {
+    codes.push(this._lastCloseEvent?.code);
+    return handle.apply(this, args);
+  };
+  return codes;
 }
 
 /** The client's automatic rejoins: `groups` successful acks after the latest connected frame. */

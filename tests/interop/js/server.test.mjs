@@ -73,7 +73,7 @@ test("group membership and permissions through the REST surface", async (t) => {
   await group.addConnection(id);
   assert.equal(await a.service.groupExists("managed"), true);
   const members = [];
-  for await (const m of group.listConnections()) members.push(m);
+  for await (const m of await group.listConnections()) members.push(m);
   assert.deepEqual(members.map((m) => [m.connectionId, m.userId]), [[id, "member"]]);
   await group.removeConnection(id);
   assert.equal(await a.service.groupExists("managed"), false);

@@ -170,6 +170,21 @@ def wait_rejoined(inbox, groups, timeout=WAIT_S):
     inbox.wait_for(ready, timeout, f"{groups} rejoin ack(s)")
 
 
+def watch_no_recovery(client):
+    """Record the close code each time the client gives up on its connection (no recovery),
+    read when the client decides, before a reconnect resets it."""
+    codes = []
+    handle = client._handle_connection_close_and_no_recovery
+
+    def wrapper(*args, **kwargs):
+        event = client._last_close_event
+        codes.append(event.close_status_code if event else None)
+        return handle(*args, **kwargs)
+
+    client._handle_connection_close_and_no_recovery = wrapper
+    return codes
+
+
 class RecoveryGate:
     """Holds the client's recovery attempts until released, and reports their outcome.
 

@@ -2,7 +2,7 @@
 
 from azure.messaging.webpubsubclient.models import WebPubSubProtocolType
 
-from conftest import WAIT_S, RecoveryGate, drain_callbacks, wait_rejoined
+from conftest import WAIT_S, RecoveryGate, drain_callbacks, wait_rejoined, watch_no_recovery
 
 
 def group_payloads(inbox):
@@ -67,6 +67,7 @@ def test_expire_forces_reconnect_with_new_connection_id_and_rejoin(make_client, 
     client.join_group("g1")
     client.join_group("g2")
     first_id = client._connection_id
+    no_recovery_codes = watch_no_recovery(client)
     admin.expire(hub, first_id)
 
     (disconnected,) = inbox.wait_event("disconnected", timeout=WAIT_S * 2)
@@ -81,8 +82,8 @@ def test_expire_forces_reconnect_with_new_connection_id_and_rejoin(make_client, 
     assert sorted(listed[second.connection_id]["groups"]) == ["g1", "g2"]
     service.send_to_group("g2", "after expiry", content_type="text/plain")
     inbox.wait_event("group-message", where=lambda m: m.data == "after expiry")
-    # the recovery attempt was refused with 1008, not a failed handshake
-    assert client._last_close_event.close_status_code == 1008
+    # the recovery attempt was answered with 101 + close 1008, not a failed handshake
+    assert no_recovery_codes == [1008]
 
 
 def test_non_reliable_client_reconnects_after_drop(make_client, admin, hub):
@@ -100,9 +101,10 @@ def test_close_with_1008_is_not_recovered(make_client, admin, hub):
     client, inbox = make_client(user_id="policy")
     first_id = client._connection_id
     gate = RecoveryGate(client)
+    no_recovery_codes = watch_no_recovery(client)
     admin.close(hub, first_id, 1008, "policy test")
     inbox.wait_event("disconnected")
     second = inbox.wait_event("connected", count=2, timeout=WAIT_S * 2)[1]
     assert second.connection_id != first_id
     assert not gate.attempted.is_set()
-    assert client._last_close_event.close_status_code == 1008
+    assert no_recovery_codes == [1008]
