@@ -23,12 +23,24 @@ async fn handler(tx: mpsc::UnboundedSender<Seen>, req: Request<Body>) -> Respons
     let headers = req.headers().clone();
     let body = to_bytes(req.into_body(), 1 << 20).await.unwrap();
     let event = headers["ce-eventname"].to_str().unwrap().to_string();
+    let user = headers
+        .get("ce-userid")
+        .map(|v| v.to_str().unwrap().to_string());
     let _ = tx.send(Seen {
         path,
         headers,
         body: body.clone(),
     });
     match event.as_str() {
+        "connect" if user.as_deref() == Some("blocked") => {
+            (StatusCode::FORBIDDEN, "not you").into_response()
+        }
+        "connect" if user.as_deref() == Some("simple") => StatusCode::NO_CONTENT.into_response(),
+        "message" => {
+            let mut reply = b"got:".to_vec();
+            reply.extend_from_slice(&body);
+            (StatusCode::OK, [("content-type", "text/plain")], reply).into_response()
+        }
         "connect" => (
             StatusCode::OK,
             [("content-type", "application/json")],
@@ -59,22 +71,53 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Seen>, event: &str) -> Seen {
     .expect("upstream event within deadline")
 }
 
-#[tokio::test]
-async fn cloud_events_reach_the_handler_and_answers_reach_the_client() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+const KEY: &str = "upstream-test-key-0123456789abcdefghijkl";
+
+/// Starts the recording handler and an emulator that forwards to it.
+async fn setup() -> (Emulator, mpsc::UnboundedReceiver<Seen>) {
+    let (tx, rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new().fallback(move |req: Request<Body>| handler(tx.clone(), req));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-    let key = "upstream-test-key-0123456789abcdefghijkl";
     let emu = Emulator::start(Config {
-        access_key: key.into(),
+        access_key: KEY.into(),
         upstream: Some(format!("http://127.0.0.1:{port}/up/{{hub}}/{{event}}")),
         ..Config::default()
     })
     .await
     .unwrap();
+    (emu, rx)
+}
+
+#[tokio::test]
+async fn connect_rejection_and_simple_client_message_events() {
+    let (emu, mut rx) = setup().await;
+    let blocked = emu.client_access_url("h", Some("blocked"), &[], &[], HOUR);
+    match try_connect(&blocked, &[JSON]).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    assert!(emu.connections("h").is_empty());
+
+    let url = emu.client_access_url("h", Some("simple"), &[], &[], HOUR);
+    let (mut ws, p) = try_connect(&url, &[]).await.unwrap();
+    assert_eq!(p, None);
+    send_text(&mut ws, "hello").await;
+    match recv(&mut ws).await {
+        tokio_tungstenite::tungstenite::Message::Text(t) => assert_eq!(t.as_str(), "got:hello"),
+        other => panic!("{other:?}"),
+    }
+    let ev = next(&mut rx, "message").await;
+    assert_eq!(ev.headers["ce-type"], "azure.webpubsub.user.message");
+    assert_eq!(&ev.body[..], b"hello");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn cloud_events_reach_the_handler_and_answers_reach_the_client() {
+    let (emu, mut rx) = setup().await;
+    let key = KEY;
     let url = emu.client_access_url("Hub1", Some("tokenUser"), &[], &[], HOUR);
     let (mut ws, connected) = connect_pubsub(&format!("{url}&custom=1"), RELIABLE).await;
     assert_eq!(
