@@ -1,0 +1,478 @@
+//! Serving one open socket: commands, inbound frames, acks, sequence acks, keep-alive, and the
+//! writes that go with them.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Actor, DriveEnd, CLOSE_GRACE, WRITE_BATCH};
+use crate::client::ack::{self, AckWaiter, PendingAck, Settled};
+use crate::client::command::{Command, Outbound, OutboundKind};
+use crate::client::frame_to_message;
+use crate::client::keepalive::KeepAlive;
+use crate::client::state::ConnectionState;
+use crate::client::transport::Socket;
+use crate::client::Event;
+use crate::error::Error;
+use crate::protocol::{Codec, Downstream, FrameRef, Request};
+use crate::wps_log;
+
+impl Actor {
+    /// Serves one socket: commands, inbound frames, sequence acks, keep-alive.
+    pub(super) async fn drive(
+        &mut self,
+        socket: &mut Socket,
+        ready: &mut bool,
+        ready_deadline: Instant,
+    ) -> DriveEnd {
+        let mut keep = KeepAlive::new(
+            self.options.keep_alive_interval,
+            self.options.keep_alive_timeout,
+        );
+        let tick_period = if self.codec.is_reliable() {
+            self.options
+                .sequence_ack_interval
+                .max(Duration::from_millis(10))
+        } else {
+            Duration::from_secs(1)
+        };
+        let mut tick = tokio::time::interval_at(Instant::now() + tick_period, tick_period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        if *ready {
+            // A recovered connection: resend what was not acknowledged (same ack ids; the
+            // service answers Duplicate for what it already did), then what was queued.
+            if let Err(e) = self.after_ready(socket).await {
+                return e;
+            }
+        }
+        let far = Instant::now() + Duration::from_secs(86400 * 365);
+        loop {
+            if let Some(cmd) = self.deferred.pop_front() {
+                if let Some(end) = self.command(socket, cmd, *ready).await {
+                    return end;
+                }
+                continue;
+            }
+            let keep_at = keep.next_wakeup().unwrap_or(far);
+            let ready_at = if *ready { far } else { ready_deadline };
+            tokio::select! {
+                cmd = self.cmd_rx.recv() => {
+                    let Some(cmd) = cmd else { return DriveEnd::Stop };
+                    if let Some(end) = self.command(socket, cmd, *ready).await {
+                        return end;
+                    }
+                }
+                frame = socket.next() => {
+                    keep.on_inbound();
+                    let frame = match frame {
+                        None => return DriveEnd::Failed("the connection ended without a close frame".into()),
+                        Some(Err(e)) => return DriveEnd::Failed(e.to_string()),
+                        Some(Ok(m)) => m,
+                    };
+                    let end = match frame {
+                        Message::Text(t) => self.on_frame(socket, FrameRef::Text(t.as_str()), ready).await,
+                        Message::Binary(b) => self.on_frame(socket, FrameRef::Binary(&b), ready).await,
+                        Message::Close(c) => {
+                            let (code, reason) = match c {
+                                Some(f) => (Some(u16::from(f.code)), f.reason.to_string()),
+                                None => (None, String::new()),
+                            };
+                            // Complete the closing handshake (best effort).
+                            let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+                            return DriveEnd::Closed { code, reason };
+                        }
+                        _ => None,
+                    };
+                    if let Some(end) = end {
+                        return end;
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Some(id) = self.seq.take_ack() {
+                        if let Err(e) = self.write_now(socket, Request::SequenceAck { sequence_id: id }).await {
+                            return e;
+                        }
+                    }
+                    for (group, error) in self.acks.prune() {
+                        self.rejoin_failed(group, error);
+                    }
+                }
+                _ = tokio::time::sleep_until(keep_at) => {
+                    let now = Instant::now();
+                    if keep.is_dead(now) {
+                        return DriveEnd::Dead;
+                    }
+                    if keep.ping_due(now) {
+                        if let Err(e) = self.write_now(socket, Request::Ping).await {
+                            return e;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(ready_at) => {
+                    return DriveEnd::NotReady(Error::Timeout { ack_id: None });
+                }
+            }
+        }
+    }
+
+    /// Encodes and writes one engine-originated request (sequenceAck, ping, rejoin).
+    async fn write_now(
+        &mut self,
+        socket: &mut Socket,
+        request: Request<'_>,
+    ) -> Result<(), DriveEnd> {
+        let frame = match self.codec.encode(&request) {
+            Ok(f) => frame_to_message(f),
+            Err(e) => {
+                wps_log!(
+                    Error,
+                    "client {}: cannot encode {:?}: {}",
+                    self.id.0,
+                    request,
+                    e
+                );
+                return Ok(());
+            }
+        };
+        socket
+            .send(frame)
+            .await
+            .map_err(|e| DriveEnd::Failed(e.to_string()))
+    }
+
+    /// Handles a command while connected. Returns an end for stop or a write failure.
+    async fn command(
+        &mut self,
+        socket: &mut Socket,
+        cmd: Command,
+        ready: bool,
+    ) -> Option<DriveEnd> {
+        if !ready {
+            return self.command_while_waiting(cmd).then_some(DriveEnd::Stop);
+        }
+        match cmd {
+            Command::Stop(reply) => {
+                self.stop_waiters.push(reply);
+                Some(DriveEnd::Stop)
+            }
+            Command::Start(reply) => {
+                let _ = reply.send(Err(Error::AlreadyStarted));
+                None
+            }
+            Command::Send(o) => self.write_batch(socket, o).await.err(),
+            Command::Invoke { id, frame, reply } => {
+                self.invokes.insert(id, reply);
+                socket
+                    .send(frame)
+                    .await
+                    .err()
+                    .map(|e| DriveEnd::Failed(e.to_string()))
+            }
+            Command::CancelInvoke { id, frame } => {
+                self.invokes.settle(&id, false, None, None);
+                socket
+                    .send(frame)
+                    .await
+                    .err()
+                    .map(|e| DriveEnd::Failed(e.to_string()))
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued on the channel, then flushes once.
+    async fn write_batch(&mut self, socket: &mut Socket, first: Outbound) -> Result<(), DriveEnd> {
+        let mut written: Vec<oneshot::Sender<Result<(), Error>>> = Vec::new();
+        let mut result = self.feed(socket, first, &mut written).await;
+        let mut n = 1;
+        while result.is_ok() && n < WRITE_BATCH {
+            match self.cmd_rx.try_recv() {
+                Ok(Command::Send(o)) => {
+                    result = self.feed(socket, o, &mut written).await;
+                    n += 1;
+                }
+                Ok(other) => {
+                    self.deferred.push_back(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if result.is_ok() {
+            result = socket.flush().await.map_err(|e| e.to_string());
+        }
+        match result {
+            Ok(()) => {
+                for w in written {
+                    let _ = w.send(Ok(()));
+                }
+                Ok(())
+            }
+            Err(msg) => {
+                for w in written {
+                    let _ = w.send(Err(Error::connection(msg.clone())));
+                }
+                Err(DriveEnd::Failed(msg))
+            }
+        }
+    }
+
+    async fn feed(
+        &mut self,
+        socket: &mut Socket,
+        o: Outbound,
+        written: &mut Vec<oneshot::Sender<Result<(), Error>>>,
+    ) -> Result<(), String> {
+        if o.abandoned() {
+            return Ok(());
+        }
+        let frame = match o.kind {
+            OutboundKind::Acked { ack_id, reply } => {
+                self.acks.insert(
+                    ack_id,
+                    PendingAck {
+                        frame: o.frame.clone(),
+                        waiter: AckWaiter::User(reply),
+                        deadline: None,
+                    },
+                );
+                o.frame
+            }
+            OutboundKind::FireAndForget { reply } => {
+                written.push(reply);
+                o.frame
+            }
+        };
+        socket.feed(frame).await.map_err(|e| e.to_string())
+    }
+
+    /// After `connected` (or a recovery): resend unacknowledged frames, then the queue.
+    async fn after_ready(&mut self, socket: &mut Socket) -> Result<(), DriveEnd> {
+        for frame in self.acks.frames_to_resend() {
+            socket
+                .feed(frame)
+                .await
+                .map_err(|e| DriveEnd::Failed(e.to_string()))?;
+        }
+        let mut written = Vec::new();
+        let queued: Vec<Outbound> = self.queue.drain(..).collect();
+        for o in queued {
+            if let Err(msg) = self.feed(socket, o, &mut written).await {
+                for w in written {
+                    let _ = w.send(Err(Error::connection(msg.clone())));
+                }
+                return Err(DriveEnd::Failed(msg));
+            }
+        }
+        let flushed = socket.flush().await.map_err(|e| e.to_string());
+        for w in written {
+            let _ = w.send(flushed.clone().map_err(Error::connection));
+        }
+        flushed.map_err(DriveEnd::Failed)
+    }
+
+    fn rejoin_failed(&mut self, group: String, error: Error) {
+        wps_log!(
+            Warning,
+            "client {}: rejoining group failed: {}",
+            self.id.0,
+            error
+        );
+        self.shared.groups.left(&group);
+        self.emit(Event::RejoinGroupFailed { group, error });
+    }
+
+    /// Sends `joinGroup` for every recorded group on a new connection.
+    async fn rejoin_groups(&mut self, socket: &mut Socket) -> Result<(), DriveEnd> {
+        if !self.options.auto_rejoin_groups {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.options.ack_timeout;
+        for group in self.shared.groups.snapshot() {
+            let ack_id = self.shared.next_ack_id();
+            let frame = match self.codec.encode(&Request::JoinGroup {
+                group: &group,
+                ack_id: Some(ack_id),
+            }) {
+                Ok(f) => frame_to_message(f),
+                Err(e) => {
+                    self.rejoin_failed(group, Error::InvalidArgument(e.to_string()));
+                    continue;
+                }
+            };
+            self.acks.insert(
+                ack_id,
+                PendingAck {
+                    frame: frame.clone(),
+                    waiter: AckWaiter::Rejoin { group },
+                    deadline: Some(deadline),
+                },
+            );
+            socket
+                .feed(frame)
+                .await
+                .map_err(|e| DriveEnd::Failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Handles one inbound data frame.
+    async fn on_frame(
+        &mut self,
+        socket: &mut Socket,
+        frame: FrameRef<'_>,
+        ready: &mut bool,
+    ) -> Option<DriveEnd> {
+        let msg = match self.codec.decode(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                // One bad frame does not end a working connection.
+                wps_log!(
+                    Error,
+                    "client {}: ignoring a malformed frame: {}",
+                    self.id.0,
+                    e
+                );
+                return None;
+            }
+        };
+        if !matches!(msg, Downstream::Disconnected { .. }) {
+            // Traffic flows: any earlier loss is over.
+            self.loss_reason = None;
+        }
+        match msg {
+            Downstream::Ack {
+                ack_id,
+                success,
+                error,
+            } => {
+                let result = ack::ack_result(ack_id, success, error);
+                if let Settled::Rejoin {
+                    group,
+                    result: Err(e),
+                } = self.acks.settle(ack_id, result)
+                {
+                    self.rejoin_failed(group, e);
+                }
+            }
+            Downstream::GroupMessage {
+                group,
+                from_user_id,
+                payload,
+                sequence_id,
+            } => {
+                if !self.accept_sequence(socket, sequence_id).await {
+                    return None;
+                }
+                self.emit(Event::GroupMessage {
+                    group,
+                    from_user_id,
+                    message: payload,
+                    sequence_id,
+                });
+            }
+            Downstream::ServerMessage {
+                payload,
+                sequence_id,
+            } => {
+                if !self.accept_sequence(socket, sequence_id).await {
+                    return None;
+                }
+                self.emit(Event::ServerMessage {
+                    message: payload,
+                    sequence_id,
+                });
+            }
+            Downstream::Connected {
+                connection_id,
+                user_id,
+                reconnection_token,
+            } => {
+                if reconnection_token.is_some() {
+                    self.reconnection_token = reconnection_token;
+                }
+                if *ready {
+                    // After a recovery (or a repeat): only the token changes.
+                    self.last_disconnected = None;
+                    return None;
+                }
+                *ready = true;
+                wps_log!(Info, "client {}: connected as {}", self.id.0, connection_id);
+                self.connection_id = Some(connection_id.clone());
+                *self
+                    .shared
+                    .connection_id
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(connection_id.clone());
+                self.set_state(ConnectionState::Connected);
+                self.session_connected = true;
+                self.emit(Event::Connected {
+                    connection_id,
+                    user_id,
+                });
+                if let Some(reply) = self.start_reply.take() {
+                    let _ = reply.send(Ok(()));
+                }
+                if let Err(e) = self.rejoin_groups(socket).await {
+                    return Some(e);
+                }
+                if let Err(e) = self.after_ready(socket).await {
+                    return Some(e);
+                }
+            }
+            Downstream::Disconnected { message } => {
+                // Keep the first reason of a loss: a refused recovery adds its own
+                // ("cannot be recovered"), which says less than the original one.
+                if self.last_disconnected.is_none() {
+                    self.last_disconnected = message;
+                }
+            }
+            Downstream::Pong | Downstream::Ignored => {}
+            Downstream::InvokeResponse {
+                invocation_id,
+                success,
+                payload,
+                error,
+            } => self.invokes.settle(&invocation_id, success, payload, error),
+        }
+        None
+    }
+
+    /// Records a sequence id; false drops a duplicate.
+    async fn accept_sequence(&mut self, socket: &mut Socket, sequence_id: Option<u64>) -> bool {
+        let Some(id) = sequence_id.filter(|_| self.codec.is_reliable()) else {
+            return true;
+        };
+        let r = self.seq.receive(id);
+        if r.ack_now {
+            if let Some(ack) = self.seq.take_ack() {
+                if self
+                    .write_now(socket, Request::SequenceAck { sequence_id: ack })
+                    .await
+                    .is_err()
+                {
+                    // The read side will report the failure.
+                    return r.deliver;
+                }
+            }
+        }
+        r.deliver
+    }
+}
+
+/// Sends a 1000 close and waits briefly for the service's answer.
+pub(super) async fn close_gracefully(socket: &mut Socket) {
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(Some(frame))).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+}
