@@ -8,8 +8,8 @@
 # and builds and runs the C++ wrapper tests (bindings/cpp/tests) with AddressSanitizer and
 # with -fno-exceptions. Prints "N passed, M failed" last; exits non-zero on any failure.
 #
-# Environment: KEEP_TMP=1 keeps the temporary directory; GATEWAY_CLIENTS / GATEWAY_MESSAGES
-# size the gateway runs (default 20 clients x 5 messages).
+# Environment: KEEP_TMP=1 keeps the temporary directory; VERBOSE=1 shows the output of passing
+# checks too; GATEWAY_CLIENTS / GATEWAY_MESSAGES size the gateway runs (default 20 x 5).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,9 +27,16 @@ finish() {
   exit $?
 }
 # check NAME COMMAND...: runs the command, records the outcome.
+# (Pipelines below end in `grep ... >/dev/null`, not `grep -q`: with pipefail, grep -q exiting
+# early makes the writer die of SIGPIPE and the pipeline fail.)
 check() {
   local name=$1; shift
-  if "$@" >"$tmp/last.log" 2>&1; then pass "$name"; else fail "$name"; sed 's/^/    /' "$tmp/last.log" | tail -25; fi
+  if "$@" >"$tmp/last.log" 2>&1; then
+    pass "$name"
+    if [ "${VERBOSE:-0}" = 1 ]; then sed 's/^/    /' "$tmp/last.log" | tail -25; fi
+  else
+    fail "$name"; sed 's/^/    /' "$tmp/last.log" | tail -25
+  fi
 }
 
 # --- tools ------------------------------------------------------------------------------
@@ -94,7 +101,7 @@ soname_is_set() {
 check "SONAME is libwebpubsub_client.so.$major" soname_is_set
 
 built_soname() {  # whether the build itself sets it (install.sh falls back to patchelf otherwise)
-  readelf -d target/release/libwebpubsub_client.so | grep -q "SONAME.*libwebpubsub_client.so.$major"
+  readelf -d target/release/libwebpubsub_client.so | grep "SONAME.*libwebpubsub_client.so.$major" >/dev/null
 }
 if built_soname; then pass "cargo build sets the SONAME"; else
   echo "note: target/release/libwebpubsub_client.so has no SONAME; install.sh set it with patchelf"; fi
@@ -115,8 +122,8 @@ check "shared library exports only wps_* symbols" only_wps_symbols
 export PKG_CONFIG_PATH=$lib/pkgconfig
 pkgconfig_metadata() {
   [ "$(pkg-config --modversion webpubsub_client)" = "$version" ] &&
-  pkg-config --cflags webpubsub_client | grep -q -- "-I$prefix/include" &&
-  pkg-config --static --libs webpubsub_client | grep -q -- "-lpthread"
+  pkg-config --cflags webpubsub_client | grep -- "-I$prefix/include" >/dev/null &&
+  pkg-config --static --libs webpubsub_client | grep -- "-lpthread" >/dev/null
 }
 check "pkg-config metadata" pkgconfig_metadata
 
@@ -159,10 +166,10 @@ build_make() {  # DIR SRC STATIC(0|1)
 }
 linked_as() {  # BINARY shared|static
   if [ "$2" = shared ]; then
-    readelf -d "$1" | grep -q "NEEDED.*libwebpubsub_client.so.$major" &&
-    ldd "$1" | grep -q "$lib/libwebpubsub_client.so.$major"
+    readelf -d "$1" | grep "NEEDED.*libwebpubsub_client.so.$major" >/dev/null &&
+    ldd "$1" | grep "$lib/libwebpubsub_client.so.$major" >/dev/null
   else
-    ! readelf -d "$1" | grep -q "NEEDED.*libwebpubsub_client" && nm "$1" | grep -q " T wps_client_new"
+    ! readelf -d "$1" | grep "NEEDED.*libwebpubsub_client" >/dev/null && nm "$1" | grep " T wps_client_new$" >/dev/null
   fi
 }
 run_chat() {  # BINARY TAG
@@ -207,6 +214,7 @@ for lang in c cpp; do
       check "$tag: linked $link" linked_as "$dir/chat$suffix" "$link"
       check "$tag: chat receives its own group messages" run_chat "$dir/chat$suffix" "$tag"
       check "$tag: gateway $clients clients x $messages messages in one poll loop" run_gateway "$dir/gateway$suffix" "$tag"
+      grep -h "process threads" "$tmp/last.log" | sed 's/^/    /'
     done
   done
 done
@@ -222,7 +230,7 @@ build_asan_tests() {
   g++ "${cxx_flags[@]}" -fsanitize=address,undefined -fno-omit-frame-pointer \
     -o "$tmp/wrapper_tests" "$tests_src/wrapper_tests.cpp" \
     -L"$lib" -lwebpubsub_client -Wl,-rpath,"$lib" &&
-  nm "$tmp/wrapper_tests" | grep -q __asan_init
+  nm "$tmp/wrapper_tests" | grep __asan_init >/dev/null
 }
 check "wrapper tests build with AddressSanitizer" build_asan_tests
 if [ -x "$tmp/wrapper_tests" ]; then

@@ -63,6 +63,10 @@ class ErrorCategory final : public std::error_category {
       case WPS_ERR_TIMEOUT: return std::errc::timed_out;
       case WPS_ERR_NULL_ARG:
       case WPS_ERR_INVALID_ARG: return std::errc::invalid_argument;
+      case WPS_ERR_INVALID_UTF8: return std::errc::illegal_byte_sequence;
+      case WPS_ERR_PAYLOAD_TOO_LARGE: return std::errc::message_size;
+      case WPS_ERR_NOT_CONNECTED: return std::errc::not_connected;
+      case WPS_ERR_UNSUPPORTED: return std::errc::not_supported;
       case WPS_ERR_CANCELLED: return std::errc::operation_canceled;
       default: return std::error_condition(ev, *this);
     }
@@ -144,8 +148,15 @@ enum class DataType : std::uint32_t {
 };
 
 enum class Protocol : std::uint32_t {
-  json_reliable = WPS_PROTOCOL_JSON_RELIABLE,
+  json_reliable = WPS_PROTOCOL_JSON_RELIABLE,  ///< default
   json = WPS_PROTOCOL_JSON,
+  protobuf_reliable = WPS_PROTOCOL_PROTOBUF_RELIABLE,
+  protobuf = WPS_PROTOCOL_PROTOBUF,
+};
+
+enum class RetryMode : std::uint32_t {
+  fixed = WPS_RETRY_FIXED,
+  exponential = WPS_RETRY_EXPONENTIAL,
 };
 
 enum class DispatchMode : std::uint32_t {
@@ -191,11 +202,13 @@ struct SendOptions {
 /// With exceptions enabled a failed future throws wps::Error from get(); without them the
 /// future holds an Ack whose `error` is set (and `error_name`/`message` describe it).
 struct Ack {
-  std::uint64_t ack_id = 0;    ///< the ack id used (0 for fire-and-forget, start and stop)
+  std::uint64_t ack_id = 0;    ///< the ack id used (0 for fire-and-forget, start, stop, invoke)
   bool duplicated = false;     ///< the service had already seen this ack id (still a success)
   std::error_code error;       ///< empty on success
   std::string error_name;      ///< service error name on an ack error
   std::string message;         ///< detail text on failure
+  DataType data_type = DataType::text;  ///< invoke_event: type of the response
+  std::string data;                     ///< invoke_event: the response payload
   explicit operator bool() const noexcept { return !error; }
 };
 
@@ -402,6 +415,18 @@ inline void completion_trampoline(void* op_context, const wps_event* ev) noexcep
     ack.ack_id = v.ack_id();
     ack.duplicated = v.is_duplicate();
     ack.error = make_error_code(v.result());
+    if (!ack.error && v.data() != nullptr) {
+#if WPS_CPP_EXCEPTIONS
+      try {
+#endif
+        ack.data_type = v.data_type();
+        ack.data.assign(v.text());
+#if WPS_CPP_EXCEPTIONS
+      } catch (...) {
+        ack.error = make_error_code(WPS_ERR_INTERNAL);
+      }
+#endif
+    }
     if (ack.error) {
 #if WPS_CPP_EXCEPTIONS
       try {
@@ -466,6 +491,40 @@ class Options {
   }
   Options& dispatch_mode(DispatchMode m) {
     return apply(wps_options_set_dispatch_mode(get(), static_cast<uint32_t>(m)), "wps_options_set_dispatch_mode");
+  }
+  /// Retries of join/leave/send with the same ack id (default 3, exponential, 800 ms, 120 s).
+  Options& message_retry(std::uint32_t max_retries, RetryMode mode, std::chrono::milliseconds delay,
+                         std::chrono::milliseconds max_delay) {
+    return apply(wps_options_set_message_retry(get(), max_retries, static_cast<uint32_t>(mode), detail::to_ms(delay),
+                                               detail::to_ms(max_delay)),
+                 "wps_options_set_message_retry");
+  }
+  /// Retries of new connections after a loss (default unlimited, exponential, 1 s, 30 s).
+  Options& reconnect_retry(std::uint32_t max_retries, RetryMode mode, std::chrono::milliseconds delay,
+                           std::chrono::milliseconds max_delay) {
+    return apply(wps_options_set_reconnect_retry(get(), max_retries, static_cast<uint32_t>(mode),
+                                                 detail::to_ms(delay), detail::to_ms(max_delay)),
+                 "wps_options_set_reconnect_retry");
+  }
+  Options& recovery_timeout(std::chrono::milliseconds t) {
+    return apply(wps_options_set_recovery_timeout_ms(get(), detail::to_ms(t)), "wps_options_set_recovery_timeout_ms");
+  }
+  Options& keep_alive(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
+    return apply(wps_options_set_keep_alive(get(), detail::to_ms(interval), detail::to_ms(timeout)),
+                 "wps_options_set_keep_alive");
+  }
+  Options& connect_timeout(std::chrono::milliseconds t) {
+    return apply(wps_options_set_connect_timeout_ms(get(), detail::to_ms(t)), "wps_options_set_connect_timeout_ms");
+  }
+  Options& shutdown_timeout(std::chrono::milliseconds t) {
+    return apply(wps_options_set_shutdown_timeout_ms(get(), detail::to_ms(t)), "wps_options_set_shutdown_timeout_ms");
+  }
+  Options& max_message_size(std::size_t bytes) {
+    return apply(wps_options_set_max_message_size(get(), bytes), "wps_options_set_max_message_size");
+  }
+  /// Extra PEM trust roots for wss://, added to the system store.
+  Options& ca_file(const std::string& path) {
+    return apply(wps_options_set_ca_file(get(), path.c_str()), "wps_options_set_ca_file");
   }
 
   /// The first failure of construction or of a setter (empty if none).
@@ -626,6 +685,46 @@ class Client {
     });
   }
 
+  /// Invokes an upstream event and waits for its response (timeout 0 = the ack timeout).
+  /// The response is in the returned Ack's data_type and data.
+#if WPS_CPP_EXCEPTIONS
+  Ack invoke_event(const std::string& event_name, const Payload& p,
+                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    return value_or_throw(invoke_event_impl(event_name, p, timeout));
+  }
+#endif
+  Ack invoke_event(const std::string& event_name, const Payload& p, std::chrono::milliseconds timeout,
+                   std::error_code& ec) {
+    return value_or_code(invoke_event_impl(event_name, p, timeout), ec);
+  }
+  std::future<Ack> invoke_event_async(const std::string& event_name, const Payload& p,
+                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    return launch("wps_invoke_event_async", [&](wps_event_fn fn, void* ctx, std::uint64_t*) {
+      return wps_invoke_event_async(h_.get(), event_name.c_str(), p.data, p.size, static_cast<uint32_t>(p.type),
+                                    detail::to_ms(timeout), fn, ctx);
+    });
+  }
+
+  // -- state -------------------------------------------------------------------------------
+
+  /// Whether the client has an established connection right now.
+  bool is_connected() const noexcept { return wps_client_is_connected(h_.get()); }
+#if WPS_CPP_EXCEPTIONS
+  /// The current connection id (throws with WPS_ERR_NOT_CONNECTED when there is none).
+  std::string connection_id() const {
+    std::optional<Failure> f;
+    std::string id = connection_id_impl(f);
+    throw_if(std::move(f));
+    return id;
+  }
+#endif
+  std::string connection_id(std::error_code& ec) const {
+    std::optional<Failure> f;
+    std::string id = connection_id_impl(f);
+    ec = to_ec(f);
+    return id;
+  }
+
   // -- POLL dispatch mode --------------------------------------------------------------------
 
   /// A descriptor that is readable while events are pending (POLL mode), else -1.
@@ -699,6 +798,37 @@ class Client {
     int32_t r = wps_send_event(h_.get(), name.c_str(), p.data, p.size, static_cast<uint32_t>(p.type), o.flags(),
                                o.ack_id, &out);
     return outcome(r, out, "wps_send_event");
+  }
+  std::string connection_id_impl(std::optional<Failure>& f) const {
+    std::string id(64, '\0');
+    for (int attempt = 0; attempt < 4; attempt++) {
+      std::size_t needed = 0;
+      int32_t r = wps_client_get_connection_id(h_.get(), &id[0], id.size(), &needed);
+      if (r == WPS_OK) {
+        id.resize(needed > 0 ? needed - 1 : 0);
+        return id;
+      }
+      if (r != WPS_ERR_BUFFER_TOO_SMALL || needed <= id.size()) {
+        f = detail::capture(r, "wps_client_get_connection_id");
+        return std::string();
+      }
+      id.assign(needed, '\0');  // the id grew in between (a reconnect): try again
+    }
+    f = detail::capture(WPS_ERR_BUFFER_TOO_SMALL, "wps_client_get_connection_id");
+    return std::string();
+  }
+  Outcome invoke_event_impl(const std::string& name, const Payload& p, std::chrono::milliseconds timeout) {
+    wps_buffer* response = nullptr;
+    int32_t r = wps_invoke_event(h_.get(), name.c_str(), p.data, p.size, static_cast<uint32_t>(p.type),
+                                 detail::to_ms(timeout), &response);
+    Outcome o = outcome(r, 0, "wps_invoke_event");
+    if (response != nullptr) {
+      std::unique_ptr<wps_buffer, void (*)(wps_buffer*)> owned(response, &wps_buffer_free);
+      const auto* bytes = wps_buffer_data(response);
+      o.first.data.assign(reinterpret_cast<const char*>(bytes), bytes ? wps_buffer_len(response) : 0);
+      o.first.data_type = static_cast<DataType>(wps_buffer_data_type(response));
+    }
+    return o;
   }
   static Outcome outcome(int32_t r, std::uint64_t ack_id, const char* function) {
     Ack ack;

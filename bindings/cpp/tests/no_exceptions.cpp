@@ -35,7 +35,10 @@ TEST(error_code_overloads_work_without_exceptions) {
 
 TEST(failed_future_holds_the_error_without_exceptions) {
   std::error_code ec;
-  wps::Client c(harness::env("WPS_TEST_URL_NOROLES"), ec);
+  wps::Options opts(ec);
+  REQUIRE(!ec);
+  opts.message_retry(0, wps::RetryMode::fixed, 100ms, 100ms);  // fail at once on Forbidden
+  wps::Client c(harness::env("WPS_TEST_URL_NOROLES"), opts, ec);
   REQUIRE(!ec);
   c.start(10s, ec);
   REQUIRE(!ec);

@@ -20,6 +20,13 @@ namespace {
 std::string url() { return harness::env("WPS_TEST_URL"); }
 std::string url_without_roles() { return harness::env("WPS_TEST_URL_NOROLES"); }
 
+// No operation retries: a Forbidden ack fails at once instead of after the retry back-off.
+wps::Options no_retries() {
+  wps::Options o;
+  o.message_retry(0, wps::RetryMode::fixed, 100ms, 100ms);
+  return o;
+}
+
 bool ready(std::future<wps::Ack>& f, std::chrono::milliseconds timeout) {
   return f.wait_for(timeout) == std::future_status::ready;
 }
@@ -126,6 +133,8 @@ TEST(group_message_round_trip) {
     got.notify();
   });
   c.start(10s);
+  CHECK(c.is_connected());
+  CHECK(!c.connection_id().empty());
   wps::Ack joined = c.join_group("roundtrip");
   CHECK(joined.ack_id != 0);
   wps::Ack sent = c.send_to_group("roundtrip", wps::Payload::text("hello c++"));
@@ -138,6 +147,62 @@ TEST(group_message_round_trip) {
     CHECK(group == "roundtrip");
   }
   c.stop(5s);
+  CHECK(!c.is_connected());
+  std::error_code ec;
+  CHECK(c.connection_id(ec).empty());
+  CHECK(ec == wps::make_error_code(WPS_ERR_NOT_CONNECTED));
+}
+
+TEST(binary_payload_with_nul_bytes_round_trips) {
+  Signal got;
+  std::mutex mu;
+  std::string data;
+  wps::DataType type = wps::DataType::text;
+  wps::Client c(url());
+  c.on_group_message([&](const wps::EventView& ev) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      data.assign(reinterpret_cast<const char*>(ev.data()), ev.size());
+      type = ev.data_type();
+    }
+    got.notify();
+  });
+  c.start(10s);
+  c.join_group("binary");
+  const std::vector<std::uint8_t> bytes{0x00, 0x01, 0xff, 0x00, 0x7f, 0x80};
+  c.send_to_group("binary", wps::Payload::binary(bytes));
+  REQUIRE(got.wait_for_count(1, 10s));
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(type == wps::DataType::binary);
+  CHECK(data == std::string("\x00\x01\xff\x00\x7f\x80", 6));
+}
+
+TEST(leave_group_stops_delivery_and_no_echo_is_honoured) {
+  Signal got;
+  std::mutex mu;
+  std::vector<std::string> texts;
+  wps::Client c(url());
+  c.on_group_message([&](const wps::EventView& ev) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      texts.emplace_back(ev.text());
+    }
+    got.notify();
+  });
+  c.start(10s);
+  c.join_group("leaving");
+  wps::SendOptions no_echo;
+  no_echo.no_echo = true;
+  c.send_to_group("leaving", wps::Payload::text("not for me"), no_echo);
+  c.send_to_group("leaving", wps::Payload::text("first"));
+  REQUIRE(got.wait_for_count(1, 10s));
+  c.leave_group("leaving");
+  c.join_group("marker");
+  c.send_to_group("leaving", wps::Payload::text("after leave"));
+  c.send_to_group("marker", wps::Payload::text("marker"));
+  REQUIRE(got.wait_for_count(2, 10s));  // messages of one client arrive in order
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(texts == (std::vector<std::string>{"first", "marker"}));
 }
 
 TEST(handler_exceptions_are_contained) {
@@ -168,7 +233,7 @@ TEST(handler_exceptions_are_contained) {
 }
 
 TEST(service_error_carries_name_and_ack_id) {
-  wps::Client c(url_without_roles());
+  wps::Client c(url_without_roles(), no_retries());
   c.start(10s);
   bool threw = false;
   try {
@@ -235,6 +300,7 @@ TEST(futures_complete_when_stopped) {
     }
   }
   CHECK(completed + cancelled == 200);
+  std::printf("     (%d completed, %d failed or cancelled by stop)\n", completed, cancelled);
   // After stop, new operations are refused at once: the future is ready with the failure.
   auto late = c.send_to_group_async("stopping", wps::Payload::text("late"));
   REQUIRE(ready(late, 1s));
@@ -254,14 +320,17 @@ TEST(futures_complete_when_the_client_is_destroyed) {
     c.start(10s);
     for (int i = 0; i < 50; i++) futures.push_back(c.join_group_async("destroyed-" + std::to_string(i)));
   }  // ~Client: pending operations are cancelled
+  int cancelled = 0;
   for (auto& f : futures) {
     REQUIRE(ready(f, 10s));
     try {
       f.get();
     } catch (const wps::Error& e) {
       CHECK(e.code() == std::errc::operation_canceled);
+      cancelled++;
     }
   }
+  std::printf("     (%d of 50 cancelled by destruction)\n", cancelled);
 }
 
 TEST(poll_mode_runs_handlers_on_the_dispatching_thread) {
