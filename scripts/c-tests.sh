@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Builds the C tests (tests/c/test_*.c) against libwebpubsub_client and runs them against a
+# local wps-emulator:
+#   1. every suite linked against the shared library (.so);
+#   2. every suite linked against the static library (.a) under AddressSanitizer with leak
+#      detection (tests/c/lsan.supp lists the process-lifetime allocations that are kept on
+#      purpose);
+#   3. a subset under valgrind memcheck on the release .so (tests/c/valgrind.supp).
+# Prints "N passed, M failed" last and exits non-zero on any failure.
+#
+#   scripts/c-tests.sh [--debug] [--no-asan] [--no-valgrind] [--no-build] [suite ...]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+profile=release
+asan=1
+valgrind=1
+build_first=1
+suites=()
+for a in "$@"; do
+  case $a in
+    --debug) profile=debug ;;
+    --no-asan) asan=0 ;;
+    --no-valgrind) valgrind=0 ;;
+    --no-build) build_first=0 ;;
+    *) suites+=("$a") ;;
+  esac
+done
+
+cargo_flags=(-p webpubsub-client -p webpubsub-emulator)
+[ "$profile" = release ] && cargo_flags+=(--release)
+if [ "$build_first" = 1 ]; then
+  cargo build "${cargo_flags[@]}" || { echo "0 passed, 1 failed"; exit 1; }
+fi
+
+libdir=$root/target/$profile
+build=$root/target/c-tests/$profile
+mkdir -p "$build/lib"
+# The .so carries the SONAME libwebpubsub_client.so.0; give the loader that name.
+ln -sf "$libdir/libwebpubsub_client.so" "$build/lib/libwebpubsub_client.so"
+ln -sf "$libdir/libwebpubsub_client.so" "$build/lib/libwebpubsub_client.so.0"
+
+if [ ${#suites[@]} -eq 0 ]; then
+  for f in tests/c/test_*.c; do suites+=("$(basename "$f" .c)"); done
+fi
+
+# ---- emulator -----------------------------------------------------------------------------
+emu_pid=
+cleanup() { [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; wait 2>/dev/null; }
+trap cleanup EXIT
+exec 3< <(exec "$libdir/wps-emulator" --port 0 2>"$build/emulator.log")
+emu_pid=$!
+if ! read -r -t 20 -u 3 connstr || [[ "$connstr" != Endpoint=* ]]; then
+  echo "c-tests: the emulator did not print its connection string" >&2
+  cat "$build/emulator.log" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+export WPS_TEST_CONNSTR=$connstr
+export WPS_TEST_TOOL=$root/tests/c/wps_tool.py
+echo "c-tests: emulator at ${connstr%%;*}"
+
+passed=0
+failed=0
+# Runs one test binary; counts its PASS/FAIL lines (a crash without FAIL lines counts as one).
+run() {
+  local label=$1; shift
+  local log=$build/$label.log
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local p f
+  p=$(grep -c '^PASS ' "$log")
+  f=$(grep -c '^FAIL ' "$log")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+    echo "---- $label: exit $rc"; grep -vE '^PASS ' "$log" | tail -40
+  else
+    echo "$label: $p passed"
+  fi
+  grep -E '^(METRIC|INFO) ' "$log" | sed "s/^/  $label: /"
+}
+
+cflags=(-std=c11 -Wall -Wextra -Werror -g -O1 -I include -I tests/c)
+static_libs=(-lpthread -ldl -lm -lrt)
+
+# ---- 1. shared library ---------------------------------------------------------------------
+for s in "${suites[@]}"; do
+  if ! gcc "${cflags[@]}" "tests/c/$s.c" -o "$build/$s" -L "$build/lib" -lwebpubsub_client -lpthread \
+      -Wl,-rpath,"$build/lib"; then
+    echo "---- $s: does not compile"; failed=$((failed + 1)); continue
+  fi
+  run "$s" "$build/$s"
+done
+
+# ---- 2. static library under AddressSanitizer ----------------------------------------------
+if [ "$asan" = 1 ]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:allocator_may_return_null=1
+  export LSAN_OPTIONS=suppressions=$root/tests/c/lsan.supp:print_suppressions=0
+  for s in "${suites[@]}"; do
+    case $s in test_scale) continue ;; esac   # 1,000 clients under ASan: covered without it
+    if ! gcc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer "tests/c/$s.c" -o "$build/$s.asan" \
+        "$libdir/libwebpubsub_client.a" "${static_libs[@]}"; then
+      echo "---- $s.asan: does not compile"; failed=$((failed + 1)); continue
+    fi
+    nm "$build/$s.asan" | grep -q __asan_init || { echo "---- $s.asan: ASan not linked"; failed=$((failed + 1)); continue; }
+    run "$s.asan" "$build/$s.asan"
+  done
+  unset ASAN_OPTIONS LSAN_OPTIONS
+fi
+
+# ---- 3. valgrind memcheck on the release build ---------------------------------------------
+if [ "$valgrind" = 1 ] && [ "$profile" = release ]; then
+  if ! command -v valgrind >/dev/null; then
+    apt-get install -y -q valgrind >/dev/null 2>&1 || echo "c-tests: valgrind unavailable"
+  fi
+  if command -v valgrind >/dev/null; then
+    for s in test_api test_messaging; do
+      [ -x "$build/$s" ] || continue
+      run "$s.valgrind" valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+        --suppressions="$root/tests/c/valgrind.supp" --gen-suppressions=all "$build/$s" \
+        $( [ "$s" = test_messaging ] && echo "connect_and_stop send_and_receive_each_data_type forbidden_reports_the_service_error_name" )
+    done
+  fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,204 @@
+/* Lifecycle edge cases: free from inside a callback (deferred), free while another thread is
+ * blocked in a call on the client, user_data destructors after the last callback. */
+#include "harness.h"
+
+#define HUB "lhub"
+
+typedef struct {
+    wps_client *c;
+    latch freed_data;     /* user_data_free ran */
+    latch after_free;     /* callback invocations after the free call returned */
+    int free_returned;
+    int32_t call_after_free;
+} self_free;
+
+static void free_me_on_message(void *ud, const wps_event *e) {
+    self_free *s = ud;
+    (void)e;
+    if (s->free_returned) { latch_add(&s->after_free, 1); return; }
+    wps_client_free(s->c);   /* deferred: we are inside this client's callback */
+    s->free_returned = 1;
+    /* the handle is invalid immediately */
+    s->call_after_free = wps_send_to_group(s->c, "g", (const uint8_t *)"x", 1, WPS_DATA_TEXT, 0, 0, NULL);
+}
+
+static void free_data(void *ud) {
+    self_free *s = ud;
+    latch_add(&s->freed_data, 1);
+}
+
+static int test_free_from_inside_a_callback(void) {
+    self_free s;
+    memset(&s, 0, sizeof s);
+    latch_init(&s.freed_data);
+    latch_init(&s.after_free);
+    char g[96];
+    unique_group("selffree", g);
+    char *u = mint_url(HUB, "alice", ALL_ROLES, 3600);
+    CHECK_OK(wps_client_new(u, NULL, &s.c));
+    free(u);
+    CHECK_OK(wps_set_callback_ex(s.c, WPS_EVENT_GROUP_MESSAGE, free_me_on_message, &s, free_data));
+    CHECK_OK(wps_client_start(s.c, 10000));
+    CHECK_OK(wps_join_group(s.c, g, 0, NULL));
+    /* the first echo frees the client; later sends race with that free */
+    for (int i = 0; i < 3; i++) {
+        int32_t rc = wps_send_to_group(s.c, g, (const uint8_t *)"m", 1, WPS_DATA_TEXT, 0, 0, NULL);
+        CHECK(rc == WPS_OK || rc == WPS_ERR_CANCELLED || rc == WPS_ERR_INVALID_HANDLE, "send: %s", wps_result_name(rc));
+    }
+    CHECK(latch_wait(&s.freed_data, 1, 10000), "user_data_free ran after the deferred free");
+    CHECK(latch_get(&s.freed_data) == 1, "exactly once");
+    CHECK(s.call_after_free == WPS_ERR_INVALID_HANDLE, "call after free: %s", wps_result_name(s.call_after_free));
+    CHECK(latch_get(&s.after_free) == 0, "no message callback after the free");
+    wps_client_free(s.c); /* already freed: no-op */
+    latch_destroy(&s.freed_data);
+    latch_destroy(&s.after_free);
+    return 0;
+}
+
+/* Another thread blocks in a join whose ack never comes (the connection is dropped and the
+ * client cannot recover or reconnect quickly); free must cancel it. */
+typedef struct { wps_client *c; const char *g; int32_t rc; latch entered, done; } blocked;
+
+static void *block_in_send(void *arg) {
+    blocked *b = arg;
+    latch_add(&b->entered, 1);
+    b->rc = wps_join_group(b->c, b->g, 0, NULL);
+    latch_add(&b->done, 1);
+    return NULL;
+}
+
+static int test_free_while_another_thread_is_blocked_in_join(void) {
+    blocked b;
+    memset(&b, 0, sizeof b);
+    latch_init(&b.entered);
+    latch_init(&b.done);
+    char g[96];
+    b.g = unique_group("blocked", g);
+    recorder r;
+    rec_init(&r);
+    /* long ack timeout, reconnect delayed far away: once the socket is dropped the join waits */
+    wps_options *o = NULL;
+    CHECK_OK(wps_options_new(&o));
+    CHECK_OK(wps_options_set_ack_timeout_ms(o, 60000));
+    CHECK_OK(wps_options_set_protocol(o, WPS_PROTOCOL_JSON));
+    CHECK_OK(wps_options_set_reconnect_retry(o, 5, WPS_RETRY_FIXED, 60000, 60000));
+    char *u = mint_url(HUB, "alice", ALL_ROLES, 3600);
+    b.c = started_client(u, o, &r);
+    wps_options_free(o);
+    free(u);
+    CHECK(b.c, "client");
+    char id[128];
+    CHECK(conn_id(b.c, id), "connection id");
+    CHECK(emulator_fault(HUB, id, "drop"), "drop");
+    CHECK(rec_wait(&r, WPS_EVENT_DISCONNECTED, 1, 10000), "disconnected");
+    pthread_t t;
+    pthread_create(&t, NULL, block_in_send, &b);
+    CHECK(latch_wait(&b.entered, 1, 5000), "thread started");
+    int64_t t0 = now_ms();
+    wps_client_free(b.c);
+    CHECK(latch_wait(&b.done, 1, 10000), "blocked call returned after free");
+    pthread_join(t, NULL);
+    CHECK(now_ms() - t0 < 8000, "free did not wait for timeouts");
+    CHECK(b.rc == WPS_ERR_CANCELLED || b.rc == WPS_ERR_INVALID_HANDLE || b.rc == WPS_ERR_NOT_CONNECTED,
+          "got %s", wps_result_name(b.rc));
+    CHECK(rec_count(&r, WPS_EVENT_STOPPED) == 1, "STOPPED delivered by free");
+    latch_destroy(&b.entered);
+    latch_destroy(&b.done);
+    rec_free(&r);
+    return 0;
+}
+
+/* free on another thread while a callback is running: free waits for it, and nothing runs
+ * after free returned. */
+typedef struct { latch in_cb; latch release; int running; int after_free; int free_returned; } slow_cb;
+static slow_cb slow;
+
+static void slow_callback(void *ud, const wps_event *e) {
+    (void)ud;
+    (void)e;
+    if (__atomic_load_n(&slow.free_returned, __ATOMIC_SEQ_CST)) slow.after_free = 1;
+    __atomic_store_n(&slow.running, 1, __ATOMIC_SEQ_CST);
+    latch_add(&slow.in_cb, 1);
+    latch_wait(&slow.release, 1, 2000);
+    __atomic_store_n(&slow.running, 0, __ATOMIC_SEQ_CST);
+}
+
+typedef struct { wps_client *c; latch done; } freer;
+static void *free_it(void *arg) {
+    freer *f = arg;
+    wps_client_free(f->c);
+    __atomic_store_n(&slow.free_returned, 1, __ATOMIC_SEQ_CST);
+    latch_add(&f->done, 1);
+    return NULL;
+}
+
+static int test_free_waits_for_an_in_flight_callback(void) {
+    memset(&slow, 0, sizeof slow);
+    latch_init(&slow.in_cb);
+    latch_init(&slow.release);
+    char g[96];
+    unique_group("slow", g);
+    char *u = mint_url(HUB, "alice", ALL_ROLES, 3600);
+    freer f;
+    latch_init(&f.done);
+    CHECK_OK(wps_client_new(u, NULL, &f.c));
+    free(u);
+    CHECK_OK(wps_set_callback(f.c, WPS_EVENT_GROUP_MESSAGE, slow_callback, NULL));
+    CHECK_OK(wps_set_callback(f.c, WPS_EVENT_DISCONNECTED, slow_callback, NULL));
+    CHECK_OK(wps_set_callback(f.c, WPS_EVENT_STOPPED, slow_callback, NULL));
+    CHECK_OK(wps_client_start(f.c, 10000));
+    CHECK_OK(wps_join_group(f.c, g, 0, NULL));
+    CHECK_OK(wps_send_to_group(f.c, g, (const uint8_t *)"m", 1, WPS_DATA_TEXT, 0, 0, NULL));
+    CHECK(latch_wait(&slow.in_cb, 1, 5000), "callback running");
+    pthread_t t;
+    pthread_create(&t, NULL, free_it, &f);
+    CHECK(!latch_wait(&f.done, 1, 300), "free waits while the callback runs");
+    latch_add(&slow.release, 1);
+    CHECK(latch_wait(&f.done, 1, 10000), "free returned");
+    pthread_join(t, NULL);
+    CHECK(!slow.running && !slow.after_free, "no callback after free returned");
+    latch_destroy(&slow.in_cb);
+    latch_destroy(&slow.release);
+    latch_destroy(&f.done);
+    return 0;
+}
+
+/* Replacing a callback from inside itself: the running invocation completes, the destructor of
+ * the old registration runs after it. */
+typedef struct { wps_client *c; latch freed; int freed_while_running; int running; } replacer;
+static replacer rep;
+static void rep_free(void *ud) { (void)ud; if (rep.running) rep.freed_while_running = 1; latch_add(&rep.freed, 1); }
+static void rep_noop(void *ud, const wps_event *e) { (void)ud; (void)e; }
+static void rep_cb(void *ud, const wps_event *e) {
+    (void)e;
+    rep.running = 1;
+    wps_set_callback_ex(rep.c, WPS_EVENT_CONNECTED, rep_noop, ud, NULL);
+    rep.running = 0;
+}
+
+static int test_replace_callback_from_inside_itself(void) {
+    memset(&rep, 0, sizeof rep);
+    latch_init(&rep.freed);
+    char *u = mint_url(HUB, "alice", ALL_ROLES, 3600);
+    CHECK_OK(wps_client_new(u, NULL, &rep.c));
+    free(u);
+    CHECK_OK(wps_set_callback_ex(rep.c, WPS_EVENT_CONNECTED, rep_cb, NULL, rep_free));
+    CHECK_OK(wps_client_start(rep.c, 10000));
+    CHECK(latch_wait(&rep.freed, 1, 5000), "old registration destroyed");
+    CHECK(!rep.freed_while_running, "destructor ran after the invocation returned");
+    wps_client_free(rep.c);
+    CHECK(latch_get(&rep.freed) == 1, "exactly once");
+    latch_destroy(&rep.freed);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (!have_emulator()) { printf("lifecycle: needs WPS_TEST_CONNSTR (run scripts/c-tests.sh)\n"); return 1; }
+    static const test_case tests[] = {
+        {"free_from_inside_a_callback", test_free_from_inside_a_callback},
+        {"free_while_another_thread_is_blocked_in_join", test_free_while_another_thread_is_blocked_in_join},
+        {"free_waits_for_an_in_flight_callback", test_free_waits_for_an_in_flight_callback},
+        {"replace_callback_from_inside_itself", test_replace_callback_from_inside_itself},
+    };
+    return run_tests("lifecycle", tests, sizeof tests / sizeof tests[0], argc, argv);
+}
