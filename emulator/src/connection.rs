@@ -6,7 +6,7 @@ use crate::hub::Hub;
 use crate::protocol::{self, Origin, Payload, Upstream as Msg, MAX_MESSAGE_BYTES};
 use crate::rest::error_response;
 use crate::roles::{Permission, Permissions};
-use crate::service::{Service, RECOVERY_WINDOW};
+use crate::service::Service;
 use crate::session::{random_id, Delivery, Kind, Outbound, Session, SimpleMode};
 use crate::upstream::EventSource;
 use axum::body::Body;
@@ -413,8 +413,9 @@ async fn run(
         Exit::Gone | Exit::ClientClosed(_) if s.is_reliable() => {
             log::info!("hub {}: connection {} dropped, recoverable", hub.name, s.id);
             let g = s.generation();
+            let window = svc.recovery_window;
             tokio::spawn(async move {
-                tokio::time::sleep(RECOVERY_WINDOW).await;
+                tokio::time::sleep(window).await;
                 if !s.is_attached() && s.generation() == g {
                     hub.end_session(&s, "Recovery window elapsed.", None);
                 }

@@ -8,12 +8,16 @@ use std::time::Duration;
 /// How long a dropped reliable session stays recoverable.
 pub const RECOVERY_WINDOW: Duration = Duration::from_secs(30);
 
+/// Environment variable shortening the recovery window (milliseconds), for tests only.
+pub const RECOVERY_WINDOW_ENV: &str = "WPS_EMULATOR_RECOVERY_WINDOW_MS";
+
 pub struct Service {
     pub access_key: String,
     /// `http://host:port`
     pub endpoint: String,
     pub hubs: Hubs,
     pub upstream: Option<Arc<Upstream>>,
+    pub recovery_window: Duration,
 }
 
 impl Service {
@@ -24,6 +28,11 @@ impl Service {
             endpoint: endpoint.to_string(),
             hubs: Hubs::new(upstream.clone()),
             upstream,
+            recovery_window: std::env::var(RECOVERY_WINDOW_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(RECOVERY_WINDOW),
         }
     }
 }
