@@ -250,3 +250,47 @@ async fn sequence_ack_is_immediate_after_a_jump_over_300() {
     assert_eq!(ack["sequenceId"], 302);
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_sent_around_a_drop_arrives_once_recovered() {
+    let mut server = MockServer::start().await;
+    let (c, mut ev) = client_with(server.url.clone(), fast_options());
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", Some("tok1")).await;
+    start.await.unwrap().unwrap();
+    ev.next().await;
+    drop(conn);
+    // Whether it is written to the dead socket or queued during recovery, it is sent on the
+    // recovered socket with its ack id.
+    let op = tokio::spawn({
+        let c = c.clone();
+        async move {
+            c.send_to_group(
+                "g",
+                Payload::text("around"),
+                SendOptions {
+                    ack_id: Some(7),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+    });
+    let mut conn = server.accept().await;
+    assert!(conn.target.contains("awps_connection_id=conn1"));
+    conn.connected("conn1", Some("tok2")).await;
+    let frame = conn.recv_type("sendToGroup").await;
+    assert_eq!(frame["data"], "around");
+    assert_eq!(frame["ackId"], 7);
+    conn.send(r#"{"type":"ack","ackId":7,"success":true}"#)
+        .await;
+    let ok = op.await.unwrap().unwrap();
+    assert_eq!(ok.ack_id, 7);
+    assert!(!ok.duplicated);
+    assert_eq!(ev.none_for(Duration::from_millis(100)).await, None);
+    c.stop().await.unwrap();
+}
