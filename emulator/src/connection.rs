@@ -393,6 +393,10 @@ async fn run(
                                 _ => break,
                             }
                         }
+                        if !s.is_simple() {
+                            let frame = protocol::encode_disconnected(&reason);
+                            let _ = ws.feed(Message::Text(frame.into())).await;
+                        }
                         if send_close(&mut ws, code, &reason).await.is_ok() {
                             await_close(&mut ws).await;
                         }

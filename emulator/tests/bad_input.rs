@@ -35,7 +35,11 @@ async fn malformed_messages_close_only_the_offender() {
     for (i, (msg, code)) in cases.into_iter().enumerate() {
         let (mut ws, _) = connect_pubsub(&url, JSON).await;
         ws.send(msg).await.unwrap();
-        assert_eq!(expect_close(&mut ws).await, code, "case {i}");
+        let (frames, got) = frames_until_close(&mut ws).await;
+        assert_eq!(got, code, "case {i}");
+        assert_eq!(frames.len(), 1, "case {i}: {frames:?}");
+        assert_eq!(frames[0]["event"], "disconnected", "case {i}");
+        assert!(frames[0]["message"].is_string(), "case {i}");
     }
     // A binary frame carrying UTF-8 JSON is accepted.
     let (mut ws, _) = connect_pubsub(&url, JSON).await;
