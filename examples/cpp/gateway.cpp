@@ -30,10 +30,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int process_threads() {
+// A field of /proc/self/status ("Threads", "VmRSS" in KiB), or -1.
+long process_status(const std::string& key) {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);) {
-    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+    if (line.rfind(key + ":", 0) == 0) return std::atol(line.c_str() + key.size() + 1);
   }
   return -1;
 }
@@ -151,8 +152,8 @@ int main(int argc, char** argv) {
     for (auto& n : nodes) pending.push_back(n->client.start_async(std::chrono::seconds(30)));
     ok = drive("start", nothing_else);
     if (ok) {
-      std::cout << "gateway: connected " << clients << "/" << clients << " (process threads: " << process_threads()
-                << ")" << std::endl;
+      std::cout << "gateway: connected " << clients << "/" << clients << " (process threads: "
+                << process_status("Threads") << ", RSS " << process_status("VmRSS") << " KiB)" << std::endl;
       for (auto& n : nodes) pending.push_back(n->client.join_group_async(group));
       ok = drive("join", nothing_else);
     }

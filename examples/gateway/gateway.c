@@ -57,15 +57,17 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int process_threads(void) {
+/* Thread count and resident memory of this process, from /proc/self/status (-1 if unknown). */
+static void process_usage(int *threads, long *rss_kib) {
   FILE *f = fopen("/proc/self/status", "r");
   char line[256];
-  int threads = -1;
+  *threads = -1;
+  *rss_kib = -1;
   while (f && fgets(line, sizeof line, f)) {
-    if (sscanf(line, "Threads: %d", &threads) == 1) break;
+    if (sscanf(line, "Threads: %d", threads) == 1) continue;
+    if (sscanf(line, "VmRSS: %ld", rss_kib) == 1) continue;
   }
   if (f) fclose(f);
-  return threads;
 }
 
 /* A failed completion: print it and remember the client as failed. */
@@ -153,7 +155,10 @@ static void advance(struct gateway *gw) {
   size_t n = gw->clients;
   size_t expected = n * n * gw->messages;
   if (gw->phase == PHASE_START && gw->started == n) {
-    printf("gateway: connected %zu/%zu (process threads: %d)\n", gw->connected, n, process_threads());
+    int threads;
+    long rss_kib;
+    process_usage(&threads, &rss_kib);
+    printf("gateway: connected %zu/%zu (process threads: %d, RSS %ld KiB)\n", gw->connected, n, threads, rss_kib);
     enter_phase(gw, PHASE_JOIN);
   } else if (gw->phase == PHASE_JOIN && gw->joined == n) {
     printf("gateway: joined %zu/%zu\n", gw->joined, n);
