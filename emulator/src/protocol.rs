@@ -79,6 +79,10 @@ impl Payload {
             "application/json" => {
                 let v: Value = serde_json::from_slice(&body)
                     .map_err(|e| format!("application/json body is not valid JSON: {e}"))?;
+                if v.is_null() {
+                    // Client parsers require non-null `data` for json messages.
+                    return Err("application/json body must not be null".to_string());
+                }
                 Ok(Payload::Json(v.to_string()))
             }
             "application/octet-stream" | "" => Ok(Payload::Binary(body)),
@@ -425,6 +429,26 @@ mod tests {
             r#"{"type":"sendToGroup","group":"g","dataType":"binary","data":"!!"}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn http_bodies_by_media_type() {
+        let p = |ct: &str, b: &'static [u8]| Payload::from_http(Some(ct), Bytes::from_static(b));
+        assert_eq!(
+            p("text/plain; charset=utf-8", b"hi"),
+            Ok(Payload::Text("hi".into()))
+        );
+        assert_eq!(
+            p("Application/JSON", br#"{"a": 1}"#),
+            Ok(Payload::Json(r#"{"a":1}"#.into()))
+        );
+        assert!(p("application/json", b"{").is_err());
+        assert!(p("application/json", b"null").is_err());
+        assert_eq!(
+            p("application/octet-stream", b"\x01"),
+            Ok(Payload::Binary(Bytes::from_static(b"\x01")))
+        );
+        assert!(p("image/png", b"x").is_err());
     }
 
     #[test]
