@@ -105,7 +105,7 @@ if [ "$asan" = 1 ]; then
         "$libdir/libwebpubsub_client.a" "${static_libs[@]}"; then
       echo "---- $s.asan: does not compile"; failed=$((failed + 1)); continue
     fi
-    nm "$build/$s.asan" | grep -q __asan_init || { echo "---- $s.asan: ASan not linked"; failed=$((failed + 1)); continue; }
+    [ "$(nm "$build/$s.asan" | grep -c __asan_init)" -gt 0 ] || { echo "---- $s.asan: ASan not linked"; failed=$((failed + 1)); continue; }
     run "$s.asan" "$build/$s.asan"
   done
   unset ASAN_OPTIONS LSAN_OPTIONS
