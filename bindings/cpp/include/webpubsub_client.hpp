@@ -295,6 +295,10 @@ inline Event EventView::to_owned() const {
 
 using Handler = std::function<void(const EventView&)>;
 using HandlerErrorHook = std::function<void(std::exception_ptr)>;
+/// Returns a fresh client access URL; called for every new connection (start, reconnect) on a
+/// library thread that may block, never concurrently for one client. An empty string or an
+/// exception fails that connection attempt (the exception goes to the handler-error hook).
+using UrlProvider = std::function<std::string()>;
 
 // ---------------------------------------------------------------------------------------
 // Internals
@@ -378,6 +382,35 @@ inline void handler_trampoline(void* user_data, const wps_event* ev) noexcept {
 }
 
 inline void handler_free(void* user_data) noexcept { delete static_cast<HandlerState*>(user_data); }
+
+struct ProviderState {
+  UrlProvider fn;
+  std::string pending;  // a URL that did not fit the library's buffer, handed out on the retry
+  std::shared_ptr<Shared> shared;
+};
+
+inline wps_result provider_trampoline(void* user_data, char* buf, std::size_t cap, std::size_t* out_len) noexcept {
+  auto* st = static_cast<ProviderState*>(user_data);
+  if (st == nullptr || !st->fn) return WPS_ERR_URL_PROVIDER;
+#if WPS_CPP_EXCEPTIONS
+  try {
+#endif
+    if (st->pending.empty()) st->pending = st->fn();
+#if WPS_CPP_EXCEPTIONS
+  } catch (...) {
+    st->shared->report(std::current_exception());
+    return WPS_ERR_URL_PROVIDER;
+  }
+#endif
+  if (st->pending.empty()) return WPS_ERR_URL_PROVIDER;
+  const std::size_t needed = st->pending.size() + 1;
+  if (out_len != nullptr) *out_len = needed;
+  if (buf == nullptr || cap < needed) return WPS_ERR_BUFFER_TOO_SMALL;
+  std::memcpy(buf, st->pending.data(), st->pending.size());
+  buf[st->pending.size()] = '\0';
+  st->pending.clear();
+  return WPS_OK;
+}
 
 struct OpState {
   std::promise<Ack> promise;
@@ -570,8 +603,42 @@ class Client {
   Client(const std::string& url, std::error_code& ec) { ec = to_ec(create(url, nullptr)); }
   Client(const std::string& url, const Options& opts, std::error_code& ec) { ec = to_ec(create(url, &opts)); }
 
+  /// A client whose URL comes from `provider` for every new connection (start, reconnect),
+  /// e.g. to fetch a fresh access token. The provider lives as long as the client.
+#if WPS_CPP_EXCEPTIONS
+  static Client with_url_provider(UrlProvider provider) {
+    Client c;
+    throw_if(c.create_with_provider(std::move(provider), nullptr));
+    return c;
+  }
+  static Client with_url_provider(UrlProvider provider, const Options& opts) {
+    Client c;
+    throw_if(c.create_with_provider(std::move(provider), &opts));
+    return c;
+  }
+#endif
+  static Client with_url_provider(UrlProvider provider, const Options& opts, std::error_code& ec) {
+    Client c;
+    ec = to_ec(c.create_with_provider(std::move(provider), &opts));
+    return c;
+  }
+  static Client with_url_provider(UrlProvider provider, std::error_code& ec) {
+    Client c;
+    ec = to_ec(c.create_with_provider(std::move(provider), nullptr));
+    return c;
+  }
+
   Client(Client&&) noexcept = default;
-  Client& operator=(Client&&) noexcept = default;
+  /// Frees the client this object owned (as destruction does), then takes over `other`'s.
+  Client& operator=(Client&& other) noexcept {
+    if (this != &other) {
+      h_.reset();  // first: the provider must outlive the handle
+      provider_ = std::move(other.provider_);
+      shared_ = std::move(other.shared_);
+      h_ = std::move(other.h_);
+    }
+    return *this;
+  }
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
   /// Frees the handle: stops the client if needed, waits for a running handler (unless
@@ -600,7 +667,9 @@ class Client {
   void on(EventType type, Handler h, std::error_code& ec) { ec = to_ec(set_handler(type, std::move(h))); }
 
   /// Called (on the handler's thread, no lock held) with every exception a handler throws.
-  void set_handler_error_hook(HandlerErrorHook hook) { shared_->set_hook(std::move(hook)); }
+  void set_handler_error_hook(HandlerErrorHook hook) {
+    if (shared_) shared_->set_hook(std::move(hook));
+  }
   /// How many exceptions handlers of this client have thrown (and the wrapper contained).
   std::size_t handler_error_count() const noexcept { return shared_ ? shared_->errors() : 0; }
   /// The most recent handler exception (then cleared), or nullptr.
@@ -760,6 +829,21 @@ class Client {
     return std::nullopt;
   }
 
+  std::optional<Failure> create_with_provider(UrlProvider provider, const Options* opts) {
+    if (opts != nullptr && opts->error()) return opts->failure();
+    auto shared = std::make_shared<detail::Shared>();
+    auto st = std::make_unique<detail::ProviderState>();
+    st->fn = std::move(provider);
+    st->shared = shared;
+    wps_client* raw = nullptr;
+    int32_t r = wps_client_new_with_provider(&detail::provider_trampoline, st.get(), opts ? opts->get() : nullptr, &raw);
+    if (r != WPS_OK) return detail::capture(r, "wps_client_new_with_provider");
+    provider_ = std::move(st);
+    shared_ = std::move(shared);
+    h_.reset(raw);
+    return std::nullopt;
+  }
+
   std::optional<Failure> set_handler(EventType type, Handler h) {
     const auto t = static_cast<uint32_t>(type);
     if (!h) return check(wps_set_callback_ex(h_.get(), t, nullptr, nullptr, nullptr), "wps_set_callback_ex");
@@ -871,8 +955,11 @@ class Client {
   }
 #endif
 
-  std::unique_ptr<wps_client, Deleter> h_;
+  // Declaration order matters: members are destroyed in reverse, so the handle is freed (and
+  // the provider never called again) before the provider state goes.
+  std::unique_ptr<detail::ProviderState> provider_;
   std::shared_ptr<detail::Shared> shared_;
+  std::unique_ptr<wps_client, Deleter> h_;
 };
 
 // ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 // Usage: wrapper_tests [TEST_NAME]
 #include <webpubsub_client.hpp>
 
+#include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -203,6 +204,34 @@ TEST(leave_group_stops_delivery_and_no_echo_is_honoured) {
   REQUIRE(got.wait_for_count(2, 10s));  // messages of one client arrive in order
   std::lock_guard<std::mutex> lock(mu);
   CHECK(texts == (std::vector<std::string>{"first", "marker"}));
+}
+
+TEST(url_provider_is_called_for_every_connection) {
+  std::atomic<int> calls{0};
+  auto c = wps::Client::with_url_provider([&] {
+    calls++;
+    return url();
+  });
+  c.start(10s);
+  CHECK(calls == 1);
+  c.join_group("provided");
+  c.stop(5s);
+  c.start(10s);  // a new connection asks again
+  CHECK(calls == 2);
+  c.stop(5s);
+}
+
+TEST(url_provider_failure_fails_start) {
+  wps::Options opts;
+  opts.reconnect_retry(0, wps::RetryMode::fixed, 100ms, 100ms);
+  auto thrower = wps::Client::with_url_provider([]() -> std::string { throw std::runtime_error("no token"); }, opts);
+  std::error_code ec;
+  thrower.start(5s, ec);
+  CHECK(ec);
+  CHECK(thrower.handler_error_count() >= 1);  // the provider's exception was contained
+  auto empty = wps::Client::with_url_provider([] { return std::string(); }, opts);
+  empty.start(5s, ec);
+  CHECK(ec);
 }
 
 TEST(handler_exceptions_are_contained) {
