@@ -369,7 +369,11 @@ impl Actor {
             transport::connect(
                 url,
                 self.codec.subprotocol(),
-                self.options.max_message_size,
+                transport::Limits {
+                    max_message_size: self.options.max_message_size,
+                    read_buffer_size: self.options.read_buffer_size,
+                    write_buffer_size: self.options.write_buffer_size,
+                },
                 tls,
             ),
         );

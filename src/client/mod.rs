@@ -308,7 +308,12 @@ impl Client {
         }))?;
         match tokio::time::timeout(self.inner.options.ack_timeout, rx).await {
             Err(_) => Err(Error::Timeout { ack_id: None }),
-            Ok(Err(_)) => Err(Error::Stopped { ack_id: None }),
+            Ok(Err(_)) if self.state() == ConnectionState::Stopped => {
+                Err(Error::Stopped { ack_id: None })
+            }
+            Ok(Err(_)) => Err(Error::connection(
+                "the connection failed before the message was written",
+            )),
             Ok(Ok(r)) => r.map(|()| AckOk {
                 ack_id: 0,
                 duplicated: false,

@@ -51,6 +51,12 @@ pub struct ClientOptions {
     /// Largest inbound message accepted; larger ones fail the connection (default 1 MiB).
     /// Outbound frames larger than this are rejected with `PayloadTooLarge`.
     pub max_message_size: usize,
+    /// Size of each socket's read buffer (default 16 KiB; small keeps many idle
+    /// connections cheap, larger reads big bursts with fewer system calls).
+    pub read_buffer_size: usize,
+    /// Bytes buffered before a write reaches the socket (default 16 KiB); each batch of
+    /// operations is flushed anyway.
+    pub write_buffer_size: usize,
     /// Extra PEM root certificates for `wss://`, added to the system store.
     pub ca_file: Option<PathBuf>,
     /// How long `start` waits for the connection (socket open and `connected`) (default 30 s).
@@ -74,6 +80,8 @@ impl Default for ClientOptions {
             keep_alive_timeout: Duration::from_secs(120),
             sequence_ack_interval: Duration::from_secs(1),
             max_message_size: 1 << 20,
+            read_buffer_size: 16 * 1024,
+            write_buffer_size: 16 * 1024,
             ca_file: None,
             start_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),

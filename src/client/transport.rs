@@ -55,11 +55,22 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, E
     Ok(Arc::new(config))
 }
 
+/// Socket sizes and limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest inbound message and frame.
+    pub max_message_size: usize,
+    /// Read buffer per socket.
+    pub read_buffer_size: usize,
+    /// Bytes buffered before writing.
+    pub write_buffer_size: usize,
+}
+
 /// Connects to `url` requesting `subprotocol`; fails unless the service echoes it.
 pub async fn connect(
     url: &url::Url,
     subprotocol: &'static str,
-    max_message_size: usize,
+    limits: Limits,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Socket, Error> {
     let mut request = url
@@ -71,8 +82,10 @@ pub async fn connect(
         HeaderValue::from_static(subprotocol),
     );
     let config = WebSocketConfig::default()
-        .max_message_size(Some(max_message_size))
-        .max_frame_size(Some(max_message_size));
+        .max_message_size(Some(limits.max_message_size))
+        .max_frame_size(Some(limits.max_message_size))
+        .read_buffer_size(limits.read_buffer_size.max(1024))
+        .write_buffer_size(limits.write_buffer_size);
     let connector = match (url.scheme(), tls) {
         ("wss", Some(cfg)) => Some(Connector::Rustls(cfg)),
         ("wss", None) => return Err(Error::connection("wss:// needs a TLS configuration")),

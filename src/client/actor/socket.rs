@@ -164,7 +164,16 @@ impl Actor {
                 let _ = reply.send(Err(Error::AlreadyStarted));
                 None
             }
-            Command::Send(o) => self.write_batch(socket, o).await.err(),
+            Command::Send(o) => {
+                // A peer that stops reading fills the socket buffers; do not wait forever.
+                let limit = self.write_timeout();
+                match tokio::time::timeout(limit, self.write_batch(socket, o)).await {
+                    Ok(r) => r.err(),
+                    Err(_) => Some(DriveEnd::Failed(format!(
+                        "writing to the socket made no progress for {limit:?}"
+                    ))),
+                }
+            }
             Command::Invoke { id, frame, reply } => {
                 self.invokes.insert(id, reply);
                 socket
@@ -181,6 +190,14 @@ impl Actor {
                     .err()
                     .map(|e| DriveEnd::Failed(e.to_string()))
             }
+        }
+    }
+
+    fn write_timeout(&self) -> Duration {
+        if self.options.keep_alive_timeout.is_zero() {
+            Duration::from_secs(120)
+        } else {
+            self.options.keep_alive_timeout
         }
     }
 
