@@ -45,7 +45,7 @@ pub enum Error {
         ack_id: Option<u64>,
     },
     /// The service answered the WebSocket upgrade with an HTTP error status (e.g. 401).
-    #[error("handshake rejected with HTTP status {status}")]
+    #[error("handshake rejected with HTTP status {status}{}", status_hint(*.status))]
     HandshakeRejected {
         /// The HTTP status code.
         status: u16,
@@ -70,6 +70,15 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 => " (the access token is missing, invalid or expired)",
+        403 => " (the connection was refused by the service or its connect handler)",
+        404 => " (no client endpoint at this URL: check host and hub)",
+        _ => "",
+    }
 }
 
 fn fmt_ack(ack_id: &Option<u64>) -> AckSuffix {

@@ -84,16 +84,25 @@ where
     F::Output: Send + 'static,
 {
     let handle = handle();
-    if Handle::try_current().is_ok() {
-        // Inside some runtime: run on the shared one and wait without blocking this
-        // runtime's scheduler more than necessary.
-        let (tx, rx) = std::sync::mpsc::channel();
-        handle.spawn(async move {
-            let _ = tx.send(future.await);
-        });
-        return tokio::task::block_in_place(|| rx.recv().expect("shared runtime task lost"));
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => handle.block_on(future),
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            // Inside a multi-thread runtime: let it move its other tasks off this thread.
+            let (tx, rx) = std::sync::mpsc::channel();
+            handle.spawn(async move {
+                let _ = tx.send(future.await);
+            });
+            tokio::task::block_in_place(|| rx.recv().expect("shared runtime task lost"))
+        }
+        Ok(_) => {
+            // A current-thread runtime cannot block in place: wait on a helper thread.
+            std::thread::scope(|s| {
+                s.spawn(|| handle.block_on(future))
+                    .join()
+                    .expect("block_on helper thread panicked")
+            })
+        }
     }
-    handle.block_on(future)
 }
 
 /// Spawns `future` on the shared runtime.
@@ -119,5 +128,20 @@ mod tests {
         assert_eq!(name.as_deref(), Some("wps-rt"));
         assert_eq!(runtime_pid(), Some(current_pid()));
         assert!(!forked_since(current_pid()));
+    }
+
+    #[test]
+    fn block_on_works_inside_other_runtimes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let v = rt.block_on(async { block_on(async { 7 }) });
+        assert_eq!(v, 7);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let v = rt.block_on(async { tokio::spawn(async { block_on(async { 8 }) }).await.unwrap() });
+        assert_eq!(v, 8);
     }
 }
