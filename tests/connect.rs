@@ -209,3 +209,39 @@ async fn invalid_arguments_are_rejected_before_sending() {
     c.stop().await.unwrap();
     emu.shutdown().await;
 }
+
+struct PanickyHandler(tokio::sync::mpsc::UnboundedSender<Event>);
+
+impl webpubsub_client::EventHandler for PanickyHandler {
+    fn on_event(&self, _client: &webpubsub_client::ClientId, event: Event) {
+        let connected = matches!(event, Event::Connected { .. });
+        let _ = self.0.send(event);
+        if connected {
+            panic!("a handler bug");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_does_not_break_the_client() {
+    let emu = emulator().await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let c = webpubsub_client::Client::new(
+        webpubsub_client::Credential::Url(url(&emu, Some("u"), ROLES)),
+        fast_options(),
+        std::sync::Arc::new(PanickyHandler(tx)),
+    );
+    let mut ev = Events { rx };
+    c.start().await.unwrap();
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    c.join_group("g", None).await.unwrap();
+    c.send_to_group("g", Payload::text("after panic"), SendOptions::default())
+        .await
+        .unwrap();
+    match ev.until("group message", is_group_message).await {
+        Event::GroupMessage { message, .. } => assert_eq!(message.as_str(), Some("after panic")),
+        _ => unreachable!(),
+    }
+    c.stop().await.unwrap();
+    emu.shutdown().await;
+}
