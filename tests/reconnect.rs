@@ -229,3 +229,88 @@ async fn stop_during_recovery_ends_with_disconnected_then_stopped() {
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
     assert_eq!(ev.next().await, Event::Stopped);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_reconnect_retries_stop_the_client() {
+    let emu = Arc::new(emulator().await);
+    let dead = common::mock::dead_port_url().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let provider = {
+        let emu = emu.clone();
+        let calls = calls.clone();
+        Arc::new(move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            Ok(if n == 0 {
+                url(&emu, Some("p"), ROLES)
+            } else {
+                dead.clone()
+            })
+        })
+    };
+    let opts = ClientOptions {
+        protocol: Protocol::Json,
+        reconnect_retry: webpubsub_client::RetryPolicy {
+            max_retries: 2,
+            ..fast_options().reconnect_retry
+        },
+        ..fast_options()
+    };
+    let (c, rx) = Client::with_channel(Credential::Provider(provider), opts);
+    let mut ev = Events { rx };
+    c.start().await.unwrap();
+    let id = match ev.next().await {
+        Event::Connected { connection_id, .. } => connection_id,
+        other => panic!("{other:?}"),
+    };
+    assert!(emu.drop_connection(HUB, &id));
+    assert!(matches!(ev.next().await, Event::Disconnected { .. }));
+    assert_eq!(ev.next().await, Event::Stopped);
+    // One initial URL, then the first reconnect attempt and two retries.
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert!(!c.is_connected());
+    let e = c.join_group("g", None).await.unwrap_err();
+    assert!(matches!(e, Error::NotConnected { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_while_waiting_to_reconnect_stops_at_once() {
+    let dead = common::mock::dead_port_url().await;
+    let emu = Arc::new(emulator().await);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let provider = {
+        let emu = emu.clone();
+        let calls = calls.clone();
+        Arc::new(move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            Ok(if n == 0 {
+                url(&emu, Some("p"), ROLES)
+            } else {
+                dead.clone()
+            })
+        })
+    };
+    let opts = ClientOptions {
+        protocol: Protocol::Json,
+        reconnect_retry: webpubsub_client::RetryPolicy {
+            delay: Duration::from_secs(3600),
+            max_delay: Duration::from_secs(3600),
+            ..fast_options().reconnect_retry
+        },
+        ..fast_options()
+    };
+    let (c, rx) = Client::with_channel(Credential::Provider(provider), opts);
+    let mut ev = Events { rx };
+    c.start().await.unwrap();
+    let id = match ev.next().await {
+        Event::Connected { connection_id, .. } => connection_id,
+        other => panic!("{other:?}"),
+    };
+    assert!(emu.drop_connection(HUB, &id));
+    assert!(matches!(ev.next().await, Event::Disconnected { .. }));
+    // Now backing off for an hour after the failed first attempt.
+    tokio::time::timeout(WAIT, c.stop())
+        .await
+        .expect("stop does not wait for the backoff")
+        .unwrap();
+    assert_eq!(ev.next().await, Event::Stopped);
+}
