@@ -516,13 +516,14 @@ wps_result wps_client_new(const char *client_access_url,
 
 /**
  * Creates a client whose client access URL comes from `provider`, called for every new
- * connection (start, reconnect) like the SDKs' credential / negotiate callback.
+ * connection (start, reconnect) like the SDKs' credential / negotiate callback. Equivalent to
+ * `wps_client_new_with_provider_ex` without a destructor.
  *
  * Ownership: `provider_user_data` is borrowed until `wps_client_free` returns (the provider is
  * never called after that); `opts` is copied; `*out` receives a handle the caller owns.
  * Thread-safety: any thread. Callback context: may be called from a callback.
- * The provider runs on a library thread that may block, never on the runtime's I/O threads'
- * critical path, and never concurrently for one client.
+ * The provider runs on a library thread that may block (not a runtime I/O thread), never
+ * concurrently for one client.
  * Errors: `WPS_ERR_NULL_ARG` (provider or out NULL). `*out` is written only on success.
  *
  * # Safety
@@ -533,6 +534,20 @@ wps_result wps_client_new_with_provider(wps_url_provider_fn provider,
                                         void *provider_user_data,
                                         const struct wps_options *opts,
                                         struct wps_client **out);
+
+/**
+ * Like `wps_client_new_with_provider`, plus `provider_user_data_free`, called exactly once
+ * after the provider's last call has returned (during `wps_client_free`, also a deferred
+ * one), with no library lock held. Not called when this function fails.
+ *
+ * # Safety
+ * As for `wps_client_new_with_provider`.
+ */
+wps_result wps_client_new_with_provider_ex(wps_url_provider_fn provider,
+                                           void *provider_user_data,
+                                           wps_free_fn provider_user_data_free,
+                                           const struct wps_options *opts,
+                                           struct wps_client **out);
 
 /**
  * Connects and blocks until the client is connected (the `connected` message arrived), the

@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 use crate::client::{Client, ClientId, Credential, Event, EventHandler};
 
 use super::blocking::{spawn_op, wait, Closing, Completion};
-use super::dispatch::{in_callback_of, wps_event_fn, EventQueue, Target};
+use super::dispatch::{in_callback_of, wps_event_fn, wps_free_fn, EventQueue, Target};
 use super::error::{
     fail, fail_with, report, wps_result, Failure, WPS_ERR_BUFFER_TOO_SMALL, WPS_ERR_INTERNAL,
     WPS_ERR_INVALID_URL, WPS_ERR_NOT_CONNECTED, WPS_ERR_NULL_ARG, WPS_ERR_PANIC, WPS_ERR_TIMEOUT,
@@ -275,13 +275,14 @@ pub unsafe extern "C" fn wps_client_new(
 }
 
 /// Creates a client whose client access URL comes from `provider`, called for every new
-/// connection (start, reconnect) like the SDKs' credential / negotiate callback.
+/// connection (start, reconnect) like the SDKs' credential / negotiate callback. Equivalent to
+/// `wps_client_new_with_provider_ex` without a destructor.
 ///
 /// Ownership: `provider_user_data` is borrowed until `wps_client_free` returns (the provider is
 /// never called after that); `opts` is copied; `*out` receives a handle the caller owns.
 /// Thread-safety: any thread. Callback context: may be called from a callback.
-/// The provider runs on a library thread that may block, never on the runtime's I/O threads'
-/// critical path, and never concurrently for one client.
+/// The provider runs on a library thread that may block (not a runtime I/O thread), never
+/// concurrently for one client.
 /// Errors: `WPS_ERR_NULL_ARG` (provider or out NULL). `*out` is written only on success.
 ///
 /// # Safety
@@ -295,15 +296,61 @@ pub unsafe extern "C" fn wps_client_new_with_provider(
     out: *mut *mut wps_client,
 ) -> wps_result {
     ffi_fn!("wps_client_new_with_provider", {
-        non_null!(out, "out");
-        let Some(func) = provider else {
-            return fail_with(WPS_ERR_NULL_ARG, "provider is NULL");
-        };
-        let cell = ProviderCell::new(func, provider_user_data);
-        let for_engine = cell.clone();
-        let credential = Credential::Provider(Arc::new(move || for_engine.call()));
-        report(create(credential, Some(cell), None, opts, out))
+        // SAFETY: forwarded under this function's contract.
+        unsafe { new_with_provider(provider, provider_user_data, None, opts, out) }
     })
+}
+
+/// Like `wps_client_new_with_provider`, plus `provider_user_data_free`, called exactly once
+/// after the provider's last call has returned (during `wps_client_free`, also a deferred
+/// one), with no library lock held. Not called when this function fails.
+///
+/// # Safety
+/// As for `wps_client_new_with_provider`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_client_new_with_provider_ex(
+    provider: wps_url_provider_fn,
+    provider_user_data: *mut c_void,
+    provider_user_data_free: wps_free_fn,
+    opts: *const wps_options,
+    out: *mut *mut wps_client,
+) -> wps_result {
+    ffi_fn!("wps_client_new_with_provider_ex", {
+        // SAFETY: forwarded under this function's contract.
+        unsafe {
+            new_with_provider(
+                provider,
+                provider_user_data,
+                provider_user_data_free,
+                opts,
+                out,
+            )
+        }
+    })
+}
+
+/// # Safety
+/// As for `wps_client_new_with_provider`.
+unsafe fn new_with_provider(
+    provider: wps_url_provider_fn,
+    user_data: *mut c_void,
+    user_data_free: wps_free_fn,
+    opts: *const wps_options,
+    out: *mut *mut wps_client,
+) -> wps_result {
+    non_null!(out, "out");
+    let Some(func) = provider else {
+        return fail_with(WPS_ERR_NULL_ARG, "provider is NULL");
+    };
+    let cell = ProviderCell::new(func, user_data, user_data_free);
+    let for_engine = cell.clone();
+    let credential = Credential::Provider(Arc::new(move || for_engine.call()));
+    let created = create(credential, Some(cell.clone()), None, opts, out);
+    if created.is_err() {
+        // The caller keeps ownership of user_data on failure: drop the destructor unrun.
+        cell.forget_user_data_free();
+    }
+    report(created)
 }
 
 /// Connects and blocks until the client is connected (the `connected` message arrived), the

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::dispatch::wps_free_fn;
 use super::error::{wps_result, WPS_ERR_BUFFER_TOO_SMALL, WPS_OK};
 
 /// Writes a client access URL into `buf` (capacity `cap` bytes, including the NUL).
@@ -43,6 +44,7 @@ struct State {
 pub(crate) struct ProviderCell {
     func: ProviderFn,
     user_data: usize,
+    user_data_free: Mutex<wps_free_fn>,
     state: Mutex<State>,
     idle: Condvar,
 }
@@ -52,10 +54,15 @@ thread_local! {
 }
 
 impl ProviderCell {
-    pub fn new(func: ProviderFn, user_data: *mut c_void) -> Arc<ProviderCell> {
+    pub fn new(
+        func: ProviderFn,
+        user_data: *mut c_void,
+        user_data_free: wps_free_fn,
+    ) -> Arc<ProviderCell> {
         Arc::new(ProviderCell {
             func,
             user_data: user_data as usize,
+            user_data_free: Mutex::new(user_data_free),
             state: Mutex::new(State {
                 in_flight: 0,
                 revoked: false,
@@ -84,7 +91,13 @@ impl ProviderCell {
         });
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.in_flight -= 1;
+        let finish_revoke = st.revoked && st.in_flight == 0;
         self.idle.notify_all();
+        drop(st);
+        if finish_revoke {
+            // A revoke from inside this call (or one that raced with it) left the destructor to us.
+            self.run_user_data_free();
+        }
         outcome
     }
 
@@ -132,7 +145,9 @@ impl ProviderCell {
         Err("the URL provider kept reporting a too small buffer".into())
     }
 
-    /// Stops further calls and waits for an in-flight call on another thread to return.
+    /// Stops further calls, waits for an in-flight call on another thread to return, then runs
+    /// the user data destructor (once). Called from inside the provider itself, the destructor
+    /// runs when that call returns.
     pub fn revoke(&self) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.revoked = true;
@@ -142,6 +157,29 @@ impl ProviderCell {
         }
         while st.in_flight > 0 {
             st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(st);
+        self.run_user_data_free();
+    }
+
+    /// Drops the destructor without running it (creation failed; the caller keeps user_data).
+    pub fn forget_user_data_free(&self) {
+        self.user_data_free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    fn run_user_data_free(&self) {
+        let free = self
+            .user_data_free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(free) = free {
+            // SAFETY: the application registered `free` for this user_data; `take` makes this
+            // the only call, and the provider is revoked with no call in flight.
+            unsafe { free(self.user_data as *mut c_void) };
         }
     }
 }
@@ -186,14 +224,14 @@ mod tests {
 
     #[test]
     fn a_long_url_is_fetched_with_a_second_bigger_buffer() {
-        let cell = ProviderCell::new(long_url, std::ptr::null_mut());
+        let cell = ProviderCell::new(long_url, std::ptr::null_mut(), None);
         let url = cell.call().unwrap();
         assert!(url.starts_with(LONG) && url.len() == LONG.len() + 3000);
     }
 
     #[test]
     fn failures_and_revocation_are_errors() {
-        let cell = ProviderCell::new(failing, std::ptr::null_mut());
+        let cell = ProviderCell::new(failing, std::ptr::null_mut(), None);
         assert!(cell.call().unwrap_err().contains("WPS_ERR_UNAUTHORIZED"));
         cell.revoke();
         assert!(cell.call().unwrap_err().contains("freed"));

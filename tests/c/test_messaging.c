@@ -346,7 +346,11 @@ static wps_result failing_provider(void *ud, char *buf, size_t cap, size_t *out_
     return WPS_ERR_UNAUTHORIZED;
 }
 
+static int provider_frees;
+static void provider_free(void *ud) { (void)ud; __atomic_add_fetch(&provider_frees, 1, __ATOMIC_SEQ_CST); }
+
 static int test_url_provider(void) {
+    provider_frees = 0;
     recorder r;
     rec_init(&r);
     /* a long URL (padding parameter) exercises the second, bigger buffer */
@@ -359,11 +363,15 @@ static int test_url_provider(void) {
     longu[l + pad] = 0;
     free(u);
     wps_client *c = NULL;
-    CHECK_OK(wps_client_new_with_provider(provider, longu, NULL, &c));
+    CHECK_RC(wps_client_new_with_provider_ex(provider, longu, provider_free, NULL, NULL), WPS_ERR_NULL_ARG);
+    CHECK(provider_frees == 0, "no destructor when creation fails");
+    CHECK_OK(wps_client_new_with_provider_ex(provider, longu, provider_free, NULL, &c));
     CHECK_OK(rec_attach(c, &r));
     CHECK_OK(wps_client_start(c, 10000));
     CHECK(rec_wait(&r, WPS_EVENT_CONNECTED, 1, 5000), "connected");
+    CHECK(provider_frees == 0, "destructor not before free");
     wps_client_free(c);
+    CHECK(provider_frees == 1, "destructor once after the last provider call: %d", provider_frees);
     free(longu);
     CHECK_OK(wps_client_new_with_provider(failing_provider, NULL, NULL, &c));
     int32_t rc = wps_client_start(c, 10000);
