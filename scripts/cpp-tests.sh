@@ -9,7 +9,9 @@
 # with -fno-exceptions. Prints "N passed, M failed" last; exits non-zero on any failure.
 #
 # Environment: KEEP_TMP=1 keeps the temporary directory; VERBOSE=1 shows the output of passing
-# checks too; GATEWAY_CLIENTS / GATEWAY_MESSAGES size the gateway runs (default 20 x 5).
+# checks too; GATEWAY_CLIENTS / GATEWAY_MESSAGES size the gateway runs (default 20 x 5);
+# CHECK_NATIVE_LIBS=1 also compares Libs.private with rustc's --print native-static-libs (the
+# static links below test it in any case; this rebuilds the crate once more).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -126,6 +128,40 @@ pkgconfig_metadata() {
   pkg-config --static --libs webpubsub_client | grep -- "-lpthread" >/dev/null
 }
 check "pkg-config metadata" pkgconfig_metadata
+
+cmake_version_check() {  # a CMake project asking for version $1; succeeds iff the package accepts it
+  local d=$tmp/vcheck-$1
+  mkdir -p "$d/src"
+  printf 'cmake_minimum_required(VERSION 3.16)\nproject(vcheck C)\nfind_package(webpubsub_client %s REQUIRED)\n' "$1" >"$d/src/CMakeLists.txt"
+  cmake -S "$d/src" -B "$d/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null 2>&1
+}
+cmake_versions() {
+  local minor=${version%.*}
+  cmake_version_check "$minor" && cmake_version_check "$version" || { echo "find_package($minor / $version) failed"; return 1; }
+  ! cmake_version_check "$((major + 1)).0" || { echo "find_package($((major + 1)).0) was accepted"; return 1; }
+  if [ "$major" = 0 ]; then
+    ! cmake_version_check "0.$(( ${minor#*.} + 1 ))" || { echo "a newer 0.x minor was accepted"; return 1; }
+  fi
+}
+check "CMake package version check (same major.minor before 1.0)" cmake_versions
+
+relocated_cmake_package() {  # the CMake package derives its paths from its own location
+  local moved=$tmp/moved-prefix
+  cp -a "$prefix" "$moved" &&
+  cmake -S "$repo/examples/gateway" -B "$tmp/build-relocated" -DCMAKE_PREFIX_PATH="$moved" &&
+  cmake --build "$tmp/build-relocated" -j 2 --target chat &&
+  ldd "$tmp/build-relocated/chat" | grep "$moved/lib/libwebpubsub_client.so.$major" >/dev/null
+}
+check "CMake package is relocatable" relocated_cmake_package
+
+native_static_libs() {  # opt-in: rebuilds the crate once with --print native-static-libs
+  local printed
+  printed=$(cargo rustc --release -p webpubsub-client --crate-type staticlib -- --print native-static-libs 2>&1 |
+    sed -n 's/.*native-static-libs: //p' | tail -n 1)
+  echo "rustc: $printed"; grep "^Libs.private" "$lib/pkgconfig/webpubsub_client.pc"
+  [ -n "$printed" ] && grep -qxF "Libs.private: $printed" "$lib/pkgconfig/webpubsub_client.pc"
+}
+if [ "${CHECK_NATIVE_LIBS:-0}" = 1 ]; then check "Libs.private equals rustc --print native-static-libs" native_static_libs; fi
 
 header_compiles() {
   echo '#include <webpubsub_client.hpp>' > "$tmp/hpp_check.cpp"
