@@ -57,3 +57,55 @@ async def test_async_join_send_receive_and_forbidden(connection_string, hub):
         await b.close()
         await a_service.close()
         await b_service.close()
+
+
+async def test_async_recovery_after_drop_loses_and_duplicates_nothing(connection_string, hub, admin):
+    rx, rx_service, rx_messages = await open_client(connection_string, hub, "async-rx")
+    tx, tx_service, _ = await open_client(connection_string, hub, "async-tx")
+    disconnected = []
+
+    async def on_disconnected(args):
+        disconnected.append(args)
+
+    await rx.subscribe("disconnected", on_disconnected)
+
+    # Hold the client's recovery attempt (its _connect with a recover_start_time) until released.
+    attempted, released, recovered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    connect = rx._connect
+
+    async def held_connect(url, reconnect_tried_times=None, recover_start_time=None):
+        if recover_start_time is not None:
+            attempted.set()
+            await asyncio.wait_for(released.wait(), WAIT_S * 2)
+            await connect(url, reconnect_tried_times, recover_start_time)
+            recovered.set()
+            return
+        await connect(url, reconnect_tried_times, recover_start_time)
+
+    rx._connect = held_connect
+    try:
+        await rx.join_group("aseq")
+        first_id = rx._connection_id
+        before = [f"a{i}" for i in range(1, 6)]
+        during = [f"a{i}" for i in range(6, 21)]
+        for payload in before:
+            await tx.send_to_group("aseq", payload, "text")
+        got = [(await asyncio.wait_for(rx_messages.get(), WAIT_S)).data for _ in before]
+        admin.drop(hub, first_id)
+        await asyncio.wait_for(attempted.wait(), WAIT_S)
+        for payload in during:
+            await tx.send_to_group("aseq", payload, "text")
+        released.set()
+        await asyncio.wait_for(recovered.wait(), WAIT_S * 2)
+        await tx.send_to_group("aseq", "end", "text")
+        while not got or got[-1] != "end":
+            got.append((await asyncio.wait_for(rx_messages.get(), WAIT_S * 2)).data)
+        assert sorted(got) == sorted(before + during + ["end"]), got
+        assert len(got) == len(set(got))
+        assert rx._connection_id == first_id
+        assert disconnected == []
+    finally:
+        await rx.close()
+        await tx.close()
+        await rx_service.close()
+        await tx_service.close()
