@@ -3,11 +3,12 @@
 
 use crate::auth;
 use crate::hub::Hub;
-use crate::protocol::{self, Origin, Payload, Upstream as Msg, MAX_MESSAGE_BYTES};
+use crate::protobuf;
+use crate::protocol::{self, Origin, Payload, ProtocolError, Upstream as Msg, MAX_MESSAGE_BYTES};
 use crate::rest::error_response;
 use crate::roles::{Permission, Permissions};
 use crate::service::Service;
-use crate::session::{random_id, Delivery, Kind, Outbound, Session, SimpleMode};
+use crate::session::{random_id, Control, Delivery, Kind, Outbound, Session, SimpleMode};
 use crate::upstream::EventSource;
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -55,8 +56,20 @@ fn choose_subprotocol(requested: &[String]) -> Result<Chosen, &'static str> {
     if requested.iter().any(|p| p == protocol::JSON_V1) {
         return Ok(Chosen::Pubsub(Kind::Json, protocol::JSON_V1));
     }
-    if !requested.is_empty() && requested.iter().all(|p| p.starts_with("protobuf.")) {
-        return Err("protobuf subprotocols are not supported by this emulator");
+    if requested
+        .iter()
+        .any(|p| p == protobuf::PROTOBUF_RELIABLE_V1)
+    {
+        return Ok(Chosen::Pubsub(
+            Kind::ProtobufReliable,
+            protobuf::PROTOBUF_RELIABLE_V1,
+        ));
+    }
+    if requested.iter().any(|p| p == protobuf::PROTOBUF_V1) {
+        return Ok(Chosen::Pubsub(Kind::Protobuf, protobuf::PROTOBUF_V1));
+    }
+    if !requested.is_empty() && requested.iter().all(|p| p.contains(".webpubsub.azure.")) {
+        return Err("Unsupported Web PubSub subprotocol.");
     }
     Ok(Chosen::Simple(requested.first().cloned()))
 }
@@ -246,11 +259,10 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
             }
         }
     }
-    let kind = match subprotocol.as_deref() {
-        Some(protocol::JSON_RELIABLE_V1) => Kind::JsonReliable,
-        Some(protocol::JSON_V1) => Kind::Json,
-        _ => kind,
-    };
+    let kind = subprotocol
+        .as_deref()
+        .and_then(Kind::from_subprotocol)
+        .unwrap_or(kind);
     if let Some(p) = &subprotocol {
         match HeaderValue::from_str(p) {
             Ok(v) => upgrade.set_selected_protocol(v),
@@ -393,9 +405,10 @@ async fn run(
                                 _ => break,
                             }
                         }
-                        if !s.is_simple() {
-                            let frame = protocol::encode_disconnected(&reason);
-                            let _ = ws.feed(Message::Text(frame.into())).await;
+                        match s.control(Control::Disconnected(&reason)) {
+                            Some(Outbound::Text(t)) => { let _ = ws.feed(Message::Text(t)).await; }
+                            Some(Outbound::Binary(b)) => { let _ = ws.feed(Message::Binary(b)).await; }
+                            _ => {}
                         }
                         if send_close(&mut ws, code, &reason).await.is_ok() {
                             await_close(&mut ws).await;
@@ -479,7 +492,10 @@ async fn on_message(svc: &Service, hub: &Arc<Hub>, s: &Arc<Session>, m: Message)
             if s.is_simple() {
                 return on_simple(svc, hub, s, Payload::Text(t.as_str().to_string())).await;
             }
-            on_json(svc, hub, s, t.as_str()).await
+            if s.is_protobuf() {
+                return Flow::Close(1003, "Text frames are not valid on protobuf.".into());
+            }
+            on_parsed(svc, hub, s, protocol::parse_upstream(t.as_str())).await
         }
         Message::Binary(b) => {
             if b.len() > MAX_MESSAGE_BYTES {
@@ -488,8 +504,11 @@ async fn on_message(svc: &Service, hub: &Arc<Hub>, s: &Arc<Session>, m: Message)
             if s.is_simple() {
                 return on_simple(svc, hub, s, Payload::Binary(b)).await;
             }
+            if s.is_protobuf() {
+                return on_parsed(svc, hub, s, protobuf::parse_upstream(&b)).await;
+            }
             match std::str::from_utf8(&b) {
-                Ok(text) => on_json(svc, hub, s, text).await,
+                Ok(text) => on_parsed(svc, hub, s, protocol::parse_upstream(text)).await,
                 Err(_) => Flow::Close(1007, "Binary frame is not UTF-8 JSON.".into()),
             }
         }
@@ -505,14 +524,14 @@ fn ack(s: &Session, ack_id: Option<u64>, result: Result<(), (&str, String)>) {
         }
         return;
     };
-    let frame = match &result {
+    let error = match &result {
         Ok(()) => {
             s.remember_ack(id);
-            protocol::encode_ack(id, None)
+            None
         }
-        Err((name, msg)) => protocol::encode_ack(id, Some((name, msg))),
+        Err((name, msg)) => Some((*name, msg.as_str())),
     };
-    s.send_control(Outbound::Text(Utf8Bytes::from(frame)));
+    s.send(Control::Ack { ack_id: id, error });
 }
 
 /// Answers a reused successful ackId; true when it was a duplicate.
@@ -520,8 +539,10 @@ fn duplicate(s: &Session, ack_id: Option<u64>) -> bool {
     match ack_id {
         Some(id) if s.is_duplicate(id) => {
             let msg = format!("Message with ack-id: {id} has been processed");
-            let frame = protocol::encode_ack(id, Some(("Duplicate", &msg)));
-            s.send_control(Outbound::Text(Utf8Bytes::from(frame)));
+            s.send(Control::Ack {
+                ack_id: id,
+                error: Some(("Duplicate", &msg)),
+            });
             true
         }
         _ => false,
@@ -545,8 +566,13 @@ fn check_group(s: &Session, perm: Permission, group: &str) -> Result<(), (&'stat
     Ok(())
 }
 
-async fn on_json(svc: &Service, hub: &Arc<Hub>, s: &Arc<Session>, text: &str) -> Flow {
-    let msg = match protocol::parse_upstream(text) {
+async fn on_parsed(
+    svc: &Service,
+    hub: &Arc<Hub>,
+    s: &Arc<Session>,
+    parsed: Result<Msg, ProtocolError>,
+) -> Flow {
+    let msg = match parsed {
         Ok(m) => m,
         Err(e) => return Flow::Close(1007, format!("Invalid message: {e}")),
     };
@@ -615,7 +641,7 @@ async fn on_json(svc: &Service, hub: &Arc<Hub>, s: &Arc<Session>, text: &str) ->
             ack(s, ack_id, r);
         }
         Msg::SequenceAck { sequence_id } => s.sequence_ack(sequence_id),
-        Msg::Ping => s.send_control(Outbound::Text(Utf8Bytes::from(protocol::encode_pong()))),
+        Msg::Ping => s.send(Control::Pong),
         Msg::Invoke {
             invocation_id,
             event,

@@ -4,7 +4,6 @@
 use crate::hub::Hub;
 use crate::rest::{authorize, error_response};
 use crate::service::Service;
-use crate::session::Kind;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -55,11 +54,8 @@ pub fn close_connection(svc: &Service, hub: &str, id: &str, code: u16, reason: &
     let Some((h, s)) = find(svc, hub, id) else {
         return false;
     };
-    if !s.is_simple() {
-        let frame = crate::protocol::encode_disconnected(reason);
-        s.send_control(crate::session::Outbound::Text(frame.into()));
-    }
-    if code == 1000 || code == 1008 || s.kind != Kind::JsonReliable {
+    s.send(crate::session::Control::Disconnected(reason));
+    if code == 1000 || code == 1008 || !s.is_reliable() {
         h.end_session(
             &s,
             reason,

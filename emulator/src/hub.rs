@@ -2,10 +2,8 @@
 //! to. Fan-out takes read locks only and never writes to a socket (writers drain per-connection
 //! queues), so a slow client cannot stall anyone else.
 
-use crate::protocol;
-use crate::session::{DeliverOutcome, Delivery, Outbound, Session};
+use crate::session::{Control, DeliverOutcome, Delivery, Outbound, Session};
 use crate::upstream::Upstream;
-use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -149,11 +147,7 @@ impl Hub {
     /// Server-initiated close: `disconnected` system frame (PubSub clients), then close 1000,
     /// and the session is removed.
     pub fn close_session(&self, s: &Arc<Session>, reason: &str) {
-        if !s.is_simple() {
-            s.send_control(Outbound::Text(Utf8Bytes::from(
-                protocol::encode_disconnected(reason),
-            )));
-        }
+        s.send(Control::Disconnected(reason));
         self.end_session(s, reason, Some(Outbound::Close(1000, reason.to_string())));
     }
 

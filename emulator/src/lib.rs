@@ -11,6 +11,7 @@ mod connection;
 mod faults;
 mod filter;
 mod hub;
+mod protobuf;
 mod protocol;
 mod rest;
 mod roles;

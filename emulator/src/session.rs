@@ -1,7 +1,8 @@
 //! One logical client connection: identity, groups, permissions, and (on the reliable
-//! subprotocol) sequence ids, the replay buffer and the ackId dedupe cache. A session outlives
-//! its transport while it is recoverable.
+//! subprotocols) sequence ids, the replay buffer and the ackId dedupe cache. A session outlives
+//! its transport while it is recoverable. Frames are encoded here for the session's protocol.
 
+use crate::protobuf;
 use crate::protocol::{self, Origin, Payload};
 use crate::roles::Permissions;
 use axum::extract::ws::Utf8Bytes;
@@ -9,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Unacknowledged messages kept for recovery before the connection is closed.
@@ -30,6 +31,21 @@ pub enum Kind {
     Simple(SimpleMode),
     Json,
     JsonReliable,
+    Protobuf,
+    ProtobufReliable,
+}
+
+impl Kind {
+    /// The PubSub kind for a subprotocol name (`None` for simple clients).
+    pub fn from_subprotocol(name: &str) -> Option<Kind> {
+        match name {
+            protocol::JSON_RELIABLE_V1 => Some(Kind::JsonReliable),
+            protocol::JSON_V1 => Some(Kind::Json),
+            protobuf::PROTOBUF_RELIABLE_V1 => Some(Kind::ProtobufReliable),
+            protobuf::PROTOBUF_V1 => Some(Kind::Protobuf),
+            _ => None,
+        }
+    }
 }
 
 /// A command for a connection's writer.
@@ -43,10 +59,13 @@ pub enum Outbound {
     Cut,
 }
 
-/// A data message encoded once for every receiver.
+/// A data message encoded once for every receiver (the protobuf body on first use).
 pub struct Delivery {
     json: Utf8Bytes,
     raw: RawFrame,
+    group: Option<String>,
+    data_type: &'static str,
+    protobuf: OnceLock<Vec<u8>>,
 }
 
 enum RawFrame {
@@ -62,8 +81,61 @@ impl Delivery {
             Payload::Text(s) | Payload::Json(s) => RawFrame::Text(Utf8Bytes::from(s.as_str())),
             Payload::Binary(b) | Payload::Protobuf(b) => RawFrame::Binary(b.clone()),
         };
-        Delivery { json, raw }
+        let group = match origin {
+            Origin::Group { group, .. } => Some(group.to_string()),
+            Origin::Server => None,
+        };
+        Delivery {
+            json,
+            raw,
+            group,
+            data_type: data.data_type(),
+            protobuf: OnceLock::new(),
+        }
     }
+
+    fn protobuf_inner(&self) -> &[u8] {
+        self.protobuf.get_or_init(|| {
+            let raw: &[u8] = match &self.raw {
+                RawFrame::Text(t) => t.as_bytes(),
+                RawFrame::Binary(b) => b,
+            };
+            protobuf::encode_data_inner(self.group.as_deref(), self.data_type, raw)
+        })
+    }
+}
+
+/// A frame kept for replay.
+#[derive(Clone)]
+enum Frame {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+impl Frame {
+    fn len(&self) -> usize {
+        match self {
+            Frame::Text(t) => t.len(),
+            Frame::Binary(b) => b.len(),
+        }
+    }
+
+    fn outbound(&self) -> Outbound {
+        match self {
+            Frame::Text(t) => Outbound::Text(t.clone()),
+            Frame::Binary(b) => Outbound::Binary(b.clone()),
+        }
+    }
+}
+
+/// A control message, encoded per protocol by [`Session::control`].
+pub enum Control<'a> {
+    Ack {
+        ack_id: u64,
+        error: Option<(&'a str, &'a str)>,
+    },
+    Pong,
+    Disconnected(&'a str),
 }
 
 struct Transport {
@@ -76,7 +148,7 @@ struct State {
     transport: Option<Transport>,
     generation: u64,
     next_sequence_id: u64,
-    buffer: VecDeque<(u64, Utf8Bytes)>,
+    buffer: VecDeque<(u64, Frame)>,
     buffered_bytes: usize,
     ack_ids: HashSet<u64>,
     ended: bool,
@@ -126,7 +198,7 @@ impl Session {
         subprotocol: Option<String>,
         permissions: Permissions,
     ) -> Session {
-        let reliable = kind == Kind::JsonReliable;
+        let reliable = matches!(kind, Kind::JsonReliable | Kind::ProtobufReliable);
         Session {
             id,
             hub: hub.to_string(),
@@ -145,20 +217,56 @@ impl Session {
     }
 
     pub fn is_reliable(&self) -> bool {
-        self.kind == Kind::JsonReliable
+        matches!(self.kind, Kind::JsonReliable | Kind::ProtobufReliable)
+    }
+
+    pub fn is_protobuf(&self) -> bool {
+        matches!(self.kind, Kind::Protobuf | Kind::ProtobufReliable)
+    }
+
+    /// A control frame in this session's protocol; `None` for simple clients.
+    pub fn control(&self, c: Control<'_>) -> Option<Outbound> {
+        if self.is_simple() {
+            return None;
+        }
+        Some(if self.is_protobuf() {
+            Outbound::Binary(match c {
+                Control::Ack { ack_id, error } => protobuf::encode_ack(ack_id, error),
+                Control::Pong => protobuf::encode_pong(),
+                Control::Disconnected(reason) => protobuf::encode_disconnected(reason),
+            })
+        } else {
+            Outbound::Text(Utf8Bytes::from(match c {
+                Control::Ack { ack_id, error } => protocol::encode_ack(ack_id, error),
+                Control::Pong => protocol::encode_pong(),
+                Control::Disconnected(reason) => protocol::encode_disconnected(reason),
+            }))
+        })
+    }
+
+    /// Sends a control message now (not buffered, no sequence id).
+    pub fn send(&self, c: Control<'_>) {
+        if let Some(o) = self.control(c) {
+            self.send_control(o);
+        }
     }
 
     pub fn is_simple(&self) -> bool {
         matches!(self.kind, Kind::Simple(_))
     }
 
-    /// The `connected` frame for this session.
-    pub fn connected_frame(&self) -> String {
-        protocol::encode_connected(
-            &self.id,
-            self.user_id.as_deref(),
-            self.reconnection_token.as_deref(),
-        )
+    /// The `connected` frame for this session (`None` for simple clients).
+    fn connected_frame(&self) -> Option<Outbound> {
+        let (user, token) = (self.user_id.as_deref(), self.reconnection_token.as_deref());
+        match self.kind {
+            Kind::Simple(_) => None,
+            Kind::Json | Kind::JsonReliable => Some(Outbound::Text(Utf8Bytes::from(
+                protocol::encode_connected(&self.id, user, token),
+            ))),
+            Kind::Protobuf | Kind::ProtobufReliable => Some(Outbound::Binary(
+                protobuf::encode_connected(&self.id, user, token),
+            )),
+        }
     }
 
     /// Installs a new transport, replacing (cutting) any previous one. The `connected` frame
@@ -174,11 +282,11 @@ impl Session {
         if let Some(old) = st.transport.take() {
             let _ = old.tx.send(Outbound::Cut);
         }
-        if !self.is_simple() {
-            let _ = tx.send(Outbound::Text(Utf8Bytes::from(self.connected_frame())));
+        if let Some(c) = self.connected_frame() {
+            let _ = tx.send(c);
         }
         for (_, frame) in &st.buffer {
-            let _ = tx.send(Outbound::Text(frame.clone()));
+            let _ = tx.send(frame.outbound());
         }
         st.transport = Some(Transport { tx, generation });
         Some(generation)
@@ -258,11 +366,18 @@ impl Session {
         if st.ended {
             return DeliverOutcome::Delivered;
         }
-        match &self.kind {
-            Kind::JsonReliable => {
+        let frame = match &self.kind {
+            Kind::JsonReliable | Kind::ProtobufReliable => {
                 let seq = st.next_sequence_id;
                 st.next_sequence_id += 1;
-                let frame = Utf8Bytes::from(protocol::with_sequence_id(d.json.as_str(), seq));
+                let frame = if self.kind == Kind::JsonReliable {
+                    Frame::Text(Utf8Bytes::from(protocol::with_sequence_id(
+                        d.json.as_str(),
+                        seq,
+                    )))
+                } else {
+                    Frame::Binary(protobuf::encode_data(d.protobuf_inner(), Some(seq)))
+                };
                 st.buffered_bytes += frame.len();
                 st.buffer.push_back((seq, frame.clone()));
                 if st.buffer.len() > MAX_BUFFERED_MESSAGES || st.buffered_bytes > MAX_BUFFERED_BYTES
@@ -271,30 +386,25 @@ impl Session {
                     st.buffer.clear();
                     st.buffered_bytes = 0;
                     if let Some(t) = st.transport.take() {
-                        let _ = t.tx.send(Outbound::Text(Utf8Bytes::from(
-                            protocol::encode_disconnected("Reliable message buffer overflowed"),
-                        )));
+                        let reason = "Reliable message buffer overflowed";
+                        if let Some(o) = self.control(Control::Disconnected(reason)) {
+                            let _ = t.tx.send(o);
+                        }
                         let _ = t.tx.send(Outbound::Close(1008, "buffer overflow".into()));
                     }
                     return DeliverOutcome::Overflow;
                 }
-                if let Some(t) = &st.transport {
-                    let _ = t.tx.send(Outbound::Text(frame));
-                }
+                frame.outbound()
             }
-            Kind::Json => {
-                if let Some(t) = &st.transport {
-                    let _ = t.tx.send(Outbound::Text(d.json.clone()));
-                }
-            }
-            Kind::Simple(_) => {
-                if let Some(t) = &st.transport {
-                    let _ = t.tx.send(match &d.raw {
-                        RawFrame::Text(s) => Outbound::Text(s.clone()),
-                        RawFrame::Binary(b) => Outbound::Binary(b.clone()),
-                    });
-                }
-            }
+            Kind::Json => Outbound::Text(d.json.clone()),
+            Kind::Protobuf => Outbound::Binary(protobuf::encode_data(d.protobuf_inner(), None)),
+            Kind::Simple(_) => match &d.raw {
+                RawFrame::Text(s) => Outbound::Text(s.clone()),
+                RawFrame::Binary(b) => Outbound::Binary(b.clone()),
+            },
+        };
+        if let Some(t) = &st.transport {
+            let _ = t.tx.send(frame);
         }
         DeliverOutcome::Delivered
     }

@@ -148,10 +148,10 @@ async fn simple_clients_get_raw_frames() {
 }
 
 #[tokio::test]
-async fn protobuf_only_is_refused() {
+async fn unknown_webpubsub_subprotocol_is_refused() {
     let emu = emulator().await;
     let url = emu.client_access_url("h", None, &[], &[], HOUR);
-    let e = try_connect(&url, &["protobuf.reliable.webpubsub.azure.v1"])
+    let e = try_connect(&url, &["json.webpubsub.azure.v9"])
         .await
         .unwrap_err();
     assert_eq!(status_of(e), 400);
