@@ -20,7 +20,7 @@ use super::transport::{self, Socket};
 use super::{url as client_url, Credential, Shared};
 use crate::client::{ClientId, ClientOptions, Event, EventHandler};
 use crate::error::Error;
-use crate::protocol::{Codec, JsonCodec};
+use crate::protocol::{AnyCodec, Codec};
 use crate::wps_log;
 
 mod socket;
@@ -69,7 +69,7 @@ pub(crate) struct Actor {
     id: ClientId,
     credential: Credential,
     options: ClientOptions,
-    codec: JsonCodec,
+    codec: AnyCodec,
     handler: Arc<dyn EventHandler>,
     shared: Arc<Shared>,
     cmd_rx: mpsc::UnboundedReceiver<Command>,
@@ -103,7 +103,7 @@ impl Actor {
         shared: Arc<Shared>,
         cmd_rx: mpsc::UnboundedReceiver<Command>,
     ) -> Actor {
-        let codec = JsonCodec::new(options.protocol.is_reliable());
+        let codec = options.protocol.codec();
         Actor {
             id,
             credential,

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::Error;
-use crate::protocol::{Codec, EncodeError, Frame, JsonCodec, Payload, Request};
+use crate::protocol::{AnyCodec, Codec, EncodeError, Frame, Payload, Request};
 
 use command::{Command, Outbound, OutboundKind};
 pub use event::{ClientId, Event, EventHandler};
@@ -104,7 +104,7 @@ struct Inner {
     id: ClientId,
     pid: u32,
     options: ClientOptions,
-    codec: JsonCodec,
+    codec: AnyCodec,
     shared: Arc<Shared>,
     cmd_tx: mpsc::UnboundedSender<Command>,
     next_invocation_id: AtomicU64,
@@ -127,7 +127,7 @@ impl Client {
             next_ack_id: AtomicU64::new(1),
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let codec = JsonCodec::new(options.protocol.is_reliable());
+        let codec = options.protocol.codec();
         let actor = actor::Actor::new(
             id,
             credential,

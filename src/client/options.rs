@@ -13,12 +13,28 @@ pub enum Protocol {
     JsonReliable,
     /// `json.webpubsub.azure.v1`: no recovery; a drop means a new connection.
     Json,
+    /// `protobuf.reliable.webpubsub.azure.v1`: binary frames, recovery like `JsonReliable`.
+    /// No `fromUserId` on messages and no `invoke`.
+    ProtobufReliable,
+    /// `protobuf.webpubsub.azure.v1`.
+    Protobuf,
 }
 
 impl Protocol {
     /// Whether the protocol supports recovery.
     pub fn is_reliable(self) -> bool {
-        matches!(self, Protocol::JsonReliable)
+        matches!(self, Protocol::JsonReliable | Protocol::ProtobufReliable)
+    }
+
+    /// The codec speaking this protocol.
+    pub fn codec(self) -> crate::protocol::AnyCodec {
+        use crate::protocol::{AnyCodec, JsonCodec, ProtobufCodec};
+        match self {
+            Protocol::JsonReliable => AnyCodec::Json(JsonCodec::new(true)),
+            Protocol::Json => AnyCodec::Json(JsonCodec::new(false)),
+            Protocol::ProtobufReliable => AnyCodec::Protobuf(ProtobufCodec::new(true)),
+            Protocol::Protobuf => AnyCodec::Protobuf(ProtobufCodec::new(false)),
+        }
     }
 }
 

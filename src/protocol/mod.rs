@@ -4,9 +4,11 @@
 pub mod base64;
 pub mod json;
 pub mod messages;
+pub mod protobuf;
 
 pub use json::JsonCodec;
 pub use messages::{AckError, DataType, Downstream, Payload, Request};
+pub use protobuf::ProtobufCodec;
 
 /// One WebSocket data frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,4 +66,43 @@ pub trait Codec: Send + Sync + 'static {
     fn encode(&self, request: &Request<'_>) -> Result<Frame, EncodeError>;
     /// Decodes one frame. Unknown message kinds decode to [`Downstream::Ignored`].
     fn decode(&self, frame: FrameRef<'_>) -> Result<Downstream, DecodeError>;
+}
+
+/// Either codec, chosen by the client's protocol option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyCodec {
+    /// The JSON subprotocols.
+    Json(JsonCodec),
+    /// The protobuf subprotocols.
+    Protobuf(ProtobufCodec),
+}
+
+impl Codec for AnyCodec {
+    fn subprotocol(&self) -> &'static str {
+        match self {
+            AnyCodec::Json(c) => c.subprotocol(),
+            AnyCodec::Protobuf(c) => c.subprotocol(),
+        }
+    }
+
+    fn is_reliable(&self) -> bool {
+        match self {
+            AnyCodec::Json(c) => c.is_reliable(),
+            AnyCodec::Protobuf(c) => c.is_reliable(),
+        }
+    }
+
+    fn encode(&self, request: &Request<'_>) -> Result<Frame, EncodeError> {
+        match self {
+            AnyCodec::Json(c) => c.encode(request),
+            AnyCodec::Protobuf(c) => c.encode(request),
+        }
+    }
+
+    fn decode(&self, frame: FrameRef<'_>) -> Result<Downstream, DecodeError> {
+        match self {
+            AnyCodec::Json(c) => c.decode(frame),
+            AnyCodec::Protobuf(c) => c.decode(frame),
+        }
+    }
 }
