@@ -255,6 +255,29 @@ for lang in c cpp; do
   done
 done
 
+# The C examples under valgrind memcheck (release library, no sanitizer): no invalid accesses,
+# nothing definitely lost. Known runtime noise is suppressed with the C tests' file.
+vg_supp=()
+[ -f "$repo/tests/c/valgrind.supp" ] && vg_supp=(--suppressions="$repo/tests/c/valgrind.supp")
+valgrind_chat() {
+  local bin=$tmp/build-c-pkgconfig-shared/chat
+  local url; url=$(mint webchat --user chat-valgrind "${roles[@]}") || return 1
+  printf 'under valgrind\n' | timeout 180 valgrind -q "${vg_supp[@]}" --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite --show-leak-kinds=definite "$bin" "$url" room-valgrind
+}
+valgrind_gateway() {
+  local bin=$tmp/build-c-pkgconfig-shared/gateway
+  local url; url=$(mint gateway --user gateway-valgrind "${roles[@]}") || return 1
+  timeout 300 valgrind -q "${vg_supp[@]}" --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-leak-kinds=definite "$bin" "$url" gw-valgrind 5 3 120
+}
+if command -v valgrind >/dev/null && [ -x "$tmp/build-c-pkgconfig-shared/chat" ]; then
+  check "c chat under valgrind memcheck" valgrind_chat
+  check "c gateway (5 clients) under valgrind memcheck" valgrind_gateway
+else
+  echo "note: valgrind not installed; skipping the memcheck runs"
+fi
+
 # --- C++ wrapper tests -------------------------------------------------------------------------
 export WPS_TEST_URL WPS_TEST_URL_NOROLES
 WPS_TEST_URL=$(mint cpptests --user cpp-tester "${roles[@]}")
