@@ -8,6 +8,7 @@ access key bytes (standard library only).
   wps_tool.py url HUB [--user U] [--role R]... [--exp SECONDS_FROM_NOW]
   wps_tool.py fault HUB CONNECTION_ID drop|expire|close [CODE]
   wps_tool.py connections HUB
+  wps_tool.py server-send HUB CONNECTION_ID TEXT     (REST: send text to one connection)
 """
 import base64
 import hashlib
@@ -52,11 +53,14 @@ def client_url(hub, user, roles, exp):
     return f"{ws}/client/hubs/{hub}?access_token={jwt(key, claims)}"
 
 
-def emulator_request(method, path):
+def emulator_request(method, path, body=None, content_type=None):
     endpoint, key = connstr()
     url = f"{endpoint}{path}"
     token = jwt(key, {"aud": url, "exp": int(time.time()) + 300})
-    req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.status, resp.read().decode()
 
@@ -90,6 +94,11 @@ def main(argv):
         status, body = emulator_request("GET", f"/_emulator/hubs/{hub}/connections")
         print(body)
         return 0 if status == 200 else 1
+    if cmd == "server-send":
+        conn, text = argv[3], argv[4]
+        path = f"/api/hubs/{hub}/connections/{conn}/:send?api-version=2024-12-01"
+        status, _ = emulator_request("POST", path, text.encode(), "text/plain")
+        return 0 if 200 <= status < 300 else 1
     raise SystemExit(f"unknown command {cmd}")
 
 
