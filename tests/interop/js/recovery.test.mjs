@@ -74,9 +74,27 @@ test(":close with 1008 is not recovered; the client reconnects", async (t) => {
   const noRecoveryCodes = watchNoRecovery(a.client);
   const firstId = a.inbox.of("connected")[0].connectionId;
   await admin.close(hub, firstId, 1008, "policy test");
-  await a.inbox.waitEvent("disconnected");
+  const [disconnected] = await a.inbox.waitEvent("disconnected");
+  assert.equal(disconnected.message?.message, "policy test");
   const second = (await a.inbox.waitEvent("connected", 2, () => true, WAIT_MS * 2))[1];
   assert.notEqual(second.connectionId, firstId);
   assert.equal(gate.attempts, 0);
   assert.deepEqual(noRecoveryCodes, [1008]);
+});
+
+test(":close with another code is recovered with the same connection id", async (t) => {
+  const hub = uniqueHub("close4000");
+  const a = await openClient(t, hub, { userId: "going-away" });
+  await a.client.joinGroup("g");
+  const gate = holdRecovery(a.client);
+  gate.release();
+  const firstId = a.inbox.of("connected")[0].connectionId;
+  await admin.close(hub, firstId, 4000, "transient");
+  await withTimeout(gate.attempted, "recovery attempt after close 4000");
+  await a.service.group("g").sendToAll("after close", { contentType: "text/plain" });
+  await a.inbox.waitEvent("group-message", 1, (e) => e.message.data === "after close", WAIT_MS * 2);
+  assert.equal(gate.recovered, 1);
+  assert.equal(a.inbox.of("disconnected").length, 0);
+  assert.equal(a.inbox.of("connected").length, 1);
+  assert.deepEqual((await admin.connections(hub)).map((c) => c.connectionId), [firstId]);
 });

@@ -103,8 +103,24 @@ def test_close_with_1008_is_not_recovered(make_client, admin, hub):
     gate = RecoveryGate(client)
     no_recovery_codes = watch_no_recovery(client)
     admin.close(hub, first_id, 1008, "policy test")
-    inbox.wait_event("disconnected")
+    (disconnected,) = inbox.wait_event("disconnected")
+    assert disconnected.message == "policy test"
     second = inbox.wait_event("connected", count=2, timeout=WAIT_S * 2)[1]
     assert second.connection_id != first_id
     assert not gate.attempted.is_set()
     assert no_recovery_codes == [1008]
+
+
+def test_close_with_other_code_is_recovered(make_client, admin, hub, service):
+    client, inbox = make_client(user_id="going-away")
+    client.join_group("g")
+    first_id = client._connection_id
+    gate = RecoveryGate(client)
+    gate.released.set()
+    admin.close(hub, first_id, 4000, "transient")
+    assert gate.recovered.wait(WAIT_S * 2), "client did not recover after close 4000"
+    service.send_to_group("g", "after close", content_type="text/plain")
+    inbox.wait_event("group-message", where=lambda m: m.data == "after close")
+    assert client._connection_id == first_id
+    assert inbox.of("disconnected") == []
+    assert len(inbox.of("connected")) == 1
