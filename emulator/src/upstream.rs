@@ -10,8 +10,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Time allowed for one handler call.
@@ -72,6 +73,8 @@ pub struct Upstream {
     origin: String,
     client: Client<HttpConnector, Full<Bytes>>,
     next_id: AtomicU64,
+    /// Hubs whose handler URL went through abuse-protection validation.
+    validated: Mutex<HashSet<String>>,
 }
 
 impl Upstream {
@@ -82,6 +85,7 @@ impl Upstream {
             origin: origin.to_string(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             next_id: AtomicU64::new(1),
+            validated: Mutex::new(HashSet::new()),
         }
     }
 
@@ -89,6 +93,44 @@ impl Upstream {
         self.template
             .replace("{hub}", hub)
             .replace("{event}", event)
+    }
+
+    /// Abuse-protection validation (`OPTIONS`, once per hub). A handler that does not allow
+    /// this origin only gets a warning: events are still delivered.
+    async fn validate(&self, hub: &str) {
+        if !self
+            .validated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hub.to_lowercase())
+        {
+            return;
+        }
+        let url = self.url(hub, "validate");
+        let req = hyper::Request::builder()
+            .method("OPTIONS")
+            .uri(&url)
+            .header("webhook-request-origin", &self.origin)
+            .header("ce-awpsversion", "1.0")
+            .body(Full::new(Bytes::new()));
+        let Ok(req) = req else { return };
+        let allowed = match tokio::time::timeout(HANDLER_TIMEOUT, self.client.request(req)).await {
+            Ok(Ok(resp)) if resp.status().is_success() => resp
+                .headers()
+                .get_all("webhook-allowed-origin")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|o| o.trim() == "*" || o.trim().eq_ignore_ascii_case(&self.origin)),
+            _ => false,
+        };
+        if !allowed {
+            log::warn!(
+                "upstream handler {url} did not allow origin '{}' in abuse-protection validation; \
+                 events are delivered anyway",
+                self.origin
+            );
+        }
     }
 
     /// POSTs one CloudEvent and returns the handler's response (any status).
@@ -100,6 +142,7 @@ impl Upstream {
         content_type: &str,
         body: Bytes,
     ) -> Result<HandlerResponse, String> {
+        self.validate(src.hub).await;
         let url = self.url(src.hub, event_name);
         let signature = format!(
             "sha256={}",

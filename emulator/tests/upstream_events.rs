@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use webpubsub_emulator::{Config, Emulator};
 
 struct Seen {
+    event: String,
     path: String,
     headers: HeaderMap,
     body: bytes::Bytes,
@@ -20,18 +21,25 @@ struct Seen {
 
 async fn handler(tx: mpsc::UnboundedSender<Seen>, req: Request<Body>) -> Response {
     let path = req.uri().path().to_string();
+    let req_is_options = req.method() == axum::http::Method::OPTIONS;
     let headers = req.headers().clone();
     let body = to_bytes(req.into_body(), 1 << 20).await.unwrap();
-    let event = headers["ce-eventname"].to_str().unwrap().to_string();
+    let event = if req_is_options {
+        "OPTIONS".to_string()
+    } else {
+        headers["ce-eventname"].to_str().unwrap().to_string()
+    };
     let user = headers
         .get("ce-userid")
         .map(|v| v.to_str().unwrap().to_string());
     let _ = tx.send(Seen {
+        event: event.clone(),
         path,
         headers,
         body: body.clone(),
     });
     match event.as_str() {
+        "OPTIONS" => (StatusCode::OK, [("webhook-allowed-origin", "*")]).into_response(),
         "connect" if user.as_deref() == Some("blocked") => {
             (StatusCode::FORBIDDEN, "not you").into_response()
         }
@@ -62,7 +70,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Seen>, event: &str) -> Seen {
     tokio::time::timeout(DEADLINE, async {
         loop {
             let s = rx.recv().await.expect("handler alive");
-            if s.headers["ce-eventname"] == event {
+            if s.event == event {
                 return s;
             }
         }
@@ -126,6 +134,10 @@ async fn cloud_events_reach_the_handler_and_answers_reach_the_client() {
     );
     let id = connected["connectionId"].as_str().unwrap().to_string();
 
+    let validation = next(&mut rx, "OPTIONS").await;
+    assert_eq!(validation.path, "/up/Hub1/validate");
+    assert_eq!(validation.headers["ce-awpsversion"], "1.0");
+    assert!(validation.headers.contains_key("webhook-request-origin"));
     let connect = next(&mut rx, "connect").await;
     assert_eq!(connect.path, "/up/Hub1/connect");
     let h = &connect.headers;
