@@ -92,6 +92,8 @@ pub(crate) struct Actor {
     /// Close reason of the first drop of the current loss episode (kept across recovery
     /// attempts until traffic flows again).
     loss_reason: Option<String>,
+    /// Reused list of fire-and-forget senders waiting for a flush.
+    written: Vec<oneshot::Sender<Result<(), Error>>>,
 }
 
 impl Actor {
@@ -126,6 +128,7 @@ impl Actor {
             reconnection_token: None,
             last_disconnected: None,
             loss_reason: None,
+            written: Vec::new(),
         }
     }
 

@@ -51,6 +51,13 @@ impl Actor {
             }
         }
         let far = Instant::now() + Duration::from_secs(86400 * 365);
+        // Timers live across iterations (re-arming one per command would cost a timer
+        // registration per message). The keep-alive timer may fire early because inbound
+        // frames move its deadline later; it then re-arms itself.
+        let keep_timer = tokio::time::sleep_until(keep.next_wakeup().unwrap_or(far));
+        tokio::pin!(keep_timer);
+        let ready_timer = tokio::time::sleep_until(ready_deadline);
+        tokio::pin!(ready_timer);
         loop {
             if let Some(cmd) = self.deferred.pop_front() {
                 if let Some(end) = self.command(socket, cmd, *ready).await {
@@ -58,8 +65,6 @@ impl Actor {
                 }
                 continue;
             }
-            let keep_at = keep.next_wakeup().unwrap_or(far);
-            let ready_at = if *ready { far } else { ready_deadline };
             tokio::select! {
                 cmd = self.cmd_rx.recv() => {
                     let Some(cmd) = cmd else { return DriveEnd::Stop };
@@ -102,7 +107,7 @@ impl Actor {
                         self.rejoin_failed(group, error);
                     }
                 }
-                _ = tokio::time::sleep_until(keep_at) => {
+                _ = &mut keep_timer => {
                     let now = Instant::now();
                     if keep.is_dead(now) {
                         return DriveEnd::Dead;
@@ -112,8 +117,9 @@ impl Actor {
                             return e;
                         }
                     }
+                    keep_timer.as_mut().reset(keep.next_wakeup().unwrap_or(far));
                 }
-                _ = tokio::time::sleep_until(ready_at) => {
+                _ = &mut ready_timer, if !*ready => {
                     return DriveEnd::NotReady(Error::Timeout { ack_id: None });
                 }
             }
@@ -203,7 +209,7 @@ impl Actor {
 
     /// Writes `first` and whatever else is already queued on the channel, then flushes once.
     async fn write_batch(&mut self, socket: &mut Socket, first: Outbound) -> Result<(), DriveEnd> {
-        let mut written: Vec<oneshot::Sender<Result<(), Error>>> = Vec::new();
+        let mut written = std::mem::take(&mut self.written);
         let mut result = self.feed(socket, first, &mut written).await;
         let mut n = 1;
         while result.is_ok() && n < WRITE_BATCH {
@@ -224,9 +230,10 @@ impl Actor {
         }
         match result {
             Ok(()) => {
-                for w in written {
+                for w in written.drain(..) {
                     let _ = w.send(Ok(()));
                 }
+                self.written = written;
                 Ok(())
             }
             Err(msg) => {
