@@ -8,6 +8,7 @@
 mod auth;
 mod config;
 mod connection;
+mod dispatch;
 mod faults;
 mod filter;
 mod hub;
@@ -18,6 +19,7 @@ mod roles;
 mod router;
 mod service;
 mod session;
+mod transport;
 mod upstream;
 
 pub use config::{Config, DEFAULT_ACCESS_KEY};
