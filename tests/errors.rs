@@ -89,7 +89,13 @@ async fn reused_ack_id_is_a_duplicate_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_urls_are_invalid_url() {
-    for bad in ["", "not a url", "ftp://127.0.0.1/client", "ws://", "mailto:x@y"] {
+    for bad in [
+        "",
+        "not a url",
+        "ftp://127.0.0.1/client",
+        "ws://",
+        "mailto:x@y",
+    ] {
         let (c, _ev) = client_with(bad.to_string(), fast_options());
         let e = c.start().await.unwrap_err();
         assert!(matches!(e, Error::InvalidUrl(_)), "{bad:?}: {e:?}");
@@ -295,4 +301,62 @@ async fn subprotocol_not_echoed_is_a_protocol_error() {
         "{e:?}"
     );
     assert!(e.to_string().to_lowercase().contains("protocol"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_operations_time_out_after_retries_with_one_ack_id() {
+    let mut server = MockServer::start().await;
+    let opts = ClientOptions {
+        ack_timeout: Duration::from_millis(200),
+        ..fast_options() // 2 retries, 50 ms apart
+    };
+    let (c, mut ev) = client_with(server.url.clone(), opts);
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", Some("tok")).await;
+    start.await.unwrap().unwrap();
+    ev.next().await;
+    let op = tokio::spawn({
+        let c = c.clone();
+        async move { c.join_group("silent", None).await }
+    });
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(conn.recv_type("joinGroup").await["ackId"].as_u64().unwrap());
+    }
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "every attempt reuses the ack id: {ids:?}"
+    );
+    let e = op.await.unwrap().unwrap_err();
+    assert_eq!(
+        e,
+        Error::Timeout {
+            ack_id: Some(ids[0])
+        }
+    );
+    // The caller retries with the returned id and the service now answers Duplicate.
+    let first = ids[0];
+    let again = tokio::spawn({
+        let c = c.clone();
+        async move { c.join_group("silent", Some(first)).await }
+    });
+    let frame = conn.recv_type("joinGroup").await;
+    assert_eq!(frame["ackId"].as_u64(), Some(ids[0]));
+    conn.send(&format!(
+        r#"{{"type":"ack","ackId":{},"success":false,"error":{{"name":"Duplicate","message":"done"}}}}"#,
+        ids[0]
+    ))
+    .await;
+    assert_eq!(
+        again.await.unwrap().unwrap(),
+        AckOk {
+            ack_id: ids[0],
+            duplicated: true
+        }
+    );
+    c.stop().await.unwrap();
 }
