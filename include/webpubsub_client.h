@@ -182,12 +182,12 @@
 #define WPS_PROTOCOL_JSON 2
 
 /**
- * `protobuf.reliable.webpubsub.azure.v1` (reserved; not supported by this build).
+ * `protobuf.reliable.webpubsub.azure.v1`: binary frames, recovery like JSON reliable.
  */
 #define WPS_PROTOCOL_PROTOBUF_RELIABLE 3
 
 /**
- * `protobuf.webpubsub.azure.v1` (reserved; not supported by this build).
+ * `protobuf.webpubsub.azure.v1`: binary frames, no recovery.
  */
 #define WPS_PROTOCOL_PROTOBUF 4
 
@@ -946,8 +946,9 @@ wps_result wps_options_new(struct wps_options **out);
 void wps_options_free(struct wps_options *o);
 
 /**
- * Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default) or `WPS_PROTOCOL_JSON`.
- * The protobuf values are recognised but return `WPS_ERR_UNSUPPORTED` in this build.
+ * Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default), `WPS_PROTOCOL_JSON`,
+ * `WPS_PROTOCOL_PROTOBUF_RELIABLE` or `WPS_PROTOCOL_PROTOBUF` (protobuf: no `from_user_id` on
+ * group messages, `wps_invoke_event` unsupported).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.

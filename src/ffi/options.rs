@@ -11,16 +11,16 @@ use std::time::Duration;
 use crate::client::{ClientOptions, Protocol, RetryMode, RetryPolicy};
 
 use super::dispatch::{Mode, WPS_DISPATCH_POLL, WPS_DISPATCH_THREAD};
-use super::error::{report, wps_result, Failure, WPS_ERR_INVALID_ARG, WPS_ERR_UNSUPPORTED, WPS_OK};
+use super::error::{report, wps_result, Failure, WPS_ERR_INVALID_ARG, WPS_OK};
 use super::macros::{ffi_fn, non_null, str_arg, try_ffi};
 
 /// `json.reliable.webpubsub.azure.v1` (default): recovery without loss after a drop.
 pub const WPS_PROTOCOL_JSON_RELIABLE: u32 = 1;
 /// `json.webpubsub.azure.v1`: no recovery; a drop means a new connection.
 pub const WPS_PROTOCOL_JSON: u32 = 2;
-/// `protobuf.reliable.webpubsub.azure.v1` (reserved; not supported by this build).
+/// `protobuf.reliable.webpubsub.azure.v1`: binary frames, recovery like JSON reliable.
 pub const WPS_PROTOCOL_PROTOBUF_RELIABLE: u32 = 3;
-/// `protobuf.webpubsub.azure.v1` (reserved; not supported by this build).
+/// `protobuf.webpubsub.azure.v1`: binary frames, no recovery.
 pub const WPS_PROTOCOL_PROTOBUF: u32 = 4;
 
 /// The same delay before every retry.
@@ -154,8 +154,9 @@ unsafe fn with_builder(
     report(f(o))
 }
 
-/// Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default) or `WPS_PROTOCOL_JSON`.
-/// The protobuf values are recognised but return `WPS_ERR_UNSUPPORTED` in this build.
+/// Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default), `WPS_PROTOCOL_JSON`,
+/// `WPS_PROTOCOL_PROTOBUF_RELIABLE` or `WPS_PROTOCOL_PROTOBUF` (protobuf: no `from_user_id` on
+/// group messages, `wps_invoke_event` unsupported).
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
@@ -176,12 +177,8 @@ pub unsafe extern "C" fn wps_options_set_protocol(
                 o.engine.protocol = match protocol {
                     WPS_PROTOCOL_JSON_RELIABLE => Protocol::JsonReliable,
                     WPS_PROTOCOL_JSON => Protocol::Json,
-                    WPS_PROTOCOL_PROTOBUF_RELIABLE | WPS_PROTOCOL_PROTOBUF => {
-                        return Err(Failure::new(
-                            WPS_ERR_UNSUPPORTED,
-                            "protobuf subprotocols are not supported by this build",
-                        ));
-                    }
+                    WPS_PROTOCOL_PROTOBUF_RELIABLE => Protocol::ProtobufReliable,
+                    WPS_PROTOCOL_PROTOBUF => Protocol::Protobuf,
                     other => return Err(invalid(format!("unknown protocol {other}"))),
                 };
                 Ok(())

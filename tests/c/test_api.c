@@ -42,7 +42,9 @@ static int test_options_reject_unknown_values(void) {
     CHECK_OK(wps_options_new(&o));
     CHECK_RC(wps_options_set_protocol(o, 0), WPS_ERR_INVALID_ARG);
     CHECK_RC(wps_options_set_protocol(o, 99), WPS_ERR_INVALID_ARG);
-    CHECK_RC(wps_options_set_protocol(o, WPS_PROTOCOL_PROTOBUF), WPS_ERR_UNSUPPORTED);
+    CHECK_OK(wps_options_set_protocol(o, WPS_PROTOCOL_PROTOBUF));
+    CHECK_OK(wps_options_set_protocol(o, WPS_PROTOCOL_PROTOBUF_RELIABLE));
+    CHECK_RC(wps_options_set_protocol(o, 5), WPS_ERR_INVALID_ARG);
     CHECK_OK(wps_options_set_protocol(o, WPS_PROTOCOL_JSON));
     CHECK_RC(wps_options_set_auto_reconnect(o, 2), WPS_ERR_INVALID_ARG);
     CHECK_RC(wps_options_set_auto_rejoin_groups(o, 7), WPS_ERR_INVALID_ARG);
