@@ -963,6 +963,72 @@ class Client {
 };
 
 // ---------------------------------------------------------------------------------------
+// Logging (process-wide)
+
+enum class LogLevel : std::uint32_t {
+  off = WPS_LOG_OFF,
+  error = WPS_LOG_ERROR,
+  warning = WPS_LOG_WARNING,
+  info = WPS_LOG_INFO,
+  verbose = WPS_LOG_VERBOSE,
+};
+
+/// Receives one log line (access tokens already redacted). Runs on any library thread,
+/// possibly concurrently: keep it short, do not block and do not call into the library.
+using LogHandler = std::function<void(LogLevel, std::string_view)>;
+
+namespace detail {
+
+/// The installed log handler. Allocated once and never destroyed, so library threads that
+/// log during process exit never see a destroyed object.
+struct LogSlot {
+  std::mutex mu;
+  std::shared_ptr<const LogHandler> handler;
+};
+
+inline LogSlot& log_slot() {
+  static LogSlot* slot = new LogSlot();
+  return *slot;
+}
+
+inline void log_trampoline(void*, uint32_t level, const char* message) noexcept {
+  std::shared_ptr<const LogHandler> h;
+  {
+    LogSlot& slot = log_slot();
+    std::lock_guard<std::mutex> lock(slot.mu);
+    h = slot.handler;  // this call's own reference: a replaced handler lives until it returns
+  }
+  if (!h || !*h || message == nullptr) return;
+#if WPS_CPP_EXCEPTIONS
+  try {
+    (*h)(static_cast<LogLevel>(level), std::string_view(message));
+  } catch (...) {
+    // A throwing log handler loses that line; nothing may unwind into the library.
+  }
+#else
+  (*h)(static_cast<LogLevel>(level), std::string_view(message));
+#endif
+}
+
+}  // namespace detail
+
+/// Installs the process-wide log handler for lines at `max_level` and more severe; an empty
+/// handler or LogLevel::off turns logging off. Replacing a handler is safe while the old one
+/// runs on another thread: it is released after its last call.
+inline std::error_code set_log_handler(LogLevel max_level, LogHandler handler) {
+  detail::LogSlot& slot = detail::log_slot();
+  const bool on = handler && max_level != LogLevel::off;
+  auto next = on ? std::make_shared<const LogHandler>(std::move(handler)) : nullptr;
+  {
+    std::lock_guard<std::mutex> lock(slot.mu);
+    slot.handler = std::move(next);
+  }
+  int32_t r = wps_set_log_callback(on ? &detail::log_trampoline : nullptr, nullptr,
+                                   static_cast<uint32_t>(on ? max_level : LogLevel::off));
+  return make_error_code(r);
+}
+
+// ---------------------------------------------------------------------------------------
 // Version
 
 /// The library's version string (e.g. "0.1.0 ...").

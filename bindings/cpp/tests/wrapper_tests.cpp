@@ -273,6 +273,31 @@ TEST(url_provider_failure_fails_start) {
   CHECK(ec);
 }
 
+TEST(log_handler_receives_redacted_lines) {
+  // Shared state: a log call already in flight on a library thread may finish after the test.
+  struct Lines {
+    std::mutex mu;
+    std::vector<std::string> all;
+  };
+  auto lines = std::make_shared<Lines>();
+  CHECK(!wps::set_log_handler(wps::LogLevel::verbose, [lines](wps::LogLevel, std::string_view line) {
+    std::lock_guard<std::mutex> lock(lines->mu);
+    lines->all.emplace_back(line);
+  }));
+  {
+    wps::Client c(url());
+    c.start(10s);
+    c.join_group("logged");
+    c.stop(5s);
+  }
+  CHECK(!wps::set_log_handler(wps::LogLevel::off, nullptr));
+  const std::string full = url();
+  const std::string token = full.substr(full.find("access_token=") + 13);
+  std::lock_guard<std::mutex> lock(lines->mu);
+  CHECK(!lines->all.empty());
+  for (const auto& line : lines->all) CHECK(line.find(token) == std::string::npos);  // tokens never logged
+}
+
 TEST(handler_exceptions_are_contained) {
   Signal got, hooked;
   wps::Client c(url());
