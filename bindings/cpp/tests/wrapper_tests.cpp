@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -296,6 +297,69 @@ TEST(log_handler_receives_redacted_lines) {
   std::lock_guard<std::mutex> lock(lines->mu);
   CHECK(!lines->all.empty());
   for (const auto& line : lines->all) CHECK(line.find(token) == std::string::npos);  // tokens never logged
+}
+
+TEST(handler_replaces_itself_while_running) {
+  Signal first_freed, second_ran;
+  wps::Client c(url());
+  {
+    auto probe = std::make_shared<Probe>(first_freed);
+    c.on_group_message([&c, &second_ran, probe](const wps::EventView&) {
+      // Replacing the running handler: the library frees this one after it returns, so its
+      // captures (probe) must still be alive here.
+      c.on_group_message([&second_ran](const wps::EventView&) { second_ran.notify(); });
+      CHECK(probe.use_count() >= 1);
+    });
+  }
+  c.start(10s);
+  c.join_group("replace-self");
+  c.send_to_group("replace-self", wps::Payload::text("one"));
+  c.send_to_group("replace-self", wps::Payload::text("two"));
+  CHECK(first_freed.wait_for_count(1, 10s));
+  CHECK(second_ran.wait_for_count(1, 10s));
+  c.stop(5s);
+}
+
+TEST(blocking_call_inside_a_handler) {
+  Signal pong;
+  wps::Client c(url());
+  c.on_group_message([&c, &pong](const wps::EventView& ev) {
+    if (ev.text() == "ping") {
+      wps::Ack a = c.send_to_group("ping-pong", wps::Payload::text("pong"));  // waits for its ack
+      CHECK(a.ack_id != 0);
+    } else if (ev.text() == "pong") {
+      pong.notify();
+    }
+  });
+  c.start(10s);
+  c.join_group("ping-pong");
+  c.send_to_group("ping-pong", wps::Payload::text("ping"));
+  CHECK(pong.wait_for_count(1, 10s));
+  c.stop(5s);
+}
+
+TEST(concurrent_senders_share_one_client) {
+  constexpr int threads = 4, per_thread = 50;
+  Signal got;
+  wps::Client c(url());
+  c.on_group_message([&got](const wps::EventView&) { got.notify(); });
+  c.start(10s);
+  c.join_group("concurrent");
+  std::vector<std::thread> senders;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < threads; t++) {
+    senders.emplace_back([&c, &failures, t] {
+      for (int i = 0; i < per_thread; i++) {
+        std::error_code ec;
+        c.send_to_group("concurrent", wps::Payload::text(std::to_string(t) + ":" + std::to_string(i)), {}, ec);
+        if (ec) failures++;
+      }
+    });
+  }
+  for (auto& th : senders) th.join();
+  CHECK(failures == 0);
+  CHECK(got.wait_for_count(threads * per_thread, 10s));
+  c.stop(5s);
 }
 
 TEST(handler_exceptions_are_contained) {
