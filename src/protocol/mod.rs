@@ -106,3 +106,52 @@ impl Codec for AnyCodec {
         }
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// xorshift64*: deterministic pseudo-random bytes for the no-panic checks.
+    fn bytes(seed: &mut u64, max: usize) -> Vec<u8> {
+        let mut next = || {
+            *seed ^= *seed >> 12;
+            *seed ^= *seed << 25;
+            *seed ^= *seed >> 27;
+            seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let len = (next() as usize) % max;
+        (0..len).map(|_| next() as u8).collect()
+    }
+
+    #[test]
+    fn decoders_never_panic_on_garbage() {
+        let codecs = [
+            AnyCodec::Json(JsonCodec::new(true)),
+            AnyCodec::Protobuf(ProtobufCodec::new(true)),
+        ];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for i in 0..20_000 {
+            let b = bytes(&mut seed, 64);
+            for c in &codecs {
+                let _ = c.decode(FrameRef::Binary(&b));
+                if let Ok(t) = std::str::from_utf8(&b) {
+                    let _ = c.decode(FrameRef::Text(t));
+                }
+            }
+            // Mutations of valid frames reach deeper paths.
+            let valid = [
+                &br#"{"type":"message","from":"group","group":"g","dataType":"binary","data":"AQID","sequenceId":3}"#[..],
+                &[0x12, 0x12, 0x0a, 0x06, b's', b'e', b'r', b'v', b'e', b'r', 0x1a, 0x05, 0x0a, 0x03, b'x', b'y', b'z', 0x20, 0xb9, 0x60][..],
+            ];
+            for v in valid {
+                let mut m = v.to_vec();
+                let pos = (i * 7) % m.len();
+                m[pos] = b.first().copied().unwrap_or(0);
+                m.truncate(m.len() - (i % 3));
+                for c in &codecs {
+                    let _ = c.decode(FrameRef::Binary(&m));
+                }
+            }
+        }
+    }
+}
