@@ -505,12 +505,14 @@ fn teardown(entry: Arc<ClientEntry>) {
 /// `WPS_ERR_INVALID_HANDLE`, and calls blocked on another thread return `WPS_ERR_CANCELLED`.
 ///
 /// Outside this client's callbacks it blocks until the connection is closed (bounded by the
-/// shutdown timeout), an in-flight callback on another thread has returned, the remaining
-/// events are delivered (on the calling thread; pending `_async` operations complete with
-/// `WPS_ERR_CANCELLED`, then `WPS_EVENT_STOPPED`), and every `user_data_free` ran. After it
-/// returns, no callback of this client runs or will run.
-/// Inside one of this client's own callbacks the teardown is deferred: it runs on that thread
-/// right after the callback returns.
+/// shutdown timeout), an in-flight callback on another thread has returned, and what is still
+/// owed to the application was delivered on the calling thread: the completion of every pending
+/// `_async` operation (with `WPS_ERR_CANCELLED` unless it finished), `WPS_EVENT_DISCONNECTED`
+/// and `WPS_EVENT_STOPPED` (also in poll mode, without a further `wps_client_dispatch`); queued
+/// messages are dropped. Then every `user_data_free` destructor runs once. After it returns, no
+/// callback of this client runs or will run.
+/// Inside one of this client's own callbacks the same teardown is deferred: it runs on that
+/// thread right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
 ///
 /// Thread-safety: any thread. Never call it while holding a lock your callbacks take.
 #[no_mangle]

@@ -16,7 +16,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use super::event::{wps_event, OwnedEvent, MAX_EVENT_TYPE, WPS_EVENT_STOPPED};
+use super::event::{
+    wps_event, OwnedEvent, MAX_EVENT_TYPE, WPS_EVENT_ACK, WPS_EVENT_DISCONNECTED, WPS_EVENT_STOPPED,
+};
 
 /// Callbacks run on the library's shared callback threads (default).
 pub const WPS_DISPATCH_THREAD: u32 = 1;
@@ -440,8 +442,10 @@ impl EventQueue {
         st.drainer = Some(me);
     }
 
-    /// Teardown, by the owner of the queue: delivers everything still queued, then closes the
-    /// queue, drops the registrations (running their destructors) and closes the poll fd.
+    /// Teardown, by the owner of the queue: delivers what is still queued and owed to the
+    /// application (operation completions, DISCONNECTED, STOPPED; messages are dropped), then
+    /// closes the queue, drops the registrations (running their destructors) and closes the
+    /// poll fd.
     pub fn deliver_remaining_and_close(&self) {
         loop {
             let item = {
@@ -454,7 +458,9 @@ impl EventQueue {
                     }
                 }
             };
-            self.deliver(item);
+            if delivered_at_teardown(&item) {
+                self.deliver(item);
+            }
         }
         let registrations: Vec<_> = lock(&self.callbacks).iter_mut().map(Option::take).collect();
         drop(registrations);
@@ -468,6 +474,15 @@ impl EventQueue {
         drop(fd);
         self.cond.notify_all();
     }
+}
+
+/// Whether a queued item still reaches the application once the client is being freed.
+fn delivered_at_teardown(item: &Item) -> bool {
+    matches!(item.target, Target::Completion(_))
+        || matches!(
+            item.event.kind,
+            WPS_EVENT_ACK | WPS_EVENT_DISCONNECTED | WPS_EVENT_STOPPED
+        )
 }
 
 /// The shared callback pool.

@@ -9,6 +9,9 @@ access key bytes (standard library only).
   wps_tool.py fault HUB CONNECTION_ID drop|expire|close [CODE]
   wps_tool.py connections HUB
   wps_tool.py server-send HUB CONNECTION_ID TEXT     (REST: send text to one connection)
+  wps_tool.py mute-server -    a WebSocket server on 127.0.0.1 that accepts one client, sends
+                               `connected` and then never answers; prints its port first and
+                               exits when the client goes away (at most 60 s)
 """
 import base64
 import hashlib
@@ -65,11 +68,54 @@ def emulator_request(method, path, body=None, content_type=None):
         return resp.status, resp.read().decode()
 
 
+def mute_server():
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(60)
+    print(srv.getsockname()[1], flush=True)
+    conn, _ = srv.accept()
+    conn.settimeout(60)
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return 0
+        request += chunk
+    headers = {}
+    for line in request.decode("latin-1").split("\r\n")[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    accept = base64.b64encode(
+        hashlib.sha1((headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    ).decode()
+    proto = headers.get("sec-websocket-protocol", "").split(",")[0].strip()
+    conn.sendall(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n"
+        ).encode()
+    )
+    body = json.dumps({"type": "system", "event": "connected", "connectionId": "mute-1", "userId": "u"}).encode()
+    conn.sendall(bytes([0x81, len(body)]) + body)
+    try:
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+    return 0
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
     cmd, hub = argv[1], argv[2]
+    if cmd == "mute-server":
+        return mute_server()
     if cmd == "url":
         user, roles, exp = None, [], 3600
         rest = argv[3:]
