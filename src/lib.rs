@@ -5,6 +5,29 @@
 //! dropped reliable connections without losing or duplicating messages, reconnects and rejoins
 //! groups when recovery is impossible, and retries operations idempotently with the same ack id.
 //!
+//! ```no_run
+//! use std::sync::Arc;
+//! use webpubsub_client::{Client, ClientOptions, Credential, Event, Payload, SendOptions};
+//!
+//! # async fn demo() -> Result<(), webpubsub_client::Error> {
+//! let url = "wss://example.webpubsub.azure.com/client/hubs/chat?access_token=...".to_string();
+//! let (client, mut events) = Client::with_channel(Credential::Url(url), ClientOptions::default());
+//! client.start().await?; // resolves once the service sent `connected`
+//! client.join_group("room", None).await?;
+//! client
+//!     .send_to_group("room", Payload::text("hello"), SendOptions::default())
+//!     .await?;
+//! while let Some(event) = events.recv().await {
+//!     if let Event::GroupMessage { group, message, .. } = event {
+//!         println!("{group}: {:?}", message.as_str());
+//!         break;
+//!     }
+//! }
+//! client.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Layers: [`protocol`] (pure codecs), [`client`] (one engine task per client on the shared
 //! [`runtime`]), and the C surface built on top of this API.
 
