@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
         try {
           f.get();
         } catch (const wps::Error& e) {
-          std::cerr << "gateway: " << phase << ": " << e.what() << "\n";
+          std::cerr << "gateway: " << e.what() << "\n";
           failures++;
         }
       }

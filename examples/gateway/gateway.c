@@ -74,7 +74,7 @@ static void process_usage(int *threads, long *rss_kib) {
 static int check_completion(struct slot *s, const char *what, const wps_event *ev) {
   if (ev->result == WPS_OK) return 1;
   fprintf(stderr, "gateway: client %zu: %s failed: %s%s%s%s%s\n", s->index, what, wps_result_name(ev->result),
-          ev->error_name ? " [" : "", ev->error_name ? ev->error_name : "", ev->error_name ? "]" : "",
+          ev->error_name ? ": " : "", ev->error_name ? ev->error_name : "", ev->message ? ": " : "",
           ev->message ? ev->message : "");
   if (!s->failed) s->gw->failures++;
   s->failed = 1;

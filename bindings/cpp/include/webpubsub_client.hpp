@@ -118,8 +118,8 @@ class Error : public std::system_error {
  private:
   static std::string describe(const Failure& f) {
     std::string s = f.function.empty() ? std::string("wps") : f.function;
-    if (!f.error_name.empty()) s += " [" + f.error_name + "]";
-    if (!f.message.empty()) s += " " + f.message;
+    if (!f.error_name.empty()) s += ": " + f.error_name;
+    if (!f.message.empty()) s += ": " + f.message;
     if (f.ack_id != 0) s += " (ack id " + std::to_string(f.ack_id) + ")";
     return s;
   }
@@ -248,6 +248,8 @@ class EventView {
   bool is_duplicate() const noexcept {
     return has(offsetof(wps_event, is_duplicate), sizeof e_->is_duplicate) && e_->is_duplicate != 0;
   }
+  /// ACK: which operation completed (WPS_OP_*), 0 otherwise.
+  std::uint32_t op() const noexcept { return has(offsetof(wps_event, op), sizeof e_->op) ? e_->op : 0; }
 
   const wps_event& raw() const noexcept { return *e_; }
   inline Event to_owned() const;
@@ -439,12 +441,28 @@ inline void fulfil(std::promise<Ack>& p, Ack ack, const char* function) noexcept
 #endif
 }
 
+/// The name an asynchronous operation reports failures under.
+inline const char* op_name(uint32_t op) noexcept {
+  switch (op) {
+    case WPS_OP_START: return "start";
+    case WPS_OP_STOP: return "stop";
+    case WPS_OP_JOIN_GROUP: return "join_group";
+    case WPS_OP_LEAVE_GROUP: return "leave_group";
+    case WPS_OP_SEND_TO_GROUP: return "send_to_group";
+    case WPS_OP_SEND_EVENT: return "send_event";
+    case WPS_OP_INVOKE_EVENT: return "invoke_event";
+    default: return "operation";
+  }
+}
+
 inline void completion_trampoline(void* op_context, const wps_event* ev) noexcept {
   std::unique_ptr<OpState> st(static_cast<OpState*>(op_context));
   if (!st) return;
+  const char* function = "operation";
   Ack ack;
   if (ev != nullptr) {
     EventView v(*ev);
+    function = op_name(v.op());
     ack.ack_id = v.ack_id();
     ack.duplicated = v.is_duplicate();
     ack.error = make_error_code(v.result());
@@ -474,7 +492,7 @@ inline void completion_trampoline(void* op_context, const wps_event* ev) noexcep
   } else {
     ack.error = make_error_code(WPS_ERR_INTERNAL);
   }
-  fulfil(st->promise, std::move(ack), "completion");
+  fulfil(st->promise, std::move(ack), function);
 }
 
 /// A future that is already complete with a synchronous failure.

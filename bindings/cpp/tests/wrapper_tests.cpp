@@ -399,6 +399,9 @@ TEST(service_error_carries_name_and_ack_id) {
     threw = true;
     CHECK(e.error_name() == "Forbidden");
     CHECK(e.ack_id() != 0);
+    const std::string what = e.what();
+    CHECK(what.find("wps_join_group") != std::string::npos);
+    CHECK(what.find("Forbidden") != std::string::npos);
     CHECK(e.code().category() == wps::category());
     CHECK(e.code().value() >= WPS_ERR_ACK && e.code().value() < WPS_ERR_ACK + 100);
   }
@@ -426,6 +429,14 @@ TEST(futures_complete_with_results) {
   CHECK(s.ack_id > j.ack_id);
   CHECK(!s.duplicated);
   // A retry with the same ack id is answered as a duplicate: still a success.
+  // A failed future names the operation in what().
+  auto refused = c.join_group_async("");
+  REQUIRE(ready(refused, 10s));
+  try {
+    refused.get();
+  } catch (const wps::Error& e) {
+    CHECK(std::string(e.what()).find("join_group") != std::string::npos);
+  }
   auto again = c.send_to_group_async("futures", wps::Payload::json("{\"n\":1}"), wps::SendOptions{s.ack_id});
   REQUIRE(ready(again, 10s));
   wps::Ack dup = again.get();
