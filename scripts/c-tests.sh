@@ -47,7 +47,12 @@ fi
 
 # ---- emulator -----------------------------------------------------------------------------
 emu_pid=
-cleanup() { [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; wait 2>/dev/null; }
+up_emu_pid=
+upstream_pid=
+cleanup() {
+  for p in $emu_pid $up_emu_pid $upstream_pid; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+}
 trap cleanup EXIT
 exec 3< <(exec "$libdir/wps-emulator" --port 0 2>"$build/emulator.log")
 emu_pid=$!
@@ -60,6 +65,19 @@ fi
 export WPS_TEST_CONNSTR=$connstr
 export WPS_TEST_TOOL=$root/tests/c/wps_tool.py
 echo "c-tests: emulator at ${connstr%%;*}"
+
+# A second emulator with an upstream event handler, for invoke and send-event tests.
+exec 4< <(exec python3 tests/c/wps_tool.py upstream-server -)
+upstream_pid=$!
+if read -r -t 20 -u 4 upstream_port; then
+  exec 5< <(exec "$libdir/wps-emulator" --port 0 --upstream "http://127.0.0.1:$upstream_port/upstream/{event}" \
+    2>"$build/emulator-upstream.log")
+  up_emu_pid=$!
+  if read -r -t 20 -u 5 up_connstr && [[ "$up_connstr" == Endpoint=* ]]; then
+    export WPS_TEST_UPSTREAM_CONNSTR=$up_connstr
+  fi
+fi
+[ -n "${WPS_TEST_UPSTREAM_CONNSTR:-}" ] || echo "c-tests: no upstream emulator; invoke tests will fail"
 
 passed=0
 failed=0

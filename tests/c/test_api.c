@@ -78,6 +78,11 @@ static int test_options_reject_unknown_values(void) {
     return 0;
 }
 
+static wps_result dummy_provider(void *ud, char *buf, size_t cap, size_t *out_len) {
+    (void)ud; (void)buf; (void)cap; (void)out_len;
+    return WPS_ERR_URL_PROVIDER;
+}
+
 static int test_client_new_rejects_bad_arguments(void) {
     wps_client *c = (wps_client *)0x1;
     CHECK_RC(wps_client_new(NULL, NULL, &c), WPS_ERR_NULL_ARG);
@@ -89,7 +94,13 @@ static int test_client_new_rejects_bad_arguments(void) {
     CHECK_RC(wps_client_new("http://127.0.0.1/client/hubs/h?access_token=x", NULL, &c), WPS_ERR_INVALID_URL);
     CHECK_RC(wps_client_new("ws://", NULL, &c), WPS_ERR_INVALID_URL);
     CHECK_RC(wps_client_new_with_provider(NULL, NULL, NULL, &c), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_client_new_with_provider(dummy_provider, NULL, NULL, NULL), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_client_new_with_provider_ex(NULL, NULL, NULL, NULL, &c), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_client_new_with_provider_ex(dummy_provider, NULL, NULL, NULL, NULL), WPS_ERR_NULL_ARG);
     CHECK(c == (wps_client *)0x1, "out untouched on failure");
+    /* response buffer accessors accept NULL */
+    CHECK(wps_buffer_data(NULL) == NULL && wps_buffer_len(NULL) == 0 && wps_buffer_data_type(NULL) == 0, "NULL buffer");
+    wps_buffer_free(NULL);
     return 0;
 }
 

@@ -9,6 +9,9 @@ access key bytes (standard library only).
   wps_tool.py fault HUB CONNECTION_ID drop|expire|close [CODE]
   wps_tool.py connections HUB
   wps_tool.py server-send HUB CONNECTION_ID TEXT     (REST: send text to one connection)
+  wps_tool.py upstream-server -   an upstream event handler on 127.0.0.1 (prints its port first):
+                                  user event "echo" answers 200 with the request body and type,
+                                  "fail" answers 500, system events 204
   wps_tool.py mute-server -    a WebSocket server on 127.0.0.1 that accepts one client, sends
                                `connected` and then never answers; prints its port first and
                                exits when the client goes away (at most 60 s)
@@ -68,6 +71,35 @@ def emulator_request(method, path, body=None, content_type=None):
         return resp.status, resp.read().decode()
 
 
+def upstream_server():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            ce_type = self.headers.get("ce-type", "")
+            if ce_type == "azure.webpubsub.user.echo":
+                self.send_response(200)
+                self.send_header("Content-Type", self.headers.get("content-type", "text/plain"))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif ce_type == "azure.webpubsub.user.fail":
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self.send_response(204)
+                self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
 def mute_server():
     import socket
 
@@ -116,6 +148,8 @@ def main(argv):
     cmd, hub = argv[1], argv[2]
     if cmd == "mute-server":
         return mute_server()
+    if cmd == "upstream-server":
+        return upstream_server()
     if cmd == "url":
         user, roles, exp = None, [], 3600
         rest = argv[3:]
