@@ -10,8 +10,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
 
 /// Unacknowledged messages kept for recovery before the connection is closed.
 pub const MAX_BUFFERED_MESSAGES: usize = 1000;
@@ -55,8 +57,40 @@ pub enum Outbound {
     Binary(Bytes),
     /// Send a close frame with this code and reason, then end the transport.
     Close(u16, String),
-    /// Cut the TCP connection without a close frame.
+    /// Cut the TCP connection without a close frame (fires the transport's [`CutSignal`]
+    /// rather than queueing, so it also interrupts a writer blocked on a stuck client).
     Cut,
+}
+
+/// Tells both halves of a transport to drop the socket at once.
+#[derive(Default)]
+pub struct CutSignal {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+impl CutSignal {
+    pub fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// Completes once [`CutSignal::fire`] has been called.
+    pub async fn fired(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.fired.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// A data message encoded once for every receiver (the protobuf body on first use).
@@ -140,7 +174,21 @@ pub enum Control<'a> {
 
 struct Transport {
     tx: UnboundedSender<Outbound>,
+    cut: Arc<CutSignal>,
     generation: u64,
+}
+
+impl Transport {
+    /// Hands the transport its last command.
+    fn finish(self, last: Outbound) -> bool {
+        match last {
+            Outbound::Cut => {
+                self.cut.fire();
+                true
+            }
+            other => self.tx.send(other).is_ok(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -272,7 +320,7 @@ impl Session {
     /// Installs a new transport, replacing (cutting) any previous one. The `connected` frame
     /// goes first, then (reliable) every unacknowledged message in order. `None` when the
     /// session has ended.
-    pub fn attach(&self, tx: UnboundedSender<Outbound>) -> Option<u64> {
+    pub fn attach(&self, tx: UnboundedSender<Outbound>, cut: Arc<CutSignal>) -> Option<u64> {
         let mut st = lock(&self.state);
         if st.ended {
             return None;
@@ -280,7 +328,7 @@ impl Session {
         st.generation += 1;
         let generation = st.generation;
         if let Some(old) = st.transport.take() {
-            let _ = old.tx.send(Outbound::Cut);
+            old.finish(Outbound::Cut);
         }
         if let Some(c) = self.connected_frame() {
             let _ = tx.send(c);
@@ -288,7 +336,11 @@ impl Session {
         for (_, frame) in &st.buffer {
             let _ = tx.send(frame.outbound());
         }
-        st.transport = Some(Transport { tx, generation });
+        st.transport = Some(Transport {
+            tx,
+            cut,
+            generation,
+        });
         Some(generation)
     }
 
@@ -328,7 +380,7 @@ impl Session {
         st.buffered_bytes = 0;
         if let Some(t) = st.transport.take() {
             if let Some(o) = last {
-                let _ = t.tx.send(o);
+                t.finish(o);
             }
         }
         first
@@ -346,7 +398,7 @@ impl Session {
     pub fn close_transport(&self, code: u16, reason: &str) -> bool {
         let mut st = lock(&self.state);
         match st.transport.take() {
-            Some(t) => t.tx.send(Outbound::Close(code, reason.to_string())).is_ok(),
+            Some(t) => t.finish(Outbound::Close(code, reason.to_string())),
             None => false,
         }
     }
@@ -355,7 +407,7 @@ impl Session {
     pub fn cut_transport(&self) -> bool {
         let mut st = lock(&self.state);
         match st.transport.take() {
-            Some(t) => t.tx.send(Outbound::Cut).is_ok(),
+            Some(t) => t.finish(Outbound::Cut),
             None => false,
         }
     }

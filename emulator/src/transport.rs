@@ -1,15 +1,18 @@
-//! One task per WebSocket: it drains the connection's outbound queue (batched writes) and
-//! reads client frames, and decides on exit whether the session ends or stays recoverable.
+//! One WebSocket: a writer task drains the connection's outbound queue in batches while the
+//! reader keeps reading client frames (so a client that is slow to read never stops us from
+//! reading it); on exit the reader decides whether the session ends or stays recoverable.
 
 use crate::dispatch::{on_message, Flow};
 use crate::hub::Hub;
 use crate::service::Service;
-use crate::session::{Control, Outbound, Session};
+use crate::session::{Control, CutSignal, Outbound, Session};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::oneshot;
 
 /// Frames written per flush at most.
 const WRITE_BATCH: usize = 256;
@@ -18,37 +21,28 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Completes a refused recovery: close with `code` right after the upgrade.
 pub async fn reject(mut ws: WebSocket, code: u16, reason: &str) {
-    if send_close(&mut ws, code, reason).await.is_ok() {
-        await_close(&mut ws).await;
+    let frame = close_frame(code, reason);
+    if ws.send(frame).await.is_ok() {
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(m)) = ws.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 
-fn close_reason(reason: &str) -> Utf8Bytes {
+fn close_frame(code: u16, reason: &str) -> Message {
     let mut end = reason.len().min(120);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    Utf8Bytes::from(&reason[..end])
-}
-
-async fn send_close(ws: &mut WebSocket, code: u16, reason: &str) -> Result<(), axum::Error> {
-    ws.send(Message::Close(Some(CloseFrame {
+    Message::Close(Some(CloseFrame {
         code,
-        reason: close_reason(reason),
-    })))
-    .await
-}
-
-/// Waits (bounded) for the peer's close frame so ours is not lost to a reset.
-async fn await_close(ws: &mut WebSocket) {
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(m)) = ws.recv().await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
+        reason: Utf8Bytes::from(&reason[..end]),
+    }))
 }
 
 /// How a transport ended.
@@ -61,25 +55,50 @@ enum Exit {
     Violation(String),
 }
 
+/// How the writer ended.
+enum WriterEnd {
+    /// It sent a close frame.
+    Closed,
+    /// Cut, failed, or its queue was closed.
+    Stopped,
+}
+
+/// Serves one upgraded WebSocket of session `s` until it ends.
 pub async fn run(
     svc: Arc<Service>,
     hub: Arc<Hub>,
     s: Arc<Session>,
-    mut ws: WebSocket,
-    mut rx: UnboundedReceiver<Outbound>,
+    ws: WebSocket,
+    rx: UnboundedReceiver<Outbound>,
+    cut: Arc<CutSignal>,
     generation: u64,
 ) {
+    let (sink, mut stream) = ws.split();
+    let (done_tx, mut done_rx) = oneshot::channel();
+    let mut writer = tokio::spawn(write_loop(sink, rx, cut.clone(), done_tx));
+    let mut violation: Option<String> = None;
     let exit = loop {
         tokio::select! {
-            cmd = rx.recv() => {
-                let Some(first) = cmd else { break Exit::Gone };
-                match write_batch(&mut ws, first, &mut rx).await {
-                    Written::Ok => {}
-                    Written::Closed => { await_close(&mut ws).await; break Exit::Gone }
-                    Written::Cut | Written::Failed => break Exit::Gone,
+            biased;
+            _ = cut.fired() => break Exit::Gone,
+            end = &mut done_rx => {
+                if let Ok(WriterEnd::Closed) = end {
+                    // Read (bounded) until the client answers our close frame.
+                    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                        while let Some(Ok(m)) = stream.next().await {
+                            if matches!(m, Message::Close(_)) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
                 }
+                break match violation.take() {
+                    Some(reason) => Exit::Violation(reason),
+                    None => Exit::Gone,
+                };
             }
-            msg = ws.recv() => {
+            msg = stream.next(), if violation.is_none() => {
                 let flow = match msg {
                     None | Some(Err(_)) => break Exit::Gone,
                     Some(Ok(m)) => on_message(&svc, &hub, &s, m).await,
@@ -88,30 +107,26 @@ pub async fn run(
                     Flow::Continue => {}
                     Flow::ClientClosed(code) => break Exit::ClientClosed(code),
                     Flow::Close(code, reason) => {
-                        // Flush what is queued (acks etc.) before the close frame.
-                        while let Ok(o) = rx.try_recv() {
-                            match o {
-                                Outbound::Text(t) => { let _ = ws.feed(Message::Text(t)).await; }
-                                Outbound::Binary(b) => { let _ = ws.feed(Message::Binary(b)).await; }
-                                _ => break,
-                            }
+                        // Queued frames (acks etc.) go first, then `disconnected`, then close.
+                        s.send(Control::Disconnected(&reason));
+                        if !s.close_transport(code, &reason) {
+                            break Exit::Violation(reason);
                         }
-                        match s.control(Control::Disconnected(&reason)) {
-                            Some(Outbound::Text(t)) => { let _ = ws.feed(Message::Text(t)).await; }
-                            Some(Outbound::Binary(b)) => { let _ = ws.feed(Message::Binary(b)).await; }
-                            _ => {}
-                        }
-                        if send_close(&mut ws, code, &reason).await.is_ok() {
-                            await_close(&mut ws).await;
-                        }
-                        break Exit::Violation(reason);
+                        violation = Some(reason);
                     }
                 }
             }
         }
     };
-    drop(ws);
+    drop(stream);
+    // Dropping the transport closes the writer's queue; it finishes and drops its half.
     s.detach(generation);
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     if s.is_ended() || s.is_attached() {
         return;
     }
@@ -133,43 +148,61 @@ pub async fn run(
     }
 }
 
-enum Written {
-    Ok,
-    Closed,
-    Cut,
-    Failed,
+type Sink = SplitSink<WebSocket, Message>;
+
+async fn write_loop(
+    mut sink: Sink,
+    mut rx: UnboundedReceiver<Outbound>,
+    cut: Arc<CutSignal>,
+    done: oneshot::Sender<WriterEnd>,
+) {
+    let end = tokio::select! {
+        biased;
+        _ = cut.fired() => WriterEnd::Stopped,
+        end = drain(&mut sink, &mut rx, &cut) => end,
+    };
+    let _ = done.send(end);
 }
 
-async fn write_batch(
-    ws: &mut WebSocket,
-    first: Outbound,
+async fn drain(
+    sink: &mut Sink,
     rx: &mut UnboundedReceiver<Outbound>,
-) -> Written {
-    let mut next = Some(first);
-    let mut written = 0;
-    while let Some(cmd) = next.take() {
-        let r = match cmd {
-            Outbound::Text(t) => ws.feed(Message::Text(t)).await,
-            Outbound::Binary(b) => ws.feed(Message::Binary(b)).await,
-            Outbound::Close(code, reason) => {
-                let _ = ws.flush().await;
-                return match send_close(ws, code, &reason).await {
-                    Ok(()) => Written::Closed,
-                    Err(_) => Written::Failed,
-                };
+    cut: &CutSignal,
+) -> WriterEnd {
+    loop {
+        let Some(first) = rx.recv().await else {
+            if cut.is_fired() {
+                return WriterEnd::Stopped;
             }
-            Outbound::Cut => return Written::Cut,
+            // The session let go of this transport: complete a client-initiated close
+            // handshake if there is one (or say goodbye), then stop.
+            let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+            return WriterEnd::Stopped;
         };
-        if r.is_err() {
-            return Written::Failed;
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(cmd) = next.take() {
+            let r = match cmd {
+                Outbound::Text(t) => sink.feed(Message::Text(t)).await,
+                Outbound::Binary(b) => sink.feed(Message::Binary(b)).await,
+                Outbound::Close(code, reason) => {
+                    return match sink.send(close_frame(code, &reason)).await {
+                        Ok(()) => WriterEnd::Closed,
+                        Err(_) => WriterEnd::Stopped,
+                    };
+                }
+                Outbound::Cut => return WriterEnd::Stopped,
+            };
+            if r.is_err() {
+                return WriterEnd::Stopped;
+            }
+            written += 1;
+            if written < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
         }
-        written += 1;
-        if written < WRITE_BATCH {
-            next = rx.try_recv().ok();
+        if sink.flush().await.is_err() {
+            return WriterEnd::Stopped;
         }
-    }
-    match ws.flush().await {
-        Ok(()) => Written::Ok,
-        Err(_) => Written::Failed,
     }
 }

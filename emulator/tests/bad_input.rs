@@ -88,3 +88,35 @@ async fn exactly_one_ack_per_ack_id_and_null_is_absent() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_read_can_still_write() {
+    // 400 echoed 64 KiB messages (~26 MB) exceed the socket buffers: the emulator must keep
+    // reading this client while its outbound frames wait.
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, ROLES, &["g"], HOUR);
+    let (mut ws, _) = connect_pubsub(&url, JSON).await;
+    let big = "x".repeat(64 * 1024);
+    tokio::time::timeout(DEADLINE * 4, async {
+        for i in 0..400u64 {
+            let frame =
+                json!({"type":"sendToGroup","group":"g","ackId":i,"dataType":"text","data":big});
+            ws.send(Message::text(frame.to_string())).await.unwrap();
+        }
+    })
+    .await
+    .expect("writes complete although nothing was read");
+    let (mut acks, mut messages) = (0, 0);
+    while acks < 400 || messages < 400 {
+        let v = recv_json(&mut ws).await;
+        match v["type"].as_str() {
+            Some("ack") => {
+                assert_eq!(v["ackId"], acks);
+                acks += 1;
+            }
+            Some("message") => messages += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    emu.shutdown().await;
+}
