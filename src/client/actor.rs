@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ack::AckTracker;
-use super::command::{Command, Outbound};
+use super::command::{Command, Outbound, OutboundKind};
 use super::invoke::InvokeTracker;
 use super::retry::Backoff;
 use super::sequence::SequenceTracker;
@@ -491,6 +491,18 @@ impl Actor {
     /// Reports the loss of the current connection and fails what waited on it.
     fn report_disconnected(&mut self, fallback: Option<String>, lost: Error) {
         self.set_state(ConnectionState::Disconnected);
+        // Fire-and-forget writes queued during the failed recovery fail now (their callers
+        // may wait without a timer); acked operations stay queued under their ack timeout.
+        let queued = std::mem::take(&mut self.queue);
+        for o in queued {
+            if matches!(o.kind, OutboundKind::FireAndForget { .. }) {
+                o.reject(Error::connection(
+                    "the connection was lost before the message was written",
+                ));
+            } else {
+                self.queue.push_back(o);
+            }
+        }
         for (group, _) in self.acks.fail_all(&lost) {
             // A rejoin cut short by the loss will be retried on the next connection.
             let _ = group;

@@ -301,12 +301,20 @@ impl Client {
 
     /// Writes a frame without an ack; resolves once it is flushed to the socket.
     async fn fire_and_forget(&self, frame: Message) -> Result<AckOk, Error> {
+        let connected = self.is_connected();
         let (tx, rx) = oneshot::channel();
         self.command(Command::Send(Outbound {
             frame,
             kind: OutboundKind::FireAndForget { reply: tx },
         }))?;
-        match tokio::time::timeout(self.inner.options.ack_timeout, rx).await {
+        // While connected the engine writes at once (or fails the connection when the write
+        // stalls), so no timer is needed; a queued write waits at most `ack_timeout`.
+        let reply = if connected {
+            Ok(rx.await)
+        } else {
+            tokio::time::timeout(self.inner.options.ack_timeout, rx).await
+        };
+        match reply {
             Err(_) => Err(Error::Timeout { ack_id: None }),
             Ok(Err(_)) if self.state() == ConnectionState::Stopped => {
                 Err(Error::Stopped { ack_id: None })
