@@ -1,0 +1,377 @@
+/*
+ * Bench program for the C ABI (libwebpubsub_client.so):
+ *   wps-bench-c c SCENARIO [key=value ...]
+ * SCENARIO is msg, idle or connect, run exactly as the Rust, Python and JS bench programs do
+ * (see BENCHMARKS.md); one JSON line per measurement on stdout.
+ * Environment: BENCH_URL (client access URL), BENCH_DROP_CMD (drop helper, connection id appended).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "webpubsub_client.h"
+
+#define GROUP "g"
+#define RTT_GROUP "rtt"
+#define RECOVERY_GROUP "rec"
+#define WARM_UP 200
+#define WAIT_MS 60000
+#define MAX_STEPS 8
+
+static const char *IMPL = "c";
+
+static void die(const char *what, wps_result r) {
+    fprintf(stderr, "wps-bench-c: %s: %s (%s)\n", what, wps_result_name(r), wps_last_error_message());
+    exit(1);
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void emit(const char *metric, double value, const char *unit) {
+    printf("{\"impl\":\"%s\",\"metric\":\"%s\",\"value\":%.6f,\"unit\":\"%s\"}\n", IMPL, metric, value, unit);
+    fflush(stdout);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(double *sorted, size_t n, double p) {
+    size_t rank = (size_t)((p / 100.0) * (double)n + 0.999999999);
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return sorted[rank - 1];
+}
+
+static void proc_status(double *rss_kb, double *threads) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    if (!f) die("open /proc/self/status", 0);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) *rss_kb = strtod(line + 6, NULL);
+        if (strncmp(line, "Threads:", 8) == 0) *threads = strtod(line + 8, NULL);
+    }
+    fclose(f);
+}
+
+/* Counts group messages delivered to one client; remembers when the last one arrived. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t count;
+    uint64_t last_ns;
+} counter;
+
+static void counter_init(counter *k) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    k->count = 0;
+    k->last_ns = 0;
+}
+
+static uint64_t counter_get(counter *k) {
+    pthread_mutex_lock(&k->mu);
+    uint64_t n = k->count;
+    pthread_mutex_unlock(&k->mu);
+    return n;
+}
+
+static void counter_wait(counter *k, uint64_t target, uint32_t timeout_ms, const char *what) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&k->mu);
+    while (k->count < target) {
+        if (pthread_cond_timedwait(&k->cv, &k->mu, &deadline) == ETIMEDOUT && k->count < target) {
+            fprintf(stderr, "wps-bench-c: %s: %llu of %llu after %u ms\n", what,
+                    (unsigned long long)k->count, (unsigned long long)target, timeout_ms);
+            exit(1);
+        }
+    }
+    pthread_mutex_unlock(&k->mu);
+}
+
+static void on_group_message(void *user_data, const wps_event *event) {
+    (void)event;
+    counter *k = user_data;
+    uint64_t t = now_ns();
+    pthread_mutex_lock(&k->mu);
+    k->count++;
+    k->last_ns = t;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+typedef struct {
+    wps_client *client;
+    counter received;
+} conn;
+
+static conn *conn_open(const char *url, int reliable) {
+    conn *c = calloc(1, sizeof *c);
+    wps_options *o = NULL;
+    wps_result r;
+    if (!c) die("calloc", 0);
+    counter_init(&c->received);
+    if ((r = wps_options_new(&o)) != WPS_OK) die("wps_options_new", r);
+    r = wps_options_set_protocol(o, reliable ? WPS_PROTOCOL_JSON_RELIABLE : WPS_PROTOCOL_JSON);
+    if (r != WPS_OK) die("wps_options_set_protocol", r);
+    r = wps_client_new(url, o, &c->client);
+    wps_options_free(o);
+    if (r != WPS_OK) die("wps_client_new", r);
+    r = wps_set_callback(c->client, WPS_EVENT_GROUP_MESSAGE, on_group_message, &c->received);
+    if (r != WPS_OK) die("wps_set_callback", r);
+    if ((r = wps_client_start(c->client, 30000)) != WPS_OK) die("wps_client_start", r);
+    return c;
+}
+
+static void conn_close(conn *c) {
+    wps_client_stop(c->client, 10000);
+    wps_client_free(c->client);
+    free(c);
+}
+
+static void conn_join(conn *c, const char *group) {
+    wps_result r = wps_join_group(c->client, group, 0, NULL);
+    if (r != WPS_OK) die("wps_join_group", r);
+}
+
+static void conn_send(conn *c, const char *group, const char *data, size_t len, int acked) {
+    wps_result r = wps_send_to_group(c->client, group, (const uint8_t *)data, len, WPS_DATA_TEXT,
+                                     acked ? 0 : WPS_SEND_FIRE_AND_FORGET, 0, NULL);
+    if (r != WPS_OK) die("wps_send_to_group", r);
+}
+
+/* Pipelined acked sends: at most `window` waiting for their ack. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t inflight;
+    wps_result failure;
+} window_state;
+
+static void on_send_complete(void *user_data, const wps_event *event) {
+    window_state *w = user_data;
+    pthread_mutex_lock(&w->mu);
+    w->inflight--;
+    if (event->result != WPS_OK) w->failure = event->result;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void conn_send_window(conn *c, const char *data, size_t len, size_t count, size_t window) {
+    window_state w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, WPS_OK};
+    for (size_t i = 0; i < count; i++) {
+        pthread_mutex_lock(&w.mu);
+        while (w.inflight >= window) pthread_cond_wait(&w.cv, &w.mu);
+        w.inflight++;
+        pthread_mutex_unlock(&w.mu);
+        wps_result r = wps_send_to_group_async(c->client, GROUP, (const uint8_t *)data, len, WPS_DATA_TEXT, 0,
+                                               0, on_send_complete, &w, NULL);
+        if (r != WPS_OK) die("wps_send_to_group_async", r);
+    }
+    pthread_mutex_lock(&w.mu);
+    while (w.inflight > 0) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    if (w.failure != WPS_OK) die("async send", w.failure);
+}
+
+typedef struct {
+    size_t ff_count, ff4k_count, ack_count, pipe_count, window, rtt_count, connect_count, recover_count;
+    size_t steps[MAX_STEPS];
+    size_t n_steps;
+} params;
+
+static double seconds_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e9; }
+
+static void scenario_msg(const char *url, const params *p) {
+    conn *sub = conn_open(url, 0);
+    conn_join(sub, GROUP);
+    conn *pub = conn_open(url, 0);
+    char small[65], *large = malloc(4097);
+    memset(small, 'x', 64);
+    small[64] = 0;
+    memset(large, 'x', 4096);
+    large[4096] = 0;
+
+    for (int i = 0; i < WARM_UP; i++) conn_send(pub, GROUP, small, 64, 0);
+    counter_wait(&sub->received, WARM_UP, WAIT_MS, "warm-up");
+
+    struct { const char *metric; const char *data; size_t len, count; } ff[2] = {
+        {"ff_64", small, 64, p->ff_count}, {"ff_4k", large, 4096, p->ff4k_count}};
+    for (int k = 0; k < 2; k++) {
+        uint64_t base = counter_get(&sub->received), t0 = now_ns();
+        for (size_t i = 0; i < ff[k].count; i++) conn_send(pub, GROUP, ff[k].data, ff[k].len, 0);
+        counter_wait(&sub->received, base + ff[k].count, WAIT_MS, ff[k].metric);
+        emit(ff[k].metric, (double)ff[k].count / seconds_since(t0), "msg/s");
+    }
+
+    uint64_t base = counter_get(&sub->received), t0 = now_ns();
+    for (size_t i = 0; i < p->ack_count; i++) conn_send(pub, GROUP, small, 64, 1);
+    emit("acked_seq", (double)p->ack_count / seconds_since(t0), "msg/s");
+    t0 = now_ns();
+    conn_send_window(pub, small, 64, p->pipe_count, p->window);
+    emit("acked_pipe", (double)p->pipe_count / seconds_since(t0), "msg/s");
+    counter_wait(&sub->received, base + p->ack_count + p->pipe_count, WAIT_MS, "acked deliveries");
+
+    conn_join(pub, RTT_GROUP);
+    double *samples = calloc(p->rtt_count ? p->rtt_count : 1, sizeof *samples);
+    for (size_t i = 0; i < p->rtt_count; i++) {
+        uint64_t started = now_ns();
+        conn_send(pub, RTT_GROUP, small, 64, 0);
+        counter_wait(&pub->received, i + 1, WAIT_MS, "round trip");
+        pthread_mutex_lock(&pub->received.mu);
+        samples[i] = (double)(pub->received.last_ns - started) / 1e3;
+        pthread_mutex_unlock(&pub->received.mu);
+    }
+    qsort(samples, p->rtt_count, sizeof *samples, cmp_double);
+    emit("rtt_p50", percentile(samples, p->rtt_count, 50), "us");
+    emit("rtt_p99", percentile(samples, p->rtt_count, 99), "us");
+    emit("rtt_p999", percentile(samples, p->rtt_count, 99.9), "us");
+    free(samples);
+    free(large);
+    conn_close(pub);
+    conn_close(sub);
+}
+
+static void scenario_idle(const char *url, const params *p) {
+    double rss = 0, threads = 0;
+    char metric[64];
+    size_t max = p->n_steps ? p->steps[p->n_steps - 1] : 0, n = 0;
+    conn **clients = calloc(max ? max : 1, sizeof *clients);
+    proc_status(&rss, &threads);
+    emit("rss_kb_0", rss, "KiB");
+    emit("threads_0", threads, "threads");
+    for (size_t s = 0; s < p->n_steps; s++) {
+        while (n < p->steps[s]) clients[n++] = conn_open(url, 1);
+        proc_status(&rss, &threads);
+        snprintf(metric, sizeof metric, "rss_kb_%zu", p->steps[s]);
+        emit(metric, rss, "KiB");
+        snprintf(metric, sizeof metric, "threads_%zu", p->steps[s]);
+        emit(metric, threads, "threads");
+    }
+    for (size_t i = 0; i < n; i++) conn_close(clients[i]);
+    free(clients);
+}
+
+/* Runs $BENCH_DROP_CMD '<id>'; returns the CLOCK_MONOTONIC ns at which the drop was requested. */
+static uint64_t drop_connection(const char *connection_id) {
+    const char *cmd = getenv("BENCH_DROP_CMD");
+    char line[4096], out[64] = {0};
+    if (!cmd) die("BENCH_DROP_CMD is not set", 0);
+    snprintf(line, sizeof line, "%s '%s'", cmd, connection_id);
+    FILE *f = popen(line, "r");
+    if (!f) die("popen drop command", 0);
+    if (!fgets(out, sizeof out, f)) out[0] = 0;
+    if (pclose(f) != 0 || !out[0]) die("drop command failed", 0);
+    return strtoull(out, NULL, 10);
+}
+
+static void scenario_connect(const char *url, const params *p) {
+    size_t n = p->connect_count > p->recover_count ? p->connect_count : p->recover_count;
+    double *samples = calloc(n ? n : 1, sizeof *samples);
+    for (size_t i = 0; i < p->connect_count; i++) {
+        uint64_t t0 = now_ns();
+        conn *c = conn_open(url, 1);
+        samples[i] = (double)(now_ns() - t0) / 1e6;
+        conn_close(c);
+    }
+    qsort(samples, p->connect_count, sizeof *samples, cmp_double);
+    emit("connect_ms", percentile(samples, p->connect_count, 50), "ms");
+
+    conn *target = conn_open(url, 1);
+    conn_join(target, RECOVERY_GROUP);
+    conn *sender = conn_open(url, 1);
+    char small[65];
+    memset(small, 'x', 64);
+    small[64] = 0;
+    for (size_t i = 0; i < p->recover_count; i++) {
+        char id[256];
+        size_t len = 0;
+        wps_result r = wps_client_get_connection_id(target->client, id, sizeof id, &len);
+        if (r != WPS_OK) die("wps_client_get_connection_id", r);
+        uint64_t dropped = drop_connection(id);
+        conn_send(sender, RECOVERY_GROUP, small, 64, 1);
+        counter_wait(&target->received, i + 1, 30000, "recovery");
+        pthread_mutex_lock(&target->received.mu);
+        samples[i] = (double)(target->received.last_ns - dropped) / 1e6;
+        pthread_mutex_unlock(&target->received.mu);
+    }
+    qsort(samples, p->recover_count, sizeof *samples, cmp_double);
+    emit("recover_ms", percentile(samples, p->recover_count, 50), "ms");
+    conn_close(sender);
+    conn_close(target);
+    free(samples);
+}
+
+static int parse_param(params *p, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    if (!eq) return 0;
+    size_t klen = (size_t)(eq - arg);
+    const char *v = eq + 1;
+    struct { const char *name; size_t *field; } fields[] = {
+        {"ff_count", &p->ff_count},       {"ff4k_count", &p->ff4k_count},
+        {"ack_count", &p->ack_count},     {"pipe_count", &p->pipe_count},
+        {"window", &p->window},           {"rtt_count", &p->rtt_count},
+        {"connect_count", &p->connect_count}, {"recover_count", &p->recover_count}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (strlen(fields[i].name) == klen && strncmp(arg, fields[i].name, klen) == 0) {
+            *fields[i].field = strtoull(v, NULL, 10);
+            return 1;
+        }
+    }
+    if (klen == 5 && strncmp(arg, "steps", 5) == 0) {
+        p->n_steps = 0;
+        for (const char *s = v; *s && p->n_steps < MAX_STEPS;) {
+            char *end;
+            p->steps[p->n_steps++] = strtoull(s, &end, 10);
+            s = *end == ',' ? end + 1 : end;
+            if (end == s && *s) return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    params p = {20000, 5000, 2000, 10000, 256, 2000, 20, 5, {1, 100, 1000}, 3};
+    const char *url = getenv("BENCH_URL");
+    if (argc < 3 || strcmp(argv[1], IMPL) != 0 || !url) {
+        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c msg|idle|connect [key=value ...]\n");
+        return 2;
+    }
+    for (int i = 3; i < argc; i++) {
+        if (!parse_param(&p, argv[i])) {
+            fprintf(stderr, "wps-bench-c: bad parameter %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (p.window == 0) p.window = 1;
+    if (strcmp(argv[2], "msg") == 0) scenario_msg(url, &p);
+    else if (strcmp(argv[2], "idle") == 0) scenario_idle(url, &p);
+    else if (strcmp(argv[2], "connect") == 0) scenario_connect(url, &p);
+    else {
+        fprintf(stderr, "wps-bench-c: unknown scenario %s (msg, idle, connect)\n", argv[2]);
+        return 2;
+    }
+    return 0;
+}

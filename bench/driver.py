@@ -1,0 +1,169 @@
+"""Bench driver: one ``wps-emulator`` process for the whole run, every bench program run
+against it several times, and the median / min / max of every measurement.
+
+Usage (bench/run.sh builds and installs first):
+  python3 bench/driver.py [--quick] [--tiny] [--runs N] [--impls c,rust,...] [--out DIR]
+
+Each program is ``PROG IMPL SCENARIO key=value ...`` (scenarios msg, idle, connect) and prints
+one JSON line per measurement. A program that exits non-zero, times out or prints nothing fails
+the run (exit status 1), but no figure is ever asserted.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE / "tools"))
+import emulator  # noqa: E402
+import report  # noqa: E402
+
+VENV_PY = REPO / "build/bench-venv/bin/python"
+IMPLS = {
+    "c": [str(REPO / "build/bench/wps-bench-c"), "c"],
+    "rust": [str(REPO / "target/release/wps-bench"), "rust"],
+    "python": [str(VENV_PY), str(HERE / "py/bench.py"), "python"],
+    "official-python": [str(VENV_PY), str(HERE / "py/bench.py"), "official-python"],
+    "official-js": ["node", "--expose-gc", str(HERE / "js/bench.mjs"), "official-js"],
+    "raw": [str(REPO / "target/release/wps-bench"), "raw"],
+}
+SCENARIOS = ["msg", "idle", "connect"]
+COUNTS = {
+    "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,
+                 rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5),
+    "quick": dict(ff_count=2000, ff4k_count=500, ack_count=200, pipe_count=2000, window=256,
+                  rtt_count=300, steps="1,10,100", connect_count=5, recover_count=2),
+    "tiny": dict(ff_count=200, ff4k_count=50, ack_count=50, pipe_count=200, window=64,
+                 rtt_count=50, steps="1,5,10", connect_count=2, recover_count=1),
+}
+SCENARIO_KEYS = {
+    "msg": ["ff_count", "ff4k_count", "ack_count", "pipe_count", "window", "rtt_count"],
+    "idle": ["steps"],
+    "connect": ["connect_count", "recover_count"],
+}
+TIMEOUT_S = {"full": 600, "quick": 180, "tiny": 90}
+EMULATOR_CPU = 1  # the emulator gets its own core; the clients share the machine
+
+
+def hub_name(run, impl, scenario):
+    return f"b{run}_{impl.replace('-', '_')}_{scenario}"
+
+
+def run_program(impl, scenario, mode, run, connection_string, logs):
+    hub = hub_name(run, impl, scenario)
+    counts = COUNTS[mode]
+    args = IMPLS[impl] + [scenario] + [f"{k}={counts[k]}" for k in SCENARIO_KEYS[scenario]]
+    env = dict(
+        os.environ,
+        WPS_CONNECTION_STRING=connection_string,
+        BENCH_URL=emulator.client_access_url(connection_string, hub),
+        BENCH_HUB=hub,
+        BENCH_DROP_CMD=f"{sys.executable} {HERE / 'tools/emu_drop.py'} {hub}",
+        WPS_LIBRARY_PATH=str(REPO / "target/release/libwebpubsub_client.so"),
+        PYTHONPATH=os.pathsep.join([str(REPO / "bindings/python"), str(HERE / "py")]),
+    )
+    log = logs / f"{hub}.stderr"
+    started = time.monotonic()
+    with open(log, "w") as err:
+        try:
+            proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                                  timeout=TIMEOUT_S[mode], cwd=str(HERE))
+            rc, out = proc.returncode, proc.stdout
+        except subprocess.TimeoutExpired as e:
+            rc, out = "timeout", (e.stdout.decode() if isinstance(e.stdout, bytes) else e.stdout or "")
+    figures = {}
+    for line in out.splitlines():
+        try:
+            record = json.loads(line)
+            figures[record["metric"]] = float(record["value"])
+        except (ValueError, KeyError):
+            continue
+    elapsed = time.monotonic() - started
+    error = None
+    if rc != 0 or not figures:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        error = f"{impl} {scenario} run {run}: exit {rc}; " + " | ".join(tail)
+    return figures, error, elapsed
+
+
+def derive(figures, steps):
+    """RSS per client between the smallest and largest idle step."""
+    lo, hi = steps[0], steps[-1]
+    if f"rss_kb_{lo}" in figures and f"rss_kb_{hi}" in figures and hi > lo:
+        figures["rss_per_client_kb"] = (figures[f"rss_kb_{hi}"] - figures[f"rss_kb_{lo}"]) / (hi - lo)
+    return figures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 run, small counts")
+    parser.add_argument("--tiny", action="store_true", help="with --quick: tiny counts (CI smoke)")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--impls", default=",".join(IMPLS))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    runs = args.runs or (5 if mode == "full" else 1)
+    impls = [i for i in args.impls.split(",") if i]
+    unknown = [i for i in impls if i not in IMPLS]
+    if unknown:
+        parser.error(f"unknown implementations {unknown}; known: {list(IMPLS)}")
+    out = args.out or (HERE / "results" if mode == "full" else REPO / "build/bench" / f"results-{mode}")
+    logs = REPO / "build/bench/logs"
+    out.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    steps = [int(s) for s in COUNTS[mode]["steps"].split(",")]
+
+    emu = emulator.EmulatorProcess(str(REPO / "target/release/wps-emulator"), str(logs / "emulator.stderr"),
+                                   cpu=EMULATOR_CPU if (os.cpu_count() or 1) > 1 else None)
+    print(f"[bench] {mode}: {runs} run(s) of {', '.join(impls)}; emulator pid {emu.proc.pid} "
+          f"on CPU {EMULATOR_CPU}: {emu.connection_string}", file=sys.stderr)
+    samples = {impl: [] for impl in impls}
+    errors = []
+    started = time.time()
+    try:
+        for run in range(1, runs + 1):
+            for impl in impls:
+                figures = {}
+                for scenario in SCENARIOS:
+                    got, error, elapsed = run_program(impl, scenario, mode, run, emu.connection_string, logs)
+                    figures.update(got)
+                    print(f"[bench] run {run} {impl:16} {scenario:8} {elapsed:6.1f}s "
+                          f"{'ok' if not error else 'FAILED'}", file=sys.stderr)
+                    if error:
+                        errors.append(error)
+                    if not emu.alive():
+                        errors.append(f"the emulator exited during {impl} {scenario}")
+                        raise RuntimeError(errors[-1])
+                samples[impl].append(derive(figures, steps))
+    finally:
+        emu.stop()
+
+    summary = {impl: report.aggregate(runs_) for impl, runs_ in samples.items()}
+    meta = {
+        "mode": mode, "runs": runs, "counts": COUNTS[mode], "steps": steps,
+        "machine": report.machine(), "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "wall_s": round(time.time() - started, 1), "errors": errors,
+    }
+    (out / "results.json").write_text(json.dumps({"meta": meta, "runs": samples, "summary": summary}, indent=1))
+    table = report.markdown(summary, meta)
+    (out / "results.md").write_text(table)
+    chart = report.chart(summary, meta, out / "chart.png")
+    print(table)
+    if chart:
+        print(f"[bench] chart: {chart}", file=sys.stderr)
+    if mode == "full":
+        report.update_benchmarks_md(REPO / "BENCHMARKS.md", table)
+    for e in errors:
+        print(f"[bench] ERROR {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

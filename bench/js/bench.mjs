@@ -1,0 +1,218 @@
+// Bench program for the official JS client (@azure/web-pubsub-client):
+//   node bench.mjs official-js SCENARIO [key=value ...]
+// SCENARIO is msg, idle or connect, run exactly as the Rust, C and Python bench programs do
+// (see BENCHMARKS.md); one JSON line per measurement on stdout.
+// Environment: BENCH_URL (client access URL), BENCH_DROP_CMD (drop helper, connection id appended).
+import { execSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { WebPubSubClient, WebPubSubJsonProtocol, WebPubSubJsonReliableProtocol } from "@azure/web-pubsub-client";
+
+const GROUP = "g";
+const RTT_GROUP = "rtt";
+const RECOVERY_GROUP = "rec";
+const WARM_UP = 200;
+const WAIT_MS = 60_000;
+const IMPL = "official-js";
+
+function emit(metric, value, unit) {
+  process.stdout.write(JSON.stringify({ impl: IMPL, metric, value, unit }) + "\n");
+}
+
+function percentile(sorted, p) {
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+function procStatus() {
+  if (globalThis.gc) globalThis.gc(); // retained memory, not garbage waiting for a collection
+  const text = readFileSync("/proc/self/status", "utf8");
+  const field = (name) => Number(text.match(new RegExp(`^${name}:\\s+(\\d+)`, "m"))[1]);
+  return [field("VmRSS"), field("Threads")];
+}
+
+const nowNs = () => process.hrtime.bigint(); // CLOCK_MONOTONIC
+
+class Counter {
+  constructor() {
+    this.count = 0;
+    this.lastNs = 0n;
+    this.waiters = [];
+  }
+  hit() {
+    this.lastNs = nowNs();
+    this.count += 1;
+    this.waiters = this.waiters.filter((w) => {
+      if (this.count < w.target) return true;
+      clearTimeout(w.timer);
+      w.resolve();
+      return false;
+    });
+  }
+  waitFor(target, what, timeoutMs = WAIT_MS) {
+    if (this.count >= target) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w = { target, resolve };
+      w.timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new Error(`${what}: ${this.count} of ${target} after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+}
+
+class Conn {
+  static async open(url, reliable) {
+    const c = new Conn();
+    c.received = new Counter();
+    c.connectionId = null;
+    c.client = new WebPubSubClient(url, {
+      protocol: reliable ? WebPubSubJsonReliableProtocol() : WebPubSubJsonProtocol(),
+    });
+    c.client.on("group-message", () => c.received.hit());
+    c.client.on("connected", (e) => {
+      c.connectionId = e.connectionId;
+    });
+    await c.client.start();
+    return c;
+  }
+  join(group) {
+    return this.client.joinGroup(group);
+  }
+  send(group, data, acked) {
+    return this.client.sendToGroup(group, data, "text", { fireAndForget: !acked });
+  }
+  close() {
+    this.client.stop();
+  }
+}
+
+
+async function pipelined(conn, data, count, window) {
+  const inflight = new Set();
+  for (let i = 0; i < count; i++) {
+    if (inflight.size >= window) await Promise.race(inflight);
+    const p = conn.send(GROUP, data, true).then(() => inflight.delete(p));
+    inflight.add(p);
+  }
+  await Promise.all(inflight);
+}
+
+async function scenarioMsg(url, p) {
+  const sub = await Conn.open(url, false);
+  await sub.join(GROUP);
+  const pub = await Conn.open(url, false);
+  const small = "x".repeat(64);
+  const large = "x".repeat(4096);
+  for (let i = 0; i < WARM_UP; i++) await pub.send(GROUP, small, false);
+  await sub.received.waitFor(WARM_UP, "warm-up");
+
+  for (const [metric, data, count] of [["ff_64", small, p.ff_count], ["ff_4k", large, p.ff4k_count]]) {
+    const base = sub.received.count;
+    const t = performance.now();
+    for (let i = 0; i < count; i++) await pub.send(GROUP, data, false);
+    await sub.received.waitFor(base + count, metric);
+    emit(metric, count / ((performance.now() - t) / 1000), "msg/s");
+  }
+
+  const base = sub.received.count;
+  let t = performance.now();
+  for (let i = 0; i < p.ack_count; i++) await pub.send(GROUP, small, true);
+  emit("acked_seq", p.ack_count / ((performance.now() - t) / 1000), "msg/s");
+  t = performance.now();
+  await pipelined(pub, small, p.pipe_count, p.window);
+  emit("acked_pipe", p.pipe_count / ((performance.now() - t) / 1000), "msg/s");
+  await sub.received.waitFor(base + p.ack_count + p.pipe_count, "acked deliveries");
+
+  await pub.join(RTT_GROUP);
+  const samples = [];
+  for (let i = 0; i < p.rtt_count; i++) {
+    const started = nowNs();
+    await pub.send(RTT_GROUP, small, false);
+    await pub.received.waitFor(i + 1, "round trip");
+    samples.push(Number(pub.received.lastNs - started) / 1e3);
+  }
+  samples.sort((a, b) => a - b);
+  emit("rtt_p50", percentile(samples, 50), "us");
+  emit("rtt_p99", percentile(samples, 99), "us");
+  emit("rtt_p999", percentile(samples, 99.9), "us");
+  pub.close();
+  sub.close();
+}
+
+async function scenarioIdle(url, p) {
+  let [rss, threads] = procStatus();
+  emit("rss_kb_0", rss, "KiB");
+  emit("threads_0", threads, "threads");
+  const clients = [];
+  for (const step of p.steps) {
+    while (clients.length < step) clients.push(await Conn.open(url, true));
+    [rss, threads] = procStatus();
+    emit(`rss_kb_${step}`, rss, "KiB");
+    emit(`threads_${step}`, threads, "threads");
+  }
+  for (const c of clients) c.close();
+}
+
+function dropConnection(connectionId) {
+  const out = execSync(`${process.env.BENCH_DROP_CMD} '${connectionId}'`, { encoding: "utf8" });
+  return BigInt(out.trim());
+}
+
+async function scenarioConnect(url, p) {
+  let samples = [];
+  for (let i = 0; i < p.connect_count; i++) {
+    const t = performance.now();
+    const c = await Conn.open(url, true);
+    samples.push(performance.now() - t);
+    c.close();
+  }
+  samples.sort((a, b) => a - b);
+  emit("connect_ms", percentile(samples, 50), "ms");
+
+  const target = await Conn.open(url, true);
+  await target.join(RECOVERY_GROUP);
+  const sender = await Conn.open(url, true);
+  samples = [];
+  for (let i = 0; i < p.recover_count; i++) {
+    if (!target.connectionId) throw new Error("the client reports no connection id");
+    const droppedNs = dropConnection(target.connectionId);
+    await sender.send(RECOVERY_GROUP, "x".repeat(64), true);
+    await target.received.waitFor(i + 1, "recovery", 30_000);
+    samples.push(Number(target.received.lastNs - droppedNs) / 1e6);
+  }
+  samples.sort((a, b) => a - b);
+  emit("recover_ms", percentile(samples, 50), "ms");
+  sender.close();
+  target.close();
+}
+
+const DEFAULTS = {
+  ff_count: 20000, ff4k_count: 5000, ack_count: 2000, pipe_count: 10000, window: 256, rtt_count: 2000,
+  steps: "1,100,1000", connect_count: 20, recover_count: 5,
+};
+
+async function main(argv) {
+  const [impl, scenario, ...rest] = argv;
+  if (impl !== IMPL) throw new Error(`usage: node bench.mjs ${IMPL} msg|idle|connect [key=value ...]`);
+  const raw = { ...DEFAULTS };
+  for (const arg of rest) {
+    const i = arg.indexOf("=");
+    const key = arg.slice(0, i);
+    if (i < 0 || !(key in DEFAULTS)) throw new Error(`unknown parameter ${arg}`);
+    raw[key] = arg.slice(i + 1);
+  }
+  const p = {};
+  for (const [k, v] of Object.entries(raw)) p[k] = k === "steps" ? String(v).split(",").map(Number) : Number(v);
+  const run = { msg: scenarioMsg, idle: scenarioIdle, connect: scenarioConnect }[scenario];
+  if (!run) throw new Error(`unknown scenario ${scenario} (msg, idle, connect)`);
+  await run(process.env.BENCH_URL, p);
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench.mjs: ${err && err.stack ? err.stack : err}\n`);
+    process.exit(1);
+  },
+);

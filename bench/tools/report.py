@@ -1,0 +1,198 @@
+"""Aggregation (median, min, max over runs), the Markdown table with the target ratios, the
+PNG chart, and the results section of BENCHMARKS.md."""
+
+import os
+import platform
+import statistics
+from pathlib import Path
+
+NAMES = {
+    "c": "C ABI (ours)",
+    "rust": "Rust API (ours)",
+    "python": "Python pkg (ours)",
+    "official-python": "official Python",
+    "official-js": "official JS",
+    "raw": "raw tokio-tungstenite",
+}
+ROWS = [
+    ("ff_64", "fire-and-forget 64 B (msg/s)", "{:,.0f}"),
+    ("ff_4k", "fire-and-forget 4 KiB (msg/s)", "{:,.0f}"),
+    ("acked_seq", "acked, blocking (msg/s)", "{:,.0f}"),
+    ("acked_pipe", "acked, pipelined (msg/s)", "{:,.0f}"),
+    ("rtt_p50", "round trip p50 (µs)", "{:,.0f}"),
+    ("rtt_p99", "round trip p99 (µs)", "{:,.0f}"),
+    ("rtt_p999", "round trip p99.9 (µs)", "{:,.0f}"),
+    ("rss_per_client_kb", "RSS per idle client (KiB)", "{:,.1f}"),
+    ("connect_ms", "connect p50 (ms)", "{:,.2f}"),
+    ("recover_ms", "recover after :drop p50 (ms)", "{:,.1f}"),
+]
+
+
+def aggregate(runs):
+    keys = sorted({k for r in runs for k in r})
+    out = {}
+    for k in keys:
+        values = [r[k] for r in runs if k in r]
+        out[k] = {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    return out
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        mem_kb = 0
+    return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kb / 1024 / 1024, 1),
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+def cell(summary, impl, metric, fmt):
+    s = summary.get(impl, {}).get(metric)
+    if not s:
+        return "n/a"
+    text = fmt.format(s["median"])
+    if s["n"] > 1:
+        text += f" ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+    return text
+
+
+def median(summary, impl, metric):
+    s = summary.get(impl, {}).get(metric)
+    return s["median"] if s else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def targets(summary):
+    """(target, measured ratio text, met?) for each target of BENCHMARKS.md."""
+    m = lambda impl, metric: median(summary, impl, metric)  # noqa: E731
+    rows = []
+
+    def add(text, value, need, higher_is_better=True):
+        if value is None:
+            rows.append((text, "n/a", None))
+            return
+        if value < 0:  # a negative figure (e.g. RSS shrinking) cannot be compared
+            rows.append((text, f"{value:.2f}", None))
+            return
+        met = value >= need if higher_is_better else value <= need
+        rows.append((text, f"{value:.2f}", met))
+
+    add("C ABI fire-and-forget ≥ 20× official Python (64 B)", ratio(m("c", "ff_64"), m("official-python", "ff_64")), 20)
+    add("C ABI fire-and-forget ≥ 3× official JS (64 B)", ratio(m("c", "ff_64"), m("official-js", "ff_64")), 3)
+    add("C ABI fire-and-forget ≥ 0.70× raw tokio-tungstenite (64 B)", ratio(m("c", "ff_64"), m("raw", "ff_64")), 0.7)
+    add("C ABI pipelined acked ≥ 10× official JS", ratio(m("c", "acked_pipe"), m("official-js", "acked_pipe")), 10)
+    add("C ABI p99 RTT ≤ 1/5 of official JS (ratio ≤ 0.20)", ratio(m("c", "rtt_p99"), m("official-js", "rtt_p99")), 0.2, False)
+    add("C ABI RSS per idle client ≤ 1/4 of official JS (ratio ≤ 0.25)",
+        ratio(m("c", "rss_per_client_kb"), m("official-js", "rss_per_client_kb")), 0.25, False)
+    steps = [k for k in summary.get("c", {}) if k.startswith("threads_") and k != "threads_0"]
+    steps.sort(key=lambda k: int(k.split("_")[1]))
+    if len(steps) >= 2:
+        lo, hi = m("c", steps[0]), m("c", steps[-1])
+        rows.append((f"C ABI thread count flat ({steps[0]} → {steps[-1]})", f"{lo:.0f} → {hi:.0f}", hi <= lo))
+    add("our Python ≥ 5× official Python (fire-and-forget 64 B)",
+        ratio(m("python", "ff_64"), m("official-python", "ff_64")), 5)
+    add("our Python ≥ 5× official Python (acked, blocking)",
+        ratio(m("python", "acked_seq"), m("official-python", "acked_seq")), 5)
+    return rows
+
+
+def markdown(summary, meta):
+    impls = [i for i in NAMES if i in summary]
+    mach = meta["machine"]
+    lines = [
+        f"Run {meta['started_utc']}, mode {meta['mode']}, {meta['runs']} run(s) per implementation, "
+        f"wall time {meta['wall_s']} s. Machine: {mach['nproc']} CPUs ({mach['cpu']}), "
+        f"{mach['memory_gib']} GiB, Linux {mach['kernel']}. Cells: median (min–max).",
+        "",
+        "| measurement | " + " | ".join(NAMES[i] for i in impls) + " |",
+        "|---|" + "---:|" * len(impls),
+    ]
+    for metric, label, fmt in ROWS:
+        lines.append(f"| {label} | " + " | ".join(cell(summary, i, metric, fmt) for i in impls) + " |")
+    for step in meta["steps"]:
+        lines.append(f"| RSS with {step} idle client(s) (MiB) | "
+                     + " | ".join(_mib(summary, i, f"rss_kb_{step}") for i in impls) + " |")
+    for step in meta["steps"]:
+        lines.append(f"| threads with {step} idle client(s) | "
+                     + " | ".join(cell(summary, i, f"threads_{step}", "{:,.0f}") for i in impls) + " |")
+    lines += ["", "| target | measured ratio | met |", "|---|---:|:---:|"]
+    for text, value, met in targets(summary):
+        lines.append(f"| {text} | {value} | {'yes' if met else 'n/a' if met is None else '**no**'} |")
+    if meta["errors"]:
+        lines += ["", "Errors in this run:"] + [f"- {e}" for e in meta["errors"]]
+    return "\n".join(lines) + "\n"
+
+
+def _mib(summary, impl, metric):
+    s = summary.get(impl, {}).get(metric)
+    if not s:
+        return "n/a"
+    return f"{s['median'] / 1024:,.1f}"
+
+
+def chart(summary, meta, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    impls = [i for i in NAMES if i in summary]
+    panels = [
+        ("Throughput (msg/s, log)", ["ff_64", "ff_4k", "acked_seq", "acked_pipe"],
+         ["f&f 64 B", "f&f 4 KiB", "acked blocking", "acked pipelined"], True),
+        ("Round trip (µs, log)", ["rtt_p50", "rtt_p99", "rtt_p999"], ["p50", "p99", "p99.9"], True),
+        ("Memory per idle client (KiB)", ["rss_per_client_kb"], ["RSS / client"], False),
+        ("Connect / recover (ms, log)", ["connect_ms", "recover_ms"], ["connect", "recover"], True),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9))
+    width = 0.8 / max(1, len(impls))
+    for ax, (title, metrics, labels, log) in zip(axes.flat, panels):
+        for k, impl in enumerate(impls):
+            meds, lo, hi = [], [], []
+            for metric in metrics:
+                s = summary[impl].get(metric)
+                med = s["median"] if s else 0
+                meds.append(med)
+                lo.append(med - s["min"] if s else 0)
+                hi.append(s["max"] - med if s else 0)
+            xs = [x + (k - (len(impls) - 1) / 2) * width for x in range(len(metrics))]
+            ax.bar(xs, meds, width, yerr=[lo, hi], capsize=2, label=NAMES[impl])
+        ax.set_xticks(range(len(metrics)))
+        ax.set_xticklabels(labels)
+        ax.set_title(title)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(f"Web PubSub clients against wps-emulator ({meta['mode']}, median of {meta['runs']} run(s); "
+                 f"bars: min–max), {meta['machine']['nproc']} CPUs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+BEGIN, END = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
+
+
+def update_benchmarks_md(path, table):
+    """Replaces the generated section between the markers (the rest is hand-written)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        return
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(head + BEGIN + "\n" + table + "\n![chart](bench/results/chart.png)\n" + END + tail)
