@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
@@ -384,10 +385,7 @@ impl EventQueue {
             }
             st.drainer = Some(thread::current().id());
         }
-        let (_, taken_over) = self.run_batch(POOL_BATCH);
-        if !taken_over {
-            self.release();
-        }
+        Draining::new(self).run(POOL_BATCH);
     }
 
     /// Poll mode: delivers up to `max` pending events (0 = all that are pending) on the calling
@@ -420,11 +418,7 @@ impl EventQueue {
             st.drainer = Some(thread::current().id());
         }
         let max = if max == 0 { usize::MAX } else { max };
-        let (n, taken_over) = self.run_batch(max);
-        if !taken_over {
-            self.release();
-        }
-        n
+        Draining::new(self).run(max)
     }
 
     /// Teardown: takes the queue over, waiting for an in-flight callback on another thread to
@@ -473,6 +467,36 @@ impl EventQueue {
         };
         drop(fd);
         self.cond.notify_all();
+    }
+}
+
+/// The current thread drains a queue; releases it when done, also if delivery unwinds, unless a
+/// deferred free took the queue over.
+struct Draining<'a> {
+    queue: &'a Arc<EventQueue>,
+    taken_over: bool,
+}
+
+impl<'a> Draining<'a> {
+    fn new(queue: &'a Arc<EventQueue>) -> Draining<'a> {
+        Draining {
+            queue,
+            taken_over: false,
+        }
+    }
+
+    fn run(mut self, max: usize) -> usize {
+        let (n, taken_over) = self.queue.run_batch(max);
+        self.taken_over = taken_over;
+        n
+    }
+}
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        if !self.taken_over {
+            self.queue.release();
+        }
     }
 }
 
@@ -559,7 +583,10 @@ impl PoolInner {
                     run = self.cond.wait(run).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            queue.pool_turn();
+            // A panic here would be a bug in this module; keep the pool thread alive.
+            if catch_unwind(AssertUnwindSafe(|| queue.pool_turn())).is_err() {
+                crate::ffi::log::emit_error("panic while delivering events (pool thread kept)");
+            }
         }
     }
 }
