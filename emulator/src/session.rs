@@ -20,6 +20,10 @@ pub const MAX_BUFFERED_MESSAGES: usize = 1000;
 /// Unacknowledged bytes kept for recovery before the connection is closed.
 pub const MAX_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
 
+/// Successful ackIds remembered per connection for `Duplicate` answers (oldest forgotten first),
+/// so a long-running publisher does not grow the emulator without bound.
+pub const MAX_REMEMBERED_ACK_IDS: usize = 100_000;
+
 /// What simple (no subprotocol) clients do with their frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimpleMode {
@@ -199,6 +203,8 @@ struct State {
     buffer: VecDeque<(u64, Frame)>,
     buffered_bytes: usize,
     ack_ids: HashSet<u64>,
+    /// Insertion order of `ack_ids`, for evicting the oldest beyond [`MAX_REMEMBERED_ACK_IDS`].
+    ack_order: VecDeque<u64>,
     ended: bool,
 }
 
@@ -481,7 +487,15 @@ impl Session {
 
     /// Records a successfully executed `ack_id`.
     pub fn remember_ack(&self, ack_id: u64) {
-        lock(&self.state).ack_ids.insert(ack_id);
+        let mut st = lock(&self.state);
+        if st.ack_ids.insert(ack_id) {
+            st.ack_order.push_back(ack_id);
+            if st.ack_order.len() > MAX_REMEMBERED_ACK_IDS {
+                if let Some(old) = st.ack_order.pop_front() {
+                    st.ack_ids.remove(&old);
+                }
+            }
+        }
     }
 
     pub fn group_list(&self) -> Vec<String> {
@@ -490,5 +504,47 @@ impl Session {
 
     pub fn permissions(&self) -> MutexGuard<'_, Permissions> {
         lock(&self.permissions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(kind: Kind) -> Session {
+        Session::new("c".into(), "h", None, kind, None, Permissions::default())
+    }
+
+    #[test]
+    fn ack_id_cache_forgets_the_oldest_beyond_its_limit() {
+        let s = session(Kind::Json);
+        for id in 0..=MAX_REMEMBERED_ACK_IDS as u64 {
+            s.remember_ack(id);
+        }
+        assert!(!s.is_duplicate(0));
+        assert!(s.is_duplicate(1));
+        assert!(s.is_duplicate(MAX_REMEMBERED_ACK_IDS as u64));
+    }
+
+    #[test]
+    fn reliable_delivery_numbers_buffers_and_overflows() {
+        let s = session(Kind::JsonReliable);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        s.attach(tx, Arc::new(CutSignal::default())).unwrap();
+        let d = Delivery::new(&Origin::Server, &Payload::Text("x".into()));
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Text(t)) if t.as_str().contains("connected")));
+        s.deliver(&d);
+        match rx.try_recv() {
+            Ok(Outbound::Text(t)) => assert!(t
+                .as_str()
+                .starts_with(r#"{"sequenceId":1,"type":"message""#)),
+            other => panic!("{other:?}"),
+        }
+        s.sequence_ack(1);
+        for _ in 0..MAX_BUFFERED_MESSAGES {
+            assert_eq!(s.deliver(&d), DeliverOutcome::Delivered);
+        }
+        assert_eq!(s.deliver(&d), DeliverOutcome::Overflow);
+        assert!(s.is_ended());
     }
 }
