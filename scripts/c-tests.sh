@@ -104,6 +104,15 @@ run() {
 cflags=(-std=c11 -Wall -Wextra -Werror -g -O1 -I include -I tests/c)
 static_libs=(-lpthread -ldl -lm -lrt)
 
+# ---- 0. the shared library exports only wps_* ------------------------------------------------
+others=$(nm -D --defined-only "$libdir/libwebpubsub_client.so" | awk '{print $3}' | grep -v '^wps_' || true)
+if [ -z "$others" ]; then
+  echo "exports: only wps_* ($(nm -D --defined-only "$libdir/libwebpubsub_client.so" | grep -c ' wps_') symbols)"
+  passed=$((passed + 1))
+else
+  echo "---- exports: non-wps symbols: $others"; failed=$((failed + 1))
+fi
+
 # ---- 1. shared library ---------------------------------------------------------------------
 for s in "${suites[@]}"; do
   if ! gcc "${cflags[@]}" "tests/c/$s.c" -o "$build/$s" -L "$build/lib" -lwebpubsub_client -lpthread \
@@ -135,11 +144,19 @@ if [ "$valgrind" = 1 ] && [ "$profile" = release ]; then
     apt-get install -y -q valgrind >/dev/null 2>&1 || echo "c-tests: valgrind unavailable"
   fi
   if command -v valgrind >/dev/null; then
-    for s in test_api test_messaging; do
+    # Subset: the fork test is left out (a forked child leaks the parent's library state on
+    # purpose, and memcheck would turn that into the child's exit status).
+    declare -A subset=(
+      [test_api]=""
+      [test_lifecycle]=""
+      [test_messaging]="connect_and_stop send_and_receive_each_data_type forbidden_reports_the_service_error_name async_operations_complete_exactly_once"
+      [test_poll]="poll_mode_runs_callbacks_on_the_calling_thread free_inside_dispatch_completes_before_dispatch_returns"
+    )
+    for s in test_api test_lifecycle test_messaging test_poll; do
       [ -x "$build/$s" ] || continue
+      # shellcheck disable=SC2086
       run "$s.valgrind" valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-        --suppressions="$root/tests/c/valgrind.supp" --gen-suppressions=all "$build/$s" \
-        $( [ "$s" = test_messaging ] && echo "connect_and_stop send_and_receive_each_data_type forbidden_reports_the_service_error_name" )
+        --suppressions="$root/tests/c/valgrind.supp" --gen-suppressions=all "$build/$s" ${subset[$s]}
     done
   fi
 fi

@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -15,6 +16,23 @@ static int test_version_macros_match_library(void) {
           (unsigned)WPS_VERSION_NUMBER);
     const char *s = wps_version_string();
     CHECK(s && strstr(s, WPS_VERSION_STRING) != NULL, "version string %s", s ? s : "(null)");
+    return 0;
+}
+
+static int test_event_layout_keeps_the_pinned_field_order(void) {
+    /* pinned fields first, in the documented order; later fields only appended */
+    CHECK(offsetof(wps_event, struct_size) == 0, "struct_size first");
+    CHECK(offsetof(wps_event, type) == 4, "type second");
+    size_t order[] = {
+        offsetof(wps_event, type), offsetof(wps_event, connection_id), offsetof(wps_event, user_id),
+        offsetof(wps_event, group), offsetof(wps_event, from_user_id), offsetof(wps_event, data_type),
+        offsetof(wps_event, data), offsetof(wps_event, data_len), offsetof(wps_event, sequence_id),
+        offsetof(wps_event, message), offsetof(wps_event, error_name), offsetof(wps_event, ack_id),
+        offsetof(wps_event, op_context), offsetof(wps_event, result), offsetof(wps_event, op),
+        offsetof(wps_event, is_duplicate),
+    };
+    for (size_t i = 1; i < sizeof order / sizeof order[0]; i++) CHECK(order[i] > order[i - 1], "field %zu in order", i);
+    CHECK(sizeof(((wps_event *)0)->sequence_id) == 8 && sizeof(((wps_event *)0)->data_len) == sizeof(size_t), "widths");
     return 0;
 }
 
@@ -359,6 +377,7 @@ static int test_log_callback_levels(void) {
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         {"version_macros_match_library", test_version_macros_match_library},
+        {"event_layout_keeps_the_pinned_field_order", test_event_layout_keeps_the_pinned_field_order},
         {"result_codes_have_names_and_text", test_result_codes_have_names_and_text},
         {"options_reject_unknown_values", test_options_reject_unknown_values},
         {"client_new_rejects_bad_arguments", test_client_new_rejects_bad_arguments},
