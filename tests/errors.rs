@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::mock::{self, MockServer};
+use common::mock::{self, started_client, MockServer};
 use common::*;
 use webpubsub_client::{AckOk, ClientOptions, Error, Event, Payload, Protocol, SendOptions};
 
@@ -201,15 +201,7 @@ async fn start_times_out_without_connected_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_are_skipped_and_the_connection_survives() {
     let mut server = MockServer::start().await;
-    let (c, mut ev) = client_with(server.url.clone(), fast_options());
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok")).await;
-    start.await.unwrap().unwrap();
-    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    let (c, mut ev, mut conn) = started_client(&mut server, fast_options(), Some("tok")).await;
     for junk in [
         "not json",
         "[1,2]",
@@ -244,15 +236,7 @@ async fn oversized_inbound_message_fails_the_connection_clearly() {
         max_message_size: 1024,
         ..fast_options()
     };
-    let (c, mut ev) = client_with(server.url.clone(), opts);
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", None).await;
-    start.await.unwrap().unwrap();
-    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    let (_c, mut ev, mut conn) = started_client(&mut server, opts, None).await;
     let big = format!(
         r#"{{"type":"message","from":"server","dataType":"text","data":"{}"}}"#,
         "x".repeat(4096)
@@ -310,15 +294,7 @@ async fn unanswered_operations_time_out_after_retries_with_one_ack_id() {
         ack_timeout: Duration::from_millis(200),
         ..fast_options() // 2 retries, 50 ms apart
     };
-    let (c, mut ev) = client_with(server.url.clone(), opts);
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok")).await;
-    start.await.unwrap().unwrap();
-    ev.next().await;
+    let (c, _ev, mut conn) = started_client(&mut server, opts, Some("tok")).await;
     let op = tokio::spawn({
         let c = c.clone();
         async move { c.join_group("silent", None).await }

@@ -4,27 +4,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::mock::{MockConn, MockServer};
+use common::mock::{started_client, MockServer};
 use common::*;
-use webpubsub_client::{Client, Error, Event, Payload};
-
-async fn started(server: &mut MockServer) -> (Client, Events, MockConn) {
-    let (c, mut ev) = client_with(server.url.clone(), fast_options());
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok")).await;
-    start.await.unwrap().unwrap();
-    assert!(matches!(ev.next().await, Event::Connected { .. }));
-    (c, ev, conn)
-}
+use webpubsub_client::{Error, Payload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_returns_the_response_payload() {
     let mut server = MockServer::start().await;
-    let (c, _ev, mut conn) = started(&mut server).await;
+    let (c, _ev, mut conn) = started_client(&mut server, fast_options(), Some("tok")).await;
     let call = tokio::spawn({
         let c = c.clone();
         async move { c.invoke_event("echo", Payload::text("ping"), None).await }
@@ -62,7 +49,7 @@ async fn invoke_returns_the_response_payload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_timeout_sends_cancel_invocation() {
     let mut server = MockServer::start().await;
-    let (c, _ev, mut conn) = started(&mut server).await;
+    let (c, _ev, mut conn) = started_client(&mut server, fast_options(), Some("tok")).await;
     let call = tokio::spawn({
         let c = c.clone();
         async move {

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::mock::MockServer;
+use common::mock::{started_client, MockServer};
 use common::*;
 use webpubsub_client::{ClientOptions, Event, Protocol};
 
@@ -18,15 +18,7 @@ async fn pings_are_sent_and_a_silent_peer_is_declared_dead() {
         keep_alive_timeout: Duration::from_millis(600),
         ..fast_options()
     };
-    let (c, mut ev) = client_with(server.url.clone(), opts);
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", None).await;
-    start.await.unwrap().unwrap();
-    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    let (_c, mut ev, mut conn) = started_client(&mut server, opts, None).await;
     // The client pings; the peer reads but never writes again (half-open from the
     // client's point of view: TCP stays up, nothing arrives).
     let ping = conn.recv_type("ping").await;
@@ -56,15 +48,7 @@ async fn pongs_keep_a_quiet_connection_alive() {
         keep_alive_timeout: Duration::from_millis(400),
         ..fast_options()
     };
-    let (c, mut ev) = client_with(server.url.clone(), opts);
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", None).await;
-    start.await.unwrap().unwrap();
-    ev.next().await;
+    let (c, mut ev, mut conn) = started_client(&mut server, opts, None).await;
     // Answer 12 pings (well past the 400 ms timeout in total).
     for _ in 0..12 {
         conn.recv_type("ping").await;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::mock::MockServer;
+use common::mock::{started_client, MockServer};
 use common::*;
 use webpubsub_client::{
     Client, ClientOptions, Credential, Error, Event, Payload, Protocol, SendOptions,
@@ -70,15 +70,7 @@ async fn service_close_reports_its_reason_then_reconnects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_1008_skips_recovery_and_opens_a_new_connection() {
     let mut server = MockServer::start().await;
-    let (c, mut ev) = client_with(server.url.clone(), fast_options());
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok1")).await;
-    start.await.unwrap().unwrap();
-    ev.next().await;
+    let (c, mut ev, mut conn) = started_client(&mut server, fast_options(), Some("tok1")).await;
     conn.send(r#"{"type":"system","event":"disconnected","message":"policy"}"#)
         .await;
     conn.close(1008, "no").await;
@@ -200,15 +192,7 @@ async fn stop_during_recovery_ends_with_disconnected_then_stopped() {
         recovery_timeout: Duration::from_secs(60),
         ..fast_options()
     };
-    let (c, mut ev) = client_with(server.url.clone(), opts);
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok1")).await;
-    start.await.unwrap().unwrap();
-    ev.next().await;
+    let (c, mut ev, mut conn) = started_client(&mut server, opts, Some("tok1")).await;
     let pending = tokio::spawn({
         let c = c.clone();
         async move { c.join_group("g", Some(9)).await }

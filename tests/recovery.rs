@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::mock::MockServer;
+use common::mock::{started_client, MockServer};
 use common::*;
 use std::sync::{Arc, Mutex};
 use webpubsub_client::log::{set_logger, Level};
@@ -193,15 +193,7 @@ async fn recovery_uses_the_recovery_url_and_deduplicates_by_sequence_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_acks_are_resent_with_the_same_ack_id_after_recovery() {
     let mut server = MockServer::start().await;
-    let (c, mut ev) = client_with(server.url.clone(), fast_options());
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok1")).await;
-    start.await.unwrap().unwrap();
-    ev.next().await;
+    let (c, mut ev, mut conn) = started_client(&mut server, fast_options(), Some("tok1")).await;
     let join = tokio::spawn({
         let c = c.clone();
         async move { c.join_group("g", Some(42)).await }
@@ -231,15 +223,7 @@ async fn sequence_ack_is_immediate_after_a_jump_over_300() {
         sequence_ack_interval: Duration::from_secs(3600),
         ..fast_options()
     };
-    let (c, mut ev) = client_with(server.url.clone(), opts);
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok1")).await;
-    start.await.unwrap().unwrap();
-    ev.next().await;
+    let (c, _ev, mut conn) = started_client(&mut server, opts, Some("tok1")).await;
     conn.send(r#"{"type":"message","from":"server","dataType":"text","data":"a","sequenceId":1}"#)
         .await;
     conn.send(
@@ -254,15 +238,7 @@ async fn sequence_ack_is_immediate_after_a_jump_over_300() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_sent_around_a_drop_arrives_once_recovered() {
     let mut server = MockServer::start().await;
-    let (c, mut ev) = client_with(server.url.clone(), fast_options());
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok1")).await;
-    start.await.unwrap().unwrap();
-    ev.next().await;
+    let (c, mut ev, conn) = started_client(&mut server, fast_options(), Some("tok1")).await;
     drop(conn);
     // Whether it is written to the dead socket or queued during recovery, it is sent on the
     // recovered socket with its ack id.

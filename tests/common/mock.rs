@@ -164,3 +164,27 @@ pub async fn dead_port_url() -> String {
     drop(listener);
     format!("ws://127.0.0.1:{port}/client/hubs/hub1?access_token=x")
 }
+
+/// A client started against `server`, which answered with `connected` (id `conn1`, the given
+/// reconnection token); the `Connected` event is consumed.
+pub async fn started_client(
+    server: &mut MockServer,
+    options: webpubsub_client::ClientOptions,
+    token: Option<&str>,
+) -> (webpubsub_client::Client, super::Events, MockConn) {
+    let (c, mut ev) = super::client_with(server.url.clone(), options);
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", token).await;
+    start.await.unwrap().expect("start");
+    match ev.next().await {
+        webpubsub_client::Event::Connected { connection_id, .. } => {
+            assert_eq!(connection_id, "conn1")
+        }
+        other => panic!("expected Connected, got {other:?}"),
+    }
+    (c, ev, conn)
+}
