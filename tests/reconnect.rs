@@ -214,8 +214,17 @@ async fn stop_during_recovery_ends_with_disconnected_then_stopped() {
     assert_eq!(ev.next().await, Event::Stopped);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exhausted_reconnect_retries_stop_the_client() {
+/// A connected client whose credential provider hands out a dead URL after the first one.
+/// Returns the emulator, the client, its events, its connection id and the provider calls.
+async fn connected_then_unreachable(
+    opts: ClientOptions,
+) -> (
+    Arc<webpubsub_emulator::Emulator>,
+    Client,
+    Events,
+    String,
+    Arc<AtomicUsize>,
+) {
     let emu = Arc::new(emulator().await);
     let dead = common::mock::dead_port_url().await;
     let calls = Arc::new(AtomicUsize::new(0));
@@ -231,6 +240,18 @@ async fn exhausted_reconnect_retries_stop_the_client() {
             })
         })
     };
+    let (c, rx) = Client::with_channel(Credential::Provider(provider), opts);
+    let mut ev = Events { rx };
+    c.start().await.unwrap();
+    let id = match ev.next().await {
+        Event::Connected { connection_id, .. } => connection_id,
+        other => panic!("{other:?}"),
+    };
+    (emu, c, ev, id, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_reconnect_retries_stop_the_client() {
     let opts = ClientOptions {
         protocol: Protocol::Json,
         reconnect_retry: webpubsub_client::RetryPolicy {
@@ -239,13 +260,7 @@ async fn exhausted_reconnect_retries_stop_the_client() {
         },
         ..fast_options()
     };
-    let (c, rx) = Client::with_channel(Credential::Provider(provider), opts);
-    let mut ev = Events { rx };
-    c.start().await.unwrap();
-    let id = match ev.next().await {
-        Event::Connected { connection_id, .. } => connection_id,
-        other => panic!("{other:?}"),
-    };
+    let (emu, c, mut ev, id, calls) = connected_then_unreachable(opts).await;
     assert!(emu.drop_connection(HUB, &id));
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
     assert_eq!(ev.next().await, Event::Stopped);
@@ -258,21 +273,6 @@ async fn exhausted_reconnect_retries_stop_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_while_waiting_to_reconnect_stops_at_once() {
-    let dead = common::mock::dead_port_url().await;
-    let emu = Arc::new(emulator().await);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let provider = {
-        let emu = emu.clone();
-        let calls = calls.clone();
-        Arc::new(move || {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            Ok(if n == 0 {
-                url(&emu, Some("p"), ROLES)
-            } else {
-                dead.clone()
-            })
-        })
-    };
     let opts = ClientOptions {
         protocol: Protocol::Json,
         reconnect_retry: webpubsub_client::RetryPolicy {
@@ -282,13 +282,7 @@ async fn stop_while_waiting_to_reconnect_stops_at_once() {
         },
         ..fast_options()
     };
-    let (c, rx) = Client::with_channel(Credential::Provider(provider), opts);
-    let mut ev = Events { rx };
-    c.start().await.unwrap();
-    let id = match ev.next().await {
-        Event::Connected { connection_id, .. } => connection_id,
-        other => panic!("{other:?}"),
-    };
+    let (emu, c, mut ev, id, _calls) = connected_then_unreachable(opts).await;
     assert!(emu.drop_connection(HUB, &id));
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
     // Now backing off for an hour after the failed first attempt.
