@@ -7,7 +7,8 @@
 #
 # Suites:
 #   python   tests/interop/python    our pytest suite driving the official Python SDKs
-#   js       tests/interop/js        our node:test suite driving the official JS SDKs
+#   js       tests/interop/js        our node:test suite driving the official JS SDKs (client,
+#            server SDK, and the @azure/web-pubsub-express event handler as upstream)
 #   official the azure-messaging-webpubsubclient 1.1.0 sdist's own tests/ (stand-in
 #            devtools_testutils + harness plugin from tests/interop/official_py)
 #
@@ -172,11 +173,11 @@ run_js() {
     local t0=$SECONDS rc=0 tap="$LOGS/js.tap"
     rm -f "$tap"
     (cd "$INTEROP/js" &&
-        WPS_CONNECTION_STRING="$CONNECTION_STRING" timeout "$SUITE_TIMEOUT_S" \
+        WPS_CONNECTION_STRING="$CONNECTION_STRING" WPS_EMULATOR_BIN="$EMULATOR" timeout "$SUITE_TIMEOUT_S" \
             node --test --test-concurrency=1 \
             --test-reporter=spec --test-reporter-destination=stderr \
             --test-reporter=tap --test-reporter-destination="$tap" \
-            client.test.mjs server.test.mjs recovery.test.mjs keepalive.test.mjs) || rc=$?
+            client.test.mjs server.test.mjs recovery.test.mjs keepalive.test.mjs upstream.test.mjs) || rc=$?
     local p f k
     p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -n1)
     f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -n1)
