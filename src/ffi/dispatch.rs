@@ -618,3 +618,155 @@ impl Drop for BlockingSection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::event::WPS_EVENT_SERVER_MESSAGE;
+    use std::sync::atomic::AtomicBool;
+
+    /// What the test callback observed.
+    #[derive(Default)]
+    struct Seen {
+        order: Mutex<Vec<u64>>,
+        arrived: Condvar,
+        running: AtomicBool,
+        overlapped: AtomicBool,
+        freed: AtomicUsize,
+    }
+
+    unsafe extern "C" fn record(user_data: *mut c_void, event: *const wps_event) {
+        // SAFETY: the tests register a live `Seen` and the library passes a live event.
+        let (seen, event) = unsafe { (&*(user_data as *const Seen), &*event) };
+        if seen.running.swap(true, Ordering::SeqCst) {
+            seen.overlapped.store(true, Ordering::SeqCst);
+        }
+        seen.order.lock().unwrap().push(event.sequence_id);
+        seen.running.store(false, Ordering::SeqCst);
+        seen.arrived.notify_all();
+    }
+
+    unsafe extern "C" fn count_free(user_data: *mut c_void) {
+        // SAFETY: the tests register a live `Seen`.
+        let seen = unsafe { &*(user_data as *const Seen) };
+        seen.freed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn message(seq: u64) -> OwnedEvent {
+        OwnedEvent {
+            kind: WPS_EVENT_SERVER_MESSAGE,
+            sequence_id: seq,
+            ..Default::default()
+        }
+    }
+
+    /// Waits (with a deadline) until `n` events were recorded.
+    fn wait_for_count(seen: &Seen, n: usize, deadline: Duration) -> bool {
+        let end = Instant::now() + deadline;
+        let mut order = seen.order.lock().unwrap();
+        while order.len() < n {
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            order = seen.arrived.wait_timeout(order, end - now).unwrap().0;
+        }
+        true
+    }
+
+    #[test]
+    fn thread_mode_delivers_in_order_never_concurrently_and_frees_once() {
+        let pool = Pool::new();
+        let seen = Arc::new(Seen::default());
+        let q = EventQueue::new(1, Mode::Thread, &pool).unwrap();
+        let ud = Arc::as_ptr(&seen) as *mut c_void;
+        q.set_callback(
+            WPS_EVENT_SERVER_MESSAGE,
+            Some(Registration::new(record, ud, Some(count_free))),
+        );
+        for seq in 1..=2000 {
+            q.push_event(message(seq));
+        }
+        assert!(wait_for_count(&seen, 2000, Duration::from_secs(10)));
+        assert_eq!(*seen.order.lock().unwrap(), (1..=2000).collect::<Vec<_>>());
+        assert!(!seen.overlapped.load(Ordering::SeqCst));
+        q.claim();
+        q.deliver_remaining_and_close();
+        assert_eq!(seen.freed.load(Ordering::SeqCst), 1);
+        q.push_event(message(9999));
+        assert_eq!(
+            seen.order.lock().unwrap().len(),
+            2000,
+            "nothing after close"
+        );
+    }
+
+    #[test]
+    fn poll_mode_fd_is_readable_exactly_while_events_are_pending() {
+        let pool = Pool::new();
+        let seen = Arc::new(Seen::default());
+        let q = EventQueue::new(2, Mode::Poll, &pool).unwrap();
+        let ud = Arc::as_ptr(&seen) as *mut c_void;
+        q.set_callback(
+            WPS_EVENT_SERVER_MESSAGE,
+            Some(Registration::new(record, ud, None)),
+        );
+        let fd = q.raw_fd().unwrap();
+        let readable = || {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, zero timeout.
+            unsafe { libc::poll(&mut p, 1, 0) == 1 }
+        };
+        assert!(!readable());
+        for seq in 1..=3 {
+            q.push_event(message(seq));
+        }
+        assert!(readable());
+        assert_eq!(q.dispatch(2, Duration::ZERO), 2);
+        assert!(readable(), "one event still pending");
+        assert_eq!(q.dispatch(0, Duration::ZERO), 1);
+        assert!(!readable());
+        assert_eq!(
+            q.dispatch(0, Duration::from_millis(20)),
+            0,
+            "times out with nothing pending"
+        );
+        assert_eq!(*seen.order.lock().unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn stopped_waits_for_pending_operation_completions() {
+        let pool = Pool::new();
+        let seen = Arc::new(Seen::default());
+        let q = EventQueue::new(3, Mode::Poll, &pool).unwrap();
+        let ud = Arc::as_ptr(&seen) as *mut c_void;
+        for kind in [WPS_EVENT_STOPPED, WPS_EVENT_ACK] {
+            q.set_callback(kind, Some(Registration::new(record, ud, None)));
+        }
+        q.begin_op();
+        q.push_event(OwnedEvent {
+            kind: WPS_EVENT_STOPPED,
+            sequence_id: 2,
+            ..Default::default()
+        });
+        assert_eq!(q.dispatch(0, Duration::ZERO), 0, "STOPPED is held back");
+        q.finish_op(Item {
+            event: OwnedEvent {
+                kind: WPS_EVENT_ACK,
+                sequence_id: 1,
+                ..Default::default()
+            },
+            target: Target::Registered,
+        });
+        assert_eq!(q.dispatch(0, Duration::ZERO), 2);
+        assert_eq!(
+            *seen.order.lock().unwrap(),
+            vec![1, 2],
+            "completion before STOPPED"
+        );
+    }
+}
