@@ -262,7 +262,11 @@ impl Upstream {
     /// Fire-and-forget `connected` event.
     pub fn connected(self: &Arc<Self>, s: Arc<Session>) {
         let up = self.clone();
-        tokio::spawn(async move {
+        // Sessions may end while the emulator is dropped outside its runtime: skip then.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
             let src = EventSource::of(&s);
             let r = up
                 .post(
@@ -280,7 +284,11 @@ impl Upstream {
     /// Fire-and-forget `disconnected` event.
     pub fn disconnected(self: &Arc<Self>, s: Arc<Session>, reason: String) {
         let up = self.clone();
-        tokio::spawn(async move {
+        // Sessions may end while the emulator is dropped outside its runtime: skip then.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
             let src = EventSource::of(&s);
             let body = serde_json::json!({ "reason": reason }).to_string();
             let r = up
