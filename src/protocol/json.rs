@@ -94,24 +94,10 @@ impl Writer {
         self.string("dataType", payload.data_type.as_str());
         self.key("data");
         match payload.data_type {
-            DataType::Text => {
-                let text = std::str::from_utf8(&payload.data)
-                    .map_err(|_| EncodeError::InvalidPayload("text data is not UTF-8".into()))?;
-                escape_into(text, &mut self.buf);
-            }
-            DataType::Json => {
-                let text = std::str::from_utf8(&payload.data)
-                    .map_err(|_| EncodeError::InvalidPayload("json data is not UTF-8".into()))?;
-                let raw: &RawValue = serde_json::from_str(text).map_err(|e| {
-                    EncodeError::InvalidPayload(format!("json data is not valid JSON: {e}"))
-                })?;
-                if raw.get() == "null" {
-                    return Err(EncodeError::InvalidPayload(
-                        "json data must not be null".into(),
-                    ));
-                }
-                self.buf.extend_from_slice(raw.get().as_bytes());
-            }
+            DataType::Text => escape_into(payload.checked_text()?, &mut self.buf),
+            DataType::Json => self
+                .buf
+                .extend_from_slice(payload.checked_json()?.as_bytes()),
             DataType::Binary | DataType::Protobuf => {
                 self.buf.push(b'"');
                 base64::encode_into(&payload.data, &mut self.buf);

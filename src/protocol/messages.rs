@@ -85,6 +85,29 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// The text of a text payload, checked to be UTF-8.
+    pub fn checked_text(&self) -> Result<&str, super::EncodeError> {
+        std::str::from_utf8(&self.data)
+            .map_err(|_| super::EncodeError::InvalidPayload("text data is not UTF-8".into()))
+    }
+
+    /// The JSON text of a json payload, validated once and trimmed: a single JSON value
+    /// other than `null`.
+    pub fn checked_json(&self) -> Result<&str, super::EncodeError> {
+        use super::EncodeError::InvalidPayload;
+        let text = std::str::from_utf8(&self.data)
+            .map_err(|_| InvalidPayload("json data is not UTF-8".into()))?;
+        let raw: &serde_json::value::RawValue = serde_json::from_str(text)
+            .map_err(|e| InvalidPayload(format!("json data is not valid JSON: {e}")))?;
+        let value = raw.get();
+        if value == "null" {
+            return Err(InvalidPayload("json data must not be null".into()));
+        }
+        Ok(value)
+    }
+}
+
 /// A message from the client to the service.
 #[derive(Debug, Clone, Copy)]
 pub enum Request<'a> {

@@ -98,23 +98,13 @@ fn put_message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
 fn message_data(payload: &Payload) -> Result<Vec<u8>, EncodeError> {
     let field = match payload.data_type {
         DataType::Text => {
-            std::str::from_utf8(&payload.data)
-                .map_err(|_| EncodeError::InvalidPayload("text data is not UTF-8".into()))?;
+            payload.checked_text()?;
             1
         }
         DataType::Binary => 2,
         DataType::Protobuf => 3,
         DataType::Json => {
-            let text = std::str::from_utf8(&payload.data)
-                .map_err(|_| EncodeError::InvalidPayload("json data is not UTF-8".into()))?;
-            let raw: &serde_json::value::RawValue = serde_json::from_str(text).map_err(|e| {
-                EncodeError::InvalidPayload(format!("json data is not valid JSON: {e}"))
-            })?;
-            if raw.get() == "null" {
-                return Err(EncodeError::InvalidPayload(
-                    "json data must not be null".into(),
-                ));
-            }
+            payload.checked_json()?;
             4
         }
     };
