@@ -667,7 +667,11 @@ class Client {
   explicit operator bool() const noexcept { return h_ != nullptr; }
   wps_client* handle() const noexcept { return h_.get(); }
   /// Frees the handle now (same as destruction); the object becomes empty.
-  void close() noexcept { h_.reset(); }
+  void close() noexcept {
+    h_.reset();  // first: the provider must outlive the handle
+    provider_.reset();
+    shared_.reset();
+  }
 
   // -- handlers ------------------------------------------------------------------------
 
