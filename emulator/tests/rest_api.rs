@@ -575,3 +575,57 @@ async fn generate_token_returns_a_usable_client_token() {
     assert_eq!(info[0].groups, vec!["a", "any", "b"]);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn percent_encoded_user_and_group_names() {
+    let emu = emulator().await;
+    let (mut ws, id) = client(&emu, Some("user 1"), &[]).await;
+    let r = http(
+        &emu,
+        "HEAD",
+        &format!("/api/hubs/hub/users/user%201?{V}"),
+        true,
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = http(
+        &emu,
+        "PUT",
+        &format!("/api/hubs/hub/groups/a%2Fb%20c/connections/{id}?{V}"),
+        true,
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(emu.connections("hub")[0].groups, vec!["a/b c"]);
+    let r = http(
+        &emu,
+        "POST",
+        &format!("/api/hubs/hub/groups/a%2Fb%20c/:send?{V}"),
+        true,
+        Some("text/plain"),
+        b"slash",
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let m = recv_json(&mut ws).await;
+    assert_eq!(
+        (m["group"].as_str(), m["data"].as_str()),
+        (Some("a/b c"), Some("slash"))
+    );
+    let r = http(
+        &emu,
+        "POST",
+        &format!("/api/hubs/hub/users/user%201/:send?{V}"),
+        true,
+        Some("text/plain"),
+        b"to user",
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(recv_json(&mut ws).await["data"], "to user");
+    emu.shutdown().await;
+}
