@@ -113,6 +113,17 @@ else
   echo "---- exports: non-wps symbols: $others"; failed=$((failed + 1))
 fi
 
+# The examples build warning-free against the header and the library.
+for ex in examples/c/*.c; do
+  name=$(basename "$ex" .c)
+  if gcc -std=c11 -Wall -Wextra -Werror -O2 -I include "$ex" -o "$build/example_$name" -L "$build/lib" \
+      -lwebpubsub_client -lpthread -Wl,-rpath,"$build/lib"; then
+    passed=$((passed + 1))
+  else
+    echo "---- example $name: does not compile"; failed=$((failed + 1))
+  fi
+done
+
 # ---- 1. shared library ---------------------------------------------------------------------
 for s in "${suites[@]}"; do
   if ! gcc "${cflags[@]}" "tests/c/$s.c" -o "$build/$s" -L "$build/lib" -lwebpubsub_client -lpthread \
@@ -121,6 +132,17 @@ for s in "${suites[@]}"; do
   fi
   run "$s" "$build/$s"
 done
+
+# The quickstart example end to end.
+if [ -x "$build/example_quickstart" ]; then
+  qs_url=$(python3 tests/c/wps_tool.py url Hub1 --user quickstart --role webpubsub.joinLeaveGroup \
+    --role webpubsub.sendToGroup)
+  if "$build/example_quickstart" "$qs_url" >"$build/quickstart.log" 2>&1 && grep -q 'hello world' "$build/quickstart.log"; then
+    echo "example quickstart: ok"; passed=$((passed + 1))
+  else
+    echo "---- example quickstart failed:"; cat "$build/quickstart.log"; failed=$((failed + 1))
+  fi
+fi
 
 # ---- 2. static library under AddressSanitizer ----------------------------------------------
 if [ "$asan" = 1 ]; then
