@@ -12,8 +12,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionInfo {
     pub connection_id: String,
+    /// `None` for anonymous connections.
     pub user_id: Option<String>,
+    /// Group names, sorted.
     pub groups: Vec<String>,
+    /// The negotiated subprotocol; `None` for a simple client that offered none.
     pub subprotocol: Option<String>,
 }
 
