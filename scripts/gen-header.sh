@@ -22,8 +22,15 @@ WPS_HEADER_OUT="$tmp/webpubsub_client.h" cargo check -q -p webpubsub-client --fe
 exported=$(grep -vE '^\s*(/\*|\*)' "$tmp/webpubsub_client.h" \
   | grep -oE '\b[A-Za-z_][A-Za-z0-9_]*\s*\(' | tr -d ' (' | sort -u \
   | grep -vE '^(wps_.*|WPS_.*|defined|sizeof|__attribute__|void)$' || true)
-if [ -n "$exported" ]; then
-  echo "gen-header: non-wps names in the header: $exported" >&2
+# Macros, typedefs and structs are WPS_* / wps_* too.
+macros=$(grep -oE '^#define [A-Za-z_][A-Za-z0-9_]*' "$tmp/webpubsub_client.h" | awk '{print $2}' | grep -v '^WPS_' || true)
+types=$( (grep -E '^typedef .*\(\*' "$tmp/webpubsub_client.h" | sed -E 's/.*\(\*([A-Za-z_][A-Za-z0-9_]*)\).*/\1/'
+          grep -E '^typedef [^(]*;$' "$tmp/webpubsub_client.h" | sed -E 's/.* ([A-Za-z_][A-Za-z0-9_]*);$/\1/'
+          grep -E '^(typedef )?struct [A-Za-z_]' "$tmp/webpubsub_client.h" | awk '{print ($1 == "typedef") ? $3 : $2}'
+          grep -E '^\} [A-Za-z_][A-Za-z0-9_]*;' "$tmp/webpubsub_client.h" | sed -E 's/^\} ([A-Za-z_0-9]*);/\1/') \
+  | grep -v '^wps_' || true)
+if [ -n "$exported$macros$types" ]; then
+  echo "gen-header: non-wps names in the header: $exported $macros $types" >&2
   exit 1
 fi
 
