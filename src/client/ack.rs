@@ -84,7 +84,6 @@ impl AckTracker {
     }
 
     /// Whether nothing waits.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }

@@ -49,6 +49,11 @@ impl SequenceTracker {
         }
     }
 
+    /// Whether a `sequenceAck` is owed.
+    pub fn has_unacked(&self) -> bool {
+        self.dirty
+    }
+
     /// The id to acknowledge if anything arrived since the last ack; marks it acknowledged.
     pub fn take_ack(&mut self) -> Option<u64> {
         if !self.dirty {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -34,6 +34,8 @@ impl Actor {
             self.options.keep_alive_interval,
             self.options.keep_alive_timeout,
         );
+        // Housekeeping (sequenceAck, pruning acks) runs only while there is something to do,
+        // so idle connections do not wake up every second.
         let tick_period = if self.codec.is_reliable() {
             self.options
                 .sequence_ack_interval
@@ -41,8 +43,9 @@ impl Actor {
         } else {
             Duration::from_secs(1)
         };
-        let mut tick = tokio::time::interval_at(Instant::now() + tick_period, tick_period);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let tick = tokio::time::sleep(tick_period);
+        tokio::pin!(tick);
+        let mut tick_armed = false;
         if *ready {
             // A recovered connection: resend what was not acknowledged (same ack ids; the
             // service answers Duplicate for what it already did), then what was queued.
@@ -64,6 +67,10 @@ impl Actor {
                     return end;
                 }
                 continue;
+            }
+            if !tick_armed && (self.seq.has_unacked() || !self.acks.is_empty()) {
+                tick.as_mut().reset(Instant::now() + tick_period);
+                tick_armed = true;
             }
             tokio::select! {
                 cmd = self.cmd_rx.recv() => {
@@ -97,7 +104,8 @@ impl Actor {
                         return end;
                     }
                 }
-                _ = tick.tick() => {
+                _ = &mut tick, if tick_armed => {
+                    tick_armed = false;
                     if let Some(id) = self.seq.take_ack() {
                         if let Err(e) = self.write_now(socket, Request::SequenceAck { sequence_id: id }).await {
                             return e;
