@@ -1,6 +1,7 @@
 // Official JS server SDK (REST) against the emulator, observed by official JS clients.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { odata } from "@azure/web-pubsub";
 import { openClient, uniqueHub, waitRejoined } from "./helpers.mjs";
 
 test("sendToAll JSON and text reach every client as server messages", async (t) => {
@@ -87,4 +88,29 @@ test("group membership and permissions through the REST surface", async (t) => {
   await a.client.joinGroup("g");
   await a.service.revokePermission(id, "joinLeaveGroup", { targetName: "g" });
   assert.equal(await a.service.hasPermission(id, "joinLeaveGroup", { targetName: "g" }), false);
+});
+
+test("addConnectionsToGroups and sendToAll with OData filters", async (t) => {
+  const hub = uniqueHub("odata");
+  const a = await openClient(t, hub, { userId: "alpha" });
+  const b = await openClient(t, hub, { userId: "beta" });
+  const aId = a.inbox.of("connected")[0].connectionId;
+  const bId = b.inbox.of("connected")[0].connectionId;
+  await a.service.addConnectionsToGroups(["g1", "g2"], odata`userId eq ${"alpha"}`);
+  const members = async (g) => {
+    const ids = [];
+    for await (const m of await a.service.group(g).listConnections()) ids.push(m.connectionId);
+    return ids;
+  };
+  assert.deepEqual(await members("g1"), [aId]);
+  assert.deepEqual(await members("g2"), [aId]);
+  await a.service.sendToAll("to g1 members", { contentType: "text/plain", filter: odata`${"g1"} in groups` });
+  await a.service.sendToAll("to beta", { contentType: "text/plain", filter: odata`connectionId eq ${bId}` });
+  await a.service.removeConnectionsFromGroups(["g2"], odata`userId eq ${"alpha"}`);
+  assert.deepEqual(await members("g2"), []);
+  await a.service.sendToAll("barrier", { contentType: "text/plain" });
+  await a.inbox.waitEvent("server-message", 1, (e) => e.message.data === "barrier");
+  await b.inbox.waitEvent("server-message", 1, (e) => e.message.data === "barrier");
+  assert.deepEqual(a.inbox.of("server-message").map((e) => e.message.data), ["to g1 members", "barrier"]);
+  assert.deepEqual(b.inbox.of("server-message").map((e) => e.message.data), ["to beta", "barrier"]);
 });

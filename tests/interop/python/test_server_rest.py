@@ -205,3 +205,28 @@ def test_rest_rejects_a_token_signed_with_another_key(connection_string, hub):
     with pytest.raises(HttpResponseError) as err:
         wrong.send_to_all("x", content_type="text/plain")
     assert err.value.status_code == 401
+
+
+def test_odata_filter_on_send_to_all_and_group(make_client, service):
+    a, a_inbox = make_client(user_id="alpha")
+    b, b_inbox = make_client(user_id="beta")
+    c, c_inbox = make_client(user_id="gamma")
+    a.join_group("red")
+    b.join_group("red")
+    c.join_group("blue")
+    service.send_to_all("only alpha", content_type="text/plain", filter="userId eq 'alpha'")
+    service.send_to_all("red members", content_type="text/plain", filter="'red' in groups")
+    service.send_to_all("not red", content_type="text/plain", filter="not('red' in groups)")
+    service.send_to_group("red", "red but not beta", content_type="text/plain", filter="userId ne 'beta'")
+    service.send_to_all("barrier", content_type="text/plain")
+    for inbox in (a_inbox, b_inbox, c_inbox):
+        inbox.wait_event("server-message", where=lambda m: m.data == "barrier")
+    drain_callbacks(a)
+    drain_callbacks(b)
+    drain_callbacks(c)
+    assert sorted(a_inbox.data_of("server-message")) == ["barrier", "only alpha", "red members"]
+    assert sorted(b_inbox.data_of("server-message")) == ["barrier", "red members"]
+    assert sorted(c_inbox.data_of("server-message")) == ["barrier", "not red"]
+    a_inbox.wait_event("group-message")
+    assert a_inbox.data_of("group-message") == ["red but not beta"]
+    assert b_inbox.of("group-message") == []
