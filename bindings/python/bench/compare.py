@@ -5,11 +5,12 @@ official server SDK. For each client (sync API):
 
 * fire-and-forget: N sends without acks; throughput counts until every message came back to
   the sender (it is in the group), so both clients are measured end to end;
-* acked: N sends, each waiting for its ack; messages/s;
-* round trip: M sequential acked sends, each timed from the call until the client's own
-  group-message callback sees it; p50/p99 in milliseconds.
+* acked: K sends, each waiting for its ack; messages/s;
+* round trip: M sequential acked sends, each timed from the call until it returns (ack) and
+  until the client's own group-message callback sees the message (echo); p50/p99 in ms.
 
-Usage: python bench/compare.py [--messages N] [--round-trips M] [--emulator PATH] [--only ours|official]
+Usage: python bench/compare.py [--messages N] [--acked-messages K] [--round-trips M]
+                               [--emulator PATH] [--only ours|official]
 Prints a table and a JSON line with the figures.
 """
 
@@ -65,7 +66,9 @@ class Counter:
                 raise TimeoutError("messages did not arrive in time")
 
 
-def run_one(name: str, client_cls: Any, cred_cls: Any, url_for: Callable[[], str], messages: int, round_trips: int) -> Dict[str, float]:
+def run_one(
+    name: str, client_cls: Any, cred_cls: Any, url_for: Callable[[], str], messages: int, acked_messages: int, round_trips: int
+) -> Dict[str, float]:
     client = client_cls(cred_cls(url_for))
     counter = Counter()
     client.subscribe("group-message", counter.on_message)
@@ -87,28 +90,34 @@ def run_one(name: str, client_cls: Any, cred_cls: Any, url_for: Callable[[], str
 
         base = counter.count
         start = time.perf_counter()
-        for i in range(messages):
+        for i in range(acked_messages):
             client.send_to_group(group, f"ack-{i}", "text")
-        out["acked_msgs_per_s"] = messages / (time.perf_counter() - start)
-        counter.wait(lambda: counter.count >= base + messages, 120)
+        out["acked_msgs_per_s"] = acked_messages / (time.perf_counter() - start)
+        counter.wait(lambda: counter.count >= base + acked_messages, 120)
 
-        latencies = []
+        echo, acked = [], []
         for i in range(round_trips):
             key = f"rt-{i}"
             t0 = time.perf_counter()
             client.send_to_group(group, key, "text")
-            counter.wait(lambda: key in counter.arrivals, 30)
-            latencies.append((counter.arrivals[key] - t0) * 1000.0)
-        latencies.sort()
-        out["round_trip_p50_ms"] = statistics.median(latencies)
-        out["round_trip_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            acked.append((time.perf_counter() - t0) * 1000.0)
+            counter.wait(lambda: key in counter.arrivals, 60)
+            echo.append((counter.arrivals[key] - t0) * 1000.0)
+        out["echo_p50_ms"], out["echo_p99_ms"] = percentiles(echo)
+        out["ack_p50_ms"], out["ack_p99_ms"] = percentiles(acked)
     return out
+
+
+def percentiles(samples: List[float]) -> "tuple[float, float]":
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--round-trips", type=int, default=300)
+    parser.add_argument("--messages", type=int, default=1000, help="fire-and-forget messages")
+    parser.add_argument("--acked-messages", type=int, default=300, help="acked messages for the throughput figure")
+    parser.add_argument("--round-trips", type=int, default=300, help="sequential acked sends timed one by one")
     parser.add_argument("--emulator", type=Path, default=Path(os.environ.get("WPS_EMULATOR", REPO / "target/release/wps-emulator")))
     parser.add_argument("--only", choices=["ours", "official"])
     args = parser.parse_args(argv)
@@ -118,6 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     proc, connection_string = start_emulator(args.emulator)
     try:
         results: Dict[str, Dict[str, float]] = {}
+        failures: Dict[str, str] = {}
         contenders = []
         if args.only in (None, "ours"):
             import webpubsub_client
@@ -133,17 +143,25 @@ def main(argv: Optional[List[str]] = None) -> int:
             def url_for(service: Any = service) -> str:
                 return service.get_client_access_token(roles=["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"])["url"]
 
-            results[name] = run_one(f"c{index}", client_cls, cred_cls, url_for, args.messages, args.round_trips)
+            try:
+                results[name] = run_one(
+                    f"c{index}", client_cls, cred_cls, url_for, args.messages, args.acked_messages, args.round_trips
+                )
+            except Exception as err:  # noqa: BLE001 - report and go on with the other client
+                print(f"{name}: run failed: {type(err).__name__}: {err}", file=sys.stderr)
+                failures[name] = f"{type(err).__name__}: {err}"
     finally:
         proc.terminate()
         proc.wait(10)
 
-    cols = ["fire_and_forget_msgs_per_s", "acked_msgs_per_s", "round_trip_p50_ms", "round_trip_p99_ms"]
+    cols = ["fire_and_forget_msgs_per_s", "acked_msgs_per_s", "ack_p50_ms", "ack_p99_ms", "echo_p50_ms", "echo_p99_ms"]
     print(f"{'client':34}" + "".join(f"{c:>28}" for c in cols))
     for name, r in results.items():
-        print(f"{name:34}" + "".join(f"{r[c]:>28.1f}" for c in cols))
-    print(json.dumps({"messages": args.messages, "round_trips": args.round_trips, "results": results}))
-    return 0
+        print(f"{name:34}" + "".join(f"{r[c]:>28.2f}" for c in cols))
+    for name, why in failures.items():
+        print(f"{name:34}  failed: {why}")
+    print(json.dumps({"messages": args.messages, "acked_messages": args.acked_messages, "round_trips": args.round_trips, "results": results, "failures": failures}))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
