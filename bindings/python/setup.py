@@ -92,4 +92,21 @@ class BdistWheelPy3NonePlatform(_bdist_wheel):
 
 cmdclass["bdist_wheel"] = BdistWheelPy3NonePlatform
 
-setup(cmdclass=cmdclass, distclass=BinaryDistribution)
+def _build_base() -> str:
+    """Intermediate build files go to the repository's ignored ``build/`` (or a temp dir), never
+    into this source folder."""
+    root = find_repo_root(HERE)
+    if root is not None:
+        return str(root / "build" / "python-setuptools")
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="webpubsub-client-build-")
+
+
+_BASE = _build_base()
+os.makedirs(_BASE, exist_ok=True)
+setup(
+    cmdclass=cmdclass,
+    distclass=BinaryDistribution,
+    options={"build": {"build_base": _BASE}, "egg_info": {"egg_base": _BASE}},
+)
