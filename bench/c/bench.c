@@ -221,8 +221,13 @@ static void scenario_msg(const char *url, const params *p) {
     for (int k = 0; k < 2; k++) {
         uint64_t base = counter_get(&sub->received), t0 = now_ns();
         for (size_t i = 0; i < ff[k].count; i++) conn_send(pub, GROUP, ff[k].data, ff[k].len, 0);
+        double call_s = seconds_since(t0);
         counter_wait(&sub->received, base + ff[k].count, WAIT_MS, ff[k].metric);
         emit(ff[k].metric, (double)ff[k].count / seconds_since(t0), "msg/s");
+        /* Diagnostic: how fast the blocking calls return (publisher side alone). */
+        char metric[32];
+        snprintf(metric, sizeof metric, "%s_calls", ff[k].metric);
+        emit(metric, (double)ff[k].count / call_s, "calls/s");
     }
 
     uint64_t base = counter_get(&sub->received), t0 = now_ns();
