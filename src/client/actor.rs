@@ -369,6 +369,10 @@ impl Actor {
             Ok(t) => t,
             Err(e) => return Guarded::Done(Err(e)),
         };
+        let proxy = match super::proxy::for_url(url, self.options.proxy.as_deref()) {
+            Ok(p) => p,
+            Err(e) => return Guarded::Done(Err(e)),
+        };
         wps_log!(Info, "client {}: connecting to {}", self.id.0, url.as_str());
         let attempt = tokio::time::timeout_at(
             deadline,
@@ -381,6 +385,7 @@ impl Actor {
                     write_buffer_size: self.options.write_buffer_size,
                 },
                 tls,
+                proxy.as_ref(),
             ),
         );
         match self.guard(attempt).await {

@@ -8,6 +8,7 @@ mod groups;
 mod invoke;
 mod keepalive;
 pub mod options;
+mod proxy;
 pub mod retry;
 mod sequence;
 pub mod state;

@@ -73,6 +73,10 @@ pub struct ClientOptions {
     /// Bytes buffered before a write reaches the socket (default 16 KiB); each batch of
     /// operations is flushed anyway.
     pub write_buffer_size: usize,
+    /// HTTP CONNECT proxy, `http://[user:password@]host:port`. `None` uses `HTTPS_PROXY` /
+    /// `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the environment (never for loopback
+    /// hosts); `Some("")` means no proxy.
+    pub proxy: Option<String>,
     /// Extra PEM root certificates for `wss://`, added to the system store.
     pub ca_file: Option<PathBuf>,
     /// How long `start` waits for the connection (socket open and `connected`) (default 30 s).
@@ -98,6 +102,7 @@ impl Default for ClientOptions {
             max_message_size: 1 << 20,
             read_buffer_size: 16 * 1024,
             write_buffer_size: 16 * 1024,
+            proxy: None,
             ca_file: None,
             start_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),

@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use super::proxy::{self, Proxy};
 use crate::error::Error;
 
 /// An open client WebSocket.
@@ -66,12 +67,14 @@ pub struct Limits {
     pub write_buffer_size: usize,
 }
 
-/// Connects to `url` requesting `subprotocol`; fails unless the service echoes it.
+/// Connects to `url` (directly or through `proxy`) requesting `subprotocol`; fails unless the
+/// service echoes it.
 pub async fn connect(
     url: &url::Url,
     subprotocol: &'static str,
     limits: Limits,
     tls: Option<Arc<rustls::ClientConfig>>,
+    proxy: Option<&Proxy>,
 ) -> Result<Socket, Error> {
     let mut request = url
         .as_str()
@@ -87,14 +90,31 @@ pub async fn connect(
         .read_buffer_size(limits.read_buffer_size.max(1024))
         .write_buffer_size(limits.write_buffer_size);
     let connector = match (url.scheme(), tls) {
-        ("wss", Some(cfg)) => Some(Connector::Rustls(cfg)),
+        ("wss", Some(cfg)) => Connector::Rustls(cfg),
         ("wss", None) => return Err(Error::connection("wss:// needs a TLS configuration")),
-        _ => Some(Connector::Plain),
+        _ => Connector::Plain,
     };
-    let (socket, response) =
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+    let host = url
+        .host_str()
+        .ok_or_else(|| Error::InvalidUrl("the URL has no host".into()))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let target = format!("{host}:{port}");
+    let tcp = match proxy {
+        Some(p) => proxy::tunnel(p, &target).await?,
+        None => TcpStream::connect(&target)
             .await
-            .map_err(map_connect_error)?;
+            .map_err(|e| Error::connection(format!("cannot connect to {target}: {e}")))?,
+    };
+    // Small frames (acks, pings) must not wait for Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+    let (socket, response) = tokio_tungstenite::client_async_tls_with_config(
+        request,
+        tcp,
+        Some(config),
+        Some(connector),
+    )
+    .await
+    .map_err(map_connect_error)?;
     let echoed = response
         .headers()
         .get("Sec-WebSocket-Protocol")
