@@ -127,6 +127,21 @@ async fn missing_bad_or_expired_token_is_401() {
             "no events for a failed start"
         );
     }
+    // The expired token's 401 is explained in the log.
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    webpubsub_client::log::set_logger(
+        Some(std::sync::Arc::new(move |_, m: &str| {
+            sink.lock().unwrap().push(m.to_string())
+        })),
+        webpubsub_client::log::Level::Error,
+    );
+    let (c, _ev) = client_with(format!("{base}?access_token={expired}"), fast_options());
+    let _ = c.start().await;
+    webpubsub_client::log::set_logger(None, webpubsub_client::log::Level::Error);
+    let text = lines.lock().unwrap().join("\n");
+    assert!(text.contains("access token expired"), "{text}");
+    assert!(!text.contains(&expired), "the token itself is never logged");
     emu.shutdown().await;
 }
 

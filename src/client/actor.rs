@@ -403,6 +403,9 @@ impl Actor {
             Guarded::Done(Err(e)) => return Guarded::Done(Err(e)),
         };
         let r = self.connect(&url, deadline).await;
+        if let Guarded::Done(Err(Error::HandshakeRejected { status: 401 })) = &r {
+            explain_rejection(self.id, &url, &self.credential);
+        }
         self.url = Some(url);
         r
     }
@@ -562,5 +565,29 @@ impl Actor {
             }
         }
         Guarded::Done(None)
+    }
+}
+
+/// Logs why a 401 probably happened when the token's own expiry says so.
+fn explain_rejection(id: ClientId, url: &url::Url, credential: &Credential) {
+    let Some(exp) = client_url::token_expiry(url) else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if exp <= now {
+        let hint = match credential {
+            Credential::Url(_) => "; a Credential::Provider gets a fresh URL for every connection",
+            Credential::Provider(_) => "; the URL provider returned an expired URL",
+        };
+        wps_log!(
+            Error,
+            "client {}: the access token expired {} s ago{}",
+            id.0,
+            now - exp,
+            hint
+        );
     }
 }

@@ -52,6 +52,22 @@ pub fn recovery_url(original: &url::Url, connection_id: &str, token: &str) -> ur
     url
 }
 
+/// The `exp` claim (seconds since the Unix epoch) of the URL's `access_token`, if it is a JWT.
+/// Read without verification, only to explain failures.
+pub fn token_expiry(url: &url::Url) -> Option<u64> {
+    use base64::Engine;
+    let token = url
+        .query_pairs()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned())?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_u64()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +85,21 @@ mod tests {
             again.as_str(),
             "wss://h.example/client/hubs/Hub1?access_token=AAA&awps_connection_id=conn2&awps_reconnection_token=t2"
         );
+    }
+
+    #[test]
+    fn reads_the_token_expiry() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = format!(
+            "{}.{}.sig",
+            b64.encode("{}"),
+            b64.encode(r#"{"exp":1700000000}"#)
+        );
+        let u = validate(&format!("ws://h/client/hubs/x?access_token={token}")).unwrap();
+        assert_eq!(token_expiry(&u), Some(1_700_000_000));
+        let u = validate("ws://h/client/hubs/x?access_token=opaque").unwrap();
+        assert_eq!(token_expiry(&u), None);
     }
 
     #[test]
