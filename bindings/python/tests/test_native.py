@@ -78,3 +78,57 @@ def test_missing_library_path_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode != 0
     assert "WPS_LIBRARY_PATH" in proc.stderr
+
+
+def _ctype_for(c_type: str):
+    import ctypes
+
+    t = " ".join(c_type.replace("const ", "").replace("struct ", "").split())
+    t = t.replace(" *", "*")
+    table = {
+        "void": None,
+        "bool": ctypes.c_bool,
+        "int": ctypes.c_int,
+        "int32_t": ctypes.c_int32,
+        "wps_result": ctypes.c_int32,
+        "uint32_t": ctypes.c_uint32,
+        "uint64_t": ctypes.c_uint64,
+        "size_t": ctypes.c_size_t,
+        "char*": ctypes.c_char_p,
+        "uint8_t*": ctypes.c_char_p,
+        "void*": ctypes.c_void_p,
+        "wps_client*": n.ClientP,
+        "wps_client**": ctypes.POINTER(n.ClientP),
+        "wps_options*": n.OptionsP,
+        "wps_options**": ctypes.POINTER(n.OptionsP),
+        "uint64_t*": ctypes.POINTER(ctypes.c_uint64),
+        "uint32_t*": ctypes.POINTER(ctypes.c_uint32),
+        "size_t*": ctypes.POINTER(ctypes.c_size_t),
+        "wps_event_fn": n.EVENT_FN,
+        "wps_url_provider_fn": n.URL_PROVIDER_FN,
+    }
+    return table[t]
+
+
+def test_ctypes_signatures_match_header():
+    """Every declared argtypes/restype agrees with the header's prototype."""
+    if not HEADER.is_file():
+        pytest.skip("no header")
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    protos = {}
+    for ret, name, params in re.findall(r"\n([A-Za-z_][\w ]*?\**)\s*\b(wps_\w+)\(([^;{]*?)\);", text, re.S):
+        protos[name] = (ret.strip(), [p.strip() for p in params.split(",")] if params.strip() != "void" else [])
+    mismatches = []
+    for name, (restype, argtypes, _required) in n._SIGNATURES.items():
+        assert name in protos, f"{name} is not declared in the header"
+        ret, params = protos[name]
+        if _ctype_for(ret) is not restype:
+            mismatches.append((name, "return", ret))
+        c_types = [re.sub(r"\s*\b\w+$", "", p) if not p.endswith("*") else p for p in params]
+        if len(c_types) != len(argtypes):
+            mismatches.append((name, "arity", len(c_types), len(argtypes)))
+            continue
+        for i, (c_t, py_t) in enumerate(zip(c_types, argtypes)):
+            if _ctype_for(c_t) is not py_t:
+                mismatches.append((name, i, c_t, py_t))
+    assert not mismatches, mismatches
