@@ -92,6 +92,7 @@ class BdistWheelPy3NonePlatform(_bdist_wheel):
 
 cmdclass["bdist_wheel"] = BdistWheelPy3NonePlatform
 
+
 def _build_base() -> str:
     """Intermediate build files go to the repository's ignored ``build/`` (or a temp dir), never
     into this source folder."""

@@ -67,7 +67,13 @@ class Counter:
 
 
 def run_one(
-    name: str, client_cls: Any, cred_cls: Any, url_for: Callable[[], str], messages: int, acked_messages: int, round_trips: int
+    name: str,
+    client_cls: Any,
+    cred_cls: Any,
+    url_for: Callable[[], str],
+    messages: int,
+    acked_messages: int,
+    round_trips: int,
 ) -> Dict[str, float]:
     client = client_cls(cred_cls(url_for))
     counter = Counter()
@@ -101,7 +107,7 @@ def run_one(
             t0 = time.perf_counter()
             client.send_to_group(group, key, "text")
             acked.append((time.perf_counter() - t0) * 1000.0)
-            counter.wait(lambda: key in counter.arrivals, 60)
+            counter.wait(lambda key=key: key in counter.arrivals, 60)
             echo.append((counter.arrivals[key] - t0) * 1000.0)
         out["echo_p50_ms"], out["echo_p99_ms"] = percentiles(echo)
         out["ack_p50_ms"], out["ack_p99_ms"] = percentiles(acked)
@@ -118,7 +124,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--messages", type=int, default=1000, help="fire-and-forget messages")
     parser.add_argument("--acked-messages", type=int, default=300, help="acked messages for the throughput figure")
     parser.add_argument("--round-trips", type=int, default=300, help="sequential acked sends timed one by one")
-    parser.add_argument("--emulator", type=Path, default=Path(os.environ.get("WPS_EMULATOR", REPO / "target/release/wps-emulator")))
+    parser.add_argument(
+        "--emulator", type=Path, default=Path(os.environ.get("WPS_EMULATOR", REPO / "target/release/wps-emulator"))
+    )
     parser.add_argument("--only", choices=["ours", "official"])
     args = parser.parse_args(argv)
 
@@ -132,7 +140,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.only in (None, "ours"):
             import webpubsub_client
 
-            contenders.append(("webpubsub_client", webpubsub_client.WebPubSubClient, webpubsub_client.WebPubSubClientCredential))
+            contenders.append(
+                ("webpubsub_client", webpubsub_client.WebPubSubClient, webpubsub_client.WebPubSubClientCredential)
+            )
         if args.only in (None, "official"):
             from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCredential
 
@@ -141,7 +151,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             service = WebPubSubServiceClient.from_connection_string(connection_string, hub=f"bench{index}")
 
             def url_for(service: Any = service) -> str:
-                return service.get_client_access_token(roles=["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"])["url"]
+                return service.get_client_access_token(roles=["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"])[
+                    "url"
+                ]
 
             try:
                 results[name] = run_one(
@@ -160,7 +172,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{name:34}" + "".join(f"{r[c]:>28.2f}" for c in cols))
     for name, why in failures.items():
         print(f"{name:34}  failed: {why}")
-    print(json.dumps({"messages": args.messages, "acked_messages": args.acked_messages, "round_trips": args.round_trips, "results": results, "failures": failures}))
+    print(
+        json.dumps(
+            {
+                "messages": args.messages,
+                "acked_messages": args.acked_messages,
+                "round_trips": args.round_trips,
+                "results": results,
+                "failures": failures,
+            }
+        )
+    )
     return 1 if failures else 0
 
 

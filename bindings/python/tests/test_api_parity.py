@@ -46,10 +46,13 @@ def _keywords(fn):
     }
 
 
-@pytest.mark.parametrize("ours,theirs", [
-    (webpubsub_client.WebPubSubClient, official.WebPubSubClient),
-    (webpubsub_client.aio.WebPubSubClient, official_aio.WebPubSubClient),
-])
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        (webpubsub_client.WebPubSubClient, official.WebPubSubClient),
+        (webpubsub_client.aio.WebPubSubClient, official_aio.WebPubSubClient),
+    ],
+)
 def test_constructor_keywords_and_defaults(ours, theirs):
     mine = _keywords(ours.__init__)
     for name, default in _keywords(theirs.__init__).items():
@@ -57,10 +60,13 @@ def test_constructor_keywords_and_defaults(ours, theirs):
         assert mine[name] == default, (name, mine[name], default)
 
 
-@pytest.mark.parametrize("ours,theirs", [
-    (webpubsub_client.WebPubSubClient, official.WebPubSubClient),
-    (webpubsub_client.aio.WebPubSubClient, official_aio.WebPubSubClient),
-])
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        (webpubsub_client.WebPubSubClient, official.WebPubSubClient),
+        (webpubsub_client.aio.WebPubSubClient, official_aio.WebPubSubClient),
+    ],
+)
 def test_methods(ours, theirs):
     for name, member in inspect.getmembers(theirs):
         if name.startswith("_") and name not in ("__enter__", "__exit__", "__aenter__", "__aexit__"):
@@ -79,7 +85,12 @@ def test_methods(ours, theirs):
 def test_error_attributes():
     detail = webpubsub_client.AckMessageError(name="Forbidden", message="no")
     err = webpubsub_client.SendMessageError("failed", ack_id=7, error_detail=detail)
-    assert (err.ack_id, err.error_detail.name, err.error_detail.message, err.name) == (7, "Forbidden", "no", "SendMessageError")
+    assert (err.ack_id, err.error_detail.name, err.error_detail.message, err.name) == (
+        7,
+        "Forbidden",
+        "no",
+        "SendMessageError",
+    )
     from azure.core.exceptions import AzureError
 
     assert isinstance(err, AzureError)
@@ -87,8 +98,13 @@ def test_error_attributes():
 
 
 def test_event_args_constructors():
-    for name in ("OnConnectedArgs", "OnDisconnectedArgs", "OnServerDataMessageArgs", "OnGroupDataMessageArgs",
-                 "OnRejoinGroupFailedArgs"):
+    for name in (
+        "OnConnectedArgs",
+        "OnDisconnectedArgs",
+        "OnServerDataMessageArgs",
+        "OnGroupDataMessageArgs",
+        "OnRejoinGroupFailedArgs",
+    ):
         theirs = inspect.signature(getattr(official_models, name).__init__).parameters
         mine = inspect.signature(getattr(webpubsub_client.models, name).__init__).parameters
         assert list(theirs) == list(mine), name

@@ -1,6 +1,5 @@
 """Callback behaviour: order, one at a time, data conversion, listener errors, event set."""
 
-import json
 import threading
 
 from webpubsub_client import (
@@ -11,7 +10,6 @@ from webpubsub_client import (
     WebPubSubDataType,
 )
 
-from conftest import WAIT
 
 
 def make_client(emulator, hub, **kwargs):

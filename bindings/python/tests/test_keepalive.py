@@ -64,6 +64,7 @@ def test_keep_alive_detects_silent_connection(emulator, hub):
     port = int(emulator.endpoint.rsplit(":", 1)[1])
     relay = FreezableRelay(port)
     try:
+
         def provider():
             url = emulator.client_url(hub)
             return url.replace(f":{port}/", f":{relay.port}/")

@@ -29,7 +29,9 @@ def header_defines():
 
 def test_constants_match_header():
     defines = header_defines()
-    mirrored = {k: v for k, v in vars(n).items() if k.startswith("WPS_") and isinstance(v, int) and k != "WPS_ERR_PROVIDER"}
+    mirrored = {
+        k: v for k, v in vars(n).items() if k.startswith("WPS_") and isinstance(v, int) and k != "WPS_ERR_PROVIDER"
+    }
     missing = [k for k in mirrored if k not in defines]
     assert not missing, f"not in the header: {missing}"
     wrong = {k: (v, defines[k]) for k, v in mirrored.items() if defines[k] != v}

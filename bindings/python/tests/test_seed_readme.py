@@ -80,8 +80,13 @@ except Exception as e:
 """
 
 # The names the README's snippets use without importing them.
-README_NAMES = ["WebPubSubClientOptions", "WebPubSubJsonProtocol", "WebPubSubJsonReliableProtocol",
-                "SendMessageError", "JoinGroupOptions"]
+README_NAMES = [
+    "WebPubSubClientOptions",
+    "WebPubSubJsonProtocol",
+    "WebPubSubJsonReliableProtocol",
+    "SendMessageError",
+    "JoinGroupOptions",
+]
 
 
 def run(snippet: str, namespace: dict, url: str) -> dict:
@@ -121,10 +126,13 @@ def test_join_group_and_send(emulator, hub, capfd):
     assert "Received message: hello world" in capfd.readouterr().out
 
 
-@pytest.mark.parametrize("snippet,protocol", [
-    (SNIPPET_JSON_PROTOCOL, "json.webpubsub.azure.v1"),
-    (SNIPPET_RELIABLE_PROTOCOL, "json.reliable.webpubsub.azure.v1"),
-])
+@pytest.mark.parametrize(
+    "snippet,protocol",
+    [
+        (SNIPPET_JSON_PROTOCOL, "json.webpubsub.azure.v1"),
+        (SNIPPET_RELIABLE_PROTOCOL, "json.reliable.webpubsub.azure.v1"),
+    ],
+)
 def test_specify_subprotocol(emulator, hub, snippet, protocol):
     ns = run(snippet, base_namespace(), emulator.client_url(hub))
     with ns["client"]:

@@ -15,6 +15,7 @@ from . import _payload
 from ._core import ClientCore, Completion, open_error, send_error
 from ._options import ClientSettings, build_native_options, seconds_to_ms, settings_from
 from .models._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
+from .models._errors import OpenClientError
 from .models._models import WebPubSubClientOptions
 
 _LOGGER = logging.getLogger("webpubsub_client")
@@ -46,7 +47,9 @@ class WebPubSubClientCredential:
         return self._provider()
 
 
-def _split_credential(credential: Union[WebPubSubClientCredential, str]) -> Tuple[Optional[str], Optional[Callable[[], str]]]:
+def _split_credential(
+    credential: Union[WebPubSubClientCredential, str],
+) -> Tuple[Optional[str], Optional[Callable[[], str]]]:
     if isinstance(credential, str):
         return credential, None
     if isinstance(credential, WebPubSubClientCredential):
@@ -252,7 +255,9 @@ class WebPubSubClient:
         opts = _op_options(options, {"ack_id": ack_id})
         group = n.encode_identifier(group_name, "group_name")
         out = ctypes.c_uint64(0)
-        code = self._core.lib.wps_join_group(self._core.handle, group, _ack_id_in(opts.get("ack_id")), ctypes.byref(out))
+        code = self._core.lib.wps_join_group(
+            self._core.handle, group, _ack_id_in(opts.get("ack_id")), ctypes.byref(out)
+        )
         self._raise_on_failure(code, f"join group {group_name!r}", out)
 
     def leave_group(self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any) -> None:
@@ -264,7 +269,9 @@ class WebPubSubClient:
         opts = _op_options(options, {"ack_id": ack_id})
         group = n.encode_identifier(group_name, "group_name")
         out = ctypes.c_uint64(0)
-        code = self._core.lib.wps_leave_group(self._core.handle, group, _ack_id_in(opts.get("ack_id")), ctypes.byref(out))
+        code = self._core.lib.wps_leave_group(
+            self._core.handle, group, _ack_id_in(opts.get("ack_id")), ctypes.byref(out)
+        )
         self._raise_on_failure(code, f"leave group {group_name!r}", out)
 
     def send_to_group(
@@ -332,8 +339,14 @@ class WebPubSubClient:
         name = n.encode_identifier(event_name, "event_name")
         out = ctypes.c_uint64(0)
         code = self._core.lib.wps_send_event(
-            self._core.handle, name, data, len(data), native_type, _flags(False, forget),
-            _ack_id_in(opts.get("ack_id")), ctypes.byref(out),
+            self._core.handle,
+            name,
+            data,
+            len(data),
+            native_type,
+            _flags(False, forget),
+            _ack_id_in(opts.get("ack_id")),
+            ctypes.byref(out),
         )
         self._raise_on_failure(code, f"send event {event_name!r}", out)
 

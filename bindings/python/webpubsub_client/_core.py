@@ -161,7 +161,9 @@ _PROVIDER_CB = n.URL_PROVIDER_FN(_on_provide_url)
 # --- errors -------------------------------------------------------------------------------
 
 
-def send_error(what: str, code: int, ack_id: int, message: Optional[str], error_name: Optional[str]) -> SendMessageError:
+def send_error(
+    what: str, code: int, ack_id: int, message: Optional[str], error_name: Optional[str]
+) -> SendMessageError:
     """The :class:`SendMessageError` for a failed operation."""
     code_name = n.result_name(code)
     detail = AckMessageError(name=error_name or code_name, message=message or n.result_text(code))
@@ -172,14 +174,18 @@ def send_error(what: str, code: int, ack_id: int, message: Optional[str], error_
 
 def open_error(code: int, message: Optional[str]) -> OpenClientError:
     """The :class:`OpenClientError` for a failed start."""
-    return OpenClientError(f"failed to open the client: {n.result_name(code)}: {message or n.result_text(code)}", code=code)
+    return OpenClientError(
+        f"failed to open the client: {n.result_name(code)}: {message or n.result_text(code)}", code=code
+    )
 
 
 def check(code: int, what: str) -> None:
     """Raise :class:`WebPubSubClientError` for a failed call that is not an operation."""
     if code != n.WPS_OK:
         message, _ = n.last_error()
-        raise WebPubSubClientError(f"{what}: {n.result_name(code)}: {message or n.result_text(code)}", code, n.result_name(code))
+        raise WebPubSubClientError(
+            f"{what}: {n.result_name(code)}: {message or n.result_text(code)}", code, n.result_name(code)
+        )
 
 
 # --- the core -----------------------------------------------------------------------------
@@ -219,7 +225,10 @@ class ClientCore:
                 raise ValueError(f"cannot create the client: {n.result_name(code)}: {message or n.result_text(code)}")
             self.handle = handle
             for native_type in _NATIVE_TO_CALLBACK:
-                check(self.lib.wps_set_callback(handle, native_type, _EVENT_CB, ctypes.c_void_p(self.key)), "wps_set_callback")
+                check(
+                    self.lib.wps_set_callback(handle, native_type, _EVENT_CB, ctypes.c_void_p(self.key)),
+                    "wps_set_callback",
+                )
             if self.lib.has("wps_join_group_async"):
                 check(
                     self.lib.wps_set_callback(handle, n.WPS_EVENT_ACK, _EVENT_CB, ctypes.c_void_p(self.key)),
@@ -270,8 +279,11 @@ class ClientCore:
             args = ()
         elif kind is CallbackType.REJOIN_GROUP_FAILED:
             error = send_error(
-                "rejoin group", int(n.event_field(ev, "result", 0)), int(n.event_field(ev, "ack_id", 0) or 0),
-                n.decode(ev.message), n.decode(ev.error_name),
+                "rejoin group",
+                int(n.event_field(ev, "result", 0)),
+                int(n.event_field(ev, "ack_id", 0) or 0),
+                n.decode(ev.message),
+                n.decode(ev.error_name),
             )
             args = (OnRejoinGroupFailedArgs(group=n.decode(ev.group) or "", error=error),)
         else:

@@ -20,7 +20,7 @@ from ctypes import (
     c_uint8,
     c_void_p,
 )
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ._loader import load_library
 
@@ -186,7 +186,7 @@ class _Lib:
         self.dll = load_library()
         self.missing = []
         for name, (restype, argtypes, required) in _SIGNATURES.items():
-            fn: Optional[Callable[..., Any]]
+            fn: Any
             try:
                 fn = getattr(self.dll, name)
             except AttributeError:
@@ -198,6 +198,10 @@ class _Lib:
                 fn.restype = restype
                 fn.argtypes = argtypes
             setattr(self, name, fn)
+
+    def __getattr__(self, name: str) -> Any:
+        """Only reached for names that were never declared (for type checkers: any ``wps_*``)."""
+        raise AttributeError(name)
 
     def has(self, *names: str) -> bool:
         """Whether every named function exists in the loaded library."""

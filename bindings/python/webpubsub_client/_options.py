@@ -58,7 +58,9 @@ def _mode_of(value: Any) -> RetryMode:
         raise ValueError(f"unsupported retry mode: {value!r}") from None
 
 
-def settings_from(options: Optional[Union[WebPubSubClientOptions, Dict[str, Any]]], kwargs: Dict[str, Any]) -> ClientSettings:
+def settings_from(
+    options: Optional[Union[WebPubSubClientOptions, Dict[str, Any]]], kwargs: Dict[str, Any]
+) -> ClientSettings:
     """Merge an options object (seed spelling) and keywords into validated settings."""
     merged: Dict[str, Any] = {}
     if options is not None:
@@ -111,7 +113,9 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
     opts = n.OptionsP()
     _check(lib.wps_options_new(ctypes.byref(opts)), "wps_options_new")
     try:
-        protocol = n.WPS_PROTOCOL_JSON if s.protocol_type is WebPubSubProtocolType.JSON else n.WPS_PROTOCOL_JSON_RELIABLE
+        protocol = (
+            n.WPS_PROTOCOL_JSON if s.protocol_type is WebPubSubProtocolType.JSON else n.WPS_PROTOCOL_JSON_RELIABLE
+        )
         _check(lib.wps_options_set_protocol(opts, protocol), "protocol_type")
         _check(lib.wps_options_set_auto_rejoin_groups(opts, 1 if s.auto_rejoin_groups else 0), "auto_rejoin_groups")
         _check(lib.wps_options_set_ack_timeout_ms(opts, seconds_to_ms(s.ack_timeout)), "ack_timeout")
@@ -142,7 +146,9 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
         if (s.keep_alive_interval is not None or s.keep_alive_timeout is not None) and lib.wps_options_set_keep_alive:
             interval = 20.0 if s.keep_alive_interval is None else s.keep_alive_interval
             timeout = 120.0 if s.keep_alive_timeout is None else s.keep_alive_timeout
-            _check(lib.wps_options_set_keep_alive(opts, seconds_to_ms(interval), seconds_to_ms(timeout)), "keep_alive_*")
+            _check(
+                lib.wps_options_set_keep_alive(opts, seconds_to_ms(interval), seconds_to_ms(timeout)), "keep_alive_*"
+            )
         if poll_mode:
             if lib.wps_options_set_dispatch_mode is None:
                 raise RuntimeError("the native library has no poll dispatch mode (wps_options_set_dispatch_mode)")

@@ -46,9 +46,12 @@ def encode(content: Any, data_type: Union[WebPubSubDataType, str]) -> Tuple[byte
     raise TypeError("data must be memoryview when dataType is binary or protobuf")
 
 
-def decode(raw: bytes, native_type: int) -> Tuple[Union[WebPubSubDataType, int], Any]:
-    """The data type and Python value of an inbound payload (``raw`` is already a copy)."""
-    kind = _FROM_NATIVE.get(native_type)
+def decode(raw: bytes, native_type: int) -> Tuple[WebPubSubDataType, Any]:
+    """The data type and Python value of an inbound payload (``raw`` is already a copy).
+
+    A data type this package does not know (from a newer library) is delivered as binary.
+    """
+    kind = _FROM_NATIVE.get(native_type, WebPubSubDataType.BINARY)
     if kind is WebPubSubDataType.TEXT:
         return kind, raw.decode("utf-8", errors="replace")
     if kind is WebPubSubDataType.JSON:
@@ -58,6 +61,4 @@ def decode(raw: bytes, native_type: int) -> Tuple[Union[WebPubSubDataType, int],
         except ValueError:
             _LOGGER.warning("json message is not valid JSON; delivering its text")
             return kind, text
-    if kind is None:
-        return native_type, memoryview(raw)
     return kind, memoryview(raw)

@@ -263,12 +263,22 @@ class WebPubSubClient:
         changed = {k: v for k, v in explicit.items() if v != getattr(defaults, k)}
         self._settings = settings_from(options, {**changed, **kwargs})
         lib = n.get_lib()
-        needed = ("wps_options_set_dispatch_mode", "wps_client_get_fd", "wps_client_dispatch",
-                  "wps_client_start_async", "wps_client_stop_async", "wps_join_group_async",
-                  "wps_leave_group_async", "wps_send_to_group_async", "wps_send_event_async")
+        needed = (
+            "wps_options_set_dispatch_mode",
+            "wps_client_get_fd",
+            "wps_client_dispatch",
+            "wps_client_start_async",
+            "wps_client_stop_async",
+            "wps_join_group_async",
+            "wps_leave_group_async",
+            "wps_send_to_group_async",
+            "wps_send_event_async",
+        )
         if not lib.has(*needed):
             missing = [name for name in needed if getattr(lib, name) is None]
-            raise RuntimeError("the native library lacks the poll/async API the asyncio client needs: " + ", ".join(missing))
+            raise RuntimeError(
+                "the native library lacks the poll/async API the asyncio client needs: " + ", ".join(missing)
+            )
         sink = _LoopSink()
         if isinstance(credential, str):
             url: Optional[str] = credential
@@ -382,7 +392,9 @@ class WebPubSubClient:
         if done.result != n.WPS_OK:
             raise send_error(what, done.result, done.ack_id or out.value, done.message, done.error_name)
 
-    async def join_group(self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any) -> None:
+    async def join_group(
+        self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any
+    ) -> None:
         """Join ``group_name``; returns once the service acked it.
 
         :raises SendMessageError: carrying the ack id and the error detail.
@@ -391,9 +403,14 @@ class WebPubSubClient:
         group = n.encode_identifier(group_name, "group_name")
         ack = _ack_id_in(opts.get("ack_id"))
         core = self._core
-        await self._run(f"join group {group_name!r}", lambda ctx, out: core.lib.wps_join_group_async(core.handle, group, ack, n.NO_COMPLETION, ctx, out))
+        await self._run(
+            f"join group {group_name!r}",
+            lambda ctx, out: core.lib.wps_join_group_async(core.handle, group, ack, n.NO_COMPLETION, ctx, out),
+        )
 
-    async def leave_group(self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any) -> None:
+    async def leave_group(
+        self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any
+    ) -> None:
         """Leave ``group_name``; returns once the service acked it.
 
         :raises SendMessageError: carrying the ack id and the error detail.
@@ -402,7 +419,10 @@ class WebPubSubClient:
         group = n.encode_identifier(group_name, "group_name")
         ack = _ack_id_in(opts.get("ack_id"))
         core = self._core
-        await self._run(f"leave group {group_name!r}", lambda ctx, out: core.lib.wps_leave_group_async(core.handle, group, ack, n.NO_COMPLETION, ctx, out))
+        await self._run(
+            f"leave group {group_name!r}",
+            lambda ctx, out: core.lib.wps_leave_group_async(core.handle, group, ack, n.NO_COMPLETION, ctx, out),
+        )
 
     async def send_to_group(
         self,
