@@ -11,7 +11,6 @@ from webpubsub_client import (
 )
 
 
-
 def make_client(emulator, hub, **kwargs):
     return WebPubSubClient(WebPubSubClientCredential(lambda: emulator.client_url(hub)), **kwargs)
 
@@ -119,3 +118,13 @@ def test_registrations_survive_restart(emulator, hub, recorder):
             pass
     ids = recorder.wait_count(3)
     assert len(set(ids)) == 3
+
+
+def test_logging_enable_forwards_native_logs(emulator, hub, caplog):
+    with caplog.at_level("DEBUG", logger="webpubsub_client.native"):
+        client = make_client(emulator, hub, logging_enable=True)
+        with client:
+            client.join_group("g")
+    native = [r for r in caplog.records if r.name == "webpubsub_client.native"]
+    assert native, "no native log line reached Python logging"
+    assert not any("access_token=ey" in r.getMessage() for r in native), "tokens must be redacted"

@@ -29,9 +29,7 @@ def header_defines():
 
 def test_constants_match_header():
     defines = header_defines()
-    mirrored = {
-        k: v for k, v in vars(n).items() if k.startswith("WPS_") and isinstance(v, int) and k != "WPS_ERR_PROVIDER"
-    }
+    mirrored = {k: v for k, v in vars(n).items() if k.startswith("WPS_") and isinstance(v, int)}
     missing = [k for k in mirrored if k not in defines]
     assert not missing, f"not in the header: {missing}"
     wrong = {k: (v, defines[k]) for k, v in mirrored.items() if defines[k] != v}
@@ -108,6 +106,7 @@ def _ctype_for(c_type: str):
         "size_t*": ctypes.POINTER(ctypes.c_size_t),
         "wps_event_fn": n.EVENT_FN,
         "wps_url_provider_fn": n.URL_PROVIDER_FN,
+        "wps_log_fn": n.LOG_FN,
     }
     return table[t]
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _native as n
 from . import _payload
+from ._logging import enable_native_logging
 from ._core import ClientCore, Completion, open_error, send_error
 from ._options import ClientSettings, build_native_options, seconds_to_ms, settings_from
 from .models._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
@@ -124,8 +125,9 @@ class WebPubSubClient:
     :keyword keep_alive_interval: Seconds between keep-alive pings (library default 20; ``0`` off).
     :keyword keep_alive_timeout: Seconds of silence after which the connection counts as dead
         (library default 120).
-    :keyword logging_enable: Accepted for compatibility (use ``AZURE_LOG_LEVEL``/``WPS_LOG``).
-    :keyword user_agent: Accepted for compatibility.
+    :keyword logging_enable: Forward the native library's log lines to the ``webpubsub_client.native``
+        logger (process-wide, once enabled).
+    :keyword user_agent: Accepted for compatibility (the library sets its own).
     """
 
     def __init__(
@@ -169,6 +171,8 @@ class WebPubSubClient:
         # keywords left at their default do not override an options object
         changed = {k: v for k, v in explicit.items() if v != getattr(defaults, k)}
         self._settings = settings_from(options, {**changed, **kwargs})
+        if self._settings.logging_enable:
+            enable_native_logging()
         url, provider = _split_credential(credential)
         self._credential = credential
         native_options = build_native_options(self._settings, poll_mode=False)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from . import _native as n
 from . import _payload
+from ._logging import disable_native_logging
 from .models._enums import CallbackType
 from .models._errors import AckMessageError, OpenClientError, SendMessageError, WebPubSubClientError
 from .models._models import (
@@ -132,7 +133,7 @@ def _on_provide_url(user_data: Optional[int], buf: Any, cap: int, out_len: Any) 
     try:
         core = _REGISTRY.get(user_data or 0)
         if core is None or core.url_provider is None:
-            return n.WPS_ERR_PROVIDER
+            return n.WPS_ERR_URL_PROVIDER
         raw = core.pending_url
         if raw is None:
             url = core.url_provider()
@@ -151,7 +152,7 @@ def _on_provide_url(user_data: Optional[int], buf: Any, cap: int, out_len: Any) 
         return n.WPS_OK
     except BaseException:  # noqa: BLE001
         _LOGGER.exception("the client access URL provider failed")
-        return n.WPS_ERR_PROVIDER
+        return n.WPS_ERR_URL_PROVIDER
 
 
 _EVENT_CB = n.EVENT_FN(_on_event)
@@ -357,6 +358,7 @@ def _close_all_at_exit() -> None:
             core.release(stop_timeout_ms=2000)
         except BaseException:  # noqa: BLE001
             _LOGGER.exception("error while closing a client at exit")
+    disable_native_logging()
 
 
 atexit.register(_close_all_at_exit)

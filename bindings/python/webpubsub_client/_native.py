@@ -29,7 +29,13 @@ from ._loader import load_library
 WPS_OK = 0
 
 WPS_ERR_BUFFER_TOO_SMALL = 105
-WPS_ERR_PROVIDER = 101  # returned by the URL provider trampoline when the Python provider fails
+WPS_ERR_URL_PROVIDER = 303
+
+WPS_LOG_OFF = 0
+WPS_LOG_ERROR = 1
+WPS_LOG_WARNING = 2
+WPS_LOG_INFO = 3
+WPS_LOG_VERBOSE = 4
 
 WPS_PROTOCOL_JSON_RELIABLE = 1
 WPS_PROTOCOL_JSON = 2
@@ -109,7 +115,8 @@ def event_field(ev: wps_event, name: str, default: Any = None) -> Any:
 EVENT_FN = CFUNCTYPE(None, c_void_p, POINTER(wps_event))
 NO_COMPLETION = EVENT_FN()  # NULL: completions go to the callback registered for WPS_EVENT_ACK
 URL_PROVIDER_FN = CFUNCTYPE(c_int32, c_void_p, POINTER(ctypes.c_char), c_size_t, POINTER(c_size_t))
-LOG_FN = CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
+LOG_FN = CFUNCTYPE(None, c_void_p, c_uint32, c_char_p)
+NO_LOG = LOG_FN()  # NULL log callback
 
 ClientP = POINTER(wps_client)
 OptionsP = POINTER(wps_options)
@@ -122,7 +129,8 @@ _SIGNATURES: Dict[str, Tuple[Any, list, bool]] = {
     "wps_result_is_retryable": (c_bool, [c_int32], True),
     "wps_last_error_message": (c_char_p, [], True),
     "wps_last_error_name": (c_char_p, [], True),
-    # version
+    # version and logging
+    "wps_set_log_callback": (c_int32, [LOG_FN, c_void_p, c_uint32], False),
     "wps_version_number": (c_uint32, [], True),
     "wps_version_string": (c_char_p, [], True),
     # options

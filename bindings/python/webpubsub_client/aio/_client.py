@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Tuple, Union
 from .. import _native as n
 from .. import _payload
 from .._client import _ack_id_in, _flags, _op_options
+from .._logging import enable_native_logging
 from .._core import ClientCore, Completion, open_error, send_error
 from .._options import ClientSettings, build_native_options, seconds_to_ms, settings_from
 from ..models._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
@@ -262,6 +263,8 @@ class WebPubSubClient:
         defaults = ClientSettings()
         changed = {k: v for k, v in explicit.items() if v != getattr(defaults, k)}
         self._settings = settings_from(options, {**changed, **kwargs})
+        if self._settings.logging_enable:
+            enable_native_logging()
         lib = n.get_lib()
         needed = (
             "wps_options_set_dispatch_mode",
