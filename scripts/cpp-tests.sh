@@ -11,7 +11,9 @@
 # Environment: KEEP_TMP=1 keeps the temporary directory; VERBOSE=1 shows the output of passing
 # checks too; GATEWAY_CLIENTS / GATEWAY_MESSAGES size the gateway runs (default 20 x 5);
 # CHECK_NATIVE_LIBS=1 also compares Libs.private with rustc's --print native-static-libs (the
-# static links below test it in any case; this rebuilds the crate once more).
+# static links below test it in any case; this rebuilds the crate once more); CHECK_SIZE=1
+# builds the release-small profile and checks the stripped .so against WPS_SIZE_BUDGET
+# (bytes, default 4 MiB).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -162,6 +164,15 @@ native_static_libs() {  # opt-in: rebuilds the crate once with --print native-st
   [ -n "$printed" ] && grep -qxF "Libs.private: $printed" "$lib/pkgconfig/webpubsub_client.pc"
 }
 if [ "${CHECK_NATIVE_LIBS:-0}" = 1 ]; then check "Libs.private equals rustc --print native-static-libs" native_static_libs; fi
+
+size_budget() {  # opt-in: the size-optimised library must stay under the budget
+  local budget=${WPS_SIZE_BUDGET:-4194304} so=target/release-small/libwebpubsub_client.so size
+  cargo build --profile release-small -p webpubsub-client || return 1
+  size=$(stat -c %s "$so")
+  echo "release-small libwebpubsub_client.so: $size bytes (budget $budget)"
+  [ "$size" -le "$budget" ]
+}
+if [ "${CHECK_SIZE:-0}" = 1 ]; then check "release-small shared library within the size budget" size_budget; fi
 
 header_compiles() {
   echo '#include <webpubsub_client.hpp>' > "$tmp/hpp_check.cpp"
