@@ -234,6 +234,21 @@ impl Client {
         self.inner.shared.next_ack_id()
     }
 
+    /// The caller's ack id (later automatic ids are allocated above it, so they never
+    /// collide with it), or a fresh one.
+    fn ack_id_for(&self, given: Option<u64>) -> u64 {
+        match given {
+            Some(id) => {
+                self.inner
+                    .shared
+                    .next_ack_id
+                    .fetch_max(id.saturating_add(1), Ordering::Relaxed);
+                id
+            }
+            None => self.next_ack_id(),
+        }
+    }
+
     fn encode(&self, request: &Request<'_>) -> Result<Message, Error> {
         let frame = self.inner.codec.encode(request).map_err(|e| match e {
             EncodeError::InvalidPayload(m) | EncodeError::Unsupported(m) => {
@@ -334,7 +349,7 @@ impl Client {
     pub async fn join_group(&self, group: &str, ack_id: Option<u64>) -> Result<AckOk, Error> {
         self.check_process()?;
         check_name("group", group)?;
-        let id = ack_id.unwrap_or_else(|| self.next_ack_id());
+        let id = self.ack_id_for(ack_id);
         let frame = self.encode(&Request::JoinGroup {
             group,
             ack_id: Some(id),
@@ -348,7 +363,7 @@ impl Client {
     pub async fn leave_group(&self, group: &str, ack_id: Option<u64>) -> Result<AckOk, Error> {
         self.check_process()?;
         check_name("group", group)?;
-        let id = ack_id.unwrap_or_else(|| self.next_ack_id());
+        let id = self.ack_id_for(ack_id);
         let frame = self.encode(&Request::LeaveGroup {
             group,
             ack_id: Some(id),
@@ -376,7 +391,7 @@ impl Client {
             })?;
             return self.fire_and_forget(frame).await;
         }
-        let id = opts.ack_id.unwrap_or_else(|| self.next_ack_id());
+        let id = self.ack_id_for(opts.ack_id);
         let frame = self.encode(&Request::SendToGroup {
             group,
             payload: &payload,
@@ -403,7 +418,7 @@ impl Client {
             })?;
             return self.fire_and_forget(frame).await;
         }
-        let id = opts.ack_id.unwrap_or_else(|| self.next_ack_id());
+        let id = self.ack_id_for(opts.ack_id);
         let frame = self.encode(&Request::Event {
             event,
             payload: &payload,
