@@ -8,7 +8,7 @@ use crate::protocol;
 use crate::rest::error_response;
 use crate::roles::Permissions;
 use crate::service::Service;
-use crate::session::{random_id, CutSignal, Kind, Session, SimpleMode};
+use crate::session::{random_id, Kind, Link, Session, SimpleMode};
 use crate::transport::{reject, run};
 use crate::upstream::EventSource;
 use axum::body::Body;
@@ -287,8 +287,8 @@ async fn opened(
     ws: WebSocket,
 ) {
     let (tx, rx) = unbounded_channel();
-    let cut = Arc::new(CutSignal::default());
-    let Some(generation) = s.attach(tx, cut.clone()) else {
+    let link = Arc::new(Link::default());
+    let Some(generation) = s.attach(tx, link.clone()) else {
         return;
     };
     hub.insert(&s);
@@ -305,14 +305,14 @@ async fn opened(
     if let Some(up) = &svc.upstream {
         up.connected(s.clone());
     }
-    run(svc, hub, s, ws, rx, cut, generation).await;
+    run(svc, hub, s, ws, rx, link, generation).await;
 }
 
 async fn recovered(svc: Arc<Service>, hub: Arc<Hub>, s: Arc<Session>, ws: WebSocket) {
     let (tx, rx) = unbounded_channel();
-    let cut = Arc::new(CutSignal::default());
-    match s.attach(tx, cut.clone()) {
-        Some(generation) => run(svc, hub, s, ws, rx, cut, generation).await,
+    let link = Arc::new(Link::default());
+    match s.attach(tx, link.clone()) {
+        Some(generation) => run(svc, hub, s, ws, rx, link, generation).await,
         None => reject(ws, 1008, "The connection cannot be recovered.").await,
     }
 }

@@ -93,6 +93,8 @@ async fn main() {
     if config.access_key == DEFAULT_ACCESS_KEY {
         log::info!("using the built-in development access key");
     }
+    // Install the handlers before announcing the endpoint: a supervisor may signal right away.
+    let shutdown = shutdown_signal();
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {
@@ -104,22 +106,27 @@ async fn main() {
     let _ = writeln!(out, "{}", emulator.connection_string());
     let _ = out.flush();
     drop(out);
-    wait_for_signal().await;
+    shutdown.await;
     log::info!("shutting down");
     emulator.shutdown().await;
 }
 
-async fn wait_for_signal() {
+/// Registers SIGINT and SIGTERM now; the returned future completes on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

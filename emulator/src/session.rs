@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
@@ -61,19 +61,59 @@ pub enum Outbound {
     Binary(Bytes),
     /// Send a close frame with this code and reason, then end the transport.
     Close(u16, String),
-    /// Cut the TCP connection without a close frame (fires the transport's [`CutSignal`]
+    /// Cut the TCP connection without a close frame (fires the transport's [`Link`] cut
     /// rather than queueing, so it also interrupts a writer blocked on a stuck client).
     Cut,
 }
 
-/// Tells both halves of a transport to drop the socket at once.
+/// Outbound frames queued for one transport above which its reader stops reading the client
+/// (a client that never reads cannot make the emulator queue without bound)...
+pub const BACKLOG_HIGH: usize = 65_536;
+/// ...until the writer has brought the queue down to this.
+pub const BACKLOG_LOW: usize = 16_384;
+
+/// Shared by the session and the two halves of one transport: the cut signal (drop the
+/// socket at once) and the size of the outbound queue.
 #[derive(Default)]
-pub struct CutSignal {
+pub struct Link {
     fired: AtomicBool,
     notify: Notify,
+    queued: AtomicUsize,
+    drained: Notify,
 }
 
-impl CutSignal {
+impl Link {
+    /// Counts a frame put on the queue.
+    fn pushed(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` frames taken off the queue by the writer.
+    pub fn popped(&self, n: usize) {
+        let before = self.queued.fetch_sub(n, Ordering::AcqRel);
+        if before.saturating_sub(n) <= BACKLOG_LOW && before > BACKLOG_LOW {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Whether the reader should pause.
+    pub fn is_backlogged(&self) -> bool {
+        self.queued.load(Ordering::Acquire) > BACKLOG_HIGH
+    }
+
+    /// Completes once the queue is at or below [`BACKLOG_LOW`].
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queued.load(Ordering::Acquire) <= BACKLOG_LOW {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     pub fn fire(&self) {
         self.fired.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
@@ -83,7 +123,7 @@ impl CutSignal {
         self.fired.load(Ordering::SeqCst)
     }
 
-    /// Completes once [`CutSignal::fire`] has been called.
+    /// Completes once [`Link::fire`] has been called.
     pub async fn fired(&self) {
         loop {
             let notified = self.notify.notified();
@@ -178,7 +218,7 @@ pub enum Control<'a> {
 
 struct Transport {
     tx: UnboundedSender<Outbound>,
-    cut: Arc<CutSignal>,
+    link: Arc<Link>,
     generation: u64,
 }
 
@@ -187,11 +227,16 @@ impl Transport {
     fn finish(self, last: Outbound) -> bool {
         match last {
             Outbound::Cut => {
-                self.cut.fire();
+                self.link.fire();
                 true
             }
-            other => self.tx.send(other).is_ok(),
+            other => self.send(other),
         }
+    }
+
+    fn send(&self, o: Outbound) -> bool {
+        self.link.pushed();
+        self.tx.send(o).is_ok()
     }
 }
 
@@ -326,7 +371,7 @@ impl Session {
     /// Installs a new transport, replacing (cutting) any previous one. The `connected` frame
     /// goes first, then (reliable) every unacknowledged message in order. `None` when the
     /// session has ended.
-    pub fn attach(&self, tx: UnboundedSender<Outbound>, cut: Arc<CutSignal>) -> Option<u64> {
+    pub fn attach(&self, tx: UnboundedSender<Outbound>, link: Arc<Link>) -> Option<u64> {
         let mut st = lock(&self.state);
         if st.ended {
             return None;
@@ -337,14 +382,16 @@ impl Session {
             old.finish(Outbound::Cut);
         }
         if let Some(c) = self.connected_frame() {
+            link.pushed();
             let _ = tx.send(c);
         }
         for (_, frame) in &st.buffer {
+            link.pushed();
             let _ = tx.send(frame.outbound());
         }
         st.transport = Some(Transport {
             tx,
-            cut,
+            link,
             generation,
         });
         Some(generation)
@@ -396,7 +443,7 @@ impl Session {
     pub fn send_control(&self, frame: Outbound) {
         let st = lock(&self.state);
         if let Some(t) = &st.transport {
-            let _ = t.tx.send(frame);
+            let _ = t.send(frame);
         }
     }
 
@@ -446,9 +493,9 @@ impl Session {
                     if let Some(t) = st.transport.take() {
                         let reason = "Reliable message buffer overflowed";
                         if let Some(o) = self.control(Control::Disconnected(reason)) {
-                            let _ = t.tx.send(o);
+                            let _ = t.send(o);
                         }
-                        let _ = t.tx.send(Outbound::Close(1008, "buffer overflow".into()));
+                        let _ = t.send(Outbound::Close(1008, "buffer overflow".into()));
                     }
                     return DeliverOutcome::Overflow;
                 }
@@ -462,7 +509,7 @@ impl Session {
             },
         };
         if let Some(t) = &st.transport {
-            let _ = t.tx.send(frame);
+            let _ = t.send(frame);
         }
         DeliverOutcome::Delivered
     }
@@ -515,6 +562,35 @@ mod tests {
         Session::new("c".into(), "h", None, kind, None, Permissions::default())
     }
 
+    #[tokio::test]
+    async fn link_backlog_pauses_until_drained() {
+        let link = Arc::new(Link::default());
+        for _ in 0..=BACKLOG_HIGH {
+            link.pushed();
+        }
+        assert!(link.is_backlogged());
+        let waiter = tokio::spawn({
+            let link = link.clone();
+            async move { link.drained().await }
+        });
+        link.popped(BACKLOG_HIGH + 1 - BACKLOG_LOW);
+        assert!(!link.is_backlogged());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("drained wakes the reader")
+            .unwrap();
+        let fired = tokio::spawn({
+            let link = link.clone();
+            async move { link.fired().await }
+        });
+        link.fire();
+        tokio::time::timeout(std::time::Duration::from_secs(5), fired)
+            .await
+            .expect("fire wakes waiters")
+            .unwrap();
+        assert!(link.is_fired());
+    }
+
     #[test]
     fn ack_id_cache_forgets_the_oldest_beyond_its_limit() {
         let s = session(Kind::Json);
@@ -530,7 +606,7 @@ mod tests {
     fn reliable_delivery_numbers_buffers_and_overflows() {
         let s = session(Kind::JsonReliable);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        s.attach(tx, Arc::new(CutSignal::default())).unwrap();
+        s.attach(tx, Arc::new(Link::default())).unwrap();
         let d = Delivery::new(&Origin::Server, &Payload::Text("x".into()));
         assert!(matches!(rx.try_recv(), Ok(Outbound::Text(t)) if t.as_str().contains("connected")));
         s.deliver(&d);

@@ -5,7 +5,7 @@
 use crate::dispatch::{on_message, Flow};
 use crate::hub::Hub;
 use crate::service::Service;
-use crate::session::{Control, CutSignal, Outbound, Session};
+use crate::session::{Control, Link, Outbound, Session};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -70,17 +70,18 @@ pub async fn run(
     s: Arc<Session>,
     ws: WebSocket,
     rx: UnboundedReceiver<Outbound>,
-    cut: Arc<CutSignal>,
+    link: Arc<Link>,
     generation: u64,
 ) {
     let (sink, mut stream) = ws.split();
     let (done_tx, mut done_rx) = oneshot::channel();
-    let mut writer = tokio::spawn(write_loop(sink, rx, cut.clone(), done_tx));
+    let mut writer = tokio::spawn(write_loop(sink, rx, link.clone(), done_tx));
     let mut violation: Option<String> = None;
     let exit = loop {
+        let backlogged = link.is_backlogged();
         tokio::select! {
             biased;
-            _ = cut.fired() => break Exit::Gone,
+            _ = link.fired() => break Exit::Gone,
             end = &mut done_rx => {
                 if let Ok(WriterEnd::Closed) = end {
                     // Read (bounded) until the client answers our close frame.
@@ -98,7 +99,8 @@ pub async fn run(
                     None => Exit::Gone,
                 };
             }
-            msg = stream.next(), if violation.is_none() => {
+            _ = link.drained(), if backlogged => {}
+            msg = stream.next(), if violation.is_none() && !backlogged => {
                 let flow = match msg {
                     None | Some(Err(_)) => break Exit::Gone,
                     Some(Ok(m)) => on_message(&svc, &hub, &s, m).await,
@@ -153,25 +155,21 @@ type Sink = SplitSink<WebSocket, Message>;
 async fn write_loop(
     mut sink: Sink,
     mut rx: UnboundedReceiver<Outbound>,
-    cut: Arc<CutSignal>,
+    link: Arc<Link>,
     done: oneshot::Sender<WriterEnd>,
 ) {
     let end = tokio::select! {
         biased;
-        _ = cut.fired() => WriterEnd::Stopped,
-        end = drain(&mut sink, &mut rx, &cut) => end,
+        _ = link.fired() => WriterEnd::Stopped,
+        end = drain(&mut sink, &mut rx, &link) => end,
     };
     let _ = done.send(end);
 }
 
-async fn drain(
-    sink: &mut Sink,
-    rx: &mut UnboundedReceiver<Outbound>,
-    cut: &CutSignal,
-) -> WriterEnd {
+async fn drain(sink: &mut Sink, rx: &mut UnboundedReceiver<Outbound>, link: &Link) -> WriterEnd {
     loop {
         let Some(first) = rx.recv().await else {
-            if cut.is_fired() {
+            if link.is_fired() {
                 return WriterEnd::Stopped;
             }
             // The session let go of this transport: complete a client-initiated close
@@ -204,5 +202,7 @@ async fn drain(
         if sink.flush().await.is_err() {
             return WriterEnd::Stopped;
         }
+        // Counted once written, so a client that does not read keeps its reader paused.
+        link.popped(written);
     }
 }

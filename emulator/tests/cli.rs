@@ -6,6 +6,15 @@ use std::time::Duration;
 
 #[test]
 fn first_line_is_the_connection_string_and_sigterm_exits_0() {
+    first_line_then_signal("-TERM");
+}
+
+#[test]
+fn sigint_exits_0() {
+    first_line_then_signal("-INT");
+}
+
+fn first_line_then_signal(signal: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wps-emulator"))
         .args([
             "--port",
@@ -34,7 +43,7 @@ fn first_line_is_the_connection_string_and_sigterm_exits_0() {
 
     let pid = child.id().to_string();
     assert!(Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap()
         .success());
