@@ -21,7 +21,7 @@ fi
 vpy="$venv/bin/python"
 "$vpy" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 "$vpy" -m pip install -q --disable-pip-version-check \
-  pytest pytest-asyncio pytest-timeout aiohttp \
+  pytest pytest-asyncio pytest-timeout aiohttp mypy ruff \
   azure-messaging-webpubsubservice==1.3.0 azure-messaging-webpubsubclient==1.1.0
 
 step "cargo build --release -p webpubsub-client -p webpubsub-emulator"
@@ -53,7 +53,11 @@ names = zipfile.ZipFile(sys.argv[1]).namelist()
 sys.exit(0 if "webpubsub_client/_lib/libwebpubsub_client.so" in names else 1)
 PY
 
-step "pytest"
+step "type check and lint (mypy, ruff)"
 cd "$repo/bindings/python"
+"$venv/bin/mypy" --ignore-missing-imports webpubsub_client
+"$venv/bin/ruff" check --line-length 120 --select E,F,W,B webpubsub_client bench setup.py
+
+step "pytest"
 # shellcheck disable=SC2086
 "$venv/bin/pytest" -p no:cacheprovider -q ${PYTEST_ARGS:-} tests
