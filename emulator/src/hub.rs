@@ -124,9 +124,13 @@ impl Hub {
     /// Ends a session for good: sends `last` to its transport, unregisters it everywhere and
     /// notifies the upstream `disconnected` handler. Later recovery attempts get 1008.
     pub fn end_session(&self, s: &Arc<Session>, reason: &str, last: Option<Outbound>) {
-        if !s.end(last) {
-            return;
+        if s.end(last) {
+            self.unregister(s, reason);
         }
+    }
+
+    /// Removes an ended session from every map and notifies the upstream handler.
+    fn unregister(&self, s: &Arc<Session>, reason: &str) {
         self.leave_all(s);
         write(&self.sessions).remove(&s.id);
         if let Some(u) = &s.user_id {
@@ -153,17 +157,8 @@ impl Hub {
 
     fn finish(&self, overflowed: Vec<Arc<Session>>) {
         for s in overflowed {
-            // The session already sent its close frame; only unregister it.
-            self.leave_all(&s);
-            write(&self.sessions).remove(&s.id);
-            if let Some(u) = &s.user_id {
-                if let Some(m) = write(&self.users).get_mut(u) {
-                    m.remove(&s.id);
-                }
-            }
-            if let Some(up) = &self.upstream {
-                up.disconnected(s.clone(), "reliable buffer overflow".into());
-            }
+            // The session already ended itself and sent its close frame.
+            self.unregister(&s, "Reliable message buffer overflowed.");
         }
     }
 
