@@ -1,6 +1,9 @@
 """Callback behaviour: order, one at a time, data conversion, listener errors, event set."""
 
+import json
 import threading
+
+import pytest
 
 from webpubsub_client import (
     CallbackType,
@@ -8,6 +11,7 @@ from webpubsub_client import (
     WebPubSubClient,
     WebPubSubClientCredential,
     WebPubSubDataType,
+    WebPubSubProtocolType,
 )
 
 
@@ -128,3 +132,26 @@ def test_logging_enable_forwards_native_logs(emulator, hub, caplog):
     native = [r for r in caplog.records if r.name == "webpubsub_client.native"]
     assert native, "no native log line reached Python logging"
     assert not any("access_token=ey" in r.getMessage() for r in native), "tokens must be redacted"
+
+
+@pytest.mark.parametrize("protocol", list(WebPubSubProtocolType))
+def test_every_subprotocol_round_trip(emulator, hub, recorder, protocol):
+    client = make_client(emulator, hub, protocol_type=protocol)
+    client.subscribe("group-message", recorder.add)
+    with client:
+        client.join_group("p")
+        client.send_to_group("p", "text", "text")
+        client.send_to_group("p", {"j": 1}, "json")
+        client.send_to_group("p", b"\x01\x02", "binary")
+        msgs = recorder.wait_count(3)
+        assert [c["subprotocol"] for c in emulator.connections(hub)] == [protocol.value]
+    assert msgs[0].data == "text"
+    if protocol.value.startswith("json"):
+        assert msgs[1].data_type == "json" and msgs[1].data == {"j": 1}
+    else:
+        # protobuf clients send JSON payloads as text_data (as the C# protobuf client does)
+        assert msgs[1].data_type in ("json", "text")
+        assert (msgs[1].data if msgs[1].data_type == "json" else json.loads(msgs[1].data)) == {"j": 1}
+    assert bytes(msgs[2].data) == b"\x01\x02"
+    reliable = "reliable" in protocol.value
+    assert all((m.sequence_id is not None) == reliable for m in msgs)

@@ -103,6 +103,14 @@ def _check(code: int, what: str) -> None:
         raise ValueError(f"{what}: {n.result_name(code)}: {message or n.result_text(code)}")
 
 
+_PROTOCOLS = {
+    WebPubSubProtocolType.JSON_RELIABLE: n.WPS_PROTOCOL_JSON_RELIABLE,
+    WebPubSubProtocolType.JSON: n.WPS_PROTOCOL_JSON,
+    WebPubSubProtocolType.PROTOBUF_RELIABLE: n.WPS_PROTOCOL_PROTOBUF_RELIABLE,
+    WebPubSubProtocolType.PROTOBUF: n.WPS_PROTOCOL_PROTOBUF,
+}
+
+
 def _retry_mode_native(mode: RetryMode) -> int:
     return n.WPS_RETRY_FIXED if mode is RetryMode.Fixed else n.WPS_RETRY_EXPONENTIAL
 
@@ -113,9 +121,7 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
     opts = n.OptionsP()
     _check(lib.wps_options_new(ctypes.byref(opts)), "wps_options_new")
     try:
-        protocol = (
-            n.WPS_PROTOCOL_JSON if s.protocol_type is WebPubSubProtocolType.JSON else n.WPS_PROTOCOL_JSON_RELIABLE
-        )
+        protocol = _PROTOCOLS[s.protocol_type]
         _check(lib.wps_options_set_protocol(opts, protocol), "protocol_type")
         _check(lib.wps_options_set_auto_rejoin_groups(opts, 1 if s.auto_rejoin_groups else 0), "auto_rejoin_groups")
         _check(lib.wps_options_set_ack_timeout_ms(opts, seconds_to_ms(s.ack_timeout)), "ack_timeout")

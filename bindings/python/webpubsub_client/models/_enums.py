@@ -28,10 +28,16 @@ class WebPubSubDataType(_CaseInsensitiveStrEnum):
 
 
 class WebPubSubProtocolType(_CaseInsensitiveStrEnum):
-    """WebSocket subprotocol spoken with the service."""
+    """WebSocket subprotocol spoken with the service.
+
+    ``PROTOBUF`` and ``PROTOBUF_RELIABLE`` are additions (the official Python client has only the
+    two JSON subprotocols).
+    """
 
     JSON = "json.webpubsub.azure.v1"
     JSON_RELIABLE = "json.reliable.webpubsub.azure.v1"
+    PROTOBUF = "protobuf.webpubsub.azure.v1"
+    PROTOBUF_RELIABLE = "protobuf.reliable.webpubsub.azure.v1"
 
 
 class CallbackType(_CaseInsensitiveStrEnum):
