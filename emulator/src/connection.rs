@@ -10,7 +10,7 @@ use crate::roles::Permissions;
 use crate::service::Service;
 use crate::session::{random_id, Kind, Link, Session, SimpleMode};
 use crate::transport::{reject, run};
-use crate::upstream::EventSource;
+use crate::upstream::{EventSource, Upstream};
 use axum::body::Body;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::FromRequestParts;
@@ -212,52 +212,29 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
             .filter(|(k, _)| k != "access_token")
             .cloned()
             .collect();
-        match up
-            .connect(&src, &claims, &forwarded, &headers, &requested)
-            .await
+        let answer = match connect_event(up, &src, &claims, &forwarded, &headers, &requested).await
         {
-            Err(e) => {
-                log::warn!("connect handler failed: {e}");
-                return error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalServerError",
-                    &e,
-                );
-            }
-            Ok(r) if !(200..300).contains(&r.status) => {
-                let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNAUTHORIZED);
-                let msg = String::from_utf8_lossy(&r.body).into_owned();
-                return error_response(status, "ConnectRejected", &msg);
-            }
-            Ok(r) => {
-                connection_state = r.connection_state.clone();
-                if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(&r.body) {
-                    if let Some(u) = o.get("userId").and_then(|v| v.as_str()) {
-                        user_id = Some(u.to_string()).filter(|u| !u.is_empty());
-                    }
-                    if let Some(serde_json::Value::Array(a)) = o.get("roles") {
-                        roles = a
-                            .iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .collect();
-                    }
-                    if let Some(serde_json::Value::Array(a)) = o.get("groups") {
-                        groups.extend(a.iter().filter_map(|v| v.as_str().map(String::from)));
-                        groups.retain(|g| protocol::valid_group_name(g));
-                    }
-                    if let Some(p) = o.get("subprotocol").and_then(|v| v.as_str()) {
-                        if requested.iter().any(|r| r == p) {
-                            subprotocol = Some(p.to_string());
-                        }
-                    }
-                }
-            }
+            Ok(a) => a,
+            Err(response) => return response,
+        };
+        if let Some(u) = answer.user_id {
+            user_id = u;
         }
+        if let Some(r) = answer.roles {
+            roles = r;
+        }
+        groups.extend(answer.groups);
+        if let Some(p) = answer.subprotocol {
+            subprotocol = Some(p);
+        }
+        connection_state = answer.connection_state;
     }
-    let kind = subprotocol
-        .as_deref()
-        .and_then(Kind::from_subprotocol)
-        .unwrap_or(kind);
+    let kind = match subprotocol.as_deref().map(Kind::from_subprotocol) {
+        Some(Some(k)) => k,
+        // A handler picked a non-PubSub subprotocol: a simple client.
+        Some(None) if !matches!(kind, Kind::Simple(_)) => Kind::Simple(SimpleMode::SendEvent),
+        _ => kind,
+    };
     if let Some(p) = &subprotocol {
         match HeaderValue::from_str(p) {
             Ok(v) => upgrade.set_selected_protocol(v),
@@ -277,6 +254,75 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = connection_state;
     upgrade.on_upgrade(move |ws| opened(svc, hub, session, groups, ws))
+}
+
+/// What a `connect` handler's 2xx answer changes.
+#[derive(Default)]
+struct ConnectAnswer {
+    /// `Some(None)`: the handler cleared the user id.
+    user_id: Option<Option<String>>,
+    /// Replaces the token's roles.
+    roles: Option<Vec<String>>,
+    /// Joined in addition to the token's groups.
+    groups: Vec<String>,
+    /// One of the subprotocols the client offered.
+    subprotocol: Option<String>,
+    connection_state: Option<String>,
+}
+
+/// Runs the blocking `connect` event; `Err` is the response refusing the handshake.
+async fn connect_event(
+    up: &Upstream,
+    src: &EventSource<'_>,
+    claims: &serde_json::Map<String, serde_json::Value>,
+    query: &[(String, String)],
+    headers: &[(String, String)],
+    requested: &[String],
+) -> Result<ConnectAnswer, Response> {
+    let r = match up.connect(src, claims, query, headers, requested).await {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn!("connect handler failed: {e}");
+            let status = StatusCode::INTERNAL_SERVER_ERROR;
+            return Err(error_response(status, "InternalServerError", &e));
+        }
+    };
+    if !(200..300).contains(&r.status) {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNAUTHORIZED);
+        let msg = String::from_utf8_lossy(&r.body).into_owned();
+        return Err(error_response(status, "ConnectRejected", &msg));
+    }
+    let mut answer = ConnectAnswer {
+        connection_state: r.connection_state.clone(),
+        ..Default::default()
+    };
+    let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(&r.body) else {
+        return Ok(answer);
+    };
+    let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
+        v.as_array().map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+    };
+    if let Some(u) = o.get("userId").and_then(|v| v.as_str()) {
+        answer.user_id = Some(Some(u.to_string()).filter(|u| !u.is_empty()));
+    }
+    answer.roles = o.get("roles").and_then(strings);
+    answer.groups = o
+        .get("groups")
+        .and_then(strings)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|g| protocol::valid_group_name(g))
+        .collect();
+    answer.subprotocol = o
+        .get("subprotocol")
+        .and_then(|v| v.as_str())
+        .filter(|p| requested.iter().any(|r| r == p))
+        .map(String::from);
+    Ok(answer)
 }
 
 async fn opened(
