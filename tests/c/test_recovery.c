@@ -137,11 +137,55 @@ static int test_reconnect_with_new_connection_id_and_rejoin_after_expire(void) {
     return 0;
 }
 
+/* A pipelined burst much faster than the 1 s sequenceAck timer: the receiver must acknowledge
+ * often enough that the service's reliable buffer (1,000 un-acked messages in the emulator)
+ * never overflows, so nothing is lost. */
+#define FAST 5000
+static latch fast_written;
+static void fast_done(void *ctx, const wps_event *e) {
+    (void)ctx;
+    (void)e;
+    latch_add(&fast_written, 1);
+}
+
+static int test_fast_pipelined_burst_is_delivered_without_loss(void) {
+    recorder ra, rb;
+    rec_init(&ra);
+    rec_init(&rb);
+    latch_init(&fast_written);
+    char g[96];
+    unique_group("fast", g);
+    char *ua = mint_url(HUB, "alice", ALL_ROLES, 3600), *ub = mint_url(HUB, "bob", ALL_ROLES, 3600);
+    wps_client *a = started_client(ua, NULL, &ra), *b = started_client(ub, NULL, &rb);
+    free(ua);
+    free(ub);
+    CHECK(a && b, "clients");
+    CHECK_OK(wps_join_group(b, g, 0, NULL));
+    for (int i = 0; i < FAST; i++) {
+        char msg[16];
+        int len = snprintf(msg, sizeof msg, "%d", i);
+        CHECK_OK(wps_send_to_group_async(a, g, (const uint8_t *)msg, (size_t)len, WPS_DATA_TEXT, 0, 0, fast_done,
+                                         NULL, NULL));
+    }
+    CHECK(latch_wait(&fast_written, FAST, 60000), "all sends acked");
+    int all = rec_wait(&rb, WPS_EVENT_GROUP_MESSAGE, FAST, 15000);
+    size_t got = rec_count(&rb, WPS_EVENT_GROUP_MESSAGE);
+    size_t reconnects = rec_count(&rb, WPS_EVENT_CONNECTED) - 1;
+    CHECK(all && reconnects == 0, "received %zu of %d, receiver reconnected %zu times", got, FAST, reconnects);
+    wps_client_free(a);
+    wps_client_free(b);
+    latch_destroy(&fast_written);
+    rec_free(&ra);
+    rec_free(&rb);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!have_emulator()) { printf("recovery: needs WPS_TEST_CONNSTR (run scripts/c-tests.sh)\n"); return 1; }
     static const test_case tests[] = {
         {"recovery_after_drop_during_a_burst", test_recovery_after_drop_during_a_burst},
         {"reconnect_with_new_connection_id_and_rejoin_after_expire", test_reconnect_with_new_connection_id_and_rejoin_after_expire},
+        {"fast_pipelined_burst_is_delivered_without_loss", test_fast_pipelined_burst_is_delivered_without_loss},
     };
     return run_tests("recovery", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
