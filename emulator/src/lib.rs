@@ -1,9 +1,24 @@
 //! A local Azure Web PubSub service emulator.
 //!
 //! Serves the client WebSocket endpoint (`json.webpubsub.azure.v1`,
-//! `json.reliable.webpubsub.azure.v1`, simple WebSocket clients), the data-plane REST API used
-//! by server SDKs, upstream CloudEvents, and a fault-injection API for tests. Start it in
-//! process with [`Emulator::start`] or run the `wps-emulator` binary.
+//! `json.reliable.webpubsub.azure.v1`, the two protobuf subprotocols, simple WebSocket
+//! clients), the data-plane REST API used by server SDKs, upstream CloudEvents, and a
+//! fault-injection API for tests. Start it in process with [`Emulator::start`] or run the
+//! `wps-emulator` binary.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! let emu = webpubsub_emulator::Emulator::start(Default::default()).await?;
+//! let url = emu.client_access_url("hub", Some("user1"), &["webpubsub.joinLeaveGroup"], &[], Duration::from_secs(3600));
+//! // ... connect a client to `url`, inspect `emu.connections("hub")`, inject faults ...
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Every method is safe to call from any thread; the server runs on the tokio runtime that
+//! called [`Emulator::start`]. Dropping an [`Emulator`] stops it like [`Emulator::shutdown`]
+//! without waiting.
 
 mod auth;
 mod config;
