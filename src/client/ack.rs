@@ -122,10 +122,9 @@ impl AckTracker {
         rejoins
     }
 
-    /// Frames of the operations still waiting whose caller still listens, in ack id order,
-    /// to be sent again after a recovery.
-    pub fn frames_to_resend(&mut self) -> Vec<Message> {
-        self.prune();
+    /// Frames of the operations still waiting, in ack id order, to be sent again after a
+    /// recovery (call [`AckTracker::prune`] first).
+    pub fn frames_to_resend(&self) -> Vec<Message> {
         let mut ids: Vec<u64> = self.pending.keys().copied().collect();
         ids.sort_unstable();
         ids.iter()
@@ -133,22 +132,33 @@ impl AckTracker {
             .collect()
     }
 
-    /// Drops entries whose caller gave up (timed out), and returns rejoins past their deadline.
+    /// Fails operations past their deadline with `Timeout`, drops those whose caller went
+    /// away, and returns the rejoins past their deadline.
     pub fn prune(&mut self) -> Vec<(String, Error)> {
         let now = tokio::time::Instant::now();
-        let mut expired = Vec::new();
-        self.pending.retain(|id, p| match &p.waiter {
-            AckWaiter::User(tx) => !tx.is_closed(),
-            AckWaiter::Rejoin { group } => {
-                if p.deadline.is_some_and(|d| d <= now) {
-                    expired.push((group.clone(), Error::Timeout { ack_id: Some(*id) }));
-                    false
-                } else {
-                    true
+        let expired_ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| {
+                p.deadline.is_some_and(|d| d <= now)
+                    || matches!(&p.waiter, AckWaiter::User(tx) if tx.is_closed())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut rejoins = Vec::new();
+        for id in expired_ids {
+            let Some(p) = self.pending.remove(&id) else {
+                continue;
+            };
+            let timeout = Error::Timeout { ack_id: Some(id) };
+            match p.waiter {
+                AckWaiter::User(tx) => {
+                    let _ = tx.send(Err(timeout));
                 }
+                AckWaiter::Rejoin { group } => rejoins.push((group, timeout)),
             }
-        });
-        expired
+        }
+        rejoins
     }
 }
 
@@ -210,6 +220,7 @@ mod tests {
             },
         );
         drop(rx2);
+        assert!(t.prune().is_empty());
         assert_eq!(t.frames_to_resend().len(), 1, "closed waiter pruned");
         assert!(matches!(
             t.settle(1, ack_result(1, true, None)),

@@ -278,9 +278,32 @@ impl Actor {
         }
     }
 
+    /// How often operation deadlines are checked: a quarter of the ack timeout, between
+    /// 10 ms and 1 s. An ack timeout is reported at most this much late.
+    pub(super) fn housekeeping_period(&self) -> Duration {
+        (self.options.ack_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    /// Fails operations past their deadline (queued or sent) and reports expired rejoins.
+    pub(super) fn housekeeping(&mut self) {
+        let now = Instant::now();
+        let queued = std::mem::take(&mut self.queue);
+        self.queue = queued
+            .into_iter()
+            .filter(|o| !o.abandoned())
+            .filter_map(|o| o.expire(now))
+            .collect();
+        for (group, error) in self.acks.prune() {
+            self.rejoin_failed(group, error);
+        }
+    }
+
     /// Runs `fut` while serving commands: sends are queued, `stop` interrupts.
     async fn guard<F: Future>(&mut self, fut: F) -> Guarded<F::Output> {
         tokio::pin!(fut);
+        let period = self.housekeeping_period();
+        let mut housekeeping = tokio::time::interval_at(Instant::now() + period, period);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Some(cmd) = self.deferred.pop_front() {
                 if self.command_while_waiting(cmd) {
@@ -288,8 +311,10 @@ impl Actor {
                 }
                 continue;
             }
+            let waiting = !self.queue.is_empty() || !self.acks.is_empty();
             tokio::select! {
                 out = &mut fut => return Guarded::Done(out),
+                _ = housekeeping.tick(), if waiting => self.housekeeping(),
                 cmd = self.cmd_rx.recv() => {
                     let stop = match cmd {
                         None => true,

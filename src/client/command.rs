@@ -47,8 +47,10 @@ pub enum OutboundKind {
     Acked {
         /// The ack id in the frame.
         ack_id: u64,
-        /// Receives the ack.
+        /// Receives the ack, or `Timeout` from the engine once `deadline` passed.
         reply: oneshot::Sender<Result<AckOk, Error>>,
+        /// When the engine gives up waiting for the ack.
+        deadline: tokio::time::Instant,
     },
     /// Being written to the socket.
     FireAndForget {
@@ -61,12 +63,23 @@ impl Outbound {
     /// Completes the operation with an error without sending it.
     pub fn reject(self, error: Error) {
         match self.kind {
-            OutboundKind::Acked { ack_id, reply } => {
+            OutboundKind::Acked { ack_id, reply, .. } => {
                 let _ = reply.send(Err(error.with_ack_id(ack_id)));
             }
             OutboundKind::FireAndForget { reply } => {
                 let _ = reply.send(Err(error));
             }
+        }
+    }
+
+    /// An acked operation past its deadline: fail it with `Timeout` and return `None`.
+    pub fn expire(self, now: tokio::time::Instant) -> Option<Outbound> {
+        match &self.kind {
+            OutboundKind::Acked { deadline, .. } if *deadline <= now => {
+                self.reject(Error::Timeout { ack_id: None });
+                None
+            }
+            _ => Some(self),
         }
     }
 

@@ -271,20 +271,20 @@ impl Client {
         let mut backoff = retry::Backoff::new(self.inner.options.message_retry.clone());
         loop {
             let (tx, rx) = oneshot::channel();
+            // The engine enforces the deadline (no timer per operation on this side).
+            let deadline = tokio::time::Instant::now() + self.inner.options.ack_timeout;
             self.command(Command::Send(Outbound {
                 frame: frame.clone(),
-                kind: OutboundKind::Acked { ack_id, reply: tx },
+                kind: OutboundKind::Acked {
+                    ack_id,
+                    reply: tx,
+                    deadline,
+                },
             }))
             .map_err(|e| e.with_ack_id(ack_id))?;
-            let result = match tokio::time::timeout(self.inner.options.ack_timeout, rx).await {
-                Err(_) => Err(Error::Timeout {
-                    ack_id: Some(ack_id),
-                }),
-                Ok(Err(_)) => Err(Error::Stopped {
-                    ack_id: Some(ack_id),
-                }),
-                Ok(Ok(r)) => r,
-            };
+            let result = rx.await.unwrap_or(Err(Error::Stopped {
+                ack_id: Some(ack_id),
+            }));
             let error = match result {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e.with_ack_id(ack_id),

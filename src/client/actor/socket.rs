@@ -37,12 +37,12 @@ impl Actor {
         // Housekeeping (sequenceAck, pruning acks) runs only while there is something to do,
         // so idle connections do not wake up every second.
         let tick_period = if self.codec.is_reliable() {
-            self.options
-                .sequence_ack_interval
-                .max(Duration::from_millis(10))
+            self.options.sequence_ack_interval
         } else {
             Duration::from_secs(1)
-        };
+        }
+        .min(self.housekeeping_period())
+        .max(Duration::from_millis(10));
         let tick = tokio::time::sleep(tick_period);
         tokio::pin!(tick);
         let mut tick_armed = false;
@@ -68,7 +68,9 @@ impl Actor {
                 }
                 continue;
             }
-            if !tick_armed && (self.seq.has_unacked() || !self.acks.is_empty()) {
+            if !tick_armed
+                && (self.seq.has_unacked() || !self.acks.is_empty() || !self.queue.is_empty())
+            {
                 tick.as_mut().reset(Instant::now() + tick_period);
                 tick_armed = true;
             }
@@ -111,9 +113,7 @@ impl Actor {
                             return e;
                         }
                     }
-                    for (group, error) in self.acks.prune() {
-                        self.rejoin_failed(group, error);
-                    }
+                    self.housekeeping();
                 }
                 _ = &mut keep_timer => {
                     let now = Instant::now();
@@ -263,13 +263,17 @@ impl Actor {
             return Ok(());
         }
         let frame = match o.kind {
-            OutboundKind::Acked { ack_id, reply } => {
+            OutboundKind::Acked {
+                ack_id,
+                reply,
+                deadline,
+            } => {
                 self.acks.insert(
                     ack_id,
                     PendingAck {
                         frame: o.frame.clone(),
                         waiter: AckWaiter::User(reply),
-                        deadline: None,
+                        deadline: Some(deadline),
                     },
                 );
                 o.frame
@@ -284,6 +288,7 @@ impl Actor {
 
     /// After `connected` (or a recovery): resend unacknowledged frames, then the queue.
     async fn after_ready(&mut self, socket: &mut Socket) -> Result<(), DriveEnd> {
+        self.housekeeping();
         for frame in self.acks.frames_to_resend() {
             socket
                 .feed(frame)
@@ -307,7 +312,7 @@ impl Actor {
         flushed.map_err(DriveEnd::Failed)
     }
 
-    fn rejoin_failed(&mut self, group: String, error: Error) {
+    pub(super) fn rejoin_failed(&mut self, group: String, error: Error) {
         wps_log!(
             Warning,
             "client {}: rejoining group failed: {}",
