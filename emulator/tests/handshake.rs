@@ -156,3 +156,62 @@ async fn unknown_webpubsub_subprotocol_is_refused() {
         .unwrap_err();
     assert_eq!(status_of(e), 400);
 }
+
+#[tokio::test]
+async fn simple_send_to_group_honours_no_echo_and_permissions() {
+    let emu = emulator().await;
+    let roles = ["webpubsub.sendToGroup"];
+    let base = emu.client_access_url("h", None, &roles, &["g"], HOUR);
+    let (mut echoing, _) = try_connect(&format!("{base}&webpubsub_mode=sendToGroup&group=g"), &[])
+        .await
+        .unwrap();
+    let (mut quiet, _) = try_connect(
+        &format!("{base}&webpubsub_mode=sendToGroup&group=g&noEcho=true"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let denied = emu.client_access_url("h", None, &[], &[], HOUR);
+    let (mut denied, _) = try_connect(&format!("{denied}&webpubsub_mode=sendToGroup&group=g"), &[])
+        .await
+        .unwrap();
+    let text = |m: Message| match m {
+        Message::Text(t) => t.as_str().to_string(),
+        other => panic!("{other:?}"),
+    };
+    denied.send(Message::text("not allowed")).await.unwrap();
+    quiet.send(Message::text("from quiet")).await.unwrap();
+    assert_eq!(text(recv(&mut echoing).await), "from quiet");
+    echoing.send(Message::text("from echoing")).await.unwrap();
+    assert_eq!(
+        text(recv(&mut echoing).await),
+        "from echoing",
+        "echo by default"
+    );
+    assert_eq!(
+        text(recv(&mut quiet).await),
+        "from echoing",
+        "noEcho skipped its own"
+    );
+    let r = http(
+        &emu,
+        "POST",
+        "/api/hubs/h/groups/g/:send",
+        true,
+        Some("text/plain"),
+        b"marker",
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(
+        text(recv(&mut quiet).await),
+        "marker",
+        "the denied frame was not published"
+    );
+    let missing = format!("{base}&webpubsub_mode=sendToGroup");
+    assert_eq!(
+        status_of(try_connect(&missing, &[]).await.unwrap_err()),
+        400
+    );
+    emu.shutdown().await;
+}
