@@ -126,6 +126,7 @@ def main(argv=None):
           f"on CPU {EMULATOR_CPU}: {emu.connection_string}", file=sys.stderr)
     samples = {impl: [] for impl in impls}
     errors = []
+    load_at_start = round(os.getloadavg()[0], 2)
     started = time.time()
     try:
         for run in range(1, runs + 1):
@@ -146,10 +147,13 @@ def main(argv=None):
         emu.stop()
 
     summary = {impl: report.aggregate(runs_) for impl, runs_ in samples.items()}
+    machine = report.machine()
+    machine["loadavg_1m"] = load_at_start
     meta = {
         "mode": mode, "runs": runs, "counts": COUNTS[mode], "steps": steps,
-        "machine": report.machine(), "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "machine": machine, "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "wall_s": round(time.time() - started, 1), "errors": errors,
+        "loadavg_end": round(os.getloadavg()[0], 2),
     }
     (out / "results.json").write_text(json.dumps({"meta": meta, "runs": samples, "summary": summary}, indent=1))
     table = report.markdown(summary, meta)

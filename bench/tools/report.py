@@ -48,7 +48,8 @@ def machine():
     except (OSError, StopIteration):
         mem_kb = 0
     return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kb / 1024 / 1024, 1),
-            "kernel": platform.release(), "python": platform.python_version()}
+            "kernel": platform.release(), "python": platform.python_version(),
+            "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def cell(summary, impl, metric, fmt):
@@ -110,7 +111,9 @@ def markdown(summary, meta):
     lines = [
         f"Run {meta['started_utc']}, mode {meta['mode']}, {meta['runs']} run(s) per implementation, "
         f"wall time {meta['wall_s']} s. Machine: {mach['nproc']} CPUs ({mach['cpu']}), "
-        f"{mach['memory_gib']} GiB, Linux {mach['kernel']}. Cells: median (min–max).",
+        f"{mach['memory_gib']} GiB, Linux {mach['kernel']}; load average {mach.get('loadavg_1m', '?')} at the start "
+        f"and {meta.get('loadavg_end', '?')} at the end (other work on the machine adds noise). "
+        "Cells: median (min–max).",
         "",
         "| measurement | " + " | ".join(NAMES[i] for i in impls) + " |",
         "|---|" + "---:|" * len(impls),
