@@ -1129,6 +1129,51 @@ wps_result wps_options_set_shutdown_timeout_ms(struct wps_options *o, uint32_t t
 wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
 
 /**
+ * Socket buffer sizes in bytes: `read_bytes` for inbound and `write_bytes` for outbound
+ * WebSocket data (default 16384 each; both must be > 0). Smaller buffers save memory per
+ * connection on gateways.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+ * (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_socket_buffers(struct wps_options *o,
+                                          size_t read_bytes,
+                                          size_t write_bytes);
+
+/**
+ * Sequence ack period on reliable protocols: how often received sequence ids are acknowledged
+ * to the service (default 1000 ms; must be > 0).
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+ * (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_sequence_ack_interval_ms(struct wps_options *o, uint32_t interval_ms);
+
+/**
+ * HTTP CONNECT proxy for connections: `"http://[user:pass@]host:port"`; `""` connects directly;
+ * NULL (the default) uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the
+ * environment. Loopback addresses always connect directly.
+ *
+ * Ownership: `proxy` is copied. Thread-safety: not concurrently with other uses of the builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`.
+ *
+ * # Safety
+ * `o` is NULL or a live builder; `proxy` is NULL or a NUL-terminated string.
+ */
+wps_result wps_options_set_proxy(struct wps_options *o, const char *proxy);
+
+/**
  * Adds the PEM root certificates in the file at `path` (NUL-terminated UTF-8) to the system
  * store for `wss://` connections. The file is read when a connection is made. NULL removes a
  * previously set file.

@@ -490,6 +490,94 @@ pub unsafe extern "C" fn wps_options_set_dispatch_mode(
     })
 }
 
+/// Socket buffer sizes in bytes: `read_bytes` for inbound and `write_bytes` for outbound
+/// WebSocket data (default 16384 each; both must be > 0). Smaller buffers save memory per
+/// connection on gateways.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_socket_buffers(
+    o: *mut wps_options,
+    read_bytes: usize,
+    write_bytes: usize,
+) -> wps_result {
+    ffi_fn!("wps_options_set_socket_buffers", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                if read_bytes == 0 || write_bytes == 0 {
+                    return Err(invalid("socket buffer sizes must be > 0".into()));
+                }
+                o.engine.read_buffer_size = read_bytes;
+                o.engine.write_buffer_size = write_bytes;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Sequence ack period on reliable protocols: how often received sequence ids are acknowledged
+/// to the service (default 1000 ms; must be > 0).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_sequence_ack_interval_ms(
+    o: *mut wps_options,
+    interval_ms: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_sequence_ack_interval_ms", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.sequence_ack_interval = positive_ms(interval_ms, "sequence ack interval")?;
+                Ok(())
+            })
+        }
+    })
+}
+
+/// HTTP CONNECT proxy for connections: `"http://[user:pass@]host:port"`; `""` connects directly;
+/// NULL (the default) uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the
+/// environment. Loopback addresses always connect directly.
+///
+/// Ownership: `proxy` is copied. Thread-safety: not concurrently with other uses of the builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`.
+///
+/// # Safety
+/// `o` is NULL or a live builder; `proxy` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_proxy(
+    o: *mut wps_options,
+    proxy: *const c_char,
+) -> wps_result {
+    ffi_fn!("wps_options_set_proxy", {
+        non_null!(o, "options");
+        // SAFETY: per this function's contract.
+        let o = unsafe { &mut *o };
+        if proxy.is_null() {
+            o.engine.proxy = None;
+            return WPS_OK;
+        }
+        // SAFETY: non-NULL, NUL-terminated per the contract.
+        let p = try_ffi!(unsafe { str_arg(proxy, "proxy") });
+        o.engine.proxy = Some(p.to_owned());
+        WPS_OK
+    })
+}
+
 /// Adds the PEM root certificates in the file at `path` (NUL-terminated UTF-8) to the system
 /// store for `wss://` connections. The file is read when a connection is made. NULL removes a
 /// previously set file.
@@ -551,6 +639,16 @@ mod tests {
             assert_eq!((*o).engine.message_retry.max_retries, 1);
             assert_eq!(wps_options_set_dispatch_mode(o, WPS_DISPATCH_POLL), WPS_OK);
             assert_eq!((*o).mode, Mode::Poll);
+            assert_eq!(
+                wps_options_set_socket_buffers(o, 0, 10),
+                WPS_ERR_INVALID_ARG
+            );
+            assert_eq!(wps_options_set_socket_buffers(o, 4096, 8192), WPS_OK);
+            assert_eq!((*o).engine.write_buffer_size, 8192);
+            assert_eq!(wps_options_set_proxy(o, c"".as_ptr()), WPS_OK);
+            assert_eq!((*o).engine.proxy.as_deref(), Some(""));
+            assert_eq!(wps_options_set_proxy(o, ptr::null()), WPS_OK);
+            assert_eq!((*o).engine.proxy, None);
             assert_eq!(
                 wps_options_set_ack_timeout_ms(ptr::null_mut(), 1),
                 super::super::error::WPS_ERR_NULL_ARG

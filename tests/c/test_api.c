@@ -91,6 +91,14 @@ static int test_options_reject_unknown_values(void) {
     CHECK_RC(wps_options_set_shutdown_timeout_ms(NULL, 1), WPS_ERR_NULL_ARG);
     CHECK_RC(wps_options_set_dispatch_mode(NULL, 1), WPS_ERR_NULL_ARG);
     CHECK_RC(wps_options_set_ca_file(NULL, "x"), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_options_set_proxy(NULL, "http://127.0.0.1:1"), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_options_set_socket_buffers(NULL, 1, 1), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_options_set_sequence_ack_interval_ms(NULL, 1), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_options_set_socket_buffers(o, 0, 1), WPS_ERR_INVALID_ARG);
+    CHECK_RC(wps_options_set_sequence_ack_interval_ms(o, 0), WPS_ERR_INVALID_ARG);
+    CHECK_RC(wps_options_set_proxy(o, "\xff"), WPS_ERR_INVALID_UTF8);
+    CHECK_OK(wps_options_set_proxy(o, ""));
+    CHECK_OK(wps_options_set_socket_buffers(o, 4096, 4096));
     wps_options_free(o);
     wps_options_free(NULL);
     return 0;
