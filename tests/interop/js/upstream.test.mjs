@@ -186,3 +186,24 @@ test("REST close of a reliable connection ends its session: disconnected with th
   );
   assert.equal(disconnected.reason, "closed by REST");
 });
+
+test("invokeEvent gets the handler's response as its result", async (t) => {
+  const { client, inbox } = await startClient(t, "invoke-user", { messageRetryOptions: { maxRetries: 0 } });
+  await client.start();
+  const [connected] = await inbox.waitEvent("connected");
+  const text = await withTimeout(client.invokeEvent("greet", "ping", "text"), "invokeEvent text");
+  assert.equal(text.dataType, "text");
+  assert.equal(text.data, "echo:ping");
+  assert.ok(text.invocationId);
+  const json = await withTimeout(client.invokeEvent("greet", { q: 2 }, "json"), "invokeEvent json");
+  assert.equal(json.dataType, "json");
+  assert.deepEqual(json.data, { echoed: { q: 2 } });
+  const events = seen.of("user-event").filter((r) => r.context.connectionId === connected.connectionId);
+  assert.deepEqual(events.map((r) => [r.context.eventName, r.dataType]), [
+    ["greet", "text"],
+    ["greet", "json"],
+  ]);
+  await assert.rejects(withTimeout(client.invokeEvent("fail", "x", "text"), "invokeEvent failing"));
+  // invocation replies are not server messages
+  assert.equal(inbox.of("server-message").length, 0);
+});
