@@ -222,6 +222,22 @@ typedef struct wps_options wps_options;
 typedef int32_t wps_result;
 
 /**
+ * Writes a client access URL into `buf` (capacity `cap` bytes, including the NUL).
+ *
+ * Return `WPS_OK` after writing a NUL-terminated URL; or set `*out_len` to the needed size
+ * (including the NUL) and return `WPS_ERR_BUFFER_TOO_SMALL`; or return any other `WPS_ERR_*`
+ * code to fail this connection attempt (the reconnect policy decides what happens next).
+ * Called on a library thread that may block (never concurrently for one client); never
+ * called after `wps_client_free` returned.
+ */
+typedef wps_result (*wps_url_provider_fn)(void *user_data, char *buf, size_t cap, size_t *out_len);
+
+/**
+ * Destructor for a callback's `user_data`, called exactly once after its last use.
+ */
+typedef void (*wps_free_fn)(void *user_data);
+
+/**
  * An event delivered to a callback.
  *
  * Ownership: owned by the library. Lifetime: the struct and everything it points to are valid
@@ -305,22 +321,6 @@ typedef struct wps_event {
  * An event callback: `user_data` as registered, the event borrowed until the function returns.
  */
 typedef void (*wps_event_fn)(void *user_data, const struct wps_event *event);
-
-/**
- * Destructor for a callback's `user_data`, called exactly once after its last use.
- */
-typedef void (*wps_free_fn)(void *user_data);
-
-/**
- * Writes a client access URL into `buf` (capacity `cap` bytes, including the NUL).
- *
- * Return `WPS_OK` after writing a NUL-terminated URL; or set `*out_len` to the needed size
- * (including the NUL) and return `WPS_ERR_BUFFER_TOO_SMALL`; or return any other `WPS_ERR_*`
- * code to fail this connection attempt (the reconnect policy decides what happens next).
- * Called on a library thread that may block (never concurrently for one client); never
- * called after `wps_client_free` returned.
- */
-typedef wps_result (*wps_url_provider_fn)(void *user_data, char *buf, size_t cap, size_t *out_len);
 
 /**
  * Receives one log line: `level` is `WPS_LOG_*`, `message` is NUL-terminated UTF-8 borrowed
@@ -460,39 +460,112 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Sets, replaces (same `event_type`) or removes (`callback` NULL) the callback for one event type
- * (`WPS_EVENT_*`). Equivalent to `wps_set_callback_ex` with no `user_data_free`.
+ * The bytes of a response buffer (followed by a NUL byte not counted in the length); NULL for
+ * a NULL buffer. Valid until `wps_buffer_free`.
  *
- * Ownership: `user_data` is passed back verbatim; it must stay valid while the registration
- * can run (until it is replaced/removed and any in-flight invocation returned, or until
- * `wps_client_free` returns).
- * Thread-safety: any thread, at any time (before or after start).
- * Callback context: may be called from any callback, including to replace itself; the
- * invocation in progress finishes with the old registration.
- * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
- * `WPS_ERR_INVALID_ARG` (unknown event type).
+ * # Safety
+ * `b` is NULL or a live buffer from `wps_invoke_event`.
  */
-wps_result wps_set_callback(struct wps_client *c,
-                            uint32_t event_type,
-                            wps_event_fn callback,
-                            void *user_data);
+const uint8_t *wps_buffer_data(const struct wps_buffer *b);
 
 /**
- * Like `wps_set_callback`, plus a destructor for `user_data`: `user_data_free(user_data)` is
- * called exactly once, after the last invocation of `callback` with that `user_data` has returned:
- * when the registration is replaced or removed, or when the client is freed (also a deferred
- * free). It runs on an unspecified thread (possibly the caller of set/free), with no library
- * lock held. If this call fails, or `callback` is NULL, `user_data_free` is not called: the caller
- * keeps ownership.
+ * The `WPS_DATA_*` type of a response buffer; 0 for NULL.
  *
- * Thread-safety and callback context: as `wps_set_callback`.
- * Errors: as `wps_set_callback`.
+ * # Safety
+ * `b` is NULL or a live buffer from `wps_invoke_event`.
  */
-wps_result wps_set_callback_ex(struct wps_client *c,
-                               uint32_t event_type,
-                               wps_event_fn callback,
-                               void *user_data,
-                               wps_free_fn user_data_free);
+uint32_t wps_buffer_data_type(const struct wps_buffer *b);
+
+/**
+ * Frees a response buffer. NULL is a no-op; never free a buffer twice.
+ *
+ * # Safety
+ * `b` is NULL or a live buffer from `wps_invoke_event` that was not freed yet.
+ */
+void wps_buffer_free(struct wps_buffer *b);
+
+/**
+ * The length in bytes of a response buffer; 0 for NULL.
+ *
+ * # Safety
+ * `b` is NULL or a live buffer from `wps_invoke_event`.
+ */
+size_t wps_buffer_len(const struct wps_buffer *b);
+
+/**
+ * Runs up to `max_events` pending callbacks (0 = all pending) of a `WPS_DISPATCH_POLL` client
+ * on the calling thread, in order. Waits up to `timeout_ms` for the first event (0 = do not
+ * wait). `*out_dispatched` (may be NULL) receives the number of events delivered.
+ *
+ * Thread-safety: any thread; concurrent calls for one client run one after the other (events
+ * are never delivered concurrently). Callback context: inside a callback of the same client it
+ * delivers nothing (events never nest) and returns `WPS_OK`; a `wps_client_free` made from a
+ * callback completes inside this call.
+ * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
+ * `WPS_ERR_INVALID_STATE` (thread-mode client).
+ *
+ * # Safety
+ * `out_dispatched` is NULL or writable.
+ */
+wps_result wps_client_dispatch(struct wps_client *c,
+                               uint32_t max_events,
+                               uint32_t timeout_ms,
+                               uint32_t *out_dispatched);
+
+/**
+ * Frees a client. NULL, a freed handle and (in a forked child) an inherited handle are
+ * no-ops. The handle is invalid as soon as the call starts: concurrent and later calls return
+ * `WPS_ERR_INVALID_HANDLE`, and calls blocked on another thread return `WPS_ERR_CANCELLED`.
+ *
+ * Outside this client's callbacks it blocks until the connection is closed (bounded by the
+ * shutdown timeout), an in-flight callback on another thread has returned, and what is still
+ * owed to the application was delivered on the calling thread: the completion of every pending
+ * `_async` operation (with `WPS_ERR_CANCELLED` unless it finished), `WPS_EVENT_DISCONNECTED`
+ * and `WPS_EVENT_STOPPED` (also in poll mode, without a further `wps_client_dispatch`); queued
+ * messages are dropped. Then every `user_data_free` destructor runs once. After it returns, no
+ * callback of this client runs or will run.
+ * Inside one of this client's own callbacks the same teardown is deferred: it runs on that
+ * thread right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
+ *
+ * Thread-safety: any thread. Never call it while holding a lock your callbacks take.
+ */
+void wps_client_free(struct wps_client *c);
+
+/**
+ * Copies the current connection id (NUL-terminated) into `buf`.
+ *
+ * Ownership: `buf` is the caller's. `*out_len` (may be NULL) receives the size needed
+ * including the NUL, also when the buffer is too small.
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ * Errors: `WPS_ERR_NULL_ARG` (client, or buf with cap > 0), `WPS_ERR_INVALID_HANDLE`,
+ * `WPS_ERR_FORKED`, `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_BUFFER_TOO_SMALL` (nothing written to buf).
+ *
+ * # Safety
+ * `buf` is NULL or has `cap` writable bytes; `out_len` is NULL or writable.
+ */
+wps_result wps_client_get_connection_id(const struct wps_client *c,
+                                        char *buf,
+                                        size_t cap,
+                                        size_t *out_len);
+
+/**
+ * The descriptor of a `WPS_DISPATCH_POLL` client: readable (level-triggered) while events are
+ * pending; call `wps_client_dispatch` when it is. Do not read, write or close it; remove it from
+ * your event loop before `wps_client_free`, which closes it.
+ *
+ * Returns -1 (with the reason in `wps_last_error_message()`) for a thread-mode client, NULL,
+ * freed or inherited handles.
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ */
+int wps_client_get_fd(const struct wps_client *c);
+
+/**
+ * Whether the client currently has an established connection (false while recovering or
+ * reconnecting, and for NULL, freed or inherited handles).
+ *
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ */
+bool wps_client_is_connected(const struct wps_client *c);
 
 /**
  * Creates a client for a fixed client access URL (`ws://` or `wss://`, normally carrying an
@@ -599,261 +672,6 @@ wps_result wps_client_stop(struct wps_client *c, uint32_t timeout_ms);
 wps_result wps_client_stop_async(struct wps_client *c, wps_event_fn on_complete, void *op_context);
 
 /**
- * Frees a client. NULL, a freed handle and (in a forked child) an inherited handle are
- * no-ops. The handle is invalid as soon as the call starts: concurrent and later calls return
- * `WPS_ERR_INVALID_HANDLE`, and calls blocked on another thread return `WPS_ERR_CANCELLED`.
- *
- * Outside this client's callbacks it blocks until the connection is closed (bounded by the
- * shutdown timeout), an in-flight callback on another thread has returned, and what is still
- * owed to the application was delivered on the calling thread: the completion of every pending
- * `_async` operation (with `WPS_ERR_CANCELLED` unless it finished), `WPS_EVENT_DISCONNECTED`
- * and `WPS_EVENT_STOPPED` (also in poll mode, without a further `wps_client_dispatch`); queued
- * messages are dropped. Then every `user_data_free` destructor runs once. After it returns, no
- * callback of this client runs or will run.
- * Inside one of this client's own callbacks the same teardown is deferred: it runs on that
- * thread right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
- *
- * Thread-safety: any thread. Never call it while holding a lock your callbacks take.
- */
-void wps_client_free(struct wps_client *c);
-
-/**
- * Whether the client currently has an established connection (false while recovering or
- * reconnecting, and for NULL, freed or inherited handles).
- *
- * Thread-safety: any thread. Callback context: may be called from any callback.
- */
-bool wps_client_is_connected(const struct wps_client *c);
-
-/**
- * Copies the current connection id (NUL-terminated) into `buf`.
- *
- * Ownership: `buf` is the caller's. `*out_len` (may be NULL) receives the size needed
- * including the NUL, also when the buffer is too small.
- * Thread-safety: any thread. Callback context: may be called from any callback.
- * Errors: `WPS_ERR_NULL_ARG` (client, or buf with cap > 0), `WPS_ERR_INVALID_HANDLE`,
- * `WPS_ERR_FORKED`, `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_BUFFER_TOO_SMALL` (nothing written to buf).
- *
- * # Safety
- * `buf` is NULL or has `cap` writable bytes; `out_len` is NULL or writable.
- */
-wps_result wps_client_get_connection_id(const struct wps_client *c,
-                                        char *buf,
-                                        size_t cap,
-                                        size_t *out_len);
-
-/**
- * A static, NUL-terminated description of a result code.
- *
- * Ownership: the returned string is static; never free it.
- * Lifetime: valid for the life of the process.
- * Thread-safety: any thread. Callback context: may be called from any callback.
- * Errors: none; unknown codes return "unknown result code". Never returns NULL.
- */
-const char *wps_result_str(int32_t result);
-
-/**
- * The symbolic name of a result code, e.g. `"WPS_ERR_TIMEOUT"`.
- *
- * Ownership: the returned string is static; never free it.
- * Lifetime: valid for the life of the process.
- * Thread-safety: any thread. Callback context: may be called from any callback.
- * Errors: none; unknown codes return "WPS_ERR_UNKNOWN". Never returns NULL.
- */
-const char *wps_result_name(int32_t result);
-
-/**
- * Whether trying the same call again unchanged (with the same ack id) may succeed:
- * true for `WPS_ERR_TIMEOUT`, `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_CONNECTION` and
- * `WPS_ERR_ACK_INTERNAL_SERVER_ERROR`; false for everything else, including unknown codes.
- *
- * Thread-safety: any thread. Callback context: may be called from any callback.
- */
-bool wps_result_is_retryable(int32_t result);
-
-/**
- * The detail message of the last failed `wps_*` call on this thread, or NULL if no call on this
- * thread has failed yet.
- *
- * Ownership: owned by the library; never free it.
- * Lifetime: valid until the next failing `wps_*` call on the same thread (at least until the
- * next `wps_*` call on this thread).
- * Thread-safety: per thread; other threads' failures never change it.
- * Callback context: may be called from any callback.
- */
-const char *wps_last_error_message(void);
-
-/**
- * The service's error name (e.g. `"Forbidden"`, `"InternalServerError"`) when the last failed
- * `wps_*` call on this thread failed with a service ack error; NULL otherwise.
- *
- * Ownership: owned by the library; never free it.
- * Lifetime: valid until the next failing `wps_*` call on the same thread (at least until the
- * next `wps_*` call on this thread).
- * Thread-safety: per thread. Callback context: may be called from any callback.
- */
-const char *wps_last_error_name(void);
-
-/**
- * Installs the process-wide log callback for messages at `max_level` (`WPS_LOG_*`) and more
- * severe; `log_fn` NULL or `WPS_LOG_OFF` turns logging off (including the stderr logging that
- * `AZURE_LOG_LEVEL` / `WPS_LOG` enable when no callback is set).
- *
- * Ownership: `user_data` is passed back verbatim; keep it valid until logging is turned off or
- * replaced, and until in-flight calls on other threads have returned.
- * Thread-safety: any thread. Callback context: may be called from any callback (not from the
- * log callback itself).
- * Errors: `WPS_ERR_INVALID_ARG` (unknown level).
- */
-wps_result wps_set_log_callback(wps_log_fn log_fn, void *user_data, uint32_t max_level);
-
-/**
- * Joins `group` and blocks until the service acks (retrying with the same ack id per the
- * message retry policy). `ack_id` 0 allocates a new id; non-zero retries an id returned
- * earlier (the service deduplicates it: a `Duplicate` ack is success).
- *
- * Ownership: `group` (NUL-terminated UTF-8) is copied. `*out_ack_id` (may be NULL) receives the
- * ack id whenever the request was accepted, also when the call then fails, so it can be retried.
- * Thread-safety: any thread. Callback context: may be called from any callback (it delays this
- * client's next events until it returns).
- * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
- * `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_TIMEOUT`, `WPS_ERR_CONNECTION`, `WPS_ERR_ACK_*` (service
- * error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile).
- *
- * # Safety
- * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
- */
-wps_result wps_join_group(struct wps_client *c,
-                          const char *group,
-                          uint64_t ack_id,
-                          uint64_t *out_ack_id);
-
-/**
- * Leaves `group`; blocking, with the same conventions as `wps_join_group`.
- *
- * # Safety
- * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
- */
-wps_result wps_leave_group(struct wps_client *c,
-                           const char *group,
-                           uint64_t ack_id,
-                           uint64_t *out_ack_id);
-
-/**
- * Joins `group` without blocking. When it returns `WPS_OK`, exactly one `WPS_EVENT_ACK` event
- * (`op == WPS_OP_JOIN_GROUP`, with `ack_id`, `result`, `error_name`, `is_duplicate`, `group`,
- * `op_context`) follows: to `on_complete(op_context, ev)` if `on_complete` is not NULL, else to
- * the callback registered for `WPS_EVENT_ACK`. It runs in the client's ordered event stream
- * (poll mode: inside `wps_client_dispatch`); stop and free complete it with `WPS_ERR_CANCELLED`.
- * When it returns an error, no completion follows.
- *
- * Ownership: `group` is copied; `op_context` is passed back verbatim.
- * Thread-safety: any thread. Callback context: may be called from any callback.
- * Errors: argument and handle errors as `wps_join_group`.
- *
- * # Safety
- * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
- */
-wps_result wps_join_group_async(struct wps_client *c,
-                                const char *group,
-                                uint64_t ack_id,
-                                wps_event_fn on_complete,
-                                void *op_context,
-                                uint64_t *out_ack_id);
-
-/**
- * Leaves `group` without blocking; completion as for `wps_join_group_async`
- * (`op == WPS_OP_LEAVE_GROUP`).
- *
- * # Safety
- * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
- */
-wps_result wps_leave_group_async(struct wps_client *c,
-                                 const char *group,
-                                 uint64_t ack_id,
-                                 wps_event_fn on_complete,
-                                 void *op_context,
-                                 uint64_t *out_ack_id);
-
-/**
- * Sends `data` (`len` bytes, `data_type` `WPS_DATA_*`) to `group` and blocks until the service
- * acks, or, with `WPS_SEND_FIRE_AND_FORGET`, until the frame is written. `flags`:
- * `WPS_SEND_NO_ECHO`, `WPS_SEND_FIRE_AND_FORGET` (then `ack_id` must be 0). Text and JSON data
- * must be UTF-8. Ack ids, retries and `*out_ack_id` as for `wps_join_group`.
- *
- * Ownership: `group` and `data` are copied. Thread-safety: any thread.
- * Callback context: may be called from any callback, including a group-message callback.
- * Errors: as `wps_join_group`, plus `WPS_ERR_INVALID_ARG` (unknown data type or flags),
- * `WPS_ERR_INVALID_UTF8` (text/json data), `WPS_ERR_PAYLOAD_TOO_LARGE`.
- * NULL: `data` may be NULL when `len` is 0.
- *
- * # Safety
- * `group` is NULL or NUL-terminated; `data` has `len` readable bytes; `out_ack_id` is NULL or
- * writable.
- */
-wps_result wps_send_to_group(struct wps_client *c,
-                             const char *group,
-                             const uint8_t *data,
-                             size_t len,
-                             uint32_t data_type,
-                             uint32_t flags,
-                             uint64_t ack_id,
-                             uint64_t *out_ack_id);
-
-/**
- * Sends a custom event `event_name` with `data` to the service's upstream handler and blocks
- * until acked; conventions as `wps_send_to_group` (`WPS_SEND_NO_ECHO` is rejected here).
- *
- * # Safety
- * `event_name` is NULL or NUL-terminated; `data` has `len` readable bytes; `out_ack_id` is
- * NULL or writable.
- */
-wps_result wps_send_event(struct wps_client *c,
-                          const char *event_name,
-                          const uint8_t *data,
-                          size_t len,
-                          uint32_t data_type,
-                          uint32_t flags,
-                          uint64_t ack_id,
-                          uint64_t *out_ack_id);
-
-/**
- * `wps_send_to_group` without blocking; completion as for `wps_join_group_async`
- * (`op == WPS_OP_SEND_TO_GROUP`).
- *
- * # Safety
- * As for `wps_send_to_group`.
- */
-wps_result wps_send_to_group_async(struct wps_client *c,
-                                   const char *group,
-                                   const uint8_t *data,
-                                   size_t len,
-                                   uint32_t data_type,
-                                   uint32_t flags,
-                                   uint64_t ack_id,
-                                   wps_event_fn on_complete,
-                                   void *op_context,
-                                   uint64_t *out_ack_id);
-
-/**
- * `wps_send_event` without blocking; completion as for `wps_join_group_async`
- * (`op == WPS_OP_SEND_EVENT`).
- *
- * # Safety
- * As for `wps_send_event`.
- */
-wps_result wps_send_event_async(struct wps_client *c,
-                                const char *event_name,
-                                const uint8_t *data,
-                                size_t len,
-                                uint32_t data_type,
-                                uint32_t flags,
-                                uint64_t ack_id,
-                                wps_event_fn on_complete,
-                                void *op_context,
-                                uint64_t *out_ack_id);
-
-/**
  * Invokes the upstream event `event_name` with `data` and blocks for its response (at most
  * `timeout_ms`; 0 = the ack timeout).
  *
@@ -892,37 +710,106 @@ wps_result wps_invoke_event_async(struct wps_client *c,
                                   void *op_context);
 
 /**
- * The bytes of a response buffer (followed by a NUL byte not counted in the length); NULL for
- * a NULL buffer. Valid until `wps_buffer_free`.
+ * Joins `group` and blocks until the service acks (retrying with the same ack id per the
+ * message retry policy). `ack_id` 0 allocates a new id; non-zero retries an id returned
+ * earlier (the service deduplicates it: a `Duplicate` ack is success).
+ *
+ * Ownership: `group` (NUL-terminated UTF-8) is copied. `*out_ack_id` (may be NULL) receives the
+ * ack id whenever the request was accepted, also when the call then fails, so it can be retried.
+ * Thread-safety: any thread. Callback context: may be called from any callback (it delays this
+ * client's next events until it returns).
+ * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
+ * `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_TIMEOUT`, `WPS_ERR_CONNECTION`, `WPS_ERR_ACK_*` (service
+ * error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile).
  *
  * # Safety
- * `b` is NULL or a live buffer from `wps_invoke_event`.
+ * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
  */
-const uint8_t *wps_buffer_data(const struct wps_buffer *b);
+wps_result wps_join_group(struct wps_client *c,
+                          const char *group,
+                          uint64_t ack_id,
+                          uint64_t *out_ack_id);
 
 /**
- * The length in bytes of a response buffer; 0 for NULL.
+ * Joins `group` without blocking. When it returns `WPS_OK`, exactly one `WPS_EVENT_ACK` event
+ * (`op == WPS_OP_JOIN_GROUP`, with `ack_id`, `result`, `error_name`, `is_duplicate`, `group`,
+ * `op_context`) follows: to `on_complete(op_context, ev)` if `on_complete` is not NULL, else to
+ * the callback registered for `WPS_EVENT_ACK`. It runs in the client's ordered event stream
+ * (poll mode: inside `wps_client_dispatch`); stop and free complete it with `WPS_ERR_CANCELLED`.
+ * When it returns an error, no completion follows.
+ *
+ * Ownership: `group` is copied; `op_context` is passed back verbatim.
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ * Errors: argument and handle errors as `wps_join_group`.
  *
  * # Safety
- * `b` is NULL or a live buffer from `wps_invoke_event`.
+ * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
  */
-size_t wps_buffer_len(const struct wps_buffer *b);
+wps_result wps_join_group_async(struct wps_client *c,
+                                const char *group,
+                                uint64_t ack_id,
+                                wps_event_fn on_complete,
+                                void *op_context,
+                                uint64_t *out_ack_id);
 
 /**
- * The `WPS_DATA_*` type of a response buffer; 0 for NULL.
+ * The detail message of the last failed `wps_*` call on this thread, or NULL if no call on this
+ * thread has failed yet.
  *
- * # Safety
- * `b` is NULL or a live buffer from `wps_invoke_event`.
+ * Ownership: owned by the library; never free it.
+ * Lifetime: valid until the next failing `wps_*` call on the same thread (at least until the
+ * next `wps_*` call on this thread).
+ * Thread-safety: per thread; other threads' failures never change it.
+ * Callback context: may be called from any callback.
  */
-uint32_t wps_buffer_data_type(const struct wps_buffer *b);
+const char *wps_last_error_message(void);
 
 /**
- * Frees a response buffer. NULL is a no-op; never free a buffer twice.
+ * The service's error name (e.g. `"Forbidden"`, `"InternalServerError"`) when the last failed
+ * `wps_*` call on this thread failed with a service ack error; NULL otherwise.
+ *
+ * Ownership: owned by the library; never free it.
+ * Lifetime: valid until the next failing `wps_*` call on the same thread (at least until the
+ * next `wps_*` call on this thread).
+ * Thread-safety: per thread. Callback context: may be called from any callback.
+ */
+const char *wps_last_error_name(void);
+
+/**
+ * Leaves `group`; blocking, with the same conventions as `wps_join_group`.
  *
  * # Safety
- * `b` is NULL or a live buffer from `wps_invoke_event` that was not freed yet.
+ * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
  */
-void wps_buffer_free(struct wps_buffer *b);
+wps_result wps_leave_group(struct wps_client *c,
+                           const char *group,
+                           uint64_t ack_id,
+                           uint64_t *out_ack_id);
+
+/**
+ * Leaves `group` without blocking; completion as for `wps_join_group_async`
+ * (`op == WPS_OP_LEAVE_GROUP`).
+ *
+ * # Safety
+ * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+ */
+wps_result wps_leave_group_async(struct wps_client *c,
+                                 const char *group,
+                                 uint64_t ack_id,
+                                 wps_event_fn on_complete,
+                                 void *op_context,
+                                 uint64_t *out_ack_id);
+
+/**
+ * Frees an options builder. NULL is a no-op.
+ *
+ * Ownership: takes the builder; it must not be used afterwards and must not be freed twice.
+ * Thread-safety: not concurrently with other uses of the same builder.
+ *
+ * # Safety
+ * `o` is NULL or a pointer from `wps_options_new` that was not freed yet.
+ */
+void wps_options_free(struct wps_options *o);
 
 /**
  * Creates an options builder holding the documented defaults.
@@ -937,20 +824,7 @@ void wps_buffer_free(struct wps_buffer *b);
 wps_result wps_options_new(struct wps_options **out);
 
 /**
- * Frees an options builder. NULL is a no-op.
- *
- * Ownership: takes the builder; it must not be used afterwards and must not be freed twice.
- * Thread-safety: not concurrently with other uses of the same builder.
- *
- * # Safety
- * `o` is NULL or a pointer from `wps_options_new` that was not freed yet.
- */
-void wps_options_free(struct wps_options *o);
-
-/**
- * Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default), `WPS_PROTOCOL_JSON`,
- * `WPS_PROTOCOL_PROTOBUF_RELIABLE` or `WPS_PROTOCOL_PROTOBUF` (protobuf: no `from_user_id` on
- * group messages, `wps_invoke_event` unsupported).
+ * How long one attempt of an operation waits for its ack (default 30000 ms; must be > 0).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
@@ -960,7 +834,7 @@ void wps_options_free(struct wps_options *o);
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
  */
-wps_result wps_options_set_protocol(struct wps_options *o, uint32_t protocol);
+wps_result wps_options_set_ack_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
 
 /**
  * Whether to open a new connection when a connection is lost and cannot be recovered
@@ -991,7 +865,22 @@ wps_result wps_options_set_auto_reconnect(struct wps_options *o, uint32_t enable
 wps_result wps_options_set_auto_rejoin_groups(struct wps_options *o, uint32_t enabled);
 
 /**
- * How long one attempt of an operation waits for its ack (default 30000 ms; must be > 0).
+ * Adds the PEM root certificates in the file at `path` (NUL-terminated UTF-8) to the system
+ * store for `wss://` connections. The file is read when a connection is made. NULL removes a
+ * previously set file.
+ *
+ * Ownership: `path` is copied. Thread-safety: not concurrently with other uses of the builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`.
+ *
+ * # Safety
+ * `o` is NULL or a live builder; `path` is NULL or a NUL-terminated string.
+ */
+wps_result wps_options_set_ca_file(struct wps_options *o, const char *path);
+
+/**
+ * How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30000 ms;
+ * must be > 0).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
@@ -1001,7 +890,53 @@ wps_result wps_options_set_auto_rejoin_groups(struct wps_options *o, uint32_t en
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
  */
-wps_result wps_options_set_ack_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
+wps_result wps_options_set_connect_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
+
+/**
+ * Where callbacks run: `WPS_DISPATCH_THREAD` (default; the library's shared callback
+ * threads) or `WPS_DISPATCH_POLL` (inside `wps_client_dispatch` on your thread, woken by
+ * `wps_client_get_fd`).
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+ * (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
+
+/**
+ * Keep-alive: `interval_ms` between pings (default 20000; 0 = off) and `timeout_ms` without
+ * any inbound frame after which the connection counts as dead (default 120000; must be > 0).
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+ * (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_keep_alive(struct wps_options *o,
+                                      uint32_t interval_ms,
+                                      uint32_t timeout_ms);
+
+/**
+ * Largest message accepted in either direction (default 1048576 bytes; must be > 0).
+ * Larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE`; a larger inbound frame fails the
+ * connection.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+ * (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_max_message_size(struct wps_options *o, size_t bytes);
 
 /**
  * Retry policy of join, leave, send-to-group and send-event, always with the same ack id
@@ -1021,6 +956,35 @@ wps_result wps_options_set_message_retry(struct wps_options *o,
                                          uint32_t mode,
                                          uint32_t delay_ms,
                                          uint32_t max_delay_ms);
+
+/**
+ * Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default), `WPS_PROTOCOL_JSON`,
+ * `WPS_PROTOCOL_PROTOBUF_RELIABLE` or `WPS_PROTOCOL_PROTOBUF` (protobuf: no `from_user_id` on
+ * group messages, `wps_invoke_event` unsupported).
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+ * (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_protocol(struct wps_options *o, uint32_t protocol);
+
+/**
+ * HTTP CONNECT proxy for connections: `"http://[user:pass@]host:port"`; `""` connects directly;
+ * NULL (the default) uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the
+ * environment. Loopback addresses always connect directly.
+ *
+ * Ownership: `proxy` is copied. Thread-safety: not concurrently with other uses of the builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`.
+ *
+ * # Safety
+ * `o` is NULL or a live builder; `proxy` is NULL or a NUL-terminated string.
+ */
+wps_result wps_options_set_proxy(struct wps_options *o, const char *proxy);
 
 /**
  * Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
@@ -1055,8 +1019,8 @@ wps_result wps_options_set_reconnect_retry(struct wps_options *o,
 wps_result wps_options_set_recovery_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
 
 /**
- * Keep-alive: `interval_ms` between pings (default 20000; 0 = off) and `timeout_ms` without
- * any inbound frame after which the connection counts as dead (default 120000; must be > 0).
+ * Sequence ack period on reliable protocols: how often received sequence ids are acknowledged
+ * to the service (default 1000 ms; must be > 0).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
@@ -1066,38 +1030,7 @@ wps_result wps_options_set_recovery_timeout_ms(struct wps_options *o, uint32_t t
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
  */
-wps_result wps_options_set_keep_alive(struct wps_options *o,
-                                      uint32_t interval_ms,
-                                      uint32_t timeout_ms);
-
-/**
- * How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30000 ms;
- * must be > 0).
- *
- * Thread-safety: not concurrently with other uses of the same builder.
- * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
- *
- * # Safety
- * `o` is NULL or a live builder from `wps_options_new`.
- */
-wps_result wps_options_set_connect_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
-
-/**
- * Largest message accepted in either direction (default 1048576 bytes; must be > 0).
- * Larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE`; a larger inbound frame fails the
- * connection.
- *
- * Thread-safety: not concurrently with other uses of the same builder.
- * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
- *
- * # Safety
- * `o` is NULL or a live builder from `wps_options_new`.
- */
-wps_result wps_options_set_max_message_size(struct wps_options *o, size_t bytes);
+wps_result wps_options_set_sequence_ack_interval_ms(struct wps_options *o, uint32_t interval_ms);
 
 /**
  * How long `wps_client_free` waits for the connection to close before it tears the client
@@ -1112,21 +1045,6 @@ wps_result wps_options_set_max_message_size(struct wps_options *o, size_t bytes)
  * `o` is NULL or a live builder from `wps_options_new`.
  */
 wps_result wps_options_set_shutdown_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
-
-/**
- * Where callbacks run: `WPS_DISPATCH_THREAD` (default; the library's shared callback
- * threads) or `WPS_DISPATCH_POLL` (inside `wps_client_dispatch` on your thread, woken by
- * `wps_client_get_fd`).
- *
- * Thread-safety: not concurrently with other uses of the same builder.
- * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
- *
- * # Safety
- * `o` is NULL or a live builder from `wps_options_new`.
- */
-wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
 
 /**
  * Socket buffer sizes in bytes: `read_bytes` for inbound and `write_bytes` for outbound
@@ -1146,77 +1064,159 @@ wps_result wps_options_set_socket_buffers(struct wps_options *o,
                                           size_t write_bytes);
 
 /**
- * Sequence ack period on reliable protocols: how often received sequence ids are acknowledged
- * to the service (default 1000 ms; must be > 0).
+ * Whether trying the same call again unchanged (with the same ack id) may succeed:
+ * true for `WPS_ERR_TIMEOUT`, `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_CONNECTION` and
+ * `WPS_ERR_ACK_INTERNAL_SERVER_ERROR`; false for everything else, including unknown codes.
  *
- * Thread-safety: not concurrently with other uses of the same builder.
- * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
- *
- * # Safety
- * `o` is NULL or a live builder from `wps_options_new`.
- */
-wps_result wps_options_set_sequence_ack_interval_ms(struct wps_options *o, uint32_t interval_ms);
-
-/**
- * HTTP CONNECT proxy for connections: `"http://[user:pass@]host:port"`; `""` connects directly;
- * NULL (the default) uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the
- * environment. Loopback addresses always connect directly.
- *
- * Ownership: `proxy` is copied. Thread-safety: not concurrently with other uses of the builder.
- * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`.
- *
- * # Safety
- * `o` is NULL or a live builder; `proxy` is NULL or a NUL-terminated string.
- */
-wps_result wps_options_set_proxy(struct wps_options *o, const char *proxy);
-
-/**
- * Adds the PEM root certificates in the file at `path` (NUL-terminated UTF-8) to the system
- * store for `wss://` connections. The file is read when a connection is made. NULL removes a
- * previously set file.
- *
- * Ownership: `path` is copied. Thread-safety: not concurrently with other uses of the builder.
- * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`.
- *
- * # Safety
- * `o` is NULL or a live builder; `path` is NULL or a NUL-terminated string.
- */
-wps_result wps_options_set_ca_file(struct wps_options *o, const char *path);
-
-/**
- * The descriptor of a `WPS_DISPATCH_POLL` client: readable (level-triggered) while events are
- * pending; call `wps_client_dispatch` when it is. Do not read, write or close it; remove it from
- * your event loop before `wps_client_free`, which closes it.
- *
- * Returns -1 (with the reason in `wps_last_error_message()`) for a thread-mode client, NULL,
- * freed or inherited handles.
  * Thread-safety: any thread. Callback context: may be called from any callback.
  */
-int wps_client_get_fd(const struct wps_client *c);
+bool wps_result_is_retryable(int32_t result);
 
 /**
- * Runs up to `max_events` pending callbacks (0 = all pending) of a `WPS_DISPATCH_POLL` client
- * on the calling thread, in order. Waits up to `timeout_ms` for the first event (0 = do not
- * wait). `*out_dispatched` (may be NULL) receives the number of events delivered.
+ * The symbolic name of a result code, e.g. `"WPS_ERR_TIMEOUT"`.
  *
- * Thread-safety: any thread; concurrent calls for one client run one after the other (events
- * are never delivered concurrently). Callback context: inside a callback of the same client it
- * delivers nothing (events never nest) and returns `WPS_OK`; a `wps_client_free` made from a
- * callback completes inside this call.
- * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
- * `WPS_ERR_INVALID_STATE` (thread-mode client).
+ * Ownership: the returned string is static; never free it.
+ * Lifetime: valid for the life of the process.
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ * Errors: none; unknown codes return "WPS_ERR_UNKNOWN". Never returns NULL.
+ */
+const char *wps_result_name(int32_t result);
+
+/**
+ * A static, NUL-terminated description of a result code.
+ *
+ * Ownership: the returned string is static; never free it.
+ * Lifetime: valid for the life of the process.
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ * Errors: none; unknown codes return "unknown result code". Never returns NULL.
+ */
+const char *wps_result_str(int32_t result);
+
+/**
+ * Sends a custom event `event_name` with `data` to the service's upstream handler and blocks
+ * until acked; conventions as `wps_send_to_group` (`WPS_SEND_NO_ECHO` is rejected here).
  *
  * # Safety
- * `out_dispatched` is NULL or writable.
+ * `event_name` is NULL or NUL-terminated; `data` has `len` readable bytes; `out_ack_id` is
+ * NULL or writable.
  */
-wps_result wps_client_dispatch(struct wps_client *c,
-                               uint32_t max_events,
-                               uint32_t timeout_ms,
-                               uint32_t *out_dispatched);
+wps_result wps_send_event(struct wps_client *c,
+                          const char *event_name,
+                          const uint8_t *data,
+                          size_t len,
+                          uint32_t data_type,
+                          uint32_t flags,
+                          uint64_t ack_id,
+                          uint64_t *out_ack_id);
+
+/**
+ * `wps_send_event` without blocking; completion as for `wps_join_group_async`
+ * (`op == WPS_OP_SEND_EVENT`).
+ *
+ * # Safety
+ * As for `wps_send_event`.
+ */
+wps_result wps_send_event_async(struct wps_client *c,
+                                const char *event_name,
+                                const uint8_t *data,
+                                size_t len,
+                                uint32_t data_type,
+                                uint32_t flags,
+                                uint64_t ack_id,
+                                wps_event_fn on_complete,
+                                void *op_context,
+                                uint64_t *out_ack_id);
+
+/**
+ * Sends `data` (`len` bytes, `data_type` `WPS_DATA_*`) to `group` and blocks until the service
+ * acks, or, with `WPS_SEND_FIRE_AND_FORGET`, until the frame is written. `flags`:
+ * `WPS_SEND_NO_ECHO`, `WPS_SEND_FIRE_AND_FORGET` (then `ack_id` must be 0). Text and JSON data
+ * must be UTF-8. Ack ids, retries and `*out_ack_id` as for `wps_join_group`.
+ *
+ * Ownership: `group` and `data` are copied. Thread-safety: any thread.
+ * Callback context: may be called from any callback, including a group-message callback.
+ * Errors: as `wps_join_group`, plus `WPS_ERR_INVALID_ARG` (unknown data type or flags),
+ * `WPS_ERR_INVALID_UTF8` (text/json data), `WPS_ERR_PAYLOAD_TOO_LARGE`.
+ * NULL: `data` may be NULL when `len` is 0.
+ *
+ * # Safety
+ * `group` is NULL or NUL-terminated; `data` has `len` readable bytes; `out_ack_id` is NULL or
+ * writable.
+ */
+wps_result wps_send_to_group(struct wps_client *c,
+                             const char *group,
+                             const uint8_t *data,
+                             size_t len,
+                             uint32_t data_type,
+                             uint32_t flags,
+                             uint64_t ack_id,
+                             uint64_t *out_ack_id);
+
+/**
+ * `wps_send_to_group` without blocking; completion as for `wps_join_group_async`
+ * (`op == WPS_OP_SEND_TO_GROUP`).
+ *
+ * # Safety
+ * As for `wps_send_to_group`.
+ */
+wps_result wps_send_to_group_async(struct wps_client *c,
+                                   const char *group,
+                                   const uint8_t *data,
+                                   size_t len,
+                                   uint32_t data_type,
+                                   uint32_t flags,
+                                   uint64_t ack_id,
+                                   wps_event_fn on_complete,
+                                   void *op_context,
+                                   uint64_t *out_ack_id);
+
+/**
+ * Sets, replaces (same `event_type`) or removes (`callback` NULL) the callback for one event type
+ * (`WPS_EVENT_*`). Equivalent to `wps_set_callback_ex` with no `user_data_free`.
+ *
+ * Ownership: `user_data` is passed back verbatim; it must stay valid while the registration
+ * can run (until it is replaced/removed and any in-flight invocation returned, or until
+ * `wps_client_free` returns).
+ * Thread-safety: any thread, at any time (before or after start).
+ * Callback context: may be called from any callback, including to replace itself; the
+ * invocation in progress finishes with the old registration.
+ * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
+ * `WPS_ERR_INVALID_ARG` (unknown event type).
+ */
+wps_result wps_set_callback(struct wps_client *c,
+                            uint32_t event_type,
+                            wps_event_fn callback,
+                            void *user_data);
+
+/**
+ * Like `wps_set_callback`, plus a destructor for `user_data`: `user_data_free(user_data)` is
+ * called exactly once, after the last invocation of `callback` with that `user_data` has returned:
+ * when the registration is replaced or removed, or when the client is freed (also a deferred
+ * free). It runs on an unspecified thread (possibly the caller of set/free), with no library
+ * lock held. If this call fails, or `callback` is NULL, `user_data_free` is not called: the caller
+ * keeps ownership.
+ *
+ * Thread-safety and callback context: as `wps_set_callback`.
+ * Errors: as `wps_set_callback`.
+ */
+wps_result wps_set_callback_ex(struct wps_client *c,
+                               uint32_t event_type,
+                               wps_event_fn callback,
+                               void *user_data,
+                               wps_free_fn user_data_free);
+
+/**
+ * Installs the process-wide log callback for messages at `max_level` (`WPS_LOG_*`) and more
+ * severe; `log_fn` NULL or `WPS_LOG_OFF` turns logging off (including the stderr logging that
+ * `AZURE_LOG_LEVEL` / `WPS_LOG` enable when no callback is set).
+ *
+ * Ownership: `user_data` is passed back verbatim; keep it valid until logging is turned off or
+ * replaced, and until in-flight calls on other threads have returned.
+ * Thread-safety: any thread. Callback context: may be called from any callback (not from the
+ * log callback itself).
+ * Errors: `WPS_ERR_INVALID_ARG` (unknown level).
+ */
+wps_result wps_set_log_callback(wps_log_fn log_fn, void *user_data, uint32_t max_level);
 
 /**
  * The library version as `(major << 16) | (minor << 8) | patch`, equal to the header's
