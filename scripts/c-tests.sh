@@ -2,7 +2,8 @@
 # Builds the C tests (tests/c/test_*.c) against libwebpubsub_client and runs them against a
 # local wps-emulator:
 #   1. every suite linked against the shared library (.so);
-#   2. every suite linked against the static library (.a) under AddressSanitizer with leak
+#   2. every suite linked against the static library (.a) under AddressSanitizer (and UBSan for
+#      the C side) with leak
 #      detection (tests/c/lsan.supp lists the process-lifetime allocations that are kept on
 #      purpose);
 #   3. a subset under valgrind memcheck on the release .so (tests/c/valgrind.supp).
@@ -150,7 +151,7 @@ if [ "$asan" = 1 ]; then
   export LSAN_OPTIONS=suppressions=$root/tests/c/lsan.supp:print_suppressions=0
   for s in "${suites[@]}"; do
     case $s in test_scale) continue ;; esac   # 1,000 clients under ASan: covered without it
-    if ! gcc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer "tests/c/$s.c" -o "$build/$s.asan" \
+    if ! gcc "${cflags[@]}" -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer "tests/c/$s.c" -o "$build/$s.asan" \
         "$libdir/libwebpubsub_client.a" "${static_libs[@]}"; then
       echo "---- $s.asan: does not compile"; failed=$((failed + 1)); continue
     fi
