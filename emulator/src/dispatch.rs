@@ -218,9 +218,9 @@ async fn on_simple(svc: &Service, hub: &Arc<Hub>, s: &Arc<Session>, data: Payloa
             None => Flow::Close(1011, "No event handler is configured.".into()),
             Some(up) => match up.user_event(s, "message", &data).await {
                 Ok(Some(reply)) => {
-                    s.send_control(match reply {
-                        Payload::Text(t) | Payload::Json(t) => Outbound::Text(Utf8Bytes::from(t)),
-                        Payload::Binary(b) | Payload::Protobuf(b) => Outbound::Binary(b),
+                    s.send_control(match reply.text() {
+                        Some(t) => Outbound::Text(Utf8Bytes::from(t.into_owned())),
+                        None => Outbound::Binary(reply.raw_bytes()),
                     });
                     Flow::Continue
                 }

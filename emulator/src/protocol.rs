@@ -4,7 +4,10 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::borrow::Cow;
 
 /// `json.webpubsub.azure.v1`
 pub const JSON_V1: &str = "json.webpubsub.azure.v1";
@@ -17,6 +20,9 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Text(String),
+    /// Text kept as the JSON string literal (quoted, escaped) a JSON client sent, so fan-out to
+    /// JSON clients copies it instead of escaping it again.
+    JsonText(String),
     /// Serialized JSON text of the value.
     Json(String),
     Binary(Bytes),
@@ -27,7 +33,7 @@ impl Payload {
     /// Lowercase `dataType` name.
     pub fn data_type(&self) -> &'static str {
         match self {
-            Payload::Text(_) => "text",
+            Payload::Text(_) | Payload::JsonText(_) => "text",
             Payload::Json(_) => "json",
             Payload::Binary(_) => "binary",
             Payload::Protobuf(_) => "protobuf",
@@ -35,28 +41,39 @@ impl Payload {
     }
 
     /// The JSON fragment written as `data`.
-    pub fn data_json(&self) -> String {
+    pub fn data_json(&self) -> Cow<'_, str> {
         match self {
-            Payload::Text(s) => Value::String(s.clone()).to_string(),
-            Payload::Json(s) => s.clone(),
+            Payload::Text(s) => Cow::Owned(quote(s)),
+            Payload::JsonText(s) | Payload::Json(s) => Cow::Borrowed(s),
             Payload::Binary(b) | Payload::Protobuf(b) => {
-                Value::String(STANDARD.encode(b)).to_string()
+                Cow::Owned(format!("\"{}\"", STANDARD.encode(b)))
             }
+        }
+    }
+
+    /// The text of a text or JSON payload (`None` for binary ones).
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Payload::Text(s) | Payload::Json(s) => Some(Cow::Borrowed(s)),
+            Payload::JsonText(lit) => Some(Cow::Owned(
+                serde_json::from_str::<String>(lit).unwrap_or_default(),
+            )),
+            Payload::Binary(_) | Payload::Protobuf(_) => None,
         }
     }
 
     /// Raw bytes as forwarded to an upstream handler or a simple client.
     pub fn raw_bytes(&self) -> Bytes {
         match self {
-            Payload::Text(s) | Payload::Json(s) => Bytes::copy_from_slice(s.as_bytes()),
             Payload::Binary(b) | Payload::Protobuf(b) => b.clone(),
+            _ => Bytes::from(self.text().unwrap_or_default().into_owned()),
         }
     }
 
     /// HTTP content type for this payload.
     pub fn content_type(&self) -> &'static str {
         match self {
-            Payload::Text(_) => "text/plain; charset=utf-8",
+            Payload::Text(_) | Payload::JsonText(_) => "text/plain; charset=utf-8",
             Payload::Json(_) => "application/json; charset=utf-8",
             Payload::Binary(_) => "application/octet-stream",
             Payload::Protobuf(_) => "application/x-protobuf",
@@ -141,109 +158,140 @@ pub enum ProtocolError {
     Field(&'static str),
 }
 
-fn field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    m.get(name).filter(|v| !v.is_null())
+/// The fields of every client message type; unknown fields are ignored, `null` is absent.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    group: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(rename = "ackId")]
+    ack_id: Option<u64>,
+    #[serde(rename = "noEcho")]
+    no_echo: Option<bool>,
+    #[serde(rename = "dataType", borrow)]
+    data_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(rename = "sequenceId")]
+    sequence_id: Option<u64>,
+    #[serde(rename = "invocationId", borrow)]
+    invocation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stream: Option<&'a RawValue>,
 }
 
-fn string(m: &Map<String, Value>, name: &'static str) -> Result<String, ProtocolError> {
-    match field(m, name) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        _ => Err(ProtocolError::Field(name)),
-    }
+fn required(v: Option<Cow<'_, str>>, name: &'static str) -> Result<String, ProtocolError> {
+    v.map(Cow::into_owned).ok_or(ProtocolError::Field(name))
 }
 
-fn ack_id(m: &Map<String, Value>) -> Result<Option<u64>, ProtocolError> {
-    match field(m, "ackId") {
-        None => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or(ProtocolError::Field("ackId")),
-    }
+/// `data`, unless absent or `null`.
+fn data_of<'a>(w: &Wire<'a>) -> Option<&'a RawValue> {
+    w.data.filter(|d| d.get() != "null")
 }
 
-fn payload(m: &Map<String, Value>) -> Result<Payload, ProtocolError> {
-    let data_type = match field(m, "dataType") {
-        None => "json".to_string(),
-        Some(Value::String(s)) => s.to_ascii_lowercase(),
-        Some(_) => return Err(ProtocolError::Field("dataType")),
-    };
-    let data = field(m, "data").ok_or(ProtocolError::Field("data"))?;
-    match data_type.as_str() {
-        "json" => Ok(Payload::Json(data.to_string())),
-        "text" => data
-            .as_str()
-            .map(|s| Payload::Text(s.to_string()))
-            .ok_or(ProtocolError::Field("data")),
-        "binary" | "protobuf" => {
-            let b = data
-                .as_str()
-                .and_then(|s| STANDARD.decode(s).ok())
-                .ok_or(ProtocolError::Field("data"))?;
-            Ok(if data_type == "binary" {
-                Payload::Binary(Bytes::from(b))
-            } else {
-                Payload::Protobuf(Bytes::from(b))
-            })
+fn payload(w: &Wire<'_>) -> Result<Payload, ProtocolError> {
+    let data = data_of(w).ok_or(ProtocolError::Field("data"))?;
+    let raw = data.get();
+    let data_type = w.data_type.as_deref().unwrap_or("json");
+    if data_type.eq_ignore_ascii_case("json") {
+        Ok(Payload::Json(raw.to_string()))
+    } else if data_type.eq_ignore_ascii_case("text") {
+        // A raw value starting with a quote is a valid JSON string literal.
+        if raw.starts_with('"') {
+            Ok(Payload::JsonText(raw.to_string()))
+        } else {
+            Err(ProtocolError::Field("data"))
         }
-        _ => Err(ProtocolError::Field("dataType")),
+    } else if data_type.eq_ignore_ascii_case("binary") || data_type.eq_ignore_ascii_case("protobuf")
+    {
+        let text: Cow<'_, str> =
+            serde_json::from_str(raw).map_err(|_| ProtocolError::Field("data"))?;
+        let bytes = Bytes::from(
+            STANDARD
+                .decode(text.as_bytes())
+                .map_err(|_| ProtocolError::Field("data"))?,
+        );
+        Ok(if data_type.eq_ignore_ascii_case("binary") {
+            Payload::Binary(bytes)
+        } else {
+            Payload::Protobuf(bytes)
+        })
+    } else {
+        Err(ProtocolError::Field("dataType"))
     }
 }
 
 /// Parses one client message (text of a text frame, or UTF-8 of a binary frame).
 pub fn parse_upstream(text: &str) -> Result<Upstream, ProtocolError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| ProtocolError::Json(e.to_string()))?;
-    let Value::Object(m) = v else {
-        return Err(ProtocolError::NotObject);
-    };
-    let ty = string(&m, "type")?;
-    match ty.to_ascii_lowercase().as_str() {
-        "joingroup" => Ok(Upstream::JoinGroup {
-            group: string(&m, "group")?,
-            ack_id: ack_id(&m)?,
-        }),
-        "leavegroup" => Ok(Upstream::LeaveGroup {
-            group: string(&m, "group")?,
-            ack_id: ack_id(&m)?,
-        }),
-        "sendtogroup" => {
-            if field(&m, "stream").is_some() {
-                return Err(ProtocolError::Field("stream"));
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<&RawValue>(text) {
+            Ok(_) => ProtocolError::NotObject,
+            Err(e) => ProtocolError::Json(e.to_string()),
+        });
+    }
+    let w: Wire<'_> = serde_json::from_str(text).map_err(|e| ProtocolError::Json(e.to_string()))?;
+    let ty = w.ty.as_deref().ok_or(ProtocolError::Field("type"))?;
+    let is = |name: &str| ty.eq_ignore_ascii_case(name);
+    if is("joinGroup") || is("leaveGroup") {
+        let group = required(w.group.clone(), "group")?;
+        return Ok(if is("joinGroup") {
+            Upstream::JoinGroup {
+                group,
+                ack_id: w.ack_id,
             }
-            let no_echo = match field(&m, "noEcho") {
-                None => false,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err(ProtocolError::Field("noEcho")),
-            };
-            Ok(Upstream::SendToGroup {
-                group: string(&m, "group")?,
-                data: payload(&m)?,
-                no_echo,
-                ack_id: ack_id(&m)?,
-            })
+        } else {
+            Upstream::LeaveGroup {
+                group,
+                ack_id: w.ack_id,
+            }
+        });
+    }
+    if is("sendToGroup") {
+        if w.stream.is_some_and(|s| s.get() != "null") {
+            return Err(ProtocolError::Field("stream"));
         }
-        "event" => Ok(Upstream::Event {
-            event: string(&m, "event")?,
-            data: payload(&m)?,
-            ack_id: ack_id(&m)?,
-        }),
-        "sequenceack" => Ok(Upstream::SequenceAck {
-            sequence_id: field(&m, "sequenceId")
-                .and_then(Value::as_u64)
-                .ok_or(ProtocolError::Field("sequenceId"))?,
-        }),
-        "ping" => Ok(Upstream::Ping),
-        "invoke" => Ok(Upstream::Invoke {
-            invocation_id: string(&m, "invocationId")?,
-            event: string(&m, "event")?,
-            data: if field(&m, "data").is_some() {
-                Some(payload(&m)?)
+        return Ok(Upstream::SendToGroup {
+            data: payload(&w)?,
+            group: required(w.group, "group")?,
+            no_echo: w.no_echo.unwrap_or(false),
+            ack_id: w.ack_id,
+        });
+    }
+    if is("event") {
+        return Ok(Upstream::Event {
+            data: payload(&w)?,
+            event: required(w.event, "event")?,
+            ack_id: w.ack_id,
+        });
+    }
+    if is("sequenceAck") {
+        return Ok(Upstream::SequenceAck {
+            sequence_id: w.sequence_id.ok_or(ProtocolError::Field("sequenceId"))?,
+        });
+    }
+    if is("ping") {
+        return Ok(Upstream::Ping);
+    }
+    if is("invoke") {
+        return Ok(Upstream::Invoke {
+            data: if data_of(&w).is_some() {
+                Some(payload(&w)?)
             } else {
                 None
             },
-        }),
-        "cancelinvocation" => Ok(Upstream::CancelInvocation {
-            invocation_id: string(&m, "invocationId")?,
-        }),
-        _ => Err(ProtocolError::UnknownType(ty)),
+            invocation_id: required(w.invocation_id, "invocationId")?,
+            event: required(w.event, "event")?,
+        });
     }
+    if is("cancelInvocation") {
+        return Ok(Upstream::CancelInvocation {
+            invocation_id: required(w.invocation_id, "invocationId")?,
+        });
+    }
+    Err(ProtocolError::UnknownType(ty.to_string()))
 }
 
 /// Whether a group name is acceptable: 1..=1024 chars, not whitespace only.
@@ -261,7 +309,7 @@ pub fn valid_event_name(event: &str) -> bool {
 }
 
 fn quote(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 
 /// `ack` frame; `error` is `(name, message)`.
@@ -345,7 +393,7 @@ pub fn encode_message(origin: &Origin<'_>, data: &Payload) -> String {
 
 fn data_len_hint(p: &Payload) -> usize {
     match p {
-        Payload::Text(s) | Payload::Json(s) => s.len(),
+        Payload::Text(s) | Payload::JsonText(s) | Payload::Json(s) => s.len(),
         Payload::Binary(b) | Payload::Protobuf(b) => b.len() * 4 / 3 + 4,
     }
 }
@@ -407,7 +455,7 @@ mod tests {
             m,
             Upstream::SendToGroup {
                 group: "g".into(),
-                data: Payload::Text("x".into()),
+                data: Payload::JsonText(r#""x""#.into()),
                 no_echo: true,
                 ack_id: None
             }
@@ -449,6 +497,34 @@ mod tests {
             Ok(Payload::Binary(Bytes::from_static(b"\x01")))
         );
         assert!(p("image/png", b"x").is_err());
+    }
+
+    #[test]
+    fn escaped_text_is_kept_and_unescaped_on_demand() {
+        let m =
+            parse_upstream(r#"{"type":"event","event":"e","dataType":"text","data":"a\"b\u00e9"}"#)
+                .unwrap();
+        let Upstream::Event { data, .. } = m else {
+            panic!()
+        };
+        assert_eq!(data.data_json(), r#""a\"b\u00e9""#);
+        assert_eq!(data.text().unwrap(), "a\"bé");
+        assert_eq!(&data.raw_bytes()[..], "a\"bé".as_bytes());
+        let body = encode_message(&Origin::Server, &data);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["data"], "a\"bé");
+        assert!(
+            parse_upstream(r#"{"type":"event","event":"e","dataType":"text","data":5}"#).is_err()
+        );
+        assert!(parse_upstream(r#"{"type":"sendToGroup","group":"g","data":null}"#).is_err());
+        assert!(matches!(
+            parse_upstream("[1]"),
+            Err(ProtocolError::NotObject)
+        ));
+        assert!(matches!(
+            parse_upstream(r#"{"type":"PING","group":null}"#),
+            Ok(Upstream::Ping)
+        ));
     }
 
     #[test]

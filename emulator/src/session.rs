@@ -137,12 +137,13 @@ impl Link {
     }
 }
 
-/// A data message encoded once for every receiver (the protobuf body on first use).
+/// A data message encoded once for every receiver; the simple-client frame and the protobuf
+/// body are built on first use.
 pub struct Delivery {
     json: Utf8Bytes,
-    raw: RawFrame,
+    data: Payload,
     group: Option<String>,
-    data_type: &'static str,
+    raw: OnceLock<RawFrame>,
     protobuf: OnceLock<Vec<u8>>,
 }
 
@@ -155,30 +156,34 @@ impl Delivery {
     /// Encodes `data` as a `message` from `origin`.
     pub fn new(origin: &Origin<'_>, data: &Payload) -> Delivery {
         let json = Utf8Bytes::from(protocol::encode_message(origin, data));
-        let raw = match data {
-            Payload::Text(s) | Payload::Json(s) => RawFrame::Text(Utf8Bytes::from(s.as_str())),
-            Payload::Binary(b) | Payload::Protobuf(b) => RawFrame::Binary(b.clone()),
-        };
         let group = match origin {
             Origin::Group { group, .. } => Some(group.to_string()),
             Origin::Server => None,
         };
         Delivery {
             json,
-            raw,
+            data: data.clone(),
             group,
-            data_type: data.data_type(),
+            raw: OnceLock::new(),
             protobuf: OnceLock::new(),
         }
     }
 
+    /// The frame a simple client gets: text for text/JSON, binary otherwise.
+    fn raw(&self) -> &RawFrame {
+        self.raw.get_or_init(|| match self.data.text() {
+            Some(t) => RawFrame::Text(Utf8Bytes::from(t.into_owned())),
+            None => RawFrame::Binary(self.data.raw_bytes()),
+        })
+    }
+
     fn protobuf_inner(&self) -> &[u8] {
         self.protobuf.get_or_init(|| {
-            let raw: &[u8] = match &self.raw {
+            let raw: &[u8] = match self.raw() {
                 RawFrame::Text(t) => t.as_bytes(),
                 RawFrame::Binary(b) => b,
             };
-            protobuf::encode_data_inner(self.group.as_deref(), self.data_type, raw)
+            protobuf::encode_data_inner(self.group.as_deref(), self.data.data_type(), raw)
         })
     }
 }
@@ -503,7 +508,7 @@ impl Session {
             }
             Kind::Json => Outbound::Text(d.json.clone()),
             Kind::Protobuf => Outbound::Binary(protobuf::encode_data(d.protobuf_inner(), None)),
-            Kind::Simple(_) => match &d.raw {
+            Kind::Simple(_) => match d.raw() {
                 RawFrame::Text(s) => Outbound::Text(s.clone()),
                 RawFrame::Binary(b) => Outbound::Binary(b.clone()),
             },
