@@ -27,6 +27,7 @@ import report  # noqa: E402
 VENV_PY = REPO / "build/bench-venv/bin/python"
 IMPLS = {
     "c": [str(REPO / "build/bench/wps-bench-c"), "c"],
+    "c-poll": [str(REPO / "build/bench/wps-bench-c"), "c-poll"],
     "rust": [str(REPO / "target/release/wps-bench"), "rust"],
     "python": [str(VENV_PY), str(HERE / "py/bench.py"), "python"],
     "official-python": [str(VENV_PY), str(HERE / "py/bench.py"), "official-python"],

@@ -1,6 +1,8 @@
 /*
  * Bench program for the C ABI (libwebpubsub_client.so):
- *   wps-bench-c c SCENARIO [key=value ...]
+ *   wps-bench-c c|c-poll SCENARIO [key=value ...]
+ * `c` uses the default dispatch (callbacks on the library's callback threads); `c-poll` uses
+ * WPS_DISPATCH_POLL, where callbacks run inside wps_client_dispatch on the waiting thread.
  * SCENARIO is msg, idle or connect, run exactly as the Rust, Python and JS bench programs do
  * (see BENCHMARKS.md); one JSON line per measurement on stdout.
  * Environment: BENCH_URL (client access URL), BENCH_DROP_CMD (drop helper, connection id appended).
@@ -24,6 +26,7 @@
 #define MAX_STEPS 8
 
 static const char *IMPL = "c";
+static int POLL = 0; /* WPS_DISPATCH_POLL clients */
 
 static void die(const char *what, wps_result r) {
     fprintf(stderr, "wps-bench-c: %s: %s (%s)\n", what, wps_result_name(r), wps_last_error_message());
@@ -135,6 +138,8 @@ static conn *conn_open(const char *url, int reliable) {
     if ((r = wps_options_new(&o)) != WPS_OK) die("wps_options_new", r);
     r = wps_options_set_protocol(o, reliable ? WPS_PROTOCOL_JSON_RELIABLE : WPS_PROTOCOL_JSON);
     if (r != WPS_OK) die("wps_options_set_protocol", r);
+    if (POLL && (r = wps_options_set_dispatch_mode(o, WPS_DISPATCH_POLL)) != WPS_OK)
+        die("wps_options_set_dispatch_mode", r);
     r = wps_client_new(url, o, &c->client);
     wps_options_free(o);
     if (r != WPS_OK) die("wps_client_new", r);
@@ -148,6 +153,27 @@ static void conn_close(conn *c) {
     wps_client_stop(c->client, 10000);
     wps_client_free(c->client);
     free(c);
+}
+
+/* Waits until `c` received `target` messages: on a condition variable, or in poll mode by running
+ * the client's callbacks on this thread. */
+static void conn_wait(conn *c, uint64_t target, uint32_t timeout_ms, const char *what) {
+    if (!POLL) {
+        counter_wait(&c->received, target, timeout_ms, what);
+        return;
+    }
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    while (c->received.count < target) {
+        uint64_t now = now_ns();
+        if (now >= deadline) {
+            fprintf(stderr, "wps-bench-c: %s: %llu of %llu after %u ms\n", what,
+                    (unsigned long long)c->received.count, (unsigned long long)target, timeout_ms);
+            exit(1);
+        }
+        uint64_t left_ms = (deadline - now) / 1000000u + 1;
+        wps_result r = wps_client_dispatch(c->client, 0, left_ms < 100 ? (uint32_t)left_ms : 100, NULL);
+        if (r != WPS_OK) die("wps_client_dispatch", r);
+    }
 }
 
 static void conn_join(conn *c, const char *group) {
@@ -181,6 +207,12 @@ static void on_send_complete(void *user_data, const wps_event *event) {
 static void conn_send_window(conn *c, const char *data, size_t len, size_t count, size_t window) {
     window_state w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, WPS_OK};
     for (size_t i = 0; i < count; i++) {
+        if (POLL) { /* completions run inside wps_client_dispatch, on this thread */
+            while (w.inflight >= window) {
+                wps_result r = wps_client_dispatch(c->client, 0, 100, NULL);
+                if (r != WPS_OK) die("wps_client_dispatch", r);
+            }
+        }
         pthread_mutex_lock(&w.mu);
         while (w.inflight >= window) pthread_cond_wait(&w.cv, &w.mu);
         w.inflight++;
@@ -188,6 +220,11 @@ static void conn_send_window(conn *c, const char *data, size_t len, size_t count
         wps_result r = wps_send_to_group_async(c->client, GROUP, (const uint8_t *)data, len, WPS_DATA_TEXT, 0,
                                                0, on_send_complete, &w, NULL);
         if (r != WPS_OK) die("wps_send_to_group_async", r);
+    }
+    uint64_t deadline = now_ns() + (uint64_t)WAIT_MS * 1000000u;
+    while (POLL && w.inflight > 0 && now_ns() < deadline) {
+        wps_result r = wps_client_dispatch(c->client, 0, 100, NULL);
+        if (r != WPS_OK) die("wps_client_dispatch", r);
     }
     pthread_mutex_lock(&w.mu);
     while (w.inflight > 0) pthread_cond_wait(&w.cv, &w.mu);
@@ -214,7 +251,7 @@ static void scenario_msg(const char *url, const params *p) {
     large[4096] = 0;
 
     for (int i = 0; i < WARM_UP; i++) conn_send(pub, GROUP, small, 64, 0);
-    counter_wait(&sub->received, WARM_UP, WAIT_MS, "warm-up");
+    conn_wait(sub, WARM_UP, WAIT_MS, "warm-up");
 
     struct { const char *metric; const char *data; size_t len, count; } ff[2] = {
         {"ff_64", small, 64, p->ff_count}, {"ff_4k", large, 4096, p->ff4k_count}};
@@ -222,7 +259,7 @@ static void scenario_msg(const char *url, const params *p) {
         uint64_t base = counter_get(&sub->received), t0 = now_ns();
         for (size_t i = 0; i < ff[k].count; i++) conn_send(pub, GROUP, ff[k].data, ff[k].len, 0);
         double call_s = seconds_since(t0);
-        counter_wait(&sub->received, base + ff[k].count, WAIT_MS, ff[k].metric);
+        conn_wait(sub, base + ff[k].count, WAIT_MS, ff[k].metric);
         emit(ff[k].metric, (double)ff[k].count / seconds_since(t0), "msg/s");
         /* Diagnostic: how fast the blocking calls return (publisher side alone). */
         char metric[32];
@@ -236,14 +273,14 @@ static void scenario_msg(const char *url, const params *p) {
     t0 = now_ns();
     conn_send_window(pub, small, 64, p->pipe_count, p->window);
     emit("acked_pipe", (double)p->pipe_count / seconds_since(t0), "msg/s");
-    counter_wait(&sub->received, base + p->ack_count + p->pipe_count, WAIT_MS, "acked deliveries");
+    conn_wait(sub, base + p->ack_count + p->pipe_count, WAIT_MS, "acked deliveries");
 
     conn_join(pub, RTT_GROUP);
     double *samples = calloc(p->rtt_count ? p->rtt_count : 1, sizeof *samples);
     for (size_t i = 0; i < p->rtt_count; i++) {
         uint64_t started = now_ns();
         conn_send(pub, RTT_GROUP, small, 64, 0);
-        counter_wait(&pub->received, i + 1, WAIT_MS, "round trip");
+        conn_wait(pub, i + 1, WAIT_MS, "round trip");
         pthread_mutex_lock(&pub->received.mu);
         samples[i] = (double)(pub->received.last_ns - started) / 1e3;
         pthread_mutex_unlock(&pub->received.mu);
@@ -316,7 +353,7 @@ static void scenario_connect(const char *url, const params *p) {
         if (r != WPS_OK) die("wps_client_get_connection_id", r);
         uint64_t dropped = drop_connection(id);
         conn_send(sender, RECOVERY_GROUP, small, 64, 1);
-        counter_wait(&target->received, i + 1, 30000, "recovery");
+        conn_wait(target, i + 1, 30000, "recovery");
         pthread_mutex_lock(&target->received.mu);
         samples[i] = (double)(target->received.last_ns - dropped) / 1e6;
         pthread_mutex_unlock(&target->received.mu);
@@ -360,8 +397,12 @@ static int parse_param(params *p, const char *arg) {
 int main(int argc, char **argv) {
     params p = {20000, 5000, 2000, 10000, 256, 2000, 20, 5, {1, 100, 1000}, 3};
     const char *url = getenv("BENCH_URL");
+    if (argc >= 2 && strcmp(argv[1], "c-poll") == 0) {
+        IMPL = "c-poll";
+        POLL = 1;
+    }
     if (argc < 3 || strcmp(argv[1], IMPL) != 0 || !url) {
-        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c msg|idle|connect [key=value ...]\n");
+        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll msg|idle|connect [key=value ...]\n");
         return 2;
     }
     for (int i = 3; i < argc; i++) {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 NAMES = {
     "c": "C ABI (ours)",
+    "c-poll": "C ABI, poll mode (ours)",
     "rust": "Rust API (ours)",
     "python": "Python pkg (ours)",
     "official-python": "official Python",
