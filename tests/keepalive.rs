@@ -58,3 +58,40 @@ async fn pongs_keep_a_quiet_connection_alive() {
     assert_eq!(ev.drain(), vec![]);
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_does_not_hang_the_client() {
+    let mut server = MockServer::start().await;
+    let opts = ClientOptions {
+        protocol: Protocol::Json,
+        auto_reconnect: false,
+        keep_alive_interval: Duration::from_millis(100),
+        keep_alive_timeout: Duration::from_millis(500),
+        ..fast_options()
+    };
+    // The server never reads again after `connected`: the socket buffers fill up.
+    let (c, mut ev, _conn) = started_client(&mut server, opts, None).await;
+    let chunk = webpubsub_client::Payload::binary(vec![7u8; 60 * 1024]);
+    let ff = webpubsub_client::SendOptions {
+        fire_and_forget: true,
+        ..Default::default()
+    };
+    let mut failed = None;
+    for _ in 0..4000 {
+        if let Err(e) = c.send_to_group("g", chunk.clone(), ff).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.expect("sending into a full socket eventually fails");
+    assert!(
+        matches!(e, webpubsub_client::Error::Connection { .. }),
+        "{e:?}"
+    );
+    assert!(matches!(ev.next().await, Event::Disconnected { .. }));
+    assert_eq!(ev.next().await, Event::Stopped);
+    tokio::time::timeout(WAIT, c.stop())
+        .await
+        .expect("stop returns")
+        .unwrap();
+}

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -49,8 +48,11 @@ impl Actor {
         if *ready {
             // A recovered connection: resend what was not acknowledged (same ack ids; the
             // service answers Duplicate for what it already did), then what was queued.
-            if let Err(e) = self.after_ready(socket).await {
-                return e;
+            let limit = self.write_timeout();
+            match tokio::time::timeout(limit, self.after_ready(socket)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return e,
+                Err(_) => return self.stalled_writes(limit),
             }
         }
         let far = Instant::now() + Duration::from_secs(86400 * 365);
@@ -153,10 +155,16 @@ impl Actor {
                 return Ok(());
             }
         };
-        socket
-            .send(frame)
-            .await
-            .map_err(|e| DriveEnd::Failed(e.to_string()))
+        self.send_frame(socket, frame).await
+    }
+
+    /// Writes and flushes one frame, failing the connection when the write stalls.
+    async fn send_frame(&self, socket: &mut Socket, frame: Message) -> Result<(), DriveEnd> {
+        let limit = self.write_timeout();
+        match tokio::time::timeout(limit, socket.send(frame)).await {
+            Ok(r) => r.map_err(|e| DriveEnd::Failed(e.to_string())),
+            Err(_) => Err(stalled(limit)),
+        }
     }
 
     /// Handles a command while connected. Returns an end for stop or a write failure.
@@ -183,28 +191,27 @@ impl Actor {
                 let limit = self.write_timeout();
                 match tokio::time::timeout(limit, self.write_batch(socket, o)).await {
                     Ok(r) => r.err(),
-                    Err(_) => Some(DriveEnd::Failed(format!(
-                        "writing to the socket made no progress for {limit:?}"
-                    ))),
+                    Err(_) => Some(self.stalled_writes(limit)),
                 }
             }
             Command::Invoke { id, frame, reply } => {
                 self.invokes.insert(id, reply);
-                socket
-                    .send(frame)
-                    .await
-                    .err()
-                    .map(|e| DriveEnd::Failed(e.to_string()))
+                self.send_frame(socket, frame).await.err()
             }
             Command::CancelInvoke { id, frame } => {
                 self.invokes.settle(&id, false, None, None);
-                socket
-                    .send(frame)
-                    .await
-                    .err()
-                    .map(|e| DriveEnd::Failed(e.to_string()))
+                self.send_frame(socket, frame).await.err()
             }
         }
+    }
+
+    /// Ends the connection after a stalled write, failing the writes it held.
+    fn stalled_writes(&mut self, limit: Duration) -> DriveEnd {
+        let end = stalled(limit);
+        if let DriveEnd::Failed(msg) = &end {
+            self.complete_written(&Err(msg.clone()));
+        }
+        end
     }
 
     fn write_timeout(&self) -> Duration {
@@ -217,13 +224,12 @@ impl Actor {
 
     /// Writes `first` and whatever else is already queued on the channel, then flushes once.
     async fn write_batch(&mut self, socket: &mut Socket, first: Outbound) -> Result<(), DriveEnd> {
-        let mut written = std::mem::take(&mut self.written);
-        let mut result = self.feed(socket, first, &mut written).await;
+        let mut result = self.feed(socket, first).await;
         let mut n = 1;
         while result.is_ok() && n < WRITE_BATCH {
             match self.cmd_rx.try_recv() {
                 Ok(Command::Send(o)) => {
-                    result = self.feed(socket, o, &mut written).await;
+                    result = self.feed(socket, o).await;
                     n += 1;
                 }
                 Ok(other) => {
@@ -236,29 +242,20 @@ impl Actor {
         if result.is_ok() {
             result = socket.flush().await.map_err(|e| e.to_string());
         }
-        match result {
-            Ok(()) => {
-                for w in written.drain(..) {
-                    let _ = w.send(Ok(()));
-                }
-                self.written = written;
-                Ok(())
-            }
-            Err(msg) => {
-                for w in written {
-                    let _ = w.send(Err(Error::connection(msg.clone())));
-                }
-                Err(DriveEnd::Failed(msg))
-            }
+        self.complete_written(&result);
+        result.map_err(DriveEnd::Failed)
+    }
+
+    /// Tells the fire-and-forget callers of the frames fed since the last flush how it went.
+    pub(super) fn complete_written(&mut self, result: &Result<(), String>) {
+        for w in self.written.drain(..) {
+            let _ = w.send(result.clone().map_err(Error::connection));
         }
     }
 
-    async fn feed(
-        &mut self,
-        socket: &mut Socket,
-        o: Outbound,
-        written: &mut Vec<oneshot::Sender<Result<(), Error>>>,
-    ) -> Result<(), String> {
+    /// Feeds one operation's frame (no flush); acked ones are tracked, fire-and-forget ones
+    /// wait in `written` for the flush.
+    async fn feed(&mut self, socket: &mut Socket, o: Outbound) -> Result<(), String> {
         if o.abandoned() {
             return Ok(());
         }
@@ -279,7 +276,7 @@ impl Actor {
                 o.frame
             }
             OutboundKind::FireAndForget { reply } => {
-                written.push(reply);
+                self.written.push(reply);
                 o.frame
             }
         };
@@ -295,21 +292,20 @@ impl Actor {
                 .await
                 .map_err(|e| DriveEnd::Failed(e.to_string()))?;
         }
-        let mut written = Vec::new();
         let queued: Vec<Outbound> = self.queue.drain(..).collect();
+        let mut result = Ok(());
         for o in queued {
-            if let Err(msg) = self.feed(socket, o, &mut written).await {
-                for w in written {
-                    let _ = w.send(Err(Error::connection(msg.clone())));
-                }
-                return Err(DriveEnd::Failed(msg));
+            if result.is_ok() {
+                result = self.feed(socket, o).await;
+            } else {
+                self.queue.push_back(o);
             }
         }
-        let flushed = socket.flush().await.map_err(|e| e.to_string());
-        for w in written {
-            let _ = w.send(flushed.clone().map_err(Error::connection));
+        if result.is_ok() {
+            result = socket.flush().await.map_err(|e| e.to_string());
         }
-        flushed.map_err(DriveEnd::Failed)
+        self.complete_written(&result);
+        result.map_err(DriveEnd::Failed)
     }
 
     pub(super) fn rejoin_failed(&mut self, group: String, error: Error) {
@@ -454,11 +450,15 @@ impl Actor {
                 if let Some(reply) = self.start_reply.take() {
                     let _ = reply.send(Ok(()));
                 }
-                if let Err(e) = self.rejoin_groups(socket).await {
-                    return Some(e);
-                }
-                if let Err(e) = self.after_ready(socket).await {
-                    return Some(e);
+                let limit = self.write_timeout();
+                let catch_up = async {
+                    self.rejoin_groups(socket).await?;
+                    self.after_ready(socket).await
+                };
+                match tokio::time::timeout(limit, catch_up).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Some(e),
+                    Err(_) => return Some(self.stalled_writes(limit)),
                 }
             }
             Downstream::Disconnected { message } => {
@@ -499,6 +499,13 @@ impl Actor {
         }
         r.deliver
     }
+}
+
+/// A write that made no progress: the peer stopped reading (or vanished).
+fn stalled(limit: Duration) -> DriveEnd {
+    DriveEnd::Failed(format!(
+        "writing to the socket made no progress for {limit:?}"
+    ))
 }
 
 /// Sends a 1000 close and waits briefly for the service's answer.
