@@ -92,3 +92,23 @@ def test_subscribe_from_inside_a_callback(emulator, hub, recorder):
         client.send_to_group("g", "one", "text")
         client.send_to_group("g", "two", "text")
         assert recorder.wait_count(1) == ["two"]
+
+
+def test_join_group_from_inside_connected(emulator, hub, recorder):
+    client = WebPubSubClient(emulator.client_url(hub))
+    joined = threading.Event()
+    state = []
+
+    def on_connected(e):
+        state.append(client.is_connected())
+        state.append(client.connection_id == e.connection_id)
+        client.join_group("from-connected")
+        joined.set()
+
+    client.subscribe("connected", on_connected)
+    client.subscribe("group-message", lambda m: recorder.add(m.data))
+    with client:
+        assert joined.wait(WAIT)
+        client.send_to_group("from-connected", "hello", "text")
+        assert recorder.wait_count(1) == ["hello"]
+    assert state == [True, True]
