@@ -81,12 +81,12 @@ async def test_data_types(emulator, hub):
 
 
 async def test_keep_alive_idle_connection_stays_up(emulator, hub):
-    client = WebPubSubClient(emulator.client_url(hub), keep_alive_interval=0.1, keep_alive_timeout=0.5)
+    client = WebPubSubClient(emulator.client_url(hub), keep_alive_interval=0.1, keep_alive_timeout=1.0)
     lost = asyncio.Event()
     await client.subscribe("disconnected", lambda e: lost.set())
     async with client:
         with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(lost.wait(), 2.0)
+            await asyncio.wait_for(lost.wait(), 2.5)
         assert client.is_connected()
         await client.join_group("alive")
 
