@@ -6,7 +6,8 @@
 //! that do not exist) and a new one is built.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, Once};
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
@@ -20,9 +21,43 @@ static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
 /// Default number of worker threads.
 pub const DEFAULT_THREADS: usize = 2;
 
-/// The current process id.
+/// The process id, cached (0 = not known yet); a fork child handler clears it.
+static PID: AtomicU32 = AtomicU32::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn forget_pid_in_child() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+/// The current process id, without a system call per use.
 pub fn current_pid() -> u32 {
-    std::process::id()
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    ATFORK.call_once(|| {
+        // SAFETY: registers a plain function with no captured state; the child handler only
+        // stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forget_pid_in_child));
+        }
+    });
+    let pid = std::process::id();
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+/// Blocks SIGPIPE on the calling thread: a peer reset during a (vectored) write must not kill
+/// a C host that keeps the default disposition.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a zeroed, locally owned sigset_t; only this thread's mask
+    // changes.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// True when the process forked since `pid` was recorded (objects from then are unusable).
@@ -58,6 +93,7 @@ pub fn handle() -> Handle {
     let runtime = Builder::new_multi_thread()
         .worker_threads(worker_threads())
         .thread_name("wps-rt")
+        .on_thread_start(block_sigpipe)
         .enable_all()
         .build()
         .expect("failed to build the tokio runtime (cannot create threads?)");
@@ -128,6 +164,21 @@ mod tests {
         assert_eq!(name.as_deref(), Some("wps-rt"));
         assert_eq!(runtime_pid(), Some(current_pid()));
         assert!(!forked_since(current_pid()));
+        assert_eq!(current_pid(), std::process::id());
+        // Runtime threads have SIGPIPE blocked.
+        let blocked = block_on(async {
+            tokio::task::spawn(async {
+                // SAFETY: reads this thread's signal mask into a zeroed local set.
+                unsafe {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
+                    libc::sigismember(&set, libc::SIGPIPE) == 1
+                }
+            })
+            .await
+            .unwrap()
+        });
+        assert!(blocked);
     }
 
     #[test]

@@ -135,7 +135,15 @@ impl Actor {
     /// Serves sessions until every client handle is gone.
     pub(crate) async fn run(mut self) {
         while let Some(reply) = self.idle().await {
-            self.session(reply).await;
+            let id = self.id.0;
+            let session = Box::pin(self.session(reply));
+            wps_log!(
+                Verbose,
+                "client {}: session state is {} bytes",
+                id,
+                std::mem::size_of_val(&*session)
+            );
+            session.await;
             if self.cmd_rx.is_closed() && self.deferred.is_empty() {
                 break;
             }
@@ -399,9 +407,11 @@ impl Actor {
             Err(e) => return Guarded::Done(Err(e)),
         };
         wps_log!(Info, "client {}: connecting to {}", self.id.0, url.as_str());
+        // Boxed: the handshake's state is large and only lives while connecting, so it must
+        // not make every (idle) engine task that large.
         let attempt = tokio::time::timeout_at(
             deadline,
-            transport::connect(
+            Box::pin(transport::connect(
                 url,
                 self.codec.subprotocol(),
                 transport::Limits {
@@ -411,7 +421,7 @@ impl Actor {
                 },
                 tls,
                 proxy.as_ref(),
-            ),
+            )),
         );
         match self.guard(attempt).await {
             Guarded::Stopped => Guarded::Stopped,
@@ -443,14 +453,14 @@ impl Actor {
             let end = self.drive(&mut socket, &mut ready, ready_deadline).await;
             let (code, reason) = match end {
                 DriveEnd::Stop => {
-                    close_gracefully(&mut socket).await;
+                    Box::pin(close_gracefully(&mut socket)).await;
                     if ready {
                         self.report_disconnected(None, Error::Stopped { ack_id: None });
                     }
                     return ConnEnd::Stopped;
                 }
                 DriveEnd::NotReady(error) => {
-                    close_gracefully(&mut socket).await;
+                    Box::pin(close_gracefully(&mut socket)).await;
                     return ConnEnd::Lost {
                         connected: false,
                         error,
@@ -492,7 +502,7 @@ impl Actor {
             }
             if recoverable {
                 self.set_state(ConnectionState::Recovering);
-                match self.recover().await {
+                match Box::pin(self.recover()).await {
                     Guarded::Stopped => {
                         self.report_disconnected(None, Error::Stopped { ack_id: None });
                         return ConnEnd::Stopped;

@@ -137,7 +137,14 @@ impl Client {
             shared.clone(),
             cmd_rx,
         );
-        crate::runtime::spawn(actor.run());
+        let run = actor.run();
+        crate::wps_log!(
+            Verbose,
+            "client {}: engine task state is {} bytes",
+            id.0,
+            std::mem::size_of_val(&run)
+        );
+        crate::runtime::spawn(run);
         Client {
             inner: Arc::new(Inner {
                 id,

@@ -67,8 +67,9 @@ pub struct ClientOptions {
     /// Largest inbound message accepted; larger ones fail the connection (default 1 MiB).
     /// Outbound frames larger than this are rejected with `PayloadTooLarge`.
     pub max_message_size: usize,
-    /// Size of each socket's read buffer (default 16 KiB; small keeps many idle
-    /// connections cheap, larger reads big bursts with fewer system calls).
+    /// Size of each socket's read buffer (default 4 KiB; small keeps many idle connections
+    /// cheap and small frames fast, larger reads big bursts with fewer system calls). Larger
+    /// messages are still read whole.
     pub read_buffer_size: usize,
     /// Bytes buffered before a write reaches the socket (default 16 KiB); each batch of
     /// operations is flushed anyway.
@@ -100,7 +101,7 @@ impl Default for ClientOptions {
             keep_alive_timeout: Duration::from_secs(120),
             sequence_ack_interval: Duration::from_secs(1),
             max_message_size: 1 << 20,
-            read_buffer_size: 16 * 1024,
+            read_buffer_size: 4 * 1024,
             write_buffer_size: 16 * 1024,
             proxy: None,
             ca_file: None,

@@ -455,7 +455,7 @@ impl Actor {
                     self.rejoin_groups(socket).await?;
                     self.after_ready(socket).await
                 };
-                match tokio::time::timeout(limit, catch_up).await {
+                match tokio::time::timeout(limit, Box::pin(catch_up)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Some(e),
                     Err(_) => return Some(self.stalled_writes(limit)),
