@@ -414,6 +414,8 @@ inline wps_result provider_trampoline(void* user_data, char* buf, std::size_t ca
   return WPS_OK;
 }
 
+inline void provider_free(void* user_data) noexcept { delete static_cast<ProviderState*>(user_data); }
+
 struct OpState {
   std::promise<Ack> promise;
 };
@@ -622,7 +624,7 @@ class Client {
   Client(const std::string& url, const Options& opts, std::error_code& ec) { ec = to_ec(create(url, &opts)); }
 
   /// A client whose URL comes from `provider` for every new connection (start, reconnect),
-  /// e.g. to fetch a fresh access token. The provider lives as long as the client.
+  /// e.g. to fetch a fresh access token. The library frees the provider after its last call.
 #if WPS_CPP_EXCEPTIONS
   static Client with_url_provider(UrlProvider provider) {
     Client c;
@@ -650,8 +652,7 @@ class Client {
   /// Frees the client this object owned (as destruction does), then takes over `other`'s.
   Client& operator=(Client&& other) noexcept {
     if (this != &other) {
-      h_.reset();  // first: the provider must outlive the handle
-      provider_ = std::move(other.provider_);
+      h_.reset();
       shared_ = std::move(other.shared_);
       h_ = std::move(other.h_);
     }
@@ -668,8 +669,7 @@ class Client {
   wps_client* handle() const noexcept { return h_.get(); }
   /// Frees the handle now (same as destruction); the object becomes empty.
   void close() noexcept {
-    h_.reset();  // first: the provider must outlive the handle
-    provider_.reset();
+    h_.reset();
     shared_.reset();
   }
 
@@ -858,9 +858,10 @@ class Client {
     st->fn = std::move(provider);
     st->shared = shared;
     wps_client* raw = nullptr;
-    int32_t r = wps_client_new_with_provider(&detail::provider_trampoline, st.get(), opts ? opts->get() : nullptr, &raw);
-    if (r != WPS_OK) return detail::capture(r, "wps_client_new_with_provider");
-    provider_ = std::move(st);
+    int32_t r = wps_client_new_with_provider_ex(&detail::provider_trampoline, st.get(), &detail::provider_free,
+                                                opts ? opts->get() : nullptr, &raw);
+    if (r != WPS_OK) return detail::capture(r, "wps_client_new_with_provider_ex");  // st is still ours
+    st.release();  // the library frees it through provider_free after the provider's last call
     shared_ = std::move(shared);
     h_.reset(raw);
     return std::nullopt;
@@ -977,9 +978,6 @@ class Client {
   }
 #endif
 
-  // Declaration order matters: members are destroyed in reverse, so the handle is freed (and
-  // the provider never called again) before the provider state goes.
-  std::unique_ptr<detail::ProviderState> provider_;
   std::shared_ptr<detail::Shared> shared_;
   std::unique_ptr<wps_client, Deleter> h_;
 };

@@ -261,6 +261,26 @@ TEST(url_provider_is_called_for_every_connection) {
   c.stop(5s);
 }
 
+TEST(url_provider_is_freed_after_the_client_even_from_inside_a_handler) {
+  Signal freed, handled;
+  auto holder = std::make_shared<std::unique_ptr<wps::Client>>();
+  {
+    auto probe = std::make_shared<Probe>(freed);
+    *holder = std::make_unique<wps::Client>(wps::Client::with_url_provider([probe] { return url(); }));
+  }
+  wps::Client& c = **holder;
+  c.on_connected([holder, &handled](const wps::EventView&) {
+    holder->reset();  // deferred free from inside a handler: the provider must go with it
+    handled.notify();
+  });
+  // Async, and `c` is not touched afterwards: the handler may destroy it at any moment now.
+  auto started = c.start_async(10s);
+  CHECK(handled.wait_for_count(1, 10s));
+  CHECK(ready(started, 10s));
+  holder.reset();
+  CHECK(freed.wait_for_count(1, 10s));
+}
+
 TEST(url_provider_failure_fails_start) {
   wps::Options opts;
   opts.reconnect_retry(0, wps::RetryMode::fixed, 100ms, 100ms);
