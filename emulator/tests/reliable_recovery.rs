@@ -287,6 +287,38 @@ async fn buffer_overflow_closes_with_1008() {
 }
 
 #[tokio::test]
+async fn buffer_byte_limit_closes_with_1008() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, &[], &["g"], HOUR);
+    let (mut sub, _) = connect_pubsub(&url, RELIABLE).await;
+    // Never acknowledged: each frame is 1 MiB plus its envelope, so the 16th exceeds 16 MiB.
+    let body = vec![b'x'; 1024 * 1024];
+    for _ in 0..17 {
+        let r = http(
+            &emu,
+            "POST",
+            "/api/hubs/h/groups/g/:send",
+            true,
+            Some("text/plain"),
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 202);
+    }
+    let (frames, code) = frames_until_close(&mut sub).await;
+    assert_eq!(code, 1008);
+    assert_eq!(
+        frames.len(),
+        15 + 1,
+        "15 messages then the disconnected frame"
+    );
+    assert_eq!(frames[14]["sequenceId"], 15);
+    assert_eq!(frames[15]["event"], "disconnected");
+    assert!(emu.connections("h").is_empty());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn acked_messages_keep_the_buffer_small() {
     let emu = emulator().await;
     let url = emu.client_access_url("h", None, &[], &["g"], HOUR);
