@@ -9,7 +9,7 @@
 #   BENCH_IMPLS=c,official-js bench/run.sh --quick   a subset
 #
 # Builds in release (cargo: webpubsub-client, webpubsub-emulator, wps-bench; gcc: the C bench),
-# creates build/bench-venv (official Python SDKs, matplotlib) and bench/js/node_modules (official
+# creates build/bench-venv (official Python SDKs) and bench/js/node_modules (official
 # JS SDK) when missing or out of date. Exits non-zero when any implementation fails; never
 # asserts on a figure.
 set -euo pipefail
@@ -21,9 +21,11 @@ OUT="$ROOT/build/bench"
 log() { printf '[bench] %s\n' "$*" >&2; }
 
 driver_args=()
+tiny=0
 for arg in "$@"; do
     case "$arg" in
-        --quick | --tiny) driver_args+=("$arg") ;;
+        --quick) driver_args+=("$arg") ;;
+        --tiny) driver_args+=("$arg"); tiny=1 ;;
         -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
         *) log "unknown argument $arg (--quick, --tiny)"; exit 2 ;;
     esac
@@ -64,10 +66,16 @@ cc -O2 -Wall -Wextra -Werror -std=c11 -I"$ROOT/include" "$BENCH/c/bench.c" -o "$
 # ------------------------------------------------------------------ python venv
 want=$(sha256sum "$BENCH/requirements.txt" | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-    log "creating build/bench-venv (official Python SDKs, matplotlib)"
+    log "creating build/bench-venv (official Python SDKs)"
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$BENCH/requirements.txt" >&2
     echo "$want" >"$VENV/.requirements.sha256"
+fi
+chart_want=$(sha256sum "$BENCH/requirements-chart.txt" | cut -d' ' -f1)
+if [ "$tiny" = 0 ] && [ "$(cat "$VENV/.chart.sha256" 2>/dev/null)" != "$chart_want" ]; then
+    log "installing matplotlib into build/bench-venv (for the chart)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$BENCH/requirements-chart.txt" >&2
+    echo "$chart_want" >"$VENV/.chart.sha256"
 fi
 
 # ------------------------------------------------------------------ node modules
