@@ -185,6 +185,10 @@ async fn on_parsed(
             data,
         } => {
             let frame = match &svc.upstream {
+                _ if !protocol::valid_event_name(&event) => protocol::encode_invoke_response(
+                    &invocation_id,
+                    Err(("BadRequest", &format!("Invalid event name '{event}'."))),
+                ),
                 None => protocol::encode_invoke_response(
                     &invocation_id,
                     Err(("InternalServerError", "No event handler is configured.")),

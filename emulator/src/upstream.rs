@@ -168,13 +168,13 @@ impl Upstream {
             .header("ce-hub", src.hub)
             .header("ce-eventname", event_name);
         if let Some(u) = src.user_id {
-            req = req.header("ce-userid", u);
+            req = req.header("ce-userid", header_value(u));
         }
         if let Some(p) = src.subprotocol {
             req = req.header("ce-subprotocol", p);
         }
         if let Some(st) = &src.connection_state {
-            req = req.header("ce-connectionstate", st);
+            req = req.header("ce-connectionstate", header_value(st));
         }
         let req = req
             .body(Full::new(body))
@@ -330,6 +330,23 @@ impl Upstream {
         }
         r.payload()
     }
+}
+
+/// A header value carrying arbitrary text: UTF-8 bytes are sent as is (obs-text), control
+/// characters become `?`, so a user id like `José` does not fail the request.
+fn header_value(s: &str) -> hyper::header::HeaderValue {
+    let bytes: Vec<u8> = s
+        .bytes()
+        .map(|b| {
+            if b < 0x20 && b != b'\t' || b == 0x7f {
+                b'?'
+            } else {
+                b
+            }
+        })
+        .collect();
+    hyper::header::HeaderValue::from_bytes(&bytes)
+        .unwrap_or_else(|_| hyper::header::HeaderValue::from_static(""))
 }
 
 fn value_text(v: &Value) -> Value {

@@ -31,7 +31,7 @@ async fn handler(tx: mpsc::UnboundedSender<Seen>, req: Request<Body>) -> Respons
     };
     let user = headers
         .get("ce-userid")
-        .map(|v| v.to_str().unwrap().to_string());
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let _ = tx.send(Seen {
         event: event.clone(),
         path,
@@ -101,12 +101,26 @@ async fn setup() -> (Emulator, mpsc::UnboundedReceiver<Seen>) {
 #[tokio::test]
 async fn connect_rejection_and_simple_client_message_events() {
     let (emu, mut rx) = setup().await;
+    // A non-ASCII user id travels as UTF-8 bytes in ce-userId.
+    let jose = emu.client_access_url("h", Some("José"), &[], &[], HOUR);
+    let (_ws, c) = connect_pubsub(&jose, JSON).await;
+    assert_eq!(
+        c["userId"], "fromUpstream",
+        "accepted; the handler set its own user id"
+    );
+    let ev = next(&mut rx, "connect").await;
+    assert_eq!(ev.headers["ce-userid"].as_bytes(), "José".as_bytes());
+
     let blocked = emu.client_access_url("h", Some("blocked"), &[], &[], HOUR);
     match try_connect(&blocked, &[JSON]).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
         other => panic!("expected 403, got {:?}", other.map(|_| ())),
     }
-    assert!(emu.connections("h").is_empty());
+    assert_eq!(
+        emu.connections("h").len(),
+        1,
+        "only the accepted connection"
+    );
 
     let url = emu.client_access_url("h", Some("simple"), &[], &[], HOUR);
     let (mut ws, p) = try_connect(&url, &[]).await.unwrap();
