@@ -141,6 +141,35 @@ fn main() {
         webpubsub_client::runtime::block_on(async move { c.stop().await.unwrap() });
         r
     };
+    // The same blocking caller with a fire-and-forget buffer (resolves once accepted).
+    let blocking_ff_buffered = {
+        let c = webpubsub_client::runtime::block_on({
+            let url = url.clone();
+            async move {
+                let opts = ClientOptions {
+                    fire_and_forget_buffer: 1024,
+                    ..ClientOptions::default()
+                };
+                let c = Client::new(Credential::Url(url), opts, Arc::new(Ignore));
+                c.start().await.expect("start");
+                c
+            }
+        });
+        let ff = SendOptions {
+            fire_and_forget: true,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        for _ in 0..n {
+            let c = c.clone();
+            webpubsub_client::runtime::block_on(async move {
+                c.send_to_group(GROUP, payload(), ff).await.expect("send")
+            });
+        }
+        let r = rate(n, t.elapsed());
+        webpubsub_client::runtime::block_on(async move { c.stop().await.unwrap() });
+        r
+    };
     let task = webpubsub_client::runtime::spawn(async move {
         let c = client(&url).await;
         let ff = SendOptions {
@@ -166,6 +195,7 @@ fn main() {
             100.0 * ff_pipe / raw_pipe
         );
         println!("fire-and-forget, blocking caller       : {blocking_ff_seq:>10.0} msg/s");
+        println!("  same, fire_and_forget_buffer = 1024  : {blocking_ff_buffered:>10.0} msg/s");
         println!("acked, sequential                      : {ack_seq:>10.0} msg/s");
         println!("acked, pipelined                       : {ack_pipe:>10.0} msg/s");
         c.stop().await.unwrap();

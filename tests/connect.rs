@@ -245,3 +245,48 @@ async fn a_panicking_handler_does_not_break_the_client() {
     c.stop().await.unwrap();
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_fire_and_forget_delivers_everything_in_order() {
+    let emu = emulator().await;
+    let opts = webpubsub_client::ClientOptions {
+        fire_and_forget_buffer: 64,
+        ..fast_options()
+    };
+    let (a, _ev_a, _) = connected(url(&emu, Some("a"), ROLES), opts).await;
+    // A burst this fast would overflow a reliable receiver's 1000-message service buffer.
+    let plain = webpubsub_client::ClientOptions {
+        protocol: webpubsub_client::Protocol::Json,
+        ..fast_options()
+    };
+    let (b, mut ev_b, _) = connected(url(&emu, Some("b"), ROLES), plain).await;
+    b.join_group("buf", None).await.unwrap();
+    let ff = SendOptions {
+        fire_and_forget: true,
+        ..Default::default()
+    };
+    for i in 0..2000 {
+        a.send_to_group("buf", Payload::text(i.to_string()), ff)
+            .await
+            .unwrap();
+    }
+    // An acked send after them is ordered behind them on the socket.
+    a.send_to_group("buf", Payload::text("end"), SendOptions::default())
+        .await
+        .unwrap();
+    for i in 0..2000 {
+        match ev_b.until("group message", is_group_message).await {
+            Event::GroupMessage { message, .. } => {
+                assert_eq!(message.as_str(), Some(i.to_string().as_str()))
+            }
+            _ => unreachable!(),
+        }
+    }
+    match ev_b.until("group message", is_group_message).await {
+        Event::GroupMessage { message, .. } => assert_eq!(message.as_str(), Some("end")),
+        _ => unreachable!(),
+    }
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    emu.shutdown().await;
+}

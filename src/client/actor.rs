@@ -94,6 +94,8 @@ pub(crate) struct Actor {
     loss_reason: Option<String>,
     /// Reused list of fire-and-forget senders waiting for a flush.
     written: Vec<oneshot::Sender<Result<(), Error>>>,
+    /// Buffer slots of fire-and-forget frames fed since the last flush.
+    buffered: Vec<super::command::BufferSlot>,
 }
 
 impl Actor {
@@ -129,6 +131,7 @@ impl Actor {
             last_disconnected: None,
             loss_reason: None,
             written: Vec::new(),
+            buffered: Vec::new(),
         }
     }
 
@@ -538,7 +541,10 @@ impl Actor {
         // may wait without a timer); acked operations stay queued under their ack timeout.
         let queued = std::mem::take(&mut self.queue);
         for o in queued {
-            if matches!(o.kind, OutboundKind::FireAndForget { .. }) {
+            if matches!(
+                o.kind,
+                OutboundKind::FireAndForget { .. } | OutboundKind::Buffered { .. }
+            ) {
                 o.reject(Error::connection(
                     "the connection was lost before the message was written",
                 ));

@@ -57,6 +57,12 @@ pub enum OutboundKind {
         /// Told once the frame is flushed.
         reply: oneshot::Sender<Result<(), Error>>,
     },
+    /// Fire-and-forget already reported as done to its caller; holds a slot of the client's
+    /// fire-and-forget buffer until the frame is flushed or dropped.
+    Buffered {
+        /// Released on drop.
+        slot: BufferSlot,
+    },
 }
 
 impl Outbound {
@@ -69,6 +75,7 @@ impl Outbound {
             OutboundKind::FireAndForget { reply } => {
                 let _ = reply.send(Err(error));
             }
+            OutboundKind::Buffered { .. } => {}
         }
     }
 
@@ -88,6 +95,32 @@ impl Outbound {
         match &self.kind {
             OutboundKind::Acked { reply, .. } => reply.is_closed(),
             OutboundKind::FireAndForget { reply } => reply.is_closed(),
+            OutboundKind::Buffered { .. } => false,
         }
+    }
+}
+
+/// One frame counted against the fire-and-forget buffer; the count drops with it.
+pub struct BufferSlot(pub(crate) std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl BufferSlot {
+    /// Takes a slot if fewer than `limit` are taken.
+    pub fn try_take(
+        count: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        limit: usize,
+    ) -> Option<BufferSlot> {
+        use std::sync::atomic::Ordering;
+        if count.fetch_add(1, Ordering::AcqRel) < limit {
+            Some(BufferSlot(count.clone()))
+        } else {
+            count.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+impl Drop for BufferSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

@@ -109,6 +109,8 @@ struct Inner {
     shared: Arc<Shared>,
     cmd_tx: mpsc::UnboundedSender<Command>,
     next_invocation_id: AtomicU64,
+    /// Fire-and-forget frames accepted but not yet written.
+    buffered: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Client {
@@ -154,6 +156,7 @@ impl Client {
                 shared,
                 cmd_tx,
                 next_invocation_id: AtomicU64::new(1),
+                buffered: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         }
     }
@@ -325,6 +328,19 @@ impl Client {
     /// Writes a frame without an ack; resolves once it is flushed to the socket.
     async fn fire_and_forget(&self, frame: Message) -> Result<AckOk, Error> {
         let connected = self.is_connected();
+        let limit = self.inner.options.fire_and_forget_buffer;
+        if connected && limit > 0 {
+            if let Some(slot) = command::BufferSlot::try_take(&self.inner.buffered, limit) {
+                self.command(Command::Send(Outbound {
+                    frame,
+                    kind: OutboundKind::Buffered { slot },
+                }))?;
+                return Ok(AckOk {
+                    ack_id: 0,
+                    duplicated: false,
+                });
+            }
+        }
         let (tx, rx) = oneshot::channel();
         self.command(Command::Send(Outbound {
             frame,

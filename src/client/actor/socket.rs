@@ -248,6 +248,7 @@ impl Actor {
 
     /// Tells the fire-and-forget callers of the frames fed since the last flush how it went.
     pub(super) fn complete_written(&mut self, result: &Result<(), String>) {
+        self.buffered.clear();
         for w in self.written.drain(..) {
             let _ = w.send(result.clone().map_err(Error::connection));
         }
@@ -277,6 +278,10 @@ impl Actor {
             }
             OutboundKind::FireAndForget { reply } => {
                 self.written.push(reply);
+                o.frame
+            }
+            OutboundKind::Buffered { slot } => {
+                self.buffered.push(slot);
                 o.frame
             }
         };
