@@ -61,7 +61,15 @@ impl Closing {
     }
 }
 
-/// Runs `fut` on the shared runtime and waits for it on the calling thread, at most `limit`.
+fn timed_out(what: &str, limit: Duration) -> Failure {
+    Failure::new(
+        WPS_ERR_TIMEOUT,
+        format!("{what} did not finish within {} ms", limit.as_millis()),
+    )
+}
+
+/// Runs `fut` with the shared runtime and waits for it on the calling thread, at most `limit`.
+/// Never blocks a runtime worker in `block_on`.
 pub(crate) fn wait<T: Send + 'static>(
     rt: &Handle,
     closing: &Closing,
@@ -69,12 +77,26 @@ pub(crate) fn wait<T: Send + 'static>(
     limit: Option<Duration>,
     fut: impl Future<Output = Result<T, Failure>> + Send + 'static,
 ) -> Result<T, Failure> {
-    let (tx, rx) = mpsc::sync_channel(1);
     let fut = closing.guard(what, fut);
+    let _section = BlockingSection::enter(&globals().pool);
+    if Handle::try_current().is_err() {
+        // An application (or callback pool) thread: drive the future right here while the
+        // runtime's threads do the I/O; this saves a task and two thread hand-offs per call.
+        return rt.block_on(async move {
+            match limit {
+                None => fut.await,
+                Some(d) => tokio::time::timeout(d, fut)
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out(what, d))),
+            }
+        });
+    }
+    // Inside the runtime's context (a URL provider or log callback calling back in), where
+    // block_on is not allowed: run the future as a task and wait for its result.
+    let (tx, rx) = mpsc::sync_channel(1);
     rt.spawn(async move {
         let _ = tx.send(fut.await);
     });
-    let _section = BlockingSection::enter(&globals().pool);
     let gone = || {
         Failure::new(
             WPS_ERR_INTERNAL,
@@ -85,10 +107,7 @@ pub(crate) fn wait<T: Send + 'static>(
         None => rx.recv().unwrap_or_else(|_| Err(gone())),
         Some(d) => match rx.recv_timeout(d) {
             Ok(r) => r,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(Failure::new(
-                WPS_ERR_TIMEOUT,
-                format!("{what} did not finish within {} ms", d.as_millis()),
-            )),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(timed_out(what, d)),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
         },
     }
