@@ -178,9 +178,18 @@ header_compiles() {
   echo '#include <webpubsub_client.hpp>' > "$tmp/hpp_check.cpp"
   g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp" &&
   g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -fno-exceptions -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp" &&
-  g++ -std=c++20 -Wall -Wextra -Werror -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp"
+  g++ -std=c++20 -Wall -Wextra -Werror -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp" &&
+  g++ -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast -Werror \
+    -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp" || return 1
+  if command -v clang++ >/dev/null; then
+    clang++ -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -fsyntax-only \
+      -I"$prefix/include" "$tmp/hpp_check.cpp" &&
+    clang++ -std=c++17 -Wall -Wextra -Werror -fno-exceptions -fsyntax-only -I"$prefix/include" "$tmp/hpp_check.cpp"
+  else
+    echo "note: clang++ not installed; only g++ checked"
+  fi
 }
-check "webpubsub_client.hpp compiles (C++17, -fno-exceptions, C++20) with -Werror" header_compiles
+check "webpubsub_client.hpp compiles (g++ and clang++; C++17, C++20, -fno-exceptions; strict warnings)" header_compiles
 
 # --- emulator ------------------------------------------------------------------------------
 start_emulator() {
