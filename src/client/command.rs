@@ -124,3 +124,23 @@ impl Drop for BufferSlot {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn buffer_slots_are_bounded_and_released_on_drop() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let a = BufferSlot::try_take(&count, 2).unwrap();
+        let b = BufferSlot::try_take(&count, 2).unwrap();
+        assert!(BufferSlot::try_take(&count, 2).is_none());
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        drop(a);
+        let c = BufferSlot::try_take(&count, 2).unwrap();
+        drop((b, c));
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+    }
+}

@@ -113,6 +113,16 @@ struct Inner {
     buffered: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.inner.id.0)
+            .field("state", &self.state())
+            .field("connection_id", &self.connection_id())
+            .finish()
+    }
+}
+
 impl Client {
     /// A client that reports events to `handler`. Nothing connects until [`Client::start`].
     /// The engine task runs on the shared runtime ([`crate::runtime`]).
