@@ -123,7 +123,13 @@ def run_one(
 
 
 async def run_one_aio(
-    name: str, client_cls: Any, cred_cls: Any, url_for: Callable[[], str], messages: int, acked_messages: int, round_trips: int
+    name: str,
+    client_cls: Any,
+    cred_cls: Any,
+    url_for: Callable[[], str],
+    messages: int,
+    acked_messages: int,
+    round_trips: int,
 ) -> Dict[str, float]:
     """The same three measurements with the asyncio clients (listeners are coroutine functions)."""
     import asyncio
@@ -202,7 +208,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--emulator", type=Path, default=Path(os.environ.get("WPS_EMULATOR", REPO / "target/release/wps-emulator"))
     )
     parser.add_argument("--only", choices=["ours", "official"])
-    parser.add_argument("--api", choices=["sync", "aio"], default="sync", help="compare the sync or the asyncio clients")
+    parser.add_argument(
+        "--api", choices=["sync", "aio"], default="sync", help="compare the sync or the asyncio clients"
+    )
     args = parser.parse_args(argv)
 
     from azure.messaging.webpubsubservice import WebPubSubServiceClient
