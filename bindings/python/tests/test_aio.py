@@ -262,3 +262,46 @@ async def test_no_thread_per_call(emulator, hub):
         before = threading.active_count()
         await asyncio.gather(*(client.send_to_group("g", f"m{i}", "text") for i in range(50)))
         assert threading.active_count() <= before
+
+
+async def test_close_from_inside_a_listener(emulator, hub):
+    client = make_client(emulator, hub)
+    stopped = asyncio.Event()
+    closed = asyncio.Event()
+
+    async def on_message(_m):
+        await client.close()
+        closed.set()
+
+    await client.subscribe("group-message", on_message)
+    await client.subscribe("stopped", stopped.set)
+    await client.open()
+    await client.join_group("g")
+    await client.send_to_group("g", "close please", "text")
+    await asyncio.wait_for(closed.wait(), WAIT)
+    await asyncio.wait_for(stopped.wait(), WAIT)
+    assert not client.is_connected()
+
+
+async def test_sync_and_async_listeners_mixed_in_order(emulator, hub):
+    order = []
+    done = asyncio.Event()
+    client = make_client(emulator, hub)
+
+    async def async_listener(m):
+        await asyncio.sleep(0)
+        order.append(("async", m.data))
+
+    def sync_listener(m):
+        order.append(("sync", m.data))
+        if m.data == "2":
+            done.set()
+
+    await client.subscribe("group-message", async_listener)
+    client.on("group-message", sync_listener)
+    async with client:
+        await client.join_group("g")
+        for i in range(3):
+            await client.send_to_group("g", str(i), "text")
+        await asyncio.wait_for(done.wait(), WAIT)
+    assert order == [(kind, str(i)) for i in range(3) for kind in ("async", "sync")]
