@@ -277,7 +277,7 @@ async def test_close_from_inside_a_listener(emulator, hub):
     await client.subscribe("stopped", stopped.set)
     await client.open()
     await client.join_group("g")
-    await client.send_to_group("g", "close please", "text")
+    await client.send_to_group("g", "close please", "text", ack=False)
     await asyncio.wait_for(closed.wait(), WAIT)
     await asyncio.wait_for(stopped.wait(), WAIT)
     assert not client.is_connected()

@@ -73,7 +73,7 @@ def test_close_from_inside_a_callback(emulator, hub):
     client.subscribe("stopped", stopped.set)
     client.open()
     client.join_group("g")
-    client.send_to_group("g", "close please", "text")
+    client.send_to_group("g", "close please", "text", ack=False)  # an acked send could be cancelled by the close
     assert closed_in_callback.wait(WAIT)
     assert stopped.wait(WAIT)
     assert not client.is_connected()
@@ -112,3 +112,33 @@ def test_join_group_from_inside_connected(emulator, hub, recorder):
         client.send_to_group("from-connected", "hello", "text")
         assert recorder.wait_count(1) == ["hello"]
     assert state == [True, True]
+
+
+def test_fork_inherited_client_fails_clearly_new_client_works(emulator, hub):
+    url = emulator.client_url(hub)
+    proc = run_python(f"""
+        import os
+        from webpubsub_client import WebPubSubClient, SendMessageError
+        client = WebPubSubClient({url!r})
+        client.open()
+        client.join_group("g")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                client.send_to_group("g", "from child", "text")
+                print("inherited-ok", flush=True)
+            except SendMessageError as e:
+                print("inherited", e.error_detail.name, flush=True)
+            fresh = WebPubSubClient({url!r})
+            fresh.open()
+            fresh.join_group("child")
+            fresh.close()
+            print("fresh-ok", flush=True)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        client.send_to_group("g", "from parent", "text")
+        client.close()
+        print("parent-ok", status, flush=True)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["inherited WPS_ERR_FORKED", "fresh-ok", "parent-ok 0"]
