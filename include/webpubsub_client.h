@@ -908,6 +908,23 @@ wps_result wps_options_set_connect_timeout_ms(struct wps_options *o, uint32_t ti
 wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
 
 /**
+ * Fire-and-forget buffering: with 0 (the default) a `WPS_SEND_FIRE_AND_FORGET` send returns
+ * once its frame is written to the socket; with `frames` > 0, a fire-and-forget send made while
+ * connected returns as soon as the client accepted it, with up to `frames` such frames waiting
+ * to be written (then sends wait for writes again). Higher throughput; a failure to write is
+ * then not reported to the caller.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+ * (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_fire_and_forget_buffer(struct wps_options *o, uint32_t frames);
+
+/**
  * Keep-alive: `interval_ms` between pings (default 20000; 0 = off) and `timeout_ms` without
  * any inbound frame after which the connection counts as dead (default 120000; must be > 0).
  *

@@ -69,7 +69,12 @@ static void on_complete(void *ctx, const wps_event *ev) {
 
 static wps_client *connect_client(const char *url, int receive) {
     wps_client *c = NULL;
-    wps_result rc = wps_client_new(url, NULL, &c);
+    wps_options *o = NULL;
+    wps_options_new(&o);
+    /* BENCH_FF_BUFFER=N: fire-and-forget sends return once accepted, up to N frames buffered */
+    if (getenv("BENCH_FF_BUFFER")) wps_options_set_fire_and_forget_buffer(o, (uint32_t)atol(getenv("BENCH_FF_BUFFER")));
+    wps_result rc = wps_client_new(url, o, &c);
+    wps_options_free(o);
     if (rc == WPS_OK && receive) rc = wps_set_callback(c, WPS_EVENT_GROUP_MESSAGE, on_group_message, NULL);
     if (rc == WPS_OK) rc = wps_client_start(c, 30000);
     if (rc == WPS_OK) rc = wps_join_group(c, "bench", 0, NULL);

@@ -578,6 +578,35 @@ pub unsafe extern "C" fn wps_options_set_proxy(
     })
 }
 
+/// Fire-and-forget buffering: with 0 (the default) a `WPS_SEND_FIRE_AND_FORGET` send returns
+/// once its frame is written to the socket; with `frames` > 0, a fire-and-forget send made while
+/// connected returns as soon as the client accepted it, with up to `frames` such frames waiting
+/// to be written (then sends wait for writes again). Higher throughput; a failure to write is
+/// then not reported to the caller.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_fire_and_forget_buffer(
+    o: *mut wps_options,
+    frames: u32,
+) -> wps_result {
+    ffi_fn!("wps_options_set_fire_and_forget_buffer", {
+        // SAFETY: `o` is forwarded under this function's own contract.
+        unsafe {
+            with_builder(o, |o| {
+                o.engine.fire_and_forget_buffer = frames as usize;
+                Ok(())
+            })
+        }
+    })
+}
+
 /// Adds the PEM root certificates in the file at `path` (NUL-terminated UTF-8) to the system
 /// store for `wss://` connections. The file is read when a connection is made. NULL removes a
 /// previously set file.

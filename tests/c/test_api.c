@@ -94,6 +94,8 @@ static int test_options_reject_unknown_values(void) {
     CHECK_RC(wps_options_set_proxy(NULL, "http://127.0.0.1:1"), WPS_ERR_NULL_ARG);
     CHECK_RC(wps_options_set_socket_buffers(NULL, 1, 1), WPS_ERR_NULL_ARG);
     CHECK_RC(wps_options_set_sequence_ack_interval_ms(NULL, 1), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_options_set_fire_and_forget_buffer(NULL, 1), WPS_ERR_NULL_ARG);
+    CHECK_OK(wps_options_set_fire_and_forget_buffer(o, 256));
     CHECK_RC(wps_options_set_socket_buffers(o, 0, 1), WPS_ERR_INVALID_ARG);
     CHECK_RC(wps_options_set_sequence_ack_interval_ms(o, 0), WPS_ERR_INVALID_ARG);
     CHECK_RC(wps_options_set_proxy(o, "\xff"), WPS_ERR_INVALID_UTF8);
