@@ -157,7 +157,7 @@ def main(argv=None):
         "loadavg_end": round(os.getloadavg()[0], 2),
     }
     (out / "results.json").write_text(json.dumps({"meta": meta, "runs": samples, "summary": summary}, indent=1))
-    table = report.markdown(summary, meta)
+    table = report.markdown(summary, meta, samples)
     (out / "results.md").write_text(table)
     chart = report.chart(summary, meta, out / "chart.png")
     print(table)
