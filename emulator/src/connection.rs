@@ -7,6 +7,7 @@ use crate::protobuf;
 use crate::protocol;
 use crate::rest::error_response;
 use crate::roles::Permissions;
+use crate::router::query_pairs;
 use crate::service::Service;
 use crate::session::{random_id, Kind, Link, Session, SimpleMode};
 use crate::transport::{reject, run};
@@ -76,15 +77,7 @@ fn bad_request(msg: &str) -> Response {
 /// Handles `GET /client/hubs/{hub}` and `GET /client/?hub={hub}`.
 pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Body>) -> Response {
     let (mut parts, _body) = req.into_parts();
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = query_pairs(&parts.uri);
     let q = |name: &str| {
         query
             .iter()

@@ -7,13 +7,24 @@ use crate::rest::{self, error_response, RestRequest};
 use crate::service::Service;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
-use axum::http::{Request, StatusCode};
+use axum::http::{Request, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
 use std::sync::Arc;
 
 /// Largest accepted REST body.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Decoded query parameters, in order (repeated names kept).
+pub fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 pub fn router(svc: Arc<Service>) -> Router {
     Router::new().fallback(dispatch).with_state(svc)
@@ -37,15 +48,7 @@ async fn dispatch(State(svc): State<Arc<Service>>, req: Request<Body>) -> Respon
             connection::handle(svc, hub, req).await
         }
         Some("api") | Some("_emulator") => {
-            let query: Vec<(String, String)> = req
-                .uri()
-                .query()
-                .map(|q| {
-                    url::form_urlencoded::parse(q.as_bytes())
-                        .into_owned()
-                        .collect()
-                })
-                .unwrap_or_default();
+            let query = query_pairs(req.uri());
             let (parts, body) = req.into_parts();
             let body = match to_bytes(body, MAX_BODY).await {
                 Ok(b) => b,

@@ -98,32 +98,32 @@ async fn simple_clients_get_raw_frames() {
     assert_eq!(p, None, "no subprotocol echoed");
     let (mut custom, p) = try_connect(&url, &["my.protocol"]).await.unwrap();
     assert_eq!(p.as_deref(), Some("my.protocol"));
-    let r = http(
-        &emu,
-        "POST",
-        "/api/hubs/h/groups/g/:send",
-        true,
-        Some("application/json"),
-        br#""quoted""#,
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            "/api/hubs/h/groups/g/:send",
+            "application/json",
+            br#""quoted""#
+        )
+        .await,
+        202
+    );
     for ws in [&mut simple, &mut custom] {
         match recv(ws).await {
             Message::Text(t) => assert_eq!(t.as_str(), r#""quoted""#),
             other => panic!("{other:?}"),
         }
     }
-    let r = http(
-        &emu,
-        "POST",
-        "/api/hubs/h/:send",
-        true,
-        Some("application/octet-stream"),
-        &[1, 2, 3],
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            "/api/hubs/h/:send",
+            "application/octet-stream",
+            &[1, 2, 3]
+        )
+        .await,
+        202
+    );
     match recv(&mut simple).await {
         Message::Binary(b) => assert_eq!(&b[..], &[1, 2, 3]),
         other => panic!("{other:?}"),
@@ -193,16 +193,10 @@ async fn simple_send_to_group_honours_no_echo_and_permissions() {
         "from echoing",
         "noEcho skipped its own"
     );
-    let r = http(
-        &emu,
-        "POST",
-        "/api/hubs/h/groups/g/:send",
-        true,
-        Some("text/plain"),
-        b"marker",
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(&emu, "/api/hubs/h/groups/g/:send", "text/plain", b"marker").await,
+        202
+    );
     assert_eq!(
         text(recv(&mut quiet).await),
         "marker",

@@ -122,16 +122,16 @@ async fn protobuf_non_reliable_gets_no_sequence_ids() {
     assert_eq!(p.as_deref(), Some(PB));
     let connected = recv_binary(&mut pb).await;
     assert_eq!(connected[0], 0x1a);
-    let r = http(
-        &emu,
-        "POST",
-        "/api/hubs/h/:send",
-        true,
-        Some("application/octet-stream"),
-        &[1, 2, 3],
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            "/api/hubs/h/:send",
+            "application/octet-stream",
+            &[1, 2, 3]
+        )
+        .await,
+        202
+    );
     let mut expected = vec![0x12, 0x0f];
     expected.extend(len_field(1, b"server"));
     expected.extend(len_field(3, &len_field(2, &[1, 2, 3])));

@@ -3,17 +3,9 @@
 
 mod common;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const ROLES: &[&str] = &["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
-
-fn recovery_url(url: &str, connected: &Value) -> String {
-    format!(
-        "{url}&awps_connection_id={}&awps_reconnection_token={}",
-        connected["connectionId"].as_str().unwrap(),
-        connected["reconnectionToken"].as_str().unwrap()
-    )
-}
 
 async fn publish(ws: &mut Ws, group: &str, text: &str) {
     send(
@@ -53,16 +45,15 @@ async fn recovery_after_drop_replays_unacked_messages_in_order() {
     assert_eq!(recv_json(&mut sub).await["type"], "pong");
 
     // Drop the transport through the HTTP fault API.
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/_emulator/hubs/h/connections/{id}/:drop"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(
+        call(
+            &emu,
+            "POST",
+            &format!("/_emulator/hubs/h/connections/{id}/:drop")
+        )
+        .await,
+        204
+    );
     assert_eq!(
         expect_close(&mut sub).await,
         1006,
@@ -150,34 +141,24 @@ async fn failed_recovery_is_101_then_1008() {
     assert_eq!(expect_close(&mut r).await, 1008);
 
     // Expire: the live socket is cut and the session forgotten.
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/_emulator/hubs/h/connections/{id}/:expire"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(
+        call(
+            &emu,
+            "POST",
+            &format!("/_emulator/hubs/h/connections/{id}/:expire")
+        )
+        .await,
+        204
+    );
     assert_eq!(expect_close(&mut ws).await, 1006);
     assert!(emu.connections("h").is_empty());
-    let (mut r, _) = try_connect(&recovery_url(&url, &connected), &[RELIABLE])
-        .await
-        .unwrap();
-    assert_eq!(expect_close(&mut r).await, 1008);
+    expect_recovery_refused(&recovery_url(&url, &connected), RELIABLE).await;
 
     // Unknown connection in the fault API.
-    let r = http(
-        &emu,
-        "POST",
-        "/_emulator/hubs/h/connections/nope/:drop",
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 404);
+    assert_eq!(
+        call(&emu, "POST", "/_emulator/hubs/h/connections/nope/:drop").await,
+        404
+    );
     let r = http(
         &emu,
         "POST",
@@ -198,10 +179,7 @@ async fn client_close_1000_ends_the_session() {
     let (mut ws, connected) = connect_pubsub(&url, RELIABLE).await;
     close_normal(&mut ws).await;
     let _ = expect_close(&mut ws).await;
-    let (mut r, _) = try_connect(&recovery_url(&url, &connected), &[RELIABLE])
-        .await
-        .unwrap();
-    assert_eq!(expect_close(&mut r).await, 1008);
+    expect_recovery_refused(&recovery_url(&url, &connected), RELIABLE).await;
     assert!(emu.connections("h").is_empty());
     emu.shutdown().await;
 }
@@ -212,16 +190,15 @@ async fn fault_close_sends_the_requested_code() {
     let url = emu.client_access_url("h", None, &[], &[], HOUR);
     let (mut ws, connected) = connect_pubsub(&url, RELIABLE).await;
     let id = connected["connectionId"].as_str().unwrap();
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/_emulator/hubs/h/connections/{id}/:close?code=4001&reason=bye"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(
+        call(
+            &emu,
+            "POST",
+            &format!("/_emulator/hubs/h/connections/{id}/:close?code=4001&reason=bye")
+        )
+        .await,
+        204
+    );
     let (frames, code) = frames_until_close(&mut ws).await;
     assert_eq!(
         frames,
@@ -238,14 +215,8 @@ async fn fault_close_sends_the_requested_code() {
         vec![json!({"type":"system","event":"disconnected","message":"done"})]
     );
     assert_eq!(code, 1000);
-    let (mut r, _) = try_connect(&recovery_url(&url, &connected), &[RELIABLE])
-        .await
-        .unwrap();
-    assert_eq!(
-        expect_close(&mut r).await,
-        1008,
-        "a 1000 close ends the session"
-    );
+    // A 1000 close ends the session.
+    expect_recovery_refused(&recovery_url(&url, &connected), RELIABLE).await;
     emu.shutdown().await;
 }
 
@@ -258,16 +229,16 @@ async fn buffer_overflow_closes_with_1008() {
     // Never acknowledge; 1001 messages overflow the 1000-message buffer.
     let body = b"x".to_vec();
     for _ in 0..1001 {
-        let r = http(
-            &emu,
-            "POST",
-            "/api/hubs/h/groups/g/:send?api-version=2024-12-01",
-            true,
-            Some("text/plain"),
-            &body,
-        )
-        .await;
-        assert_eq!(r.status, 202);
+        assert_eq!(
+            post(
+                &emu,
+                "/api/hubs/h/groups/g/:send?api-version=2024-12-01",
+                "text/plain",
+                &body
+            )
+            .await,
+            202
+        );
     }
     let (frames, code) = frames_until_close(&mut sub).await;
     assert_eq!(code, 1008);
@@ -279,10 +250,7 @@ async fn buffer_overflow_closes_with_1008() {
     assert_eq!(frames[999]["sequenceId"], 1000);
     assert_eq!(frames[1000]["event"], "disconnected");
     assert!(emu.connections("h").iter().all(|c| c.connection_id != id));
-    let (mut r, _) = try_connect(&recovery_url(&url, &connected), &[RELIABLE])
-        .await
-        .unwrap();
-    assert_eq!(expect_close(&mut r).await, 1008);
+    expect_recovery_refused(&recovery_url(&url, &connected), RELIABLE).await;
     emu.shutdown().await;
 }
 
@@ -294,16 +262,10 @@ async fn buffer_byte_limit_closes_with_1008() {
     // Never acknowledged: each frame is 1 MiB plus its envelope, so the 16th exceeds 16 MiB.
     let body = vec![b'x'; 1024 * 1024];
     for _ in 0..17 {
-        let r = http(
-            &emu,
-            "POST",
-            "/api/hubs/h/groups/g/:send",
-            true,
-            Some("text/plain"),
-            &body,
-        )
-        .await;
-        assert_eq!(r.status, 202);
+        assert_eq!(
+            post(&emu, "/api/hubs/h/groups/g/:send", "text/plain", &body).await,
+            202
+        );
     }
     let (frames, code) = frames_until_close(&mut sub).await;
     assert_eq!(code, 1008);
@@ -325,16 +287,16 @@ async fn acked_messages_keep_the_buffer_small() {
     let (mut sub, _) = connect_pubsub(&url, RELIABLE).await;
     for round in 0..3u64 {
         for _ in 0..600 {
-            let r = http(
-                &emu,
-                "POST",
-                "/api/hubs/h/groups/g/:send",
-                true,
-                Some("application/json"),
-                b"{\"a\":1}",
-            )
-            .await;
-            assert_eq!(r.status, 202);
+            assert_eq!(
+                post(
+                    &emu,
+                    "/api/hubs/h/groups/g/:send",
+                    "application/json",
+                    b"{\"a\":1}"
+                )
+                .await,
+                202
+            );
         }
         let mut last = 0;
         for _ in 0..600 {

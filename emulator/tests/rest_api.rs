@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
+use webpubsub_emulator::Emulator;
 
 const V: &str = "api-version=2024-12-01";
 
@@ -20,6 +21,11 @@ async fn client(
     (ws, c["connectionId"].as_str().unwrap().to_string())
 }
 
+/// `call` for `/api/hubs/hub/{rest}` with the api-version.
+async fn op(emu: &Emulator, method: &str, rest: &str) -> u16 {
+    call(emu, method, &format!("/api/hubs/hub/{rest}?{V}")).await
+}
+
 /// The next data message a connection sees.
 async fn next_data(ws: &mut Ws) -> Value {
     recv_until(ws, |v| v["type"] == "message").await
@@ -31,16 +37,16 @@ async fn send_operations_and_content_types() {
     let (mut a, a_id) = client(&emu, Some("alice"), &["g"]).await;
     let (mut b, _) = client(&emu, Some("bob"), &[]).await;
 
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/:send?{V}"),
-        true,
-        Some("application/json"),
-        br#"{"hello": "world"}"#,
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/:send?{V}"),
+            "application/json",
+            br#"{"hello": "world"}"#
+        )
+        .await,
+        202
+    );
     for ws in [&mut a, &mut b] {
         assert_eq!(
             recv_json(ws).await,
@@ -61,45 +67,46 @@ async fn send_operations_and_content_types() {
         recv_json(&mut a).await,
         json!({"type":"message","from":"group","group":"g","dataType":"text","data":"to group"})
     );
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/users/{}/:send?{V}", enc("bob")),
-        true,
-        Some("application/octet-stream"),
-        &[1, 2, 3],
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/users/{}/:send?{V}", enc("bob")),
+            "application/octet-stream",
+            &[1, 2, 3]
+        )
+        .await,
+        202
+    );
     assert_eq!(recv_json(&mut b).await["data"], "AQID");
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/connections/{a_id}/:send?{V}"),
-        true,
-        Some("text/plain"),
-        b"direct",
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/connections/{a_id}/:send?{V}"),
+            "text/plain",
+            b"direct"
+        )
+        .await,
+        202
+    );
     assert_eq!(recv_json(&mut a).await["data"], "direct");
     // Unknown targets are fire-and-forget.
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/connections/nobody/:send?{V}"),
-        true,
-        Some("text/plain"),
-        b"x",
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/connections/nobody/:send?{V}"),
+            "text/plain",
+            b"x"
+        )
+        .await,
+        202
+    );
 
     // Invalid JSON body: 400 with an error body and x-ms-error-code.
+    let path = format!("/api/hubs/hub/:send?{V}");
     let r = http(
         &emu,
         "POST",
-        &format!("/api/hubs/hub/:send?{V}"),
+        &path,
         true,
         Some("application/json"),
         b"{nope",
@@ -168,27 +175,28 @@ async fn excluded_and_filters_select_connections() {
         ),
     ];
     for (i, (query, expect)) in cases.iter().enumerate() {
-        let r = http(
-            &emu,
-            "POST",
-            &format!("/api/hubs/hub/:send?{query}&{V}"),
-            true,
-            Some("text/plain"),
-            format!("case{i}").as_bytes(),
-        )
-        .await;
-        assert_eq!(r.status, 202, "{query}");
+        assert_eq!(
+            post(
+                &emu,
+                &format!("/api/hubs/hub/:send?{query}&{V}"),
+                "text/plain",
+                format!("case{i}").as_bytes()
+            )
+            .await,
+            202,
+            "{query}"
+        );
         // A marker to everyone shows whether the case message was delivered first.
-        let r = http(
-            &emu,
-            "POST",
-            &format!("/api/hubs/hub/:send?{V}"),
-            true,
-            Some("text/plain"),
-            b"marker",
-        )
-        .await;
-        assert_eq!(r.status, 202);
+        assert_eq!(
+            post(
+                &emu,
+                &format!("/api/hubs/hub/:send?{V}"),
+                "text/plain",
+                b"marker"
+            )
+            .await,
+            202
+        );
         for (ws, want) in [&mut a, &mut b, &mut c].into_iter().zip(expect) {
             let first = next_data(ws).await;
             if *want {
@@ -199,27 +207,27 @@ async fn excluded_and_filters_select_connections() {
             }
         }
     }
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/:send?filter={}&{V}", enc("userId eq")),
-        true,
-        Some("text/plain"),
-        b"x",
-    )
-    .await;
-    assert_eq!(r.status, 400);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/:send?filter={}&{V}", enc("userId eq")),
+            "text/plain",
+            b"x"
+        )
+        .await,
+        400
+    );
     // Group send honours excluded.
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/groups/g1/:send?excluded={a_id}&{V}"),
-        true,
-        Some("text/plain"),
-        b"gx",
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/groups/g1/:send?excluded={a_id}&{V}"),
+            "text/plain",
+            b"gx"
+        )
+        .await,
+        202
+    );
     assert_eq!(recv_json(&mut b).await["data"], "gx");
     emu.shutdown().await;
 }
@@ -230,60 +238,21 @@ async fn group_and_user_management() {
     let (_a, a_id) = client(&emu, Some("u1"), &[]).await;
     let (_b, b_id) = client(&emu, Some("u1"), &[]).await;
     let (_c, c_id) = client(&emu, Some("u2"), &[]).await;
-    let head = |p: String| {
-        let emu = &emu;
-        async move {
-            http(emu, "HEAD", &format!("{p}?{V}"), true, None, b"")
-                .await
-                .status
-        }
-    };
-    assert_eq!(head(format!("/api/hubs/hub/connections/{a_id}")).await, 200);
-    assert_eq!(head("/api/hubs/hub/connections/nope".into()).await, 404);
-    assert_eq!(head("/api/hubs/hub/users/u1".into()).await, 200);
-    assert_eq!(head("/api/hubs/hub/users/missing".into()).await, 404);
-    assert_eq!(head("/api/hubs/hub/groups/g".into()).await, 404);
+    assert_eq!(op(&emu, "HEAD", &format!("connections/{a_id}")).await, 200);
+    assert_eq!(op(&emu, "HEAD", "connections/nope").await, 404);
+    assert_eq!(op(&emu, "HEAD", "users/u1").await, 200);
+    assert_eq!(op(&emu, "HEAD", "users/missing").await, 404);
+    assert_eq!(op(&emu, "HEAD", "groups/g").await, 404);
 
-    let r = http(
-        &emu,
-        "PUT",
-        &format!("/api/hubs/hub/groups/g/connections/{c_id}?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(head("/api/hubs/hub/groups/g".into()).await, 200);
-    let r = http(
-        &emu,
-        "PUT",
-        &format!("/api/hubs/hub/groups/g/connections/nope?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 404);
-    let r = http(
-        &emu,
-        "PUT",
-        &format!("/api/hubs/hub/users/u1/groups/g?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    let r = http(
-        &emu,
-        "GET",
-        &format!("/api/hubs/hub/groups/g/connections?{V}&maxpagesize=2"),
-        true,
-        None,
-        b"",
-    )
-    .await;
+    assert_eq!(
+        op(&emu, "PUT", &format!("groups/g/connections/{c_id}")).await,
+        200
+    );
+    assert_eq!(op(&emu, "HEAD", "groups/g").await, 200);
+    assert_eq!(op(&emu, "PUT", "groups/g/connections/nope").await, 404);
+    assert_eq!(op(&emu, "PUT", "users/u1/groups/g").await, 200);
+    let path = format!("/api/hubs/hub/groups/g/connections?{V}&maxpagesize=2");
+    let r = http(&emu, "GET", &path, true, None, b"").await;
     assert_eq!(r.status, 200);
     let page = r.json();
     assert_eq!(page["value"].as_array().unwrap().len(), 2);
@@ -293,39 +262,24 @@ async fn group_and_user_management() {
     assert_eq!(r.json()["value"].as_array().unwrap().len(), 1);
     assert!(r.json().get("nextLink").is_none());
 
-    let r = http(
-        &emu,
-        "DELETE",
-        &format!("/api/hubs/hub/users/u1/groups/g?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
-    let r = http(
-        &emu,
-        "DELETE",
-        &format!("/api/hubs/hub/groups/g/connections/{c_id}?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
-    assert_eq!(head("/api/hubs/hub/groups/g".into()).await, 404);
+    assert_eq!(op(&emu, "DELETE", "users/u1/groups/g").await, 204);
+    assert_eq!(
+        op(&emu, "DELETE", &format!("groups/g/connections/{c_id}")).await,
+        204
+    );
+    assert_eq!(op(&emu, "HEAD", "groups/g").await, 404);
 
     let body = json!({"groups":["x","y"],"filter":"userId eq 'u1'"}).to_string();
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/:addToGroups?{V}"),
-        true,
-        Some("application/json"),
-        body.as_bytes(),
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/:addToGroups?{V}"),
+            "application/json",
+            body.as_bytes()
+        )
+        .await,
+        200
+    );
     let groups_of = |id: &str| {
         emu.connections("hub")
             .into_iter()
@@ -337,49 +291,28 @@ async fn group_and_user_management() {
     assert_eq!(groups_of(&b_id), vec!["x", "y"]);
     assert!(groups_of(&c_id).is_empty());
     let body = json!({"groups":["x"]}).to_string();
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/:removeFromGroups?{V}"),
-        true,
-        Some("application/json"),
-        body.as_bytes(),
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/:removeFromGroups?{V}"),
+            "application/json",
+            body.as_bytes()
+        )
+        .await,
+        200
+    );
     assert_eq!(groups_of(&a_id), vec!["y"]);
-    let r = http(
-        &emu,
-        "DELETE",
-        &format!("/api/hubs/hub/connections/{a_id}/groups?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(
+        op(&emu, "DELETE", &format!("connections/{a_id}/groups")).await,
+        204
+    );
     assert!(groups_of(&a_id).is_empty());
-    let r = http(
-        &emu,
-        "DELETE",
-        &format!("/api/hubs/hub/users/u1/groups?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(op(&emu, "DELETE", "users/u1/groups").await, 204);
     assert!(groups_of(&b_id).is_empty());
-    let r = http(
-        &emu,
-        "PUT",
-        &format!("/api/hubs/hub/groups/%20%20/connections/{a_id}?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 400);
+    assert_eq!(
+        op(&emu, "PUT", &format!("groups/%20%20/connections/{a_id}")).await,
+        400
+    );
     emu.shutdown().await;
 }
 
@@ -389,73 +322,53 @@ async fn close_operations_send_disconnected_then_1000() {
     let url = emu.client_access_url("hub", Some("u1"), &[], &["g"], HOUR);
     let (mut a, ca) = connect_pubsub(&url, RELIABLE).await;
     let a_id = ca["connectionId"].as_str().unwrap();
-    let r = http(
-        &emu,
-        "DELETE",
-        &format!("/api/hubs/hub/connections/{a_id}?reason=bye&{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(
+        call(
+            &emu,
+            "DELETE",
+            &format!("/api/hubs/hub/connections/{a_id}?reason=bye&{V}")
+        )
+        .await,
+        204
+    );
     let (frames, code) = frames_until_close(&mut a).await;
     assert_eq!(
         frames,
         vec![json!({"type":"system","event":"disconnected","message":"bye"})]
     );
     assert_eq!(code, 1000);
-    let rec = format!(
-        "{url}&awps_connection_id={a_id}&awps_reconnection_token={}",
-        ca["reconnectionToken"].as_str().unwrap()
-    );
-    let (mut r, _) = try_connect(&rec, &[RELIABLE]).await.unwrap();
-    assert_eq!(
-        expect_close(&mut r).await,
-        1008,
-        "closed sessions cannot be recovered"
-    );
+    // A closed session cannot be recovered.
+    expect_recovery_refused(&recovery_url(&url, &ca), RELIABLE).await;
 
     let (mut g1, _) = connect_pubsub(&url, JSON).await;
     let (mut g2, c2) = connect_pubsub(&url, JSON).await;
     let other = emu.client_access_url("hub", Some("u2"), &[], &[], HOUR);
     let (mut o, _) = connect_pubsub(&other, JSON).await;
-    let r = http(
-        &emu,
-        "POST",
-        &format!(
-            "/api/hubs/hub/groups/g/:closeConnections?excluded={}&reason=grp&{V}",
-            c2["connectionId"].as_str().unwrap()
-        ),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(
+        call(
+            &emu,
+            "POST",
+            &format!(
+                "/api/hubs/hub/groups/g/:closeConnections?excluded={}&reason=grp&{V}",
+                c2["connectionId"].as_str().unwrap()
+            )
+        )
+        .await,
+        204
+    );
     let (frames, code) = frames_until_close(&mut g1).await;
     assert_eq!((frames[0]["message"].as_str(), code), (Some("grp"), 1000));
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/users/u1/:closeConnections?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(op(&emu, "POST", "users/u1/:closeConnections").await, 204);
     assert_eq!(frames_until_close(&mut g2).await.1, 1000);
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/:closeConnections?reason=all&{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(
+        call(
+            &emu,
+            "POST",
+            &format!("/api/hubs/hub/:closeConnections?reason=all&{V}")
+        )
+        .await,
+        204
+    );
     let (frames, code) = frames_until_close(&mut o).await;
     assert_eq!((frames[0]["message"].as_str(), code), (Some("all"), 1000));
     assert!(emu.connections("hub").is_empty());
@@ -468,100 +381,45 @@ async fn permissions_grant_revoke_check() {
     let url = emu.client_access_url("hub", None, &[], &[], HOUR);
     let (mut ws, c) = connect_pubsub(&url, JSON).await;
     let id = c["connectionId"].as_str().unwrap();
-    let p = |perm: &str, target: &str| {
-        format!("/api/hubs/hub/permissions/{perm}/connections/{id}?{target}{V}")
+    // permissions/{perm}/connections/{id} with an optional targetName.
+    let perm = |perm: &str, target: Option<&str>| match target {
+        Some(t) => format!("permissions/{perm}/connections/{id}?targetName={t}&{V}"),
+        None => format!("permissions/{perm}/connections/{id}?{V}"),
     };
-    assert_eq!(
-        http(
-            &emu,
-            "HEAD",
-            &p("joinLeaveGroup", "targetName=g1&"),
-            true,
-            None,
-            b""
-        )
-        .await
-        .status,
-        404
-    );
+    let status = |method: &'static str, path: String| {
+        let emu = &emu;
+        async move { call(emu, method, &format!("/api/hubs/hub/{path}")).await }
+    };
+    let g1 = Some("g1");
+    assert_eq!(status("HEAD", perm("joinLeaveGroup", g1)).await, 404);
     assert_eq!(join(&mut ws, "g1", 1).await["error"]["name"], "Forbidden");
-    assert_eq!(
-        http(
-            &emu,
-            "PUT",
-            &p("joinLeaveGroup", "targetName=g1&"),
-            true,
-            None,
-            b""
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        http(
-            &emu,
-            "HEAD",
-            &p("joinLeaveGroup", "targetName=g1&"),
-            true,
-            None,
-            b""
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(status("PUT", perm("joinLeaveGroup", g1)).await, 200);
+    assert_eq!(status("HEAD", perm("joinLeaveGroup", g1)).await, 200);
     assert_eq!(join(&mut ws, "g1", 2).await["success"], true);
     assert_eq!(join(&mut ws, "g2", 3).await["success"], false);
-    assert_eq!(
-        http(&emu, "PUT", &p("sendToGroup", ""), true, None, b"")
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        http(&emu, "HEAD", &p("sendToGroup", ""), true, None, b"")
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        http(&emu, "DELETE", &p("sendToGroup", ""), true, None, b"")
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        http(
-            &emu,
-            "HEAD",
-            &p("sendToGroup", "targetName=x&"),
-            true,
-            None,
-            b""
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        http(&emu, "PUT", &p("teleport", ""), true, None, b"")
-            .await
-            .status,
-        400
-    );
-    let missing = format!("/api/hubs/hub/permissions/sendToGroup/connections/nope?{V}");
-    assert_eq!(
-        http(&emu, "PUT", &missing, true, None, b"").await.status,
-        404
-    );
+    assert_eq!(status("PUT", perm("sendToGroup", None)).await, 200);
+    assert_eq!(status("HEAD", perm("sendToGroup", None)).await, 200);
+    assert_eq!(status("DELETE", perm("sendToGroup", None)).await, 204);
+    assert_eq!(status("HEAD", perm("sendToGroup", Some("x"))).await, 404);
+    assert_eq!(status("PUT", perm("teleport", None)).await, 400);
+    let missing = format!("permissions/sendToGroup/connections/nope?{V}");
+    assert_eq!(status("PUT", missing).await, 404);
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn generate_token_returns_a_usable_client_token() {
     let emu = emulator().await;
-    let r = http(&emu, "POST", &format!("/api/hubs/hub/:generateToken?userId=zed&role=webpubsub.joinLeaveGroup&group=a&group=b&minutesToExpire=5&{V}"), true, None, b"").await;
+    let query = "userId=zed&role=webpubsub.joinLeaveGroup&group=a&group=b&minutesToExpire=5";
+    let r = http(
+        &emu,
+        "POST",
+        &format!("/api/hubs/hub/:generateToken?{query}&{V}"),
+        true,
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200);
     let token = r.json()["token"].as_str().unwrap().to_string();
     let url = format!(
@@ -580,52 +438,37 @@ async fn generate_token_returns_a_usable_client_token() {
 async fn percent_encoded_user_and_group_names() {
     let emu = emulator().await;
     let (mut ws, id) = client(&emu, Some("user 1"), &[]).await;
-    let r = http(
-        &emu,
-        "HEAD",
-        &format!("/api/hubs/hub/users/user%201?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    let r = http(
-        &emu,
-        "PUT",
-        &format!("/api/hubs/hub/groups/a%2Fb%20c/connections/{id}?{V}"),
-        true,
-        None,
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(op(&emu, "HEAD", "users/user%201").await, 200);
+    assert_eq!(
+        op(&emu, "PUT", &format!("groups/a%2Fb%20c/connections/{id}")).await,
+        200
+    );
     assert_eq!(emu.connections("hub")[0].groups, vec!["a/b c"]);
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/groups/a%2Fb%20c/:send?{V}"),
-        true,
-        Some("text/plain"),
-        b"slash",
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/groups/a%2Fb%20c/:send?{V}"),
+            "text/plain",
+            b"slash"
+        )
+        .await,
+        202
+    );
     let m = recv_json(&mut ws).await;
     assert_eq!(
         (m["group"].as_str(), m["data"].as_str()),
         (Some("a/b c"), Some("slash"))
     );
-    let r = http(
-        &emu,
-        "POST",
-        &format!("/api/hubs/hub/users/user%201/:send?{V}"),
-        true,
-        Some("text/plain"),
-        b"to user",
-    )
-    .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/users/user%201/:send?{V}"),
+            "text/plain",
+            b"to user"
+        )
+        .await,
+        202
+    );
     assert_eq!(recv_json(&mut ws).await["data"], "to user");
     emu.shutdown().await;
 }

@@ -73,16 +73,10 @@ async fn random_traffic_never_breaks_the_emulator() {
         }));
     }
     for _ in 0..50 {
-        let r = http(
-            &emu,
-            "POST",
-            "/api/hubs/h/groups/g0/:send",
-            true,
-            Some("text/plain"),
-            b"rest",
-        )
-        .await;
-        assert_eq!(r.status, 202);
+        assert_eq!(
+            post(&emu, "/api/hubs/h/groups/g0/:send", "text/plain", b"rest").await,
+            202
+        );
     }
     for t in tasks {
         tokio::time::timeout(DEADLINE * 6, t)

@@ -211,3 +211,33 @@ pub async fn raw_status(emu: &Emulator, request: &str) -> u16 {
     let head = String::from_utf8_lossy(&buf[..n]);
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// Authenticated request without a body; returns the status code.
+pub async fn call(emu: &Emulator, method: &str, path_and_query: &str) -> u16 {
+    http(emu, method, path_and_query, true, None, b"")
+        .await
+        .status
+}
+
+/// Authenticated POST of `body` as `content_type`; returns the status code.
+pub async fn post(emu: &Emulator, path_and_query: &str, content_type: &str, body: &[u8]) -> u16 {
+    http(emu, "POST", path_and_query, true, Some(content_type), body)
+        .await
+        .status
+}
+
+/// The recovery URL for a connection, from its original URL and `connected` frame.
+pub fn recovery_url(url: &str, connected: &Value) -> String {
+    format!(
+        "{url}&awps_connection_id={}&awps_reconnection_token={}",
+        connected["connectionId"].as_str().unwrap(),
+        connected["reconnectionToken"].as_str().unwrap()
+    )
+}
+
+/// Asserts that a recovery attempt is upgraded and then closed with 1008.
+pub async fn expect_recovery_refused(recovery_url: &str, protocol: &str) {
+    let (mut ws, echoed) = try_connect(recovery_url, &[protocol]).await.expect("101");
+    assert_eq!(echoed.as_deref(), Some(protocol));
+    assert_eq!(expect_close(&mut ws).await, 1008, "recovery refused");
+}
