@@ -11,10 +11,9 @@ import weakref
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _native as n
-from . import _payload
-from ._logging import enable_native_logging
-from ._core import ClientCore, Completion, open_error, send_error
-from ._options import ClientSettings, build_native_options, seconds_to_ms, settings_from
+from ._core import ClientCore, Completion, create_core, open_error, send_error
+from ._operations import client_settings, group_op, send_op
+from ._options import seconds_to_ms
 from .models._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
 from .models._errors import OpenClientError
 from .models._models import WebPubSubClientOptions
@@ -80,29 +79,6 @@ class _ListenerSink:
         """The sync client uses no asynchronous operations."""
 
 
-def _op_options(options: Any, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    merged: Dict[str, Any] = {}
-    if options is not None:
-        as_kwargs = getattr(options, "as_kwargs", None)
-        if as_kwargs is None:
-            raise TypeError("options must be a JoinGroupOptions/SendToGroupOptions/...")
-        merged.update(as_kwargs())
-    merged.update({k: v for k, v in kwargs.items() if v is not None})
-    return merged
-
-
-def _flags(no_echo: bool, fire_and_forget: bool) -> int:
-    return (n.WPS_SEND_NO_ECHO if no_echo else 0) | (n.WPS_SEND_FIRE_AND_FORGET if fire_and_forget else 0)
-
-
-def _ack_id_in(ack_id: Optional[int]) -> int:
-    if ack_id is None:
-        return 0
-    if not isinstance(ack_id, int) or ack_id <= 0 or ack_id >= 2**64:
-        raise ValueError("ack_id must be a positive integer")
-    return ack_id
-
-
 class WebPubSubClient:
     """A client connection to Azure Web PubSub (or a compatible service).
 
@@ -151,36 +127,10 @@ class WebPubSubClient:
         user_agent: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
-        explicit = dict(
-            message_retry_backoff_factor=message_retry_backoff_factor,
-            message_retry_backoff_max=message_retry_backoff_max,
-            message_retry_mode=message_retry_mode,
-            message_retry_total=message_retry_total,
-            protocol_type=protocol_type,
-            reconnect_retry_backoff_factor=reconnect_retry_backoff_factor,
-            reconnect_retry_backoff_max=reconnect_retry_backoff_max,
-            reconnect_retry_mode=reconnect_retry_mode,
-            reconnect_retry_total=reconnect_retry_total,
-            auto_rejoin_groups=auto_rejoin_groups,
-            logging_enable=logging_enable,
-            ack_timeout=ack_timeout,
-            start_timeout=start_timeout,
-            user_agent=user_agent,
-        )
-        defaults = ClientSettings()
-        # keywords left at their default do not override an options object
-        changed = {k: v for k, v in explicit.items() if v != getattr(defaults, k)}
-        self._settings = settings_from(options, {**changed, **kwargs})
-        if self._settings.logging_enable:
-            enable_native_logging()
+        self._settings = client_settings(options, locals(), kwargs)
         url, provider = _split_credential(credential)
-        self._credential = credential
-        native_options = build_native_options(self._settings, poll_mode=False)
         sink = _ListenerSink()
-        try:
-            self._core = ClientCore(url, provider, native_options, sink)
-        finally:
-            n.get_lib().wps_options_free(native_options)
+        self._core = create_core(self._settings, url, provider, sink, poll_mode=False)
         sink.core = self._core
         self._finalizer = weakref.finalize(self, self._core.release)
 
@@ -256,12 +206,9 @@ class WebPubSubClient:
         :keyword ack_id: Retry an earlier attempt with its ack id (the service deduplicates).
         :raises SendMessageError: carrying the ack id and the error detail.
         """
-        opts = _op_options(options, {"ack_id": ack_id})
-        group = n.encode_identifier(group_name, "group_name")
+        op = group_op(group_name, options, ack_id)
         out = ctypes.c_uint64(0)
-        code = self._core.lib.wps_join_group(
-            self._core.handle, group, _ack_id_in(opts.get("ack_id")), ctypes.byref(out)
-        )
+        code = self._core.lib.wps_join_group(self._core.handle, op.group, op.ack_id, ctypes.byref(out))
         self._raise_on_failure(code, f"join group {group_name!r}", out)
 
     def leave_group(self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any) -> None:
@@ -270,12 +217,9 @@ class WebPubSubClient:
         :keyword ack_id: Retry an earlier attempt with its ack id.
         :raises SendMessageError: carrying the ack id and the error detail.
         """
-        opts = _op_options(options, {"ack_id": ack_id})
-        group = n.encode_identifier(group_name, "group_name")
+        op = group_op(group_name, options, ack_id)
         out = ctypes.c_uint64(0)
-        code = self._core.lib.wps_leave_group(
-            self._core.handle, group, _ack_id_in(opts.get("ack_id")), ctypes.byref(out)
-        )
+        code = self._core.lib.wps_leave_group(self._core.handle, op.group, op.ack_id, ctypes.byref(out))
         self._raise_on_failure(code, f"leave group {group_name!r}", out)
 
     def send_to_group(
@@ -301,20 +245,20 @@ class WebPubSubClient:
         :keyword ack_id: Retry an earlier attempt with its ack id.
         :raises SendMessageError: carrying the ack id and the error detail.
         """
-        opts = _op_options(options, {"ack_id": ack_id, "no_echo": no_echo or None, "fire_and_forget": fire_and_forget})
-        forget = bool(opts.get("fire_and_forget")) or not ack
-        data, native_type = _payload.encode(content, data_type)
-        group = n.encode_identifier(group_name, "group_name")
+        op = send_op(
+            group_name,
+            "group_name",
+            content,
+            data_type,
+            options,
+            ack=ack,
+            no_echo=no_echo,
+            ack_id=ack_id,
+            fire_and_forget=fire_and_forget,
+        )
         out = ctypes.c_uint64(0)
         code = self._core.lib.wps_send_to_group(
-            self._core.handle,
-            group,
-            data,
-            len(data),
-            native_type,
-            _flags(bool(opts.get("no_echo")), forget),
-            _ack_id_in(opts.get("ack_id")),
-            ctypes.byref(out),
+            self._core.handle, op.target, op.data, len(op.data), op.data_type, op.flags, op.ack_id, ctypes.byref(out)
         )
         self._raise_on_failure(code, f"send to group {group_name!r}", out)
 
@@ -337,20 +281,20 @@ class WebPubSubClient:
         :raises SendMessageError: carrying the ack id and the error detail (e.g. ``InternalServerError``
             when the hub has no event handler).
         """
-        opts = _op_options(options, {"ack_id": ack_id, "fire_and_forget": fire_and_forget})
-        forget = bool(opts.get("fire_and_forget")) or not ack
-        data, native_type = _payload.encode(content, data_type)
-        name = n.encode_identifier(event_name, "event_name")
+        op = send_op(
+            event_name,
+            "event_name",
+            content,
+            data_type,
+            options,
+            ack=ack,
+            no_echo=False,
+            ack_id=ack_id,
+            fire_and_forget=fire_and_forget,
+        )
         out = ctypes.c_uint64(0)
         code = self._core.lib.wps_send_event(
-            self._core.handle,
-            name,
-            data,
-            len(data),
-            native_type,
-            _flags(False, forget),
-            _ack_id_in(opts.get("ack_id")),
-            ctypes.byref(out),
+            self._core.handle, op.target, op.data, len(op.data), op.data_type, op.flags, op.ack_id, ctypes.byref(out)
         )
         self._raise_on_failure(code, f"send event {event_name!r}", out)
 

@@ -20,7 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from . import _native as n
 from . import _payload
-from ._logging import disable_native_logging
+from ._logging import disable_native_logging, enable_native_logging
+from ._options import ClientSettings, build_native_options
 from .models._enums import CallbackType
 from .models._errors import AckMessageError, OpenClientError, SendMessageError, WebPubSubClientError
 from .models._models import (
@@ -348,6 +349,25 @@ class ClientCore:
     @property
     def freed(self) -> bool:
         return self._freed
+
+
+def create_core(
+    settings: ClientSettings,
+    url: Optional[str],
+    url_provider: Optional[Callable[[], str]],
+    sink: EventSink,
+    poll_mode: bool,
+) -> ClientCore:
+    """A native client for ``settings`` delivering to ``sink``; turns on
+    native log forwarding when the settings ask for it."""
+    if settings.logging_enable:
+        enable_native_logging()
+    lib = n.get_lib()
+    native_options = build_native_options(settings, poll_mode=poll_mode)
+    try:
+        return ClientCore(url, url_provider, native_options, sink)
+    finally:
+        lib.wps_options_free(native_options)
 
 
 def _close_all_at_exit() -> None:

@@ -22,11 +22,9 @@ import weakref
 from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Tuple, Union
 
 from .. import _native as n
-from .. import _payload
-from .._client import _ack_id_in, _flags, _op_options
-from .._logging import enable_native_logging
-from .._core import ClientCore, Completion, open_error, send_error
-from .._options import ClientSettings, build_native_options, seconds_to_ms, settings_from
+from .._core import ClientCore, Completion, create_core, open_error, send_error
+from .._operations import client_settings, group_op, send_op
+from .._options import seconds_to_ms
 from ..models._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
 from ..models._errors import OpenClientError
 from ..models._models import WebPubSubClientOptions
@@ -244,27 +242,7 @@ class WebPubSubClient:
         user_agent: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
-        explicit = dict(
-            message_retry_backoff_factor=message_retry_backoff_factor,
-            message_retry_backoff_max=message_retry_backoff_max,
-            message_retry_mode=message_retry_mode,
-            message_retry_total=message_retry_total,
-            protocol_type=protocol_type,
-            reconnect_retry_backoff_factor=reconnect_retry_backoff_factor,
-            reconnect_retry_backoff_max=reconnect_retry_backoff_max,
-            reconnect_retry_mode=reconnect_retry_mode,
-            reconnect_retry_total=reconnect_retry_total,
-            auto_rejoin_groups=auto_rejoin_groups,
-            logging_enable=logging_enable,
-            ack_timeout=ack_timeout,
-            start_timeout=start_timeout,
-            user_agent=user_agent,
-        )
-        defaults = ClientSettings()
-        changed = {k: v for k, v in explicit.items() if v != getattr(defaults, k)}
-        self._settings = settings_from(options, {**changed, **kwargs})
-        if self._settings.logging_enable:
-            enable_native_logging()
+        self._settings = client_settings(options, locals(), kwargs)
         lib = n.get_lib()
         needed = (
             "wps_options_set_dispatch_mode",
@@ -292,11 +270,7 @@ class WebPubSubClient:
             sink.credential = credential
         else:
             raise TypeError("type of credential must be str or WebPubSubClientCredential")
-        native_options = build_native_options(self._settings, poll_mode=True)
-        try:
-            self._core = ClientCore(url, provider, native_options, sink)
-        finally:
-            lib.wps_options_free(native_options)
+        self._core = create_core(self._settings, url, provider, sink, poll_mode=True)
         sink.core = self._core
         self._sink = sink
         self._finalizer = weakref.finalize(self, _finalize, self._core, sink)
@@ -402,13 +376,11 @@ class WebPubSubClient:
 
         :raises SendMessageError: carrying the ack id and the error detail.
         """
-        opts = _op_options(options, {"ack_id": ack_id})
-        group = n.encode_identifier(group_name, "group_name")
-        ack = _ack_id_in(opts.get("ack_id"))
+        op = group_op(group_name, options, ack_id)
         core = self._core
         await self._run(
             f"join group {group_name!r}",
-            lambda ctx, out: core.lib.wps_join_group_async(core.handle, group, ack, n.NO_COMPLETION, ctx, out),
+            lambda ctx, out: core.lib.wps_join_group_async(core.handle, op.group, op.ack_id, n.NO_COMPLETION, ctx, out),
         )
 
     async def leave_group(
@@ -418,13 +390,13 @@ class WebPubSubClient:
 
         :raises SendMessageError: carrying the ack id and the error detail.
         """
-        opts = _op_options(options, {"ack_id": ack_id})
-        group = n.encode_identifier(group_name, "group_name")
-        ack = _ack_id_in(opts.get("ack_id"))
+        op = group_op(group_name, options, ack_id)
         core = self._core
         await self._run(
             f"leave group {group_name!r}",
-            lambda ctx, out: core.lib.wps_leave_group_async(core.handle, group, ack, n.NO_COMPLETION, ctx, out),
+            lambda ctx, out: core.lib.wps_leave_group_async(
+                core.handle, op.group, op.ack_id, n.NO_COMPLETION, ctx, out
+            ),
         )
 
     async def send_to_group(
@@ -444,17 +416,31 @@ class WebPubSubClient:
 
         :raises SendMessageError: carrying the ack id and the error detail.
         """
-        opts = _op_options(options, {"ack_id": ack_id, "no_echo": no_echo or None, "fire_and_forget": fire_and_forget})
-        forget = bool(opts.get("fire_and_forget")) or not ack
-        data, native_type = _payload.encode(content, data_type)
-        group = n.encode_identifier(group_name, "group_name")
-        flags = _flags(bool(opts.get("no_echo")), forget)
-        ack_in = _ack_id_in(opts.get("ack_id"))
+        op = send_op(
+            group_name,
+            "group_name",
+            content,
+            data_type,
+            options,
+            ack=ack,
+            no_echo=no_echo,
+            ack_id=ack_id,
+            fire_and_forget=fire_and_forget,
+        )
         core = self._core
         await self._run(
             f"send to group {group_name!r}",
             lambda ctx, out: core.lib.wps_send_to_group_async(
-                core.handle, group, data, len(data), native_type, flags, ack_in, n.NO_COMPLETION, ctx, out
+                core.handle,
+                op.target,
+                op.data,
+                len(op.data),
+                op.data_type,
+                op.flags,
+                op.ack_id,
+                n.NO_COMPLETION,
+                ctx,
+                out,
             ),
         )
 
@@ -474,17 +460,31 @@ class WebPubSubClient:
 
         :raises SendMessageError: carrying the ack id and the error detail.
         """
-        opts = _op_options(options, {"ack_id": ack_id, "fire_and_forget": fire_and_forget})
-        forget = bool(opts.get("fire_and_forget")) or not ack
-        data, native_type = _payload.encode(content, data_type)
-        name = n.encode_identifier(event_name, "event_name")
-        flags = _flags(False, forget)
-        ack_in = _ack_id_in(opts.get("ack_id"))
+        op = send_op(
+            event_name,
+            "event_name",
+            content,
+            data_type,
+            options,
+            ack=ack,
+            no_echo=False,
+            ack_id=ack_id,
+            fire_and_forget=fire_and_forget,
+        )
         core = self._core
         await self._run(
             f"send event {event_name!r}",
             lambda ctx, out: core.lib.wps_send_event_async(
-                core.handle, name, data, len(data), native_type, flags, ack_in, n.NO_COMPLETION, ctx, out
+                core.handle,
+                op.target,
+                op.data,
+                len(op.data),
+                op.data_type,
+                op.flags,
+                op.ack_id,
+                n.NO_COMPLETION,
+                ctx,
+                out,
             ),
         )
 
