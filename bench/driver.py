@@ -12,7 +12,6 @@ the run (exit status 1), but no figure is ever asserted.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
