@@ -106,3 +106,21 @@ async def test_listener_exception_logged(emulator, hub, caplog):
             await client.send_to_group("g", "x", "text")
             await asyncio.wait_for(got.get(), WAIT)
     assert any("async listener failure" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_client_reused_across_event_loops(emulator, hub):
+    """A client opened and closed under one loop works again under a new one."""
+    client = WebPubSubClient(emulator.client_url(hub))
+    seen = []
+
+    async def session(tag):
+        got = asyncio.Event()
+        await client.subscribe("group-message", lambda m: (seen.append(m.data), got.set()))
+        async with client:
+            await client.join_group("g")
+            await client.send_to_group("g", tag, "text")
+            await asyncio.wait_for(got.wait(), WAIT)
+
+    asyncio.run(session("first"))
+    asyncio.run(session("second"))
+    assert seen[0] == "first" and "second" in seen
