@@ -9,10 +9,11 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::dispatch::{BlockingSection, EventQueue, Item, Target};
+use super::dispatch::{EventQueue, Item, Target};
 use super::error::{Failure, WPS_ERR_INTERNAL, WPS_ERR_TIMEOUT};
 use super::event::{cancelled, Completed, OwnedEvent};
 use super::handle::globals;
+use super::pool::BlockingSection;
 
 /// Blocks SIGPIPE on the calling (library-owned) thread; the host's disposition is untouched.
 pub(crate) fn block_sigpipe() {

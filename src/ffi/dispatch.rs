@@ -7,12 +7,10 @@
 //! No internal lock is held while user code runs: the callback pointer is copied out under the
 //! lock and called after it is released.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -20,6 +18,7 @@ use std::time::{Duration, Instant};
 use super::event::{
     wps_event, OwnedEvent, MAX_EVENT_TYPE, WPS_EVENT_ACK, WPS_EVENT_DISCONNECTED, WPS_EVENT_STOPPED,
 };
+use super::pool::{Pool, PoolInner};
 
 /// Callbacks run on the library's shared callback threads (default).
 pub const WPS_DISPATCH_THREAD: u32 = 1;
@@ -40,9 +39,6 @@ pub(crate) type EventFn = unsafe extern "C" fn(*mut c_void, *const wps_event);
 
 /// Events per turn a pool thread delivers for one client before letting others run.
 const POOL_BATCH: usize = 64;
-/// Pool threads started on first use, and the most the pool grows to while callbacks block.
-const POOL_MIN_THREADS: usize = 2;
-const POOL_MAX_THREADS: usize = 4;
 
 /// Delivery mode of one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +121,7 @@ pub(crate) struct EventQueue {
     callbacks: Mutex<Vec<Option<Arc<Registration>>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data behind; keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -133,8 +129,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 thread_local! {
     /// Client ids whose callback is running on this thread (innermost last).
     static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-    /// Whether this thread belongs to the callback pool.
-    static POOL_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Whether the current thread is inside a callback of client `client_id`.
@@ -376,7 +370,7 @@ impl EventQueue {
     }
 
     /// One pool turn for this client.
-    fn pool_turn(self: &Arc<Self>) {
+    pub(super) fn pool_turn(self: &Arc<Self>) {
         {
             let mut st = lock(&self.state);
             st.scheduled = false;
@@ -509,121 +503,11 @@ fn delivered_at_teardown(item: &Item) -> bool {
         )
 }
 
-/// The shared callback pool.
-pub(crate) struct Pool {
-    inner: Arc<PoolInner>,
-}
-
-pub(crate) struct PoolInner {
-    run: Mutex<VecDeque<Arc<EventQueue>>>,
-    cond: Condvar,
-    threads: AtomicUsize,
-    blocked: AtomicUsize,
-}
-
-impl Pool {
-    pub fn new() -> Pool {
-        Pool {
-            inner: Arc::new(PoolInner {
-                run: Mutex::new(VecDeque::new()),
-                cond: Condvar::new(),
-                threads: AtomicUsize::new(0),
-                blocked: AtomicUsize::new(0),
-            }),
-        }
-    }
-}
-
-impl PoolInner {
-    fn submit(self: &Arc<Self>, queue: Arc<EventQueue>) {
-        lock(&self.run).push_back(queue);
-        self.cond.notify_one();
-        if self.threads.load(Ordering::Relaxed) < POOL_MIN_THREADS {
-            self.grow(POOL_MIN_THREADS);
-        }
-    }
-
-    /// Starts threads until `target` are running (bounded by the pool maximum).
-    fn grow(self: &Arc<Self>, target: usize) {
-        let target = target.min(POOL_MAX_THREADS);
-        loop {
-            let n = self.threads.load(Ordering::Relaxed);
-            if n >= target {
-                return;
-            }
-            if self
-                .threads
-                .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            let pool = self.clone();
-            let spawned = thread::Builder::new()
-                .name("wps-cb".into())
-                .stack_size(1 << 20)
-                .spawn(move || pool.worker());
-            if spawned.is_err() {
-                self.threads.fetch_sub(1, Ordering::AcqRel);
-                return;
-            }
-        }
-    }
-
-    fn worker(self: Arc<Self>) {
-        super::blocking::block_sigpipe();
-        POOL_THREAD.with(|p| p.set(true));
-        loop {
-            let queue = {
-                let mut run = lock(&self.run);
-                loop {
-                    if let Some(q) = run.pop_front() {
-                        break q;
-                    }
-                    run = self.cond.wait(run).unwrap_or_else(|e| e.into_inner());
-                }
-            };
-            // A panic here would be a bug in this module; keep the pool thread alive.
-            if catch_unwind(AssertUnwindSafe(|| queue.pool_turn())).is_err() {
-                crate::ffi::log::emit_error("panic while delivering events (pool thread kept)");
-            }
-        }
-    }
-}
-
-/// Marks a blocking wait on this thread. On a pool thread, the pool grows (up to its maximum)
-/// when every pool thread is blocked, so other clients' events keep flowing.
-pub(crate) struct BlockingSection {
-    pool: Option<Arc<PoolInner>>,
-}
-
-impl BlockingSection {
-    pub fn enter(pool: &Pool) -> BlockingSection {
-        if !POOL_THREAD.with(Cell::get) {
-            return BlockingSection { pool: None };
-        }
-        let inner = pool.inner.clone();
-        let blocked = inner.blocked.fetch_add(1, Ordering::AcqRel) + 1;
-        if blocked >= inner.threads.load(Ordering::Relaxed) {
-            inner.grow(blocked + 1);
-        }
-        BlockingSection { pool: Some(inner) }
-    }
-}
-
-impl Drop for BlockingSection {
-    fn drop(&mut self) {
-        if let Some(pool) = &self.pool {
-            pool.blocked.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ffi::event::WPS_EVENT_SERVER_MESSAGE;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     /// What the test callback observed.
     #[derive(Default)]

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Once, RwLock};
 
 use super::client::ClientEntry;
-use super::dispatch::Pool;
 use super::error::{Failure, WPS_ERR_FORKED, WPS_ERR_INVALID_HANDLE, WPS_ERR_NULL_ARG};
+use super::pool::Pool;
 
 /// An opaque client handle. Never dereferenced by the library or the application.
 pub struct wps_client {

@@ -9,9 +9,9 @@
 //! - [`options`]: the `wps_options` builder;
 //! - [`client`]: create, start, stop, free, state;
 //! - [`callback`]: registering event callbacks;
-//! - [`ops`]: join/leave/send/invoke, blocking and `_async`;
+//! - [`ops`]: join/leave/send, blocking and `_async`; [`invoke`]: upstream request/response;
 //! - [`event`]: the `wps_event` struct;
-//! - [`dispatch`] and [`poll`]: event delivery on shared threads or the caller's thread;
+//! - [`dispatch`], `pool` and [`poll`]: event delivery on shared threads or the caller's thread;
 //! - [`provider`]: the URL provider callback;
 //! - [`log`], [`version`].
 //!
@@ -26,12 +26,15 @@ mod blocking;
 pub mod callback;
 pub mod client;
 pub mod dispatch;
+mod entry;
 pub mod error;
 pub mod event;
 pub mod handle;
+pub mod invoke;
 pub mod log;
 pub mod ops;
 pub mod options;
 pub mod poll;
+mod pool;
 pub mod provider;
 pub mod version;
