@@ -204,7 +204,7 @@ impl Actor {
             } else {
                 Instant::now() + self.options.connect_timeout
             };
-            let opened = match self.open_new(deadline).await {
+            let opened = match Box::pin(self.open_new(deadline)).await {
                 Guarded::Stopped => break,
                 Guarded::Done(r) => r,
             };
@@ -215,7 +215,7 @@ impl Actor {
                     self.connection_id = None;
                     self.reconnection_token = None;
                     self.last_disconnected = None;
-                    self.run_connection(socket, deadline).await
+                    Box::pin(self.run_connection(socket, deadline)).await
                 }
                 Err(error) => ConnEnd::Lost {
                     connected: false,
@@ -453,7 +453,7 @@ impl Actor {
         let mut socket = socket;
         let mut ready = false;
         loop {
-            let end = self.drive(&mut socket, &mut ready, ready_deadline).await;
+            let end = Box::pin(self.drive(&mut socket, &mut ready, ready_deadline)).await;
             let (code, reason) = match end {
                 DriveEnd::Stop => {
                     Box::pin(close_gracefully(&mut socket)).await;
