@@ -103,8 +103,12 @@ class _LoopSink:
         """Stop watching the fd and stop the listener task (on the loop's thread, if it is running)."""
         loop, self.loop = self.loop, None
         worker, self.worker = self.worker, None
+        futures, self.futures = self.futures, {}
         if loop is None or loop.is_closed():
             return
+        for fut in futures.values():
+            if not fut.done():
+                fut.cancel()
         try:
             loop.remove_reader(self.fd)
         except (RuntimeError, ValueError, OSError):
