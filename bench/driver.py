@@ -24,15 +24,17 @@ import emulator  # noqa: E402
 import report  # noqa: E402
 
 VENV_PY = REPO / "build/bench-venv/bin/python"
+# Run by default, in this order; OPTIONAL ones only when named in --impls.
 IMPLS = {
     "c": [str(REPO / "build/bench/wps-bench-c"), "c"],
-    "c-poll": [str(REPO / "build/bench/wps-bench-c"), "c-poll"],
+    "c-tuned": [str(REPO / "build/bench/wps-bench-c"), "c-tuned"],
     "rust": [str(REPO / "target/release/wps-bench"), "rust"],
     "python": [str(VENV_PY), str(HERE / "py/bench.py"), "python"],
     "official-python": [str(VENV_PY), str(HERE / "py/bench.py"), "official-python"],
     "official-js": ["node", "--expose-gc", str(HERE / "js/bench.mjs"), "official-js"],
     "raw": [str(REPO / "target/release/wps-bench"), "raw"],
 }
+OPTIONAL = {"c-poll": [str(REPO / "build/bench/wps-bench-c"), "c-poll"]}
 SCENARIOS = ["msg", "idle", "connect"]
 COUNTS = {
     "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,
@@ -58,7 +60,7 @@ def hub_name(run, impl, scenario):
 def run_program(impl, scenario, mode, run, connection_string, logs):
     hub = hub_name(run, impl, scenario)
     counts = COUNTS[mode]
-    args = IMPLS[impl] + [scenario] + [f"{k}={counts[k]}" for k in SCENARIO_KEYS[scenario]]
+    args = {**IMPLS, **OPTIONAL}[impl] + [scenario] + [f"{k}={counts[k]}" for k in SCENARIO_KEYS[scenario]]
     env = dict(
         os.environ,
         WPS_CONNECTION_STRING=connection_string,
@@ -111,9 +113,9 @@ def main(argv=None):
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     runs = args.runs or (5 if mode == "full" else 1)
     impls = [i for i in args.impls.split(",") if i]
-    unknown = [i for i in impls if i not in IMPLS]
+    unknown = [i for i in impls if i not in IMPLS and i not in OPTIONAL]
     if unknown:
-        parser.error(f"unknown implementations {unknown}; known: {list(IMPLS)}")
+        parser.error(f"unknown implementations {unknown}; known: {list(IMPLS) + list(OPTIONAL)}")
     out = args.out or (HERE / "results" if mode == "full" else REPO / "build/bench" / f"results-{mode}")
     logs = REPO / "build/bench/logs"
     out.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 /*
  * Bench program for the C ABI (libwebpubsub_client.so):
  *   wps-bench-c c|c-poll SCENARIO [key=value ...]
- * `c` uses the default dispatch (callbacks on the library's callback threads); `c-poll` uses
- * WPS_DISPATCH_POLL, where callbacks run inside wps_client_dispatch on the waiting thread.
+ * `c` uses the defaults (callbacks on the library's callback threads, fire-and-forget sends return
+ * once written); `c-poll` uses WPS_DISPATCH_POLL, where callbacks run inside wps_client_dispatch
+ * on the waiting thread; `c-tuned` is poll mode plus a fire-and-forget buffer of 1,024 frames.
  * SCENARIO is msg, idle or connect, run exactly as the Rust, Python and JS bench programs do
  * (see BENCHMARKS.md); one JSON line per measurement on stdout.
  * Environment: BENCH_URL (client access URL), BENCH_DROP_CMD (drop helper, connection id appended).
@@ -26,7 +27,9 @@
 #define MAX_STEPS 8
 
 static const char *IMPL = "c";
-static int POLL = 0; /* WPS_DISPATCH_POLL clients */
+static int POLL = 0;          /* WPS_DISPATCH_POLL clients */
+static uint32_t FF_BUFFER = 0; /* wps_options_set_fire_and_forget_buffer */
+#define TUNED_FF_BUFFER 1024
 
 static void die(const char *what, wps_result r) {
     fprintf(stderr, "wps-bench-c: %s: %s (%s)\n", what, wps_result_name(r), wps_last_error_message());
@@ -140,6 +143,8 @@ static conn *conn_open(const char *url, int reliable) {
     if (r != WPS_OK) die("wps_options_set_protocol", r);
     if (POLL && (r = wps_options_set_dispatch_mode(o, WPS_DISPATCH_POLL)) != WPS_OK)
         die("wps_options_set_dispatch_mode", r);
+    if (FF_BUFFER && (r = wps_options_set_fire_and_forget_buffer(o, FF_BUFFER)) != WPS_OK)
+        die("wps_options_set_fire_and_forget_buffer", r);
     r = wps_client_new(url, o, &c->client);
     wps_options_free(o);
     if (r != WPS_OK) die("wps_client_new", r);
@@ -400,9 +405,13 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "c-poll") == 0) {
         IMPL = "c-poll";
         POLL = 1;
+    } else if (argc >= 2 && strcmp(argv[1], "c-tuned") == 0) {
+        IMPL = "c-tuned";
+        POLL = 1;
+        FF_BUFFER = TUNED_FF_BUFFER;
     }
     if (argc < 3 || strcmp(argv[1], IMPL) != 0 || !url) {
-        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll msg|idle|connect [key=value ...]\n");
+        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-tuned msg|idle|connect [key=value ...]\n");
         return 2;
     }
     for (int i = 3; i < argc; i++) {
