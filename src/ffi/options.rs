@@ -12,7 +12,7 @@ use crate::client::{ClientOptions, Protocol, RetryMode, RetryPolicy};
 
 use super::dispatch::{Mode, WPS_DISPATCH_POLL, WPS_DISPATCH_THREAD};
 use super::error::{report, wps_result, Failure, WPS_ERR_INVALID_ARG, WPS_OK};
-use super::macros::{ffi_fn, non_null, str_arg, try_ffi};
+use super::macros::{boundary, ffi_fn, non_null, str_arg};
 
 /// `json.reliable.webpubsub.azure.v1` (default): recovery without loss after a drop.
 pub const WPS_PROTOCOL_JSON_RELIABLE: u32 = 1;
@@ -140,18 +140,34 @@ pub unsafe extern "C" fn wps_options_free(o: *mut wps_options) {
     })
 }
 
-/// Applies `f` to the builder behind `o`, mapping NULL and validation failures.
+/// An optional string argument: NULL is `None`.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string valid for the call.
+unsafe fn opt_str<'a>(p: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated per this function's contract.
+    unsafe { str_arg(p, name) }.map(Some)
+}
+
+/// The body of every setter: the panic boundary, the NULL check, then `f` on the builder
+/// (validation failures are reported and leave the builder unchanged).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`, not used concurrently.
-unsafe fn with_builder(
+unsafe fn set(
     o: *mut wps_options,
+    name: &str,
     f: impl FnOnce(&mut wps_options) -> Result<(), Failure>,
 ) -> wps_result {
-    non_null!(o, "options");
-    // SAFETY: non-NULL and exclusively ours for the call per the contract.
-    let o = unsafe { &mut *o };
-    report(f(o))
+    boundary(name, || {
+        non_null!(o, "options");
+        // SAFETY: non-NULL and exclusively ours for the call per the contract.
+        let o = unsafe { &mut *o };
+        report(f(o))
+    })
 }
 
 /// Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default), `WPS_PROTOCOL_JSON`,
@@ -170,21 +186,19 @@ pub unsafe extern "C" fn wps_options_set_protocol(
     o: *mut wps_options,
     protocol: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_protocol", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.protocol = match protocol {
-                    WPS_PROTOCOL_JSON_RELIABLE => Protocol::JsonReliable,
-                    WPS_PROTOCOL_JSON => Protocol::Json,
-                    WPS_PROTOCOL_PROTOBUF_RELIABLE => Protocol::ProtobufReliable,
-                    WPS_PROTOCOL_PROTOBUF => Protocol::Protobuf,
-                    other => return Err(invalid(format!("unknown protocol {other}"))),
-                };
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_protocol", |o| {
+            o.engine.protocol = match protocol {
+                WPS_PROTOCOL_JSON_RELIABLE => Protocol::JsonReliable,
+                WPS_PROTOCOL_JSON => Protocol::Json,
+                WPS_PROTOCOL_PROTOBUF_RELIABLE => Protocol::ProtobufReliable,
+                WPS_PROTOCOL_PROTOBUF => Protocol::Protobuf,
+                other => return Err(invalid(format!("unknown protocol {other}"))),
+            };
+            Ok(())
+        })
+    }
 }
 
 /// Whether to open a new connection when a connection is lost and cannot be recovered
@@ -202,15 +216,13 @@ pub unsafe extern "C" fn wps_options_set_auto_reconnect(
     o: *mut wps_options,
     enabled: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_auto_reconnect", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.auto_reconnect = flag(enabled, "enabled")?;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_auto_reconnect", |o| {
+            o.engine.auto_reconnect = flag(enabled, "enabled")?;
+            Ok(())
+        })
+    }
 }
 
 /// Whether to rejoin the groups this client joined after a new connection (0 or 1;
@@ -228,15 +240,13 @@ pub unsafe extern "C" fn wps_options_set_auto_rejoin_groups(
     o: *mut wps_options,
     enabled: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_auto_rejoin_groups", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.auto_rejoin_groups = flag(enabled, "enabled")?;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_auto_rejoin_groups", |o| {
+            o.engine.auto_rejoin_groups = flag(enabled, "enabled")?;
+            Ok(())
+        })
+    }
 }
 
 /// How long one attempt of an operation waits for its ack (default 30000 ms; must be > 0).
@@ -253,15 +263,13 @@ pub unsafe extern "C" fn wps_options_set_ack_timeout_ms(
     o: *mut wps_options,
     timeout_ms: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_ack_timeout_ms", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.ack_timeout = positive_ms(timeout_ms, "ack timeout")?;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_ack_timeout_ms", |o| {
+            o.engine.ack_timeout = positive_ms(timeout_ms, "ack timeout")?;
+            Ok(())
+        })
+    }
 }
 
 /// Retry policy of join, leave, send-to-group and send-event, always with the same ack id
@@ -283,15 +291,13 @@ pub unsafe extern "C" fn wps_options_set_message_retry(
     delay_ms: u32,
     max_delay_ms: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_message_retry", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.message_retry = retry_policy(max_retries, mode, delay_ms, max_delay_ms)?;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_message_retry", |o| {
+            o.engine.message_retry = retry_policy(max_retries, mode, delay_ms, max_delay_ms)?;
+            Ok(())
+        })
+    }
 }
 
 /// Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
@@ -312,15 +318,13 @@ pub unsafe extern "C" fn wps_options_set_reconnect_retry(
     delay_ms: u32,
     max_delay_ms: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_reconnect_retry", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.reconnect_retry = retry_policy(max_retries, mode, delay_ms, max_delay_ms)?;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_reconnect_retry", |o| {
+            o.engine.reconnect_retry = retry_policy(max_retries, mode, delay_ms, max_delay_ms)?;
+            Ok(())
+        })
+    }
 }
 
 /// How long to keep trying to recover a dropped reliable connection before opening a new
@@ -338,15 +342,13 @@ pub unsafe extern "C" fn wps_options_set_recovery_timeout_ms(
     o: *mut wps_options,
     timeout_ms: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_recovery_timeout_ms", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.recovery_timeout = ms(timeout_ms);
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_recovery_timeout_ms", |o| {
+            o.engine.recovery_timeout = ms(timeout_ms);
+            Ok(())
+        })
+    }
 }
 
 /// Keep-alive: `interval_ms` between pings (default 20000; 0 = off) and `timeout_ms` without
@@ -365,16 +367,14 @@ pub unsafe extern "C" fn wps_options_set_keep_alive(
     interval_ms: u32,
     timeout_ms: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_keep_alive", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.keep_alive_timeout = positive_ms(timeout_ms, "keep-alive timeout")?;
-                o.engine.keep_alive_interval = ms(interval_ms);
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_keep_alive", |o| {
+            o.engine.keep_alive_timeout = positive_ms(timeout_ms, "keep-alive timeout")?;
+            o.engine.keep_alive_interval = ms(interval_ms);
+            Ok(())
+        })
+    }
 }
 
 /// How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30000 ms;
@@ -392,15 +392,13 @@ pub unsafe extern "C" fn wps_options_set_connect_timeout_ms(
     o: *mut wps_options,
     timeout_ms: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_connect_timeout_ms", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.connect_timeout = positive_ms(timeout_ms, "connect timeout")?;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_connect_timeout_ms", |o| {
+            o.engine.connect_timeout = positive_ms(timeout_ms, "connect timeout")?;
+            Ok(())
+        })
+    }
 }
 
 /// Largest message accepted in either direction (default 1048576 bytes; must be > 0).
@@ -419,18 +417,16 @@ pub unsafe extern "C" fn wps_options_set_max_message_size(
     o: *mut wps_options,
     bytes: usize,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_max_message_size", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                if bytes == 0 {
-                    return Err(invalid("max message size must be > 0".into()));
-                }
-                o.engine.max_message_size = bytes;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_max_message_size", |o| {
+            if bytes == 0 {
+                return Err(invalid("max message size must be > 0".into()));
+            }
+            o.engine.max_message_size = bytes;
+            Ok(())
+        })
+    }
 }
 
 /// How long `wps_client_free` waits for the connection to close before it tears the client
@@ -448,15 +444,13 @@ pub unsafe extern "C" fn wps_options_set_shutdown_timeout_ms(
     o: *mut wps_options,
     timeout_ms: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_shutdown_timeout_ms", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.shutdown_timeout = ms(timeout_ms);
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_shutdown_timeout_ms", |o| {
+            o.shutdown_timeout = ms(timeout_ms);
+            Ok(())
+        })
+    }
 }
 
 /// Where callbacks run: `WPS_DISPATCH_THREAD` (default; the library's shared callback
@@ -475,19 +469,17 @@ pub unsafe extern "C" fn wps_options_set_dispatch_mode(
     o: *mut wps_options,
     mode: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_dispatch_mode", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.mode = match mode {
-                    WPS_DISPATCH_THREAD => Mode::Thread,
-                    WPS_DISPATCH_POLL => Mode::Poll,
-                    other => return Err(invalid(format!("unknown dispatch mode {other}"))),
-                };
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_dispatch_mode", |o| {
+            o.mode = match mode {
+                WPS_DISPATCH_THREAD => Mode::Thread,
+                WPS_DISPATCH_POLL => Mode::Poll,
+                other => return Err(invalid(format!("unknown dispatch mode {other}"))),
+            };
+            Ok(())
+        })
+    }
 }
 
 /// Socket buffer sizes in bytes: `read_bytes` for inbound and `write_bytes` for outbound
@@ -507,19 +499,17 @@ pub unsafe extern "C" fn wps_options_set_socket_buffers(
     read_bytes: usize,
     write_bytes: usize,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_socket_buffers", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                if read_bytes == 0 || write_bytes == 0 {
-                    return Err(invalid("socket buffer sizes must be > 0".into()));
-                }
-                o.engine.read_buffer_size = read_bytes;
-                o.engine.write_buffer_size = write_bytes;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_socket_buffers", |o| {
+            if read_bytes == 0 || write_bytes == 0 {
+                return Err(invalid("socket buffer sizes must be > 0".into()));
+            }
+            o.engine.read_buffer_size = read_bytes;
+            o.engine.write_buffer_size = write_bytes;
+            Ok(())
+        })
+    }
 }
 
 /// Sequence ack period on reliable protocols: how often received sequence ids are acknowledged
@@ -537,15 +527,13 @@ pub unsafe extern "C" fn wps_options_set_sequence_ack_interval_ms(
     o: *mut wps_options,
     interval_ms: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_sequence_ack_interval_ms", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.sequence_ack_interval = positive_ms(interval_ms, "sequence ack interval")?;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_sequence_ack_interval_ms", |o| {
+            o.engine.sequence_ack_interval = positive_ms(interval_ms, "sequence ack interval")?;
+            Ok(())
+        })
+    }
 }
 
 /// HTTP CONNECT proxy for connections: `"http://[user:pass@]host:port"`; `""` connects directly;
@@ -563,19 +551,13 @@ pub unsafe extern "C" fn wps_options_set_proxy(
     o: *mut wps_options,
     proxy: *const c_char,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_proxy", {
-        non_null!(o, "options");
-        // SAFETY: per this function's contract.
-        let o = unsafe { &mut *o };
-        if proxy.is_null() {
-            o.engine.proxy = None;
-            return WPS_OK;
-        }
-        // SAFETY: non-NULL, NUL-terminated per the contract.
-        let p = try_ffi!(unsafe { str_arg(proxy, "proxy") });
-        o.engine.proxy = Some(p.to_owned());
-        WPS_OK
-    })
+    // SAFETY: `o` and `proxy` are forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_proxy", |o| {
+            o.engine.proxy = opt_str(proxy, "proxy")?.map(str::to_owned);
+            Ok(())
+        })
+    }
 }
 
 /// Fire-and-forget buffering: with 0 (the default) a `WPS_SEND_FIRE_AND_FORGET` send returns
@@ -596,15 +578,13 @@ pub unsafe extern "C" fn wps_options_set_fire_and_forget_buffer(
     o: *mut wps_options,
     frames: u32,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_fire_and_forget_buffer", {
-        // SAFETY: `o` is forwarded under this function's own contract.
-        unsafe {
-            with_builder(o, |o| {
-                o.engine.fire_and_forget_buffer = frames as usize;
-                Ok(())
-            })
-        }
-    })
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_fire_and_forget_buffer", |o| {
+            o.engine.fire_and_forget_buffer = frames as usize;
+            Ok(())
+        })
+    }
 }
 
 /// Adds the PEM root certificates in the file at `path` (NUL-terminated UTF-8) to the system
@@ -622,19 +602,13 @@ pub unsafe extern "C" fn wps_options_set_ca_file(
     o: *mut wps_options,
     path: *const c_char,
 ) -> wps_result {
-    ffi_fn!("wps_options_set_ca_file", {
-        non_null!(o, "options");
-        // SAFETY: per this function's contract.
-        let o = unsafe { &mut *o };
-        if path.is_null() {
-            o.engine.ca_file = None;
-            return WPS_OK;
-        }
-        // SAFETY: non-NULL, NUL-terminated per the contract.
-        let p = try_ffi!(unsafe { str_arg(path, "path") });
-        o.engine.ca_file = Some(PathBuf::from(p));
-        WPS_OK
-    })
+    // SAFETY: `o` and `path` are forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_ca_file", |o| {
+            o.engine.ca_file = opt_str(path, "path")?.map(PathBuf::from);
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
