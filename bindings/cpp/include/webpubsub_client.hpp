@@ -575,6 +575,23 @@ class Options {
   Options& max_message_size(std::size_t bytes) {
     return apply(wps_options_set_max_message_size(get(), bytes), "wps_options_set_max_message_size");
   }
+  /// WebSocket read and write buffer sizes per connection (smaller saves memory per client).
+  Options& socket_buffers(std::size_t read_bytes, std::size_t write_bytes) {
+    return apply(wps_options_set_socket_buffers(get(), read_bytes, write_bytes), "wps_options_set_socket_buffers");
+  }
+  Options& sequence_ack_interval(std::chrono::milliseconds t) {
+    return apply(wps_options_set_sequence_ack_interval_ms(get(), detail::to_ms(t)),
+                 "wps_options_set_sequence_ack_interval_ms");
+  }
+  /// Up to `frames` fire-and-forget sends may wait to be written (0 = each send waits).
+  Options& fire_and_forget_buffer(std::uint32_t frames) {
+    return apply(wps_options_set_fire_and_forget_buffer(get(), frames), "wps_options_set_fire_and_forget_buffer");
+  }
+  /// HTTP CONNECT proxy "http://[user:pass@]host:port"; "" connects directly. Without this
+  /// call the proxy comes from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY.
+  Options& proxy(const std::string& url) {
+    return apply(wps_options_set_proxy(get(), url.c_str()), "wps_options_set_proxy");
+  }
   /// Extra PEM trust roots for wss://, added to the system store.
   Options& ca_file(const std::string& path) {
     return apply(wps_options_set_ca_file(get(), path.c_str()), "wps_options_set_ca_file");

@@ -52,6 +52,22 @@ TEST(error_codes_use_the_wps_category) {
   CHECK(!wps::is_retryable(wps::make_error_code(WPS_ERR_INVALID_ARG)));
 }
 
+TEST(options_record_the_first_failing_setter) {
+  wps::Options good;
+  good.ack_timeout(5s).socket_buffers(16384, 16384).sequence_ack_interval(500ms).fire_and_forget_buffer(64).proxy("");
+  CHECK(!good.error());
+  wps::Client ok(url(), good);
+  CHECK(ok);
+  wps::Options bad;
+  bad.protocol(static_cast<wps::Protocol>(99)).ack_timeout(5s);
+  CHECK(bad.error() == wps::make_error_code(WPS_ERR_INVALID_ARG));
+  CHECK(bad.failure().function == "wps_options_set_protocol");
+  std::error_code ec;
+  wps::Client refused(url(), bad, ec);
+  CHECK(ec == wps::make_error_code(WPS_ERR_INVALID_ARG));
+  CHECK(!refused);
+}
+
 TEST(bad_url_throws_and_sets_error_code) {
   std::error_code ec;
   wps::Client c("not a url", ec);
