@@ -1,7 +1,7 @@
 //! Sequence ids of reliable protocols: de-duplication and cumulative `sequenceAck`.
 
 /// Ack at once when this many messages are unacknowledged (the service buffers 1000).
-pub const IMMEDIATE_ACK_GAP: u64 = 300;
+pub const IMMEDIATE_ACK_GAP: u64 = 100;
 
 /// What to do with a received message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
