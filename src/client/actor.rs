@@ -16,13 +16,14 @@ use super::invoke::InvokeTracker;
 use super::retry::Backoff;
 use super::sequence::SequenceTracker;
 use super::state::ConnectionState;
-use super::transport::{self, Socket};
-use super::{url as client_url, Credential, Shared};
+use super::transport::Socket;
+use super::{Credential, Shared};
 use crate::client::{ClientId, ClientOptions, Event, EventHandler};
 use crate::error::Error;
 use crate::protocol::{AnyCodec, Codec};
 use crate::wps_log;
 
+mod connect;
 mod socket;
 
 use socket::close_gracefully;
@@ -366,88 +367,6 @@ impl Actor {
         }
     }
 
-    /// Gets a client access URL (calling the provider, off the runtime threads).
-    async fn fetch_url(&mut self) -> Guarded<Result<url::Url, Error>> {
-        match self.credential.clone() {
-            Credential::Url(u) => Guarded::Done(client_url::validate(&u)),
-            Credential::Provider(f) => {
-                let task = tokio::task::spawn_blocking(move || f());
-                match self.guard(task).await {
-                    Guarded::Stopped => Guarded::Stopped,
-                    Guarded::Done(Ok(Ok(u))) => Guarded::Done(client_url::validate(&u)),
-                    Guarded::Done(Ok(Err(msg))) => Guarded::Done(Err(Error::connection(format!(
-                        "the URL provider failed: {msg}"
-                    )))),
-                    Guarded::Done(Err(_)) => {
-                        Guarded::Done(Err(Error::connection("the URL provider panicked")))
-                    }
-                }
-            }
-        }
-    }
-
-    fn tls_for(&mut self, url: &url::Url) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
-        if url.scheme() != "wss" {
-            return Ok(None);
-        }
-        if self.tls.is_none() {
-            self.tls = Some(transport::tls_config(self.options.ca_file.as_deref())?);
-        }
-        Ok(self.tls.clone())
-    }
-
-    async fn connect(
-        &mut self,
-        url: &url::Url,
-        deadline: Instant,
-    ) -> Guarded<Result<Socket, Error>> {
-        let tls = match self.tls_for(url) {
-            Ok(t) => t,
-            Err(e) => return Guarded::Done(Err(e)),
-        };
-        let proxy = match super::proxy::for_url(url, self.options.proxy.as_deref()) {
-            Ok(p) => p,
-            Err(e) => return Guarded::Done(Err(e)),
-        };
-        wps_log!(Info, "client {}: connecting to {}", self.id.0, url.as_str());
-        // Boxed: the handshake's state is large and only lives while connecting, so it must
-        // not make every (idle) engine task that large.
-        let attempt = tokio::time::timeout_at(
-            deadline,
-            Box::pin(transport::connect(
-                url,
-                self.codec.subprotocol(),
-                transport::Limits {
-                    max_message_size: self.options.max_message_size,
-                    read_buffer_size: self.options.read_buffer_size,
-                    write_buffer_size: self.options.write_buffer_size,
-                },
-                tls,
-                proxy.as_ref(),
-            )),
-        );
-        match self.guard(attempt).await {
-            Guarded::Stopped => Guarded::Stopped,
-            Guarded::Done(Ok(r)) => Guarded::Done(r),
-            Guarded::Done(Err(_)) => Guarded::Done(Err(Error::Timeout { ack_id: None })),
-        }
-    }
-
-    /// Opens a brand-new connection (fresh URL from the credential).
-    async fn open_new(&mut self, deadline: Instant) -> Guarded<Result<Socket, Error>> {
-        let url = match self.fetch_url().await {
-            Guarded::Stopped => return Guarded::Stopped,
-            Guarded::Done(Ok(u)) => u,
-            Guarded::Done(Err(e)) => return Guarded::Done(Err(e)),
-        };
-        let r = self.connect(&url, deadline).await;
-        if let Guarded::Done(Err(Error::HandshakeRejected { status: 401 })) = &r {
-            explain_rejection(self.id, &url, &self.credential);
-        }
-        self.url = Some(url);
-        r
-    }
-
     /// Drives a new connection and its recoveries until it is lost for good or stopped.
     async fn run_connection(&mut self, socket: Socket, ready_deadline: Instant) -> ConnEnd {
         let mut socket = socket;
@@ -569,66 +488,5 @@ impl Actor {
             message,
         });
         self.reconnection_token = None;
-    }
-
-    /// Tries the recovery URL every `recovery_interval` for `recovery_timeout`.
-    async fn recover(&mut self) -> Guarded<Option<Socket>> {
-        let (Some(original), Some(conn), Some(token)) = (
-            self.url.clone(),
-            self.connection_id.clone(),
-            self.reconnection_token.clone(),
-        ) else {
-            return Guarded::Done(None);
-        };
-        let url = client_url::recovery_url(&original, &conn, &token);
-        let deadline = Instant::now() + self.options.recovery_timeout;
-        let mut attempt = 0u32;
-        while Instant::now() < deadline {
-            attempt += 1;
-            let attempt_deadline = deadline.min(Instant::now() + self.options.connect_timeout);
-            match self.connect(&url, attempt_deadline).await {
-                Guarded::Stopped => return Guarded::Stopped,
-                Guarded::Done(Ok(socket)) => return Guarded::Done(Some(socket)),
-                Guarded::Done(Err(e)) => {
-                    wps_log!(
-                        Info,
-                        "client {}: recovery attempt {} failed: {}",
-                        self.id.0,
-                        attempt,
-                        e
-                    );
-                }
-            }
-            let wait = self.options.recovery_interval;
-            let until = deadline.min(Instant::now() + wait);
-            if let Guarded::Stopped = self.guard(tokio::time::sleep_until(until)).await {
-                return Guarded::Stopped;
-            }
-        }
-        Guarded::Done(None)
-    }
-}
-
-/// Logs why a 401 probably happened when the token's own expiry says so.
-fn explain_rejection(id: ClientId, url: &url::Url, credential: &Credential) {
-    let Some(exp) = client_url::token_expiry(url) else {
-        return;
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    if exp <= now {
-        let hint = match credential {
-            Credential::Url(_) => "; a Credential::Provider gets a fresh URL for every connection",
-            Credential::Provider(_) => "; the URL provider returned an expired URL",
-        };
-        wps_log!(
-            Error,
-            "client {}: the access token expired {} s ago{}",
-            id.0,
-            now - exp,
-            hint
-        );
     }
 }
