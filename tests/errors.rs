@@ -74,7 +74,10 @@ async fn reused_ack_id_is_a_duplicate_success() {
             duplicated: true
         }
     );
-    assert!(c.next_ack_id() > 1000, "automatic ack ids never collide with given ones");
+    assert!(
+        c.next_ack_id() > 1000,
+        "automatic ack ids never collide with given ones"
+    );
     // Delivered exactly once.
     ev.until("group message", is_group_message).await;
     c.send_to_group("g", Payload::text("marker"), SendOptions::default())
