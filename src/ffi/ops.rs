@@ -175,6 +175,24 @@ unsafe fn group_op(
     Ok((group, id, fut))
 }
 
+/// A blocking group operation.
+///
+/// # Safety
+/// As for `group_op`.
+unsafe fn group_blocking(
+    c: *mut wps_client,
+    kind: GroupOp,
+    group: *const c_char,
+    ack_id: u64,
+    out_ack_id: *mut u64,
+) -> wps_result {
+    ClientEntry::with(c, |e| {
+        // SAFETY: forwarded under the caller's contract.
+        let (_, _, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id) }?;
+        e.wait(kind.what(), None, fut).map(drop)
+    })
+}
+
 /// Joins `group` and blocks until the service acks (retrying with the same ack id per the
 /// message retry policy). `ack_id` 0 allocates a new id; non-zero retries an id returned
 /// earlier (the service deduplicates it: a `Duplicate` ack is success).
@@ -197,11 +215,8 @@ pub unsafe extern "C" fn wps_join_group(
     out_ack_id: *mut u64,
 ) -> wps_result {
     ffi_fn!("wps_join_group", {
-        ClientEntry::with(c, |e| {
-            // SAFETY: forwarded under this function's contract.
-            let (_, _, fut) = unsafe { group_op(e, GroupOp::Join, group, ack_id, out_ack_id) }?;
-            e.wait("join group", None, fut).map(drop)
-        })
+        // SAFETY: forwarded under this function's contract.
+        unsafe { group_blocking(c, GroupOp::Join, group, ack_id, out_ack_id) }
     })
 }
 
@@ -217,11 +232,8 @@ pub unsafe extern "C" fn wps_leave_group(
     out_ack_id: *mut u64,
 ) -> wps_result {
     ffi_fn!("wps_leave_group", {
-        ClientEntry::with(c, |e| {
-            // SAFETY: forwarded under this function's contract.
-            let (_, _, fut) = unsafe { group_op(e, GroupOp::Leave, group, ack_id, out_ack_id) }?;
-            e.wait("leave group", None, fut).map(drop)
-        })
+        // SAFETY: forwarded under this function's contract.
+        unsafe { group_blocking(c, GroupOp::Leave, group, ack_id, out_ack_id) }
     })
 }
 
@@ -328,15 +340,24 @@ enum SendOp {
     Event,
 }
 
-/// Validates a send and returns its future; writes `*out_ack_id` once accepted.
-///
-/// # Safety
-/// `name` is NULL or NUL-terminated; `data` has `len` readable bytes (or is NULL with len 0);
-/// `out_ack_id` is NULL or writable.
-#[allow(clippy::too_many_arguments)]
-unsafe fn send_op(
-    e: &ClientEntry,
-    kind: SendOp,
+impl SendOp {
+    fn op(self) -> u32 {
+        match self {
+            SendOp::ToGroup => WPS_OP_SEND_TO_GROUP,
+            SendOp::Event => WPS_OP_SEND_EVENT,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            SendOp::ToGroup => "send to group",
+            SendOp::Event => "send event",
+        }
+    }
+}
+
+/// A send's arguments as the C caller passed them.
+struct SendArgs {
     name: *const c_char,
     data: *const u8,
     len: usize,
@@ -344,6 +365,17 @@ unsafe fn send_op(
     flags: u32,
     ack_id: u64,
     out_ack_id: *mut u64,
+}
+
+/// Validates a send and returns its future; writes `*out_ack_id` once accepted.
+///
+/// # Safety
+/// `a.name` is NULL or NUL-terminated; `a.data` has `a.len` readable bytes (or is NULL with
+/// len 0); `a.out_ack_id` is NULL or writable.
+unsafe fn send_op(
+    e: &ClientEntry,
+    kind: SendOp,
+    a: &SendArgs,
 ) -> Result<
     (
         String,
@@ -355,24 +387,24 @@ unsafe fn send_op(
     // SAFETY: per this function's contract.
     let name = unsafe {
         match kind {
-            SendOp::ToGroup => str_arg(name, "group"),
-            SendOp::Event => str_arg(name, "event_name"),
+            SendOp::ToGroup => str_arg(a.name, "group"),
+            SendOp::Event => str_arg(a.name, "event_name"),
         }
     }?
     .to_owned();
-    let mut opts = send_options(flags, ack_id, matches!(kind, SendOp::ToGroup))?;
+    let mut opts = send_options(a.flags, a.ack_id, matches!(kind, SendOp::ToGroup))?;
     // SAFETY: per this function's contract.
-    let payload = unsafe { payload(e, data, len, data_type) }?;
+    let payload = unsafe { payload(e, a.data, a.len, a.data_type) }?;
     let id = if opts.fire_and_forget {
         0
     } else {
-        resolve_ack_id(e, ack_id)
+        resolve_ack_id(e, a.ack_id)
     };
     if id != 0 {
         opts.ack_id = Some(id);
     }
     // SAFETY: per this function's contract.
-    unsafe { write_opt(out_ack_id, id) };
+    unsafe { write_opt(a.out_ack_id, id) };
     let client = e.client.clone();
     let n = name.clone();
     let fut = async move {
@@ -382,6 +414,47 @@ unsafe fn send_op(
         })
     };
     Ok((name, id, fut))
+}
+
+/// A blocking send.
+///
+/// # Safety
+/// As for `send_op`.
+unsafe fn send_blocking(c: *mut wps_client, kind: SendOp, a: SendArgs) -> wps_result {
+    ClientEntry::with(c, |e| {
+        // SAFETY: forwarded under the caller's contract.
+        let (_, _, fut) = unsafe { send_op(e, kind, &a) }?;
+        e.wait(kind.what(), None, fut).map(drop)
+    })
+}
+
+/// An async send with one completion.
+///
+/// # Safety
+/// As for `send_op`.
+unsafe fn send_async(
+    c: *mut wps_client,
+    kind: SendOp,
+    a: SendArgs,
+    on_complete: wps_event_fn,
+    op_context: *mut c_void,
+) -> wps_result {
+    ClientEntry::with(c, |e| {
+        // SAFETY: forwarded under the caller's contract.
+        let (name, id, fut) = unsafe { send_op(e, kind, &a) }?;
+        e.spawn_op(
+            Completion {
+                op: kind.op(),
+                what: kind.what(),
+                group: matches!(kind, SendOp::ToGroup).then_some(name),
+                ack_id: id,
+                op_context: op_context as usize,
+                target: target(on_complete),
+            },
+            fut,
+        );
+        Ok(())
+    })
 }
 
 /// Sends `data` (`len` bytes, `data_type` `WPS_DATA_*`) to `group` and blocks until the service
@@ -409,24 +482,18 @@ pub unsafe extern "C" fn wps_send_to_group(
     ack_id: u64,
     out_ack_id: *mut u64,
 ) -> wps_result {
+    let a = SendArgs {
+        name: group,
+        data,
+        len,
+        data_type,
+        flags,
+        ack_id,
+        out_ack_id,
+    };
     ffi_fn!("wps_send_to_group", {
-        ClientEntry::with(c, |e| {
-            // SAFETY: forwarded under this function's contract.
-            let (_, _, fut) = unsafe {
-                send_op(
-                    e,
-                    SendOp::ToGroup,
-                    group,
-                    data,
-                    len,
-                    data_type,
-                    flags,
-                    ack_id,
-                    out_ack_id,
-                )
-            }?;
-            e.wait("send to group", None, fut).map(drop)
-        })
+        // SAFETY: forwarded under this function's contract.
+        unsafe { send_blocking(c, SendOp::ToGroup, a) }
     })
 }
 
@@ -447,66 +514,18 @@ pub unsafe extern "C" fn wps_send_event(
     ack_id: u64,
     out_ack_id: *mut u64,
 ) -> wps_result {
+    let a = SendArgs {
+        name: event_name,
+        data,
+        len,
+        data_type,
+        flags,
+        ack_id,
+        out_ack_id,
+    };
     ffi_fn!("wps_send_event", {
-        ClientEntry::with(c, |e| {
-            // SAFETY: forwarded under this function's contract.
-            let (_, _, fut) = unsafe {
-                send_op(
-                    e,
-                    SendOp::Event,
-                    event_name,
-                    data,
-                    len,
-                    data_type,
-                    flags,
-                    ack_id,
-                    out_ack_id,
-                )
-            }?;
-            e.wait("send event", None, fut).map(drop)
-        })
-    })
-}
-
-/// # Safety
-/// As for `wps_send_to_group`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn send_op_async(
-    c: *mut wps_client,
-    kind: SendOp,
-    name: *const c_char,
-    data: *const u8,
-    len: usize,
-    data_type: u32,
-    flags: u32,
-    ack_id: u64,
-    on_complete: wps_event_fn,
-    op_context: *mut c_void,
-    out_ack_id: *mut u64,
-) -> wps_result {
-    ClientEntry::with(c, |e| {
-        // SAFETY: forwarded under the caller's contract.
-        let (name, id, fut) = unsafe {
-            send_op(
-                e, kind, name, data, len, data_type, flags, ack_id, out_ack_id,
-            )
-        }?;
-        let (op, what, group) = match kind {
-            SendOp::ToGroup => (WPS_OP_SEND_TO_GROUP, "send to group", Some(name)),
-            SendOp::Event => (WPS_OP_SEND_EVENT, "send event", None),
-        };
-        e.spawn_op(
-            Completion {
-                op,
-                what,
-                group,
-                ack_id: id,
-                op_context: op_context as usize,
-                target: target(on_complete),
-            },
-            fut,
-        );
-        Ok(())
+        // SAFETY: forwarded under this function's contract.
+        unsafe { send_blocking(c, SendOp::Event, a) }
     })
 }
 
@@ -528,23 +547,18 @@ pub unsafe extern "C" fn wps_send_to_group_async(
     op_context: *mut c_void,
     out_ack_id: *mut u64,
 ) -> wps_result {
+    let a = SendArgs {
+        name: group,
+        data,
+        len,
+        data_type,
+        flags,
+        ack_id,
+        out_ack_id,
+    };
     ffi_fn!("wps_send_to_group_async", {
         // SAFETY: forwarded under this function's contract.
-        unsafe {
-            send_op_async(
-                c,
-                SendOp::ToGroup,
-                group,
-                data,
-                len,
-                data_type,
-                flags,
-                ack_id,
-                on_complete,
-                op_context,
-                out_ack_id,
-            )
-        }
+        unsafe { send_async(c, SendOp::ToGroup, a, on_complete, op_context) }
     })
 }
 
@@ -566,22 +580,17 @@ pub unsafe extern "C" fn wps_send_event_async(
     op_context: *mut c_void,
     out_ack_id: *mut u64,
 ) -> wps_result {
+    let a = SendArgs {
+        name: event_name,
+        data,
+        len,
+        data_type,
+        flags,
+        ack_id,
+        out_ack_id,
+    };
     ffi_fn!("wps_send_event_async", {
         // SAFETY: forwarded under this function's contract.
-        unsafe {
-            send_op_async(
-                c,
-                SendOp::Event,
-                event_name,
-                data,
-                len,
-                data_type,
-                flags,
-                ack_id,
-                on_complete,
-                op_context,
-                out_ack_id,
-            )
-        }
+        unsafe { send_async(c, SendOp::Event, a, on_complete, op_context) }
     })
 }
