@@ -58,10 +58,11 @@ def client_access_url(connection_string: str, hub: str, ttl_s: int = 7200) -> st
 class EmulatorProcess:
     """``wps-emulator --port 0`` in its own process; ``connection_string`` is its first line."""
 
-    def __init__(self, binary: str, log_path: str, cpu: "int | None" = None):
+    def __init__(self, binary: str, log_path: str, cpu: "int | None" = None, prefix=()):
         args = [binary, "--host", "127.0.0.1", "--port", "0"]
         if cpu is not None and hasattr(os, "sched_setaffinity"):
             args = ["taskset", "-c", str(cpu)] + args
+        args = list(prefix) + args
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, text=True)
         line = []

@@ -131,7 +131,8 @@ def markdown(summary, meta, runs):
         f"Run {meta['started_utc']}, mode {meta['mode']}, {meta['runs']} run(s) per implementation, "
         f"wall time {meta['wall_s']} s. Machine: {mach['nproc']} CPUs ({mach['cpu']}), "
         f"{mach['memory_gib']} GiB, Linux {mach['kernel']}; load average {mach.get('loadavg_1m', '?')} at the start "
-        f"and {meta.get('loadavg_end', '?')} at the end (other work on the machine adds noise). "
+        f"and {meta.get('loadavg_end', '?')} at the end (other work on the machine adds noise); "
+        f"programs and emulator run under `{meta.get('nice', 'none')}`. "
         "Cells: median (min–max).",
         "",
         "| measurement | " + " | ".join(NAMES[i] for i in impls) + " |",
