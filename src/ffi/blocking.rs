@@ -4,8 +4,10 @@
 use std::future::Future;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::task::Context;
 use std::time::Duration;
 
+use futures_util::task::noop_waker_ref;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
@@ -156,7 +158,12 @@ fn deliver(queue: &Arc<EventQueue>, c: Completion, outcome: Result<Completed, Fa
     });
 }
 
-/// Starts `fut` on the runtime; its outcome is queued as the operation's completion.
+/// Starts `fut`; its outcome is queued as the operation's completion.
+///
+/// The future is polled once right here, inside the runtime's context, so that the engine
+/// command it issues is queued before this call returns: operations started one after the
+/// other from one thread reach the engine (and the service) in that order. What remains is
+/// spawned as a task.
 pub(crate) fn spawn_op(
     rt: &Handle,
     closing: &Closing,
@@ -171,8 +178,15 @@ pub(crate) fn spawn_op(
     };
     let what = guard.completion.as_ref().map_or("operation", |c| c.what);
     let fut = closing.guard(what, fut);
-    rt.spawn(async move {
+    let mut task = Box::pin(async move {
         let outcome = fut.await;
         guard.complete(outcome);
     });
+    let _context = rt.enter();
+    let mut cx = Context::from_waker(noop_waker_ref());
+    // Futures may be polled with a different waker each time; the task's own waker takes over
+    // from the next poll on.
+    if task.as_mut().poll(&mut cx).is_pending() {
+        rt.spawn(task);
+    }
 }

