@@ -313,6 +313,44 @@ static int test_async_operations_complete_exactly_once(void) {
     return 0;
 }
 
+/* Successive calls from one thread reach the service in call order, async and blocking mixed. */
+static int test_successive_calls_keep_their_order(void) {
+    recorder ra, rb;
+    rec_init(&ra);
+    rec_init(&rb);
+    char g[96];
+    unique_group("order", g);
+    char *ua = mint_url(HUB, "alice", ALL_ROLES, 3600), *ub = mint_url(HUB, "bob", ALL_ROLES, 3600);
+    wps_client *a = started_client(ua, NULL, &ra), *b = started_client(ub, NULL, &rb);
+    free(ua);
+    free(ub);
+    CHECK(a && b, "clients");
+    CHECK_OK(wps_join_group(b, g, 0, NULL));
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        char msg[16];
+        int len = snprintf(msg, sizeof msg, "%d", i);
+        if (i % 50 == 49)
+            CHECK_OK(wps_send_to_group(a, g, (const uint8_t *)msg, (size_t)len, WPS_DATA_TEXT, 0, 0, NULL));
+        else if (i % 7 == 3)
+            CHECK_OK(wps_send_to_group_async(a, g, (const uint8_t *)msg, (size_t)len, WPS_DATA_TEXT,
+                                             WPS_SEND_FIRE_AND_FORGET, 0, NULL, NULL, NULL));
+        else
+            CHECK_OK(wps_send_to_group_async(a, g, (const uint8_t *)msg, (size_t)len, WPS_DATA_TEXT, 0, 0, NULL,
+                                             NULL, NULL));
+    }
+    CHECK(rec_wait(&rb, WPS_EVENT_GROUP_MESSAGE, N, 10000), "received %zu of %d", rec_count(&rb, WPS_EVENT_GROUP_MESSAGE), N);
+    for (int i = 0; i < N; i++) {
+        rec_event *e = rec_nth(&rb, WPS_EVENT_GROUP_MESSAGE, (size_t)i);
+        CHECK(atoi((char *)e->data) == i, "message %d arrived as #%d", atoi((char *)e->data), i);
+    }
+    wps_client_free(a);
+    wps_client_free(b);
+    rec_free(&ra);
+    rec_free(&rb);
+    return 0;
+}
+
 static int test_start_and_stop_async(void) {
     recorder r;
     rec_init(&r);
@@ -486,6 +524,7 @@ int main(int argc, char **argv) {
         {"reused_ack_id_is_duplicate_success", test_reused_ack_id_is_duplicate_success},
         {"blocking_send_inside_group_message_callback", test_blocking_send_inside_group_message_callback},
         {"async_operations_complete_exactly_once", test_async_operations_complete_exactly_once},
+        {"successive_calls_keep_their_order", test_successive_calls_keep_their_order},
         {"start_and_stop_async", test_start_and_stop_async},
         {"expired_token_and_missing_token_are_unauthorized", test_expired_token_and_missing_token_are_unauthorized},
         {"url_provider", test_url_provider},
