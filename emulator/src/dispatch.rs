@@ -165,7 +165,10 @@ async fn on_parsed(
                 return Flow::Continue;
             }
             let r = match &svc.upstream {
-                None => Ok(()),
+                None => Err((
+                    "InternalServerError",
+                    "No event handler is configured.".to_string(),
+                )),
                 Some(up) => match up.user_event(s, &event, &data).await {
                     Ok(Some(reply)) => {
                         hub.publish_connection(s, &Delivery::new(&Origin::Server, &reply));

@@ -214,7 +214,7 @@ async fn token_groups_are_joined_at_connect() {
 }
 
 #[tokio::test]
-async fn ping_gets_pong_and_events_are_acked_without_upstream() {
+async fn ping_gets_pong_and_events_fail_without_upstream() {
     let emu = emulator().await;
     let url = emu.client_access_url("h", None, &[], &[], HOUR);
     let (mut ws, _) = connect_pubsub(&url, RELIABLE).await;
@@ -227,8 +227,13 @@ async fn ping_gets_pong_and_events_are_acked_without_upstream() {
     .await;
     assert_eq!(
         recv_json(&mut ws).await,
-        json!({"type":"ack","ackId":5,"success":true})
+        json!({"type":"ack","ackId":5,"success":false,
+               "error":{"name":"InternalServerError","message":"No event handler is configured."}})
     );
+    // Without an ackId the event is dropped silently; the next reply is the pong.
+    send(&mut ws, json!({"type":"event","event":"ev1","data":1})).await;
+    send(&mut ws, json!({"type":"ping"})).await;
+    assert_eq!(recv_json(&mut ws).await, json!({"type":"pong"}));
     send(&mut ws, json!({"type":"invoke","invocationId":"1","target":"event","event":"echo","dataType":"text","data":"p"})).await;
     let r = recv_json(&mut ws).await;
     assert_eq!(r["type"], "invokeResponse");

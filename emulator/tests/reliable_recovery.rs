@@ -24,7 +24,7 @@ async fn recovery_after_drop_replays_unacked_messages_in_order() {
     assert_eq!(join(&mut sub, "g", 1).await["success"], true);
     send(
         &mut sub,
-        json!({"type":"event","event":"e","ackId":7,"data":1}),
+        json!({"type":"sendToGroup","group":"other","ackId":7,"dataType":"text","data":"x"}),
     )
     .await;
     assert_eq!(recv_json(&mut sub).await["success"], true);
@@ -118,7 +118,7 @@ async fn recovery_after_drop_replays_unacked_messages_in_order() {
     // The ackId cache survived the recovery.
     send(
         &mut sub,
-        json!({"type":"event","event":"e","ackId":7,"data":1}),
+        json!({"type":"sendToGroup","group":"other","ackId":7,"dataType":"text","data":"x"}),
     )
     .await;
     assert_eq!(recv_json(&mut sub).await["error"]["name"], "Duplicate");
