@@ -92,10 +92,13 @@ def test_duplicated_close(emulator, hub):
     assert not client.is_connected()
 
 
-def test_send_event_accepted_without_handler(emulator, hub):
+def test_send_event_without_handler_is_internal_server_error(emulator, hub):
     client = make_client(emulator, hub, message_retry_total=0)
     with client:
-        client.send_event("event", "test_send_event", "text")
+        with pytest.raises(SendMessageError) as err:
+            client.send_event("event", "test_send_event", "text")
+        assert err.value.error_detail.name == "InternalServerError"
+        # Fire-and-forget events get no answer, so they succeed once written.
         client.send_event("event", {"k": 1}, "json", ack=False)
 
 
