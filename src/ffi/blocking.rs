@@ -126,6 +126,28 @@ pub(crate) struct Completion {
     pub target: Target,
 }
 
+impl Completion {
+    /// The completion of one async call: to `on_complete` when given, else to the callback
+    /// registered for `WPS_EVENT_ACK`.
+    pub fn new(
+        op: u32,
+        what: &'static str,
+        group: Option<String>,
+        ack_id: u64,
+        on_complete: super::dispatch::wps_event_fn,
+        op_context: *mut std::ffi::c_void,
+    ) -> Completion {
+        Completion {
+            op,
+            what,
+            group,
+            ack_id,
+            op_context: op_context as usize,
+            target: on_complete.map_or(Target::Registered, Target::Completion),
+        }
+    }
+}
+
 /// Delivers the completion exactly once: with the outcome, or as cancelled if the task is
 /// dropped before it finished (runtime shut down).
 struct CompletionGuard {

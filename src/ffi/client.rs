@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::client::{Client, Credential};
 
 use super::blocking::{Closing, Completion};
-use super::dispatch::{in_callback_of, wps_event_fn, wps_free_fn, EventQueue, Target};
+use super::dispatch::{in_callback_of, wps_event_fn, wps_free_fn, EventQueue};
 use super::error::{
     fail, fail_with, report, wps_result, Failure, WPS_ERR_BUFFER_TOO_SMALL, WPS_ERR_INTERNAL,
     WPS_ERR_INVALID_URL, WPS_ERR_NOT_CONNECTED, WPS_ERR_NULL_ARG, WPS_OK,
@@ -255,28 +255,12 @@ pub extern "C" fn wps_client_start_async(
         ClientEntry::with(c, |e| {
             let fut = e.start_future(start_limit(e, timeout_ms));
             e.spawn_op(
-                completion(WPS_OP_START, "start", on_complete, op_context),
+                Completion::new(WPS_OP_START, "start", None, 0, on_complete, op_context),
                 async move { fut.await.map(|()| Completed::Unit) },
             );
             Ok(())
         })
     })
-}
-
-fn completion(
-    op: u32,
-    what: &'static str,
-    on_complete: wps_event_fn,
-    op_context: *mut c_void,
-) -> Completion {
-    Completion {
-        op,
-        what,
-        group: None,
-        ack_id: 0,
-        op_context: op_context as usize,
-        target: on_complete.map_or(Target::Registered, Target::Completion),
-    }
 }
 
 /// Stops the client: cancels recovery, reconnects and pending operations (they fail with
@@ -316,7 +300,7 @@ pub extern "C" fn wps_client_stop_async(
         ClientEntry::with(c, |e| {
             let fut = e.stop_future(e.shutdown_timeout);
             e.spawn_op(
-                completion(WPS_OP_STOP, "stop", on_complete, op_context),
+                Completion::new(WPS_OP_STOP, "stop", None, 0, on_complete, op_context),
                 async move { fut.await.map(|()| Completed::Unit) },
             );
             Ok(())

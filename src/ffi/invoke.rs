@@ -12,7 +12,7 @@ use super::error::{wps_result, Failure};
 use super::event::{Completed, WPS_OP_INVOKE_EVENT};
 use super::handle::wps_client;
 use super::macros::{ffi_fn, non_null, str_arg};
-use super::ops::{payload, target};
+use super::ops::payload;
 
 /// A response payload owned by the caller (from `wps_invoke_event`).
 pub struct wps_buffer {
@@ -107,14 +107,14 @@ pub unsafe extern "C" fn wps_invoke_event_async(
             // SAFETY: forwarded under this function's contract.
             let fut = unsafe { invoke_args(e, event_name, data, len, data_type, timeout_ms) }?;
             e.spawn_op(
-                Completion {
-                    op: WPS_OP_INVOKE_EVENT,
-                    what: "invoke event",
-                    group: None,
-                    ack_id: 0,
-                    op_context: op_context as usize,
-                    target: target(on_complete),
-                },
+                Completion::new(
+                    WPS_OP_INVOKE_EVENT,
+                    "invoke event",
+                    None,
+                    0,
+                    on_complete,
+                    op_context,
+                ),
                 async move { fut.await.map(Completed::Payload) },
             );
             Ok(())

@@ -8,7 +8,7 @@ use crate::protocol::{DataType, Payload};
 
 use super::blocking::Completion;
 use super::client::ClientEntry;
-use super::dispatch::{wps_event_fn, Target};
+use super::dispatch::wps_event_fn;
 use super::error::{
     wps_result, Failure, WPS_ERR_INVALID_ARG, WPS_ERR_INVALID_UTF8, WPS_ERR_PAYLOAD_TOO_LARGE,
 };
@@ -114,10 +114,9 @@ fn send_options(flags: u32, ack_id: u64, allow_no_echo: bool) -> Result<SendOpti
     })
 }
 
-/// Where an async completion goes.
-pub(crate) fn target(on_complete: wps_event_fn) -> Target {
-    on_complete.map_or(Target::Registered, Target::Completion)
-}
+/// An accepted operation: the group its completion names (when one is owed), its ack id and
+/// the future that performs it.
+type Accepted<F> = (Option<String>, u64, F);
 
 #[derive(Clone, Copy)]
 enum GroupOp {
@@ -151,12 +150,9 @@ unsafe fn group_op(
     group: *const c_char,
     ack_id: u64,
     out_ack_id: *mut u64,
+    keep_group: bool,
 ) -> Result<
-    (
-        String,
-        u64,
-        impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static,
-    ),
+    Accepted<impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static>,
     Failure,
 > {
     // SAFETY: per this function's contract.
@@ -165,14 +161,14 @@ unsafe fn group_op(
     // SAFETY: per this function's contract.
     unsafe { write_opt(out_ack_id, id) };
     let client = e.client.clone();
-    let g = group.clone();
+    let kept = keep_group.then(|| group.clone());
     let fut = async move {
         acked(match kind {
-            GroupOp::Join => client.join_group(&g, Some(id)).await,
-            GroupOp::Leave => client.leave_group(&g, Some(id)).await,
+            GroupOp::Join => client.join_group(&group, Some(id)).await,
+            GroupOp::Leave => client.leave_group(&group, Some(id)).await,
         })
     };
-    Ok((group, id, fut))
+    Ok((kept, id, fut))
 }
 
 /// A blocking group operation.
@@ -188,7 +184,7 @@ unsafe fn group_blocking(
 ) -> wps_result {
     ClientEntry::with(c, |e| {
         // SAFETY: forwarded under the caller's contract.
-        let (_, _, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id) }?;
+        let (_, _, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id, false) }?;
         e.wait(kind.what(), None, fut).map(drop)
     })
 }
@@ -250,18 +246,9 @@ unsafe fn group_op_async(
 ) -> wps_result {
     ClientEntry::with(c, |e| {
         // SAFETY: forwarded under the caller's contract.
-        let (group, id, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id) }?;
-        e.spawn_op(
-            Completion {
-                op: kind.op(),
-                what: kind.what(),
-                group: Some(group),
-                ack_id: id,
-                op_context: op_context as usize,
-                target: target(on_complete),
-            },
-            fut,
-        );
+        let (group, id, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id, true) }?;
+        let done = Completion::new(kind.op(), kind.what(), group, id, on_complete, op_context);
+        e.spawn_op(done, fut);
         Ok(())
     })
 }
@@ -376,12 +363,9 @@ unsafe fn send_op(
     e: &ClientEntry,
     kind: SendOp,
     a: &SendArgs,
+    keep_group: bool,
 ) -> Result<
-    (
-        String,
-        u64,
-        impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static,
-    ),
+    Accepted<impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static>,
     Failure,
 > {
     // SAFETY: per this function's contract.
@@ -406,14 +390,14 @@ unsafe fn send_op(
     // SAFETY: per this function's contract.
     unsafe { write_opt(a.out_ack_id, id) };
     let client = e.client.clone();
-    let n = name.clone();
+    let kept = (keep_group && matches!(kind, SendOp::ToGroup)).then(|| name.clone());
     let fut = async move {
         acked(match kind {
-            SendOp::ToGroup => client.send_to_group(&n, payload, opts).await,
-            SendOp::Event => client.send_event(&n, payload, opts).await,
+            SendOp::ToGroup => client.send_to_group(&name, payload, opts).await,
+            SendOp::Event => client.send_event(&name, payload, opts).await,
         })
     };
-    Ok((name, id, fut))
+    Ok((kept, id, fut))
 }
 
 /// A blocking send.
@@ -423,7 +407,7 @@ unsafe fn send_op(
 unsafe fn send_blocking(c: *mut wps_client, kind: SendOp, a: SendArgs) -> wps_result {
     ClientEntry::with(c, |e| {
         // SAFETY: forwarded under the caller's contract.
-        let (_, _, fut) = unsafe { send_op(e, kind, &a) }?;
+        let (_, _, fut) = unsafe { send_op(e, kind, &a, false) }?;
         e.wait(kind.what(), None, fut).map(drop)
     })
 }
@@ -441,18 +425,9 @@ unsafe fn send_async(
 ) -> wps_result {
     ClientEntry::with(c, |e| {
         // SAFETY: forwarded under the caller's contract.
-        let (name, id, fut) = unsafe { send_op(e, kind, &a) }?;
-        e.spawn_op(
-            Completion {
-                op: kind.op(),
-                what: kind.what(),
-                group: matches!(kind, SendOp::ToGroup).then_some(name),
-                ack_id: id,
-                op_context: op_context as usize,
-                target: target(on_complete),
-            },
-            fut,
-        );
+        let (group, id, fut) = unsafe { send_op(e, kind, &a, true) }?;
+        let done = Completion::new(kind.op(), kind.what(), group, id, on_complete, op_context);
+        e.spawn_op(done, fut);
         Ok(())
     })
 }
