@@ -27,14 +27,14 @@ VENV_PY = REPO / "build/bench-venv/bin/python"
 # Run by default, in this order; OPTIONAL ones only when named in --impls.
 IMPLS = {
     "c": [str(REPO / "build/bench/wps-bench-c"), "c"],
-    "c-tuned": [str(REPO / "build/bench/wps-bench-c"), "c-tuned"],
+    "c-poll": [str(REPO / "build/bench/wps-bench-c"), "c-poll"],
     "rust": [str(REPO / "target/release/wps-bench"), "rust"],
     "python": [str(VENV_PY), str(HERE / "py/bench.py"), "python"],
     "official-python": [str(VENV_PY), str(HERE / "py/bench.py"), "official-python"],
     "official-js": ["node", "--expose-gc", str(HERE / "js/bench.mjs"), "official-js"],
     "raw": [str(REPO / "target/release/wps-bench"), "raw"],
 }
-OPTIONAL = {"c-poll": [str(REPO / "build/bench/wps-bench-c"), "c-poll"]}
+OPTIONAL = {"c-sync": [str(REPO / "build/bench/wps-bench-c"), "c-sync"]}
 SCENARIOS = ["msg", "idle", "connect"]
 COUNTS = {
     "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,

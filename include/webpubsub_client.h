@@ -167,7 +167,8 @@
 #define WPS_SEND_NO_ECHO 1
 
 /**
- * No ack on the wire: the call returns once the frame is written; `*out_ack_id` is 0.
+ * No ack on the wire; `*out_ack_id` is 0. The call returns once the frame is written to the
+ * connection's ordered send queue (see `wps_options_set_fire_and_forget_buffer`).
  */
 #define WPS_SEND_FIRE_AND_FORGET 2
 
@@ -908,11 +909,13 @@ wps_result wps_options_set_connect_timeout_ms(struct wps_options *o, uint32_t ti
 wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
 
 /**
- * Fire-and-forget buffering: with 0 (the default) a `WPS_SEND_FIRE_AND_FORGET` send returns
- * once its frame is written to the socket; with `frames` > 0, a fire-and-forget send made while
- * connected returns as soon as the client accepted it, with up to `frames` such frames waiting
- * to be written (then sends wait for writes again). Higher throughput; a failure to write is
- * then not reported to the caller.
+ * Fire-and-forget buffering (default 1024 frames): a `WPS_SEND_FIRE_AND_FORGET` send made while
+ * connected returns as soon as its frame is in the client's ordered send queue, with up to
+ * `frames` such frames waiting to be written; past that, sends wait for the writes (back
+ * pressure). The queue survives a recovery (frames not yet written go out on the recovered
+ * connection) and `wps_client_stop` writes it before closing; a write failure is not reported
+ * to the sender, as on the wire. 0 makes every fire-and-forget send wait until its frame is
+ * written to the socket (about ten times slower for a single sending thread).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
@@ -1146,7 +1149,7 @@ wps_result wps_send_event_async(struct wps_client *c,
 
 /**
  * Sends `data` (`len` bytes, `data_type` `WPS_DATA_*`) to `group` and blocks until the service
- * acks, or, with `WPS_SEND_FIRE_AND_FORGET`, until the frame is written. `flags`:
+ * acks, or, with `WPS_SEND_FIRE_AND_FORGET`, until the frame is queued for writing. `flags`:
  * `WPS_SEND_NO_ECHO`, `WPS_SEND_FIRE_AND_FORGET` (then `ack_id` must be 0). Text and JSON data
  * must be UTF-8. Ack ids, retries and `*out_ack_id` as for `wps_join_group`.
  *

@@ -290,3 +290,37 @@ async fn buffered_fire_and_forget_delivers_everything_in_order() {
     b.stop().await.unwrap();
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_writes_queued_fire_and_forget_frames_first() {
+    let emu = emulator().await;
+    // Default options: fire-and-forget sends resolve once queued.
+    let (a, _ev_a, _) = connected(url(&emu, Some("a"), ROLES), fast_options()).await;
+    let plain = webpubsub_client::ClientOptions {
+        protocol: webpubsub_client::Protocol::Json,
+        ..fast_options()
+    };
+    let (b, mut ev_b, _) = connected(url(&emu, Some("b"), ROLES), plain).await;
+    b.join_group("q", None).await.unwrap();
+    let ff = SendOptions {
+        fire_and_forget: true,
+        ..Default::default()
+    };
+    for i in 0..500 {
+        a.send_to_group("q", Payload::text(i.to_string()), ff)
+            .await
+            .unwrap();
+    }
+    // Stop right away: the queue is written before the close frame.
+    a.stop().await.unwrap();
+    for i in 0..500 {
+        match ev_b.until("group message", is_group_message).await {
+            Event::GroupMessage { message, .. } => {
+                assert_eq!(message.as_str(), Some(i.to_string().as_str()))
+            }
+            _ => unreachable!(),
+        }
+    }
+    b.stop().await.unwrap();
+    emu.shutdown().await;
+}

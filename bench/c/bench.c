@@ -1,9 +1,11 @@
 /*
  * Bench program for the C ABI (libwebpubsub_client.so):
- *   wps-bench-c c|c-poll SCENARIO [key=value ...]
- * `c` uses the defaults (callbacks on the library's callback threads, fire-and-forget sends return
- * once written); `c-poll` uses WPS_DISPATCH_POLL, where callbacks run inside wps_client_dispatch
- * on the waiting thread; `c-tuned` is poll mode plus a fire-and-forget buffer of 1,024 frames.
+ *   wps-bench-c c|c-poll|c-sync SCENARIO [key=value ...]
+ * `c` uses the defaults (callbacks on the library's callback threads; a fire-and-forget send
+ * returns once queued, with up to 1,024 frames waiting to be written); `c-poll` uses
+ * WPS_DISPATCH_POLL, where callbacks run inside wps_client_dispatch on the waiting thread;
+ * `c-sync` is the default configuration with a fire-and-forget buffer of 0 (each fire-and-forget
+ * send waits until its frame is written to the socket).
  * SCENARIO is msg, idle or connect, run exactly as the Rust, Python and JS bench programs do
  * (see BENCHMARKS.md); one JSON line per measurement on stdout.
  * Environment: BENCH_URL (client access URL), BENCH_DROP_CMD (drop helper, connection id appended).
@@ -28,8 +30,7 @@
 
 static const char *IMPL = "c";
 static int POLL = 0;          /* WPS_DISPATCH_POLL clients */
-static uint32_t FF_BUFFER = 0; /* wps_options_set_fire_and_forget_buffer */
-#define TUNED_FF_BUFFER 1024
+static long FF_BUFFER = -1;   /* wps_options_set_fire_and_forget_buffer; -1: the default */
 
 static void die(const char *what, wps_result r) {
     fprintf(stderr, "wps-bench-c: %s: %s (%s)\n", what, wps_result_name(r), wps_last_error_message());
@@ -143,7 +144,7 @@ static conn *conn_open(const char *url, int reliable) {
     if (r != WPS_OK) die("wps_options_set_protocol", r);
     if (POLL && (r = wps_options_set_dispatch_mode(o, WPS_DISPATCH_POLL)) != WPS_OK)
         die("wps_options_set_dispatch_mode", r);
-    if (FF_BUFFER && (r = wps_options_set_fire_and_forget_buffer(o, FF_BUFFER)) != WPS_OK)
+    if (FF_BUFFER >= 0 && (r = wps_options_set_fire_and_forget_buffer(o, (uint32_t)FF_BUFFER)) != WPS_OK)
         die("wps_options_set_fire_and_forget_buffer", r);
     r = wps_client_new(url, o, &c->client);
     wps_options_free(o);
@@ -405,13 +406,12 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "c-poll") == 0) {
         IMPL = "c-poll";
         POLL = 1;
-    } else if (argc >= 2 && strcmp(argv[1], "c-tuned") == 0) {
-        IMPL = "c-tuned";
-        POLL = 1;
-        FF_BUFFER = TUNED_FF_BUFFER;
+    } else if (argc >= 2 && strcmp(argv[1], "c-sync") == 0) {
+        IMPL = "c-sync";
+        FF_BUFFER = 0;
     }
     if (argc < 3 || strcmp(argv[1], IMPL) != 0 || !url) {
-        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-tuned msg|idle|connect [key=value ...]\n");
+        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-sync msg|idle|connect [key=value ...]\n");
         return 2;
     }
     for (int i = 3; i < argc; i++) {

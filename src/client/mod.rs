@@ -57,7 +57,8 @@ pub struct SendOptions {
     pub ack_id: Option<u64>,
     /// Do not deliver the message back to this connection (send-to-group only).
     pub no_echo: bool,
-    /// No ack on the wire; resolves once the frame is written to the socket.
+    /// No ack on the wire; resolves once the frame is queued for writing (see
+    /// [`ClientOptions::fire_and_forget_buffer`]).
     pub fire_and_forget: bool,
 }
 

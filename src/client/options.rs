@@ -78,11 +78,12 @@ pub struct ClientOptions {
     /// `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the environment (never for loopback
     /// hosts); `Some("")` means no proxy.
     pub proxy: Option<String>,
-    /// Fire-and-forget frames that may be accepted but not yet written (default 0). With 0 a
-    /// fire-and-forget send resolves once its frame is written to the socket; with N > 0 it
-    /// resolves as soon as the engine accepted it while connected (as the JavaScript SDK's
-    /// `fireAndForget` does), until N frames are pending, after which sends wait for the
-    /// writes again (back-pressure). Accepted frames are lost if the connection fails.
+    /// Fire-and-forget frames that may be accepted but not yet written (default 1024). With
+    /// N > 0 a fire-and-forget send made while connected resolves as soon as its frame is in
+    /// the engine's ordered send queue, until N frames are pending, after which sends wait for
+    /// the writes again (back-pressure). Queued frames go out after a recovery and before the
+    /// close on `stop`; a frame in a write that fails is lost, as one in the socket's buffer
+    /// would be. With 0 a fire-and-forget send resolves once its frame is written to the socket.
     pub fire_and_forget_buffer: usize,
     /// Extra PEM root certificates for `wss://`, added to the system store.
     pub ca_file: Option<PathBuf>,
@@ -109,7 +110,7 @@ impl Default for ClientOptions {
             max_message_size: 1 << 20,
             read_buffer_size: 4 * 1024,
             write_buffer_size: 16 * 1024,
-            fire_and_forget_buffer: 0,
+            fire_and_forget_buffer: 1024,
             proxy: None,
             ca_file: None,
             start_timeout: Duration::from_secs(30),

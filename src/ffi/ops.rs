@@ -21,7 +21,8 @@ use super::macros::{bytes_arg, ffi_fn, str_arg, write_opt};
 
 /// Do not deliver the message back to the sending connection (send-to-group only).
 pub const WPS_SEND_NO_ECHO: u32 = 1;
-/// No ack on the wire: the call returns once the frame is written; `*out_ack_id` is 0.
+/// No ack on the wire; `*out_ack_id` is 0. The call returns once the frame is written to the
+/// connection's ordered send queue (see `wps_options_set_fire_and_forget_buffer`).
 pub const WPS_SEND_FIRE_AND_FORGET: u32 = 2;
 
 const ALL_SEND_FLAGS: u32 = WPS_SEND_NO_ECHO | WPS_SEND_FIRE_AND_FORGET;
@@ -433,7 +434,7 @@ unsafe fn send_async(
 }
 
 /// Sends `data` (`len` bytes, `data_type` `WPS_DATA_*`) to `group` and blocks until the service
-/// acks, or, with `WPS_SEND_FIRE_AND_FORGET`, until the frame is written. `flags`:
+/// acks, or, with `WPS_SEND_FIRE_AND_FORGET`, until the frame is queued for writing. `flags`:
 /// `WPS_SEND_NO_ECHO`, `WPS_SEND_FIRE_AND_FORGET` (then `ack_id` must be 0). Text and JSON data
 /// must be UTF-8. Ack ids, retries and `*out_ack_id` as for `wps_join_group`.
 ///

@@ -560,11 +560,13 @@ pub unsafe extern "C" fn wps_options_set_proxy(
     }
 }
 
-/// Fire-and-forget buffering: with 0 (the default) a `WPS_SEND_FIRE_AND_FORGET` send returns
-/// once its frame is written to the socket; with `frames` > 0, a fire-and-forget send made while
-/// connected returns as soon as the client accepted it, with up to `frames` such frames waiting
-/// to be written (then sends wait for writes again). Higher throughput; a failure to write is
-/// then not reported to the caller.
+/// Fire-and-forget buffering (default 1024 frames): a `WPS_SEND_FIRE_AND_FORGET` send made while
+/// connected returns as soon as its frame is in the client's ordered send queue, with up to
+/// `frames` such frames waiting to be written; past that, sends wait for the writes (back
+/// pressure). The queue survives a recovery (frames not yet written go out on the recovered
+/// connection) and `wps_client_stop` writes it before closing; a write failure is not reported
+/// to the sender, as on the wire. 0 makes every fire-and-forget send wait until its frame is
+/// written to the socket (about ten times slower for a single sending thread).
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.

@@ -192,7 +192,7 @@ struct Payload {
 struct SendOptions {
   std::uint64_t ack_id = 0;      ///< 0 = allocate a new id; non-zero = retry an earlier one
   bool no_echo = false;          ///< do not deliver a group message back to this connection
-  bool fire_and_forget = false;  ///< no ack on the wire; completes once written
+  bool fire_and_forget = false;  ///< no ack on the wire; completes once queued for writing
   std::uint32_t flags() const noexcept {
     return (no_echo ? WPS_SEND_NO_ECHO : 0u) | (fire_and_forget ? WPS_SEND_FIRE_AND_FORGET : 0u);
   }

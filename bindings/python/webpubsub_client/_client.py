@@ -239,7 +239,7 @@ class WebPubSubClient:
 
         :param data_type: ``text`` (``str``), ``json`` (a JSON value), ``binary``/``protobuf``
             (``memoryview``/``bytes``).
-        :keyword ack: ``False`` sends without an ack id and returns once written
+        :keyword ack: ``False`` sends without an ack id and returns once queued for writing
             (same as ``fire_and_forget=True``).
         :keyword no_echo: Do not deliver the message back to this connection.
         :keyword ack_id: Retry an earlier attempt with its ack id.
