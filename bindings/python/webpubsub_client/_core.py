@@ -157,6 +157,9 @@ def _on_provide_url(user_data: Optional[int], buf: Any, cap: int, out_len: Any) 
 
 
 _EVENT_CB = n.EVENT_FN(_on_event)
+# Size of a ``wps_event`` that carries every field this package reads.
+_FULL_EVENT_SIZE = n.wps_event.is_duplicate.offset + n.wps_event.is_duplicate.size
+string_at = ctypes.string_at
 _PROVIDER_CB = n.URL_PROVIDER_FN(_on_provide_url)
 
 
@@ -249,6 +252,17 @@ class ClientCore:
         """Convert a borrowed native event (copying everything) and pass it to the sink."""
         etype = ev.type
         if etype == n.WPS_EVENT_ACK:
+            if ev.struct_size >= _FULL_EVENT_SIZE:
+                result = ev.result
+                completion = Completion(
+                    result,
+                    ev.ack_id,
+                    bool(ev.is_duplicate),
+                    None if result == n.WPS_OK else n.decode(ev.message),
+                    None if result == n.WPS_OK else n.decode(ev.error_name),
+                )
+                self.sink.complete(ev.op_context or 0, completion)
+                return
             op = n.event_field(ev, "op_context") or 0
             self.sink.complete(
                 int(op),
@@ -258,6 +272,26 @@ class ClientCore:
                     bool(n.event_field(ev, "is_duplicate", 0)),
                     n.decode(ev.message),
                     n.decode(ev.error_name),
+                ),
+            )
+            return
+        if etype == n.WPS_EVENT_GROUP_MESSAGE:
+            if not self.listeners.any(CallbackType.GROUP_MESSAGE):
+                return
+            size = ev.data_len
+            data_type, data = _payload.decode(string_at(ev.data, size) if size else b"", ev.data_type)
+            group = ev.group
+            sender = ev.from_user_id
+            self.sink.deliver(
+                CallbackType.GROUP_MESSAGE,
+                (
+                    OnGroupDataMessageArgs(
+                        data_type=data_type,
+                        data=data,
+                        group=group.decode("utf-8", "replace") if group is not None else "",
+                        from_user_id=sender.decode("utf-8", "replace") if sender is not None else None,
+                        sequence_id=ev.sequence_id or None,
+                    ),
                 ),
             )
             return
@@ -289,21 +323,9 @@ class ClientCore:
             )
             args = (OnRejoinGroupFailedArgs(group=n.decode(ev.group) or "", error=error),)
         else:
-            raw = ctypes.string_at(ev.data, ev.data_len) if ev.data_len else b""
+            raw = string_at(ev.data, ev.data_len) if ev.data_len else b""
             data_type, data = _payload.decode(raw, ev.data_type)
-            sequence_id = int(ev.sequence_id) or None
-            if kind is CallbackType.SERVER_MESSAGE:
-                args = (OnServerDataMessageArgs(data_type=data_type, data=data, sequence_id=sequence_id),)
-            else:
-                args = (
-                    OnGroupDataMessageArgs(
-                        data_type=data_type,
-                        data=data,
-                        group=n.decode(ev.group) or "",
-                        from_user_id=n.decode(ev.from_user_id),
-                        sequence_id=sequence_id,
-                    ),
-                )
+            args = (OnServerDataMessageArgs(data_type=data_type, data=data, sequence_id=ev.sequence_id or None),)
         self.sink.deliver(kind, args)
 
     # -- state

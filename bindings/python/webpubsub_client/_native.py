@@ -187,16 +187,44 @@ _SIGNATURES: Dict[str, Tuple[Any, list, bool]] = {
 }
 
 
+# Functions that never block (they queue work or read state and return at once) are called
+# without releasing the GIL: releasing and re-taking it costs more than the call itself, and a
+# thread that takes the GIL meanwhile (a listener on a library callback thread) would keep the
+# caller waiting. ``wps_client_dispatch`` is only ever called with a zero timeout by this
+# package; the callbacks it runs re-enter Python on the same thread.
+_KEEP_GIL = frozenset(
+    {
+        "wps_result_str",
+        "wps_result_name",
+        "wps_result_is_retryable",
+        "wps_last_error_message",
+        "wps_last_error_name",
+        "wps_version_number",
+        "wps_version_string",
+        "wps_client_is_connected",
+        "wps_client_get_connection_id",
+        "wps_join_group_async",
+        "wps_leave_group_async",
+        "wps_send_to_group_async",
+        "wps_send_event_async",
+        "wps_client_get_fd",
+        "wps_client_dispatch",
+    }
+)
+
+
 class _Lib:
     """The loaded library with every declared function as an attribute (``None`` if absent)."""
 
     def __init__(self) -> None:
         self.dll = load_library()
+        # The same loaded library seen through a handle whose calls keep the GIL (see _KEEP_GIL).
+        self.pydll = ctypes.PyDLL(self.dll._name, handle=self.dll._handle)
         self.missing = []
         for name, (restype, argtypes, required) in _SIGNATURES.items():
             fn: Any
             try:
-                fn = getattr(self.dll, name)
+                fn = getattr(self.pydll if name in _KEEP_GIL else self.dll, name)
             except AttributeError:
                 if required:
                     raise OSError(f"{self.dll._name} lacks the required symbol {name}") from None

@@ -97,8 +97,15 @@ def send_op(
 
     ``ack=False`` and ``fire_and_forget=True`` both send without an ack id.
     """
-    opts = _merge(options, {"ack_id": ack_id, "no_echo": no_echo or None, "fire_and_forget": fire_and_forget})
-    forget = bool(opts.get("fire_and_forget")) or not ack
+    if options is None:
+        # the common case, same outcome as the merge below without building dictionaries
+        forget = bool(fire_and_forget) or not ack
+        echo_flag = n.WPS_SEND_NO_ECHO if no_echo else 0
+    else:
+        opts = _merge(options, {"ack_id": ack_id, "no_echo": no_echo or None, "fire_and_forget": fire_and_forget})
+        forget = bool(opts.get("fire_and_forget")) or not ack
+        echo_flag = n.WPS_SEND_NO_ECHO if opts.get("no_echo") else 0
+        ack_id = opts.get("ack_id")
     data, native_type = _payload.encode(content, data_type)
-    flags = (n.WPS_SEND_NO_ECHO if opts.get("no_echo") else 0) | (n.WPS_SEND_FIRE_AND_FORGET if forget else 0)
-    return SendOp(n.encode_identifier(target_name, what), data, native_type, flags, _ack_id(opts.get("ack_id")))
+    flags = echo_flag | (n.WPS_SEND_FIRE_AND_FORGET if forget else 0)
+    return SendOp(n.encode_identifier(target_name, what), data, native_type, flags, _ack_id(ack_id))

@@ -24,8 +24,17 @@ _TO_NATIVE = {
 _FROM_NATIVE = {v: k for k, v in _TO_NATIVE.items()}
 
 
+# Exact spellings (member values; members hash and compare as their value) resolved by one
+# dictionary lookup; anything else goes through the enum's case-insensitive lookup.
+_KNOWN = {member.value: member for member in WebPubSubDataType}
+_KNOWN.update({member: member for member in WebPubSubDataType})
+
+
 def data_type_of(value: Union[WebPubSubDataType, str]) -> WebPubSubDataType:
     """Normalise a data type given as enum member or string (``"text"``)."""
+    known = _KNOWN.get(value) if isinstance(value, str) else None
+    if known is not None:
+        return known
     try:
         return WebPubSubDataType(value)
     except ValueError:

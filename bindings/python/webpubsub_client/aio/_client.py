@@ -31,6 +31,10 @@ from ..models._models import WebPubSubClientOptions
 
 _LOGGER = logging.getLogger("webpubsub_client")
 
+get_running_loop = asyncio.get_running_loop
+c_uint64 = ctypes.c_uint64
+byref = ctypes.byref
+
 _DISPATCH_BATCH = 64
 _PROVIDER_WAIT_S = 60.0
 
@@ -154,6 +158,11 @@ class _LoopSink:
             self.wakeup.set()
 
     def complete(self, op_key: int, completion: Completion) -> None:
+        if self.loop_thread == threading.get_ident() and self.loop is not None:
+            fut = self.futures.pop(op_key, None)
+            if fut is not None and not fut.done():
+                fut.set_result(completion)
+            return
         self._on_loop_thread(self._resolve, op_key, completion)
 
     def _resolve(self, op_key: int, completion: Completion) -> None:
@@ -354,24 +363,32 @@ class WebPubSubClient:
 
     # -- operations
 
-    async def _run(self, what: str, start: Callable[[ctypes.c_void_p, Any], int]) -> None:
+    async def _run(self, what: str, name: str, start: Callable[..., int], *args: Any) -> None:
+        """Start an ``_async`` operation (``start(handle, *args, completion, context, out)``)
+        and wait for its completion; ``what`` with ``name`` describes it in errors."""
         core, sink = self._core, self._sink
         if core.freed:
-            raise send_error(what, 0, 0, "the client has been disposed", "ClientDisposed")
-        sink.attach(asyncio.get_running_loop())
-        key, fut = sink.new_operation()
-        out = ctypes.c_uint64(0)
-        code = start(ctypes.c_void_p(key), ctypes.byref(out))
+            raise send_error(f"{what} {name!r}", 0, 0, "the client has been disposed", "ClientDisposed")
+        loop = get_running_loop()
+        if loop is not sink.loop or sink.worker is None or sink.worker.done():
+            sink.attach(loop)
+        key = next(sink.op_keys)
+        fut: "asyncio.Future[Completion]" = loop.create_future()
+        futures = sink.futures
+        futures[key] = fut
+        out = c_uint64(0)
+        code = start(core.handle, *args, n.NO_COMPLETION, key, byref(out))
+        ack_id = out.value
         if code != n.WPS_OK:
-            sink.futures.pop(key, None)
+            futures.pop(key, None)
             message, error_name = n.last_error()
-            raise send_error(what, code, out.value, message, error_name)
+            raise send_error(f"{what} {name!r}", code, ack_id, message, error_name)
         try:
             done = await fut
         finally:
-            sink.futures.pop(key, None)
+            futures.pop(key, None)
         if done.result != n.WPS_OK:
-            raise send_error(what, done.result, done.ack_id or out.value, done.message, done.error_name)
+            raise send_error(f"{what} {name!r}", done.result, done.ack_id or ack_id, done.message, done.error_name)
 
     async def join_group(
         self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any
@@ -381,11 +398,7 @@ class WebPubSubClient:
         :raises SendMessageError: carrying the ack id and the error detail.
         """
         op = group_op(group_name, options, ack_id)
-        core = self._core
-        await self._run(
-            f"join group {group_name!r}",
-            lambda ctx, out: core.lib.wps_join_group_async(core.handle, op.group, op.ack_id, n.NO_COMPLETION, ctx, out),
-        )
+        await self._run("join group", group_name, self._core.lib.wps_join_group_async, op.group, op.ack_id)
 
     async def leave_group(
         self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any
@@ -395,13 +408,7 @@ class WebPubSubClient:
         :raises SendMessageError: carrying the ack id and the error detail.
         """
         op = group_op(group_name, options, ack_id)
-        core = self._core
-        await self._run(
-            f"leave group {group_name!r}",
-            lambda ctx, out: core.lib.wps_leave_group_async(
-                core.handle, op.group, op.ack_id, n.NO_COMPLETION, ctx, out
-            ),
-        )
+        await self._run("leave group", group_name, self._core.lib.wps_leave_group_async, op.group, op.ack_id)
 
     async def send_to_group(
         self,
@@ -431,21 +438,17 @@ class WebPubSubClient:
             ack_id=ack_id,
             fire_and_forget=fire_and_forget,
         )
-        core = self._core
+        data = op.data
         await self._run(
-            f"send to group {group_name!r}",
-            lambda ctx, out: core.lib.wps_send_to_group_async(
-                core.handle,
-                op.target,
-                op.data,
-                len(op.data),
-                op.data_type,
-                op.flags,
-                op.ack_id,
-                n.NO_COMPLETION,
-                ctx,
-                out,
-            ),
+            "send to group",
+            group_name,
+            self._core.lib.wps_send_to_group_async,
+            op.target,
+            data,
+            len(data),
+            op.data_type,
+            op.flags,
+            op.ack_id,
         )
 
     async def send_event(
@@ -475,21 +478,17 @@ class WebPubSubClient:
             ack_id=ack_id,
             fire_and_forget=fire_and_forget,
         )
-        core = self._core
+        data = op.data
         await self._run(
-            f"send event {event_name!r}",
-            lambda ctx, out: core.lib.wps_send_event_async(
-                core.handle,
-                op.target,
-                op.data,
-                len(op.data),
-                op.data_type,
-                op.flags,
-                op.ack_id,
-                n.NO_COMPLETION,
-                ctx,
-                out,
-            ),
+            "send event",
+            event_name,
+            self._core.lib.wps_send_event_async,
+            op.target,
+            data,
+            len(data),
+            op.data_type,
+            op.flags,
+            op.ack_id,
         )
 
 
