@@ -143,7 +143,7 @@ async fn on_parsed(
                         group: &group,
                         from_user_id: s.user_id.as_deref(),
                     },
-                    &data,
+                    data,
                 );
                 let me = s.id.as_str();
                 hub.publish_group(&group, &d, &|t: &Session| !(no_echo && t.id == me));
@@ -171,7 +171,7 @@ async fn on_parsed(
                 )),
                 Some(up) => match up.user_event(s, &event, &data).await {
                     Ok(Some(reply)) => {
-                        hub.publish_connection(s, &Delivery::new(&Origin::Server, &reply));
+                        hub.publish_connection(s, &Delivery::new(&Origin::Server, reply));
                         Ok(())
                     }
                     Ok(None) => Ok(()),
@@ -242,7 +242,7 @@ async fn on_simple(svc: &Service, hub: &Arc<Hub>, s: &Arc<Session>, data: Payloa
                         group,
                         from_user_id: s.user_id.as_deref(),
                     },
-                    &data,
+                    data,
                 );
                 let me = s.id.as_str();
                 let no_echo = *no_echo;

@@ -20,6 +20,7 @@
 //! called [`Emulator::start`]. Dropping an [`Emulator`] stops it like [`Emulator::shutdown`]
 //! without waiting.
 
+mod ack_ids;
 mod auth;
 mod config;
 mod connection;

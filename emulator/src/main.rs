@@ -79,8 +79,27 @@ fn level(verbosity: usize) -> log::LevelFilter {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // One CPU available (e.g. pinned with taskset): the single-threaded scheduler avoids the
+    // work-stealing scheduler's cross-thread bookkeeping on every wake-up.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let runtime = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build();
+    match runtime {
+        Ok(rt) => rt.block_on(serve()),
+        Err(e) => {
+            eprintln!("wps-emulator: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn serve() {
     let (config, verbosity) = match parse_args() {
         Ok(c) => c,
         Err(e) => {

@@ -166,12 +166,12 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
     match (m, rest) {
         ("POST", [":send"]) => {
             let sel = tri!(Selector::from(&req));
-            let d = Delivery::new(&Origin::Server, &tri!(payload(&req)));
+            let d = Delivery::new(&Origin::Server, tri!(payload(&req)));
             hub.publish_all(&d, &|s| sel.keep(s));
             status(StatusCode::ACCEPTED)
         }
         ("POST", ["connections", id, ":send"]) => {
-            let d = Delivery::new(&Origin::Server, &tri!(payload(&req)));
+            let d = Delivery::new(&Origin::Server, tri!(payload(&req)));
             if let Some(s) = hub.get(id) {
                 hub.publish_connection(&s, &d);
             }
@@ -179,7 +179,7 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
         }
         ("POST", ["users", user, ":send"]) => {
             let sel = tri!(Selector::from(&req));
-            let d = Delivery::new(&Origin::Server, &tri!(payload(&req)));
+            let d = Delivery::new(&Origin::Server, tri!(payload(&req)));
             hub.publish_user(user, &d, &|s| sel.keep(s));
             status(StatusCode::ACCEPTED)
         }
@@ -191,7 +191,7 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
                     group,
                     from_user_id: None,
                 },
-                &tri!(payload(&req)),
+                tri!(payload(&req)),
             );
             hub.publish_group(group, &d, &|s| sel.keep(s));
             status(StatusCode::ACCEPTED)

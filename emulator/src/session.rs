@@ -2,6 +2,7 @@
 //! subprotocols) sequence ids, the replay buffer and the ackId dedupe cache. A session outlives
 //! its transport while it is recoverable. Frames are encoded here for the session's protocol.
 
+use crate::ack_ids::AckIds;
 use crate::protobuf;
 use crate::protocol::{self, Origin, Payload};
 use crate::roles::Permissions;
@@ -9,11 +10,13 @@ use axum::extract::ws::Utf8Bytes;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use futures_util::task::AtomicWaker;
+use std::collections::{BTreeSet, VecDeque};
+use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::Poll;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::Notify;
 
 /// Unacknowledged messages kept for recovery before the connection is closed.
 pub const MAX_BUFFERED_MESSAGES: usize = 1000;
@@ -72,14 +75,24 @@ pub const BACKLOG_HIGH: usize = 65_536;
 /// ...until the writer has brought the queue down to this.
 pub const BACKLOG_LOW: usize = 16_384;
 
+/// Which half of a transport waits on a [`Link`].
+#[derive(Clone, Copy)]
+pub enum Half {
+    Reader,
+    Writer,
+}
+
 /// Shared by the session and the two halves of one transport: the cut signal (drop the
-/// socket at once) and the size of the outbound queue.
+/// socket at once) and the size of the outbound queue. Each half has its own waker slot, so
+/// waiting costs an atomic register per poll rather than a lock.
 #[derive(Default)]
 pub struct Link {
     fired: AtomicBool,
-    notify: Notify,
     queued: AtomicUsize,
-    drained: Notify,
+    /// Woken when fired and when the queue drains below [`BACKLOG_LOW`].
+    reader: AtomicWaker,
+    /// Woken when fired.
+    writer: AtomicWaker,
 }
 
 impl Link {
@@ -92,7 +105,7 @@ impl Link {
     pub fn popped(&self, n: usize) {
         let before = self.queued.fetch_sub(n, Ordering::AcqRel);
         if before.saturating_sub(n) <= BACKLOG_LOW && before > BACKLOG_LOW {
-            self.drained.notify_waiters();
+            self.reader.wake();
         }
     }
 
@@ -101,22 +114,22 @@ impl Link {
         self.queued.load(Ordering::Acquire) > BACKLOG_HIGH
     }
 
-    /// Completes once the queue is at or below [`BACKLOG_LOW`].
-    pub async fn drained(&self) {
-        loop {
-            let notified = self.drained.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+    /// Completes once the queue is at or below [`BACKLOG_LOW`] (waited on by the reader).
+    pub fn drained(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
+            self.reader.register(cx.waker());
             if self.queued.load(Ordering::Acquire) <= BACKLOG_LOW {
-                return;
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
-            notified.await;
-        }
+        })
     }
 
     pub fn fire(&self) {
         self.fired.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
+        self.reader.wake();
+        self.writer.wake();
     }
 
     pub fn is_fired(&self) -> bool {
@@ -124,25 +137,27 @@ impl Link {
     }
 
     /// Completes once [`Link::fire`] has been called.
-    pub async fn fired(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.fired.load(Ordering::SeqCst) {
-                return;
+    pub fn fired(&self, half: Half) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
+            match half {
+                Half::Reader => self.reader.register(cx.waker()),
+                Half::Writer => self.writer.register(cx.waker()),
             }
-            notified.await;
-        }
+            if self.is_fired() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 
 /// A data message encoded once for every receiver; the simple-client frame and the protobuf
 /// body are built on first use.
-pub struct Delivery {
+pub struct Delivery<'a> {
     json: Utf8Bytes,
     data: Payload,
-    group: Option<String>,
+    group: Option<&'a str>,
     raw: OnceLock<RawFrame>,
     protobuf: OnceLock<Vec<u8>>,
 }
@@ -152,17 +167,17 @@ enum RawFrame {
     Binary(Bytes),
 }
 
-impl Delivery {
+impl<'a> Delivery<'a> {
     /// Encodes `data` as a `message` from `origin`.
-    pub fn new(origin: &Origin<'_>, data: &Payload) -> Delivery {
-        let json = Utf8Bytes::from(protocol::encode_message(origin, data));
+    pub fn new(origin: &Origin<'a>, data: Payload) -> Delivery<'a> {
+        let json = Utf8Bytes::from(protocol::encode_message(origin, &data));
         let group = match origin {
-            Origin::Group { group, .. } => Some(group.to_string()),
+            Origin::Group { group, .. } => Some(*group),
             Origin::Server => None,
         };
         Delivery {
             json,
-            data: data.clone(),
+            data,
             group,
             raw: OnceLock::new(),
             protobuf: OnceLock::new(),
@@ -183,7 +198,7 @@ impl Delivery {
                 RawFrame::Text(t) => t.as_bytes(),
                 RawFrame::Binary(b) => b,
             };
-            protobuf::encode_data_inner(self.group.as_deref(), self.data.data_type(), raw)
+            protobuf::encode_data_inner(self.group, self.data.data_type(), raw)
         })
     }
 }
@@ -245,16 +260,13 @@ impl Transport {
     }
 }
 
-#[derive(Default)]
 struct State {
     transport: Option<Transport>,
     generation: u64,
     next_sequence_id: u64,
     buffer: VecDeque<(u64, Frame)>,
     buffered_bytes: usize,
-    ack_ids: HashSet<u64>,
-    /// Insertion order of `ack_ids`, for evicting the oldest beyond [`MAX_REMEMBERED_ACK_IDS`].
-    ack_order: VecDeque<u64>,
+    ack_ids: AckIds,
     ended: bool,
 }
 
@@ -314,8 +326,13 @@ impl Session {
             permissions: Mutex::new(permissions),
             connection_state: Mutex::new(None),
             state: Mutex::new(State {
+                transport: None,
+                generation: 0,
                 next_sequence_id: 1,
-                ..State::default()
+                buffer: VecDeque::new(),
+                buffered_bytes: 0,
+                ack_ids: AckIds::new(MAX_REMEMBERED_ACK_IDS),
+                ended: false,
             }),
         }
     }
@@ -534,20 +551,12 @@ impl Session {
 
     /// Whether `ack_id` already succeeded on this session.
     pub fn is_duplicate(&self, ack_id: u64) -> bool {
-        lock(&self.state).ack_ids.contains(&ack_id)
+        lock(&self.state).ack_ids.contains(ack_id)
     }
 
     /// Records a successfully executed `ack_id`.
     pub fn remember_ack(&self, ack_id: u64) {
-        let mut st = lock(&self.state);
-        if st.ack_ids.insert(ack_id) {
-            st.ack_order.push_back(ack_id);
-            if st.ack_order.len() > MAX_REMEMBERED_ACK_IDS {
-                if let Some(old) = st.ack_order.pop_front() {
-                    st.ack_ids.remove(&old);
-                }
-            }
-        }
+        lock(&self.state).ack_ids.insert(ack_id);
     }
 
     pub fn group_list(&self) -> Vec<String> {
@@ -586,7 +595,7 @@ mod tests {
             .unwrap();
         let fired = tokio::spawn({
             let link = link.clone();
-            async move { link.fired().await }
+            async move { link.fired(Half::Writer).await }
         });
         link.fire();
         tokio::time::timeout(std::time::Duration::from_secs(5), fired)
@@ -612,7 +621,7 @@ mod tests {
         let s = session(Kind::JsonReliable);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         s.attach(tx, Arc::new(Link::default())).unwrap();
-        let d = Delivery::new(&Origin::Server, &Payload::Text("x".into()));
+        let d = Delivery::new(&Origin::Server, Payload::Text("x".into()));
         assert!(matches!(rx.try_recv(), Ok(Outbound::Text(t)) if t.as_str().contains("connected")));
         s.deliver(&d);
         match rx.try_recv() {

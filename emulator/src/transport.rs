@@ -5,7 +5,7 @@
 use crate::dispatch::{on_message, Flow};
 use crate::hub::Hub;
 use crate::service::Service;
-use crate::session::{Control, Link, Outbound, Session};
+use crate::session::{Control, Half, Link, Outbound, Session};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -77,11 +77,13 @@ pub async fn run(
     let (done_tx, mut done_rx) = oneshot::channel();
     let mut writer = tokio::spawn(write_loop(sink, rx, link.clone(), done_tx));
     let mut violation: Option<String> = None;
+    let fired = link.fired(Half::Reader);
+    tokio::pin!(fired);
     let exit = loop {
         let backlogged = link.is_backlogged();
         tokio::select! {
             biased;
-            _ = link.fired() => break Exit::Gone,
+            _ = &mut fired => break Exit::Gone,
             end = &mut done_rx => {
                 if let Ok(WriterEnd::Closed) = end {
                     // Read (bounded) until the client answers our close frame.
@@ -160,7 +162,7 @@ async fn write_loop(
 ) {
     let end = tokio::select! {
         biased;
-        _ = link.fired() => WriterEnd::Stopped,
+        _ = link.fired(Half::Writer) => WriterEnd::Stopped,
         end = drain(&mut sink, &mut rx, &link) => end,
     };
     let _ = done.send(end);
