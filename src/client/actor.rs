@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::ack::AckTracker;
@@ -24,7 +24,10 @@ use crate::protocol::{AnyCodec, Codec};
 use crate::wps_log;
 
 mod connect;
+mod inbox;
 mod socket;
+
+pub(crate) use inbox::{inbox, Inbox, InboxSender};
 
 use socket::close_gracefully;
 
@@ -73,7 +76,7 @@ pub(crate) struct Actor {
     codec: AnyCodec,
     handler: Arc<dyn EventHandler>,
     shared: Arc<Shared>,
-    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    cmd_rx: Inbox,
     acks: AckTracker,
     invokes: InvokeTracker,
     /// Operations waiting for a usable connection.
@@ -106,7 +109,7 @@ impl Actor {
         options: ClientOptions,
         handler: Arc<dyn EventHandler>,
         shared: Arc<Shared>,
-        cmd_rx: mpsc::UnboundedReceiver<Command>,
+        cmd_rx: Inbox,
     ) -> Actor {
         let codec = options.protocol.codec();
         Actor {

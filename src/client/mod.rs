@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::Error;
@@ -108,7 +108,7 @@ struct Inner {
     options: ClientOptions,
     codec: AnyCodec,
     shared: Arc<Shared>,
-    cmd_tx: mpsc::UnboundedSender<Command>,
+    cmd_tx: actor::InboxSender,
     next_invocation_id: AtomicU64,
     /// Fire-and-forget frames accepted but not yet written.
     buffered: Arc<std::sync::atomic::AtomicUsize>,
@@ -140,7 +140,7 @@ impl Client {
             groups: groups::GroupRegistry::default(),
             next_ack_id: AtomicU64::new(1),
         });
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = actor::inbox();
         let codec = options.protocol.codec();
         let actor = actor::Actor::new(
             id,

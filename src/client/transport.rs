@@ -15,8 +15,9 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use super::proxy::{self, Proxy};
 use crate::error::Error;
 
-/// An open client WebSocket.
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// An open client WebSocket. Boxed: the stream is large (over 1 KiB) and is moved through
+/// several engine futures, whose states would otherwise each reserve room for it.
+pub type Socket = Box<WebSocketStream<MaybeTlsStream<TcpStream>>>;
 
 /// Builds the TLS configuration: system roots plus the PEM certificates in `ca_file`.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error> {
@@ -126,7 +127,7 @@ pub async fn connect(
             echoed
         )));
     }
-    Ok(socket)
+    Ok(Box::new(socket))
 }
 
 fn map_connect_error(e: WsError) -> Error {
