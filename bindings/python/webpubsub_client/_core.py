@@ -400,7 +400,7 @@ def _close_all_at_exit() -> None:
             core.release(stop_timeout_ms=2000)
         except BaseException:  # noqa: BLE001
             _LOGGER.exception("error while closing a client at exit")
-    disable_native_logging()
+    disable_native_logging(at_exit=True)
 
 
 atexit.register(_close_all_at_exit)
