@@ -116,11 +116,11 @@ _REGISTRY_LOCK = threading.Lock()
 _KEYS = itertools.count(1)
 
 
-def _on_event(user_data: Optional[int], ev_ptr: Any) -> None:
+def _on_event(user_data: Optional[int], ev_address: Optional[int]) -> None:
     try:
         core = _REGISTRY.get(user_data or 0)
-        if core is not None and ev_ptr:
-            core.handle_event(ev_ptr.contents)
+        if core is not None and ev_address:
+            core.handle_event(_event_at(ev_address))
     except BaseException:  # noqa: BLE001 - nothing may unwind into C
         _LOGGER.exception("error while handling a native event")
 
@@ -160,6 +160,7 @@ _EVENT_CB = n.EVENT_FN(_on_event)
 # Size of a ``wps_event`` that carries every field this package reads.
 _FULL_EVENT_SIZE = n.wps_event.is_duplicate.offset + n.wps_event.is_duplicate.size
 string_at = ctypes.string_at
+_event_at = n.wps_event.from_address
 _PROVIDER_CB = n.URL_PROVIDER_FN(_on_provide_url)
 
 

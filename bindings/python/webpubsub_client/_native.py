@@ -112,7 +112,9 @@ def event_field(ev: wps_event, name: str, default: Any = None) -> Any:
     return getattr(ev, name)
 
 
-EVENT_FN = CFUNCTYPE(None, c_void_p, POINTER(wps_event))
+# The event arrives as a plain address (``wps_event.from_address``): one object fewer per event
+# than a ``POINTER(wps_event)`` argument.
+EVENT_FN = CFUNCTYPE(None, c_void_p, c_void_p)
 NO_COMPLETION = EVENT_FN()  # NULL: completions go to the callback registered for WPS_EVENT_ACK
 URL_PROVIDER_FN = CFUNCTYPE(c_int32, c_void_p, POINTER(ctypes.c_char), c_size_t, POINTER(c_size_t))
 LOG_FN = CFUNCTYPE(None, c_void_p, c_uint32, c_char_p)

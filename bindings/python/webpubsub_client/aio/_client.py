@@ -32,8 +32,7 @@ from ..models._models import WebPubSubClientOptions
 _LOGGER = logging.getLogger("webpubsub_client")
 
 get_running_loop = asyncio.get_running_loop
-c_uint64 = ctypes.c_uint64
-byref = ctypes.byref
+get_ident = threading.get_ident
 
 _DISPATCH_BATCH = 64
 _PROVIDER_WAIT_S = 60.0
@@ -369,26 +368,35 @@ class WebPubSubClient:
         core, sink = self._core, self._sink
         if core.freed:
             raise send_error(f"{what} {name!r}", 0, 0, "the client has been disposed", "ClientDisposed")
-        loop = get_running_loop()
-        if loop is not sink.loop or sink.worker is None or sink.worker.done():
+        loop = sink.loop
+        worker = sink.worker
+        # Same as comparing with asyncio.get_running_loop() (which makes a getpid() system
+        # call): a loop that runs in this thread is the running loop.
+        if (
+            loop is None
+            or getattr(loop, "_thread_id", None) != get_ident()
+            or worker is None
+            or worker.done()
+        ):
+            loop = get_running_loop()
             sink.attach(loop)
         key = next(sink.op_keys)
         fut: "asyncio.Future[Completion]" = loop.create_future()
         futures = sink.futures
         futures[key] = fut
-        out = c_uint64(0)
-        code = start(core.handle, *args, n.NO_COMPLETION, key, byref(out))
-        ack_id = out.value
+        # No out-parameter: an accepted operation's ack id comes with its completion, and a
+        # call that fails has not allocated one.
+        code = start(core.handle, *args, n.NO_COMPLETION, key, None)
         if code != n.WPS_OK:
             futures.pop(key, None)
             message, error_name = n.last_error()
-            raise send_error(f"{what} {name!r}", code, ack_id, message, error_name)
+            raise send_error(f"{what} {name!r}", code, 0, message, error_name)
         try:
             done = await fut
         finally:
             futures.pop(key, None)
         if done.result != n.WPS_OK:
-            raise send_error(f"{what} {name!r}", done.result, done.ack_id or ack_id, done.message, done.error_name)
+            raise send_error(f"{what} {name!r}", done.result, done.ack_id, done.message, done.error_name)
 
     async def join_group(
         self, group_name: str, options: Any = None, *, ack_id: Optional[int] = None, **kwargs: Any
