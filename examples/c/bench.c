@@ -71,7 +71,7 @@ static wps_client *connect_client(const char *url, int receive) {
     wps_client *c = NULL;
     wps_options *o = NULL;
     wps_options_new(&o);
-    /* BENCH_FF_BUFFER=N: fire-and-forget sends return once accepted, up to N frames buffered */
+    /* BENCH_FF_BUFFER=N: up to N fire-and-forget frames queued (default 1024; 0: each send waits for its write) */
     if (getenv("BENCH_FF_BUFFER")) wps_options_set_fire_and_forget_buffer(o, (uint32_t)atol(getenv("BENCH_FF_BUFFER")));
     wps_result rc = wps_client_new(url, o, &c);
     wps_options_free(o);

@@ -45,6 +45,11 @@ impl Closing {
         self.tx.send_replace(true);
     }
 
+    /// Whether the client was freed.
+    fn is_closed(&self) -> bool {
+        *self.tx.borrow()
+    }
+
     /// Runs `fut` unless the client is closed first.
     fn guard<T>(
         &self,
@@ -80,6 +85,19 @@ pub(crate) fn wait<T: Send + 'static>(
     limit: Option<Duration>,
     fut: impl Future<Output = Result<T, Failure>> + Send + 'static,
 ) -> Result<T, Failure> {
+    if closing.is_closed() {
+        return Err(cancelled(what));
+    }
+    // Many calls finish without waiting (a fire-and-forget send queued behind others): poll
+    // once right here, which spares them the runtime entry and parking of `block_on`.
+    let mut fut = Box::pin(fut);
+    {
+        let _context = rt.enter();
+        let mut cx = Context::from_waker(noop_waker_ref());
+        if let std::task::Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            return r;
+        }
+    }
     let fut = closing.guard(what, fut);
     let _section = BlockingSection::enter(&globals().pool);
     if Handle::try_current().is_err() {

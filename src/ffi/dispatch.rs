@@ -109,6 +109,18 @@ struct QState {
     deferred_free: Option<Deferred>,
     /// Poll mode: readable while `events` is non-empty.
     fd: Option<OwnedFd>,
+    /// Threads waiting on the condition variable (a notify without waiters would still cost
+    /// a system call).
+    waiters: usize,
+}
+
+impl QState {
+    /// Wakes the threads waiting on `cond`, if any.
+    fn notify(&self, cond: &Condvar) {
+        if self.waiters > 0 {
+            cond.notify_all();
+        }
+    }
 }
 
 /// A client's event queue and callback table.
@@ -195,10 +207,31 @@ impl EventQueue {
                 held_stopped: None,
                 deferred_free: None,
                 fd,
+                waiters: 0,
             }),
             cond: Condvar::new(),
             callbacks: Mutex::new(vec![None; MAX_EVENT_TYPE as usize + 1]),
         }))
+    }
+
+    /// Waits on the condition variable (at most `timeout`), counted in `waiters`.
+    fn wait<'a>(
+        &self,
+        mut st: MutexGuard<'a, QState>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, QState> {
+        st.waiters += 1;
+        let mut st = match timeout {
+            None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => {
+                self.cond
+                    .wait_timeout(st, d)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+        st.waiters -= 1;
+        st
     }
 
     pub fn mode(&self) -> Mode {
@@ -237,7 +270,7 @@ impl EventQueue {
                     self.pool.submit(self.clone());
                 }
             }
-            Mode::Poll => self.cond.notify_all(),
+            Mode::Poll => st.notify(&self.cond),
         }
     }
 
@@ -270,7 +303,7 @@ impl EventQueue {
                 self.enqueue(&mut st, stopped);
             }
         }
-        self.cond.notify_all();
+        st.notify(&self.cond);
     }
 
     /// Waits until every accepted operation's completion is queued, or until `deadline`.
@@ -282,11 +315,7 @@ impl EventQueue {
             if now >= deadline {
                 return false;
             }
-            st = self
-                .cond
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = self.wait(st, Some(deadline - now));
         }
         // Teardown owns the queue now: the held STOPPED goes last, after every completion.
         if let Some(stopped) = st.held_stopped.take() {
@@ -331,6 +360,12 @@ impl EventQueue {
         loop {
             let item = {
                 let mut st = lock(&self.state);
+                if let Some(teardown) = st.deferred_free.take() {
+                    // The callback just delivered freed its own client.
+                    drop(st);
+                    teardown();
+                    return (n, true);
+                }
                 if n >= max || st.yield_requested || st.closed {
                     break;
                 }
@@ -346,11 +381,6 @@ impl EventQueue {
             };
             self.deliver(item);
             n += 1;
-            let deferred = lock(&self.state).deferred_free.take();
-            if let Some(teardown) = deferred {
-                teardown();
-                return (n, true);
-            }
         }
         (n, false)
     }
@@ -366,7 +396,7 @@ impl EventQueue {
             st.scheduled = true;
             self.pool.submit(self.clone());
         }
-        self.cond.notify_all();
+        st.notify(&self.cond);
     }
 
     /// One pool turn for this client.
@@ -403,11 +433,7 @@ impl EventQueue {
                 if now >= deadline {
                     return 0;
                 }
-                st = self
-                    .cond
-                    .wait_timeout(st, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                st = self.wait(st, Some(deadline - now));
             }
             st.drainer = Some(thread::current().id());
         }
@@ -425,7 +451,7 @@ impl EventQueue {
         }
         st.yield_requested = true;
         while st.drainer.is_some() {
-            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.wait(st, None);
         }
         st.drainer = Some(me);
     }
@@ -460,7 +486,7 @@ impl EventQueue {
             st.fd.take()
         };
         drop(fd);
-        self.cond.notify_all();
+        lock(&self.state).notify(&self.cond);
     }
 }
 
