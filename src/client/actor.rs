@@ -72,7 +72,7 @@ enum ConnEnd {
 pub(crate) struct Actor {
     id: ClientId,
     credential: Credential,
-    options: ClientOptions,
+    options: Arc<ClientOptions>,
     codec: AnyCodec,
     handler: Arc<dyn EventHandler>,
     shared: Arc<Shared>,
@@ -106,7 +106,7 @@ impl Actor {
     pub(crate) fn new(
         id: ClientId,
         credential: Credential,
-        options: ClientOptions,
+        options: Arc<ClientOptions>,
         handler: Arc<dyn EventHandler>,
         shared: Arc<Shared>,
         cmd_rx: Inbox,
@@ -139,8 +139,10 @@ impl Actor {
         }
     }
 
-    /// Serves sessions until every client handle is gone.
-    pub(crate) async fn run(mut self) {
+    /// Serves sessions until every client handle is gone. Takes the engine boxed: an async
+    /// fn keeps its by-value arguments twice in its state, and this state lives as long as
+    /// the client.
+    pub(crate) async fn run(mut self: Box<Self>) {
         while let Some(reply) = self.idle().await {
             let id = self.id.0;
             let session = Box::pin(self.session(reply));
@@ -232,7 +234,7 @@ impl Actor {
                     if let Some(reply) = self.start_reply.take() {
                         wps_log!(Warning, "client {}: start failed: {}", self.id.0, error);
                         let _ = reply.send(Err(error.clone()));
-                        self.end_session(error).await;
+                        Box::pin(self.end_session(error)).await;
                         return;
                     }
                     if connected {
@@ -249,7 +251,10 @@ impl Actor {
                             break;
                         };
                         self.set_state(ConnectionState::Disconnected);
-                        if let Guarded::Stopped = self.guard(tokio::time::sleep(delay)).await {
+                        // Boxed (as the rarely taken paths below): the state of a session
+                        // that is connected and idle stays small.
+                        let pause = Box::pin(self.guard(tokio::time::sleep(delay)));
+                        if let Guarded::Stopped = pause.await {
                             break;
                         }
                     }
@@ -259,7 +264,7 @@ impl Actor {
         if let Some(reply) = self.start_reply.take() {
             let _ = reply.send(Err(Error::Stopped { ack_id: None }));
         }
-        self.end_session(Error::Stopped { ack_id: None }).await;
+        Box::pin(self.end_session(Error::Stopped { ack_id: None })).await;
     }
 
     /// Fails everything still waiting, reports `Stopped` if the session had connected, and

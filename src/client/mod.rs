@@ -105,7 +105,8 @@ pub struct Client {
 struct Inner {
     id: ClientId,
     pid: u32,
-    options: ClientOptions,
+    /// Shared with the engine task.
+    options: Arc<ClientOptions>,
     codec: AnyCodec,
     shared: Arc<Shared>,
     cmd_tx: actor::InboxSender,
@@ -142,6 +143,7 @@ impl Client {
         });
         let (cmd_tx, cmd_rx) = actor::inbox();
         let codec = options.protocol.codec();
+        let options = Arc::new(options);
         let actor = actor::Actor::new(
             id,
             credential,
@@ -150,7 +152,7 @@ impl Client {
             shared.clone(),
             cmd_rx,
         );
-        let run = actor.run();
+        let run = Box::new(actor).run();
         crate::wps_log!(
             Verbose,
             "client {}: engine task state is {} bytes",

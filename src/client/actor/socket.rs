@@ -23,6 +23,9 @@ use crate::wps_log;
 
 impl Actor {
     /// Serves one socket: commands, inbound frames, sequence acks, keep-alive.
+    ///
+    /// This future is what an idle connected client keeps in memory, so it holds only small
+    /// state: one timer, and writes (rare while idle) run in boxed futures of their own.
     pub(super) async fn drive(
         &mut self,
         socket: &mut Socket,
@@ -42,27 +45,36 @@ impl Actor {
         }
         .min(self.housekeeping_period())
         .max(Duration::from_millis(10));
-        let tick = tokio::time::sleep(tick_period);
-        tokio::pin!(tick);
-        let mut tick_armed = false;
+        // When the next housekeeping pass is due (None: nothing waits for one).
+        let mut tick_at: Option<Instant> = None;
         if *ready {
             // A recovered connection: resend what was not acknowledged (same ack ids; the
             // service answers Duplicate for what it already did), then what was queued.
             let limit = self.write_timeout();
-            match tokio::time::timeout(limit, self.after_ready(socket)).await {
+            match Box::pin(tokio::time::timeout(limit, self.after_ready(socket))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return e,
                 Err(_) => return self.stalled_writes(limit),
             }
         }
         let far = Instant::now() + Duration::from_secs(86400 * 365);
-        // Timers live across iterations (re-arming one per command would cost a timer
-        // registration per message). The keep-alive timer may fire early because inbound
-        // frames move its deadline later; it then re-arms itself.
-        let keep_timer = tokio::time::sleep_until(keep.next_wakeup().unwrap_or(far));
-        tokio::pin!(keep_timer);
-        let ready_timer = tokio::time::sleep_until(ready_deadline);
-        tokio::pin!(ready_timer);
+        // One timer serves keep-alive, the `connected` deadline and housekeeping: it is set to
+        // the earliest of them, checks on every expiry what is due, and re-arms itself. It
+        // lives across iterations (re-arming one per command would cost a timer registration
+        // per message) and may fire early, because inbound frames move the keep-alive
+        // deadline later.
+        let next_wakeup = |keep: &KeepAlive, tick_at: Option<Instant>, ready: bool| {
+            let mut at = keep.next_wakeup().unwrap_or(far);
+            if let Some(t) = tick_at {
+                at = at.min(t);
+            }
+            if !ready {
+                at = at.min(ready_deadline);
+            }
+            at
+        };
+        let timer = tokio::time::sleep_until(next_wakeup(&keep, tick_at, *ready));
+        tokio::pin!(timer);
         loop {
             if let Some(cmd) = self.deferred.pop_front() {
                 if let Some(end) = self.command(socket, cmd, *ready).await {
@@ -70,11 +82,14 @@ impl Actor {
                 }
                 continue;
             }
-            if !tick_armed
+            if tick_at.is_none()
                 && (self.seq.has_unacked() || !self.acks.is_empty() || !self.queue.is_empty())
             {
-                tick.as_mut().reset(Instant::now() + tick_period);
-                tick_armed = true;
+                let at = Instant::now() + tick_period;
+                tick_at = Some(at);
+                if at < timer.deadline() {
+                    timer.as_mut().reset(at);
+                }
             }
             tokio::select! {
                 cmd = self.cmd_rx.recv() => {
@@ -99,7 +114,7 @@ impl Actor {
                                 None => (None, String::new()),
                             };
                             // Complete the closing handshake (best effort).
-                            let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+                            let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, socket.flush())).await;
                             return DriveEnd::Closed { code, reason };
                         }
                         _ => None,
@@ -108,29 +123,30 @@ impl Actor {
                         return end;
                     }
                 }
-                _ = &mut tick, if tick_armed => {
-                    tick_armed = false;
-                    if let Some(id) = self.seq.take_ack() {
-                        if let Err(e) = self.write_now(socket, Request::SequenceAck { sequence_id: id }).await {
-                            return e;
-                        }
-                    }
-                    self.housekeeping();
-                }
-                _ = &mut keep_timer => {
+                _ = &mut timer => {
                     let now = Instant::now();
+                    if !*ready && now >= ready_deadline {
+                        return DriveEnd::NotReady(Error::Timeout { ack_id: None });
+                    }
+                    if tick_at.is_some_and(|t| now >= t) {
+                        tick_at = None;
+                        if let Some(id) = self.seq.take_ack() {
+                            let ack = Request::SequenceAck { sequence_id: id };
+                            if let Err(e) = Box::pin(self.write_now(socket, ack)).await {
+                                return e;
+                            }
+                        }
+                        self.housekeeping();
+                    }
                     if keep.is_dead(now) {
                         return DriveEnd::Dead;
                     }
                     if keep.ping_due(now) {
-                        if let Err(e) = self.write_now(socket, Request::Ping).await {
+                        if let Err(e) = Box::pin(self.write_now(socket, Request::Ping)).await {
                             return e;
                         }
                     }
-                    keep_timer.as_mut().reset(keep.next_wakeup().unwrap_or(far));
-                }
-                _ = &mut ready_timer, if !*ready => {
-                    return DriveEnd::NotReady(Error::Timeout { ack_id: None });
+                    timer.as_mut().reset(next_wakeup(&keep, tick_at, *ready));
                 }
             }
         }
@@ -189,18 +205,19 @@ impl Actor {
             Command::Send(o) => {
                 // A peer that stops reading fills the socket buffers; do not wait forever.
                 let limit = self.write_timeout();
-                match tokio::time::timeout(limit, self.write_batch(socket, o)).await {
+                let batch = Box::pin(tokio::time::timeout(limit, self.write_batch(socket, o)));
+                match batch.await {
                     Ok(r) => r.err(),
                     Err(_) => Some(self.stalled_writes(limit)),
                 }
             }
             Command::Invoke { id, frame, reply } => {
                 self.invokes.insert(id, reply);
-                self.send_frame(socket, frame).await.err()
+                Box::pin(self.send_frame(socket, frame)).await.err()
             }
             Command::CancelInvoke { id, frame } => {
                 self.invokes.settle(&id, false, None, None);
-                self.send_frame(socket, frame).await.err()
+                Box::pin(self.send_frame(socket, frame)).await.err()
             }
         }
     }
@@ -460,7 +477,7 @@ impl Actor {
                     self.rejoin_groups(socket).await?;
                     self.after_ready(socket).await
                 };
-                match tokio::time::timeout(limit, Box::pin(catch_up)).await {
+                match Box::pin(tokio::time::timeout(limit, catch_up)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Some(e),
                     Err(_) => return Some(self.stalled_writes(limit)),
@@ -492,11 +509,8 @@ impl Actor {
         let r = self.seq.receive(id);
         if r.ack_now {
             if let Some(ack) = self.seq.take_ack() {
-                if self
-                    .write_now(socket, Request::SequenceAck { sequence_id: ack })
-                    .await
-                    .is_err()
-                {
+                let request = Request::SequenceAck { sequence_id: ack };
+                if Box::pin(self.write_now(socket, request)).await.is_err() {
                     // The read side will report the failure.
                     return r.deliver;
                 }
