@@ -26,6 +26,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod faults;
+mod fields;
 mod filter;
 mod hub;
 mod protobuf;

@@ -1,10 +1,10 @@
 //! The JSON subprotocols: parsing of client (upstream) messages and encoding of service
 //! (downstream) messages. Optional fields are omitted rather than written as `null`.
 
+use crate::fields::{self, Fields};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -158,43 +158,12 @@ pub enum ProtocolError {
     Field(&'static str),
 }
 
-/// The fields of every client message type; unknown fields are ignored, `null` is absent.
-#[derive(Deserialize)]
-struct Wire<'a> {
-    #[serde(rename = "type", borrow)]
-    ty: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    group: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    event: Option<Cow<'a, str>>,
-    #[serde(rename = "ackId")]
-    ack_id: Option<u64>,
-    #[serde(rename = "noEcho")]
-    no_echo: Option<bool>,
-    #[serde(rename = "dataType", borrow)]
-    data_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    #[serde(rename = "sequenceId")]
-    sequence_id: Option<u64>,
-    #[serde(rename = "invocationId", borrow)]
-    invocation_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    stream: Option<&'a RawValue>,
-}
-
 fn required(v: Option<Cow<'_, str>>, name: &'static str) -> Result<String, ProtocolError> {
     v.map(Cow::into_owned).ok_or(ProtocolError::Field(name))
 }
 
-/// `data`, unless absent or `null`.
-fn data_of<'a>(w: &Wire<'a>) -> Option<&'a RawValue> {
-    w.data.filter(|d| d.get() != "null")
-}
-
-fn payload(w: &Wire<'_>) -> Result<Payload, ProtocolError> {
-    let data = data_of(w).ok_or(ProtocolError::Field("data"))?;
-    let raw = data.get();
+fn payload(w: &Fields<'_>) -> Result<Payload, ProtocolError> {
+    let raw = w.data.ok_or(ProtocolError::Field("data"))?;
     let data_type = w.data_type.as_deref().unwrap_or("json");
     if data_type.eq_ignore_ascii_case("json") {
         Ok(Payload::Json(raw.to_string()))
@@ -232,7 +201,7 @@ pub fn parse_upstream(text: &str) -> Result<Upstream, ProtocolError> {
             Err(e) => ProtocolError::Json(e.to_string()),
         });
     }
-    let w: Wire<'_> = serde_json::from_str(text).map_err(|e| ProtocolError::Json(e.to_string()))?;
+    let w = fields::parse(text).map_err(|e| ProtocolError::Json(e.to_string()))?;
     let ty = w.ty.as_deref().ok_or(ProtocolError::Field("type"))?;
     let is = |name: &str| ty.eq_ignore_ascii_case(name);
     if is("joinGroup") || is("leaveGroup") {
@@ -250,7 +219,7 @@ pub fn parse_upstream(text: &str) -> Result<Upstream, ProtocolError> {
         });
     }
     if is("sendToGroup") {
-        if w.stream.is_some_and(|s| s.get() != "null") {
+        if w.stream.is_some() {
             return Err(ProtocolError::Field("stream"));
         }
         return Ok(Upstream::SendToGroup {
@@ -277,7 +246,7 @@ pub fn parse_upstream(text: &str) -> Result<Upstream, ProtocolError> {
     }
     if is("invoke") {
         return Ok(Upstream::Invoke {
-            data: if data_of(&w).is_some() {
+            data: if w.data.is_some() {
                 Some(payload(&w)?)
             } else {
                 None

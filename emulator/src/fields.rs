@@ -1,0 +1,369 @@
+//! The top-level fields of a JSON client message. Most messages are flat objects of known keys
+//! with plain values (strings without escapes, unsigned integers, booleans, `null`); [`scan`]
+//! reads those in one pass without allocating. Anything else (escapes, nested values, unknown or
+//! repeated keys, other number forms, malformed text) falls back to serde, which is the
+//! reference: the scanner accepts only text serde accepts, with the same result.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Known fields; `null` is absent. `data` and `stream` are raw JSON text.
+#[derive(Debug, Default, PartialEq)]
+pub struct Fields<'a> {
+    pub ty: Option<Cow<'a, str>>,
+    pub group: Option<Cow<'a, str>>,
+    pub event: Option<Cow<'a, str>>,
+    pub ack_id: Option<u64>,
+    pub no_echo: Option<bool>,
+    pub data_type: Option<Cow<'a, str>>,
+    pub data: Option<&'a str>,
+    pub sequence_id: Option<u64>,
+    pub invocation_id: Option<Cow<'a, str>>,
+    pub stream: Option<&'a str>,
+}
+
+/// The serde shape of every client message; unknown fields are ignored, repeated ones refused.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    group: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(rename = "ackId")]
+    ack_id: Option<u64>,
+    #[serde(rename = "noEcho")]
+    no_echo: Option<bool>,
+    #[serde(rename = "dataType", borrow)]
+    data_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(rename = "sequenceId")]
+    sequence_id: Option<u64>,
+    #[serde(rename = "invocationId", borrow)]
+    invocation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stream: Option<&'a RawValue>,
+}
+
+/// The fields of a JSON object; `Err` is serde's message for text that is not one.
+pub fn parse(text: &str) -> Result<Fields<'_>, serde_json::Error> {
+    match scan(text) {
+        Some(f) => Ok(f),
+        None => with_serde(text),
+    }
+}
+
+fn raw_text(v: Option<&RawValue>) -> Option<&str> {
+    v.map(RawValue::get).filter(|t| *t != "null")
+}
+
+fn with_serde(text: &str) -> Result<Fields<'_>, serde_json::Error> {
+    let w: Wire<'_> = serde_json::from_str(text)?;
+    Ok(Fields {
+        ty: w.ty,
+        group: w.group,
+        event: w.event,
+        ack_id: w.ack_id,
+        no_echo: w.no_echo,
+        data_type: w.data_type,
+        data: raw_text(w.data),
+        sequence_id: w.sequence_id,
+        invocation_id: w.invocation_id,
+        stream: raw_text(w.stream),
+    })
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// A string literal without escapes at `i`: its content and the index after it.
+fn string(text: &str, i: usize) -> Option<(&str, usize)> {
+    let b = text.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut j = i + 1;
+    loop {
+        match *b.get(j)? {
+            b'"' => return Some((&text[i + 1..j], j + 1)),
+            b'\\' | 0..=0x1f => return None,
+            _ => j += 1,
+        }
+    }
+}
+
+/// An unsigned integer in plain JSON form (no sign, fraction or exponent) that fits a u64.
+fn unsigned(b: &[u8], i: usize) -> Option<(u64, usize)> {
+    let mut j = i;
+    let mut n: u64 = 0;
+    while let Some(d @ b'0'..=b'9') = b.get(j) {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        j += 1;
+    }
+    let digits = j - i;
+    if digits == 0 || (digits > 1 && b[i] == b'0') || matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    Some((n, j))
+}
+
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    b[i..].starts_with(word).then_some(i + word.len())
+}
+
+/// The one-pass reader for flat messages; `None` hands the text to serde.
+pub fn scan(text: &str) -> Option<Fields<'_>> {
+    let b = text.as_bytes();
+    let mut f = Fields::default();
+    let mut seen = 0u16;
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            let (key, j) = string(text, i)?;
+            i = skip_ws(b, j);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            let bit = match key {
+                "type" => 0,
+                "group" => 1,
+                "event" => 2,
+                "ackId" => 3,
+                "noEcho" => 4,
+                "dataType" => 5,
+                "data" => 6,
+                "sequenceId" => 7,
+                "invocationId" => 8,
+                "stream" => 9,
+                _ => return None,
+            };
+            if seen & (1 << bit) != 0 {
+                return None;
+            }
+            seen |= 1 << bit;
+            if let Some(j) = literal(b, i, b"null") {
+                i = j;
+            } else {
+                i = match bit {
+                    3 | 7 => {
+                        let (n, j) = unsigned(b, i)?;
+                        *(if bit == 3 {
+                            &mut f.ack_id
+                        } else {
+                            &mut f.sequence_id
+                        }) = Some(n);
+                        j
+                    }
+                    4 => {
+                        let (v, j) = match literal(b, i, b"true") {
+                            Some(j) => (true, j),
+                            None => (false, literal(b, i, b"false")?),
+                        };
+                        f.no_echo = Some(v);
+                        j
+                    }
+                    6 | 9 => {
+                        let (_, j) = string(text, i)?;
+                        let raw = Some(&text[i..j]);
+                        if bit == 6 {
+                            f.data = raw;
+                        } else {
+                            f.stream = raw;
+                        }
+                        j
+                    }
+                    _ => {
+                        let (s, j) = string(text, i)?;
+                        let slot = match bit {
+                            0 => &mut f.ty,
+                            1 => &mut f.group,
+                            2 => &mut f.event,
+                            5 => &mut f.data_type,
+                            _ => &mut f.invocation_id,
+                        };
+                        *slot = Some(Cow::Borrowed(s));
+                        j
+                    }
+                };
+            }
+            i = skip_ws(b, i);
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(b, i) == b.len()).then_some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agrees(text: &str) -> bool {
+        let fast = scan(text);
+        if let Some(f) = &fast {
+            assert_eq!(
+                Some(f),
+                with_serde(text).ok().as_ref(),
+                "scan accepted {text:?}"
+            );
+        }
+        fast.is_some()
+    }
+
+    #[test]
+    fn common_messages_take_the_fast_path() {
+        for text in [
+            r#"{"type":"sendToGroup","group":"g","dataType":"text","data":"hello","ackId":12}"#,
+            r#"{"type":"sendToGroup","group":"g","dataType":"json","data":"s","noEcho":true}"#,
+            r#" { "type" : "joinGroup" , "group" : "g1" , "ackId" : 0 } "#,
+            r#"{"type":"sequenceAck","sequenceId":18446744073709551615}"#,
+            r#"{"type":"event","event":"e","dataType":"binary","data":"AQID","ackId":null}"#,
+            r#"{"type":"invoke","invocationId":"1","event":"e","data":"x","stream":null}"#,
+            r#"{"type":"ping"}"#,
+            "{}",
+            "{\"type\":\"ping\",\"noEcho\":false}\n",
+        ] {
+            assert!(agrees(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_unusual_goes_to_serde() {
+        for text in [
+            r#"{"type":"sendToGroup","data":"a\"b"}"#,
+            r#"{"type":"event","data":{"a":1}}"#,
+            r#"{"type":"ping","extra":1}"#,
+            r#"{"type":"ping","type":"ping"}"#,
+            r#"{"type":null,"type":"ping"}"#,
+            r#"{"ackId":01}"#,
+            r#"{"ackId":-1}"#,
+            r#"{"ackId":1.0}"#,
+            r#"{"ackId":1e3}"#,
+            r#"{"ackId":18446744073709551616}"#,
+            r#"{"ackId":"1"}"#,
+            r#"{"noEcho":1}"#,
+            r#"{"noEcho":truex}"#,
+            r#"{"type":"ping",}"#,
+            r#"{"type":"ping"} x"#,
+            r#"{"type":"ping""#,
+            r#"{"type":"pi"#,
+            "{\"type\":\"p\u{1}\"}",
+            r#"[1]"#,
+            r#"{"type" "ping"}"#,
+            r#"{"type":5}"#,
+            r#"{,}"#,
+        ] {
+            assert!(!agrees(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn scan_never_disagrees_with_serde() {
+        let keys = [
+            "type",
+            "group",
+            "event",
+            "ackId",
+            "noEcho",
+            "dataType",
+            "data",
+            "sequenceId",
+            "invocationId",
+            "stream",
+            "other",
+            "Type",
+        ];
+        let values = [
+            "\"sendToGroup\"",
+            "\"g\"",
+            "\"a\\\"b\"",
+            "\"\"",
+            "0",
+            "7",
+            "01",
+            "-1",
+            "1.5",
+            "2e3",
+            "18446744073709551615",
+            "18446744073709551616",
+            "null",
+            "true",
+            "false",
+            "{}",
+            "{\"a\":[1]}",
+            "[]",
+            "\"\u{e9}\"",
+            "nul",
+            "tru",
+        ];
+        let spaces = ["", " ", "\n", "\t "];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut accepted = 0;
+        for _ in 0..100_000 {
+            let mut text = String::from(spaces[next(4)]);
+            text.push('{');
+            for k in 0..next(5) {
+                if k > 0 {
+                    text.push(',');
+                }
+                text.push_str(spaces[next(4)]);
+                text.push_str(&format!("\"{}\"", keys[next(keys.len())]));
+                text.push_str(spaces[next(4)]);
+                text.push(':');
+                text.push_str(spaces[next(4)]);
+                text.push_str(values[next(values.len())]);
+                text.push_str(spaces[next(4)]);
+            }
+            text.push('}');
+            text.push_str(spaces[next(4)]);
+            match next(8) {
+                0 => {
+                    let at = next(text.len());
+                    if text.is_char_boundary(at) && text.is_char_boundary(at + 1) {
+                        text.remove(at);
+                    }
+                }
+                1 => {
+                    let at = next(text.len());
+                    if text.is_char_boundary(at) {
+                        text.insert(at, [',', '"', '}', ':', '5', 'x'][next(6)]);
+                    }
+                }
+                _ => {}
+            }
+            if agrees(&text) {
+                accepted += 1;
+            }
+        }
+        assert!(
+            accepted > 1000,
+            "only {accepted} generated messages were scanned"
+        );
+    }
+}
