@@ -155,3 +155,27 @@ def test_every_subprotocol_round_trip(emulator, hub, recorder, protocol):
     assert bytes(msgs[2].data) == b"\x01\x02"
     reliable = "reliable" in protocol.value
     assert all((m.sequence_id is not None) == reliable for m in msgs)
+
+
+def test_library_threads_keep_python_thread_state_between_callbacks(emulator, hub, recorder):
+    """A library callback thread keeps one Python thread state: thread-local data set by a
+    listener is still there in the next callback on that thread (a thread state created per
+    callback would start empty each time)."""
+    client = make_client(emulator, hub)
+    local = threading.local()
+    seen_again = []
+
+    def on_message(m):
+        if getattr(local, "mark", None) == threading.get_ident():
+            seen_again.append(m.data)
+        local.mark = threading.get_ident()
+        recorder.add(m.data)
+
+    client.subscribe(CallbackType.GROUP_MESSAGE, on_message)
+    with client:
+        client.join_group("tls")
+        for i in range(50):
+            client.send_to_group("tls", f"{i}", "text", fire_and_forget=True)
+        recorder.wait_count(50)
+    # 50 callbacks ran on at most a few library threads, so most of them found their mark.
+    assert len(seen_again) >= 40

@@ -15,8 +15,9 @@ import atexit
 import ctypes
 import itertools
 import logging
+import os
 import threading
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 from . import _native as n
 from . import _payload
@@ -116,8 +117,31 @@ _REGISTRY_LOCK = threading.Lock()
 _KEYS = itertools.count(1)
 
 
+# Library threads that run callbacks keep a Python thread state from their first callback on.
+# Without it, every callback on a thread Python did not start creates a thread state and
+# destroys it again on return (allocation, an interpreter-wide lock, and a frame stack mapped
+# and unmapped), which costs more than the callback itself. The thread state is taken once
+# with PyGILState_Ensure and never released; Python threads are left alone.
+_threads_seen: Set[int] = set()
+_python_threads: Optional[Dict[int, Any]] = getattr(threading, "_active", None)
+get_ident = threading.get_ident
+
+
+def _keep_thread_state() -> None:
+    ident = get_ident()
+    _threads_seen.add(ident)
+    if _python_threads is not None and ident not in _python_threads:
+        ctypes.pythonapi.PyGILState_Ensure()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_threads_seen.clear)
+
+
 def _on_event(user_data: Optional[int], ev_address: Optional[int]) -> None:
     try:
+        if get_ident() not in _threads_seen:
+            _keep_thread_state()
         core = _REGISTRY.get(user_data or 0)
         if core is not None and ev_address:
             core.handle_event(_event_at(ev_address))
