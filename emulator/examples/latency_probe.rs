@@ -7,7 +7,8 @@
 //! A publisher and a subscriber (joined to the group) on `json.webpubsub.azure.v1`:
 //! - `acked`: sendToGroup with an ackId, time until the publisher reads its ack (the
 //!   subscriber's copy is read afterwards);
-//! - `delivery`: sendToGroup without an ackId, time until the subscriber reads the message.
+//! - `delivery`: sendToGroup without an ackId, time until the subscriber reads the message;
+//! - `ping`: a `ping` message, time until the `pong` (the emulator's shortest request).
 //!
 //! Prints p50/p90/p99 in microseconds and the request rate of each phase.
 
@@ -144,4 +145,15 @@ fn main() {
         })
         .collect();
     report("delivery", samples, start.elapsed());
+
+    let start = Instant::now();
+    let samples: Vec<f64> = (0..count)
+        .map(|_| {
+            let t = Instant::now();
+            send(&mut publisher, r#"{"type":"ping"}"#);
+            read_until(&mut publisher, "\"pong\"");
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    report("ping", samples, start.elapsed());
 }

@@ -107,7 +107,7 @@ async fn on_parsed(
     svc: &Service,
     hub: &Arc<Hub>,
     s: &Arc<Session>,
-    parsed: Result<Msg, ProtocolError>,
+    parsed: Result<Msg<'_>, ProtocolError>,
 ) -> Flow {
     let msg = match parsed {
         Ok(m) => m,

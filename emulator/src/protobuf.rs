@@ -134,7 +134,7 @@ fn message_data(buf: &[u8]) -> Result<Payload, ProtocolError> {
 }
 
 /// Parses one `UpstreamMessage`.
-pub fn parse_upstream(buf: &[u8]) -> Result<Upstream, ProtocolError> {
+pub fn parse_upstream(buf: &[u8]) -> Result<Upstream<'static>, ProtocolError> {
     let mut result = None;
     for (n, v) in fields(buf)? {
         let Value::Bytes(inner) = v else { continue };
@@ -152,7 +152,7 @@ pub fn parse_upstream(buf: &[u8]) -> Result<Upstream, ProtocolError> {
                     }
                 }
                 Upstream::SendToGroup {
-                    group: group.unwrap_or_default(),
+                    group: group.unwrap_or_default().into(),
                     data: data.ok_or(bad("data"))?,
                     no_echo,
                     ack_id,
@@ -185,9 +185,15 @@ pub fn parse_upstream(buf: &[u8]) -> Result<Upstream, ProtocolError> {
                     }
                 }
                 if n == 6 {
-                    Upstream::JoinGroup { group, ack_id }
+                    Upstream::JoinGroup {
+                        group: group.into(),
+                        ack_id,
+                    }
                 } else {
-                    Upstream::LeaveGroup { group, ack_id }
+                    Upstream::LeaveGroup {
+                        group: group.into(),
+                        ack_id,
+                    }
                 }
             }
             8 => {

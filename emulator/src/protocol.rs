@@ -111,17 +111,17 @@ impl Payload {
 
 /// A parsed client message.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Upstream {
+pub enum Upstream<'a> {
     JoinGroup {
-        group: String,
+        group: Cow<'a, str>,
         ack_id: Option<u64>,
     },
     LeaveGroup {
-        group: String,
+        group: Cow<'a, str>,
         ack_id: Option<u64>,
     },
     SendToGroup {
-        group: String,
+        group: Cow<'a, str>,
         data: Payload,
         no_echo: bool,
         ack_id: Option<u64>,
@@ -162,6 +162,10 @@ fn required(v: Option<Cow<'_, str>>, name: &'static str) -> Result<String, Proto
     v.map(Cow::into_owned).ok_or(ProtocolError::Field(name))
 }
 
+fn required_group<'a>(v: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, ProtocolError> {
+    v.ok_or(ProtocolError::Field("group"))
+}
+
 fn payload(w: &Fields<'_>) -> Result<Payload, ProtocolError> {
     let raw = w.data.ok_or(ProtocolError::Field("data"))?;
     let data_type = w.data_type.as_deref().unwrap_or("json");
@@ -194,7 +198,7 @@ fn payload(w: &Fields<'_>) -> Result<Payload, ProtocolError> {
 }
 
 /// Parses one client message (text of a text frame, or UTF-8 of a binary frame).
-pub fn parse_upstream(text: &str) -> Result<Upstream, ProtocolError> {
+pub fn parse_upstream(text: &str) -> Result<Upstream<'_>, ProtocolError> {
     if !text.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<&RawValue>(text) {
             Ok(_) => ProtocolError::NotObject,
@@ -205,7 +209,7 @@ pub fn parse_upstream(text: &str) -> Result<Upstream, ProtocolError> {
     let ty = w.ty.as_deref().ok_or(ProtocolError::Field("type"))?;
     let is = |name: &str| ty.eq_ignore_ascii_case(name);
     if is("joinGroup") || is("leaveGroup") {
-        let group = required(w.group.clone(), "group")?;
+        let group = required_group(w.group)?;
         return Ok(if is("joinGroup") {
             Upstream::JoinGroup {
                 group,
@@ -224,7 +228,7 @@ pub fn parse_upstream(text: &str) -> Result<Upstream, ProtocolError> {
         }
         return Ok(Upstream::SendToGroup {
             data: payload(&w)?,
-            group: required(w.group, "group")?,
+            group: required_group(w.group)?,
             no_echo: w.no_echo.unwrap_or(false),
             ack_id: w.ack_id,
         });
@@ -281,10 +285,44 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 
+/// Appends `s` as a JSON string literal: copied as is when nothing needs escaping (the same
+/// text `quote` produces), escaped by serde otherwise.
+fn push_quoted(out: &mut String, s: &str) {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&quote(s));
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+}
+
+/// Appends the decimal digits of `n`.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
+}
+
 /// `ack` frame; `error` is `(name, message)`.
 pub fn encode_ack(ack_id: u64, error: Option<(&str, &str)>) -> String {
     match error {
-        None => format!(r#"{{"type":"ack","ackId":{ack_id},"success":true}}"#),
+        None => {
+            let mut s = String::with_capacity(56);
+            s.push_str(r#"{"type":"ack","ackId":"#);
+            push_u64(&mut s, ack_id);
+            s.push_str(r#","success":true}"#);
+            s
+        }
         Some((name, message)) => format!(
             r#"{{"type":"ack","ackId":{ack_id},"success":false,"error":{{"name":{},"message":{}}}}}"#,
             quote(name),
@@ -344,10 +382,10 @@ pub fn encode_message(origin: &Origin<'_>, data: &Payload) -> String {
             from_user_id,
         } => {
             s.push_str(r#"{"type":"message","from":"group","group":"#);
-            s.push_str(&quote(group));
+            push_quoted(&mut s, group);
             if let Some(u) = from_user_id {
                 s.push_str(r#","fromUserId":"#);
-                s.push_str(&quote(u));
+                push_quoted(&mut s, u);
             }
         }
         Origin::Server => s.push_str(r#"{"type":"message","from":"server""#),
@@ -371,14 +409,10 @@ fn data_len_hint(p: &Payload) -> usize {
 pub fn with_sequence_id(body: &str, sequence_id: u64) -> String {
     let mut s = String::with_capacity(body.len() + 24);
     s.push_str("{\"sequenceId\":");
-    s.push_str(itoa(sequence_id).as_str());
+    push_u64(&mut s, sequence_id);
     s.push(',');
     s.push_str(&body[1..]);
     s
-}
-
-fn itoa(n: u64) -> String {
-    n.to_string()
 }
 
 /// `invokeResponse` frame.
@@ -494,6 +528,31 @@ mod tests {
             parse_upstream(r#"{"type":"PING","group":null}"#),
             Ok(Upstream::Ping)
         ));
+    }
+
+    #[test]
+    fn fast_encoders_match_serde() {
+        for n in [0, 7, 10, 99, 12345, u64::MAX] {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+            let v: Value = serde_json::from_str(&encode_ack(n, None)).unwrap();
+            assert_eq!(v["ackId"], n);
+            assert_eq!(v["success"], true);
+        }
+        for text in [
+            "g",
+            "",
+            "a b/é",
+            "q\"q",
+            "back\\slash",
+            "tab\tnl\n\u{1}",
+            "\u{7f}",
+        ] {
+            let mut s = String::new();
+            push_quoted(&mut s, text);
+            assert_eq!(s, quote(text));
+        }
     }
 
     #[test]
