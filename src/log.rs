@@ -4,9 +4,11 @@
 //! turns on logging to stderr; [`set_logger`] installs a callback instead. Values of
 //! `access_token` and `awps_reconnection_token` are always redacted.
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Once, RwLock};
+use std::sync::atomic::{fence, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once, RwLock};
+use std::time::{Duration, Instant};
 
 /// Log severity, most severe first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,6 +54,18 @@ static MAX_LEVEL: AtomicU8 = AtomicU8::new(0);
 static SINK: RwLock<Option<LogFn>> = RwLock::new(None);
 static ENV_INIT: Once = Once::new();
 
+/// Threads in [`set_logger`] waiting for calls of the replaced sink to return.
+static DRAIN_WAITERS: AtomicUsize = AtomicUsize::new(0);
+static DRAIN_LOCK: Mutex<()> = Mutex::new(());
+static DRAINED: Condvar = Condvar::new();
+/// The longest [`set_logger`] waits for calls of the replaced sink still running elsewhere.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+thread_local! {
+    /// Whether this thread is inside a sink call (which must not wait for itself).
+    static IN_SINK: Cell<bool> = const { Cell::new(false) };
+}
+
 fn init_from_env() {
     ENV_INIT.call_once(|| {
         let level = ["AZURE_LOG_LEVEL", "WPS_LOG"]
@@ -72,12 +86,57 @@ fn init_from_env() {
 }
 
 /// Installs `sink` for messages at `max_level` and above (`None` turns logging off).
+///
+/// Returns once calls of the replaced sink on other threads have returned (at most 5 s), so
+/// whatever the old sink uses can be released afterwards.
 pub fn set_logger(sink: Option<LogFn>, max_level: Level) {
     init_from_env();
-    let mut guard = SINK.write().unwrap_or_else(|p| p.into_inner());
-    let level = if sink.is_some() { max_level as u8 } else { 0 };
-    *guard = sink;
-    MAX_LEVEL.store(level, Ordering::Relaxed);
+    let old = {
+        let mut guard = SINK.write().unwrap_or_else(|p| p.into_inner());
+        let level = if sink.is_some() { max_level as u8 } else { 0 };
+        MAX_LEVEL.store(level, Ordering::Relaxed);
+        std::mem::replace(&mut *guard, sink)
+    };
+    if let Some(old) = old {
+        if !IN_SINK.with(Cell::get) {
+            wait_until_unused(&old);
+        }
+    }
+}
+
+/// Marks this thread as inside a sink call until dropped (also when the sink unwinds).
+struct InSink(bool);
+
+impl InSink {
+    fn enter() -> InSink {
+        InSink(IN_SINK.with(|s| s.replace(true)))
+    }
+}
+
+impl Drop for InSink {
+    fn drop(&mut self) {
+        IN_SINK.with(|s| s.set(self.0));
+    }
+}
+
+/// Waits until `old` is referenced only by the caller: every call that cloned it returned.
+fn wait_until_unused(old: &LogFn) {
+    DRAIN_WAITERS.fetch_add(1, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    let mut guard = DRAIN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    while Arc::strong_count(old) > 1 {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        guard = DRAINED
+            .wait_timeout(guard, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    drop(guard);
+    DRAIN_WAITERS.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Changes the level of the installed sink.
@@ -103,7 +162,18 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
     let text = redact(&args.to_string());
     let sink = SINK.read().ok().and_then(|s| s.clone());
     if let Some(sink) = sink {
-        sink(level, &text);
+        {
+            let _in_sink = InSink::enter();
+            sink(level, &text);
+        }
+        drop(sink);
+        // Pairs with the fence in `wait_until_unused`: either it sees the count drop, or this
+        // sees its waiter and wakes it.
+        fence(Ordering::SeqCst);
+        if DRAIN_WAITERS.load(Ordering::SeqCst) > 0 {
+            let _guard = DRAIN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            DRAINED.notify_all();
+        }
     }
 }
 

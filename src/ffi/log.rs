@@ -56,7 +56,9 @@ fn level_code(level: Level) -> u32 {
 /// `AZURE_LOG_LEVEL` / `WPS_LOG` enable when no callback is set).
 ///
 /// Ownership: `user_data` is passed back verbatim; keep it valid until logging is turned off or
-/// replaced, and until in-flight calls on other threads have returned.
+/// replaced. Turning it off or replacing it returns only once calls of the previous callback
+/// on other threads have returned (it waits at most 5 s), so the previous `user_data` may be
+/// released right after.
 /// Thread-safety: any thread. Callback context: may be called from any callback (not from the
 /// log callback itself).
 /// Errors: `WPS_ERR_INVALID_ARG` (unknown level).
