@@ -58,6 +58,11 @@ class Completion:
         self.error_name = error_name
 
 
+# Successful completions share one object: on success only ``result`` is read (an ack id is
+# only reported with errors).
+_SUCCEEDED = Completion(0, 0, False, None, None)
+
+
 class EventSink(Protocol):
     """Where a core sends converted events."""
 
@@ -279,13 +284,12 @@ class ClientCore:
         if etype == n.WPS_EVENT_ACK:
             if ev.struct_size >= _FULL_EVENT_SIZE:
                 result = ev.result
-                completion = Completion(
-                    result,
-                    ev.ack_id,
-                    bool(ev.is_duplicate),
-                    None if result == n.WPS_OK else n.decode(ev.message),
-                    None if result == n.WPS_OK else n.decode(ev.error_name),
-                )
+                if result == n.WPS_OK and not ev.is_duplicate:
+                    completion = _SUCCEEDED
+                else:
+                    completion = Completion(
+                        result, ev.ack_id, bool(ev.is_duplicate), n.decode(ev.message), n.decode(ev.error_name)
+                    )
                 self.sink.complete(ev.op_context or 0, completion)
                 return
             op = n.event_field(ev, "op_context") or 0
