@@ -8,16 +8,25 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 
 use super::proxy::{self, Proxy};
 use crate::error::Error;
 
-/// An open client WebSocket. Boxed: the stream is large (over 1 KiB) and is moved through
-/// several engine futures, whose states would otherwise each reserve room for it.
-pub type Socket = Box<WebSocketStream<MaybeTlsStream<TcpStream>>>;
+mod handshake;
+mod stream;
+
+use stream::{Io, Stream};
+
+/// An open client WebSocket. Boxed: it is moved through several engine futures, whose states
+/// would otherwise each reserve room for it.
+pub type Socket = Box<WebSocketStream<Stream>>;
+
+/// The WebSocket layer's own frame buffer, which every connection keeps for its whole life.
+/// Reads from the network still happen `read_buffer_size` bytes at a time (see [`Stream`]);
+/// larger frames get room for their full length while they are read.
+const FRAME_BUFFER: usize = 512;
 
 /// Builds the TLS configuration: system roots plus the PEM certificates in `ca_file`.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error> {
@@ -62,7 +71,7 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, E
 pub struct Limits {
     /// Largest inbound message and frame.
     pub max_message_size: usize,
-    /// Read buffer per socket.
+    /// Bytes read from the network at once.
     pub read_buffer_size: usize,
     /// Bytes buffered before writing.
     pub write_buffer_size: usize,
@@ -88,13 +97,11 @@ pub async fn connect(
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_message_size))
         .max_frame_size(Some(limits.max_message_size))
-        .read_buffer_size(limits.read_buffer_size.max(1024))
+        .read_buffer_size(FRAME_BUFFER)
         .write_buffer_size(limits.write_buffer_size);
-    let connector = match (url.scheme(), tls) {
-        ("wss", Some(cfg)) => Connector::Rustls(cfg),
-        ("wss", None) => return Err(Error::connection("wss:// needs a TLS configuration")),
-        _ => Connector::Plain,
-    };
+    if url.scheme() == "wss" && tls.is_none() {
+        return Err(Error::connection("wss:// needs a TLS configuration"));
+    }
     let host = url
         .host_str()
         .ok_or_else(|| Error::InvalidUrl("the URL has no host".into()))?;
@@ -108,40 +115,26 @@ pub async fn connect(
     };
     // Small frames (acks, pings) must not wait for Nagle's algorithm.
     let _ = tcp.set_nodelay(true);
-    let (socket, response) = tokio_tungstenite::client_async_tls_with_config(
-        request,
-        tcp,
-        Some(config),
-        Some(connector),
-    )
-    .await
-    .map_err(map_connect_error)?;
-    let echoed = response
-        .headers()
-        .get("Sec-WebSocket-Protocol")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    if echoed != Some(subprotocol) {
-        return Err(Error::Protocol(format!(
-            "the service did not accept subprotocol {subprotocol} (answered {:?})",
-            echoed
-        )));
-    }
-    Ok(Box::new(socket))
-}
-
-fn map_connect_error(e: WsError) -> Error {
-    match e {
-        WsError::Http(response) => Error::HandshakeRejected {
-            status: response.status().as_u16(),
-        },
-        WsError::Url(u) => Error::InvalidUrl(u.to_string()),
-        WsError::Io(io) => Error::connection(format!("{io}")),
-        WsError::Tls(t) => Error::connection(format!("TLS: {t}")),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => {
-            Error::connection("the server closed the connection during the handshake")
+    let io = match tls {
+        Some(config) if url.scheme() == "wss" => {
+            // IPv6 literals come bracketed from the URL.
+            let name = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let name = rustls::pki_types::ServerName::try_from(name)
+                .map_err(|e| Error::InvalidUrl(format!("bad TLS server name {host}: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::connection(format!("TLS: {e}")))?;
+            Io::Tls(Box::new(tls))
         }
-        WsError::Protocol(p) => Error::connection(format!("handshake failed: {p}")),
-        other => Error::connection(format!("{other}")),
-    }
+        _ => Io::Plain(tcp),
+    };
+    let mut stream = Stream::new(io, limits.read_buffer_size);
+    let tail = handshake::upgrade(&mut stream, request, subprotocol).await?;
+    let socket =
+        WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await;
+    Ok(Box::new(socket))
 }
