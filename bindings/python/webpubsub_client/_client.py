@@ -257,9 +257,7 @@ class WebPubSubClient:
             fire_and_forget=fire_and_forget,
         )
         out = ctypes.c_uint64(0)
-        code = self._core.lib.wps_send_to_group(
-            self._core.handle, op.target, op.data, len(op.data), op.data_type, op.flags, op.ack_id, ctypes.byref(out)
-        )
+        code = self._core.lib.wps_send_to_group(self._core.handle, *op, ctypes.byref(out))
         self._raise_on_failure(code, f"send to group {group_name!r}", out)
 
     def send_event(
@@ -293,9 +291,7 @@ class WebPubSubClient:
             fire_and_forget=fire_and_forget,
         )
         out = ctypes.c_uint64(0)
-        code = self._core.lib.wps_send_event(
-            self._core.handle, op.target, op.data, len(op.data), op.data_type, op.flags, op.ack_id, ctypes.byref(out)
-        )
+        code = self._core.lib.wps_send_event(self._core.handle, *op, ctypes.byref(out))
         self._raise_on_failure(code, f"send event {event_name!r}", out)
 
 

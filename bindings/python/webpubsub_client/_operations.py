@@ -5,7 +5,7 @@ README's options objects); this module turns them into the values the native cal
 the two front ends only differ in how they call the library and wait for the result.
 """
 
-from typing import Any, Dict, NamedTuple, Optional, Union
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
 from . import _native as n
 from . import _payload
@@ -46,14 +46,9 @@ class GroupOp(NamedTuple):
     ack_id: int
 
 
-class SendOp(NamedTuple):
-    """Native arguments of a send to group or send event."""
-
-    target: bytes
-    data: bytes
-    data_type: int
-    flags: int
-    ack_id: int
+# Native arguments of a send to group or send event, in call order after the client handle:
+# (target, data, len(data), data_type, flags, ack_id). A plain tuple, passed on as it is.
+SendOp = Tuple[bytes, bytes, int, int, int, int]
 
 
 def _merge(options: Any, keywords: Dict[str, Any]) -> Dict[str, Any]:
@@ -108,4 +103,4 @@ def send_op(
         ack_id = opts.get("ack_id")
     data, native_type = _payload.encode(content, data_type)
     flags = echo_flag | (n.WPS_SEND_FIRE_AND_FORGET if forget else 0)
-    return SendOp(n.encode_identifier(target_name, what), data, native_type, flags, _ack_id(ack_id))
+    return (n.encode_identifier(target_name, what), data, len(data), native_type, flags, _ack_id(ack_id))

@@ -449,14 +449,8 @@ class WebPubSubClient:
             ack_id=ack_id,
             fire_and_forget=fire_and_forget,
         )
-        data = op.data
         # _start + check inline (not _run): one coroutine fewer per message
-        done = await self._start(
-            "send to group",
-            group_name,
-            self._core.lib.wps_send_to_group_async,
-            (op.target, data, len(data), op.data_type, op.flags, op.ack_id),
-        )
+        done = await self._start("send to group", group_name, self._core.lib.wps_send_to_group_async, op)
         if done.result != n.WPS_OK:
             raise send_error(f"send to group {group_name!r}", done.result, done.ack_id, done.message, done.error_name)
 
@@ -487,14 +481,8 @@ class WebPubSubClient:
             ack_id=ack_id,
             fire_and_forget=fire_and_forget,
         )
-        data = op.data
         # _start + check inline (not _run): one coroutine fewer per message
-        done = await self._start(
-            "send event",
-            event_name,
-            self._core.lib.wps_send_event_async,
-            (op.target, data, len(data), op.data_type, op.flags, op.ack_id),
-        )
+        done = await self._start("send event", event_name, self._core.lib.wps_send_event_async, op)
         if done.result != n.WPS_OK:
             raise send_error(f"send event {event_name!r}", done.result, done.ack_id, done.message, done.error_name)
 
