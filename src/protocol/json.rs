@@ -216,7 +216,7 @@ fn data_capacity(payload: &Payload) -> usize {
 
 /// Every field any downstream message may carry; `null` reads as absent, unknown fields are
 /// ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Wire<'a> {
     #[serde(rename = "type", borrow)]
@@ -230,8 +230,9 @@ struct Wire<'a> {
     from_user_id: Option<String>,
     #[serde(borrow)]
     data_type: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
+    /// The raw JSON text of `data`.
+    #[serde(borrow, default, deserialize_with = "raw_json")]
+    data: Option<&'a str>,
     sequence_id: Option<u64>,
     #[serde(borrow)]
     event: Option<std::borrow::Cow<'a, str>>,
@@ -257,10 +258,23 @@ impl From<WireError> for AckError {
     }
 }
 
+/// A value's raw JSON text (`null` reads as absent).
+fn raw_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
+    Ok(Option::<&'de RawValue>::deserialize(d)?.map(RawValue::get))
+}
+
 /// Decodes one downstream JSON message.
 pub fn decode(text: &str) -> Result<Downstream, DecodeError> {
-    let wire: Wire<'_> =
-        serde_json::from_str(text).map_err(|e| DecodeError(format!("invalid JSON frame: {e}")))?;
+    let wire = match scan::scan(text) {
+        Some(wire) => wire,
+        None => serde_json::from_str::<Wire<'_>>(text)
+            .map_err(|e| DecodeError(format!("invalid JSON frame: {e}")))?,
+    };
+    classify(wire)
+}
+
+/// Turns the fields of a downstream message into what it means.
+fn classify(wire: Wire<'_>) -> Result<Downstream, DecodeError> {
     let Some(kind) = wire.kind.as_deref() else {
         return Err(DecodeError("message without \"type\"".into()));
     };
@@ -349,9 +363,15 @@ pub fn decode(text: &str) -> Result<Downstream, DecodeError> {
     Ok(Downstream::Ignored)
 }
 
+/// The contents of a JSON string token that has no escapes.
+fn plain_string(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
 fn decode_payload(
     data_type: Option<&str>,
-    data: Option<&RawValue>,
+    data: Option<&str>,
 ) -> Result<Option<Payload>, DecodeError> {
     let Some(raw) = data else {
         return Ok(None);
@@ -364,19 +384,28 @@ fn decode_payload(
             None => return Ok(None),
         },
     };
+    // `raw` is one valid JSON value, so a token between quotes is a single string.
     let data = match data_type {
-        DataType::Json => raw.get().as_bytes().to_vec(),
-        DataType::Text => serde_json::from_str::<String>(raw.get())
-            .map_err(|_| DecodeError("text data is not a JSON string".into()))?
-            .into_bytes(),
+        DataType::Json => raw.as_bytes().to_vec(),
+        DataType::Text => match plain_string(raw) {
+            Some(text) => text.as_bytes().to_vec(),
+            None => serde_json::from_str::<String>(raw)
+                .map_err(|_| DecodeError("text data is not a JSON string".into()))?
+                .into_bytes(),
+        },
         DataType::Binary | DataType::Protobuf => {
-            let text: std::borrow::Cow<'_, str> = serde_json::from_str(raw.get())
-                .map_err(|_| DecodeError("binary data is not a JSON string".into()))?;
+            let text: std::borrow::Cow<'_, str> = match plain_string(raw) {
+                Some(text) => text.into(),
+                None => serde_json::from_str(raw)
+                    .map_err(|_| DecodeError("binary data is not a JSON string".into()))?,
+            };
             base64::decode(&text).map_err(DecodeError)?
         }
     };
     Ok(Some(Payload { data_type, data }))
 }
+
+mod scan;
 
 #[cfg(test)]
 mod tests;

@@ -332,3 +332,62 @@ fn malformed_frames_are_errors() {
         "json.webpubsub.azure.v1"
     );
 }
+
+/// The one-pass reader and serde agree on every message the reader accepts; inputs it leaves
+/// to serde still decode (or fail) as serde decides.
+#[test]
+fn one_pass_reader_agrees_with_serde() {
+    let serde_only = |text: &str| {
+        serde_json::from_str::<Wire<'_>>(text)
+            .map_err(|e| DecodeError(format!("invalid JSON frame: {e}")))
+            .and_then(classify)
+    };
+    let cases = [
+        r#"{"type":"message","from":"group","fromUserId":"u","group":"g","dataType":"text","data":"xxxx","sequenceId":7}"#,
+        r#"{"type":"message","from":"group","fromUserId":null,"group":"g","dataType":"text","data":""}"#,
+        r#" { "type" : "message" , "from":"server","dataType":"binary","data":"aGVsbG8=" } "#,
+        r#"{"type":"message","from":"server","dataType":"json","data":5}"#,
+        r#"{"type":"message","from":"server","dataType":"json","data":true}"#,
+        r#"{"type":"message","from":"server","dataType":"json","data":"s"}"#,
+        r#"{"type":"message","from":"server","dataType":"json","data":{"a":[1,2]}}"#,
+        r#"{"type":"message","from":"server","data":null}"#,
+        r#"{"type":"message","from":"server","dataType":"text","data":"caf\u00e9 \"q\""}"#,
+        r#"{"type":"message","from":"server","dataType":"text","data":"café ✓"}"#,
+        r#"{"type":"message","from":"server","dataType":"text","data":5}"#,
+        r#"{"type":"message","from":"server","dataType":"weird","data":"x"}"#,
+        r#"{"type":"message","from":"group","group":"g","dataType":"protobuf","data":"AQID"}"#,
+        r#"{"type":"ack","ackId":1,"success":true}"#,
+        r#"{"type":"ack","ackId":18446744073709551615,"success":false,"error":{"name":"Duplicate","message":"m"}}"#,
+        r#"{"type":"ack","ackId":18446744073709551616,"success":true}"#,
+        r#"{"type":"ack","ackId":01,"success":true}"#,
+        r#"{"type":"ack","ackId":1.0,"success":true}"#,
+        r#"{"type":"ack","ackId":-1,"success":true}"#,
+        r#"{"type":"ack","ackId":1,"success":null,"error":null}"#,
+        r#"{"type":"ack","success":true}"#,
+        r#"{"type":"ack","ackId":"1"}"#,
+        r#"{"type":"system","event":"connected","userId":"u","connectionId":"c","reconnectionToken":"t"}"#,
+        r#"{"type":"system","event":"disconnected","message":"bye"}"#,
+        r#"{"type":"pong"}"#,
+        r#"{"type":"invokeResponse","invocationId":"1","success":true,"dataType":"text","data":"r"}"#,
+        r#"{"type":"message","type":"ack"}"#,
+        r#"{"type":"message","unknown":"x","other":12,"more":[1]}"#,
+        r#"{"type":"message","unknown":"x","unknown":"y","from":"server","data":"1"}"#,
+        r#"{"ty\u0070e":"pong"}"#,
+        r#"{}"#,
+        r#"{"type":"pong",}"#,
+        r#"{"type":"pong"} x"#,
+        r#"{"type":"pong""#,
+        r#"{"type":"po	ng"}"#,
+        r#"[1]"#,
+        "",
+        r#"{"type":"message","from":"group","group":"g","dataType":"text","data":"a\nb"}"#,
+        r#"{"type":"message","from":"group","group":"g","dataType":"text","data":"a\\b"}"#,
+    ];
+    for text in cases {
+        assert_eq!(decode(text), serde_only(text), "{text}");
+    }
+    // The common shapes take the one-pass path.
+    assert!(scan::scan(cases[0]).is_some());
+    assert!(scan::scan(cases[13]).is_some());
+    assert!(scan::scan(cases[6]).is_none());
+}
