@@ -182,7 +182,7 @@ impl Actor {
     }
 
     fn set_state(&self, state: ConnectionState) {
-        self.shared.state.send_replace(state);
+        self.shared.state.set(state);
     }
 
     fn emit(&self, event: Event) {

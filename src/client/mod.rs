@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::Error;
@@ -76,7 +76,7 @@ static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// State the engine task publishes and the handles read.
 pub(crate) struct Shared {
-    pub(crate) state: watch::Sender<ConnectionState>,
+    pub(crate) state: state::StateCell,
     pub(crate) connection_id: Mutex<Option<String>>,
     pub(crate) groups: groups::GroupRegistry,
     next_ack_id: AtomicU64,
@@ -134,9 +134,8 @@ impl Client {
         handler: Arc<dyn EventHandler>,
     ) -> Client {
         let id = ClientId(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed));
-        let (state, _) = watch::channel(ConnectionState::Stopped);
         let shared = Arc::new(Shared {
-            state,
+            state: state::StateCell::new(ConnectionState::Stopped),
             connection_id: Mutex::new(None),
             groups: groups::GroupRegistry::default(),
             next_ack_id: AtomicU64::new(1),
@@ -196,7 +195,7 @@ impl Client {
 
     /// The current state of the connection state machine.
     pub fn state(&self) -> ConnectionState {
-        *self.inner.shared.state.borrow()
+        self.inner.shared.state.get()
     }
 
     fn check_process(&self) -> Result<(), Error> {
@@ -328,10 +327,10 @@ impl Client {
                 delay,
                 error
             );
-            let mut state = self.inner.shared.state.subscribe();
+            let stopped = self.inner.shared.state.wait_for(ConnectionState::Stopped);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = state.wait_for(|s| *s == ConnectionState::Stopped) => {
+                _ = stopped => {
                     return Err(Error::Stopped { ack_id: Some(ack_id) });
                 }
             }

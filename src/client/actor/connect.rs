@@ -91,14 +91,24 @@ impl Actor {
         if let Guarded::Done(Err(Error::HandshakeRejected { status: 401 })) = &r {
             explain_rejection(self.id, &url, &self.credential);
         }
-        self.url = Some(url);
+        // Kept for recovery only when it came from the provider: a fixed URL is parsed again
+        // then (one copy of a long URL less per client).
+        self.url = matches!(self.credential, Credential::Provider(_)).then_some(url);
         r
+    }
+
+    /// The URL of the current connection, as recovery needs it.
+    fn connection_url(&self) -> Option<url::Url> {
+        match &self.credential {
+            Credential::Url(u) => client_url::validate(u).ok(),
+            Credential::Provider(_) => self.url.clone(),
+        }
     }
 
     /// Tries the recovery URL every `recovery_interval` for `recovery_timeout`.
     pub(super) async fn recover(&mut self) -> Guarded<Option<Socket>> {
         let (Some(original), Some(conn), Some(token)) = (
-            self.url.clone(),
+            self.connection_url(),
             self.connection_id.clone(),
             self.reconnection_token.clone(),
         ) else {
