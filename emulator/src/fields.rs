@@ -90,6 +90,20 @@ fn string(text: &str, i: usize) -> Option<(&str, usize)> {
         return None;
     }
     let mut j = i + 1;
+    // Eight bytes at a time while none of them is a quote, a backslash or a control character.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(j..j + 8) {
+        let v = u64::from_le_bytes(chunk.try_into().ok()?);
+        let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        let special = zero_in(v ^ (ONES * u64::from(b'"')))
+            | zero_in(v ^ (ONES * u64::from(b'\\')))
+            | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+        if special != 0 {
+            break;
+        }
+        j += 8;
+    }
     loop {
         match *b.get(j)? {
             b'"' => return Some((&text[i + 1..j], j + 1)),
@@ -241,6 +255,7 @@ mod tests {
             r#"{"type":"invoke","invocationId":"1","event":"e","data":"x","stream":null}"#,
             r#"{"type":"ping"}"#,
             "{}",
+            r#"{"type":"sendToGroup","group":"a long group name","data":"0123456789abcdefghijklmnopqrstuvwxyz~!@#$%^&*()é€"}"#,
             "{\"type\":\"ping\",\"noEcho\":false}\n",
         ] {
             assert!(agrees(text), "{text}");
@@ -268,6 +283,8 @@ mod tests {
             r#"{"type":"ping""#,
             r#"{"type":"pi"#,
             "{\"type\":\"p\u{1}\"}",
+            "{\"type\":\"abcdefghijklmnop\u{1f}qrstuvwxyz\"}",
+            r#"{"type":"abcdefghijklmnopq\rstuvwxyz"}"#,
             r#"[1]"#,
             r#"{"type" "ping"}"#,
             r#"{"type":5}"#,
@@ -313,6 +330,9 @@ mod tests {
             "{\"a\":[1]}",
             "[]",
             "\"\u{e9}\"",
+            "\"0123456789abcdefghij\"",
+            "\"0123456789abcdef\\\"gh\"",
+            "\"0123456789abcdef\u{1}gh\"",
             "nul",
             "tru",
         ];
