@@ -57,7 +57,8 @@ def load_library() -> ctypes.CDLL:
     """Load the first library found; raise ``OSError`` naming every place tried otherwise.
 
     ``ctypes.CDLL`` (not ``PyDLL``) releases the GIL during every foreign call, so blocking calls
-    never freeze other Python threads or the library's callback threads.
+    never freeze other Python threads or the library's callback threads. Only the functions that
+    never block are also called through a ``PyDLL`` view of the same library (``_native``).
     """
     env = os.environ.get("WPS_LIBRARY_PATH")
     if env:
