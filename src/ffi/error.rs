@@ -286,7 +286,12 @@ thread_local! {
 
 /// NUL-terminated copy of `s`; interior NULs are replaced so the text is never lost.
 pub(crate) fn to_cstring(s: &str) -> CString {
-    CString::new(s.replace('\0', "\u{FFFD}")).unwrap_or_default()
+    // One allocation, with room for the terminator, in the usual case of no interior NUL.
+    let mut bytes = Vec::with_capacity(s.len() + 1);
+    bytes.extend_from_slice(s.as_bytes());
+    CString::new(bytes)
+        .or_else(|_| CString::new(s.replace('\0', "\u{FFFD}")))
+        .unwrap_or_default()
 }
 
 /// Records `failure` as this thread's last error and returns its code.
@@ -389,6 +394,13 @@ mod tests {
     fn s(p: *const c_char) -> &'static str {
         // SAFETY: the functions under test return static NUL-terminated strings.
         unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+    }
+
+    #[test]
+    fn c_strings_keep_text_and_replace_interior_nuls() {
+        assert_eq!(to_cstring("café").to_str().unwrap(), "café");
+        assert_eq!(to_cstring("").to_bytes(), b"");
+        assert_eq!(to_cstring("a\0b").to_str().unwrap(), "a\u{FFFD}b");
     }
 
     #[test]

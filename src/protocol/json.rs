@@ -363,6 +363,14 @@ fn classify(wire: Wire<'_>) -> Result<Downstream, DecodeError> {
     Ok(Downstream::Ignored)
 }
 
+/// A copy of `text` with one byte of spare capacity, so the C surface can append its NUL
+/// terminator without reallocating.
+fn with_spare_byte(text: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(text.len() + 1);
+    v.extend_from_slice(text.as_bytes());
+    v
+}
+
 /// The contents of a JSON string token that has no escapes.
 fn plain_string(raw: &str) -> Option<&str> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
@@ -386,9 +394,9 @@ fn decode_payload(
     };
     // `raw` is one valid JSON value, so a token between quotes is a single string.
     let data = match data_type {
-        DataType::Json => raw.as_bytes().to_vec(),
+        DataType::Json => with_spare_byte(raw),
         DataType::Text => match plain_string(raw) {
-            Some(text) => text.as_bytes().to_vec(),
+            Some(text) => with_spare_byte(text),
             None => serde_json::from_str::<String>(raw)
                 .map_err(|_| DecodeError("text data is not a JSON string".into()))?
                 .into_bytes(),
