@@ -1067,9 +1067,10 @@ wps_result wps_options_set_sequence_ack_interval_ms(struct wps_options *o, uint3
 wps_result wps_options_set_shutdown_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
 
 /**
- * Socket buffer sizes in bytes: `read_bytes` for inbound and `write_bytes` for outbound
- * WebSocket data (default 16384 each; both must be > 0). Smaller buffers save memory per
- * connection on gateways.
+ * Socket buffer sizes in bytes (both must be > 0): `read_bytes` is how much is read from the
+ * network at once (default 4096; an idle connection keeps no read buffer), `write_bytes` how
+ * much outbound data is gathered before it is written (default 16384). Larger messages are
+ * still read and written whole.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.

@@ -67,9 +67,10 @@ pub struct ClientOptions {
     /// Largest inbound message accepted; larger ones fail the connection (default 1 MiB).
     /// Outbound frames larger than this are rejected with `PayloadTooLarge`.
     pub max_message_size: usize,
-    /// Size of each socket's read buffer (default 4 KiB; small keeps many idle connections
-    /// cheap and small frames fast, larger reads big bursts with fewer system calls). Larger
-    /// messages are still read whole.
+    /// How many bytes are read from the network at once (default 4 KiB), into a per-thread
+    /// scratch buffer; a connection keeps only bytes it has not used yet, so idle connections
+    /// hold no read buffer. Larger reads take big bursts with fewer system calls. Messages
+    /// larger than this are still read whole.
     pub read_buffer_size: usize,
     /// Bytes buffered before a write reaches the socket (default 16 KiB); each batch of
     /// operations is flushed anyway.
