@@ -2,8 +2,8 @@
 //! with the subprotocol header, and mapping of every failure onto a clear [`Error`].
 
 use std::io::BufReader;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -27,6 +27,29 @@ pub type Socket = Box<WebSocketStream<Stream>>;
 /// Reads from the network still happen `read_buffer_size` bytes at a time (see [`Stream`]);
 /// larger frames get room for their full length while they are read.
 const FRAME_BUFFER: usize = 512;
+
+/// TLS configurations in use, by CA file. The system root store is large (hundreds of parsed
+/// certificates); clients share one copy instead of each reading and keeping its own.
+static TLS_CONFIGS: Mutex<Vec<(Option<PathBuf>, Weak<rustls::ClientConfig>)>> =
+    Mutex::new(Vec::new());
+
+/// The TLS configuration for `ca_file`, shared with every client using the same file. It is
+/// built (the system store and the file read) when no live client holds one.
+pub fn shared_tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let mut cache = TLS_CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
+    cache.retain(|(_, config)| config.strong_count() > 0);
+    let cached = cache
+        .iter()
+        .find(|(path, _)| path.as_deref() == ca_file)
+        .and_then(|(_, config)| config.upgrade());
+    if let Some(config) = cached {
+        return Ok(config);
+    }
+    // Built under the lock, so clients connecting at once read the store only once.
+    let config = tls_config(ca_file)?;
+    cache.push((ca_file.map(Path::to_path_buf), Arc::downgrade(&config)));
+    Ok(config)
+}
 
 /// Builds the TLS configuration: system roots plus the PEM certificates in `ca_file`.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error> {
@@ -137,4 +160,24 @@ pub async fn connect(
     let socket =
         WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await;
     Ok(Box::new(socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_share_one_tls_configuration_per_ca_file() {
+        let a = shared_tls_config(None).unwrap();
+        let b = shared_tls_config(None).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the system store is read once");
+        // A failure is not cached: the file is tried again on the next connect.
+        let missing = Path::new("/nonexistent/wps-ca.pem");
+        assert!(shared_tls_config(Some(missing)).is_err());
+        assert!(shared_tls_config(Some(missing)).is_err());
+        // The cache keeps no configuration alive by itself.
+        drop((a, b));
+        let cache = TLS_CONFIGS.lock().unwrap();
+        assert!(cache.iter().all(|(_, config)| config.strong_count() == 0));
+    }
 }

@@ -591,8 +591,9 @@ pub unsafe extern "C" fn wps_options_set_fire_and_forget_buffer(
 }
 
 /// Adds the PEM root certificates in the file at `path` (NUL-terminated UTF-8) to the system
-/// store for `wss://` connections. The file is read when a connection is made. NULL removes a
-/// previously set file.
+/// store for `wss://` connections. The file is read when a connection first needs it; clients
+/// using the same file (or none) share the parsed certificates, which are read again only once
+/// no client holds them. NULL removes a previously set file.
 ///
 /// Ownership: `path` is copied. Thread-safety: not concurrently with other uses of the builder.
 /// Callback context: may be called from a callback.

@@ -38,7 +38,9 @@ impl Actor {
             return Ok(None);
         }
         if self.tls.is_none() {
-            self.tls = Some(transport::tls_config(self.options.ca_file.as_deref())?);
+            self.tls = Some(transport::shared_tls_config(
+                self.options.ca_file.as_deref(),
+            )?);
         }
         Ok(self.tls.clone())
     }
