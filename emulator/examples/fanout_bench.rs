@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use webpubsub_emulator::{client_access_url_for, Config, Emulator};
+use webpubsub_emulator::{client_access_url_for, parse_connection_string, Config, Emulator};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -206,21 +206,6 @@ async fn serve() {
     })
     .await;
     emu.shutdown().await;
-}
-
-fn parse_connection_string(s: &str) -> (String, String) {
-    let mut endpoint = String::new();
-    let mut key = String::new();
-    for part in s.split(';') {
-        if let Some((k, v)) = part.split_once('=') {
-            match k.trim().to_ascii_lowercase().as_str() {
-                "endpoint" => endpoint = v.trim().to_string(),
-                "accesskey" => key = v.trim().to_string(),
-                _ => {}
-            }
-        }
-    }
-    (endpoint, key)
 }
 
 fn main() {

@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{client, Message, WebSocket};
-use webpubsub_emulator::client_access_url_for;
+use webpubsub_emulator::{client_access_url_for, parse_connection_string};
 
 type Ws = WebSocket<TcpStream>;
 
@@ -26,18 +26,7 @@ const WARM_UP: usize = 500;
 fn connection_string() -> (String, String) {
     let cs = std::env::var("WPS_CONNECTION_STRING")
         .expect("set WPS_CONNECTION_STRING=Endpoint=http://127.0.0.1:PORT;AccessKey=KEY;");
-    let mut endpoint = String::new();
-    let mut key = String::new();
-    for part in cs.split(';') {
-        if let Some((k, v)) = part.split_once('=') {
-            match k.trim().to_ascii_lowercase().as_str() {
-                "endpoint" => endpoint = v.trim().to_string(),
-                "accesskey" => key = v.trim().to_string(),
-                _ => {}
-            }
-        }
-    }
-    (endpoint, key)
+    parse_connection_string(&cs)
 }
 
 fn connect(url: &str) -> Ws {

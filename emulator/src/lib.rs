@@ -197,6 +197,23 @@ impl Drop for Emulator {
     }
 }
 
+/// The endpoint and access key of a connection string such as [`Emulator::connection_string`]
+/// prints (`Endpoint=...;AccessKey=...;`, keys in any case); empty when absent.
+pub fn parse_connection_string(s: &str) -> (String, String) {
+    let mut endpoint = String::new();
+    let mut key = String::new();
+    for part in s.split(';') {
+        if let Some((k, v)) = part.split_once('=') {
+            match k.trim().to_ascii_lowercase().as_str() {
+                "endpoint" => endpoint = v.trim().to_string(),
+                "accesskey" => key = v.trim().to_string(),
+                _ => {}
+            }
+        }
+    }
+    (endpoint, key)
+}
+
 /// Client access URL for an emulator running elsewhere (`endpoint` = `http://HOST:PORT`).
 pub fn client_access_url_for(
     endpoint: &str,
