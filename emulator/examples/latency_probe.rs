@@ -118,31 +118,24 @@ fn main() {
     for _ in 0..WARM_UP {
         acked(&mut publisher, &mut sub);
     }
-    let start = Instant::now();
-    let samples: Vec<f64> = (0..count)
-        .map(|_| acked(&mut publisher, &mut sub))
-        .collect();
-    report("acked", samples, start.elapsed());
+    measure("acked", count, || acked(&mut publisher, &mut sub));
+    measure("delivery", count, || {
+        let t = Instant::now();
+        send(&mut publisher, &plain);
+        read_until(&mut sub, "\"message\"");
+        t.elapsed().as_secs_f64() * 1e6
+    });
+    measure("ping", count, || {
+        let t = Instant::now();
+        send(&mut publisher, r#"{"type":"ping"}"#);
+        read_until(&mut publisher, "\"pong\"");
+        t.elapsed().as_secs_f64() * 1e6
+    });
+}
 
+/// Runs `once` (which returns one sample in µs) `count` times and reports the percentiles.
+fn measure(name: &str, count: usize, mut once: impl FnMut() -> f64) {
     let start = Instant::now();
-    let samples: Vec<f64> = (0..count)
-        .map(|_| {
-            let t = Instant::now();
-            send(&mut publisher, &plain);
-            read_until(&mut sub, "\"message\"");
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    report("delivery", samples, start.elapsed());
-
-    let start = Instant::now();
-    let samples: Vec<f64> = (0..count)
-        .map(|_| {
-            let t = Instant::now();
-            send(&mut publisher, r#"{"type":"ping"}"#);
-            read_until(&mut publisher, "\"pong\"");
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    report("ping", samples, start.elapsed());
+    let samples: Vec<f64> = (0..count).map(|_| once()).collect();
+    report(name, samples, start.elapsed());
 }
