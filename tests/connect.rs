@@ -246,6 +246,46 @@ async fn a_panicking_handler_does_not_break_the_client() {
     emu.shutdown().await;
 }
 
+/// A subscriber of `group` on the non-reliable protocol: a burst this fast would overflow a
+/// reliable receiver's 1000-message service buffer.
+async fn plain_subscriber(
+    emu: &webpubsub_emulator::Emulator,
+    group: &str,
+) -> (webpubsub_client::Client, Events) {
+    let plain = webpubsub_client::ClientOptions {
+        protocol: webpubsub_client::Protocol::Json,
+        ..fast_options()
+    };
+    let (b, ev_b, _) = connected(url(emu, Some("b"), ROLES), plain).await;
+    b.join_group(group, None).await.unwrap();
+    (b, ev_b)
+}
+
+/// Sends "0", "1", ... fire-and-forget.
+async fn send_numbered(a: &webpubsub_client::Client, group: &str, count: usize) {
+    let ff = SendOptions {
+        fire_and_forget: true,
+        ..Default::default()
+    };
+    for i in 0..count {
+        a.send_to_group(group, Payload::text(i.to_string()), ff)
+            .await
+            .unwrap();
+    }
+}
+
+/// Expects "0", "1", ... as the next group messages, in order.
+async fn expect_numbered(ev: &mut Events, count: usize) {
+    for i in 0..count {
+        match ev.until("group message", is_group_message).await {
+            Event::GroupMessage { message, .. } => {
+                assert_eq!(message.as_str(), Some(i.to_string().as_str()))
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_fire_and_forget_delivers_everything_in_order() {
     let emu = emulator().await;
@@ -254,34 +294,13 @@ async fn buffered_fire_and_forget_delivers_everything_in_order() {
         ..fast_options()
     };
     let (a, _ev_a, _) = connected(url(&emu, Some("a"), ROLES), opts).await;
-    // A burst this fast would overflow a reliable receiver's 1000-message service buffer.
-    let plain = webpubsub_client::ClientOptions {
-        protocol: webpubsub_client::Protocol::Json,
-        ..fast_options()
-    };
-    let (b, mut ev_b, _) = connected(url(&emu, Some("b"), ROLES), plain).await;
-    b.join_group("buf", None).await.unwrap();
-    let ff = SendOptions {
-        fire_and_forget: true,
-        ..Default::default()
-    };
-    for i in 0..2000 {
-        a.send_to_group("buf", Payload::text(i.to_string()), ff)
-            .await
-            .unwrap();
-    }
+    let (b, mut ev_b) = plain_subscriber(&emu, "buf").await;
+    send_numbered(&a, "buf", 2000).await;
     // An acked send after them is ordered behind them on the socket.
     a.send_to_group("buf", Payload::text("end"), SendOptions::default())
         .await
         .unwrap();
-    for i in 0..2000 {
-        match ev_b.until("group message", is_group_message).await {
-            Event::GroupMessage { message, .. } => {
-                assert_eq!(message.as_str(), Some(i.to_string().as_str()))
-            }
-            _ => unreachable!(),
-        }
-    }
+    expect_numbered(&mut ev_b, 2000).await;
     match ev_b.until("group message", is_group_message).await {
         Event::GroupMessage { message, .. } => assert_eq!(message.as_str(), Some("end")),
         _ => unreachable!(),
@@ -296,31 +315,11 @@ async fn stop_writes_queued_fire_and_forget_frames_first() {
     let emu = emulator().await;
     // Default options: fire-and-forget sends resolve once queued.
     let (a, _ev_a, _) = connected(url(&emu, Some("a"), ROLES), fast_options()).await;
-    let plain = webpubsub_client::ClientOptions {
-        protocol: webpubsub_client::Protocol::Json,
-        ..fast_options()
-    };
-    let (b, mut ev_b, _) = connected(url(&emu, Some("b"), ROLES), plain).await;
-    b.join_group("q", None).await.unwrap();
-    let ff = SendOptions {
-        fire_and_forget: true,
-        ..Default::default()
-    };
-    for i in 0..500 {
-        a.send_to_group("q", Payload::text(i.to_string()), ff)
-            .await
-            .unwrap();
-    }
+    let (b, mut ev_b) = plain_subscriber(&emu, "q").await;
+    send_numbered(&a, "q", 500).await;
     // Stop right away: the queue is written before the close frame.
     a.stop().await.unwrap();
-    for i in 0..500 {
-        match ev_b.until("group message", is_group_message).await {
-            Event::GroupMessage { message, .. } => {
-                assert_eq!(message.as_str(), Some(i.to_string().as_str()))
-            }
-            _ => unreachable!(),
-        }
-    }
+    expect_numbered(&mut ev_b, 500).await;
     b.stop().await.unwrap();
     emu.shutdown().await;
 }
