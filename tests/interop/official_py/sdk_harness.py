@@ -1,4 +1,4 @@
-"""pytest plugin: harness-side workarounds for two races in the official sync Python client.
+"""pytest plugin: harness-side workarounds for three races in the official sync Python client.
 
 Loaded with ``-p sdk_harness`` when running the official ``azure-messaging-webpubsubclient``
 1.1.0 test suite against the emulator. Nothing here changes what goes on the wire.
@@ -17,6 +17,13 @@ Loaded with ``-p sdk_harness`` when running the official ``azure-messaging-webpu
    treats a socket that was closed meanwhile as readable, so the reader hits the closed socket,
    raises ``WebSocketConnectionClosedException`` and runs the client's close handling.
 
+3. Close handling run twice. ``close()`` waits only 0.1 s for the reader thread, then runs the
+   close handler itself. When the reader is slower (it notices the close within one wake-up
+   interval of item 2), both threads run the handler; the second one can see the stop flag the
+   first one already cleared and reconnect, so the client is no longer stopped when the test
+   opens it again. ``close()`` gets to wait (bounded) for the reader thread first, so the
+   reader's own close handling runs once and ``close()`` finds nothing left to do.
+
 Also, so that the suite never reaches beyond this machine: name resolution is limited to
 loopback. The suite's ``test_open_client_error`` points a client at a public Azure host to see
 ``open()`` fail; here that host does not resolve, so ``open()`` fails the same way, offline.
@@ -32,6 +39,8 @@ import pytest
 
 # How often the reader re-checks a socket that may have been closed under it.
 READER_WAKE_INTERVAL_S = 0.2
+# How long close() waits for the reader thread before running the close handler itself.
+CLOSE_READER_WAIT_S = 5.0
 
 
 class StickyCondition(threading.Condition):
@@ -97,6 +106,23 @@ def _waking_read(self, sock, read_callback, check_callback):
         sel.close()
 
 
+def _patch_close():
+    from azure.messaging.webpubsubclient import _client
+
+    cls = _client.WebPubSubClient
+    join_briefly = cls._threads_join
+
+    def join_reader_first(old_threads):
+        # close() passes [reader, sequence-ack thread, *callback threads]; the connect path
+        # passes only the sequence-ack thread and keeps the short join.
+        if len(old_threads) >= 2 and old_threads[0] is not None:
+            old_threads[0].join(CLOSE_READER_WAIT_S)
+        join_briefly(old_threads)
+
+    join_reader_first.patched = True
+    cls._threads_join = staticmethod(join_reader_first)
+
+
 def _patch_reader():
     from websocket import _dispatcher
 
@@ -130,6 +156,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "live_test_only: test needs a live service (the emulator)")
     _patch_conditions()
     _patch_reader()
+    _patch_close()
     socket.getaddrinfo = _loopback_only_getaddrinfo
 
 
@@ -141,4 +168,5 @@ def _workarounds_active():
 
     assert _client.threading.Condition is StickyCondition
     assert _dispatcher.Dispatcher.read is _waking_read
+    assert getattr(_client.WebPubSubClient._threads_join, "patched", False)
     yield
