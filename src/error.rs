@@ -62,6 +62,9 @@ pub enum Error {
     /// The service sent something that violates the protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The URL provider failed, panicked or returned an unusable URL.
+    #[error("URL provider: {0}")]
+    UrlProvider(String),
     /// A message is larger than the configured maximum.
     #[error("payload too large: {size} bytes exceeds the limit of {limit}")]
     PayloadTooLarge {
@@ -131,16 +134,16 @@ impl Error {
         }
     }
 
-    /// True for failures where sending the same operation again may succeed.
-    pub fn is_transient(&self) -> bool {
-        !matches!(
-            self,
-            Error::InvalidArgument(_)
-                | Error::InvalidUrl(_)
-                | Error::Stopped { .. }
-                | Error::PayloadTooLarge { .. }
-                | Error::AlreadyStarted
-        )
+    /// True for failures where sending the same operation again, with the same ack id, may
+    /// succeed: no answer in time, a lost or missing connection, and the service's
+    /// `InternalServerError`. Every other negative ack (`Forbidden`, `BadRequest`, ...) is the
+    /// service's final word. Automatic operation retries happen only for these.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::NotConnected { .. } | Error::Connection { .. } => true,
+            Error::Ack { name, .. } => name == "InternalServerError",
+            _ => false,
+        }
     }
 }
 
@@ -159,5 +162,22 @@ mod tests {
             message: "no".into(),
         };
         assert_eq!(e.ack_id(), Some(3));
+    }
+
+    #[test]
+    fn only_transient_failures_are_retryable() {
+        let ack = |name: &str| Error::Ack {
+            ack_id: 1,
+            name: name.into(),
+            message: String::new(),
+        };
+        assert!(ack("InternalServerError").is_retryable());
+        for name in ["Forbidden", "BadRequest", "Unknown", "SomethingNew"] {
+            assert!(!ack(name).is_retryable(), "{name}");
+        }
+        assert!(Error::Timeout { ack_id: None }.is_retryable());
+        assert!(Error::connection("lost").is_retryable());
+        assert!(!Error::Stopped { ack_id: None }.is_retryable());
+        assert!(!Error::UrlProvider("x".into()).is_retryable());
     }
 }

@@ -187,35 +187,77 @@ macro_rules! wps_log {
     };
 }
 
-const SECRET_KEYS: [&str; 2] = ["access_token=", "awps_reconnection_token="];
+/// Query parameters whose values are secrets, compared after percent-decoding the key and
+/// ignoring ASCII case (the service decodes `access%5Ftoken` to `access_token`, so a log must
+/// treat both spellings alike).
+const SECRET_KEYS: [&str; 2] = ["access_token", "awps_reconnection_token"];
 
-/// Replaces the values of `access_token` and `awps_reconnection_token` with `REDACTED`.
+/// Characters that end a query key or value in log text (URLs, headers, JSON strings).
+fn is_delimiter(c: u8) -> bool {
+    matches!(c, b'&' | b'?' | b'#' | b'"' | b'\'' | b';' | b',') || c.is_ascii_whitespace()
+}
+
+/// Whether `key` (as written, possibly percent-encoded) names a secret parameter.
+fn is_secret_key(key: &[u8]) -> bool {
+    let mut decoded = Vec::with_capacity(key.len());
+    let mut i = 0;
+    while i < key.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            key[i],
+            key.get(i + 1).copied().and_then(hex),
+            key.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                decoded.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    SECRET_KEYS
+        .iter()
+        .any(|k| k.as_bytes().eq_ignore_ascii_case(&decoded))
+}
+
+/// Replaces the values of `access_token` and `awps_reconnection_token` (in any case, with any
+/// percent-encoding of the key) with `REDACTED`.
 pub fn redact(text: &str) -> String {
-    let lower = text.to_ascii_lowercase();
-    if !SECRET_KEYS.iter().any(|k| lower.contains(k)) {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    // Bytes before `copied` are already in `out` (only built once a secret is found).
+    let mut copied = 0;
+    let mut key_start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if is_delimiter(b) {
+            key_start = i + 1;
+        } else if b == b'=' {
+            let value_start = i + 1;
+            let value_end = bytes[value_start..]
+                .iter()
+                .position(|&c| is_delimiter(c))
+                .map_or(bytes.len(), |p| value_start + p);
+            if value_end > value_start && is_secret_key(&bytes[key_start..i]) {
+                // Delimiters and '=' are ASCII, so these are char boundaries.
+                out.push_str(&text[copied..value_start]);
+                out.push_str("REDACTED");
+                copied = value_end;
+            }
+            i = value_end;
+            key_start = value_end;
+            continue;
+        }
+        i += 1;
+    }
+    if copied == 0 {
         return text.to_owned();
     }
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let hit = SECRET_KEYS
-            .iter()
-            .filter_map(|k| lower[i..].find(k).map(|p| (i + p, k.len())))
-            .min();
-        let Some((pos, klen)) = hit else {
-            out.push_str(&text[i..]);
-            break;
-        };
-        let value_start = pos + klen;
-        out.push_str(&text[i..value_start]);
-        let value_len = text[value_start..]
-            .find(|c: char| c == '&' || c == '#' || c == '"' || c == '\'' || c.is_whitespace())
-            .unwrap_or(text.len() - value_start);
-        if value_len > 0 {
-            out.push_str("REDACTED");
-        }
-        i = value_start + value_len;
-    }
+    out.push_str(&text[copied..]);
     out
 }
 
@@ -232,6 +274,27 @@ mod tests {
         );
         assert_eq!(redact("no secrets"), "no secrets");
         assert_eq!(redact("ACCESS_TOKEN=x y"), "ACCESS_TOKEN=REDACTED y");
+    }
+
+    #[test]
+    fn redacts_percent_encoded_keys_and_leaves_lookalikes() {
+        assert_eq!(
+            redact("ws://h/?access%5Ftoken=abc&x=1"),
+            "ws://h/?access%5Ftoken=REDACTED&x=1"
+        );
+        assert_eq!(
+            redact("GET /c?%61ccess%5fTOKEN=abc#f"),
+            "GET /c?%61ccess%5fTOKEN=REDACTED#f"
+        );
+        assert_eq!(
+            redact("awps%5Freconnection%5Ftoken=t1 and access_token=t2"),
+            "awps%5Freconnection%5Ftoken=REDACTED and access_token=REDACTED"
+        );
+        // Names that only end or start like a secret are not secrets.
+        assert_eq!(redact("my_access_token=v"), "my_access_token=v");
+        assert_eq!(redact("access_token_hint=v"), "access_token_hint=v");
+        assert_eq!(redact("access_token="), "access_token=");
+        assert_eq!(redact("é=1&access_token=é"), "é=1&access_token=REDACTED");
     }
 
     #[test]

@@ -252,7 +252,7 @@ async fn oversized_inbound_message_fails_the_connection_clearly() {
     let opts = ClientOptions {
         protocol: Protocol::Json,
         auto_reconnect: false,
-        max_message_size: 1024,
+        max_inbound_message_size: 1024,
         ..fast_options()
     };
     let (_c, mut ev, mut conn) = started_client(&mut server, opts, None).await;
@@ -272,14 +272,18 @@ async fn oversized_inbound_message_fails_the_connection_clearly() {
         } => {
             assert_eq!(connection_id.as_deref(), Some("conn1"));
             let m = message.unwrap_or_default();
-            assert!(
-                m.to_lowercase().contains("too long") || m.contains("limit"),
-                "{m}"
-            );
+            assert!(m.contains("over the inbound limit"), "{m}");
+            assert!(m.contains("max_inbound_message_size"), "{m}");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(ev.next().await, Event::Stopped);
+    match ev.next().await {
+        Event::Stopped { reason } => {
+            let r = reason.expect("a stop the engine decided has a reason");
+            assert!(r.contains("auto-reconnect is off"), "{r}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

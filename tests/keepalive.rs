@@ -34,7 +34,7 @@ async fn pings_are_sent_and_a_silent_peer_is_declared_dead() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(ev.next().await, Event::Stopped);
+    assert!(matches!(ev.next().await, Event::Stopped { .. }));
     drop(conn);
 }
 
@@ -87,7 +87,7 @@ async fn send_into_a_stalled_peer(fire_and_forget_buffer: usize) -> webpubsub_cl
     }
     let e = failed.expect("sending into a full socket eventually fails");
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
-    assert_eq!(ev.next().await, Event::Stopped);
+    assert!(matches!(ev.next().await, Event::Stopped { .. }));
     tokio::time::timeout(WAIT, c.stop())
         .await
         .expect("stop returns")

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::AckOk;
@@ -22,12 +23,14 @@ pub enum AckWaiter {
 
 /// One operation sent and not yet acknowledged.
 pub struct PendingAck {
+    /// Position in send order (kept when the same ack id is registered again by a retry).
+    order: u64,
     /// The frame, kept so it can be sent again (same ack id) after a recovery.
     pub frame: Message,
     /// Who to tell.
     pub waiter: AckWaiter,
-    /// When a rejoin gives up (user operations time out on the caller's side).
-    pub deadline: Option<tokio::time::Instant>,
+    /// When the operation times out.
+    pub deadline: Option<Instant>,
 }
 
 /// The result of an ack that the engine itself must act on.
@@ -49,6 +52,7 @@ pub enum Settled {
 #[derive(Default)]
 pub struct AckTracker {
     pending: HashMap<u64, PendingAck>,
+    next_order: u64,
 }
 
 /// Interprets an `ack`: `Duplicate` is success (the operation already took effect).
@@ -78,9 +82,37 @@ pub fn ack_result(ack_id: u64, success: bool, error: Option<AckError>) -> Result
 }
 
 impl AckTracker {
-    /// Registers a waiter; a previous waiter for the same id (an earlier attempt) is replaced.
-    pub fn insert(&mut self, ack_id: u64, pending: PendingAck) {
-        self.pending.insert(ack_id, pending);
+    /// Registers a waiter; a previous waiter for the same id (an earlier attempt) is replaced
+    /// and its place in send order kept.
+    pub fn insert(
+        &mut self,
+        ack_id: u64,
+        frame: Message,
+        waiter: AckWaiter,
+        deadline: Option<Instant>,
+    ) {
+        let order = match self.pending.get(&ack_id) {
+            Some(p) => p.order,
+            None => {
+                self.next_order += 1;
+                self.next_order
+            }
+        };
+        self.pending.insert(
+            ack_id,
+            PendingAck {
+                order,
+                frame,
+                waiter,
+                deadline,
+            },
+        );
+    }
+
+    /// Forgets the engine's own rejoins (a new connection registers them afresh).
+    pub fn drop_rejoins(&mut self) {
+        self.pending
+            .retain(|_, p| !matches!(p.waiter, AckWaiter::Rejoin { .. }));
     }
 
     /// Whether nothing waits.
@@ -122,20 +154,19 @@ impl AckTracker {
         rejoins
     }
 
-    /// Frames of the operations still waiting, in ack id order, to be sent again after a
-    /// recovery (call [`AckTracker::prune`] first).
+    /// Frames of the operations still waiting, to be sent (again) on a recovered or new
+    /// connection (call [`AckTracker::prune`] first): the engine's rejoins first, then the
+    /// application's operations in the order they were first sent.
     pub fn frames_to_resend(&self) -> Vec<Message> {
-        let mut ids: Vec<u64> = self.pending.keys().copied().collect();
-        ids.sort_unstable();
-        ids.iter()
-            .filter_map(|id| self.pending.get(id).map(|p| p.frame.clone()))
-            .collect()
+        let mut waiting: Vec<&PendingAck> = self.pending.values().collect();
+        waiting.sort_unstable_by_key(|p| (matches!(p.waiter, AckWaiter::User(_)), p.order));
+        waiting.into_iter().map(|p| p.frame.clone()).collect()
     }
 
     /// Fails operations past their deadline with `Timeout`, drops those whose caller went
     /// away, and returns the rejoins past their deadline.
     pub fn prune(&mut self) -> Vec<(String, Error)> {
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         let expired_ids: Vec<u64> = self
             .pending
             .iter()
@@ -202,23 +233,9 @@ mod tests {
     fn settle_fail_and_prune() {
         let mut t = AckTracker::default();
         let (tx, mut rx) = oneshot::channel();
-        t.insert(
-            1,
-            PendingAck {
-                frame: frame(),
-                waiter: AckWaiter::User(tx),
-                deadline: None,
-            },
-        );
+        t.insert(1, frame(), AckWaiter::User(tx), None);
         let (tx2, rx2) = oneshot::channel();
-        t.insert(
-            2,
-            PendingAck {
-                frame: frame(),
-                waiter: AckWaiter::User(tx2),
-                deadline: None,
-            },
-        );
+        t.insert(2, frame(), AckWaiter::User(tx2), None);
         drop(rx2);
         assert!(t.prune().is_empty());
         assert_eq!(t.frames_to_resend().len(), 1, "closed waiter pruned");
@@ -227,14 +244,7 @@ mod tests {
             Settled::User
         ));
         assert_eq!(rx.try_recv().unwrap().unwrap().ack_id, 1);
-        t.insert(
-            3,
-            PendingAck {
-                frame: frame(),
-                waiter: AckWaiter::Rejoin { group: "g".into() },
-                deadline: None,
-            },
-        );
+        t.insert(3, frame(), AckWaiter::Rejoin { group: "g".into() }, None);
         let rejoins = t.fail_all(&Error::Stopped { ack_id: None });
         assert_eq!(rejoins.len(), 1);
         assert_eq!(rejoins[0].1, Error::Stopped { ack_id: Some(3) });

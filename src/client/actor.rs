@@ -35,6 +35,24 @@ use socket::close_gracefully;
 const WRITE_BATCH: usize = 128;
 /// How long a stop waits for the service to answer the close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long a connection must stay usable before it counts as proven: only then does the
+/// reconnect backoff start over, and only then does a later drop begin a new recovery episode
+/// (with a fresh `recovery_timeout` and an immediate first attempt). A service that accepts
+/// and then drops every connection therefore meets the retry policy's delays and limits
+/// instead of an immediate retry per drop.
+pub(super) const PROVEN_AFTER: Duration = Duration::from_secs(5);
+
+/// One recovery episode: from the drop of a proven connection until a recovered connection
+/// proves itself again, or until the deadline.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RecoveryEpisode {
+    /// `recovery_timeout` after the drop that started the episode.
+    pub(super) deadline: Instant,
+    /// The earliest start of the next attempt (attempts are `recovery_interval` apart).
+    pub(super) next_attempt: Instant,
+    /// The connection was proven when it dropped (then a failed recovery reconnects at once).
+    pub(super) after_proven: bool,
+}
 
 /// The result of running something while still serving commands.
 enum Guarded<T> {
@@ -55,16 +73,22 @@ enum DriveEnd {
     Failed(String),
     /// No inbound frame within the keep-alive timeout.
     Dead,
-    /// The `connected` message did not arrive in time.
+    /// The `connected` message did not arrive in time, or the service broke the protocol
+    /// before it.
     NotReady(Error),
+    /// The connection cannot go on and recovering it would bring the same condition back
+    /// (an inbound message over the size limit, a broken sequence): the session is abandoned.
+    Fatal(String),
 }
 
 /// How a connection (including its recoveries) ended.
 enum ConnEnd {
     Stopped,
-    /// Lost. `connected` is false when the `connected` message never arrived.
+    /// Lost. `connected` is false when the `connected` message never arrived; `proven` is
+    /// true when the connection had stayed usable for [`PROVEN_AFTER`].
     Lost {
         connected: bool,
+        proven: bool,
         error: Error,
     },
 }
@@ -96,6 +120,13 @@ pub(crate) struct Actor {
     /// Close reason of the first drop of the current loss episode (kept across recovery
     /// attempts until traffic flows again).
     loss_reason: Option<String>,
+    /// The current recovery episode, if a drop started one that has not ended.
+    episode: Option<RecoveryEpisode>,
+    /// When the current socket became usable (`connected` arrived, or the service answered
+    /// on a recovered socket); `None` until then.
+    usable_since: Option<Instant>,
+    /// Why the engine ended the session by itself (retries exhausted, reconnect off).
+    give_up: Option<String>,
     /// Reused list of fire-and-forget senders waiting for a flush.
     written: Vec<oneshot::Sender<Result<(), Error>>>,
     /// Buffer slots of fire-and-forget frames fed since the last flush.
@@ -134,6 +165,9 @@ impl Actor {
             reconnection_token: None,
             last_disconnected: None,
             loss_reason: None,
+            episode: None,
+            usable_since: None,
+            give_up: None,
             written: Vec::new(),
             buffered: Vec::new(),
         }
@@ -202,6 +236,8 @@ impl Actor {
         self.session_connected = false;
         let mut backoff = Backoff::new(self.options.reconnect_retry.clone());
         let start_deadline = Instant::now() + self.options.start_timeout;
+        // Why the session ends without a stop request, reported with `Stopped`.
+        let mut give_up: Option<String> = None;
         loop {
             self.set_state(ConnectionState::Connecting);
             let starting = self.start_reply.is_some();
@@ -225,38 +261,53 @@ impl Actor {
                 }
                 Err(error) => ConnEnd::Lost {
                     connected: false,
+                    proven: false,
                     error,
                 },
             };
             match end {
                 ConnEnd::Stopped => break,
-                ConnEnd::Lost { connected, error } => {
+                ConnEnd::Lost {
+                    connected,
+                    proven,
+                    error,
+                } => {
                     if let Some(reply) = self.start_reply.take() {
                         wps_log!(Warning, "client {}: start failed: {}", self.id.0, error);
                         let _ = reply.send(Err(error.clone()));
                         Box::pin(self.end_session(error)).await;
                         return;
                     }
-                    if connected {
-                        backoff.reset();
-                    } else {
+                    if !connected {
                         wps_log!(Warning, "client {}: reconnect failed: {}", self.id.0, error);
                     }
                     if !self.options.auto_reconnect {
+                        give_up = Some(format!(
+                            "connection lost and auto-reconnect is off: {error}"
+                        ));
                         break;
                     }
-                    if !connected {
-                        let Some(delay) = backoff.next_delay() else {
-                            wps_log!(Warning, "client {}: reconnect retries exhausted", self.id.0);
-                            break;
-                        };
-                        self.set_state(ConnectionState::Disconnected);
-                        // Boxed (as the rarely taken paths below): the state of a session
-                        // that is connected and idle stays small.
-                        let pause = Box::pin(self.guard(tokio::time::sleep(delay)));
-                        if let Guarded::Stopped = pause.await {
-                            break;
-                        }
+                    if proven {
+                        backoff.reset();
+                    }
+                    let Some(delay) = backoff.next_reconnect_delay() else {
+                        let reason = format!(
+                            "reconnect retries exhausted ({} retries): {error}",
+                            self.options.reconnect_retry.max_retries
+                        );
+                        wps_log!(Warning, "client {}: {}", self.id.0, reason);
+                        give_up = Some(reason);
+                        break;
+                    };
+                    if delay.is_zero() {
+                        continue;
+                    }
+                    self.set_state(ConnectionState::Disconnected);
+                    // Boxed (as the rarely taken paths below): the state of a session that is
+                    // connected and idle stays small.
+                    let pause = Box::pin(self.guard(tokio::time::sleep(delay)));
+                    if let Guarded::Stopped = pause.await {
+                        break;
                     }
                 }
             }
@@ -264,6 +315,7 @@ impl Actor {
         if let Some(reply) = self.start_reply.take() {
             let _ = reply.send(Err(Error::Stopped { ack_id: None }));
         }
+        self.give_up = give_up;
         Box::pin(self.end_session(Error::Stopped { ack_id: None })).await;
     }
 
@@ -291,7 +343,8 @@ impl Actor {
         if self.session_connected {
             self.session_connected = false;
             wps_log!(Info, "client {}: stopped", self.id.0);
-            self.emit(Event::Stopped);
+            let reason = self.give_up.take();
+            self.emit(Event::Stopped { reason });
         }
         for w in self.stop_waiters.drain(..) {
             let _ = w.send(());
@@ -379,13 +432,16 @@ impl Actor {
     async fn run_connection(&mut self, socket: Socket, ready_deadline: Instant) -> ConnEnd {
         let mut socket = socket;
         let mut ready = false;
+        self.usable_since = None;
+        self.episode = None;
         loop {
             let end = Box::pin(self.drive(&mut socket, &mut ready, ready_deadline)).await;
+            let mut fatal = false;
             let (code, reason) = match end {
                 DriveEnd::Stop => {
                     Box::pin(close_gracefully(&mut socket)).await;
                     if ready {
-                        self.report_disconnected(None, Error::Stopped { ack_id: None });
+                        self.report_disconnected(None, Some(Error::Stopped { ack_id: None }));
                     }
                     return ConnEnd::Stopped;
                 }
@@ -393,8 +449,15 @@ impl Actor {
                     Box::pin(close_gracefully(&mut socket)).await;
                     return ConnEnd::Lost {
                         connected: false,
+                        proven: false,
                         error,
                     };
+                }
+                DriveEnd::Fatal(reason) => {
+                    wps_log!(Error, "client {}: {}", self.id.0, reason);
+                    Box::pin(close_gracefully(&mut socket)).await;
+                    fatal = true;
+                    (None, reason)
                 }
                 DriveEnd::Closed { code, reason } => (code, reason),
                 DriveEnd::Failed(reason) => (None, reason),
@@ -420,10 +483,14 @@ impl Actor {
                 };
                 return ConnEnd::Lost {
                     connected: false,
+                    proven: false,
                     error: Error::connection(message),
                 };
             }
-            let recoverable = self.codec.is_reliable()
+            let proven = self.is_proven();
+            self.usable_since = None;
+            let recoverable = !fatal
+                && self.codec.is_reliable()
                 && self.connection_id.is_some()
                 && self.reconnection_token.is_some()
                 && code != Some(1008);
@@ -431,16 +498,27 @@ impl Actor {
                 self.loss_reason = Some(reason.clone());
             }
             if recoverable {
+                if proven || self.episode.is_none() {
+                    let now = Instant::now();
+                    self.episode = Some(RecoveryEpisode {
+                        deadline: now + self.options.recovery_timeout,
+                        next_attempt: now,
+                        after_proven: proven,
+                    });
+                }
                 self.set_state(ConnectionState::Recovering);
                 match Box::pin(self.recover()).await {
                     Guarded::Stopped => {
-                        self.report_disconnected(None, Error::Stopped { ack_id: None });
+                        self.report_disconnected(None, Some(Error::Stopped { ack_id: None }));
                         return ConnEnd::Stopped;
                     }
                     Guarded::Done(Some(new_socket)) => {
                         socket = new_socket;
-                        self.set_state(ConnectionState::Connected);
-                        wps_log!(Info, "client {}: recovered", self.id.0);
+                        wps_log!(
+                            Info,
+                            "client {}: recovery socket open, waiting for the service",
+                            self.id.0
+                        );
                         continue;
                     }
                     Guarded::Done(None) => {
@@ -448,21 +526,48 @@ impl Actor {
                     }
                 }
             }
+            let proven = proven || self.episode.take().is_some_and(|e| e.after_proven);
             let fallback = self
                 .loss_reason
                 .take()
                 .or_else(|| (!reason.is_empty()).then_some(reason));
-            let lost = Error::connection("the connection was lost before the ack arrived");
+            // With auto-reconnect the operations still waiting for an ack go out again on
+            // the next connection, in their order; otherwise the session ends and they fail.
+            let lost = (!self.options.auto_reconnect)
+                .then(|| Error::connection("the connection was lost before the ack arrived"));
             self.report_disconnected(fallback, lost);
             return ConnEnd::Lost {
                 connected: true,
+                proven,
                 error: Error::connection("connection lost"),
             };
         }
     }
 
-    /// Reports the loss of the current connection and fails what waited on it.
-    fn report_disconnected(&mut self, fallback: Option<String>, lost: Error) {
+    /// Whether the current socket has been usable for [`PROVEN_AFTER`].
+    fn is_proven(&self) -> bool {
+        self.usable_since
+            .is_some_and(|since| since.elapsed() >= PROVEN_AFTER)
+    }
+
+    /// The service answered on the current socket: it is usable from now on. On a recovered
+    /// socket this is the moment recovery succeeded (a refused recovery is a socket that
+    /// opens and is closed with 1008, not a recovery).
+    pub(super) fn mark_usable(&mut self) {
+        if self.usable_since.is_some() {
+            return;
+        }
+        self.usable_since = Some(Instant::now());
+        if self.shared.state.get() == ConnectionState::Recovering {
+            wps_log!(Info, "client {}: recovered", self.id.0);
+            self.set_state(ConnectionState::Connected);
+        }
+    }
+
+    /// Reports the loss of the current connection. With `fail` the operations waiting for an
+    /// ack fail with it; without, they stay pending, to be sent again on the next connection
+    /// (the engine's own rejoins are dropped: the next connection rejoins afresh).
+    fn report_disconnected(&mut self, fallback: Option<String>, fail: Option<Error>) {
         self.set_state(ConnectionState::Disconnected);
         // Fire-and-forget writes queued during the failed recovery fail now (their callers
         // may wait without a timer); acked operations stay queued under their ack timeout.
@@ -479,10 +584,17 @@ impl Actor {
                 self.queue.push_back(o);
             }
         }
-        for (group, _) in self.acks.fail_all(&lost) {
-            // A rejoin cut short by the loss will be retried on the next connection.
-            let _ = group;
-        }
+        let lost = match fail {
+            Some(error) => {
+                // Rejoins cut short by the loss are not reported: the session is over.
+                let _ = self.acks.fail_all(&error);
+                error
+            }
+            None => {
+                self.acks.drop_rejoins();
+                Error::connection("the connection was lost before the response arrived")
+            }
+        };
         self.invokes.fail_all(&lost);
         *self
             .shared

@@ -25,7 +25,11 @@ pub enum Event {
         message: Option<String>,
     },
     /// The client stopped (user stop, reconnect off or retries exhausted); last, once per start.
-    Stopped,
+    Stopped {
+        /// Why the client stopped by itself (reconnect retries exhausted, or a lost connection
+        /// with auto-reconnect off); `None` after a stop the application requested.
+        reason: Option<String>,
+    },
     /// A message from the server (REST or upstream handler).
     ServerMessage {
         /// The message.

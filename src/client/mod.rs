@@ -72,6 +72,11 @@ pub struct AckOk {
     pub duplicated: bool,
 }
 
+/// The largest ack id a caller may pass (2^63 - 1). Automatic ids are allocated above every
+/// id a caller used, so at least 2^63 automatic ids remain: more than a process can allocate
+/// (at a billion a second, 292 years), which is why the allocator never wraps.
+pub const MAX_ACK_ID: u64 = i64::MAX as u64;
+
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// State the engine task publishes and the handles read.
@@ -257,17 +262,21 @@ impl Client {
     }
 
     /// The caller's ack id (later automatic ids are allocated above it, so they never
-    /// collide with it), or a fresh one.
-    fn ack_id_for(&self, given: Option<u64>) -> u64 {
+    /// collide with it), or a fresh one. Ids above [`MAX_ACK_ID`] are refused: automatic ids
+    /// must always have room above every id a caller chose.
+    fn ack_id_for(&self, given: Option<u64>) -> Result<u64, Error> {
         match given {
+            Some(id) if id > MAX_ACK_ID => Err(Error::InvalidArgument(format!(
+                "ack id {id} is above the largest allowed ack id ({MAX_ACK_ID})"
+            ))),
             Some(id) => {
                 self.inner
                     .shared
                     .next_ack_id
-                    .fetch_max(id.saturating_add(1), Ordering::Relaxed);
-                id
+                    .fetch_max(id + 1, Ordering::Relaxed);
+                Ok(id)
             }
-            None => self.next_ack_id(),
+            None => Ok(self.next_ack_id()),
         }
     }
 
@@ -311,13 +320,13 @@ impl Client {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e.with_ack_id(ack_id),
             };
-            let retryable = matches!(
-                error,
-                Error::Ack { .. } | Error::Timeout { .. } | Error::Connection { .. }
-            );
-            let delay = match backoff.next_delay() {
-                Some(d) if retryable => d,
-                _ => return Err(error),
+            // `NotConnected` comes from a client that is not started: nothing connects again
+            // unless the application starts it, so waiting for a retry would not help.
+            if !error.is_retryable() || matches!(error, Error::NotConnected { .. }) {
+                return Err(error);
+            }
+            let Some(delay) = backoff.next_delay() else {
+                return Err(error);
             };
             crate::wps_log!(
                 Info,
@@ -384,7 +393,7 @@ impl Client {
     pub async fn join_group(&self, group: &str, ack_id: Option<u64>) -> Result<AckOk, Error> {
         self.check_process()?;
         check_name("group", group)?;
-        let id = self.ack_id_for(ack_id);
+        let id = self.ack_id_for(ack_id)?;
         let frame = self.encode(&Request::JoinGroup {
             group,
             ack_id: Some(id),
@@ -398,7 +407,7 @@ impl Client {
     pub async fn leave_group(&self, group: &str, ack_id: Option<u64>) -> Result<AckOk, Error> {
         self.check_process()?;
         check_name("group", group)?;
-        let id = self.ack_id_for(ack_id);
+        let id = self.ack_id_for(ack_id)?;
         let frame = self.encode(&Request::LeaveGroup {
             group,
             ack_id: Some(id),
@@ -426,7 +435,7 @@ impl Client {
             })?;
             return self.fire_and_forget(frame).await;
         }
-        let id = self.ack_id_for(opts.ack_id);
+        let id = self.ack_id_for(opts.ack_id)?;
         let frame = self.encode(&Request::SendToGroup {
             group,
             payload: &payload,
@@ -453,7 +462,7 @@ impl Client {
             })?;
             return self.fire_and_forget(frame).await;
         }
-        let id = self.ack_id_for(opts.ack_id);
+        let id = self.ack_id_for(opts.ack_id)?;
         let frame = self.encode(&Request::Event {
             event,
             payload: &payload,

@@ -64,9 +64,15 @@ pub struct ClientOptions {
     pub keep_alive_timeout: Duration,
     /// Period of `sequenceAck` messages when something new arrived (default 1 s).
     pub sequence_ack_interval: Duration,
-    /// Largest inbound message accepted; larger ones fail the connection (default 1 MiB).
-    /// Outbound frames larger than this are rejected with `PayloadTooLarge`.
+    /// Largest frame this client sends (default 1 MiB, the service's limit for client
+    /// messages): larger ones are rejected with `PayloadTooLarge` before anything is sent.
     pub max_message_size: usize,
+    /// Largest message accepted from the service (default 2 MiB). The service may wrap a
+    /// message of its 1 MB maximum in a larger frame (group and user names, base64 of binary
+    /// data sent through REST), so this is deliberately above `max_message_size`. A larger
+    /// inbound message ends the session: it is reported (the `Disconnected` reason says so)
+    /// and the client reconnects without recovery, since recovery would replay the message.
+    pub max_inbound_message_size: usize,
     /// How many bytes are read from the network at once (default 4 KiB), into a per-thread
     /// scratch buffer; a connection keeps only bytes it has not used yet, so idle connections
     /// hold no read buffer. Larger reads take big bursts with fewer system calls. Messages
@@ -86,6 +92,10 @@ pub struct ClientOptions {
     /// close on `stop`; a frame in a write that fails is lost, as one in the socket's buffer
     /// would be. With 0 a fire-and-forget send resolves once its frame is written to the socket.
     pub fire_and_forget_buffer: usize,
+    /// Application name and version put in front of the library's own `User-Agent`
+    /// (`webpubsub-client/<version> (<os>; <arch>)`) on every connection, e.g. `"gateway/2.1"`.
+    /// Printable ASCII only.
+    pub user_agent: Option<String>,
     /// Extra PEM root certificates for `wss://`, added to the system store.
     pub ca_file: Option<PathBuf>,
     /// How long `start` waits for the connection (socket open and `connected`) (default 30 s).
@@ -109,11 +119,13 @@ impl Default for ClientOptions {
             keep_alive_timeout: Duration::from_secs(120),
             sequence_ack_interval: Duration::from_secs(1),
             max_message_size: 1 << 20,
+            max_inbound_message_size: 2 << 20,
             read_buffer_size: 4 * 1024,
             write_buffer_size: 16 * 1024,
             fire_and_forget_buffer: 1024,
             proxy: None,
             ca_file: None,
+            user_agent: None,
             start_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
         }

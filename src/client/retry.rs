@@ -95,12 +95,18 @@ fn jittered(d: Duration) -> Duration {
 pub struct Backoff {
     policy: RetryPolicy,
     attempt: u32,
+    /// The immediate first attempt of [`Backoff::next_reconnect_delay`] was taken.
+    immediate_taken: bool,
 }
 
 impl Backoff {
     /// A fresh sequence under `policy`.
     pub fn new(policy: RetryPolicy) -> Backoff {
-        Backoff { policy, attempt: 0 }
+        Backoff {
+            policy,
+            attempt: 0,
+            immediate_taken: false,
+        }
     }
 
     /// The delay before the next attempt, or `None` when the policy is exhausted.
@@ -109,9 +115,22 @@ impl Backoff {
         self.policy.delay_for(self.attempt)
     }
 
+    /// For a lost connection: zero the first time (a connection that worked is tried again
+    /// at once), then the policy's delays; `None` when the policy is exhausted. Only
+    /// [`Backoff::reset`] gives back the immediate attempt, so a service that drops every new
+    /// connection meets the policy's delays and its limit.
+    pub fn next_reconnect_delay(&mut self) -> Option<Duration> {
+        if !self.immediate_taken {
+            self.immediate_taken = true;
+            return Some(Duration::ZERO);
+        }
+        self.next_delay()
+    }
+
     /// Start over (after a successful attempt).
     pub fn reset(&mut self) {
         self.attempt = 0;
+        self.immediate_taken = false;
     }
 }
 
@@ -160,5 +179,21 @@ mod tests {
         assert_eq!(b.next_delay(), None);
         b.reset();
         assert_eq!(b.next_delay(), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn reconnects_once_at_once_then_back_off_until_reset() {
+        let mut b = Backoff::new(RetryPolicy {
+            max_retries: 2,
+            ..RetryPolicy::reconnect_default()
+        });
+        let delays: Vec<_> = std::iter::from_fn(|| b.next_reconnect_delay()).collect();
+        assert_eq!(
+            delays,
+            [0, 1, 2].map(Duration::from_secs).to_vec(),
+            "one immediate attempt, then the policy, then exhausted"
+        );
+        b.reset();
+        assert_eq!(b.next_reconnect_delay(), Some(Duration::ZERO));
     }
 }

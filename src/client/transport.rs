@@ -100,11 +100,31 @@ pub struct Limits {
     pub write_buffer_size: usize,
 }
 
+/// The `User-Agent` header: the application's prefix, if any, then this library with its
+/// version, operating system and architecture.
+pub fn user_agent(prefix: Option<&str>) -> Result<HeaderValue, Error> {
+    let own = concat!("webpubsub-client/", env!("CARGO_PKG_VERSION"));
+    let os = std::env::consts::OS;
+    let arch = std::env::consts::ARCH;
+    let text = match prefix.map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => format!("{p} {own} ({os}; {arch})"),
+        None => format!("{own} ({os}; {arch})"),
+    };
+    if !text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Err(Error::InvalidArgument(
+            "the user agent must be printable ASCII".into(),
+        ));
+    }
+    HeaderValue::from_str(&text)
+        .map_err(|e| Error::InvalidArgument(format!("invalid user agent: {e}")))
+}
+
 /// Connects to `url` (directly or through `proxy`) requesting `subprotocol`; fails unless the
 /// service echoes it.
 pub async fn connect(
     url: &url::Url,
     subprotocol: &'static str,
+    user_agent: HeaderValue,
     limits: Limits,
     tls: Option<Arc<rustls::ClientConfig>>,
     proxy: Option<&Proxy>,
@@ -117,6 +137,7 @@ pub async fn connect(
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(subprotocol),
     );
+    request.headers_mut().insert("User-Agent", user_agent);
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_message_size))
         .max_frame_size(Some(limits.max_message_size))
@@ -165,6 +186,22 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agent_names_the_library_after_the_application() {
+        let own = user_agent(None).unwrap();
+        let own = own.to_str().unwrap();
+        assert!(own.starts_with(concat!(
+            "webpubsub-client/",
+            env!("CARGO_PKG_VERSION"),
+            " ("
+        )));
+        assert!(own.contains(std::env::consts::ARCH));
+        let app = user_agent(Some("gateway/2.1")).unwrap();
+        assert_eq!(app.to_str().unwrap(), format!("gateway/2.1 {own}"));
+        assert!(user_agent(Some("bad\r\nX-Injected: 1")).is_err());
+        assert!(user_agent(Some("caf\u{e9}")).is_err());
+    }
 
     #[test]
     fn clients_share_one_tls_configuration_per_ca_file() {

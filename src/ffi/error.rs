@@ -217,6 +217,7 @@ pub(crate) fn code_of(err: &Error) -> wps_result {
         Error::Stopped { .. } => WPS_ERR_CANCELLED,
         Error::AlreadyStarted => WPS_ERR_INVALID_STATE,
         Error::Protocol(_) => WPS_ERR_PROTOCOL,
+        Error::UrlProvider(_) => WPS_ERR_URL_PROVIDER,
         Error::PayloadTooLarge { .. } => WPS_ERR_PAYLOAD_TOO_LARGE,
     }
 }

@@ -173,8 +173,9 @@ impl OwnedEvent {
                 message: opt_c(message.as_deref()),
                 ..Default::default()
             },
-            Event::Stopped => OwnedEvent {
+            Event::Stopped { reason } => OwnedEvent {
                 kind: WPS_EVENT_STOPPED,
+                message: opt_c(reason.as_deref()),
                 ..Default::default()
             },
             Event::ServerMessage {

@@ -1,6 +1,7 @@
 //! Group and event operations: blocking calls that wait for the service's ack, and `_async`
 //! twins that report exactly one completion.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void};
 
 use crate::client::SendOptions;
@@ -27,6 +28,12 @@ pub const WPS_SEND_FIRE_AND_FORGET: u32 = 2;
 
 const ALL_SEND_FLAGS: u32 = WPS_SEND_NO_ECHO | WPS_SEND_FIRE_AND_FORGET;
 
+/// The largest ack id a caller may pass (2^63 - 1); a larger one is refused with
+/// `WPS_ERR_INVALID_ARG`. Ids the library allocates are always above every id a caller used.
+pub const WPS_MAX_ACK_ID: u64 = 9_223_372_036_854_775_807;
+
+const _: () = assert!(WPS_MAX_ACK_ID == crate::client::MAX_ACK_ID);
+
 /// The outcome the engine reports for an acked operation.
 fn acked(r: Result<crate::client::AckOk, crate::Error>) -> Result<Completed, Failure> {
     r.map(|ok| Completed::Ack {
@@ -35,12 +42,48 @@ fn acked(r: Result<crate::client::AckOk, crate::Error>) -> Result<Completed, Fai
     .map_err(Failure::from)
 }
 
-/// Which ack id an operation uses: 0 allocates a fresh one.
-fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> u64 {
-    if ack_id == 0 {
-        e.client.next_ack_id()
-    } else {
-        ack_id
+thread_local! {
+    /// Whether the last blocking acked operation on this thread succeeded as `Duplicate`.
+    static LAST_ACK_DUPLICATE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Remembers for `wps_last_ack_duplicate` how a blocking acked operation ended.
+fn record_duplicate(outcome: Result<Completed, Failure>) -> Result<(), Failure> {
+    let duplicate = matches!(outcome, Ok(Completed::Ack { duplicated: true }));
+    // At thread exit the slot may be gone already; the answer is then simply not kept.
+    let _ = LAST_ACK_DUPLICATE.try_with(|d| d.set(duplicate));
+    outcome.map(drop)
+}
+
+/// Whether the last blocking acked operation (`wps_join_group`, `wps_leave_group`,
+/// `wps_send_to_group`, `wps_send_event` without `WPS_SEND_FIRE_AND_FORGET`) that this thread
+/// made returned `WPS_OK` because the service answered `Duplicate`: the ack id had already
+/// succeeded, so the operation took effect once, earlier (typically a retry with an id whose
+/// first answer was lost). False after any other outcome, and before the first such call.
+/// Async operations report the same in `wps_event.is_duplicate`.
+///
+/// Thread-safety: per thread; only those four blocking calls change it.
+/// Callback context: may be called from any callback.
+#[no_mangle]
+pub extern "C" fn wps_last_ack_duplicate() -> bool {
+    ffi_fn!("wps_last_ack_duplicate", {
+        LAST_ACK_DUPLICATE.try_with(Cell::get).unwrap_or(false)
+    })
+}
+
+/// Which ack id an operation uses: 0 allocates a fresh one; ids above `WPS_MAX_ACK_ID` are
+/// refused before anything is queued.
+fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
+    match ack_id {
+        0 => Ok(e.client.next_ack_id()),
+        id if id > crate::client::MAX_ACK_ID => Err(Failure::new(
+            WPS_ERR_INVALID_ARG,
+            format!(
+                "ack id {id} is above WPS_MAX_ACK_ID ({})",
+                crate::client::MAX_ACK_ID
+            ),
+        )),
+        id => Ok(id),
     }
 }
 
@@ -158,7 +201,7 @@ unsafe fn group_op(
 > {
     // SAFETY: per this function's contract.
     let group = unsafe { str_arg(group, "group") }?.to_owned();
-    let id = resolve_ack_id(e, ack_id);
+    let id = resolve_ack_id(e, ack_id)?;
     // SAFETY: per this function's contract.
     unsafe { write_opt(out_ack_id, id) };
     let client = e.client.clone();
@@ -186,7 +229,7 @@ unsafe fn group_blocking(
     ClientEntry::with(c, |e| {
         // SAFETY: forwarded under the caller's contract.
         let (_, _, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id, false) }?;
-        e.wait(kind.what(), None, fut).map(drop)
+        record_duplicate(e.wait(kind.what(), None, fut))
     })
 }
 
@@ -383,7 +426,7 @@ unsafe fn send_op(
     let id = if opts.fire_and_forget {
         0
     } else {
-        resolve_ack_id(e, a.ack_id)
+        resolve_ack_id(e, a.ack_id)?
     };
     if id != 0 {
         opts.ack_id = Some(id);
@@ -409,7 +452,7 @@ unsafe fn send_blocking(c: *mut wps_client, kind: SendOp, a: SendArgs) -> wps_re
     ClientEntry::with(c, |e| {
         // SAFETY: forwarded under the caller's contract.
         let (_, _, fut) = unsafe { send_op(e, kind, &a, false) }?;
-        e.wait(kind.what(), None, fut).map(drop)
+        record_duplicate(e.wait(kind.what(), None, fut))
     })
 }
 

@@ -237,3 +237,20 @@ pub enum Downstream {
     /// A frame this client does not know (new types, system events, `from` values): ignored.
     Ignored,
 }
+
+impl Downstream {
+    /// For messages that only an established connection can carry (data, acks, invoke
+    /// responses), what they are; `None` for those the service may send before `connected`.
+    pub fn needs_connection(&self) -> Option<&'static str> {
+        match self {
+            Downstream::Ack { .. } => Some("an ack"),
+            Downstream::GroupMessage { .. } => Some("a group message"),
+            Downstream::ServerMessage { .. } => Some("a server message"),
+            Downstream::InvokeResponse { .. } => Some("an invoke response"),
+            Downstream::Connected { .. }
+            | Downstream::Disconnected { .. }
+            | Downstream::Pong
+            | Downstream::Ignored => None,
+        }
+    }
+}

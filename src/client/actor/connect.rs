@@ -19,16 +19,21 @@ impl Actor {
             Credential::Url(u) => Guarded::Done(client_url::validate(&u)),
             Credential::Provider(f) => {
                 let task = tokio::task::spawn_blocking(move || f());
-                match self.guard(task).await {
-                    Guarded::Stopped => Guarded::Stopped,
-                    Guarded::Done(Ok(Ok(u))) => Guarded::Done(client_url::validate(&u)),
-                    Guarded::Done(Ok(Err(msg))) => Guarded::Done(Err(Error::connection(format!(
+                let outcome = match self.guard(task).await {
+                    Guarded::Stopped => return Guarded::Stopped,
+                    Guarded::Done(Ok(Ok(u))) => client_url::validate(&u).map_err(|e| {
+                        Error::UrlProvider(format!(
+                            "the URL provider returned an unusable URL: {e}"
+                        ))
+                    }),
+                    Guarded::Done(Ok(Err(msg))) => Err(Error::UrlProvider(format!(
                         "the URL provider failed: {msg}"
-                    )))),
+                    ))),
                     Guarded::Done(Err(_)) => {
-                        Guarded::Done(Err(Error::connection("the URL provider panicked")))
+                        Err(Error::UrlProvider("the URL provider panicked".into()))
                     }
-                }
+                };
+                Guarded::Done(outcome)
             }
         }
     }
@@ -58,6 +63,10 @@ impl Actor {
             Ok(p) => p,
             Err(e) => return Guarded::Done(Err(e)),
         };
+        let user_agent = match transport::user_agent(self.options.user_agent.as_deref()) {
+            Ok(ua) => ua,
+            Err(e) => return Guarded::Done(Err(e)),
+        };
         wps_log!(Info, "client {}: connecting to {}", self.id.0, url.as_str());
         // Boxed: the handshake's state is large and only lives while connecting, so it must
         // not make every (idle) engine task that large.
@@ -66,8 +75,9 @@ impl Actor {
             Box::pin(transport::connect(
                 url,
                 self.codec.subprotocol(),
+                user_agent,
                 transport::Limits {
-                    max_message_size: self.options.max_message_size,
+                    max_message_size: self.options.max_inbound_message_size,
                     read_buffer_size: self.options.read_buffer_size,
                     write_buffer_size: self.options.write_buffer_size,
                 },
@@ -107,41 +117,49 @@ impl Actor {
         }
     }
 
-    /// Tries the recovery URL every `recovery_interval` for `recovery_timeout`.
+    /// Tries the recovery URL until the episode's deadline, attempts `recovery_interval`
+    /// apart (also when the previous attempt opened a socket that was lost before the
+    /// service answered on it). Returns an open socket; the service confirms the session by
+    /// answering on it (see `mark_usable`), or refuses it with 1008.
     pub(super) async fn recover(&mut self) -> Guarded<Option<Socket>> {
-        let (Some(original), Some(conn), Some(token)) = (
+        let (Some(original), Some(conn), Some(token), Some(mut episode)) = (
             self.connection_url(),
             self.connection_id.clone(),
             self.reconnection_token.clone(),
+            self.episode,
         ) else {
             return Guarded::Done(None);
         };
         let url = client_url::recovery_url(&original, &conn, &token);
-        let deadline = Instant::now() + self.options.recovery_timeout;
-        let mut attempt = 0u32;
-        while Instant::now() < deadline {
-            attempt += 1;
-            let attempt_deadline = deadline.min(Instant::now() + self.options.connect_timeout);
+        loop {
+            let now = Instant::now();
+            if now >= episode.deadline {
+                return Guarded::Done(None);
+            }
+            if now < episode.next_attempt {
+                let until = episode.next_attempt.min(episode.deadline);
+                if let Guarded::Stopped = self.guard(tokio::time::sleep_until(until)).await {
+                    return Guarded::Stopped;
+                }
+                continue;
+            }
+            episode.next_attempt = now + self.options.recovery_interval;
+            self.episode = Some(episode);
+            let attempt_deadline = episode.deadline.min(now + self.options.connect_timeout);
             match self.connect(&url, attempt_deadline).await {
                 Guarded::Stopped => return Guarded::Stopped,
                 Guarded::Done(Ok(socket)) => return Guarded::Done(Some(socket)),
+                // The transport refuses the recovery URL itself (e.g. a reconnection token
+                // too long for a request line): no later attempt can do better.
+                Guarded::Done(Err(e @ (Error::InvalidUrl(_) | Error::InvalidArgument(_)))) => {
+                    wps_log!(Warning, "client {}: recovery impossible: {}", self.id.0, e);
+                    return Guarded::Done(None);
+                }
                 Guarded::Done(Err(e)) => {
-                    wps_log!(
-                        Info,
-                        "client {}: recovery attempt {} failed: {}",
-                        self.id.0,
-                        attempt,
-                        e
-                    );
+                    wps_log!(Info, "client {}: recovery attempt failed: {}", self.id.0, e);
                 }
             }
-            let wait = self.options.recovery_interval;
-            let until = deadline.min(Instant::now() + wait);
-            if let Guarded::Stopped = self.guard(tokio::time::sleep_until(until)).await {
-                return Guarded::Stopped;
-            }
         }
-        Guarded::Done(None)
     }
 }
 

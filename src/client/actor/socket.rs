@@ -7,10 +7,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{Actor, DriveEnd, CLOSE_GRACE, WRITE_BATCH};
-use crate::client::ack::{self, AckWaiter, PendingAck, Settled};
+use crate::client::ack::{self, AckWaiter, Settled};
 use crate::client::command::{Command, Outbound, OutboundKind};
 use crate::client::frame_to_message;
 use crate::client::keepalive::KeepAlive;
@@ -48,10 +48,16 @@ impl Actor {
         // When the next housekeeping pass is due (None: nothing waits for one).
         let mut tick_at: Option<Instant> = None;
         if *ready {
-            // A recovered connection: resend what was not acknowledged (same ack ids; the
-            // service answers Duplicate for what it already did), then what was queued.
+            // A recovered connection: a ping first, so that the service confirms the session
+            // with its answer even when it has nothing else to send; then what was not
+            // acknowledged (same ack ids; the service answers Duplicate for what it already
+            // did), then what was queued.
             let limit = self.write_timeout();
-            match Box::pin(tokio::time::timeout(limit, self.after_ready(socket))).await {
+            let catch_up = async {
+                self.write_now(socket, Request::Ping).await?;
+                self.after_ready(socket).await
+            };
+            match Box::pin(tokio::time::timeout(limit, catch_up)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return e,
                 Err(_) => return self.stalled_writes(limit),
@@ -102,7 +108,7 @@ impl Actor {
                     keep.on_inbound();
                     let frame = match frame {
                         None => return DriveEnd::Failed("the connection ended without a close frame".into()),
-                        Some(Err(e)) => return DriveEnd::Failed(e.to_string()),
+                        Some(Err(e)) => return self.read_failed(e),
                         Some(Ok(m)) => m,
                     };
                     let end = match frame {
@@ -152,7 +158,20 @@ impl Actor {
         }
     }
 
-    /// Encodes and writes one engine-originated request (sequenceAck, ping, rejoin).
+    /// Why reading failed. A message over the inbound limit ends the session: recovering
+    /// would have the service replay the same message.
+    fn read_failed(&self, e: tungstenite::Error) -> DriveEnd {
+        match e {
+            tungstenite::Error::Capacity(c) => DriveEnd::Fatal(format!(
+                "the service sent a message over the inbound limit ({c}; see \
+                 max_inbound_message_size): the session is abandoned, since recovering it \
+                 would replay the same message"
+            )),
+            e => DriveEnd::Failed(e.to_string()),
+        }
+    }
+
+    /// Encodes and writes one engine-originated request (sequenceAck, ping).
     async fn write_now(
         &mut self,
         socket: &mut Socket,
@@ -285,11 +304,9 @@ impl Actor {
             } => {
                 self.acks.insert(
                     ack_id,
-                    PendingAck {
-                        frame: o.frame.clone(),
-                        waiter: AckWaiter::User(reply),
-                        deadline: Some(deadline),
-                    },
+                    o.frame.clone(),
+                    AckWaiter::User(reply),
+                    Some(deadline),
                 );
                 o.frame
             }
@@ -341,10 +358,11 @@ impl Actor {
         self.emit(Event::RejoinGroupFailed { group, error });
     }
 
-    /// Sends `joinGroup` for every recorded group on a new connection.
-    async fn rejoin_groups(&mut self, socket: &mut Socket) -> Result<(), DriveEnd> {
+    /// Registers a `joinGroup` for every recorded group on a new connection; `after_ready`
+    /// sends them, first, with whatever else waits for an ack.
+    fn rejoin_groups(&mut self) {
         if !self.options.auto_rejoin_groups {
-            return Ok(());
+            return;
         }
         let deadline = Instant::now() + self.options.ack_timeout;
         for group in self.shared.groups.snapshot() {
@@ -359,20 +377,9 @@ impl Actor {
                     continue;
                 }
             };
-            self.acks.insert(
-                ack_id,
-                PendingAck {
-                    frame: frame.clone(),
-                    waiter: AckWaiter::Rejoin { group },
-                    deadline: Some(deadline),
-                },
-            );
-            socket
-                .feed(frame)
-                .await
-                .map_err(|e| DriveEnd::Failed(e.to_string()))?;
+            self.acks
+                .insert(ack_id, frame, AckWaiter::Rejoin { group }, Some(deadline));
         }
-        Ok(())
     }
 
     /// Handles one inbound data frame.
@@ -384,6 +391,12 @@ impl Actor {
     ) -> Option<DriveEnd> {
         let msg = match self.codec.decode(frame) {
             Ok(m) => m,
+            Err(e) if !*ready => {
+                // The first message must be a valid `connected`: without it nothing works.
+                return Some(DriveEnd::NotReady(Error::Protocol(format!(
+                    "the service's message before `connected` is invalid: {e}"
+                ))));
+            }
             Err(e) => {
                 // One bad frame does not end a working connection.
                 wps_log!(
@@ -395,9 +408,17 @@ impl Actor {
                 return None;
             }
         };
-        if !matches!(msg, Downstream::Disconnected { .. }) {
-            // Traffic flows: any earlier loss is over.
+        if !*ready {
+            if let Some(kind) = msg.needs_connection() {
+                return Some(DriveEnd::NotReady(Error::Protocol(format!(
+                    "the service sent {kind} before `connected`"
+                ))));
+            }
+        }
+        if *ready && !matches!(msg, Downstream::Disconnected { .. }) {
+            // Traffic flows: any earlier loss is over, and a recovered socket is usable.
             self.loss_reason = None;
+            self.mark_usable();
         }
         match msg {
             Downstream::Ack {
@@ -420,8 +441,10 @@ impl Actor {
                 payload,
                 sequence_id,
             } => {
-                if !self.accept_sequence(socket, sequence_id).await {
-                    return None;
+                match self.accept_sequence(socket, sequence_id).await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(end) => return Some(end),
                 }
                 self.emit(Event::GroupMessage {
                     group,
@@ -434,8 +457,10 @@ impl Actor {
                 payload,
                 sequence_id,
             } => {
-                if !self.accept_sequence(socket, sequence_id).await {
-                    return None;
+                match self.accept_sequence(socket, sequence_id).await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(end) => return Some(end),
                 }
                 self.emit(Event::ServerMessage {
                     message: payload,
@@ -456,6 +481,8 @@ impl Actor {
                     return None;
                 }
                 *ready = true;
+                self.loss_reason = None;
+                self.mark_usable();
                 wps_log!(Info, "client {}: connected as {}", self.id.0, connection_id);
                 self.connection_id = Some(connection_id.clone());
                 *self
@@ -472,12 +499,9 @@ impl Actor {
                 if let Some(reply) = self.start_reply.take() {
                     let _ = reply.send(Ok(()));
                 }
+                self.rejoin_groups();
                 let limit = self.write_timeout();
-                let catch_up = async {
-                    self.rejoin_groups(socket).await?;
-                    self.after_ready(socket).await
-                };
-                match Box::pin(tokio::time::timeout(limit, catch_up)).await {
+                match Box::pin(tokio::time::timeout(limit, self.after_ready(socket))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Some(e),
                     Err(_) => return Some(self.stalled_writes(limit)),
@@ -501,22 +525,32 @@ impl Actor {
         None
     }
 
-    /// Records a sequence id; false drops a duplicate.
-    async fn accept_sequence(&mut self, socket: &mut Socket, sequence_id: Option<u64>) -> bool {
-        let Some(id) = sequence_id.filter(|_| self.codec.is_reliable()) else {
-            return true;
+    /// Records a sequence id: `Ok(false)` drops a duplicate; an id that cannot belong to this
+    /// session ends it. 0 (which the protocol never uses) counts as no id, as the official
+    /// clients treat it.
+    async fn accept_sequence(
+        &mut self,
+        socket: &mut Socket,
+        sequence_id: Option<u64>,
+    ) -> Result<bool, DriveEnd> {
+        let Some(id) = sequence_id.filter(|&id| id != 0 && self.codec.is_reliable()) else {
+            return Ok(true);
         };
-        let r = self.seq.receive(id);
+        let r = self.seq.receive(id).map_err(|e| {
+            DriveEnd::Fatal(format!(
+                "{e}: the session's sequence is broken, so it is abandoned"
+            ))
+        })?;
         if r.ack_now {
             if let Some(ack) = self.seq.take_ack() {
                 let request = Request::SequenceAck { sequence_id: ack };
                 if Box::pin(self.write_now(socket, request)).await.is_err() {
                     // The read side will report the failure.
-                    return r.deliver;
+                    return Ok(r.deliver);
                 }
             }
         }
-        r.deliver
+        Ok(r.deliver)
     }
 }
 
