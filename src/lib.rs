@@ -40,7 +40,7 @@ pub mod runtime;
 
 pub use client::{
     AckOk, Client, ClientId, ClientOptions, ConnectionState, Credential, Event, EventHandler,
-    Protocol, RetryMode, RetryPolicy, SendOptions,
+    Protocol, RetryMode, RetryPolicy, SendOptions, MAX_ACK_ID,
 };
 pub use error::Error;
 pub use protocol::{DataType, Payload};

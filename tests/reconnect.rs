@@ -182,7 +182,13 @@ async fn failing_provider_fails_start_clearly() {
     let provider = Arc::new(|| Err::<String, String>("no credentials".into()));
     let (c, _rx) = Client::with_channel(Credential::Provider(provider), fast_options());
     let e = c.start().await.unwrap_err();
+    assert!(matches!(e, Error::UrlProvider(_)), "{e:?}");
     assert!(e.to_string().contains("no credentials"), "{e}");
+    let unusable = Arc::new(|| Ok::<String, String>("ftp://nowhere".into()));
+    let (c, _rx) = Client::with_channel(Credential::Provider(unusable), fast_options());
+    let e = c.start().await.unwrap_err();
+    assert!(matches!(e, Error::UrlProvider(_)), "{e:?}");
+    assert!(e.to_string().contains("unusable URL"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,8 @@ pub struct MockConn {
     pub ws: WebSocketStream<TcpStream>,
     /// Path and query of the upgrade request.
     pub target: String,
+    /// The upgrade request's `User-Agent`, if any.
+    pub user_agent: Option<String>,
 }
 
 impl MockServer {
@@ -38,8 +40,14 @@ impl MockServer {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let mut target = String::new();
+                    let mut user_agent = None;
                     let cb = |req: &Request, mut resp: Response| {
                         target = req.uri().to_string();
+                        user_agent = req
+                            .headers()
+                            .get("User-Agent")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
                         if let Some(p) = req.headers().get("Sec-WebSocket-Protocol") {
                             let first = p
                                 .to_str()
@@ -55,7 +63,11 @@ impl MockServer {
                         Ok(resp)
                     };
                     if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await {
-                        let _ = tx.send(MockConn { ws, target });
+                        let _ = tx.send(MockConn {
+                            ws,
+                            target,
+                            user_agent,
+                        });
                     }
                 });
             }
@@ -72,9 +84,43 @@ impl MockServer {
             .expect("a connection within the deadline")
             .expect("server running")
     }
+
+    /// The next connection if one arrives within `d` (to check that none does).
+    pub async fn accept_within(&mut self, d: Duration) -> Option<MockConn> {
+        tokio::time::timeout(d, self.conns.recv())
+            .await
+            .ok()
+            .flatten()
+    }
 }
 
 impl MockConn {
+    /// Whether the client asked to recover a connection (the recovery URL).
+    pub fn is_recovery(&self) -> bool {
+        self.target.contains("awps_connection_id=")
+    }
+
+    /// Answers the next `ackId` request with `ack` (success, or the named error); returns the
+    /// request.
+    pub async fn ack_next(&mut self, error: Option<&str>) -> serde_json::Value {
+        let req = loop {
+            let t = self.recv_text().await.expect("a request");
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v.get("ackId").is_some() {
+                break v;
+            }
+        };
+        let id = &req["ackId"];
+        let frame = match error {
+            None => format!(r#"{{"type":"ack","ackId":{id},"success":true}}"#),
+            Some(name) => format!(
+                r#"{{"type":"ack","ackId":{id},"success":false,"error":{{"name":"{name}","message":"by the test"}}}}"#
+            ),
+        };
+        self.send(&frame).await;
+        req
+    }
+
     pub async fn send(&mut self, text: &str) {
         self.ws.send(Message::text(text)).await.unwrap();
     }
