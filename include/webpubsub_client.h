@@ -173,6 +173,12 @@
 #define WPS_SEND_FIRE_AND_FORGET 2
 
 /**
+ * The largest ack id a caller may pass (2^63 - 1); a larger one is refused with
+ * `WPS_ERR_INVALID_ARG`. Ids the library allocates are always above every id a caller used.
+ */
+#define WPS_MAX_ACK_ID 9223372036854775807
+
+/**
  * `json.reliable.webpubsub.azure.v1` (default): recovery without loss after a drop.
  */
 #define WPS_PROTOCOL_JSON_RELIABLE 1
@@ -754,6 +760,19 @@ wps_result wps_join_group_async(struct wps_client *c,
                                 uint64_t *out_ack_id);
 
 /**
+ * Whether the last blocking acked operation (`wps_join_group`, `wps_leave_group`,
+ * `wps_send_to_group`, `wps_send_event` without `WPS_SEND_FIRE_AND_FORGET`) that this thread
+ * made returned `WPS_OK` because the service answered `Duplicate`: the ack id had already
+ * succeeded, so the operation took effect once, earlier (typically a retry with an id whose
+ * first answer was lost). False after any other outcome, and before the first such call.
+ * Async operations report the same in `wps_event.is_duplicate`.
+ *
+ * Thread-safety: per thread; only those four blocking calls change it.
+ * Callback context: may be called from any callback.
+ */
+bool wps_last_ack_duplicate(void);
+
+/**
  * The detail message of the last failed `wps_*` call on this thread, or NULL if no call on this
  * thread has failed yet.
  *
@@ -945,9 +964,28 @@ wps_result wps_options_set_keep_alive(struct wps_options *o,
                                       uint32_t timeout_ms);
 
 /**
- * Largest message accepted in either direction (default 1048576 bytes; must be > 0).
- * Larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE`; a larger inbound frame fails the
- * connection.
+ * Largest message accepted from the service (default 2097152 bytes; 1024 to 1073741824). The
+ * service may wrap a message of its 1 MB maximum in a larger frame (group and user names,
+ * base64 of binary data sent through REST), hence the default above the send limit of
+ * `wps_options_set_max_message_size`. A larger inbound message ends the session: it is
+ * reported in `WPS_EVENT_DISCONNECTED`'s `message` and the client reconnects without
+ * recovery, since recovery would replay the same message. The bound is on memory: a message
+ * takes room only as it arrives.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+ * (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_max_inbound_message_size(struct wps_options *o, size_t bytes);
+
+/**
+ * Largest message this client sends (default 1048576 bytes, the service's limit for client
+ * messages; must be > 0): larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE` before anything
+ * is sent. Inbound messages have their own limit, `wps_options_set_max_inbound_message_size`.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
@@ -1084,6 +1122,21 @@ wps_result wps_options_set_shutdown_timeout_ms(struct wps_options *o, uint32_t t
 wps_result wps_options_set_socket_buffers(struct wps_options *o,
                                           size_t read_bytes,
                                           size_t write_bytes);
+
+/**
+ * The application's name and version, sent in front of the library's own `User-Agent`
+ * (`webpubsub-client/<version> (<os>; <arch>)`) on every connection, e.g. `"gateway/2.1"`.
+ * NULL or `""` sends the library's alone (the default).
+ *
+ * Ownership: `app` is copied. Thread-safety: not concurrently with other uses of the builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`; `WPS_ERR_INVALID_ARG`
+ * unless printable ASCII of at most 256 bytes (the builder is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder; `app` is NULL or a NUL-terminated string.
+ */
+wps_result wps_options_set_user_agent(struct wps_options *o, const char *app);
 
 /**
  * Whether trying the same call again unchanged (with the same ack id) may succeed:

@@ -30,6 +30,7 @@ pub use event::{ClientId, Event, EventHandler};
 pub use options::{ClientOptions, Protocol};
 pub use retry::{RetryMode, RetryPolicy};
 pub use state::ConnectionState;
+pub(crate) use transport::user_agent;
 
 /// Where the client access URL comes from.
 #[derive(Clone)]

@@ -401,9 +401,9 @@ pub unsafe extern "C" fn wps_options_set_connect_timeout_ms(
     }
 }
 
-/// Largest message accepted in either direction (default 1048576 bytes; must be > 0).
-/// Larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE`; a larger inbound frame fails the
-/// connection.
+/// Largest message this client sends (default 1048576 bytes, the service's limit for client
+/// messages; must be > 0): larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE` before anything
+/// is sent. Inbound messages have their own limit, `wps_options_set_max_inbound_message_size`.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
@@ -610,6 +610,72 @@ pub unsafe extern "C" fn wps_options_set_ca_file(
     unsafe {
         set(o, "wps_options_set_ca_file", |o| {
             o.engine.ca_file = opt_str(path, "path")?.map(PathBuf::from);
+            Ok(())
+        })
+    }
+}
+
+/// Largest message accepted from the service (default 2097152 bytes; 1024 to 1073741824). The
+/// service may wrap a message of its 1 MB maximum in a larger frame (group and user names,
+/// base64 of binary data sent through REST), hence the default above the send limit of
+/// `wps_options_set_max_message_size`. A larger inbound message ends the session: it is
+/// reported in `WPS_EVENT_DISCONNECTED`'s `message` and the client reconnects without
+/// recovery, since recovery would replay the same message. The bound is on memory: a message
+/// takes room only as it arrives.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
+/// (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_max_inbound_message_size(
+    o: *mut wps_options,
+    bytes: usize,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_max_inbound_message_size", |o| {
+            if !(1024..=1 << 30).contains(&bytes) {
+                return Err(invalid(format!(
+                    "max inbound message size {bytes} is outside 1024..=1073741824"
+                )));
+            }
+            o.engine.max_inbound_message_size = bytes;
+            Ok(())
+        })
+    }
+}
+
+/// The application's name and version, sent in front of the library's own `User-Agent`
+/// (`webpubsub-client/<version> (<os>; <arch>)`) on every connection, e.g. `"gateway/2.1"`.
+/// NULL or `""` sends the library's alone (the default).
+///
+/// Ownership: `app` is copied. Thread-safety: not concurrently with other uses of the builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`; `WPS_ERR_INVALID_ARG`
+/// unless printable ASCII of at most 256 bytes (the builder is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder; `app` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_user_agent(
+    o: *mut wps_options,
+    app: *const c_char,
+) -> wps_result {
+    // SAFETY: `o` and `app` are forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_user_agent", |o| {
+            let app = opt_str(app, "app")?.filter(|a| !a.is_empty());
+            if let Some(a) = app {
+                if a.len() > 256 {
+                    return Err(invalid("the user agent is longer than 256 bytes".into()));
+                }
+                crate::client::user_agent(Some(a)).map_err(Failure::from)?;
+            }
+            o.engine.user_agent = app.map(str::to_owned);
             Ok(())
         })
     }

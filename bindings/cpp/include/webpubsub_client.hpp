@@ -572,8 +572,18 @@ class Options {
   Options& shutdown_timeout(std::chrono::milliseconds t) {
     return apply(wps_options_set_shutdown_timeout_ms(get(), detail::to_ms(t)), "wps_options_set_shutdown_timeout_ms");
   }
+  /// Largest message this client sends (default 1 MiB, the service's limit).
   Options& max_message_size(std::size_t bytes) {
     return apply(wps_options_set_max_message_size(get(), bytes), "wps_options_set_max_message_size");
+  }
+  /// Largest message accepted from the service (default 2 MiB); a larger one ends the session.
+  Options& max_inbound_message_size(std::size_t bytes) {
+    return apply(wps_options_set_max_inbound_message_size(get(), bytes),
+                 "wps_options_set_max_inbound_message_size");
+  }
+  /// Application name and version sent in front of the library's own User-Agent.
+  Options& user_agent(const std::string& app) {
+    return apply(wps_options_set_user_agent(get(), app.c_str()), "wps_options_set_user_agent");
   }
   /// WebSocket read and write buffer sizes per connection (smaller saves memory per client).
   Options& socket_buffers(std::size_t read_bytes, std::size_t write_bytes) {

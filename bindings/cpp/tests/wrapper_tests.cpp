@@ -55,6 +55,7 @@ TEST(error_codes_use_the_wps_category) {
 TEST(options_record_the_first_failing_setter) {
   wps::Options good;
   good.ack_timeout(5s).socket_buffers(16384, 16384).sequence_ack_interval(500ms).fire_and_forget_buffer(64).proxy("");
+  good.max_inbound_message_size(4 << 20).user_agent("gateway/2.1");
   CHECK(!good.error());
   wps::Client ok(url(), good);
   CHECK(ok);
@@ -62,6 +63,9 @@ TEST(options_record_the_first_failing_setter) {
   bad.protocol(static_cast<wps::Protocol>(99)).ack_timeout(5s);
   CHECK(bad.error() == wps::make_error_code(WPS_ERR_INVALID_ARG));
   CHECK(bad.failure().function == "wps_options_set_protocol");
+  wps::Options bad_agent;
+  bad_agent.user_agent("bad\r\nX-Injected: 1");
+  CHECK(bad_agent.error() == wps::make_error_code(WPS_ERR_INVALID_ARG));
   std::error_code ec;
   wps::Client refused(url(), bad, ec);
   CHECK(ec == wps::make_error_code(WPS_ERR_INVALID_ARG));

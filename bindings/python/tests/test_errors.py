@@ -113,3 +113,17 @@ def test_rejoin_group_failed_event(emulator, hub):
     assert failed[0].group == "g"
     assert isinstance(failed[0].error, SendMessageError)
     assert failed[0].error.error_detail.name == "Forbidden"
+
+
+def test_ack_ids_above_the_library_range_are_refused(emulator, hub):
+    client = WebPubSubClient(emulator.client_url(hub))
+    for bad in (2**63, 2**64 - 1):
+        with pytest.raises(ValueError, match="below 2\\*\\*63"):
+            client.join_group("g", ack_id=bad)
+
+
+def test_user_agent_must_be_printable_ascii(emulator, hub):
+    with WebPubSubClient(emulator.client_url(hub), user_agent="gateway/2.1") as client:
+        assert client.is_connected()
+    with pytest.raises(ValueError, match="user_agent"):
+        WebPubSubClient(emulator.client_url(hub), user_agent="bad\r\nX-Injected: 1").open()

@@ -103,7 +103,8 @@ class WebPubSubClient:
         (library default 120).
     :keyword logging_enable: Forward the native library's log lines to the ``webpubsub_client.native``
         logger (process-wide, once enabled).
-    :keyword user_agent: Accepted for compatibility (the library sets its own).
+    :keyword user_agent: Application name and version sent in front of the library's own
+        ``User-Agent`` (``webpubsub-client/<version> (<os>; <arch>)``), e.g. ``"gateway/2.1"``.
     """
 
     def __init__(

@@ -146,6 +146,7 @@ _SIGNATURES: Dict[str, Tuple[Any, list, bool]] = {
     "wps_options_set_reconnect_retry": (c_int32, [OptionsP, c_uint32, c_uint32, c_uint32, c_uint32], False),
     "wps_options_set_keep_alive": (c_int32, [OptionsP, c_uint32, c_uint32], False),
     "wps_options_set_dispatch_mode": (c_int32, [OptionsP, c_uint32], False),
+    "wps_options_set_user_agent": (c_int32, [OptionsP, c_char_p], False),
     # client
     "wps_client_new": (c_int32, [c_char_p, OptionsP, POINTER(ClientP)], True),
     "wps_client_new_with_provider": (c_int32, [URL_PROVIDER_FN, c_void_p, OptionsP, POINTER(ClientP)], True),

@@ -155,6 +155,8 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
             _check(
                 lib.wps_options_set_keep_alive(opts, seconds_to_ms(interval), seconds_to_ms(timeout)), "keep_alive_*"
             )
+        if s.user_agent and lib.wps_options_set_user_agent is not None:
+            _check(lib.wps_options_set_user_agent(opts, str(s.user_agent).encode("utf-8")), "user_agent")
         if poll_mode:
             if lib.wps_options_set_dispatch_mode is None:
                 raise RuntimeError("the native library has no poll dispatch mode (wps_options_set_dispatch_mode)")

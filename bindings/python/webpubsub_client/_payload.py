@@ -67,7 +67,9 @@ def decode(raw: bytes, native_type: int) -> Tuple[WebPubSubDataType, Any]:
         text = raw.decode("utf-8", errors="replace")
         try:
             return kind, json.loads(text)
-        except ValueError:
-            _LOGGER.warning("json message is not valid JSON; delivering its text")
+        except (ValueError, RecursionError) as e:
+            # Nested deeper than Python's recursion limit raises RecursionError: the message is
+            # still delivered, as its text, rather than dropped with its event.
+            _LOGGER.warning("json message cannot be decoded (%s); delivering its text", type(e).__name__)
             return kind, text
     return kind, memoryview(raw)
