@@ -176,7 +176,7 @@
  * The largest ack id a caller may pass (2^63 - 1); a larger one is refused with
  * `WPS_ERR_INVALID_ARG`. Ids the library allocates are always above every id a caller used.
  */
-#define WPS_MAX_ACK_ID 9223372036854775807
+#define WPS_MAX_ACK_ID 9223372036854775807ull
 
 /**
  * `json.reliable.webpubsub.azure.v1` (default): recovery without loss after a drop.

@@ -263,18 +263,20 @@ impl Client {
     }
 
     /// The caller's ack id (later automatic ids are allocated above it, so they never
-    /// collide with it), or a fresh one. Ids above [`MAX_ACK_ID`] are refused: automatic ids
-    /// must always have room above every id a caller chose.
-    fn ack_id_for(&self, given: Option<u64>) -> Result<u64, Error> {
+    /// collide with it), or a fresh one. A caller's id must be at most [`MAX_ACK_ID`] or one
+    /// this client allocated earlier (a retry): automatic ids must always have room above
+    /// every id a caller chose.
+    pub(crate) fn ack_id_for(&self, given: Option<u64>) -> Result<u64, Error> {
+        let next = &self.inner.shared.next_ack_id;
         match given {
-            Some(id) if id > MAX_ACK_ID => Err(Error::InvalidArgument(format!(
-                "ack id {id} is above the largest allowed ack id ({MAX_ACK_ID})"
-            ))),
+            Some(id) if id > MAX_ACK_ID && id >= next.load(Ordering::Relaxed) => {
+                Err(Error::InvalidArgument(format!(
+                    "ack id {id} is above the largest ack id a caller may choose \
+                     ({MAX_ACK_ID}) and was not allocated by this client"
+                )))
+            }
             Some(id) => {
-                self.inner
-                    .shared
-                    .next_ack_id
-                    .fetch_max(id + 1, Ordering::Relaxed);
+                next.fetch_max(id.saturating_add(1), Ordering::Relaxed);
                 Ok(id)
             }
             None => Ok(self.next_ack_id()),

@@ -28,9 +28,10 @@ pub const WPS_SEND_FIRE_AND_FORGET: u32 = 2;
 
 const ALL_SEND_FLAGS: u32 = WPS_SEND_NO_ECHO | WPS_SEND_FIRE_AND_FORGET;
 
-/// The largest ack id a caller may pass (2^63 - 1); a larger one is refused with
-/// `WPS_ERR_INVALID_ARG`. Ids the library allocates are always above every id a caller used.
-pub const WPS_MAX_ACK_ID: u64 = 9_223_372_036_854_775_807;
+/// The largest ack id a caller may choose (2^63 - 1). Ids the library allocates are above
+/// every id a caller used and may be passed again to retry; any other larger id is refused
+/// with `WPS_ERR_INVALID_ARG`.
+pub const WPS_MAX_ACK_ID: u64 = 9_223_372_036_854_775_807u64;
 
 const _: () = assert!(WPS_MAX_ACK_ID == crate::client::MAX_ACK_ID);
 
@@ -71,20 +72,12 @@ pub extern "C" fn wps_last_ack_duplicate() -> bool {
     })
 }
 
-/// Which ack id an operation uses: 0 allocates a fresh one; ids above `WPS_MAX_ACK_ID` are
-/// refused before anything is queued.
+/// Which ack id an operation uses: 0 allocates a fresh one; an id above `WPS_MAX_ACK_ID` that
+/// this client did not allocate is refused before anything is queued.
 fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
-    match ack_id {
-        0 => Ok(e.client.next_ack_id()),
-        id if id > crate::client::MAX_ACK_ID => Err(Failure::new(
-            WPS_ERR_INVALID_ARG,
-            format!(
-                "ack id {id} is above WPS_MAX_ACK_ID ({})",
-                crate::client::MAX_ACK_ID
-            ),
-        )),
-        id => Ok(id),
-    }
+    e.client
+        .ack_id_for((ack_id != 0).then_some(ack_id))
+        .map_err(Failure::from)
 }
 
 /// A validated payload.

@@ -206,8 +206,10 @@ static int test_reused_ack_id_is_duplicate_success(void) {
     CHECK_OK(wps_join_group(b, g, 0, NULL));
     uint64_t id = 0, again = 0;
     CHECK_OK(wps_send_to_group(a, g, (const uint8_t *)"once", 4, WPS_DATA_TEXT, 0, 0, &id));
+    CHECK(!wps_last_ack_duplicate(), "a first send is not a duplicate");
     CHECK_OK(wps_send_to_group(a, g, (const uint8_t *)"once", 4, WPS_DATA_TEXT, 0, id, &again));
     CHECK(again == id, "same ack id reported");
+    CHECK(wps_last_ack_duplicate(), "a blocking caller sees the Duplicate answer");
     CHECK_OK(wps_send_to_group_async(a, g, (const uint8_t *)"once", 4, WPS_DATA_TEXT, 0, id, NULL, NULL, &again));
     CHECK(rec_wait(&ra, WPS_EVENT_ACK, 1, 5000), "async completion");
     rec_event *e = rec_nth(&ra, WPS_EVENT_ACK, 0);
@@ -220,6 +222,22 @@ static int test_reused_ack_id_is_duplicate_success(void) {
     uint64_t jid = 0;
     CHECK_OK(wps_join_group(a, g, 0, &jid));
     CHECK_OK(wps_join_group(a, g, jid, NULL));
+    CHECK(wps_last_ack_duplicate(), "join duplicate");
+    /* The top of the range is refused before anything is queued; allocation goes on above the
+     * largest id a caller may use, never answered as a duplicate. */
+    uint64_t none = 7;
+    CHECK_RC(wps_join_group(a, g, UINT64_MAX, &none), WPS_ERR_INVALID_ARG);
+    CHECK_RC(wps_send_to_group_async(a, g, (const uint8_t *)"x", 1, WPS_DATA_TEXT, 0, WPS_MAX_ACK_ID + 1, NULL, NULL,
+                                     &none),
+             WPS_ERR_INVALID_ARG);
+    CHECK(none == 7, "no ack id reported for a refused call");
+    CHECK_OK(wps_join_group(a, g, WPS_MAX_ACK_ID, NULL));
+    uint64_t next = 0;
+    CHECK_OK(wps_send_to_group(a, g, (const uint8_t *)"after", 5, WPS_DATA_TEXT, 0, 0, &next));
+    CHECK(next > WPS_MAX_ACK_ID && !wps_last_ack_duplicate(), "allocated above the caller's ids: %llu",
+          (unsigned long long)next);
+    CHECK_OK(wps_send_to_group(a, g, (const uint8_t *)"after", 5, WPS_DATA_TEXT, 0, next, NULL));
+    CHECK(wps_last_ack_duplicate(), "an allocated id can be retried");
     wps_client_free(a);
     wps_client_free(b);
     rec_free(&ra);
@@ -436,7 +454,7 @@ static int test_url_provider(void) {
     free(longu);
     CHECK_OK(wps_client_new_with_provider(failing_provider, NULL, NULL, &c));
     int32_t rc = wps_client_start(c, 10000);
-    CHECK(rc != WPS_OK, "failing provider fails start");
+    CHECK(rc == WPS_ERR_URL_PROVIDER, "a failing provider fails start with its own code: %s", wps_result_name(rc));
     CHECK(strstr(wps_last_error_message(), "provider") != NULL, "message names the provider: %s (%s)",
           wps_last_error_message(), wps_result_name(rc));
     wps_client_free(c);

@@ -116,10 +116,16 @@ def test_rejoin_group_failed_event(emulator, hub):
 
 
 def test_ack_ids_above_the_library_range_are_refused(emulator, hub):
-    client = WebPubSubClient(emulator.client_url(hub))
-    for bad in (2**63, 2**64 - 1):
-        with pytest.raises(ValueError, match="below 2\\*\\*63"):
-            client.join_group("g", ack_id=bad)
+    with WebPubSubClient(emulator.client_url(hub)) as client:
+        for bad in (2**63, 2**64 - 1):
+            with pytest.raises(SendMessageError) as info:
+                client.join_group("g", ack_id=bad)
+            assert info.value.error_detail.name == "WPS_ERR_INVALID_ARG"
+            assert "was not allocated by this client" in info.value.error_detail.message
+        client.join_group("g", ack_id=2**63 - 1)
+        with pytest.raises(SendMessageError) as info:
+            client.send_to_group("nope", "x", "text", ack_id=2**64 - 1)
+        assert info.value.error_detail.name == "WPS_ERR_INVALID_ARG"
 
 
 def test_user_agent_must_be_printable_ascii(emulator, hub):

@@ -65,10 +65,9 @@ def _merge(options: Any, keywords: Dict[str, Any]) -> Dict[str, Any]:
 def _ack_id(value: Optional[int]) -> int:
     if value is None:
         return 0
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value >= 2**63:
-        # The library allocates its own ids above every id a caller used, so the top half of
-        # the range stays free for them (WPS_MAX_ACK_ID is 2**63 - 1).
-        raise ValueError("ack_id must be a positive integer below 2**63")
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value >= 2**64:
+        raise ValueError("ack_id must be a positive integer below 2**64")
+    # Above 2**63 - 1 only ids the library allocated are accepted (it refuses others).
     return value
 
 
