@@ -359,3 +359,49 @@ async fn unanswered_operations_time_out_after_retries_with_one_ack_id() {
     );
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_message_a_sender_may_send_reaches_reliable_receivers() {
+    let emu = emulator().await;
+    let (rx, mut rev, _) = connected(url(&emu, Some("r"), ROLES), fast_options()).await;
+    rx.join_group("big", None).await.unwrap();
+    let (tx, _tev, _) = connected(url(&emu, Some("t"), ROLES), fast_options()).await;
+    // The size error names the frame size, which gives the envelope's overhead.
+    let probe = 1 << 20;
+    let overhead = match tx
+        .send_to_group(
+            "big",
+            Payload::text("x".repeat(probe)),
+            SendOptions::default(),
+        )
+        .await
+    {
+        Err(Error::PayloadTooLarge { size, limit }) => {
+            assert_eq!(limit, 1 << 20);
+            size - probe
+        }
+        other => panic!("{other:?}"),
+    };
+    let largest = (1 << 20) - overhead;
+    tx.send_to_group(
+        "big",
+        Payload::text("y".repeat(largest)),
+        SendOptions::default(),
+    )
+    .await
+    .expect("the largest message is accepted by the service");
+    tx.send_to_group("big", Payload::text("after"), SendOptions::default())
+        .await
+        .unwrap();
+    let mut sizes = Vec::new();
+    while sizes.len() < 2 {
+        match rev.next().await {
+            Event::GroupMessage { message, .. } => sizes.push(message.as_str().unwrap().len()),
+            other => panic!("no loss, no reconnect: {other:?}"),
+        }
+    }
+    assert_eq!(sizes, [largest, 5]);
+    rx.stop().await.unwrap();
+    tx.stop().await.unwrap();
+    emu.shutdown().await;
+}
