@@ -34,6 +34,9 @@
 pub mod client;
 pub mod error;
 pub mod ffi;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 pub mod protocol;
 pub mod runtime;

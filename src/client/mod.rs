@@ -32,6 +32,24 @@ pub use retry::{RetryMode, RetryPolicy};
 pub use state::ConnectionState;
 pub(crate) use transport::user_agent;
 
+/// For `crate::fuzzing`: parses an upgrade response (with a fixed key and subprotocol).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_upgrade_response(data: &[u8]) -> Result<Option<usize>, Error> {
+    transport::check_upgrade_response(data, "dGhlIHNhbXBsZSBub25jZQ==", "json.webpubsub.azure.v1")
+}
+
+/// For `crate::fuzzing`: checks a proxy's answer to `CONNECT`.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_connect_response(data: &[u8]) -> Result<(), Error> {
+    proxy::check_connect_response(data)
+}
+
+/// For `crate::fuzzing`: parses a proxy URL.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_proxy_url(text: &str) -> Result<(), Error> {
+    proxy::Proxy::parse(text).map(drop)
+}
+
 /// Where the client access URL comes from.
 #[derive(Clone)]
 pub enum Credential {

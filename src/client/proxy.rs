@@ -157,24 +157,46 @@ pub async fn tunnel(proxy: &Proxy, target: &str) -> Result<TcpStream, Error> {
         }
         head.push(byte[0]);
     }
-    let status_line = String::from_utf8_lossy(&head);
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
+    check_connect_response(&head)?;
+    Ok(tcp)
+}
+
+/// Checks the head of the proxy's answer to `CONNECT`: a 2xx status opens the tunnel.
+pub(crate) fn check_connect_response(head: &[u8]) -> Result<(), Error> {
+    let text = String::from_utf8_lossy(head);
+    let status_line = text.lines().next().unwrap_or("").trim();
+    let mut parts = status_line.split_whitespace();
+    let version = parts.next().unwrap_or("");
+    let status = parts
+        .next()
         .and_then(|s| s.parse::<u16>().ok())
         .unwrap_or(0);
-    if !(200..300).contains(&status) {
+    if !version.starts_with("HTTP/1.") || !(200..300).contains(&status) {
         return Err(Error::connection(format!(
-            "the proxy refused the tunnel: {}",
-            status_line.lines().next().unwrap_or("").trim()
+            "the proxy refused the tunnel: {status_line}"
         )));
     }
-    Ok(tcp)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_answers_open_the_tunnel_only_with_a_2xx_status() {
+        assert!(check_connect_response(b"HTTP/1.1 200 Connection established\r\n\r\n").is_ok());
+        assert!(check_connect_response(b"HTTP/1.0 204 OK\r\n\r\n").is_ok());
+        for bad in [
+            &b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"[..],
+            b"HTTP/1.1 2000 x\r\n\r\n",
+            b"SSH-2.0-OpenSSH 200\r\n\r\n",
+            b"\r\n\r\n",
+            b"HTTP/1.1 \xff\xfe\r\n\r\n",
+        ] {
+            assert!(check_connect_response(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_proxy_urls() {

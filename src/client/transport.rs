@@ -19,6 +19,9 @@ mod stream;
 
 use stream::{Io, Stream};
 
+#[cfg(fuzzing)]
+pub(crate) use handshake::check_response as check_upgrade_response;
+
 /// An open client WebSocket. Boxed: it is moved through several engine futures, whose states
 /// would otherwise each reserve room for it.
 pub type Socket = Box<WebSocketStream<Stream>>;

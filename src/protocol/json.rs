@@ -273,6 +273,14 @@ pub fn decode(text: &str) -> Result<Downstream, DecodeError> {
     classify(wire)
 }
 
+/// Decodes with serde alone: the reference the one-pass reader must agree with.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn decode_with_serde(text: &str) -> Result<Downstream, DecodeError> {
+    serde_json::from_str::<Wire<'_>>(text)
+        .map_err(|e| DecodeError(format!("invalid JSON frame: {e}")))
+        .and_then(classify)
+}
+
 /// Turns the fields of a downstream message into what it means.
 fn classify(wire: Wire<'_>) -> Result<Downstream, DecodeError> {
     let Some(kind) = wire.kind.as_deref() else {

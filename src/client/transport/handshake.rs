@@ -36,18 +36,28 @@ pub async fn upgrade(
             ));
         }
         received.extend_from_slice(&chunk[..n]);
-        match Response::try_parse(&received) {
-            Err(e) => return Err(Error::connection(format!("handshake failed: {e}"))),
-            Ok(None) if received.len() > MAX_HEAD => {
-                return Err(Error::connection(format!(
-                    "handshake failed: the response head is longer than {MAX_HEAD} bytes"
-                )))
-            }
-            Ok(None) => {}
-            Ok(Some((size, response))) => {
-                verify(&response, &key, subprotocol)?;
-                return Ok(received.split_off(size));
-            }
+        if let Some(size) = check_response(&received, &key, subprotocol)? {
+            return Ok(received.split_off(size));
+        }
+    }
+}
+
+/// Checks the bytes received so far: `Ok(None)` while the response head is incomplete,
+/// `Ok(Some(len))` with the head's length once it is complete and accepts the upgrade.
+pub(crate) fn check_response(
+    received: &[u8],
+    key: &str,
+    subprotocol: &str,
+) -> Result<Option<usize>, Error> {
+    match Response::try_parse(received) {
+        Err(e) => Err(Error::connection(format!("handshake failed: {e}"))),
+        Ok(None) if received.len() > MAX_HEAD => Err(Error::connection(format!(
+            "handshake failed: the response head is longer than {MAX_HEAD} bytes"
+        ))),
+        Ok(None) => Ok(None),
+        Ok(Some((size, response))) => {
+            verify(&response, key, subprotocol)?;
+            Ok(Some(size))
         }
     }
 }

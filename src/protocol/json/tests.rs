@@ -337,11 +337,7 @@ fn malformed_frames_are_errors() {
 /// to serde still decode (or fail) as serde decides.
 #[test]
 fn one_pass_reader_agrees_with_serde() {
-    let serde_only = |text: &str| {
-        serde_json::from_str::<Wire<'_>>(text)
-            .map_err(|e| DecodeError(format!("invalid JSON frame: {e}")))
-            .and_then(classify)
-    };
+    let serde_only = decode_with_serde;
     let cases = [
         r#"{"type":"message","from":"group","fromUserId":"u","group":"g","dataType":"text","data":"xxxx","sequenceId":7}"#,
         r#"{"type":"message","from":"group","fromUserId":null,"group":"g","dataType":"text","data":""}"#,

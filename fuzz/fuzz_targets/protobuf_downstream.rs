@@ -1,0 +1,4 @@
+#![no_main]
+//! See `webpubsub_client::fuzzing::protobuf_downstream`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| webpubsub_client::fuzzing::protobuf_downstream(data));
