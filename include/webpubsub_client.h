@@ -516,19 +516,39 @@ wps_result wps_client_dispatch(struct wps_client *c,
 /**
  * Frees a client. NULL, a freed handle and (in a forked child) an inherited handle are
  * no-ops. The handle is invalid as soon as the call starts: concurrent and later calls return
- * `WPS_ERR_INVALID_HANDLE`, and calls blocked on another thread return `WPS_ERR_CANCELLED`.
+ * `WPS_ERR_INVALID_HANDLE` (an `_async` call or `wps_set_callback*` racing with the free is
+ * either refused so, or accepted and then completed or destroyed before free returns), and calls
+ * blocked on another thread return `WPS_ERR_CANCELLED`. The URL provider is not called again.
  *
- * Outside this client's callbacks it blocks until the connection is closed (bounded by the
- * shutdown timeout), an in-flight callback on another thread has returned, and what is still
- * owed to the application was delivered on the calling thread: the completion of every pending
- * `_async` operation (with `WPS_ERR_CANCELLED` unless it finished), `WPS_EVENT_DISCONNECTED`
- * and `WPS_EVENT_STOPPED` (also in poll mode, without a further `wps_client_dispatch`); queued
- * messages are dropped. Then every `user_data_free` destructor runs once. After it returns, no
- * callback of this client runs or will run.
- * Inside one of this client's own callbacks the same teardown is deferred: it runs on that
- * thread right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
+ * The teardown closes the connection, lets a running URL provider call and a callback of this
+ * client running on another thread return, and completes every accepted `_async` operation
+ * (`WPS_ERR_CANCELLED` unless it finished). Then, on the calling thread, it delivers what is
+ * still owed: operation completions, `WPS_EVENT_DISCONNECTED` and `WPS_EVENT_STOPPED` (also in
+ * poll mode, without a further `wps_client_dispatch`; queued messages are dropped), and runs
+ * every `user_data_free` destructor once. After free returns, no callback or destructor of this
+ * client runs or will run, except in the hand-over cases below.
  *
- * Thread-safety: any thread. Never call it while holding a lock your callbacks take.
+ * Bounded: the waits for the connection, the provider and other threads' callbacks together
+ * last at most the shutdown timeout (`wps_options_set_shutdown_timeout_ms`, default 5000 ms);
+ * only the calling thread's own delivery of what is owed comes on top. What cannot be waited
+ * for is handed over instead of waited for:
+ * - Inside one of this client's own callbacks the teardown is deferred: it runs on that thread
+ *   right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
+ * - A callback of this client running on another thread is not waited for when that thread
+ *   itself waits, through `wps_client_free` calls of its own, for the calling thread (callbacks
+ *   or URL providers of different clients freeing each other, in cycles of any length), nor
+ *   past the shutdown timeout. The rest of the teardown is then handed to that thread and runs
+ *   there right after that callback returns: its completions, `DISCONNECTED`, `STOPPED` and
+ *   destructors come after free returned, on that thread. This is the only way a callback of
+ *   this client can run after free returned. Free from inside any callback therefore never
+ *   waits for another client's callback longer than the shutdown timeout, and never in a cycle.
+ * - A URL provider call still running at the end of the shutdown timeout (or on a thread that
+ *   waits for the calling thread) is not waited for: its result is discarded, and the
+ *   `provider_user_data_free` of `wps_client_new_with_provider_ex` runs when it returns.
+ *
+ * Thread-safety: any thread, also from `atexit` handlers and thread-specific data destructors.
+ * Calling it while holding a lock your callbacks take delays it up to the shutdown timeout and
+ * hands the teardown over as above.
  */
 void wps_client_free(struct wps_client *c);
 
@@ -593,8 +613,11 @@ wps_result wps_client_new(const char *client_access_url,
  * connection (start, reconnect) like the SDKs' credential / negotiate callback. Equivalent to
  * `wps_client_new_with_provider_ex` without a destructor.
  *
- * Ownership: `provider_user_data` is borrowed until `wps_client_free` returns (the provider is
- * never called after that); `opts` is copied; `*out` receives a handle the caller owns.
+ * Ownership: `provider_user_data` is borrowed until the provider's last call returned: no call
+ * starts after `wps_client_free` returned, and that free lets a running call return first,
+ * unless the call outlives the shutdown timeout (see `wps_client_free`; use
+ * `wps_client_new_with_provider_ex` to be told when it returned). `opts` is copied; `*out`
+ * receives a handle the caller owns.
  * Thread-safety: any thread. Callback context: may be called from a callback.
  * The provider runs on a library thread that may block (not a runtime I/O thread), never
  * concurrently for one client.
@@ -611,8 +634,10 @@ wps_result wps_client_new_with_provider(wps_url_provider_fn provider,
 
 /**
  * Like `wps_client_new_with_provider`, plus `provider_user_data_free`, called exactly once
- * after the provider's last call has returned (during `wps_client_free`, also a deferred
- * one), with no library lock held. Not called when this function fails.
+ * after the provider's last call has returned, with no library lock held: during
+ * `wps_client_free` (also a deferred one), or, when a provider call is still running at the end
+ * of the shutdown timeout, on the provider's thread when that call returns (after free
+ * returned). Not called when this function fails.
  *
  * # Safety
  * As for `wps_client_new_with_provider`.
@@ -762,6 +787,8 @@ wps_result wps_join_group_async(struct wps_client *c,
  * next `wps_*` call on this thread).
  * Thread-safety: per thread; other threads' failures never change it.
  * Callback context: may be called from any callback.
+ * Also works during thread and process exit (`atexit` handlers, thread-specific data
+ * destructors).
  */
 const char *wps_last_error_message(void);
 
@@ -1215,8 +1242,10 @@ wps_result wps_set_callback(struct wps_client *c,
  * called exactly once, after the last invocation of `callback` with that `user_data` has returned:
  * when the registration is replaced or removed, or when the client is freed (also a deferred
  * free). It runs on an unspecified thread (possibly the caller of set/free), with no library
- * lock held. If this call fails, or `callback` is NULL, `user_data_free` is not called: the caller
- * keeps ownership.
+ * lock held, and, like the callbacks, never after `wps_client_free` returned (except in the
+ * hand-over case described there). If this call fails, including with
+ * `WPS_ERR_INVALID_HANDLE` because the client is being freed concurrently, or `callback` is
+ * NULL, `user_data_free` is not called: the caller keeps ownership.
  *
  * Thread-safety and callback context: as `wps_set_callback`.
  * Errors: as `wps_set_callback`.

@@ -6,7 +6,6 @@ use std::ffi::{c_char, c_void};
 use crate::client::SendOptions;
 use crate::protocol::{DataType, Payload};
 
-use super::blocking::Completion;
 use super::client::ClientEntry;
 use super::dispatch::wps_event_fn;
 use super::error::{
@@ -18,6 +17,7 @@ use super::event::{
 };
 use super::handle::wps_client;
 use super::macros::{bytes_arg, ffi_fn, str_arg, write_opt};
+use super::pending::Completion;
 
 /// Do not deliver the message back to the sending connection (send-to-group only).
 pub const WPS_SEND_NO_ECHO: u32 = 1;
@@ -249,8 +249,7 @@ unsafe fn group_op_async(
         // SAFETY: forwarded under the caller's contract.
         let (group, id, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id, true) }?;
         let done = Completion::new(kind.op(), kind.what(), group, id, on_complete, op_context);
-        e.spawn_op(done, fut);
-        Ok(())
+        e.spawn_op(done, fut)
     })
 }
 
@@ -428,8 +427,7 @@ unsafe fn send_async(
         // SAFETY: forwarded under the caller's contract.
         let (group, id, fut) = unsafe { send_op(e, kind, &a, true) }?;
         let done = Completion::new(kind.op(), kind.what(), group, id, on_complete, op_context);
-        e.spawn_op(done, fut);
-        Ok(())
+        e.spawn_op(done, fut)
     })
 }
 

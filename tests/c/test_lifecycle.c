@@ -266,6 +266,52 @@ static int test_callback_of_one_client_frees_another(void) {
     return 0;
 }
 
+/* stop_async then start_async: the first session's STOPPED comes after the stop's completion
+ * and before every event of the next session (its CONNECTED, the start's completion). */
+static int index_of(recorder *r, uint32_t type, size_t k) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->ev[i].type == type && k-- == 0) return (int)i;
+    return -1;
+}
+
+static int index_of_op(recorder *r, uint32_t op, size_t k) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->ev[i].type == WPS_EVENT_ACK && r->ev[i].op == op && k-- == 0) return (int)i;
+    return -1;
+}
+
+static int test_stop_async_then_start_async_keeps_sessions_in_order(void) {
+    recorder r;
+    rec_init(&r);
+    char *u = mint_url(HUB, "alice", ALL_ROLES, 3600);
+    wps_client *c = started_client(u, NULL, &r);
+    free(u);
+    CHECK(c, "client");
+    CHECK(rec_wait(&r, WPS_EVENT_CONNECTED, 1, 5000), "connected");
+    for (size_t round = 1; round <= 5; round++) {
+        CHECK_OK(wps_client_stop_async(c, NULL, NULL));
+        CHECK_OK(wps_client_start_async(c, 10000, NULL, NULL));
+        CHECK(rec_wait(&r, WPS_EVENT_CONNECTED, round + 1, 10000), "round %zu: connected again", round);
+        CHECK(rec_wait(&r, WPS_EVENT_ACK, 2 * round, 10000), "round %zu: both completions", round);
+        CHECK(rec_wait(&r, WPS_EVENT_STOPPED, round, 10000), "round %zu: stopped", round);
+        pthread_mutex_lock(&r.mu);
+        int stopped = index_of(&r, WPS_EVENT_STOPPED, round - 1);
+        int connected = index_of(&r, WPS_EVENT_CONNECTED, round);
+        int stop_ack = index_of_op(&r, WPS_OP_STOP, round - 1);
+        int start_ack = index_of_op(&r, WPS_OP_START, round - 1);
+        pthread_mutex_unlock(&r.mu);
+        CHECK(stop_ack >= 0 && start_ack >= 0, "round %zu: completions recorded", round);
+        CHECK(stop_ack < stopped, "round %zu: the stop's completion (%d) before STOPPED (%d)", round, stop_ack, stopped);
+        CHECK(stopped < connected, "round %zu: STOPPED (%d) before the next CONNECTED (%d)", round, stopped, connected);
+        CHECK(connected < start_ack, "round %zu: CONNECTED (%d) before the start's completion (%d)", round, connected, start_ack);
+        CHECK(rec_nth(&r, WPS_EVENT_ACK, 2 * round - 1)->result == WPS_OK, "round %zu", round);
+    }
+    CHECK(!r.overlap, "never concurrent");
+    wps_client_free(c);
+    rec_free(&r);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!have_emulator()) { printf("lifecycle: needs WPS_TEST_CONNSTR (run scripts/c-tests.sh)\n"); return 1; }
     static const test_case tests[] = {
@@ -275,6 +321,7 @@ int main(int argc, char **argv) {
         {"replace_callback_from_inside_itself", test_replace_callback_from_inside_itself},
         {"many_clients_blocking_inside_callbacks_at_once", test_many_clients_blocking_inside_callbacks_at_once},
         {"callback_of_one_client_frees_another", test_callback_of_one_client_frees_another},
+        {"stop_async_then_start_async_keeps_sessions_in_order", test_stop_async_then_start_async_keeps_sessions_in_order},
     };
     return run_tests("lifecycle", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
