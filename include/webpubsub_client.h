@@ -853,11 +853,12 @@ wps_result wps_options_new(struct wps_options **out);
 
 /**
  * How long one attempt of an operation waits for its ack (default 30000 ms; must be > 0).
+ * Every duration option takes milliseconds as `uint32_t`, so the longest is about 49 days.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -870,8 +871,8 @@ wps_result wps_options_set_ack_timeout_ms(struct wps_options *o, uint32_t timeou
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -884,8 +885,8 @@ wps_result wps_options_set_auto_reconnect(struct wps_options *o, uint32_t enable
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -913,8 +914,8 @@ wps_result wps_options_set_ca_file(struct wps_options *o, const char *path);
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -928,8 +929,8 @@ wps_result wps_options_set_connect_timeout_ms(struct wps_options *o, uint32_t ti
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -943,12 +944,13 @@ wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
  * pressure). The queue survives a recovery (frames not yet written go out on the recovered
  * connection) and `wps_client_stop` writes it before closing; a write failure is not reported
  * to the sender, as on the wire. 0 makes every fire-and-forget send wait until its frame is
- * written to the socket (about ten times slower for a single sending thread).
+ * written to the socket (about ten times slower for a single sending thread). Any value is
+ * valid; each waiting frame holds its message, so the memory is bounded by `frames` times the
+ * maximum message size.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL.
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -961,8 +963,8 @@ wps_result wps_options_set_fire_and_forget_buffer(struct wps_options *o, uint32_
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -972,14 +974,14 @@ wps_result wps_options_set_keep_alive(struct wps_options *o,
                                       uint32_t timeout_ms);
 
 /**
- * Largest message accepted in either direction (default 1048576 bytes; must be > 0).
+ * Largest message accepted in either direction (default 1048576 bytes; 1 to 67108864).
  * Larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE`; a larger inbound frame fails the
  * connection.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -989,12 +991,13 @@ wps_result wps_options_set_max_message_size(struct wps_options *o, size_t bytes)
 /**
  * Retry policy of join, leave, send-to-group and send-event, always with the same ack id
  * (default 3 retries, `WPS_RETRY_EXPONENTIAL`, 800 ms, at most 120000 ms).
- * `max_retries` 0 disables retries; `max_delay_ms` must be >= `delay_ms`.
+ * `max_retries` any value (0 disables retries); `mode` `WPS_RETRY_FIXED` or
+ * `WPS_RETRY_EXPONENTIAL`; `max_delay_ms` must be >= `delay_ms`.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1012,8 +1015,8 @@ wps_result wps_options_set_message_retry(struct wps_options *o,
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1036,12 +1039,13 @@ wps_result wps_options_set_proxy(struct wps_options *o, const char *proxy);
 
 /**
  * Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
- * `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms).
+ * `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms). Ranges as for
+ * `wps_options_set_message_retry`.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1054,12 +1058,12 @@ wps_result wps_options_set_reconnect_retry(struct wps_options *o,
 
 /**
  * How long to keep trying to recover a dropped reliable connection before opening a new
- * one (default 30000 ms).
+ * one (default 30000 ms; any value, 0 opens a new connection at once).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1072,8 +1076,8 @@ wps_result wps_options_set_recovery_timeout_ms(struct wps_options *o, uint32_t t
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1081,13 +1085,14 @@ wps_result wps_options_set_recovery_timeout_ms(struct wps_options *o, uint32_t t
 wps_result wps_options_set_sequence_ack_interval_ms(struct wps_options *o, uint32_t interval_ms);
 
 /**
- * How long `wps_client_free` waits for the connection to close before it tears the client
- * down anyway (default 5000 ms).
+ * The bound on everything `wps_client_free` waits for (the connection to close, a running URL
+ * provider call, a callback running on another thread; see there), and the default of
+ * `wps_client_stop(c, 0)` (default 5000 ms; must be > 0).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1095,15 +1100,15 @@ wps_result wps_options_set_sequence_ack_interval_ms(struct wps_options *o, uint3
 wps_result wps_options_set_shutdown_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
 
 /**
- * Socket buffer sizes in bytes (both must be > 0): `read_bytes` is how much is read from the
+ * Socket buffer sizes in bytes (each 1 to 16777216): `read_bytes` is how much is read from the
  * network at once (default 4096; an idle connection keeps no read buffer), `write_bytes` how
  * much outbound data is gathered before it is written (default 16384). Larger messages are
  * still read and written whole.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.

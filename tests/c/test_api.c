@@ -106,6 +106,56 @@ static int test_options_reject_unknown_values(void) {
     return 0;
 }
 
+/* Every size and duration option is range-checked: what a setter accepts, a client survives. */
+static int test_option_values_out_of_range_are_rejected_and_accepted_extremes_work(void) {
+    wps_options *o = NULL;
+    CHECK_OK(wps_options_new(&o));
+    size_t huge[] = {SIZE_MAX, SIZE_MAX / 2, (size_t)16777216 + 1};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        CHECK_RC(wps_options_set_socket_buffers(o, huge[i], 4096), WPS_ERR_INVALID_ARG);
+        CHECK(strstr(wps_last_error_message(), "16777216") != NULL, "bound named: %s", wps_last_error_message());
+        CHECK_RC(wps_options_set_socket_buffers(o, 4096, huge[i]), WPS_ERR_INVALID_ARG);
+        CHECK_RC(wps_options_set_max_message_size(o, huge[i] > 67108864 ? huge[i] : 67108865), WPS_ERR_INVALID_ARG);
+        CHECK(strstr(wps_last_error_message(), "67108864") != NULL, "bound named: %s", wps_last_error_message());
+    }
+    CHECK_RC(wps_options_set_socket_buffers(o, 0, 4096), WPS_ERR_INVALID_ARG);
+    CHECK_RC(wps_options_set_shutdown_timeout_ms(o, 0), WPS_ERR_INVALID_ARG);
+    CHECK_RC(wps_options_set_keep_alive(o, 0, 0), WPS_ERR_INVALID_ARG);
+    /* the extremes that are accepted */
+    CHECK_OK(wps_options_set_socket_buffers(o, 16777216, 16777216));
+    CHECK_OK(wps_options_set_socket_buffers(o, 1, 1));
+    CHECK_OK(wps_options_set_max_message_size(o, 67108864));
+    CHECK_OK(wps_options_set_ack_timeout_ms(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_message_retry(o, UINT32_MAX, WPS_RETRY_EXPONENTIAL, UINT32_MAX, UINT32_MAX));
+    CHECK_OK(wps_options_set_reconnect_retry(o, UINT32_MAX, WPS_RETRY_EXPONENTIAL, 0, UINT32_MAX));
+    CHECK_OK(wps_options_set_recovery_timeout_ms(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_keep_alive(o, UINT32_MAX, UINT32_MAX));
+    CHECK_OK(wps_options_set_connect_timeout_ms(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_sequence_ack_interval_ms(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_fire_and_forget_buffer(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_shutdown_timeout_ms(o, UINT32_MAX));
+    if (have_emulator()) {
+        /* a client built from all of them connects, exchanges a message and stops */
+        char *u = mint_url("apihub", "extreme", ALL_ROLES, 3600);
+        CHECK(u, "url");
+        recorder r;
+        rec_init(&r);
+        wps_client *c = started_client(u, o, &r);
+        free(u);
+        CHECK(c, "client with extreme options");
+        char g[96];
+        unique_group("extreme", g);
+        CHECK_OK(wps_join_group(c, g, 0, NULL));
+        CHECK_OK(wps_send_to_group(c, g, (const uint8_t *)"hi", 2, WPS_DATA_TEXT, 0, 0, NULL));
+        CHECK(rec_wait(&r, WPS_EVENT_GROUP_MESSAGE, 1, 5000), "message received");
+        CHECK_OK(wps_client_stop(c, 5000));
+        wps_client_free(c);
+        rec_free(&r);
+    }
+    wps_options_free(o);
+    return 0;
+}
+
 static wps_result dummy_provider(void *ud, char *buf, size_t cap, size_t *out_len) {
     (void)ud; (void)buf; (void)cap; (void)out_len;
     return WPS_ERR_URL_PROVIDER;
@@ -390,6 +440,8 @@ int main(int argc, char **argv) {
         {"event_layout_keeps_the_pinned_field_order", test_event_layout_keeps_the_pinned_field_order},
         {"result_codes_have_names_and_text", test_result_codes_have_names_and_text},
         {"options_reject_unknown_values", test_options_reject_unknown_values},
+        {"option_values_out_of_range_are_rejected_and_accepted_extremes_work",
+         test_option_values_out_of_range_are_rejected_and_accepted_extremes_work},
         {"client_new_rejects_bad_arguments", test_client_new_rejects_bad_arguments},
         {"null_and_invalid_arguments_on_a_client", test_null_and_invalid_arguments_on_a_client},
         {"oversized_payload_is_rejected", test_oversized_payload_is_rejected},
