@@ -13,7 +13,8 @@
  *   client handle returns WPS_ERR_INVALID_HANDLE; a handle inherited across fork() returns
  *   WPS_ERR_FORKED. Unknown enum values return WPS_ERR_INVALID_ARG.
  * - Every function is thread-safe for clients and may be called from inside a callback, the
- *   blocking ones included. wps_options builders are not thread-safe.
+ *   blocking ones included (not from the log callback on the library's runtime threads, where
+ *   they return WPS_ERR_INVALID_STATE). wps_options builders are not thread-safe.
  * - Callbacks of one client run in order, one at a time, on the library's shared callback
  *   threads (or inside wps_client_dispatch in poll mode), never with a library lock held.
  *   Callbacks must not throw C++ exceptions or longjmp through the library.
@@ -326,7 +327,10 @@ typedef void (*wps_event_fn)(void *user_data, const struct wps_event *event);
 /**
  * Receives one log line: `level` is `WPS_LOG_*`, `message` is NUL-terminated UTF-8 borrowed
  * until the function returns (access tokens are already redacted). Called from any library
- * thread, possibly concurrently; keep it short and do not block.
+ * thread, possibly concurrently, including the runtime's threads inside the engine's own tasks;
+ * keep it short and do not block. Calls that would wait (the blocking operations,
+ * `wps_client_dispatch` with a timeout) return `WPS_ERR_INVALID_STATE` there instead of
+ * stalling the engine; `_async` operations work.
  */
 typedef void (*wps_log_fn)(void *user_data, uint32_t level, const char *message);
 
@@ -503,7 +507,8 @@ size_t wps_buffer_len(const struct wps_buffer *b);
  * delivers nothing (events never nest) and returns `WPS_OK`; a `wps_client_free` made from a
  * callback completes inside this call.
  * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
- * `WPS_ERR_INVALID_STATE` (thread-mode client).
+ * `WPS_ERR_INVALID_STATE` (thread-mode client; or a timeout > 0 on one of the library's runtime
+ * threads, i.e. from the log callback, where waiting would stall the engine).
  *
  * # Safety
  * `out_dispatched` is NULL or writable.
@@ -545,6 +550,9 @@ wps_result wps_client_dispatch(struct wps_client *c,
  * - A URL provider call still running at the end of the shutdown timeout (or on a thread that
  *   waits for the calling thread) is not waited for: its result is discarded, and the
  *   `provider_user_data_free` of `wps_client_new_with_provider_ex` runs when it returns.
+ *
+ * - On one of the library's runtime threads (from the log callback) it cannot wait at all: the
+ *   teardown then runs on a thread of its own and finishes after free returned.
  *
  * Thread-safety: any thread, also from `atexit` handlers and thread-specific data destructors.
  * Calling it while holding a lock your callbacks take delays it up to the shutdown timeout and
@@ -656,7 +664,8 @@ wps_result wps_client_new_with_provider_ex(wps_url_provider_fn provider,
  * Thread-safety: any thread. Callback context: may be called from any callback (it waits for
  * the network, not for callbacks).
  * Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`,
- * `WPS_ERR_INVALID_STATE` (already started), `WPS_ERR_UNAUTHORIZED` (401),
+ * `WPS_ERR_INVALID_STATE` (already started; or called on one of the library's runtime threads,
+ * i.e. from the log callback), `WPS_ERR_UNAUTHORIZED` (401),
  * `WPS_ERR_HANDSHAKE`, `WPS_ERR_CONNECTION`, `WPS_ERR_TIMEOUT`, `WPS_ERR_URL_PROVIDER`,
  * `WPS_ERR_CANCELLED` (freed meanwhile). Details in `wps_last_error_message()`.
  */
@@ -684,7 +693,8 @@ wps_result wps_client_start_async(struct wps_client *c,
  *
  * Thread-safety: any thread. Callback context: may be called from any callback.
  * Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`, `WPS_ERR_TIMEOUT`
- * (still stopping in the background).
+ * (still stopping in the background), `WPS_ERR_INVALID_STATE` (called on one of the library's
+ * runtime threads, i.e. from the log callback; use `wps_client_stop_async` there).
  */
 wps_result wps_client_stop(struct wps_client *c, uint32_t timeout_ms);
 
@@ -746,7 +756,9 @@ wps_result wps_invoke_event_async(struct wps_client *c,
  * client's next events until it returns).
  * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
  * `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_TIMEOUT`, `WPS_ERR_CONNECTION`, `WPS_ERR_ACK_*` (service
- * error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile).
+ * error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile),
+ * `WPS_ERR_INVALID_STATE` (called on one of the library's runtime threads, i.e. from the log
+ * callback, where waiting would stall the engine; nothing is sent).
  *
  * # Safety
  * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.

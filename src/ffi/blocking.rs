@@ -11,11 +11,12 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::dispatch::EventQueue;
-use super::error::{Failure, WPS_ERR_INTERNAL, WPS_ERR_TIMEOUT};
+use super::error::{Failure, WPS_ERR_INTERNAL, WPS_ERR_INVALID_STATE, WPS_ERR_TIMEOUT};
 use super::event::{cancelled, Completed};
 use super::handle::globals;
 use super::pending::Completion;
 use super::pool::BlockingSection;
+use super::provider::in_provider_call;
 
 /// Blocks SIGPIPE on the calling (library-owned) thread; the host's disposition is untouched.
 pub(crate) fn block_sigpipe() {
@@ -181,8 +182,30 @@ fn runtime_context() -> RuntimeContext {
     }
 }
 
+/// Whether the calling thread is one of the library's runtime threads outside a URL provider
+/// call: user code there (the log callback) runs inside an engine task, which a blocking call
+/// would wait for.
+pub(crate) fn on_engine_thread() -> bool {
+    crate::runtime::on_runtime_thread() && !in_provider_call()
+}
+
+/// Refuses a call that would wait on one of the library's runtime threads.
+pub(crate) fn refuse_on_engine_thread(what: &str) -> Result<(), Failure> {
+    if on_engine_thread() {
+        return Err(Failure::new(
+            WPS_ERR_INVALID_STATE,
+            format!(
+                "{what} would block one of the library's runtime threads (the log callback \
+                 runs there); call it from another thread, or use the _async variant"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `fut` with the shared runtime and waits for it on the calling thread, at most `limit`.
-/// Never blocks a runtime worker in `block_on`.
+/// Never blocks a runtime worker in `block_on`; refused on the library's runtime threads
+/// (except inside a URL provider call).
 pub(crate) fn wait<T: Send + 'static>(
     rt: &Handle,
     closing: &Closing,
@@ -190,6 +213,7 @@ pub(crate) fn wait<T: Send + 'static>(
     limit: Option<Duration>,
     fut: impl Future<Output = Result<T, Failure>> + Send + 'static,
 ) -> Result<T, Failure> {
+    refuse_on_engine_thread(what)?;
     if closing.is_closed() {
         return Err(cancelled(what));
     }
@@ -218,8 +242,9 @@ pub(crate) fn wait<T: Send + 'static>(
             }
         });
     }
-    // Inside the runtime's context (a URL provider calling back in), where block_on is not
-    // allowed, or at thread exit: run the future as a task and wait for its result.
+    // Inside a runtime's context (a URL provider calling back in, or a host application's own
+    // runtime), where block_on is not allowed, or at thread exit: run the future as a task and
+    // wait for its result.
     match run_detached(rt, limit, fut) {
         Ok(r) => r,
         Err(false) => Err(timed_out(what, limit.unwrap_or_default())),

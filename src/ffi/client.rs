@@ -225,7 +225,8 @@ unsafe fn new_with_provider(
 /// Thread-safety: any thread. Callback context: may be called from any callback (it waits for
 /// the network, not for callbacks).
 /// Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`,
-/// `WPS_ERR_INVALID_STATE` (already started), `WPS_ERR_UNAUTHORIZED` (401),
+/// `WPS_ERR_INVALID_STATE` (already started; or called on one of the library's runtime threads,
+/// i.e. from the log callback), `WPS_ERR_UNAUTHORIZED` (401),
 /// `WPS_ERR_HANDSHAKE`, `WPS_ERR_CONNECTION`, `WPS_ERR_TIMEOUT`, `WPS_ERR_URL_PROVIDER`,
 /// `WPS_ERR_CANCELLED` (freed meanwhile). Details in `wps_last_error_message()`.
 #[no_mangle]
@@ -276,7 +277,8 @@ pub extern "C" fn wps_client_start_async(
 ///
 /// Thread-safety: any thread. Callback context: may be called from any callback.
 /// Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`, `WPS_ERR_TIMEOUT`
-/// (still stopping in the background).
+/// (still stopping in the background), `WPS_ERR_INVALID_STATE` (called on one of the library's
+/// runtime threads, i.e. from the log callback; use `wps_client_stop_async` there).
 #[no_mangle]
 pub extern "C" fn wps_client_stop(c: *mut wps_client, timeout_ms: u32) -> wps_result {
     ffi_fn!("wps_client_stop", {
@@ -344,6 +346,9 @@ pub extern "C" fn wps_client_stop_async(
 /// - A URL provider call still running at the end of the shutdown timeout (or on a thread that
 ///   waits for the calling thread) is not waited for: its result is discarded, and the
 ///   `provider_user_data_free` of `wps_client_new_with_provider_ex` runs when it returns.
+///
+/// - On one of the library's runtime threads (from the log callback) it cannot wait at all: the
+///   teardown then runs on a thread of its own and finishes after free returned.
 ///
 /// Thread-safety: any thread, also from `atexit` handlers and thread-specific data destructors.
 /// Calling it while holding a lock your callbacks take delays it up to the shutdown timeout and

@@ -10,7 +10,7 @@ use tokio::runtime::Handle;
 
 use crate::client::{Client, ClientId, Event, EventHandler};
 
-use super::blocking::{run_detached, spawn_op, wait, Closing};
+use super::blocking::{on_engine_thread, run_detached, spawn_op, wait, Closing};
 use super::dispatch::EventQueue;
 use super::error::{
     fail_with, report, wps_result, Failure, WPS_ERR_INVALID_HANDLE, WPS_ERR_PANIC, WPS_ERR_TIMEOUT,
@@ -178,6 +178,16 @@ pub(crate) fn free(entry: Arc<ClientEntry>) {
         entry
             .queue
             .defer_after_callback(Box::new(move || teardown(deferred)));
+    } else if on_engine_thread() {
+        // The log callback on a runtime thread: waiting here would stall the engine task that
+        // called it, so the teardown runs on a thread of its own.
+        let spare = entry.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wps-free".into())
+            .spawn(move || teardown(spare));
+        if spawned.is_err() {
+            teardown(entry);
+        }
     } else {
         teardown(entry);
     }

@@ -200,7 +200,9 @@ unsafe fn group_blocking(
 /// client's next events until it returns).
 /// Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
 /// `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_TIMEOUT`, `WPS_ERR_CONNECTION`, `WPS_ERR_ACK_*` (service
-/// error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile).
+/// error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile),
+/// `WPS_ERR_INVALID_STATE` (called on one of the library's runtime threads, i.e. from the log
+/// callback, where waiting would stall the engine; nothing is sent).
 ///
 /// # Safety
 /// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.

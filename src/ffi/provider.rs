@@ -5,6 +5,7 @@
 //! needed size (the library retries once with a buffer that large), or any other code to fail
 //! the connection attempt.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -53,6 +54,17 @@ pub(crate) struct ProviderCell {
     idle: Condvar,
 }
 
+thread_local! {
+    /// URL provider calls running on this thread (providers run on runtime blocking threads,
+    /// where, unlike on the runtime's workers, blocking calls are allowed).
+    static IN_PROVIDER_CALL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread is inside a URL provider call.
+pub(crate) fn in_provider_call() -> bool {
+    IN_PROVIDER_CALL.try_with(Cell::get).unwrap_or(0) > 0
+}
+
 impl ProviderCell {
     pub fn new(
         func: ProviderFn,
@@ -80,7 +92,9 @@ impl ProviderCell {
             }
             st.in_flight.push(ThreadToken::current());
         }
+        let _ = IN_PROVIDER_CALL.try_with(|n| n.set(n.get() + 1));
         let outcome = self.invoke();
+        let _ = IN_PROVIDER_CALL.try_with(|n| n.set(n.get() - 1));
         let mut st = self.lock();
         let me = ThreadToken::current();
         if let Some(i) = st.in_flight.iter().position(|t| *t == me) {
