@@ -9,9 +9,11 @@
  *   NUL-terminated UTF-8; payloads are (data, len). Event data is borrowed until the callback
  *   returns. Out-parameters are written only on success, except *out_ack_id, which is written
  *   whenever a request was accepted so that it can be retried with the same ack id.
- * - NULL for a required pointer returns WPS_ERR_NULL_ARG; free functions accept NULL. A freed
- *   client handle returns WPS_ERR_INVALID_HANDLE; a handle inherited across fork() returns
- *   WPS_ERR_FORKED. Unknown enum values return WPS_ERR_INVALID_ARG.
+ * - NULL for a required pointer returns WPS_ERR_NULL_ARG; free functions accept NULL. A client
+ *   handle is a checked token, never dereferenced: a freed or garbage one returns
+ *   WPS_ERR_INVALID_HANDLE, one inherited across fork() WPS_ERR_FORKED. wps_options and
+ *   wps_buffer pointers are plain heap objects: use each until you free it, free it once.
+ *   Unknown enum values return WPS_ERR_INVALID_ARG.
  * - Every function is thread-safe for clients and may be called from inside a callback, the
  *   blocking ones included (not from the log callback on the library's runtime threads, where
  *   they return WPS_ERR_INVALID_STATE). wps_options builders are not thread-safe.
@@ -34,6 +36,7 @@
 #define WPS_VERSION_PATCH 0
 /** (MAJOR << 16) | (MINOR << 8) | PATCH; compare with wps_version_number(). */
 #define WPS_VERSION_NUMBER ((WPS_VERSION_MAJOR << 16) | (WPS_VERSION_MINOR << 8) | WPS_VERSION_PATCH)
+/** "MAJOR.MINOR.PATCH"; compare with wps_version_string(). */
 #define WPS_VERSION_STRING "0.1.0"
 
 
@@ -1297,7 +1300,8 @@ wps_result wps_set_log_callback(wps_log_fn log_fn, void *user_data, uint32_t max
 uint32_t wps_version_number(void);
 
 /**
- * The library version as static text, e.g. `"webpubsub-client/0.1.0"`.
+ * The library version as static text, `"major.minor.patch"` (e.g. `"0.1.0"`): equal to the
+ * header's `WPS_VERSION_STRING` when header and library match.
  *
  * Ownership: static; never free it. Never returns NULL.
  * Thread-safety: any thread. Callback context: may be called from any callback.

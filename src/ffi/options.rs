@@ -1,8 +1,10 @@
 //! `wps_options`: the opaque options builder. New options are new setters, never a layout change.
 //!
-//! A builder is a plain heap object: not thread-safe (use one per thread or lock around it),
-//! free it exactly once with `wps_options_free`. `wps_client_new*` copies it, so it may be freed
-//! or reused right after.
+//! A builder is a plain heap object, like rustls-ffi's and hyper's builders, not a checked
+//! handle: it is short-lived and owned by one piece of code. Not thread-safe (use one per thread
+//! or lock around it); free it exactly once with `wps_options_free` (a check stored inside it
+//! could not make a double free safe: reading it would already touch freed memory).
+//! `wps_client_new*` copies it, so it may be freed or reused right after.
 
 use std::ffi::c_char;
 use std::path::PathBuf;

@@ -15,7 +15,10 @@ static int test_version_macros_match_library(void) {
     CHECK(wps_version_number() == WPS_VERSION_NUMBER, "library %u header %u", wps_version_number(),
           (unsigned)WPS_VERSION_NUMBER);
     const char *s = wps_version_string();
-    CHECK(s && strstr(s, WPS_VERSION_STRING) != NULL, "version string %s", s ? s : "(null)");
+    CHECK(s && strcmp(s, WPS_VERSION_STRING) == 0, "library %s, header %s", s ? s : "(null)", WPS_VERSION_STRING);
+    char composed[32];
+    snprintf(composed, sizeof composed, "%d.%d.%d", WPS_VERSION_MAJOR, WPS_VERSION_MINOR, WPS_VERSION_PATCH);
+    CHECK(strcmp(WPS_VERSION_STRING, composed) == 0, "string %s, parts %s", WPS_VERSION_STRING, composed);
     return 0;
 }
 
@@ -153,6 +156,29 @@ static int test_option_values_out_of_range_are_rejected_and_accepted_extremes_wo
         rec_free(&r);
     }
     wps_options_free(o);
+    return 0;
+}
+
+/* A value that was never a handle is WPS_ERR_INVALID_HANDLE, not WPS_ERR_FORKED (that is only
+ * for a real handle inherited from before fork()). */
+static int test_garbage_handles_are_invalid_not_forked(void) {
+    int on_stack = 0;
+    wps_client *garbage[] = {(wps_client *)(uintptr_t)-1, (wps_client *)(uintptr_t)1,
+                             (wps_client *)(uintptr_t)0x1234, (wps_client *)(uintptr_t)UINT32_MAX,
+                             (wps_client *)(void *)&on_stack};
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        CHECK_RC(wps_client_stop(garbage[i], 10), WPS_ERR_INVALID_HANDLE);
+        CHECK_RC(wps_set_callback(garbage[i], WPS_EVENT_CONNECTED, NULL, NULL), WPS_ERR_INVALID_HANDLE);
+        CHECK(!wps_client_is_connected(garbage[i]), "not connected");
+        wps_client_free(garbage[i]); /* a no-op */
+    }
+    /* a real handle with one bit flipped is garbage too */
+    wps_client *c = NULL;
+    CHECK_OK(wps_client_new(GOOD_URL, NULL, &c));
+    CHECK_RC(wps_client_stop((wps_client *)((uintptr_t)c ^ ((uintptr_t)1 << (sizeof(void *) * 8 - 1))), 10),
+             WPS_ERR_INVALID_HANDLE);
+    CHECK_OK(wps_set_callback(c, WPS_EVENT_CONNECTED, NULL, NULL));
+    wps_client_free(c);
     return 0;
 }
 
@@ -446,6 +472,7 @@ int main(int argc, char **argv) {
         {"null_and_invalid_arguments_on_a_client", test_null_and_invalid_arguments_on_a_client},
         {"oversized_payload_is_rejected", test_oversized_payload_is_rejected},
         {"freed_handle_is_invalid_and_free_is_idempotent", test_freed_handle_is_invalid_and_free_is_idempotent},
+        {"garbage_handles_are_invalid_not_forked", test_garbage_handles_are_invalid_not_forked},
         {"user_data_free_runs_once_on_replace_and_on_free", test_user_data_free_runs_once_on_replace_and_on_free},
         {"dead_port_fails_with_connection_error", test_dead_port_fails_with_connection_error},
         {"server_closing_during_handshake_is_a_clear_error", test_server_closing_during_handshake_is_a_clear_error},
