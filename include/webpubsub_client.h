@@ -1245,7 +1245,8 @@ wps_result wps_send_to_group_async(struct wps_client *c,
  *
  * Ownership: `user_data` is passed back verbatim; it must stay valid while the registration
  * can run (until it is replaced/removed and any in-flight invocation returned, or until
- * `wps_client_free` returns).
+ * `wps_client_free` returns; in the hand-over case described there, until the teardown
+ * finished on the callback's thread, which `wps_set_callback_ex`'s destructor reports).
  * Thread-safety: any thread, at any time (before or after start).
  * Callback context: may be called from any callback, including to replace itself; the
  * invocation in progress finishes with the old registration.

@@ -69,11 +69,22 @@ struct Op {
     completion: Completion,
 }
 
+/// What decides an item's place relative to a held `STOPPED`.
+#[derive(Clone, Copy)]
+enum Place {
+    /// A `STOPPED` ending the given session.
+    Stopped(u64),
+    /// The completion of an operation of the given session.
+    Completion(u64),
+    /// Anything else: in arrival order.
+    Event,
+}
+
 /// A `STOPPED` waiting for earlier completions, with what arrived after it.
 struct Held {
     session: u64,
     stopped: Item,
-    after: VecDeque<Item>,
+    after: VecDeque<(Item, Place)>,
 }
 
 /// The operations of one client that still owe a completion, and the items ready to queue.
@@ -86,6 +97,8 @@ pub(crate) struct Pending {
     /// The session of the latest `CONNECTED`: the one the next `STOPPED` ends.
     connected_session: u64,
     held: Option<Held>,
+    /// Items that were behind a released `STOPPED`, being placed again.
+    replacing: VecDeque<(Item, Place)>,
     /// Items in delivery order, for the caller to queue.
     ready: VecDeque<Item>,
 }
@@ -118,7 +131,7 @@ impl Pending {
     pub fn finish(&mut self, id: u64, outcome: Result<Completed, Failure>) {
         if let Some(op) = self.ops.remove(&id) {
             let item = op.completion.into_item(outcome);
-            self.completion(op.session, item);
+            self.route(item, Place::Completion(op.session));
         }
     }
 
@@ -130,7 +143,7 @@ impl Pending {
             if let Some(op) = self.ops.remove(&id) {
                 let what = op.completion.what;
                 let item = op.completion.into_item(Err(cancelled(what)));
-                self.completion(op.session, item);
+                self.route(item, Place::Completion(op.session));
             }
         }
     }
@@ -141,25 +154,15 @@ impl Pending {
 
     /// An event from the engine.
     pub fn event(&mut self, item: Item) {
-        match item.event.kind {
+        let place = match item.event.kind {
             WPS_EVENT_CONNECTED => {
                 self.connected_session = self.session;
-                self.push(item);
+                Place::Event
             }
-            WPS_EVENT_STOPPED if self.held.is_none() => {
-                let session = self.connected_session;
-                if self.owes(session) {
-                    self.held = Some(Held {
-                        session,
-                        stopped: item,
-                        after: VecDeque::new(),
-                    });
-                } else {
-                    self.ready.push_back(item);
-                }
-            }
-            _ => self.push(item),
-        }
+            WPS_EVENT_STOPPED => Place::Stopped(self.connected_session),
+            _ => Place::Event,
+        };
+        self.route(item, place);
     }
 
     /// The next item to queue, in delivery order.
@@ -167,42 +170,60 @@ impl Pending {
         self.ready.pop_front()
     }
 
-    fn push(&mut self, item: Item) {
-        match &mut self.held {
-            Some(held) => held.after.push_back(item),
-            None => self.ready.push_back(item),
-        }
-    }
-
-    /// Whether an operation of `session` or earlier still owes its completion.
+    /// Whether an operation of `session` or earlier still owes its completion, or has one
+    /// waiting to be placed.
     fn owes(&self, session: u64) -> bool {
+        let parked = |q: &VecDeque<(Item, Place)>| {
+            q.iter()
+                .any(|(_, p)| matches!(p, Place::Completion(s) if *s <= session))
+        };
         self.ops.values().any(|op| op.session <= session)
+            || self.held.as_ref().is_some_and(|h| parked(&h.after))
+            || parked(&self.replacing)
     }
 
-    fn completion(&mut self, session: u64, item: Item) {
-        let Some(held) = &self.held else {
-            self.ready.push_back(item);
+    fn route(&mut self, item: Item, place: Place) {
+        let Some(held) = &mut self.held else {
+            match place {
+                Place::Stopped(session) if self.owes(session) => {
+                    self.held = Some(Held {
+                        session,
+                        stopped: item,
+                        after: VecDeque::new(),
+                    });
+                }
+                _ => self.ready.push_back(item),
+            }
             return;
         };
-        if session > held.session {
-            self.push(item);
-            return;
+        match place {
+            // A completion the held STOPPED waits for goes before it.
+            Place::Completion(session) if session <= held.session => {
+                self.ready.push_back(item);
+                let held_session = held.session;
+                if !self.owes(held_session) {
+                    self.release_held();
+                }
+            }
+            _ => held.after.push_back((item, place)),
         }
-        // A completion the held STOPPED waits for goes before it.
-        let held_session = held.session;
-        self.ready.push_back(item);
-        if self.owes(held_session) {
-            return;
-        }
+    }
+
+    /// Queues the held STOPPED, then places what arrived behind it again, in order (it may
+    /// hold another STOPPED, whose own followers then come first).
+    fn release_held(&mut self) {
         let Some(held) = self.held.take() else { return };
         self.ready.push_back(held.stopped);
-        // What arrived behind STOPPED goes through again: it may hold another STOPPED.
-        for item in held.after {
-            if item.event.kind == WPS_EVENT_STOPPED && self.held.is_none() {
-                self.event(item);
-            } else {
-                self.push(item);
-            }
+        let placing = !self.replacing.is_empty();
+        for entry in held.after.into_iter().rev() {
+            self.replacing.push_front(entry);
+        }
+        if placing {
+            // An outer release_held is placing items; it continues with these first.
+            return;
+        }
+        while let Some((item, place)) = self.replacing.pop_front() {
+            self.route(item, place);
         }
     }
 }
@@ -276,6 +297,39 @@ mod tests {
         assert_eq!(
             drain(&mut p),
             vec![(ACK, WPS_OP_SEND_TO_GROUP), (WPS_EVENT_STOPPED, 0)]
+        );
+    }
+
+    #[test]
+    fn a_second_stopped_behind_a_held_one_keeps_its_own_session() {
+        let mut p = Pending::default();
+        p.start_session();
+        p.event(event(WPS_EVENT_CONNECTED));
+        let stop1 = p.begin(completion(WPS_OP_STOP));
+        p.event(event(WPS_EVENT_STOPPED)); // held for stop1
+        let start2 = p.begin(completion(WPS_OP_START));
+        p.event(event(WPS_EVENT_CONNECTED));
+        let stop2 = p.begin(completion(WPS_OP_STOP));
+        p.event(event(WPS_EVENT_STOPPED)); // ends session 2, queued behind the first
+        let start3 = p.begin(completion(WPS_OP_START));
+        p.event(event(WPS_EVENT_CONNECTED));
+        p.finish(start3, Ok(Completed::Unit));
+        p.finish(start2, Ok(Completed::Unit));
+        p.finish(stop2, Ok(Completed::Unit));
+        p.finish(stop1, Ok(Completed::Unit));
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                (WPS_EVENT_CONNECTED, 0),
+                (ACK, WPS_OP_STOP),
+                (WPS_EVENT_STOPPED, 0),
+                (WPS_EVENT_CONNECTED, 0),
+                (ACK, WPS_OP_START),
+                (ACK, WPS_OP_STOP),
+                (WPS_EVENT_STOPPED, 0),
+                (WPS_EVENT_CONNECTED, 0),
+                (ACK, WPS_OP_START),
+            ]
         );
     }
 
