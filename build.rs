@@ -29,6 +29,7 @@ mod header {
              #define WPS_VERSION_PATCH {patch}\n\
              /** (MAJOR << 16) | (MINOR << 8) | PATCH; compare with wps_version_number(). */\n\
              #define WPS_VERSION_NUMBER ((WPS_VERSION_MAJOR << 16) | (WPS_VERSION_MINOR << 8) | WPS_VERSION_PATCH)\n\
+             /** \"MAJOR.MINOR.PATCH\"; compare with wps_version_string(). */\n\
              #define WPS_VERSION_STRING \"{major}.{minor}.{patch}\"\n"
         )
     }

@@ -9,11 +9,14 @@
  *   NUL-terminated UTF-8; payloads are (data, len). Event data is borrowed until the callback
  *   returns. Out-parameters are written only on success, except *out_ack_id, which is written
  *   whenever a request was accepted so that it can be retried with the same ack id.
- * - NULL for a required pointer returns WPS_ERR_NULL_ARG; free functions accept NULL. A freed
- *   client handle returns WPS_ERR_INVALID_HANDLE; a handle inherited across fork() returns
- *   WPS_ERR_FORKED. Unknown enum values return WPS_ERR_INVALID_ARG.
+ * - NULL for a required pointer returns WPS_ERR_NULL_ARG; free functions accept NULL. A client
+ *   handle is a checked token, never dereferenced: a freed or garbage one returns
+ *   WPS_ERR_INVALID_HANDLE, one inherited across fork() WPS_ERR_FORKED. wps_options and
+ *   wps_buffer pointers are plain heap objects: use each until you free it, free it once.
+ *   Unknown enum values return WPS_ERR_INVALID_ARG.
  * - Every function is thread-safe for clients and may be called from inside a callback, the
- *   blocking ones included. wps_options builders are not thread-safe.
+ *   blocking ones included (not from the log callback on the library's runtime threads, where
+ *   they return WPS_ERR_INVALID_STATE). wps_options builders are not thread-safe.
  * - Callbacks of one client run in order, one at a time, on the library's shared callback
  *   threads (or inside wps_client_dispatch in poll mode), never with a library lock held.
  *   Callbacks must not throw C++ exceptions or longjmp through the library.
@@ -33,6 +36,7 @@
 #define WPS_VERSION_PATCH 0
 /** (MAJOR << 16) | (MINOR << 8) | PATCH; compare with wps_version_number(). */
 #define WPS_VERSION_NUMBER ((WPS_VERSION_MAJOR << 16) | (WPS_VERSION_MINOR << 8) | WPS_VERSION_PATCH)
+/** "MAJOR.MINOR.PATCH"; compare with wps_version_string(). */
 #define WPS_VERSION_STRING "0.1.0"
 
 
@@ -173,8 +177,9 @@
 #define WPS_SEND_FIRE_AND_FORGET 2
 
 /**
- * The largest ack id a caller may pass (2^63 - 1); a larger one is refused with
- * `WPS_ERR_INVALID_ARG`. Ids the library allocates are always above every id a caller used.
+ * The largest ack id a caller may choose (2^63 - 1). Ids the library allocates are above
+ * every id a caller used and may be passed again to retry; any other larger id is refused
+ * with `WPS_ERR_INVALID_ARG`.
  */
 #define WPS_MAX_ACK_ID 9223372036854775807ull
 
@@ -332,7 +337,10 @@ typedef void (*wps_event_fn)(void *user_data, const struct wps_event *event);
 /**
  * Receives one log line: `level` is `WPS_LOG_*`, `message` is NUL-terminated UTF-8 borrowed
  * until the function returns (access tokens are already redacted). Called from any library
- * thread, possibly concurrently; keep it short and do not block.
+ * thread, possibly concurrently, including the runtime's threads inside the engine's own tasks;
+ * keep it short and do not block. Calls that would wait (the blocking operations,
+ * `wps_client_dispatch` with a timeout) return `WPS_ERR_INVALID_STATE` there instead of
+ * stalling the engine; `_async` operations work.
  */
 typedef void (*wps_log_fn)(void *user_data, uint32_t level, const char *message);
 
@@ -509,7 +517,8 @@ size_t wps_buffer_len(const struct wps_buffer *b);
  * delivers nothing (events never nest) and returns `WPS_OK`; a `wps_client_free` made from a
  * callback completes inside this call.
  * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
- * `WPS_ERR_INVALID_STATE` (thread-mode client).
+ * `WPS_ERR_INVALID_STATE` (thread-mode client; or a timeout > 0 on one of the library's runtime
+ * threads, i.e. from the log callback, where waiting would stall the engine).
  *
  * # Safety
  * `out_dispatched` is NULL or writable.
@@ -522,19 +531,42 @@ wps_result wps_client_dispatch(struct wps_client *c,
 /**
  * Frees a client. NULL, a freed handle and (in a forked child) an inherited handle are
  * no-ops. The handle is invalid as soon as the call starts: concurrent and later calls return
- * `WPS_ERR_INVALID_HANDLE`, and calls blocked on another thread return `WPS_ERR_CANCELLED`.
+ * `WPS_ERR_INVALID_HANDLE` (an `_async` call or `wps_set_callback*` racing with the free is
+ * either refused so, or accepted and then completed or destroyed before free returns), and calls
+ * blocked on another thread return `WPS_ERR_CANCELLED`. The URL provider is not called again.
  *
- * Outside this client's callbacks it blocks until the connection is closed (bounded by the
- * shutdown timeout), an in-flight callback on another thread has returned, and what is still
- * owed to the application was delivered on the calling thread: the completion of every pending
- * `_async` operation (with `WPS_ERR_CANCELLED` unless it finished), `WPS_EVENT_DISCONNECTED`
- * and `WPS_EVENT_STOPPED` (also in poll mode, without a further `wps_client_dispatch`); queued
- * messages are dropped. Then every `user_data_free` destructor runs once. After it returns, no
- * callback of this client runs or will run.
- * Inside one of this client's own callbacks the same teardown is deferred: it runs on that
- * thread right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
+ * The teardown closes the connection, lets a running URL provider call and a callback of this
+ * client running on another thread return, and completes every accepted `_async` operation
+ * (`WPS_ERR_CANCELLED` unless it finished). Then, on the calling thread, it delivers what is
+ * still owed: operation completions, `WPS_EVENT_DISCONNECTED` and `WPS_EVENT_STOPPED` (also in
+ * poll mode, without a further `wps_client_dispatch`; queued messages are dropped), and runs
+ * every `user_data_free` destructor once. After free returns, no callback or destructor of this
+ * client runs or will run, except in the hand-over cases below.
  *
- * Thread-safety: any thread. Never call it while holding a lock your callbacks take.
+ * Bounded: the waits for the connection, the provider and other threads' callbacks together
+ * last at most the shutdown timeout (`wps_options_set_shutdown_timeout_ms`, default 5000 ms);
+ * only the calling thread's own delivery of what is owed comes on top. What cannot be waited
+ * for is handed over instead of waited for:
+ * - Inside one of this client's own callbacks the teardown is deferred: it runs on that thread
+ *   right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
+ * - A callback of this client running on another thread is not waited for when that thread
+ *   itself waits, through `wps_client_free` calls of its own, for the calling thread (callbacks
+ *   or URL providers of different clients freeing each other, in cycles of any length), nor
+ *   past the shutdown timeout. The rest of the teardown is then handed to that thread and runs
+ *   there right after that callback returns: its completions, `DISCONNECTED`, `STOPPED` and
+ *   destructors come after free returned, on that thread. This is the only way a callback of
+ *   this client can run after free returned. Free from inside any callback therefore never
+ *   waits for another client's callback longer than the shutdown timeout, and never in a cycle.
+ * - A URL provider call still running at the end of the shutdown timeout (or on a thread that
+ *   waits for the calling thread) is not waited for: its result is discarded, and the
+ *   `provider_user_data_free` of `wps_client_new_with_provider_ex` runs when it returns.
+ *
+ * - On one of the library's runtime threads (from the log callback) it cannot wait at all: the
+ *   teardown then runs on a thread of its own and finishes after free returned.
+ *
+ * Thread-safety: any thread, also from `atexit` handlers and thread-specific data destructors.
+ * Calling it while holding a lock your callbacks take delays it up to the shutdown timeout and
+ * hands the teardown over as above.
  */
 void wps_client_free(struct wps_client *c);
 
@@ -599,8 +631,11 @@ wps_result wps_client_new(const char *client_access_url,
  * connection (start, reconnect) like the SDKs' credential / negotiate callback. Equivalent to
  * `wps_client_new_with_provider_ex` without a destructor.
  *
- * Ownership: `provider_user_data` is borrowed until `wps_client_free` returns (the provider is
- * never called after that); `opts` is copied; `*out` receives a handle the caller owns.
+ * Ownership: `provider_user_data` is borrowed until the provider's last call returned: no call
+ * starts after `wps_client_free` returned, and that free lets a running call return first,
+ * unless the call outlives the shutdown timeout (see `wps_client_free`; use
+ * `wps_client_new_with_provider_ex` to be told when it returned). `opts` is copied; `*out`
+ * receives a handle the caller owns.
  * Thread-safety: any thread. Callback context: may be called from a callback.
  * The provider runs on a library thread that may block (not a runtime I/O thread), never
  * concurrently for one client.
@@ -617,8 +652,10 @@ wps_result wps_client_new_with_provider(wps_url_provider_fn provider,
 
 /**
  * Like `wps_client_new_with_provider`, plus `provider_user_data_free`, called exactly once
- * after the provider's last call has returned (during `wps_client_free`, also a deferred
- * one), with no library lock held. Not called when this function fails.
+ * after the provider's last call has returned, with no library lock held: during
+ * `wps_client_free` (also a deferred one), or, when a provider call is still running at the end
+ * of the shutdown timeout, on the provider's thread when that call returns (after free
+ * returned). Not called when this function fails.
  *
  * # Safety
  * As for `wps_client_new_with_provider`.
@@ -637,7 +674,8 @@ wps_result wps_client_new_with_provider_ex(wps_url_provider_fn provider,
  * Thread-safety: any thread. Callback context: may be called from any callback (it waits for
  * the network, not for callbacks).
  * Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`,
- * `WPS_ERR_INVALID_STATE` (already started), `WPS_ERR_UNAUTHORIZED` (401),
+ * `WPS_ERR_INVALID_STATE` (already started; or called on one of the library's runtime threads,
+ * i.e. from the log callback), `WPS_ERR_UNAUTHORIZED` (401),
  * `WPS_ERR_HANDSHAKE`, `WPS_ERR_CONNECTION`, `WPS_ERR_TIMEOUT`, `WPS_ERR_URL_PROVIDER`,
  * `WPS_ERR_CANCELLED` (freed meanwhile). Details in `wps_last_error_message()`.
  */
@@ -665,7 +703,8 @@ wps_result wps_client_start_async(struct wps_client *c,
  *
  * Thread-safety: any thread. Callback context: may be called from any callback.
  * Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`, `WPS_ERR_TIMEOUT`
- * (still stopping in the background).
+ * (still stopping in the background), `WPS_ERR_INVALID_STATE` (called on one of the library's
+ * runtime threads, i.e. from the log callback; use `wps_client_stop_async` there).
  */
 wps_result wps_client_stop(struct wps_client *c, uint32_t timeout_ms);
 
@@ -727,7 +766,9 @@ wps_result wps_invoke_event_async(struct wps_client *c,
  * client's next events until it returns).
  * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
  * `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_TIMEOUT`, `WPS_ERR_CONNECTION`, `WPS_ERR_ACK_*` (service
- * error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile).
+ * error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile),
+ * `WPS_ERR_INVALID_STATE` (called on one of the library's runtime threads, i.e. from the log
+ * callback, where waiting would stall the engine; nothing is sent).
  *
  * # Safety
  * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
@@ -781,6 +822,8 @@ bool wps_last_ack_duplicate(void);
  * next `wps_*` call on this thread).
  * Thread-safety: per thread; other threads' failures never change it.
  * Callback context: may be called from any callback.
+ * Also works during thread and process exit (`atexit` handlers, thread-specific data
+ * destructors).
  */
 const char *wps_last_error_message(void);
 
@@ -845,11 +888,12 @@ wps_result wps_options_new(struct wps_options **out);
 
 /**
  * How long one attempt of an operation waits for its ack (default 30000 ms; must be > 0).
+ * Every duration option takes milliseconds as `uint32_t`, so the longest is about 49 days.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -862,8 +906,8 @@ wps_result wps_options_set_ack_timeout_ms(struct wps_options *o, uint32_t timeou
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -876,8 +920,8 @@ wps_result wps_options_set_auto_reconnect(struct wps_options *o, uint32_t enable
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -905,8 +949,8 @@ wps_result wps_options_set_ca_file(struct wps_options *o, const char *path);
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -920,8 +964,8 @@ wps_result wps_options_set_connect_timeout_ms(struct wps_options *o, uint32_t ti
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -935,12 +979,13 @@ wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
  * pressure). The queue survives a recovery (frames not yet written go out on the recovered
  * connection) and `wps_client_stop` writes it before closing; a write failure is not reported
  * to the sender, as on the wire. 0 makes every fire-and-forget send wait until its frame is
- * written to the socket (about ten times slower for a single sending thread).
+ * written to the socket (about ten times slower for a single sending thread). Any value is
+ * valid; each waiting frame holds its message, so the memory is bounded by `frames` times the
+ * maximum message size.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL.
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -953,8 +998,8 @@ wps_result wps_options_set_fire_and_forget_buffer(struct wps_options *o, uint32_
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -964,7 +1009,7 @@ wps_result wps_options_set_keep_alive(struct wps_options *o,
                                       uint32_t timeout_ms);
 
 /**
- * Largest message accepted from the service (default 2097152 bytes; 1024 to 1073741824). The
+ * Largest message accepted from the service (default 2097152 bytes; 1 to 67108864). The
  * service may wrap a message of its 1 MB maximum in a larger frame (group and user names,
  * base64 of binary data sent through REST), hence the default above the send limit of
  * `wps_options_set_max_message_size`. A larger inbound message ends the session: it is
@@ -984,13 +1029,13 @@ wps_result wps_options_set_max_inbound_message_size(struct wps_options *o, size_
 
 /**
  * Largest message this client sends (default 1048576 bytes, the service's limit for client
- * messages; must be > 0): larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE` before anything
+ * messages; 1 to 67108864): larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE` before anything
  * is sent. Inbound messages have their own limit, `wps_options_set_max_inbound_message_size`.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1000,12 +1045,13 @@ wps_result wps_options_set_max_message_size(struct wps_options *o, size_t bytes)
 /**
  * Retry policy of join, leave, send-to-group and send-event, always with the same ack id
  * (default 3 retries, `WPS_RETRY_EXPONENTIAL`, 800 ms, at most 120000 ms).
- * `max_retries` 0 disables retries; `max_delay_ms` must be >= `delay_ms`.
+ * `max_retries` any value (0 disables retries); `mode` `WPS_RETRY_FIXED` or
+ * `WPS_RETRY_EXPONENTIAL`; `max_delay_ms` must be >= `delay_ms`.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1023,8 +1069,8 @@ wps_result wps_options_set_message_retry(struct wps_options *o,
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1047,12 +1093,13 @@ wps_result wps_options_set_proxy(struct wps_options *o, const char *proxy);
 
 /**
  * Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
- * `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms).
+ * `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms). Ranges as for
+ * `wps_options_set_message_retry`.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1065,12 +1112,12 @@ wps_result wps_options_set_reconnect_retry(struct wps_options *o,
 
 /**
  * How long to keep trying to recover a dropped reliable connection before opening a new
- * one (default 30000 ms).
+ * one (default 30000 ms; any value, 0 opens a new connection at once).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1083,8 +1130,8 @@ wps_result wps_options_set_recovery_timeout_ms(struct wps_options *o, uint32_t t
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1092,13 +1139,14 @@ wps_result wps_options_set_recovery_timeout_ms(struct wps_options *o, uint32_t t
 wps_result wps_options_set_sequence_ack_interval_ms(struct wps_options *o, uint32_t interval_ms);
 
 /**
- * How long `wps_client_free` waits for the connection to close before it tears the client
- * down anyway (default 5000 ms).
+ * The bound on everything `wps_client_free` waits for (the connection to close, a running URL
+ * provider call, a callback running on another thread; see there), and the default of
+ * `wps_client_stop(c, 0)` (default 5000 ms; must be > 0).
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1106,15 +1154,15 @@ wps_result wps_options_set_sequence_ack_interval_ms(struct wps_options *o, uint3
 wps_result wps_options_set_shutdown_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
 
 /**
- * Socket buffer sizes in bytes (both must be > 0): `read_bytes` is how much is read from the
+ * Socket buffer sizes in bytes (each 1 to 16777216): `read_bytes` is how much is read from the
  * network at once (default 4096; an idle connection keeps no read buffer), `write_bytes` how
  * much outbound data is gathered before it is written (default 16384). Larger messages are
  * still read and written whole.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
- * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
- * (the builder is unchanged on error).
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+ * with a message naming the bound (the builder is unchanged on error).
  *
  * # Safety
  * `o` is NULL or a live builder from `wps_options_new`.
@@ -1251,7 +1299,8 @@ wps_result wps_send_to_group_async(struct wps_client *c,
  *
  * Ownership: `user_data` is passed back verbatim; it must stay valid while the registration
  * can run (until it is replaced/removed and any in-flight invocation returned, or until
- * `wps_client_free` returns).
+ * `wps_client_free` returns; in the hand-over case described there, until the teardown
+ * finished on the callback's thread, which `wps_set_callback_ex`'s destructor reports).
  * Thread-safety: any thread, at any time (before or after start).
  * Callback context: may be called from any callback, including to replace itself; the
  * invocation in progress finishes with the old registration.
@@ -1268,8 +1317,10 @@ wps_result wps_set_callback(struct wps_client *c,
  * called exactly once, after the last invocation of `callback` with that `user_data` has returned:
  * when the registration is replaced or removed, or when the client is freed (also a deferred
  * free). It runs on an unspecified thread (possibly the caller of set/free), with no library
- * lock held. If this call fails, or `callback` is NULL, `user_data_free` is not called: the caller
- * keeps ownership.
+ * lock held, and, like the callbacks, never after `wps_client_free` returned (except in the
+ * hand-over case described there). If this call fails, including with
+ * `WPS_ERR_INVALID_HANDLE` because the client is being freed concurrently, or `callback` is
+ * NULL, `user_data_free` is not called: the caller keeps ownership.
  *
  * Thread-safety and callback context: as `wps_set_callback`.
  * Errors: as `wps_set_callback`.
@@ -1304,7 +1355,8 @@ wps_result wps_set_log_callback(wps_log_fn log_fn, void *user_data, uint32_t max
 uint32_t wps_version_number(void);
 
 /**
- * The library version as static text, e.g. `"webpubsub-client/0.1.0"`.
+ * The library version as static text, `"major.minor.patch"` (e.g. `"0.1.0"`): equal to the
+ * header's `WPS_VERSION_STRING` when header and library match.
  *
  * Ownership: static; never free it. Never returns NULL.
  * Thread-safety: any thread. Callback context: may be called from any callback.

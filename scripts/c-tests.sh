@@ -174,8 +174,9 @@ if [ "$valgrind" = 1 ] && [ "$profile" = release ]; then
       [test_lifecycle]=""
       [test_messaging]="connect_and_stop send_and_receive_each_data_type forbidden_reports_the_service_error_name async_operations_complete_exactly_once"
       [test_poll]="poll_mode_runs_callbacks_on_the_calling_thread free_inside_dispatch_completes_before_dispatch_returns"
+      [test_teardown]="callbacks_of_two_clients_free_each_other url_providers_free_each_others_clients free_is_bounded_by_the_shutdown_timeout_with_a_slow_url_provider"
     )
-    for s in test_api test_lifecycle test_messaging test_poll; do
+    for s in test_api test_lifecycle test_messaging test_poll test_teardown; do
       [ -x "$build/$s" ] || continue
       # shellcheck disable=SC2086
       run "$s.valgrind" valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \

@@ -60,6 +60,22 @@ fn block_sigpipe() {
     }
 }
 
+thread_local! {
+    /// Set on the shared runtime's own threads (workers and blocking pool).
+    static RUNTIME_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is one of the shared runtime's threads (a worker, or a blocking
+/// pool thread).
+pub fn on_runtime_thread() -> bool {
+    RUNTIME_THREAD.try_with(|t| t.get()).unwrap_or(false)
+}
+
+fn runtime_thread_start() {
+    block_sigpipe();
+    let _ = RUNTIME_THREAD.try_with(|t| t.set(true));
+}
+
 /// True when the process forked since `pid` was recorded (objects from then are unusable).
 pub fn forked_since(pid: u32) -> bool {
     pid != current_pid()
@@ -93,7 +109,7 @@ pub fn handle() -> Handle {
     let runtime = Builder::new_multi_thread()
         .worker_threads(worker_threads())
         .thread_name("wps-rt")
-        .on_thread_start(block_sigpipe)
+        .on_thread_start(runtime_thread_start)
         .enable_all()
         .build()
         .expect("failed to build the tokio runtime (cannot create threads?)");

@@ -25,8 +25,7 @@ fn set(
             ));
         }
         let reg = func.map(|f| Registration::new(f, user_data, free));
-        e.queue.set_callback(event_type, reg);
-        Ok(())
+        e.queue.set_callback(event_type, reg)
     })
 }
 
@@ -35,7 +34,8 @@ fn set(
 ///
 /// Ownership: `user_data` is passed back verbatim; it must stay valid while the registration
 /// can run (until it is replaced/removed and any in-flight invocation returned, or until
-/// `wps_client_free` returns).
+/// `wps_client_free` returns; in the hand-over case described there, until the teardown
+/// finished on the callback's thread, which `wps_set_callback_ex`'s destructor reports).
 /// Thread-safety: any thread, at any time (before or after start).
 /// Callback context: may be called from any callback, including to replace itself; the
 /// invocation in progress finishes with the old registration.
@@ -57,8 +57,10 @@ pub extern "C" fn wps_set_callback(
 /// called exactly once, after the last invocation of `callback` with that `user_data` has returned:
 /// when the registration is replaced or removed, or when the client is freed (also a deferred
 /// free). It runs on an unspecified thread (possibly the caller of set/free), with no library
-/// lock held. If this call fails, or `callback` is NULL, `user_data_free` is not called: the caller
-/// keeps ownership.
+/// lock held, and, like the callbacks, never after `wps_client_free` returned (except in the
+/// hand-over case described there). If this call fails, including with
+/// `WPS_ERR_INVALID_HANDLE` because the client is being freed concurrently, or `callback` is
+/// NULL, `user_data_free` is not called: the caller keeps ownership.
 ///
 /// Thread-safety and callback context: as `wps_set_callback`.
 /// Errors: as `wps_set_callback`.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::client::{Client, Credential};
 
-use super::blocking::{Closing, Completion};
-use super::dispatch::{in_callback_of, wps_event_fn, wps_free_fn, EventQueue};
+use super::blocking::Closing;
+use super::dispatch::{wps_event_fn, wps_free_fn, EventQueue};
 use super::error::{
     fail, fail_with, report, wps_result, Failure, WPS_ERR_BUFFER_TOO_SMALL, WPS_ERR_INTERNAL,
     WPS_ERR_INVALID_URL, WPS_ERR_NOT_CONNECTED, WPS_ERR_NULL_ARG, WPS_OK,
@@ -18,10 +18,11 @@ use super::event::{Completed, WPS_OP_START, WPS_OP_STOP};
 use super::handle::{self, wps_client};
 use super::macros::{ffi_fn, non_null, panic_message, str_arg, try_ffi, write_opt};
 use super::options::wps_options;
+use super::pending::Completion;
 use super::provider::{wps_url_provider_fn, ProviderCell};
 
 pub(crate) use super::entry::ClientEntry;
-use super::entry::{start_limit, stop_limit, teardown, QueueHandler};
+use super::entry::{free, start_limit, stop_limit, QueueHandler};
 
 /// Checks a client access URL before anything connects.
 fn check_url(url: &str) -> Result<Option<&'static str>, Failure> {
@@ -137,8 +138,11 @@ pub unsafe extern "C" fn wps_client_new(
 /// connection (start, reconnect) like the SDKs' credential / negotiate callback. Equivalent to
 /// `wps_client_new_with_provider_ex` without a destructor.
 ///
-/// Ownership: `provider_user_data` is borrowed until `wps_client_free` returns (the provider is
-/// never called after that); `opts` is copied; `*out` receives a handle the caller owns.
+/// Ownership: `provider_user_data` is borrowed until the provider's last call returned: no call
+/// starts after `wps_client_free` returned, and that free lets a running call return first,
+/// unless the call outlives the shutdown timeout (see `wps_client_free`; use
+/// `wps_client_new_with_provider_ex` to be told when it returned). `opts` is copied; `*out`
+/// receives a handle the caller owns.
 /// Thread-safety: any thread. Callback context: may be called from a callback.
 /// The provider runs on a library thread that may block (not a runtime I/O thread), never
 /// concurrently for one client.
@@ -161,8 +165,10 @@ pub unsafe extern "C" fn wps_client_new_with_provider(
 }
 
 /// Like `wps_client_new_with_provider`, plus `provider_user_data_free`, called exactly once
-/// after the provider's last call has returned (during `wps_client_free`, also a deferred
-/// one), with no library lock held. Not called when this function fails.
+/// after the provider's last call has returned, with no library lock held: during
+/// `wps_client_free` (also a deferred one), or, when a provider call is still running at the end
+/// of the shutdown timeout, on the provider's thread when that call returns (after free
+/// returned). Not called when this function fails.
 ///
 /// # Safety
 /// As for `wps_client_new_with_provider`.
@@ -219,7 +225,8 @@ unsafe fn new_with_provider(
 /// Thread-safety: any thread. Callback context: may be called from any callback (it waits for
 /// the network, not for callbacks).
 /// Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`,
-/// `WPS_ERR_INVALID_STATE` (already started), `WPS_ERR_UNAUTHORIZED` (401),
+/// `WPS_ERR_INVALID_STATE` (already started; or called on one of the library's runtime threads,
+/// i.e. from the log callback), `WPS_ERR_UNAUTHORIZED` (401),
 /// `WPS_ERR_HANDSHAKE`, `WPS_ERR_CONNECTION`, `WPS_ERR_TIMEOUT`, `WPS_ERR_URL_PROVIDER`,
 /// `WPS_ERR_CANCELLED` (freed meanwhile). Details in `wps_last_error_message()`.
 #[no_mangle]
@@ -227,6 +234,7 @@ pub extern "C" fn wps_client_start(c: *mut wps_client, timeout_ms: u32) -> wps_r
     ffi_fn!("wps_client_start", {
         ClientEntry::with(c, |e| {
             let limit = start_limit(e, timeout_ms);
+            e.queue.start_session();
             // The outer bound only guards against a runtime that stopped making progress.
             e.wait(
                 "start",
@@ -257,8 +265,7 @@ pub extern "C" fn wps_client_start_async(
             e.spawn_op(
                 Completion::new(WPS_OP_START, "start", None, 0, on_complete, op_context),
                 async move { fut.await.map(|()| Completed::Unit) },
-            );
-            Ok(())
+            )
         })
     })
 }
@@ -270,7 +277,8 @@ pub extern "C" fn wps_client_start_async(
 ///
 /// Thread-safety: any thread. Callback context: may be called from any callback.
 /// Errors: `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NULL_ARG`, `WPS_ERR_FORKED`, `WPS_ERR_TIMEOUT`
-/// (still stopping in the background).
+/// (still stopping in the background), `WPS_ERR_INVALID_STATE` (called on one of the library's
+/// runtime threads, i.e. from the log callback; use `wps_client_stop_async` there).
 #[no_mangle]
 pub extern "C" fn wps_client_stop(c: *mut wps_client, timeout_ms: u32) -> wps_result {
     ffi_fn!("wps_client_stop", {
@@ -302,27 +310,49 @@ pub extern "C" fn wps_client_stop_async(
             e.spawn_op(
                 Completion::new(WPS_OP_STOP, "stop", None, 0, on_complete, op_context),
                 async move { fut.await.map(|()| Completed::Unit) },
-            );
-            Ok(())
+            )
         })
     })
 }
 
 /// Frees a client. NULL, a freed handle and (in a forked child) an inherited handle are
 /// no-ops. The handle is invalid as soon as the call starts: concurrent and later calls return
-/// `WPS_ERR_INVALID_HANDLE`, and calls blocked on another thread return `WPS_ERR_CANCELLED`.
+/// `WPS_ERR_INVALID_HANDLE` (an `_async` call or `wps_set_callback*` racing with the free is
+/// either refused so, or accepted and then completed or destroyed before free returns), and calls
+/// blocked on another thread return `WPS_ERR_CANCELLED`. The URL provider is not called again.
 ///
-/// Outside this client's callbacks it blocks until the connection is closed (bounded by the
-/// shutdown timeout), an in-flight callback on another thread has returned, and what is still
-/// owed to the application was delivered on the calling thread: the completion of every pending
-/// `_async` operation (with `WPS_ERR_CANCELLED` unless it finished), `WPS_EVENT_DISCONNECTED`
-/// and `WPS_EVENT_STOPPED` (also in poll mode, without a further `wps_client_dispatch`); queued
-/// messages are dropped. Then every `user_data_free` destructor runs once. After it returns, no
-/// callback of this client runs or will run.
-/// Inside one of this client's own callbacks the same teardown is deferred: it runs on that
-/// thread right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
+/// The teardown closes the connection, lets a running URL provider call and a callback of this
+/// client running on another thread return, and completes every accepted `_async` operation
+/// (`WPS_ERR_CANCELLED` unless it finished). Then, on the calling thread, it delivers what is
+/// still owed: operation completions, `WPS_EVENT_DISCONNECTED` and `WPS_EVENT_STOPPED` (also in
+/// poll mode, without a further `wps_client_dispatch`; queued messages are dropped), and runs
+/// every `user_data_free` destructor once. After free returns, no callback or destructor of this
+/// client runs or will run, except in the hand-over cases below.
 ///
-/// Thread-safety: any thread. Never call it while holding a lock your callbacks take.
+/// Bounded: the waits for the connection, the provider and other threads' callbacks together
+/// last at most the shutdown timeout (`wps_options_set_shutdown_timeout_ms`, default 5000 ms);
+/// only the calling thread's own delivery of what is owed comes on top. What cannot be waited
+/// for is handed over instead of waited for:
+/// - Inside one of this client's own callbacks the teardown is deferred: it runs on that thread
+///   right after the callback returns (in poll mode, inside that `wps_client_dispatch`).
+/// - A callback of this client running on another thread is not waited for when that thread
+///   itself waits, through `wps_client_free` calls of its own, for the calling thread (callbacks
+///   or URL providers of different clients freeing each other, in cycles of any length), nor
+///   past the shutdown timeout. The rest of the teardown is then handed to that thread and runs
+///   there right after that callback returns: its completions, `DISCONNECTED`, `STOPPED` and
+///   destructors come after free returned, on that thread. This is the only way a callback of
+///   this client can run after free returned. Free from inside any callback therefore never
+///   waits for another client's callback longer than the shutdown timeout, and never in a cycle.
+/// - A URL provider call still running at the end of the shutdown timeout (or on a thread that
+///   waits for the calling thread) is not waited for: its result is discarded, and the
+///   `provider_user_data_free` of `wps_client_new_with_provider_ex` runs when it returns.
+///
+/// - On one of the library's runtime threads (from the log callback) it cannot wait at all: the
+///   teardown then runs on a thread of its own and finishes after free returned.
+///
+/// Thread-safety: any thread, also from `atexit` handlers and thread-specific data destructors.
+/// Calling it while holding a lock your callbacks take delays it up to the shutdown timeout and
+/// hands the teardown over as above.
 #[no_mangle]
 pub extern "C" fn wps_client_free(c: *mut wps_client) {
     ffi_fn!("wps_client_free", {
@@ -336,14 +366,7 @@ pub extern "C" fn wps_client_free(c: *mut wps_client) {
                 return;
             }
         };
-        if in_callback_of(entry.id) {
-            let deferred = entry.clone();
-            entry
-                .queue
-                .defer_after_callback(Box::new(move || teardown(deferred)));
-        } else {
-            teardown(entry);
-        }
+        free(entry);
     })
 }
 

@@ -6,19 +6,26 @@
 //!
 //! No internal lock is held while user code runs: the callback pointer is copied out under the
 //! lock and called after it is released.
+//!
+//! Teardown (`wps_client_free`) first marks the queue closing: from then on no operation,
+//! registration or drainer is accepted. It then takes the queue over from the thread draining
+//! it, or, when it cannot wait for that thread, hands the rest of the teardown to it, to run
+//! right after its current callback returns.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use super::error::{Failure, WPS_ERR_INVALID_HANDLE};
 use super::event::{
-    wps_event, OwnedEvent, MAX_EVENT_TYPE, WPS_EVENT_ACK, WPS_EVENT_DISCONNECTED, WPS_EVENT_STOPPED,
+    wps_event, Completed, OwnedEvent, MAX_EVENT_TYPE, WPS_EVENT_ACK, WPS_EVENT_DISCONNECTED,
+    WPS_EVENT_STOPPED,
 };
+use super::pending::{Completion, Pending};
 use super::pool::{Pool, PoolInner};
+use super::waits::{begin_wait, ThreadToken};
 
 /// Callbacks run on the library's shared callback threads (default).
 pub const WPS_DISPATCH_THREAD: u32 = 1;
@@ -63,6 +70,11 @@ impl Registration {
             free,
         }
     }
+
+    /// Gives `user_data` back to the caller: the destructor will not run.
+    fn disown(mut self) {
+        self.free = None;
+    }
 }
 
 impl Drop for Registration {
@@ -94,19 +106,19 @@ pub(crate) type Deferred = Box<dyn FnOnce() + Send>;
 struct QState {
     events: VecDeque<Item>,
     /// The thread currently running this client's callbacks.
-    drainer: Option<ThreadId>,
+    drainer: Option<ThreadToken>,
     /// Queued on the pool's run queue.
     scheduled: bool,
+    /// `wps_client_free` started: no new operation, registration or drainer is accepted.
+    closing: bool,
     /// After teardown: nothing is queued or delivered any more.
     closed: bool,
     /// A teardown waits to take over the queue: the drainer stops after the current callback.
     yield_requested: bool,
-    /// Accepted `_async` operations whose completion is not queued yet.
-    pending_ops: usize,
-    /// `STOPPED` held back until every pending operation's completion is queued.
-    held_stopped: Option<Item>,
-    /// Free requested from inside a callback of this client.
-    deferred_free: Option<Deferred>,
+    /// Accepted `_async` operations and the order of completions around `STOPPED`.
+    pending: Pending,
+    /// Teardown handed to the drainer, run right after its current callback returns.
+    deferred: Option<Deferred>,
     /// Poll mode: readable while `events` is non-empty.
     fd: Option<OwnedFd>,
     /// Threads waiting on the condition variable (a notify without waiters would still cost
@@ -123,6 +135,13 @@ impl QState {
     }
 }
 
+/// The callback table, and how many `set_callback` calls are still dropping a replaced
+/// registration (running its destructor) outside the lock.
+struct Callbacks {
+    table: Vec<Option<Arc<Registration>>>,
+    replacing: usize,
+}
+
 /// A client's event queue and callback table.
 pub(crate) struct EventQueue {
     client_id: u64,
@@ -130,39 +149,13 @@ pub(crate) struct EventQueue {
     pool: Arc<PoolInner>,
     state: Mutex<QState>,
     cond: Condvar,
-    callbacks: Mutex<Vec<Option<Arc<Registration>>>>,
+    callbacks: Mutex<Callbacks>,
+    replaced: Condvar,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data behind; keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-thread_local! {
-    /// Client ids whose callback is running on this thread (innermost last).
-    static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Whether the current thread is inside a callback of client `client_id`.
-pub(crate) fn in_callback_of(client_id: u64) -> bool {
-    IN_CALLBACK.with(|v| v.borrow().contains(&client_id))
-}
-
-struct CallbackScope;
-
-impl CallbackScope {
-    fn enter(client_id: u64) -> CallbackScope {
-        IN_CALLBACK.with(|v| v.borrow_mut().push(client_id));
-        CallbackScope
-    }
-}
-
-impl Drop for CallbackScope {
-    fn drop(&mut self) {
-        IN_CALLBACK.with(|v| {
-            v.borrow_mut().pop();
-        });
-    }
 }
 
 fn new_event_fd() -> std::io::Result<OwnedFd> {
@@ -187,6 +180,19 @@ fn fd_reset(fd: &OwnedFd) {
     let _ = unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
 }
 
+fn freed() -> Failure {
+    Failure::new(WPS_ERR_INVALID_HANDLE, "the client is being freed")
+}
+
+/// How `claim` ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The calling thread owns the queue now.
+    Taken,
+    /// The drainer will run the rest of the teardown after its current callback returns.
+    HandedOff,
+}
+
 impl EventQueue {
     pub fn new(client_id: u64, mode: Mode, pool: &Pool) -> std::io::Result<Arc<EventQueue>> {
         let fd = match mode {
@@ -201,16 +207,20 @@ impl EventQueue {
                 events: VecDeque::new(),
                 drainer: None,
                 scheduled: false,
+                closing: false,
                 closed: false,
                 yield_requested: false,
-                pending_ops: 0,
-                held_stopped: None,
-                deferred_free: None,
+                pending: Pending::default(),
+                deferred: None,
                 fd,
                 waiters: 0,
             }),
             cond: Condvar::new(),
-            callbacks: Mutex::new(vec![None; MAX_EVENT_TYPE as usize + 1]),
+            callbacks: Mutex::new(Callbacks {
+                table: vec![None; MAX_EVENT_TYPE as usize + 1],
+                replacing: 0,
+            }),
+            replaced: Condvar::new(),
         }))
     }
 
@@ -218,18 +228,14 @@ impl EventQueue {
     fn wait<'a>(
         &self,
         mut st: MutexGuard<'a, QState>,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> MutexGuard<'a, QState> {
         st.waiters += 1;
-        let mut st = match timeout {
-            None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
-            Some(d) => {
-                self.cond
-                    .wait_timeout(st, d)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0
-            }
-        };
+        let mut st = self
+            .cond
+            .wait_timeout(st, timeout)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
         st.waiters -= 1;
         st
     }
@@ -245,12 +251,30 @@ impl EventQueue {
 
     /// Sets, replaces or (with `None`) removes the callback for `kind`. The replaced
     /// registration's destructor runs once its in-flight invocation (if any) has returned.
-    pub fn set_callback(&self, kind: u32, reg: Option<Registration>) {
+    /// Refused once the client is being freed; `reg` is then given back unrun (the caller keeps
+    /// its user data).
+    pub fn set_callback(&self, kind: u32, reg: Option<Registration>) -> Result<(), Failure> {
         let old = {
-            let mut table = lock(&self.callbacks);
-            std::mem::replace(&mut table[kind as usize], reg.map(Arc::new))
+            let mut callbacks = lock(&self.callbacks);
+            if lock(&self.state).closing {
+                drop(callbacks);
+                if let Some(reg) = reg {
+                    reg.disown();
+                }
+                return Err(freed());
+            }
+            let old = std::mem::replace(&mut callbacks.table[kind as usize], reg.map(Arc::new));
+            callbacks.replacing += 1;
+            old
         };
+        // The destructor may run here (no invocation in flight): teardown waits for it.
         drop(old);
+        let mut callbacks = lock(&self.callbacks);
+        callbacks.replacing -= 1;
+        if callbacks.replacing == 0 {
+            self.replaced.notify_all();
+        }
+        Ok(())
     }
 
     fn enqueue(self: &Arc<Self>, st: &mut QState, item: Item) {
@@ -265,7 +289,7 @@ impl EventQueue {
         st.events.push_back(item);
         match self.mode {
             Mode::Thread => {
-                if !st.scheduled && st.drainer.is_none() {
+                if !st.scheduled && st.drainer.is_none() && !st.closing {
                     st.scheduled = true;
                     self.pool.submit(self.clone());
                 }
@@ -274,64 +298,92 @@ impl EventQueue {
         }
     }
 
+    /// Queues what the operation bookkeeping released, in order.
+    fn enqueue_ready(self: &Arc<Self>, st: &mut QState) {
+        while let Some(item) = st.pending.next_ready() {
+            self.enqueue(st, item);
+        }
+    }
+
     /// Queues an engine event (called from the engine task; never blocks on user code).
     pub fn push_event(self: &Arc<Self>, event: OwnedEvent) {
         let mut st = lock(&self.state);
-        let item = Item {
+        st.pending.event(Item {
             event,
             target: Target::Registered,
-        };
-        if item.event.kind == WPS_EVENT_STOPPED && st.pending_ops > 0 {
-            st.held_stopped = Some(item);
-            return;
-        }
-        self.enqueue(&mut st, item);
+        });
+        self.enqueue_ready(&mut st);
     }
 
-    /// Counts an accepted `_async` operation; its completion must follow via [`Self::finish_op`].
-    pub fn begin_op(&self) {
-        lock(&self.state).pending_ops += 1;
+    /// A blocking start call begins a new session (see `pending`).
+    pub fn start_session(&self) {
+        lock(&self.state).pending.start_session();
     }
 
-    /// Queues the completion of an operation counted by [`Self::begin_op`].
-    pub fn finish_op(self: &Arc<Self>, item: Item) {
+    /// Accepts an `_async` operation; its completion must follow via [`Self::finish_op`] (or
+    /// the teardown produces it). Refused once the client is being freed.
+    pub fn begin_op(&self, completion: Completion) -> Result<u64, Failure> {
         let mut st = lock(&self.state);
-        self.enqueue(&mut st, item);
-        st.pending_ops = st.pending_ops.saturating_sub(1);
-        if st.pending_ops == 0 {
-            if let Some(stopped) = st.held_stopped.take() {
-                self.enqueue(&mut st, stopped);
-            }
+        if st.closing {
+            return Err(freed());
         }
-        st.notify(&self.cond);
+        Ok(st.pending.begin(completion))
     }
 
-    /// Waits until every accepted operation's completion is queued, or until `deadline`.
-    /// Returns whether all completed.
-    pub fn wait_ops_done(&self, deadline: Instant) -> bool {
+    /// Queues the completion of operation `id` (ignored if teardown already completed it).
+    pub fn finish_op(self: &Arc<Self>, id: u64, outcome: Result<Completed, Failure>) {
         let mut st = lock(&self.state);
-        while st.pending_ops > 0 {
+        st.pending.finish(id, outcome);
+        self.enqueue_ready(&mut st);
+        if !st.pending.has_ops() {
+            st.notify(&self.cond);
+        }
+    }
+
+    /// Teardown, first step: refuses new operations, registrations and drainers. Returns
+    /// whether this call started the closing.
+    pub fn begin_close(&self) -> bool {
+        let mut st = lock(&self.state);
+        !std::mem::replace(&mut st.closing, true)
+    }
+
+    /// Waits until every accepted operation's completion is queued, or until `deadline`; then
+    /// completes the rest as cancelled. Afterwards every accepted operation has exactly one
+    /// completion queued, before the `STOPPED` it belongs before.
+    pub fn finish_ops(self: &Arc<Self>, deadline: Instant) {
+        let mut st = lock(&self.state);
+        while st.pending.has_ops() {
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                break;
             }
-            st = self.wait(st, Some(deadline - now));
+            st = self.wait(st, deadline - now);
         }
-        // Teardown owns the queue now: the held STOPPED goes last, after every completion.
-        if let Some(stopped) = st.held_stopped.take() {
-            st.events.push_back(stopped);
+        if st.pending.has_ops() {
+            crate::wps_log!(
+                Warning,
+                "client {}: operations still running at teardown complete as cancelled",
+                self.client_id
+            );
+            st.pending.cancel_all();
         }
-        true
+        self.enqueue_ready(&mut st);
+    }
+
+    /// Whether the calling thread drains this queue, i.e. runs inside one of its callbacks (the
+    /// drainer runs no other user code). Needs no thread-local storage, so it also answers
+    /// during thread and process exit.
+    pub fn drained_here(&self) -> bool {
+        lock(&self.state).drainer == Some(ThreadToken::current())
     }
 
     /// Runs `f` right after the callback currently running on this thread returns.
     pub fn defer_after_callback(&self, f: Deferred) {
-        lock(&self.state).deferred_free = Some(f);
+        lock(&self.state).deferred = Some(f);
     }
 
     fn deliver(&self, item: Item) {
         let view = item.event.as_ffi();
-        let _scope = CallbackScope::enter(self.client_id);
         match item.target {
             Target::Completion(func) => {
                 // SAFETY: `func` was given by the application for this operation together with
@@ -340,6 +392,7 @@ impl EventQueue {
             }
             Target::Registered => {
                 let reg = lock(&self.callbacks)
+                    .table
                     .get(item.event.kind as usize)
                     .cloned()
                     .flatten();
@@ -353,20 +406,14 @@ impl EventQueue {
         }
     }
 
-    /// Delivers up to `max` events; the caller must be the drainer. Returns how many ran, and
-    /// whether a deferred free took the queue over (then the caller must not release it).
-    fn run_batch(&self, max: usize) -> (usize, bool) {
+    /// Delivers up to `max` events; the caller must be the drainer. Stops early when a teardown
+    /// waits for the queue or was handed to this thread.
+    fn run_batch(&self, max: usize) -> usize {
         let mut n = 0;
         loop {
             let item = {
                 let mut st = lock(&self.state);
-                if let Some(teardown) = st.deferred_free.take() {
-                    // The callback just delivered freed its own client.
-                    drop(st);
-                    teardown();
-                    return (n, true);
-                }
-                if n >= max || st.yield_requested || st.closed {
+                if n >= max || st.yield_requested || st.closed || st.deferred.is_some() {
                     break;
                 }
                 let Some(item) = st.events.pop_front() else {
@@ -382,21 +429,38 @@ impl EventQueue {
             self.deliver(item);
             n += 1;
         }
-        (n, false)
+        n
     }
 
-    /// Gives the queue up after a batch; reschedules on the pool if events are left.
+    /// Gives the queue up after a batch (rescheduling on the pool if events are left), or runs
+    /// the teardown that was handed to this thread meanwhile.
     fn release(self: &Arc<Self>) {
-        let mut st = lock(&self.state);
-        if st.drainer != Some(thread::current().id()) {
-            return;
+        let handed = {
+            let mut st = lock(&self.state);
+            if st.drainer != Some(ThreadToken::current()) {
+                return;
+            }
+            match st.deferred.take() {
+                Some(teardown) => Some(teardown),
+                None => {
+                    st.drainer = None;
+                    if self.mode == Mode::Thread
+                        && !st.closing
+                        && !st.events.is_empty()
+                        && !st.scheduled
+                    {
+                        st.scheduled = true;
+                        self.pool.submit(self.clone());
+                    }
+                    st.notify(&self.cond);
+                    None
+                }
+            }
+        };
+        if let Some(teardown) = handed {
+            // Still the drainer: the teardown owns the queue and closes it.
+            teardown();
         }
-        st.drainer = None;
-        if self.mode == Mode::Thread && !st.closed && !st.events.is_empty() && !st.scheduled {
-            st.scheduled = true;
-            self.pool.submit(self.clone());
-        }
-        st.notify(&self.cond);
     }
 
     /// One pool turn for this client.
@@ -404,10 +468,10 @@ impl EventQueue {
         {
             let mut st = lock(&self.state);
             st.scheduled = false;
-            if st.drainer.is_some() || st.closed || st.events.is_empty() {
+            if st.drainer.is_some() || st.closing || st.events.is_empty() {
                 return;
             }
-            st.drainer = Some(thread::current().id());
+            st.drainer = Some(ThreadToken::current());
         }
         Draining::new(self).run(POOL_BATCH);
     }
@@ -416,14 +480,14 @@ impl EventQueue {
     /// thread, waiting up to `timeout` for the first one. Nested calls from inside this
     /// client's callback deliver nothing.
     pub fn dispatch(self: &Arc<Self>, max: usize, timeout: Duration) -> usize {
-        if in_callback_of(self.client_id) {
+        if self.drained_here() {
             return 0;
         }
         let deadline = Instant::now() + timeout;
         {
             let mut st = lock(&self.state);
             loop {
-                if st.closed {
+                if st.closing {
                     return 0;
                 }
                 if st.drainer.is_none() && !st.events.is_empty() {
@@ -433,34 +497,60 @@ impl EventQueue {
                 if now >= deadline {
                     return 0;
                 }
-                st = self.wait(st, Some(deadline - now));
+                st = self.wait(st, deadline - now);
             }
-            st.drainer = Some(thread::current().id());
+            st.drainer = Some(ThreadToken::current());
         }
         let max = if max == 0 { usize::MAX } else { max };
         Draining::new(self).run(max)
     }
 
-    /// Teardown: takes the queue over, waiting for an in-flight callback on another thread to
-    /// return (not when called from this client's own callback, which already owns it).
-    pub fn claim(&self) {
-        let me = thread::current().id();
+    /// Teardown: takes the queue over. A callback running on another thread is waited for
+    /// until `deadline`, unless that thread waits (through other teardowns) for this one. When
+    /// the queue cannot be had in time, `rest` is handed to the draining thread, which runs it
+    /// right after its current callback returns; otherwise the caller runs `rest`.
+    pub fn claim(&self, deadline: Instant, rest: Deferred) -> Claim {
+        let me = ThreadToken::current();
         let mut st = lock(&self.state);
-        if st.drainer == Some(me) {
-            return;
-        }
+        let Some(drainer) = st.drainer.filter(|d| *d != me) else {
+            st.drainer = Some(me);
+            drop(st);
+            rest();
+            return Claim::Taken;
+        };
         st.yield_requested = true;
-        while st.drainer.is_some() {
-            st = self.wait(st, None);
+        // Recorded while the queue lock is held, so the drainer cannot have left meanwhile.
+        if let Some(_waiting) = begin_wait(drainer) {
+            while st.drainer.is_some() {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                st = self.wait(st, deadline - now);
+            }
+            if st.drainer.is_none() {
+                st.drainer = Some(me);
+                drop(st);
+                rest();
+                return Claim::Taken;
+            }
+            crate::wps_log!(
+                Warning,
+                "client {}: a callback still runs at the end of the shutdown timeout; the \
+                 teardown finishes on its thread when it returns",
+                self.client_id
+            );
         }
-        st.drainer = Some(me);
+        st.deferred = Some(rest);
+        Claim::HandedOff
     }
 
     /// Teardown, by the owner of the queue: delivers what is still queued and owed to the
     /// application (operation completions, DISCONNECTED, STOPPED; messages are dropped), then
-    /// closes the queue, drops the registrations (running their destructors) and closes the
-    /// poll fd.
-    pub fn deliver_remaining_and_close(&self) {
+    /// closes the queue, drops the registrations (running their destructors, after any
+    /// `set_callback` still running one has returned, waiting for that until `deadline`) and
+    /// closes the poll fd.
+    pub fn deliver_remaining_and_close(&self, deadline: Instant) {
         loop {
             let item = {
                 let mut st = lock(&self.state);
@@ -476,13 +566,26 @@ impl EventQueue {
                 self.deliver(item);
             }
         }
-        let registrations: Vec<_> = lock(&self.callbacks).iter_mut().map(Option::take).collect();
+        let registrations: Vec<_> = {
+            let mut callbacks = lock(&self.callbacks);
+            while callbacks.replacing > 0 {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                callbacks = self
+                    .replaced
+                    .wait_timeout(callbacks, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            callbacks.table.iter_mut().map(Option::take).collect()
+        };
         drop(registrations);
         let fd = {
             let mut st = lock(&self.state);
             st.drainer = None;
-            st.deferred_free = None;
-            st.held_stopped = None;
+            st.deferred = None;
             st.fd.take()
         };
         drop(fd);
@@ -490,31 +593,47 @@ impl EventQueue {
     }
 }
 
-/// The current thread drains a queue; releases it when done, also if delivery unwinds, unless a
-/// deferred free took the queue over.
+#[cfg(test)]
+impl EventQueue {
+    /// Frees the queue as `wps_client_free` does, from a thread outside its callbacks.
+    pub(crate) fn close_now(self: &Arc<Self>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        self.begin_close();
+        self.finish_ops(deadline);
+        let q = self.clone();
+        let claim = self.claim(
+            deadline,
+            Box::new(move || q.deliver_remaining_and_close(deadline)),
+        );
+        assert_eq!(claim, Claim::Taken);
+    }
+}
+
+/// The current thread drains a queue; releases it when done, also if delivery unwinds.
 struct Draining<'a> {
     queue: &'a Arc<EventQueue>,
-    taken_over: bool,
+    released: bool,
 }
 
 impl<'a> Draining<'a> {
     fn new(queue: &'a Arc<EventQueue>) -> Draining<'a> {
         Draining {
             queue,
-            taken_over: false,
+            released: false,
         }
     }
 
     fn run(mut self, max: usize) -> usize {
-        let (n, taken_over) = self.queue.run_batch(max);
-        self.taken_over = taken_over;
+        let n = self.queue.run_batch(max);
+        self.released = true;
+        self.queue.release();
         n
     }
 }
 
 impl Drop for Draining<'_> {
     fn drop(&mut self) {
-        if !self.taken_over {
+        if !self.released {
             self.queue.release();
         }
     }
@@ -532,7 +651,7 @@ fn delivered_at_teardown(item: &Item) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::event::WPS_EVENT_SERVER_MESSAGE;
+    use crate::ffi::event::{WPS_EVENT_SERVER_MESSAGE, WPS_OP_SEND_TO_GROUP};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     /// What the test callback observed.
@@ -593,16 +712,29 @@ mod tests {
         q.set_callback(
             WPS_EVENT_SERVER_MESSAGE,
             Some(Registration::new(record, ud, Some(count_free))),
-        );
+        )
+        .unwrap();
         for seq in 1..=2000 {
             q.push_event(message(seq));
         }
         assert!(wait_for_count(&seen, 2000, Duration::from_secs(10)));
         assert_eq!(*seen.order.lock().unwrap(), (1..=2000).collect::<Vec<_>>());
         assert!(!seen.overlapped.load(Ordering::SeqCst));
-        q.claim();
-        q.deliver_remaining_and_close();
+        q.close_now();
         assert_eq!(seen.freed.load(Ordering::SeqCst), 1);
+        assert!(
+            q.set_callback(
+                WPS_EVENT_SERVER_MESSAGE,
+                Some(Registration::new(record, ud, Some(count_free)))
+            )
+            .is_err(),
+            "no registration after free"
+        );
+        assert_eq!(
+            seen.freed.load(Ordering::SeqCst),
+            1,
+            "a refused destructor never runs"
+        );
         q.push_event(message(9999));
         assert_eq!(
             seen.order.lock().unwrap().len(),
@@ -620,7 +752,8 @@ mod tests {
         q.set_callback(
             WPS_EVENT_SERVER_MESSAGE,
             Some(Registration::new(record, ud, None)),
-        );
+        )
+        .unwrap();
         let fd = q.raw_fd().unwrap();
         let readable = || {
             let mut p = libc::pollfd {
@@ -655,28 +788,48 @@ mod tests {
         let q = EventQueue::new(3, Mode::Poll, &pool).unwrap();
         let ud = Arc::as_ptr(&seen) as *mut c_void;
         for kind in [WPS_EVENT_STOPPED, WPS_EVENT_ACK] {
-            q.set_callback(kind, Some(Registration::new(record, ud, None)));
+            q.set_callback(kind, Some(Registration::new(record, ud, None)))
+                .unwrap();
         }
-        q.begin_op();
+        q.start_session();
+        q.push_event(OwnedEvent {
+            kind: crate::ffi::event::WPS_EVENT_CONNECTED,
+            ..Default::default()
+        });
+        assert_eq!(q.dispatch(0, Duration::ZERO), 1);
+        let op = q
+            .begin_op(Completion::new(
+                WPS_OP_SEND_TO_GROUP,
+                "send",
+                None,
+                0,
+                None,
+                std::ptr::null_mut(),
+            ))
+            .unwrap();
         q.push_event(OwnedEvent {
             kind: WPS_EVENT_STOPPED,
             sequence_id: 2,
             ..Default::default()
         });
         assert_eq!(q.dispatch(0, Duration::ZERO), 0, "STOPPED is held back");
-        q.finish_op(Item {
-            event: OwnedEvent {
-                kind: WPS_EVENT_ACK,
-                sequence_id: 1,
-                ..Default::default()
-            },
-            target: Target::Registered,
-        });
+        q.finish_op(op, Ok(Completed::Unit));
         assert_eq!(q.dispatch(0, Duration::ZERO), 2);
         assert_eq!(
             *seen.order.lock().unwrap(),
-            vec![1, 2],
-            "completion before STOPPED"
+            vec![0, 2],
+            "completion (sequence id 0) before STOPPED"
         );
+        q.begin_close();
+        assert!(q
+            .begin_op(Completion::new(
+                WPS_OP_SEND_TO_GROUP,
+                "send",
+                None,
+                0,
+                None,
+                std::ptr::null_mut()
+            ))
+            .is_err());
     }
 }

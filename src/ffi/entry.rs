@@ -10,14 +10,16 @@ use tokio::runtime::Handle;
 
 use crate::client::{Client, ClientId, Event, EventHandler};
 
-use super::blocking::{spawn_op, wait, Closing, Completion};
+use super::blocking::{on_engine_thread, run_detached, spawn_op, wait, Closing};
 use super::dispatch::EventQueue;
 use super::error::{
-    fail_with, report, wps_result, Failure, WPS_ERR_PANIC, WPS_ERR_TIMEOUT, WPS_ERR_UNAUTHORIZED,
+    fail_with, report, wps_result, Failure, WPS_ERR_INVALID_HANDLE, WPS_ERR_PANIC, WPS_ERR_TIMEOUT,
+    WPS_ERR_UNAUTHORIZED,
 };
 use super::event::{Completed, OwnedEvent};
 use super::handle::{self, wps_client};
-use super::macros::{panic_message, try_ffi};
+use super::macros::{record_panic, try_ffi};
+use super::pending::Completion;
 use super::provider::ProviderCell;
 
 /// Everything the C surface keeps for one client.
@@ -53,6 +55,10 @@ impl ClientEntry {
         f: impl FnOnce(&Arc<ClientEntry>) -> Result<(), Failure>,
     ) -> wps_result {
         let entry = try_ffi!(handle::lookup(c));
+        if entry.closing.is_closed() {
+            // Looked up just before a concurrent wps_client_free unregistered it.
+            return fail_with(WPS_ERR_INVALID_HANDLE, "the client is being freed");
+        }
         if entry.poisoned.load(Ordering::Acquire) {
             return fail_with(
                 WPS_ERR_PANIC,
@@ -63,12 +69,8 @@ impl ClientEntry {
             Ok(outcome) => report(outcome),
             Err(payload) => {
                 entry.poisoned.store(true, Ordering::Release);
-                let text = format!(
-                    "panic (client poisoned): {}",
-                    panic_message(payload.as_ref())
-                );
-                super::log::emit_error(&text);
-                fail_with(WPS_ERR_PANIC, text)
+                record_panic("a call on this client (now poisoned)", payload);
+                WPS_ERR_PANIC
             }
         }
     }
@@ -88,7 +90,7 @@ impl ClientEntry {
         &self,
         completion: Completion,
         fut: impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static,
-    ) {
+    ) -> Result<(), Failure> {
         spawn_op(&self.rt, &self.closing, &self.queue, completion, fut)
     }
 
@@ -161,37 +163,65 @@ pub(crate) fn stop_limit(entry: &ClientEntry, timeout_ms: u32) -> Duration {
     }
 }
 
-/// Tears a client down: cancels blocked calls and pending operations, stops the connection
-/// (bounded by the shutdown timeout), delivers what is still queued (completions with
-/// `WPS_ERR_CANCELLED`, `WPS_EVENT_STOPPED`) and runs every `user_data_free` once.
-pub(crate) fn teardown(entry: Arc<ClientEntry>) {
+/// Frees a client whose handle was just unregistered: from now on it accepts no operation,
+/// registration or drainer, blocked calls return `WPS_ERR_CANCELLED` and its URL provider is not
+/// called again. Then tears it down (see [`teardown`]) on the calling thread, or, inside one of
+/// its own callbacks, right after that callback returns.
+pub(crate) fn free(entry: Arc<ClientEntry>) {
+    entry.queue.begin_close();
     entry.closing.close();
     if let Some(p) = &entry.provider {
         p.revoke();
     }
+    if entry.queue.drained_here() {
+        let deferred = entry.clone();
+        entry
+            .queue
+            .defer_after_callback(Box::new(move || teardown(deferred)));
+    } else if on_engine_thread() {
+        // The log callback on a runtime thread: waiting here would stall the engine task that
+        // called it, so the teardown runs on a thread of its own.
+        let spare = entry.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wps-free".into())
+            .spawn(move || teardown(spare));
+        if spawned.is_err() {
+            teardown(entry);
+        }
+    } else {
+        teardown(entry);
+    }
+}
+
+/// Tears a client down within its shutdown timeout: stops the connection, lets a running URL
+/// provider call return, completes every accepted operation (`WPS_ERR_CANCELLED` unless it
+/// finished), then, as owner of the event queue, delivers what is still owed (completions,
+/// `WPS_EVENT_DISCONNECTED`, `WPS_EVENT_STOPPED`) and runs every `user_data_free` once.
+///
+/// What it cannot wait for within the timeout is handed over instead of waited for: a provider
+/// call still running runs the provider's destructor when it returns; a callback still running
+/// on another thread (or one whose thread waits for this one) finishes the teardown on its
+/// thread when it returns.
+pub(crate) fn teardown(entry: Arc<ClientEntry>) {
+    let deadline = Instant::now() + entry.shutdown_timeout;
     let client = entry.client.clone();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-    entry.rt.spawn(async move {
+    let stopped = run_detached(&entry.rt, Some(entry.shutdown_timeout), async move {
         let _ = client.stop().await;
-        let _ = tx.send(());
     });
-    if rx.recv_timeout(entry.shutdown_timeout).is_err() {
+    if stopped.is_err() {
         crate::wps_log!(
             Warning,
             "client {}: stop did not finish within the shutdown timeout",
             entry.id
         );
     }
-    if !entry
-        .queue
-        .wait_ops_done(Instant::now() + Duration::from_secs(2))
-    {
-        crate::wps_log!(
-            Warning,
-            "client {}: some operation completions were not delivered",
-            entry.id
-        );
+    if let Some(p) = &entry.provider {
+        p.wait_idle(deadline);
     }
-    entry.queue.claim();
-    entry.queue.deliver_remaining_and_close();
+    entry.queue.finish_ops(deadline);
+    let queue = entry.queue.clone();
+    entry.queue.claim(
+        deadline,
+        Box::new(move || queue.deliver_remaining_and_close(deadline)),
+    );
 }

@@ -4,9 +4,11 @@
 //! 0 success, 100-199 caller errors, 200-299 transient failures, 300-399 connection set-up,
 //! 400-499 service ack errors, 500-599 lifecycle, 900-999 internal.
 
-use std::cell::RefCell;
-use std::ffi::{c_char, CString};
+use std::cell::Cell;
+use std::ffi::{c_char, c_void, CString};
+use std::sync::OnceLock;
 
+use super::macros::boundary;
 use crate::error::Error;
 
 /// The return type of every fallible `wps_*` function: `WPS_OK` (0) or a `WPS_ERR_*` code.
@@ -280,9 +282,62 @@ struct LastError {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<LastError> = const {
-        RefCell::new(LastError { message: None, name: None })
-    };
+    /// This thread's last error, allocated at its first failure and freed by a thread-specific
+    /// data destructor ([`free_last_error`]) when the thread exits. A plain pointer without a
+    /// destructor of its own stays usable while the thread exits, where `wps_*` calls can
+    /// still come from `atexit` handlers and other thread-specific data destructors.
+    static LAST_ERROR: Cell<*mut LastError> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The key whose destructor frees a thread's [`LastError`].
+fn last_error_key() -> Option<libc::pthread_key_t> {
+    static KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a live local; the destructor is a plain function.
+        let rc = unsafe { libc::pthread_key_create(&mut key, Some(free_last_error)) };
+        (rc == 0).then_some(key)
+    })
+}
+
+/// Frees a thread's last error at thread exit.
+unsafe extern "C" fn free_last_error(p: *mut c_void) {
+    let p = p.cast::<LastError>();
+    let _ = LAST_ERROR.try_with(|cell| {
+        if cell.get() == p {
+            cell.set(std::ptr::null_mut());
+        }
+    });
+    // SAFETY: `p` came from Box::into_raw in `fail` and was registered for this thread only;
+    // the thread-specific value is cleared before this destructor runs, so it runs once.
+    drop(unsafe { Box::from_raw(p) });
+}
+
+/// Runs `f` on this thread's last error, creating it if `create`; `None` if there is none.
+fn with_last_error<R>(create: bool, f: impl FnOnce(&mut LastError) -> R) -> Option<R> {
+    LAST_ERROR
+        .try_with(|cell| {
+            let mut p = cell.get();
+            if p.is_null() {
+                let key = last_error_key().filter(|_| create)?;
+                p = Box::into_raw(Box::new(LastError {
+                    message: None,
+                    name: None,
+                }));
+                // SAFETY: a valid key; the value is this thread's own allocation.
+                if unsafe { libc::pthread_setspecific(key, p.cast()) } != 0 {
+                    // SAFETY: just allocated above and not registered anywhere.
+                    drop(unsafe { Box::from_raw(p) });
+                    return None;
+                }
+                cell.set(p);
+            }
+            // SAFETY: `p` is this thread's own LastError, used by this thread only, and no
+            // other reference to it is alive (callers never hold one across calls).
+            Some(f(unsafe { &mut *p }))
+        })
+        .ok()
+        .flatten()
 }
 
 /// NUL-terminated copy of `s`; interior NULs are replaced so the text is never lost.
@@ -297,8 +352,7 @@ pub(crate) fn to_cstring(s: &str) -> CString {
 
 /// Records `failure` as this thread's last error and returns its code.
 pub(crate) fn fail(failure: Failure) -> wps_result {
-    LAST_ERROR.with(|cell| {
-        let mut last = cell.borrow_mut();
+    with_last_error(true, |last| {
         last.message = Some(to_cstring(&failure.message));
         last.name = failure.error_name.as_deref().map(to_cstring);
     });
@@ -360,13 +414,17 @@ pub extern "C" fn wps_result_is_retryable(result: i32) -> bool {
 /// next `wps_*` call on this thread).
 /// Thread-safety: per thread; other threads' failures never change it.
 /// Callback context: may be called from any callback.
+/// Also works during thread and process exit (`atexit` handlers, thread-specific data
+/// destructors).
 #[no_mangle]
 pub extern "C" fn wps_last_error_message() -> *const c_char {
-    LAST_ERROR.with(|cell| {
-        cell.borrow()
-            .message
-            .as_ref()
-            .map_or(std::ptr::null(), |m| m.as_ptr())
+    boundary("wps_last_error_message", || {
+        with_last_error(false, |last| {
+            last.message
+                .as_ref()
+                .map_or(std::ptr::null(), |m| m.as_ptr())
+        })
+        .unwrap_or(std::ptr::null())
     })
 }
 
@@ -379,11 +437,11 @@ pub extern "C" fn wps_last_error_message() -> *const c_char {
 /// Thread-safety: per thread. Callback context: may be called from any callback.
 #[no_mangle]
 pub extern "C" fn wps_last_error_name() -> *const c_char {
-    LAST_ERROR.with(|cell| {
-        cell.borrow()
-            .name
-            .as_ref()
-            .map_or(std::ptr::null(), |m| m.as_ptr())
+    boundary("wps_last_error_name", || {
+        with_last_error(false, |last| {
+            last.name.as_ref().map_or(std::ptr::null(), |m| m.as_ptr())
+        })
+        .unwrap_or(std::ptr::null())
     })
 }
 

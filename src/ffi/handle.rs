@@ -1,7 +1,9 @@
 //! The handle registry. A `wps_client *` is an opaque token that is never dereferenced: it
-//! encodes a registry id (and the fork generation it was created in) and is looked up in a
-//! global sharded table. Freed, unknown or forged handles yield `WPS_ERR_INVALID_HANDLE`,
-//! inherited handles in a forked child `WPS_ERR_FORKED`; nothing is ever touched through them.
+//! encodes a registry id, the fork generation it was created in and a check value over both,
+//! and is looked up in a global sharded table. Freed, unknown or forged handles (whose check
+//! value does not match) yield `WPS_ERR_INVALID_HANDLE`; a valid handle of an earlier fork
+//! generation, inherited by a forked child, `WPS_ERR_FORKED`. Nothing is ever touched through
+//! them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -18,12 +20,18 @@ pub struct wps_client {
 
 const SHARDS: usize = 16;
 
+/// Handle layout, low to high bits: registry id, fork generation (modulo its width), check;
+/// together exactly a pointer's width.
 #[cfg(target_pointer_width = "64")]
-const GEN_SHIFT: u32 = 48;
+const LAYOUT: (u32, u32, u32) = (40, 8, 16);
 #[cfg(not(target_pointer_width = "64"))]
-const GEN_SHIFT: u32 = 26;
-const ID_MASK: u64 = (1 << GEN_SHIFT) - 1;
-const GEN_MASK: u64 = (usize::MAX as u64) >> GEN_SHIFT;
+const LAYOUT: (u32, u32, u32) = (22, 4, 6);
+const ID_BITS: u32 = LAYOUT.0;
+const GEN_BITS: u32 = LAYOUT.1;
+const CHECK_BITS: u32 = LAYOUT.2;
+const ID_MASK: u64 = (1 << ID_BITS) - 1;
+const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+const CHECK_MASK: u64 = (1 << CHECK_BITS) - 1;
 
 /// Incremented in the child after every `fork()`.
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -85,7 +93,7 @@ fn shard(g: &Globals, id: u64) -> &RwLock<HashMap<u64, Arc<ClientEntry>>> {
     &g.shards[(id as usize) % SHARDS]
 }
 
-/// A fresh registry id (never 0, never reused within a generation).
+/// A fresh registry id (never 0; reused within a generation only after 2^ID_BITS ids).
 pub(crate) fn allocate_id() -> u64 {
     let g = globals();
     let id = g.next_id.fetch_add(1, Ordering::Relaxed) & ID_MASK;
@@ -104,22 +112,60 @@ pub(crate) fn register(entry: Arc<ClientEntry>) -> *mut wps_client {
         .write()
         .unwrap_or_else(|e| e.into_inner())
         .insert(id, entry);
-    (((g.generation & GEN_MASK) << GEN_SHIFT) | id) as usize as *mut wps_client
+    encode(id, g.generation) as usize as *mut wps_client
 }
 
+/// The check value of an id and generation: a garbage value matches it with a chance of one in
+/// 2^CHECK_BITS.
+fn check_value(id: u64, generation: u64) -> u64 {
+    let x = (id | (generation & GEN_MASK) << ID_BITS) ^ 0x5157_5053_4841_4e44;
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CHECK_BITS)) & CHECK_MASK
+}
+
+fn encode(id: u64, generation: u64) -> u64 {
+    (check_value(id, generation) << (ID_BITS + GEN_BITS))
+        | (generation & GEN_MASK) << ID_BITS
+        | (id & ID_MASK)
+}
+
+fn not_a_handle() -> Failure {
+    Failure::new(
+        WPS_ERR_INVALID_HANDLE,
+        "not a client handle (freed, unknown or garbage)",
+    )
+}
+
+/// The registry id of a handle of the current generation.
 fn decode(handle: *const wps_client) -> Result<u64, Failure> {
     if handle.is_null() {
         return Err(Failure::new(WPS_ERR_NULL_ARG, "client is NULL"));
     }
-    let raw = handle as usize as u64;
-    let generation = FORK_GENERATION.load(Ordering::Acquire);
-    if (raw >> GEN_SHIFT) & GEN_MASK != generation & GEN_MASK {
-        return Err(Failure::new(
-            WPS_ERR_FORKED,
-            "the client was created before fork(); create a new client in this process",
-        ));
+    decode_raw(
+        handle as usize as u64,
+        FORK_GENERATION.load(Ordering::Acquire),
+    )
+}
+
+fn decode_raw(raw: u64, current: u64) -> Result<u64, Failure> {
+    let id = raw & ID_MASK;
+    let generation = (raw >> ID_BITS) & GEN_MASK;
+    let check = (raw >> (ID_BITS + GEN_BITS)) & CHECK_MASK;
+    if id == 0 || check != check_value(id, generation) {
+        return Err(not_a_handle());
     }
-    Ok(raw & ID_MASK)
+    // How many forks ago the handle was made; more forks than this process has seen means it
+    // is no handle of this process's history.
+    let age = current.wrapping_sub(generation) & GEN_MASK;
+    if age == 0 {
+        return Ok(id);
+    }
+    if age > current {
+        return Err(not_a_handle());
+    }
+    Err(Failure::new(
+        WPS_ERR_FORKED,
+        "the client was created before fork(); create a new client in this process",
+    ))
 }
 
 /// Looks a handle up: the entry, or why not.
@@ -153,4 +199,35 @@ pub(crate) fn unregister(handle: *const wps_client) -> Result<Arc<ClientEntry>, 
             "the client handle was freed or is unknown",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_an_invalid_handle_and_only_earlier_generations_are_forked() {
+        let h = encode(42, 3);
+        assert_eq!(decode_raw(h, 3), Ok(42));
+        assert_eq!(decode_raw(h, 5).unwrap_err().code, WPS_ERR_FORKED);
+        // A generation this process has not reached yet is not one of its handles.
+        assert_eq!(decode_raw(h, 2).unwrap_err().code, WPS_ERR_INVALID_HANDLE);
+        assert_eq!(
+            decode_raw(encode(7, 1), 0).unwrap_err().code,
+            WPS_ERR_INVALID_HANDLE
+        );
+        for garbage in [
+            u64::from(u32::MAX),
+            usize::MAX as u64,
+            1,
+            0x1000,
+            h ^ 1 << ID_BITS,
+        ] {
+            assert_eq!(
+                decode_raw(garbage, 0).unwrap_err().code,
+                WPS_ERR_INVALID_HANDLE,
+                "{garbage:#x}"
+            );
+        }
+    }
 }

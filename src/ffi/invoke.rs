@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::protocol::Payload;
 
-use super::blocking::Completion;
 use super::client::ClientEntry;
 use super::dispatch::wps_event_fn;
 use super::error::{wps_result, Failure};
@@ -13,6 +12,7 @@ use super::event::{Completed, WPS_OP_INVOKE_EVENT};
 use super::handle::wps_client;
 use super::macros::{ffi_fn, non_null, str_arg};
 use super::ops::payload;
+use super::pending::Completion;
 
 /// A response payload owned by the caller (from `wps_invoke_event`).
 pub struct wps_buffer {
@@ -116,8 +116,7 @@ pub unsafe extern "C" fn wps_invoke_event_async(
                     op_context,
                 ),
                 async move { fut.await.map(Completed::Payload) },
-            );
-            Ok(())
+            )
         })
     })
 }

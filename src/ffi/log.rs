@@ -21,7 +21,10 @@ pub const WPS_LOG_VERBOSE: u32 = 4;
 
 /// Receives one log line: `level` is `WPS_LOG_*`, `message` is NUL-terminated UTF-8 borrowed
 /// until the function returns (access tokens are already redacted). Called from any library
-/// thread, possibly concurrently; keep it short and do not block.
+/// thread, possibly concurrently, including the runtime's threads inside the engine's own tasks;
+/// keep it short and do not block. Calls that would wait (the blocking operations,
+/// `wps_client_dispatch` with a timeout) return `WPS_ERR_INVALID_STATE` there instead of
+/// stalling the engine; `_async` operations work.
 #[allow(non_camel_case_types)]
 pub type wps_log_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, level: u32, message: *const c_char)>;

@@ -57,15 +57,30 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Records a caught panic as this thread's last error (when the thread's storage still exists)
+/// and logs it. Never unwinds: it may run where thread-local storage is already destroyed
+/// (`atexit` handlers, thread-local destructors), so a failure in here is swallowed, and the
+/// payload of such a second panic is leaked rather than dropped.
+pub(crate) fn record_panic(context: &str, payload: Box<dyn Any + Send>) {
+    let reported = catch_unwind(AssertUnwindSafe(move || {
+        let text = format!("panic in {context}: {}", panic_message(payload.as_ref()));
+        drop(payload);
+        crate::ffi::log::emit_error(&text);
+        fail_with(WPS_ERR_PANIC, text);
+    }));
+    if let Err(second) = reported {
+        std::mem::forget(second);
+    }
+}
+
 /// Runs `body`, turning a panic into the return type's panic default and recording the panic
-/// text as this thread's last error. Nothing ever unwinds into C.
+/// text as this thread's last error. Nothing ever unwinds into C, and this function itself
+/// cannot panic.
 pub(crate) fn boundary<R: PanicDefault>(name: &str, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {
-            let text = format!("panic in {name}: {}", panic_message(payload.as_ref()));
-            crate::ffi::log::emit_error(&text);
-            fail_with(WPS_ERR_PANIC, text);
+            record_panic(name, payload);
             R::panic_default()
         }
     }

@@ -12,6 +12,8 @@
 //! - [`ops`]: join/leave/send, blocking and `_async`; [`invoke`]: upstream request/response;
 //! - [`event`]: the `wps_event` struct;
 //! - [`dispatch`], `pool` and [`poll`]: event delivery on shared threads or the caller's thread;
+//!   `pending`: accepted async operations and the order of completions around `STOPPED`;
+//!   `waits`: who waits for whom during teardown (so that frees never wait in a cycle);
 //! - [`provider`]: the URL provider callback;
 //! - [`log`], [`version`].
 //!
@@ -34,7 +36,9 @@ pub mod invoke;
 pub mod log;
 pub mod ops;
 pub mod options;
+mod pending;
 pub mod poll;
 mod pool;
 pub mod provider;
 pub mod version;
+mod waits;

@@ -7,7 +7,6 @@ use std::ffi::{c_char, c_void};
 use crate::client::SendOptions;
 use crate::protocol::{DataType, Payload};
 
-use super::blocking::Completion;
 use super::client::ClientEntry;
 use super::dispatch::wps_event_fn;
 use super::error::{
@@ -19,6 +18,7 @@ use super::event::{
 };
 use super::handle::wps_client;
 use super::macros::{bytes_arg, ffi_fn, str_arg, write_opt};
+use super::pending::Completion;
 
 /// Do not deliver the message back to the sending connection (send-to-group only).
 pub const WPS_SEND_NO_ECHO: u32 = 1;
@@ -236,7 +236,9 @@ unsafe fn group_blocking(
 /// client's next events until it returns).
 /// Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
 /// `WPS_ERR_NOT_CONNECTED`, `WPS_ERR_TIMEOUT`, `WPS_ERR_CONNECTION`, `WPS_ERR_ACK_*` (service
-/// error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile).
+/// error name in `wps_last_error_name()`), `WPS_ERR_CANCELLED` (stopped or freed meanwhile),
+/// `WPS_ERR_INVALID_STATE` (called on one of the library's runtime threads, i.e. from the log
+/// callback, where waiting would stall the engine; nothing is sent).
 ///
 /// # Safety
 /// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
@@ -285,8 +287,7 @@ unsafe fn group_op_async(
         // SAFETY: forwarded under the caller's contract.
         let (group, id, fut) = unsafe { group_op(e, kind, group, ack_id, out_ack_id, true) }?;
         let done = Completion::new(kind.op(), kind.what(), group, id, on_complete, op_context);
-        e.spawn_op(done, fut);
-        Ok(())
+        e.spawn_op(done, fut)
     })
 }
 
@@ -464,8 +465,7 @@ unsafe fn send_async(
         // SAFETY: forwarded under the caller's contract.
         let (group, id, fut) = unsafe { send_op(e, kind, &a, true) }?;
         let done = Completion::new(kind.op(), kind.what(), group, id, on_complete, op_context);
-        e.spawn_op(done, fut);
-        Ok(())
+        e.spawn_op(done, fut)
     })
 }
 

@@ -1,8 +1,10 @@
 //! `wps_options`: the opaque options builder. New options are new setters, never a layout change.
 //!
-//! A builder is a plain heap object: not thread-safe (use one per thread or lock around it),
-//! free it exactly once with `wps_options_free`. `wps_client_new*` copies it, so it may be freed
-//! or reused right after.
+//! A builder is a plain heap object, like rustls-ffi's and hyper's builders, not a checked
+//! handle: it is short-lived and owned by one piece of code. Not thread-safe (use one per thread
+//! or lock around it); free it exactly once with `wps_options_free` (a check stored inside it
+//! could not make a double free safe: reading it would already touch freed memory).
+//! `wps_client_new*` copies it, so it may be freed or reused right after.
 
 use std::ffi::c_char;
 use std::path::PathBuf;
@@ -45,6 +47,11 @@ impl Default for wps_options {
     }
 }
 
+/// Largest `wps_options_set_max_message_size`: a message of this size may be buffered whole.
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// Largest socket buffer: read chunks are allocated at this size per runtime thread.
+const MAX_SOCKET_BUFFER: usize = 16 * 1024 * 1024;
+
 fn ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
@@ -58,6 +65,16 @@ fn positive_ms(v: u32, what: &str) -> Result<Duration, Failure> {
         return Err(invalid(format!("{what} must be > 0")));
     }
     Ok(ms(v))
+}
+
+/// A size in `1..=max` bytes.
+fn size_in_range(v: usize, max: usize, what: &str) -> Result<usize, Failure> {
+    if v == 0 || v > max {
+        return Err(invalid(format!(
+            "{what} must be between 1 and {max} bytes, got {v}"
+        )));
+    }
+    Ok(v)
 }
 
 fn flag(v: u32, what: &str) -> Result<bool, Failure> {
@@ -176,8 +193,8 @@ unsafe fn set(
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -206,8 +223,8 @@ pub unsafe extern "C" fn wps_options_set_protocol(
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -230,8 +247,8 @@ pub unsafe extern "C" fn wps_options_set_auto_reconnect(
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -250,11 +267,12 @@ pub unsafe extern "C" fn wps_options_set_auto_rejoin_groups(
 }
 
 /// How long one attempt of an operation waits for its ack (default 30000 ms; must be > 0).
+/// Every duration option takes milliseconds as `uint32_t`, so the longest is about 49 days.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -274,12 +292,13 @@ pub unsafe extern "C" fn wps_options_set_ack_timeout_ms(
 
 /// Retry policy of join, leave, send-to-group and send-event, always with the same ack id
 /// (default 3 retries, `WPS_RETRY_EXPONENTIAL`, 800 ms, at most 120000 ms).
-/// `max_retries` 0 disables retries; `max_delay_ms` must be >= `delay_ms`.
+/// `max_retries` any value (0 disables retries); `mode` `WPS_RETRY_FIXED` or
+/// `WPS_RETRY_EXPONENTIAL`; `max_delay_ms` must be >= `delay_ms`.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -301,12 +320,13 @@ pub unsafe extern "C" fn wps_options_set_message_retry(
 }
 
 /// Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
-/// `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms).
+/// `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms). Ranges as for
+/// `wps_options_set_message_retry`.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -328,12 +348,12 @@ pub unsafe extern "C" fn wps_options_set_reconnect_retry(
 }
 
 /// How long to keep trying to recover a dropped reliable connection before opening a new
-/// one (default 30000 ms).
+/// one (default 30000 ms; any value, 0 opens a new connection at once).
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -356,8 +376,8 @@ pub unsafe extern "C" fn wps_options_set_recovery_timeout_ms(
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -382,8 +402,8 @@ pub unsafe extern "C" fn wps_options_set_keep_alive(
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -402,13 +422,13 @@ pub unsafe extern "C" fn wps_options_set_connect_timeout_ms(
 }
 
 /// Largest message this client sends (default 1048576 bytes, the service's limit for client
-/// messages; must be > 0): larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE` before anything
+/// messages; 1 to 67108864): larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE` before anything
 /// is sent. Inbound messages have their own limit, `wps_options_set_max_inbound_message_size`.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -420,22 +440,21 @@ pub unsafe extern "C" fn wps_options_set_max_message_size(
     // SAFETY: `o` is forwarded under this function's own contract.
     unsafe {
         set(o, "wps_options_set_max_message_size", |o| {
-            if bytes == 0 {
-                return Err(invalid("max message size must be > 0".into()));
-            }
-            o.engine.max_message_size = bytes;
+            o.engine.max_message_size =
+                size_in_range(bytes, MAX_MESSAGE_SIZE, "the maximum message size")?;
             Ok(())
         })
     }
 }
 
-/// How long `wps_client_free` waits for the connection to close before it tears the client
-/// down anyway (default 5000 ms).
+/// The bound on everything `wps_client_free` waits for (the connection to close, a running URL
+/// provider call, a callback running on another thread; see there), and the default of
+/// `wps_client_stop(c, 0)` (default 5000 ms; must be > 0).
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -447,7 +466,7 @@ pub unsafe extern "C" fn wps_options_set_shutdown_timeout_ms(
     // SAFETY: `o` is forwarded under this function's own contract.
     unsafe {
         set(o, "wps_options_set_shutdown_timeout_ms", |o| {
-            o.shutdown_timeout = ms(timeout_ms);
+            o.shutdown_timeout = positive_ms(timeout_ms, "shutdown timeout")?;
             Ok(())
         })
     }
@@ -459,8 +478,8 @@ pub unsafe extern "C" fn wps_options_set_shutdown_timeout_ms(
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -482,15 +501,15 @@ pub unsafe extern "C" fn wps_options_set_dispatch_mode(
     }
 }
 
-/// Socket buffer sizes in bytes (both must be > 0): `read_bytes` is how much is read from the
+/// Socket buffer sizes in bytes (each 1 to 16777216): `read_bytes` is how much is read from the
 /// network at once (default 4096; an idle connection keeps no read buffer), `write_bytes` how
 /// much outbound data is gathered before it is written (default 16384). Larger messages are
 /// still read and written whole.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -503,11 +522,10 @@ pub unsafe extern "C" fn wps_options_set_socket_buffers(
     // SAFETY: `o` is forwarded under this function's own contract.
     unsafe {
         set(o, "wps_options_set_socket_buffers", |o| {
-            if read_bytes == 0 || write_bytes == 0 {
-                return Err(invalid("socket buffer sizes must be > 0".into()));
-            }
-            o.engine.read_buffer_size = read_bytes;
-            o.engine.write_buffer_size = write_bytes;
+            let read = size_in_range(read_bytes, MAX_SOCKET_BUFFER, "read_bytes")?;
+            let write = size_in_range(write_bytes, MAX_SOCKET_BUFFER, "write_bytes")?;
+            o.engine.read_buffer_size = read;
+            o.engine.write_buffer_size = write;
             Ok(())
         })
     }
@@ -518,8 +536,8 @@ pub unsafe extern "C" fn wps_options_set_socket_buffers(
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range,
+/// with a message naming the bound (the builder is unchanged on error).
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -567,12 +585,13 @@ pub unsafe extern "C" fn wps_options_set_proxy(
 /// pressure). The queue survives a recovery (frames not yet written go out on the recovered
 /// connection) and `wps_client_stop` writes it before closing; a write failure is not reported
 /// to the sender, as on the wire. 0 makes every fire-and-forget send wait until its frame is
-/// written to the socket (about ten times slower for a single sending thread).
+/// written to the socket (about ten times slower for a single sending thread). Any value is
+/// valid; each waiting frame holds its message, so the memory is bounded by `frames` times the
+/// maximum message size.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
-/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for values out of range
-/// (the builder is unchanged on error).
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL.
 ///
 /// # Safety
 /// `o` is NULL or a live builder from `wps_options_new`.
@@ -615,7 +634,7 @@ pub unsafe extern "C" fn wps_options_set_ca_file(
     }
 }
 
-/// Largest message accepted from the service (default 2097152 bytes; 1024 to 1073741824). The
+/// Largest message accepted from the service (default 2097152 bytes; 1 to 67108864). The
 /// service may wrap a message of its 1 MB maximum in a larger frame (group and user names,
 /// base64 of binary data sent through REST), hence the default above the send limit of
 /// `wps_options_set_max_message_size`. A larger inbound message ends the session: it is
@@ -638,12 +657,8 @@ pub unsafe extern "C" fn wps_options_set_max_inbound_message_size(
     // SAFETY: `o` is forwarded under this function's own contract.
     unsafe {
         set(o, "wps_options_set_max_inbound_message_size", |o| {
-            if !(1024..=1 << 30).contains(&bytes) {
-                return Err(invalid(format!(
-                    "max inbound message size {bytes} is outside 1024..=1073741824"
-                )));
-            }
-            o.engine.max_inbound_message_size = bytes;
+            o.engine.max_inbound_message_size =
+                size_in_range(bytes, MAX_MESSAGE_SIZE, "the maximum inbound message size")?;
             Ok(())
         })
     }
@@ -718,6 +733,24 @@ mod tests {
             );
             assert_eq!(wps_options_set_socket_buffers(o, 4096, 8192), WPS_OK);
             assert_eq!((*o).engine.write_buffer_size, 8192);
+            for too_big in [usize::MAX / 2, usize::MAX, MAX_SOCKET_BUFFER + 1] {
+                assert_eq!(
+                    wps_options_set_socket_buffers(o, too_big, 10),
+                    WPS_ERR_INVALID_ARG
+                );
+                assert_eq!(
+                    wps_options_set_max_message_size(o, too_big.max(MAX_MESSAGE_SIZE + 1)),
+                    WPS_ERR_INVALID_ARG
+                );
+            }
+            assert_eq!(
+                wps_options_set_socket_buffers(o, MAX_SOCKET_BUFFER, MAX_SOCKET_BUFFER),
+                WPS_OK
+            );
+            assert_eq!(
+                wps_options_set_shutdown_timeout_ms(o, 0),
+                WPS_ERR_INVALID_ARG
+            );
             assert_eq!(wps_options_set_proxy(o, c"".as_ptr()), WPS_OK);
             assert_eq!((*o).engine.proxy.as_deref(), Some(""));
             assert_eq!(wps_options_set_proxy(o, ptr::null()), WPS_OK);

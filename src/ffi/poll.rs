@@ -3,6 +3,7 @@
 use std::ffi::c_int;
 use std::time::Duration;
 
+use super::blocking::refuse_on_engine_thread;
 use super::client::ClientEntry;
 use super::dispatch::Mode;
 use super::error::{fail_with, wps_result, WPS_ERR_INVALID_STATE};
@@ -47,7 +48,8 @@ pub extern "C" fn wps_client_get_fd(c: *const wps_client) -> c_int {
 /// delivers nothing (events never nest) and returns `WPS_OK`; a `wps_client_free` made from a
 /// callback completes inside this call.
 /// Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
-/// `WPS_ERR_INVALID_STATE` (thread-mode client).
+/// `WPS_ERR_INVALID_STATE` (thread-mode client; or a timeout > 0 on one of the library's runtime
+/// threads, i.e. from the log callback, where waiting would stall the engine).
 ///
 /// # Safety
 /// `out_dispatched` is NULL or writable.
@@ -67,6 +69,9 @@ pub unsafe extern "C" fn wps_client_dispatch(
                     WPS_ERR_INVALID_STATE,
                     "the client is not in WPS_DISPATCH_POLL mode",
                 ));
+            }
+            if timeout_ms > 0 {
+                refuse_on_engine_thread("wps_client_dispatch with a timeout")?;
             }
             let queue = e.queue.clone();
             let n = queue.dispatch(

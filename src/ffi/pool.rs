@@ -113,7 +113,7 @@ impl PoolInner {
 
     fn worker(self: Arc<Self>) {
         super::blocking::block_sigpipe();
-        POOL_THREAD.with(|p| p.set(true));
+        let _ = POOL_THREAD.try_with(|p| p.set(true));
         loop {
             let queue = self.next_client();
             // A panic here would be a bug in this module; keep the pool thread alive.
@@ -183,7 +183,7 @@ pub(crate) struct BlockingSection {
 
 impl BlockingSection {
     pub fn enter(pool: &Pool) -> BlockingSection {
-        if !POOL_THREAD.with(Cell::get) {
+        if !POOL_THREAD.try_with(Cell::get).unwrap_or(false) {
             return BlockingSection { pool: None };
         }
         let inner = pool.inner.clone();
@@ -238,7 +238,8 @@ mod tests {
                 q.set_callback(
                     WPS_EVENT_SERVER_MESSAGE,
                     Some(Registration::new(count, ud, None)),
-                );
+                )
+                .unwrap();
                 q
             })
             .collect();
@@ -272,8 +273,7 @@ mod tests {
         assert_eq!(*n, CLIENTS * PER_CLIENT);
         drop(n);
         for q in &queues {
-            q.claim();
-            q.deliver_remaining_and_close();
+            q.close_now();
         }
     }
 }

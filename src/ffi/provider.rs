@@ -5,12 +5,14 @@
 //! needed size (the library retries once with a buffer that large), or any other code to fail
 //! the connection attempt.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use super::dispatch::wps_free_fn;
 use super::error::{wps_result, WPS_ERR_BUFFER_TOO_SMALL, WPS_OK};
+use super::waits::{begin_wait, ThreadToken};
 
 /// Writes a client access URL into `buf` (capacity `cap` bytes, including the NUL).
 ///
@@ -36,11 +38,14 @@ const FIRST_CAPACITY: usize = 2048;
 const MAX_CAPACITY: usize = 64 * 1024;
 
 struct State {
-    in_flight: usize,
+    /// The threads running the provider right now (one, except when a call abandoned by a
+    /// stop is still running after a new start).
+    in_flight: Vec<ThreadToken>,
     revoked: bool,
 }
 
-/// A provider that can be revoked: after `revoke` returns it is never called again.
+/// A provider that can be revoked: after `revoke` returns it is never called again. Its user
+/// data destructor runs once, after the last call returned.
 pub(crate) struct ProviderCell {
     func: ProviderFn,
     user_data: usize,
@@ -50,7 +55,14 @@ pub(crate) struct ProviderCell {
 }
 
 thread_local! {
-    static IN_PROVIDER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// URL provider calls running on this thread (providers run on runtime blocking threads,
+    /// where, unlike on the runtime's workers, blocking calls are allowed).
+    static IN_PROVIDER_CALL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread is inside a URL provider call.
+pub(crate) fn in_provider_call() -> bool {
+    IN_PROVIDER_CALL.try_with(Cell::get).unwrap_or(0) > 0
 }
 
 impl ProviderCell {
@@ -64,41 +76,43 @@ impl ProviderCell {
             user_data: user_data as usize,
             user_data_free: Mutex::new(user_data_free),
             state: Mutex::new(State {
-                in_flight: 0,
+                in_flight: Vec::new(),
                 revoked: false,
             }),
             idle: Condvar::new(),
         })
     }
 
-    fn key(&self) -> usize {
-        self as *const ProviderCell as usize
-    }
-
     /// Asks the provider for a URL.
     pub fn call(&self) -> Result<String, String> {
         {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = self.lock();
             if st.revoked {
                 return Err("the client was freed".into());
             }
-            st.in_flight += 1;
+            st.in_flight.push(ThreadToken::current());
         }
-        IN_PROVIDER.with(|v| v.borrow_mut().push(self.key()));
+        let _ = IN_PROVIDER_CALL.try_with(|n| n.set(n.get() + 1));
         let outcome = self.invoke();
-        IN_PROVIDER.with(|v| {
-            v.borrow_mut().pop();
-        });
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.in_flight -= 1;
-        let finish_revoke = st.revoked && st.in_flight == 0;
+        let _ = IN_PROVIDER_CALL.try_with(|n| n.set(n.get() - 1));
+        let mut st = self.lock();
+        let me = ThreadToken::current();
+        if let Some(i) = st.in_flight.iter().position(|t| *t == me) {
+            st.in_flight.swap_remove(i);
+        }
+        let finish_revoke = st.revoked && st.in_flight.is_empty();
         self.idle.notify_all();
         drop(st);
         if finish_revoke {
-            // A revoke from inside this call (or one that raced with it) left the destructor to us.
+            // Revoked while this call ran: the destructor was left to this call (unless a
+            // teardown saw it return first; it runs only once either way).
             self.run_user_data_free();
         }
         outcome
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn invoke(&self) -> Result<String, String> {
@@ -145,18 +159,38 @@ impl ProviderCell {
         Err("the URL provider kept reporting a too small buffer".into())
     }
 
-    /// Stops further calls, waits for an in-flight call on another thread to return, then runs
-    /// the user data destructor (once). Called from inside the provider itself, the destructor
-    /// runs when that call returns.
+    /// Stops further calls (a call in progress finishes). Never waits.
     pub fn revoke(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.revoked = true;
-        let own = IN_PROVIDER.with(|v| v.borrow().contains(&self.key()));
-        if own {
-            return;
-        }
-        while st.in_flight > 0 {
-            st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+        self.lock().revoked = true;
+    }
+
+    /// After [`Self::revoke`]: waits until a call in progress on another thread returns, at
+    /// most until `deadline`, then runs the user data destructor. A call that is still running
+    /// then (or that runs on this thread, or on a thread that waits for this one) runs the
+    /// destructor itself when it returns, possibly after `wps_client_free` returned.
+    pub fn wait_idle(&self, deadline: Instant) {
+        let mut st = self.lock();
+        let own = st.in_flight.contains(&ThreadToken::current());
+        while let Some(&caller) = st.in_flight.first() {
+            let Some(_waiting) = (!own).then(|| begin_wait(caller)).flatten() else {
+                return;
+            };
+            while st.in_flight.contains(&caller) {
+                let now = Instant::now();
+                if now >= deadline {
+                    crate::wps_log!(
+                        Warning,
+                        "the URL provider is still running at the end of the shutdown \
+                         timeout; its user data is released when it returns"
+                    );
+                    return;
+                }
+                st = self
+                    .idle
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
         }
         drop(st);
         self.run_user_data_free();
@@ -234,6 +268,7 @@ mod tests {
         let cell = ProviderCell::new(failing, std::ptr::null_mut(), None);
         assert!(cell.call().unwrap_err().contains("WPS_ERR_UNAUTHORIZED"));
         cell.revoke();
+        cell.wait_idle(Instant::now());
         assert!(cell.call().unwrap_err().contains("freed"));
     }
 }

@@ -17,7 +17,8 @@ pub(crate) const MAJOR: u32 = parse_u32(env!("CARGO_PKG_VERSION_MAJOR"));
 pub(crate) const MINOR: u32 = parse_u32(env!("CARGO_PKG_VERSION_MINOR"));
 pub(crate) const PATCH: u32 = parse_u32(env!("CARGO_PKG_VERSION_PATCH"));
 
-const VERSION_STRING: &str = concat!("webpubsub-client/", env!("CARGO_PKG_VERSION"), "\0");
+/// `"major.minor.patch"`, the same text as the header's `WPS_VERSION_STRING`.
+const VERSION_STRING: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 /// The library version as `(major << 16) | (minor << 8) | patch`, equal to the header's
 /// `WPS_VERSION_NUMBER` when header and library match.
@@ -28,7 +29,8 @@ pub extern "C" fn wps_version_number() -> u32 {
     (MAJOR << 16) | (MINOR << 8) | PATCH
 }
 
-/// The library version as static text, e.g. `"webpubsub-client/0.1.0"`.
+/// The library version as static text, `"major.minor.patch"` (e.g. `"0.1.0"`): equal to the
+/// header's `WPS_VERSION_STRING` when header and library match.
 ///
 /// Ownership: static; never free it. Never returns NULL.
 /// Thread-safety: any thread. Callback context: may be called from any callback.
@@ -48,9 +50,6 @@ mod tests {
         assert_eq!(text, env!("CARGO_PKG_VERSION"));
         // SAFETY: static NUL-terminated string.
         let s = unsafe { std::ffi::CStr::from_ptr(wps_version_string()) };
-        assert_eq!(
-            s.to_str().unwrap(),
-            concat!("webpubsub-client/", env!("CARGO_PKG_VERSION"))
-        );
+        assert_eq!(s.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
     }
 }

@@ -15,7 +15,10 @@ static int test_version_macros_match_library(void) {
     CHECK(wps_version_number() == WPS_VERSION_NUMBER, "library %u header %u", wps_version_number(),
           (unsigned)WPS_VERSION_NUMBER);
     const char *s = wps_version_string();
-    CHECK(s && strstr(s, WPS_VERSION_STRING) != NULL, "version string %s", s ? s : "(null)");
+    CHECK(s && strcmp(s, WPS_VERSION_STRING) == 0, "library %s, header %s", s ? s : "(null)", WPS_VERSION_STRING);
+    char composed[32];
+    snprintf(composed, sizeof composed, "%d.%d.%d", WPS_VERSION_MAJOR, WPS_VERSION_MINOR, WPS_VERSION_PATCH);
+    CHECK(strcmp(WPS_VERSION_STRING, composed) == 0, "string %s, parts %s", WPS_VERSION_STRING, composed);
     return 0;
 }
 
@@ -103,6 +106,79 @@ static int test_options_reject_unknown_values(void) {
     CHECK_OK(wps_options_set_socket_buffers(o, 4096, 4096));
     wps_options_free(o);
     wps_options_free(NULL);
+    return 0;
+}
+
+/* Every size and duration option is range-checked: what a setter accepts, a client survives. */
+static int test_option_values_out_of_range_are_rejected_and_accepted_extremes_work(void) {
+    wps_options *o = NULL;
+    CHECK_OK(wps_options_new(&o));
+    size_t huge[] = {SIZE_MAX, SIZE_MAX / 2, (size_t)16777216 + 1};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        CHECK_RC(wps_options_set_socket_buffers(o, huge[i], 4096), WPS_ERR_INVALID_ARG);
+        CHECK(strstr(wps_last_error_message(), "16777216") != NULL, "bound named: %s", wps_last_error_message());
+        CHECK_RC(wps_options_set_socket_buffers(o, 4096, huge[i]), WPS_ERR_INVALID_ARG);
+        CHECK_RC(wps_options_set_max_message_size(o, huge[i] > 67108864 ? huge[i] : 67108865), WPS_ERR_INVALID_ARG);
+        CHECK(strstr(wps_last_error_message(), "67108864") != NULL, "bound named: %s", wps_last_error_message());
+    }
+    CHECK_RC(wps_options_set_socket_buffers(o, 0, 4096), WPS_ERR_INVALID_ARG);
+    CHECK_RC(wps_options_set_shutdown_timeout_ms(o, 0), WPS_ERR_INVALID_ARG);
+    CHECK_RC(wps_options_set_keep_alive(o, 0, 0), WPS_ERR_INVALID_ARG);
+    /* the extremes that are accepted */
+    CHECK_OK(wps_options_set_socket_buffers(o, 16777216, 16777216));
+    CHECK_OK(wps_options_set_socket_buffers(o, 1, 1));
+    CHECK_OK(wps_options_set_max_message_size(o, 67108864));
+    CHECK_OK(wps_options_set_ack_timeout_ms(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_message_retry(o, UINT32_MAX, WPS_RETRY_EXPONENTIAL, UINT32_MAX, UINT32_MAX));
+    CHECK_OK(wps_options_set_reconnect_retry(o, UINT32_MAX, WPS_RETRY_EXPONENTIAL, 0, UINT32_MAX));
+    CHECK_OK(wps_options_set_recovery_timeout_ms(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_keep_alive(o, UINT32_MAX, UINT32_MAX));
+    CHECK_OK(wps_options_set_connect_timeout_ms(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_sequence_ack_interval_ms(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_fire_and_forget_buffer(o, UINT32_MAX));
+    CHECK_OK(wps_options_set_shutdown_timeout_ms(o, UINT32_MAX));
+    if (have_emulator()) {
+        /* a client built from all of them connects, exchanges a message and stops */
+        char *u = mint_url("apihub", "extreme", ALL_ROLES, 3600);
+        CHECK(u, "url");
+        recorder r;
+        rec_init(&r);
+        wps_client *c = started_client(u, o, &r);
+        free(u);
+        CHECK(c, "client with extreme options");
+        char g[96];
+        unique_group("extreme", g);
+        CHECK_OK(wps_join_group(c, g, 0, NULL));
+        CHECK_OK(wps_send_to_group(c, g, (const uint8_t *)"hi", 2, WPS_DATA_TEXT, 0, 0, NULL));
+        CHECK(rec_wait(&r, WPS_EVENT_GROUP_MESSAGE, 1, 5000), "message received");
+        CHECK_OK(wps_client_stop(c, 5000));
+        wps_client_free(c);
+        rec_free(&r);
+    }
+    wps_options_free(o);
+    return 0;
+}
+
+/* A value that was never a handle is WPS_ERR_INVALID_HANDLE, not WPS_ERR_FORKED (that is only
+ * for a real handle inherited from before fork()). */
+static int test_garbage_handles_are_invalid_not_forked(void) {
+    int on_stack = 0;
+    wps_client *garbage[] = {(wps_client *)(uintptr_t)-1, (wps_client *)(uintptr_t)1,
+                             (wps_client *)(uintptr_t)0x1234, (wps_client *)(uintptr_t)UINT32_MAX,
+                             (wps_client *)(void *)&on_stack};
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        CHECK_RC(wps_client_stop(garbage[i], 10), WPS_ERR_INVALID_HANDLE);
+        CHECK_RC(wps_set_callback(garbage[i], WPS_EVENT_CONNECTED, NULL, NULL), WPS_ERR_INVALID_HANDLE);
+        CHECK(!wps_client_is_connected(garbage[i]), "not connected");
+        wps_client_free(garbage[i]); /* a no-op */
+    }
+    /* a real handle with one bit flipped is garbage too */
+    wps_client *c = NULL;
+    CHECK_OK(wps_client_new(GOOD_URL, NULL, &c));
+    CHECK_RC(wps_client_stop((wps_client *)((uintptr_t)c ^ ((uintptr_t)1 << (sizeof(void *) * 8 - 1))), 10),
+             WPS_ERR_INVALID_HANDLE);
+    CHECK_OK(wps_set_callback(c, WPS_EVENT_CONNECTED, NULL, NULL));
+    wps_client_free(c);
     return 0;
 }
 
@@ -390,10 +466,13 @@ int main(int argc, char **argv) {
         {"event_layout_keeps_the_pinned_field_order", test_event_layout_keeps_the_pinned_field_order},
         {"result_codes_have_names_and_text", test_result_codes_have_names_and_text},
         {"options_reject_unknown_values", test_options_reject_unknown_values},
+        {"option_values_out_of_range_are_rejected_and_accepted_extremes_work",
+         test_option_values_out_of_range_are_rejected_and_accepted_extremes_work},
         {"client_new_rejects_bad_arguments", test_client_new_rejects_bad_arguments},
         {"null_and_invalid_arguments_on_a_client", test_null_and_invalid_arguments_on_a_client},
         {"oversized_payload_is_rejected", test_oversized_payload_is_rejected},
         {"freed_handle_is_invalid_and_free_is_idempotent", test_freed_handle_is_invalid_and_free_is_idempotent},
+        {"garbage_handles_are_invalid_not_forked", test_garbage_handles_are_invalid_not_forked},
         {"user_data_free_runs_once_on_replace_and_on_free", test_user_data_free_runs_once_on_replace_and_on_free},
         {"dead_port_fails_with_connection_error", test_dead_port_fails_with_connection_error},
         {"server_closing_during_handshake_is_a_clear_error", test_server_closing_during_handshake_is_a_clear_error},

@@ -266,6 +266,146 @@ static int test_callback_of_one_client_frees_another(void) {
     return 0;
 }
 
+/* stop_async then start_async: the first session's STOPPED comes after the stop's completion
+ * and before every event of the next session (its CONNECTED, the start's completion). */
+static int index_of(recorder *r, uint32_t type, size_t k) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->ev[i].type == type && k-- == 0) return (int)i;
+    return -1;
+}
+
+static int index_of_op(recorder *r, uint32_t op, size_t k) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->ev[i].type == WPS_EVENT_ACK && r->ev[i].op == op && k-- == 0) return (int)i;
+    return -1;
+}
+
+static int test_stop_async_then_start_async_keeps_sessions_in_order(void) {
+    recorder r;
+    rec_init(&r);
+    char *u = mint_url(HUB, "alice", ALL_ROLES, 3600);
+    wps_client *c = started_client(u, NULL, &r);
+    free(u);
+    CHECK(c, "client");
+    CHECK(rec_wait(&r, WPS_EVENT_CONNECTED, 1, 5000), "connected");
+    for (size_t round = 1; round <= 5; round++) {
+        CHECK_OK(wps_client_stop_async(c, NULL, NULL));
+        CHECK_OK(wps_client_start_async(c, 10000, NULL, NULL));
+        CHECK(rec_wait(&r, WPS_EVENT_CONNECTED, round + 1, 10000), "round %zu: connected again", round);
+        CHECK(rec_wait(&r, WPS_EVENT_ACK, 2 * round, 10000), "round %zu: both completions", round);
+        CHECK(rec_wait(&r, WPS_EVENT_STOPPED, round, 10000), "round %zu: stopped", round);
+        pthread_mutex_lock(&r.mu);
+        int stopped = index_of(&r, WPS_EVENT_STOPPED, round - 1);
+        int connected = index_of(&r, WPS_EVENT_CONNECTED, round);
+        int stop_ack = index_of_op(&r, WPS_OP_STOP, round - 1);
+        int start_ack = index_of_op(&r, WPS_OP_START, round - 1);
+        pthread_mutex_unlock(&r.mu);
+        CHECK(stop_ack >= 0 && start_ack >= 0, "round %zu: completions recorded", round);
+        CHECK(stop_ack < stopped, "round %zu: the stop's completion (%d) before STOPPED (%d)", round, stop_ack, stopped);
+        CHECK(stopped < connected, "round %zu: STOPPED (%d) before the next CONNECTED (%d)", round, stopped, connected);
+        CHECK(connected < start_ack, "round %zu: CONNECTED (%d) before the start's completion (%d)", round, connected, start_ack);
+        CHECK(rec_nth(&r, WPS_EVENT_ACK, 2 * round - 1)->result == WPS_OK, "round %zu", round);
+    }
+    CHECK(!r.overlap, "never concurrent");
+    wps_client_free(c);
+    rec_free(&r);
+    return 0;
+}
+
+/* The log callback can run on a runtime thread inside the engine's own task: a blocking call
+ * made there fails at once with WPS_ERR_INVALID_STATE instead of wedging the client. */
+typedef struct {
+    wps_client *c;
+    char group[96];
+    int tried;            /* blocking calls attempted on a runtime thread */
+    int32_t rc;
+    int64_t took_ms;
+    int async_rc;
+    latch done, async_done;
+} log_probe;
+static log_probe lp;
+
+static void probe_async_done(void *ud, const wps_event *e) {
+    (void)ud;
+    (void)e;
+    latch_add(&lp.async_done, 1);
+}
+
+static void probing_log(void *ud, uint32_t level, const char *message) {
+    (void)ud;
+    (void)level;
+    char name[32] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    /* "connected as ..." is logged by the client's own engine task */
+    if (strcmp(name, "wps-rt") != 0 || !strstr(message, "connected as") || !__atomic_load_n(&lp.c, __ATOMIC_SEQ_CST))
+        return;
+    if (__atomic_exchange_n(&lp.tried, 1, __ATOMIC_SEQ_CST)) return;
+    int64_t t0 = now_ms();
+    lp.rc = wps_join_group(lp.c, lp.group, 0, NULL);
+    lp.took_ms = now_ms() - t0;
+    /* the async twin works from here */
+    lp.async_rc = wps_leave_group_async(lp.c, lp.group, 0, probe_async_done, NULL, NULL);
+    latch_add(&lp.done, 1);
+}
+
+static int test_blocking_call_from_the_log_callback_on_a_runtime_thread_fails_fast(void) {
+    memset(&lp, 0, sizeof lp);
+    latch_init(&lp.done);
+    latch_init(&lp.async_done);
+    unique_group("logprobe", lp.group);
+    char *u = mint_url(HUB, "alice", ALL_ROLES, 3600);
+    wps_client *c = NULL;
+    CHECK_OK(wps_client_new(u, NULL, &c));
+    free(u);
+    __atomic_store_n(&lp.c, c, __ATOMIC_SEQ_CST);
+    CHECK_OK(wps_set_log_callback(probing_log, NULL, WPS_LOG_INFO));
+    CHECK_OK(wps_client_start_async(c, 10000, probe_async_done, NULL));
+    int fired = latch_wait(&lp.done, 1, 10000);
+    CHECK_OK(wps_set_log_callback(NULL, NULL, WPS_LOG_OFF));
+    CHECK(fired, "the log callback ran on a runtime thread and its blocking call returned");
+    CHECK(lp.rc == WPS_ERR_INVALID_STATE, "got %s", wps_result_name(lp.rc));
+    CHECK(lp.took_ms < 1000, "returned at once (%lld ms)", (long long)lp.took_ms);
+    CHECK(lp.async_rc == WPS_OK, "async call from the log callback: %s", wps_result_name(lp.async_rc));
+    CHECK(latch_wait(&lp.async_done, 2, 10000), "the start's and the leave's completions arrived");
+    /* the client was not wedged */
+    CHECK_OK(wps_join_group(c, lp.group, 0, NULL));
+    wps_client_free(c);
+    latch_destroy(&lp.done);
+    latch_destroy(&lp.async_done);
+    return 0;
+}
+
+/* URL providers run on the runtime's blocking threads, where blocking calls keep working. */
+typedef struct { wps_client *other; char group[96]; char *url; int32_t rc; } blocking_prov;
+
+static int32_t provider_making_a_blocking_call(void *ud, char *buf, size_t cap, size_t *out_len) {
+    blocking_prov *p = ud;
+    p->rc = wps_join_group(p->other, p->group, 0, NULL);
+    size_t n = strlen(p->url) + 1;
+    *out_len = n;
+    if (n > cap) return WPS_ERR_BUFFER_TOO_SMALL;
+    memcpy(buf, p->url, n);
+    return WPS_OK;
+}
+
+static int test_url_provider_may_make_blocking_calls(void) {
+    blocking_prov p;
+    memset(&p, 0, sizeof p);
+    p.rc = -1;
+    unique_group("provblock", p.group);
+    p.url = mint_url(HUB, "alice", ALL_ROLES, 3600);
+    p.other = started_client(p.url, NULL, NULL);
+    CHECK(p.other, "other client");
+    wps_client *c = NULL;
+    CHECK_OK(wps_client_new_with_provider(provider_making_a_blocking_call, &p, NULL, &c));
+    CHECK_OK(wps_client_start(c, 10000));
+    CHECK(p.rc == WPS_OK, "blocking join from the provider: %s", wps_result_name(p.rc));
+    wps_client_free(c);
+    wps_client_free(p.other);
+    free(p.url);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!have_emulator()) { printf("lifecycle: needs WPS_TEST_CONNSTR (run scripts/c-tests.sh)\n"); return 1; }
     static const test_case tests[] = {
@@ -275,6 +415,10 @@ int main(int argc, char **argv) {
         {"replace_callback_from_inside_itself", test_replace_callback_from_inside_itself},
         {"many_clients_blocking_inside_callbacks_at_once", test_many_clients_blocking_inside_callbacks_at_once},
         {"callback_of_one_client_frees_another", test_callback_of_one_client_frees_another},
+        {"stop_async_then_start_async_keeps_sessions_in_order", test_stop_async_then_start_async_keeps_sessions_in_order},
+        {"blocking_call_from_the_log_callback_on_a_runtime_thread_fails_fast",
+         test_blocking_call_from_the_log_callback_on_a_runtime_thread_fails_fast},
+        {"url_provider_may_make_blocking_calls", test_url_provider_may_make_blocking_calls},
     };
     return run_tests("lifecycle", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
