@@ -6,7 +6,8 @@
 #      the C side) with leak
 #      detection (tests/c/lsan.supp lists the process-lifetime allocations that are kept on
 #      purpose);
-#   3. a subset under valgrind memcheck on the release .so (tests/c/valgrind.supp).
+#   3. a subset under valgrind memcheck on the release .so (tests/c/valgrind.supp);
+#   4. a subset under valgrind helgrind (tests/c/helgrind.supp explains its suppressions).
 # Prints "N passed, M failed" last and exits non-zero on any failure.
 #
 #   scripts/c-tests.sh [--debug] [--no-asan] [--no-valgrind] [--no-build] [suite ...]
@@ -183,6 +184,26 @@ if [ "$valgrind" = 1 ] && [ "$profile" = release ]; then
         --suppressions="$root/tests/c/valgrind.supp" --gen-suppressions=all "$build/$s" ${subset[$s]}
     done
   fi
+fi
+
+# ---- 4. helgrind on a subset --------------------------------------------------------------
+# Helgrind sees only pthread synchronisation; the library's futex-based hand-overs are invisible
+# to it, so races through the library are suppressed (tests/c/helgrind.supp says why) and what
+# is checked is the test programs' own threading, lock order and pthread API use. The teardown
+# suite is left out: its subject is ordering that only the library's hand-over provides.
+if [ "$valgrind" = 1 ] && [ "$profile" = release ] && command -v valgrind >/dev/null; then
+  declare -A hg_subset=(
+    [test_api]=""
+    [test_lifecycle]=""
+    [test_messaging]="connect_and_stop async_operations_complete_exactly_once blocking_send_inside_group_message_callback successive_calls_keep_their_order"
+    [test_poll]=""
+  )
+  for s in test_api test_lifecycle test_messaging test_poll; do
+    [ -x "$build/$s" ] || continue
+    # shellcheck disable=SC2086
+    run "$s.helgrind" valgrind --tool=helgrind -q --error-exitcode=1 \
+      --suppressions="$root/tests/c/helgrind.supp" "$build/$s" ${hg_subset[$s]}
+  done
 fi
 
 echo "$passed passed, $failed failed"

@@ -376,11 +376,12 @@ static int test_blocking_call_from_the_log_callback_on_a_runtime_thread_fails_fa
 }
 
 /* URL providers run on the runtime's blocking threads, where blocking calls keep working. */
-typedef struct { wps_client *other; char group[96]; char *url; int32_t rc; } blocking_prov;
+typedef struct { wps_client *other; char group[96]; char *url; latch rc; } blocking_prov;
 
 static int32_t provider_making_a_blocking_call(void *ud, char *buf, size_t cap, size_t *out_len) {
     blocking_prov *p = ud;
-    p->rc = wps_join_group(p->other, p->group, 0, NULL);
+    /* The result travels through a latch: a pthread hand-over that thread checkers see. */
+    latch_add(&p->rc, 1 + (long)wps_join_group(p->other, p->group, 0, NULL));
     size_t n = strlen(p->url) + 1;
     *out_len = n;
     if (n > cap) return WPS_ERR_BUFFER_TOO_SMALL;
@@ -391,7 +392,7 @@ static int32_t provider_making_a_blocking_call(void *ud, char *buf, size_t cap, 
 static int test_url_provider_may_make_blocking_calls(void) {
     blocking_prov p;
     memset(&p, 0, sizeof p);
-    p.rc = -1;
+    latch_init(&p.rc);
     unique_group("provblock", p.group);
     p.url = mint_url(HUB, "alice", ALL_ROLES, 3600);
     p.other = started_client(p.url, NULL, NULL);
@@ -399,10 +400,12 @@ static int test_url_provider_may_make_blocking_calls(void) {
     wps_client *c = NULL;
     CHECK_OK(wps_client_new_with_provider(provider_making_a_blocking_call, &p, NULL, &c));
     CHECK_OK(wps_client_start(c, 10000));
-    CHECK(p.rc == WPS_OK, "blocking join from the provider: %s", wps_result_name(p.rc));
+    long rc = latch_get(&p.rc) - 1;
+    CHECK(rc == WPS_OK, "blocking join from the provider: %s", wps_result_name((int32_t)rc));
     wps_client_free(c);
     wps_client_free(p.other);
     free(p.url);
+    latch_destroy(&p.rc);
     return 0;
 }
 
