@@ -472,3 +472,48 @@ async fn percent_encoded_user_and_group_names() {
     assert_eq!(recv_json(&mut ws).await["data"], "to user");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn deeply_nested_filter_is_rejected_with_400() {
+    let emu = emulator().await;
+    let (mut a, _) = client(&emu, Some("u1"), &[]).await;
+    let deep = format!("{}userId eq 'u1'{}", "(".repeat(3000), ")".repeat(3000));
+    let started = std::time::Instant::now();
+    let r = http(
+        &emu,
+        "POST",
+        &format!("/api/hubs/hub/:send?filter={}&{V}", enc(&deep)),
+        true,
+        Some("text/plain"),
+        b"x",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("nested"));
+    let body = json!({"groups": ["g"], "filter": format!("{}userId eq 'u1'", "not ".repeat(3000))});
+    let r = http(
+        &emu,
+        "POST",
+        &format!("/api/hubs/hub/:addToGroups?{V}"),
+        true,
+        Some("application/json"),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(started.elapsed() < DEADLINE);
+    // The emulator is still serving, and a filter within the limit still selects.
+    let ok = format!("{}userId eq 'u1'{}", "(".repeat(10), ")".repeat(10));
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/:send?filter={}&{V}", enc(&ok)),
+            "text/plain",
+            b"still here"
+        )
+        .await,
+        202
+    );
+    assert_eq!(next_data(&mut a).await["data"], "still here");
+    emu.shutdown().await;
+}
