@@ -280,20 +280,22 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
                 return bad(&format!("Unknown permission '{perm}'."));
             };
             let target = req.q("targetName").filter(|t| !t.is_empty());
+            if let Some(t) = target {
+                tri!(group_ok(t));
+            }
             let Some(s) = hub.get(id) else {
                 return not_found(&format!("Connection '{id}' not found."));
             };
-            let mut p = s.permissions();
             match method {
                 "PUT" => {
-                    p.grant(perm, target);
+                    s.update_permissions(|p| p.grant(perm, target));
                     status(StatusCode::OK)
                 }
                 "DELETE" => {
-                    p.revoke(perm, target);
+                    s.update_permissions(|p| p.revoke(perm, target));
                     status(StatusCode::NO_CONTENT)
                 }
-                _ => exists(p.check(perm, target)),
+                _ => exists(s.permissions().check(perm, target)),
             }
         }
         ("POST", [":generateToken"]) => {

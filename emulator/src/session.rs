@@ -288,7 +288,8 @@ pub struct Session {
     pub subprotocol: Option<String>,
     pub reconnection_token: Option<String>,
     pub groups: Mutex<BTreeSet<String>>,
-    pub permissions: Mutex<Permissions>,
+    /// Replaced as a whole on every change, so checks run on a snapshot outside the lock.
+    permissions: Mutex<Arc<Permissions>>,
     /// `ce-connectionState` set by upstream handlers.
     pub connection_state: Mutex<Option<String>>,
     state: Mutex<State>,
@@ -323,7 +324,7 @@ impl Session {
             subprotocol,
             reconnection_token: reliable.then(|| random_id(32)),
             groups: Mutex::new(BTreeSet::new()),
-            permissions: Mutex::new(permissions),
+            permissions: Mutex::new(Arc::new(permissions)),
             connection_state: Mutex::new(None),
             state: Mutex::new(State {
                 transport: None,
@@ -563,8 +564,16 @@ impl Session {
         lock(&self.groups).iter().cloned().collect()
     }
 
-    pub fn permissions(&self) -> MutexGuard<'_, Permissions> {
-        lock(&self.permissions)
+    /// The current permissions. Wildcard matching on them may take a while for long names, so
+    /// callers get a snapshot instead of holding the lock REST grants and revokes need.
+    pub fn permissions(&self) -> Arc<Permissions> {
+        lock(&self.permissions).clone()
+    }
+
+    /// Changes the permissions (REST grant / revoke).
+    pub fn update_permissions(&self, change: impl FnOnce(&mut Permissions)) {
+        let mut p = lock(&self.permissions);
+        change(Arc::make_mut(&mut p));
     }
 }
 

@@ -402,6 +402,11 @@ async fn permissions_grant_revoke_check() {
     assert_eq!(status("DELETE", perm("sendToGroup", None)).await, 204);
     assert_eq!(status("HEAD", perm("sendToGroup", Some("x"))).await, 404);
     assert_eq!(status("PUT", perm("teleport", None)).await, 400);
+    let too_long = "x".repeat(1025);
+    assert_eq!(
+        status("HEAD", perm("sendToGroup", Some(&too_long))).await,
+        400
+    );
     let missing = format!("permissions/sendToGroup/connections/nope?{V}");
     assert_eq!(status("PUT", missing).await, 404);
     emu.shutdown().await;
