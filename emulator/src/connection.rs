@@ -128,25 +128,28 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         Ok(c) => c,
         Err(msg) => return bad_request(msg),
     };
-    let hub = svc.hubs.hub(&hub_name);
 
-    // Recovery is authenticated by the reconnection token alone, before any token check.
+    // Recovery is authenticated by the reconnection token alone, before any token check. It
+    // looks the session up without creating anything: no state before authentication.
     if let (Some(cid), Some(token)) = (q("awps_connection_id"), q("awps_reconnection_token")) {
-        let session = hub.get(&cid).filter(|s| {
-            s.reconnection_token.as_deref() == Some(token.as_str())
-                && !s.is_ended()
-                && matches!(chosen, Chosen::Pubsub(ref k, _) if *k == s.kind)
+        let found = svc.hubs.find(&hub_name).and_then(|hub| {
+            let s = hub.get(&cid).filter(|s| {
+                s.reconnection_token.as_deref() == Some(token.as_str())
+                    && !s.is_ended()
+                    && matches!(chosen, Chosen::Pubsub(ref k, _) if *k == s.kind)
+            })?;
+            Some((hub, s))
         });
         if let Chosen::Pubsub(_, name) = &chosen {
             upgrade.set_selected_protocol(HeaderValue::from_static(name));
         }
-        return match session {
-            Some(s) => {
+        return match found {
+            Some((hub, s)) => {
                 log::info!("hub {}: connection {} recovering", hub.name, s.id);
                 upgrade.on_upgrade(move |ws| recovered(svc, hub, s, ws))
             }
             None => {
-                log::info!("hub {}: recovery of {cid} refused", hub.name);
+                log::info!("hub {hub_name}: recovery of {cid} refused");
                 upgrade.on_upgrade(|ws| reject(ws, 1008, "The connection cannot be recovered."))
             }
         };
@@ -190,11 +193,12 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         }
     };
 
+    let hub_name = svc.hubs.display_name(&hub_name);
     let id = random_id(16);
     let mut connection_state = None;
     if let Some(up) = &svc.upstream {
         let src = EventSource {
-            hub: &hub.name,
+            hub: &hub_name,
             connection_id: &id,
             user_id: user_id.as_deref(),
             subprotocol: subprotocol.as_deref(),
@@ -236,7 +240,7 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
     }
     let session = Arc::new(Session::new(
         id,
-        &hub.name,
+        &hub_name,
         user_id,
         kind,
         subprotocol,
@@ -246,7 +250,7 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         .connection_state
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = connection_state;
-    upgrade.on_upgrade(move |ws| opened(svc, hub, session, groups, ws))
+    upgrade.on_upgrade(move |ws| opened(svc, session, groups, ws))
 }
 
 /// What a `connect` handler's 2xx answer changes.
@@ -318,19 +322,13 @@ async fn connect_event(
     Ok(answer)
 }
 
-async fn opened(
-    svc: Arc<Service>,
-    hub: Arc<Hub>,
-    s: Arc<Session>,
-    groups: Vec<String>,
-    ws: WebSocket,
-) {
+async fn opened(svc: Arc<Service>, s: Arc<Session>, groups: Vec<String>, ws: WebSocket) {
     let (tx, rx) = unbounded_channel();
     let link = Arc::new(Link::default());
     let Some(generation) = s.attach(tx, link.clone()) else {
         return;
     };
-    hub.insert(&s);
+    let hub = svc.hubs.register(&s.hub, &s);
     for g in &groups {
         hub.join(&s, g);
     }

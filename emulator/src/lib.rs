@@ -149,6 +149,14 @@ impl Emulator {
         faults::connections(&self.svc, hub)
     }
 
+    /// Names of the hubs that currently hold state: a hub exists from its first authenticated
+    /// connection until its last session ends.
+    pub fn hubs(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.svc.hubs.all().iter().map(|h| h.name.clone()).collect();
+        names.sort();
+        names
+    }
+
     /// Cuts the connection's TCP stream without a close frame; a reliable session stays
     /// recoverable. False when the connection is unknown.
     pub fn drop_connection(&self, hub: &str, connection_id: &str) -> bool {

@@ -161,7 +161,8 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
     if !crate::connection::valid_hub_name(hub_name) {
         return bad("Invalid hub name.");
     }
-    let hub = svc.hubs.hub(hub_name);
+    // REST calls never create a hub: an unknown one behaves as an empty one.
+    let hub = svc.hubs.find_or_empty(hub_name);
     let close_reason = || req.q("reason").unwrap_or("").to_string();
     match (m, rest) {
         ("POST", [":send"]) => {

@@ -241,3 +241,12 @@ pub async fn expect_recovery_refused(recovery_url: &str, protocol: &str) {
     assert_eq!(echoed.as_deref(), Some(protocol));
     assert_eq!(expect_close(&mut ws).await, 1008, "recovery refused");
 }
+
+/// Polls `cond` until it holds; panics at the deadline.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
