@@ -8,6 +8,7 @@ use crate::protocol;
 use crate::rest::error_response;
 use crate::roles::Permissions;
 use crate::router::query_pairs;
+use crate::server::Handshake;
 use crate::service::Service;
 use crate::session::{random_id, Kind, Link, Session, SimpleMode};
 use crate::transport::{reject, run};
@@ -75,7 +76,12 @@ fn bad_request(msg: &str) -> Response {
 }
 
 /// Handles `GET /client/hubs/{hub}` and `GET /client/?hub={hub}`.
-pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Body>) -> Response {
+pub async fn handle(
+    svc: Arc<Service>,
+    path_hub: Option<String>,
+    req: Request<Body>,
+    handshake: Handshake,
+) -> Response {
     let (mut parts, _body) = req.into_parts();
     let query = query_pairs(&parts.uri);
     let q = |name: &str| {
@@ -146,11 +152,17 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         return match found {
             Some((hub, s)) => {
                 log::info!("hub {}: connection {} recovering", hub.name, s.id);
+                handshake.authenticated();
                 upgrade.on_upgrade(move |ws| recovered(svc, hub, s, ws))
             }
             None => {
                 log::info!("hub {hub_name}: recovery of {cid} refused");
-                upgrade.on_upgrade(|ws| reject(ws, 1008, "The connection cannot be recovered."))
+                // Still unauthenticated until its close handshake is over.
+                let pending = handshake.take();
+                upgrade.on_upgrade(|ws| async move {
+                    reject(ws, 1008, "The connection cannot be recovered.").await;
+                    drop(pending);
+                })
             }
         };
     }
@@ -168,6 +180,7 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         Ok(c) => c,
         Err(e) => return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", &e.to_string()),
     };
+    handshake.authenticated();
     let mut user_id = auth::user_id(&claims);
     let mut roles = auth::roles(&claims);
     let mut groups = auth::string_list(&claims, "webpubsub.group");

@@ -2,7 +2,7 @@
 //! sessions. Used by tests through the HTTP API (`/_emulator/...`) or the in-process API.
 
 use crate::hub::Hub;
-use crate::rest::{authorize, error_response};
+use crate::rest::error_response;
 use crate::service::Service;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -79,18 +79,13 @@ pub fn expire_connection(svc: &Service, hub: &str, id: &str) -> bool {
     true
 }
 
-/// `/_emulator/hubs/{hub}/connections[/{id}/:action]`
+/// `/_emulator/hubs/{hub}/connections[/{id}/:action]` (already authorized).
 pub fn handle(
     svc: &Service,
     method: &Method,
     segments: &[String],
     query: &[(String, String)],
-    auth: Option<&str>,
-    path: &str,
 ) -> Response {
-    if let Err(r) = authorize(svc, auth, path) {
-        return r;
-    }
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let q = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let not_found = || error_response(StatusCode::NOT_FOUND, "NotFound", "Connection not found.");

@@ -34,15 +34,18 @@ mod protocol;
 mod rest;
 mod roles;
 mod router;
+mod server;
 mod service;
 mod session;
 mod transport;
 mod upstream;
 
-pub use config::{Config, DEFAULT_ACCESS_KEY};
+pub use config::{
+    Config, DEFAULT_ACCESS_KEY, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_MAX_PENDING_HANDSHAKES,
+};
 pub use faults::ConnectionInfo;
 
-use axum::serve::ListenerExt;
 use service::Service;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,28 +68,9 @@ impl Emulator {
         let port = listener.local_addr()?.port();
         let host = config.host.clone();
         let endpoint = format!("http://{}:{port}", url_host(&host));
-        let svc = Arc::new(Service::new(
-            &config.access_key,
-            &endpoint,
-            config.upstream.as_deref(),
-            &host,
-        ));
-        let app = router::router(svc.clone());
+        let svc = Arc::new(Service::new(&config, &endpoint));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            // Small frames (acks, fan-out) must not wait for Nagle's algorithm.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = r {
-                log::error!("server error: {e}");
-            }
-        });
+        let task = tokio::spawn(server::serve(listener, svc.clone(), stopped));
         log::info!("listening on {endpoint}");
         Ok(Emulator {
             svc,
