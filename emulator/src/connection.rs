@@ -4,7 +4,7 @@
 use crate::auth;
 use crate::hub::Hub;
 use crate::protobuf;
-use crate::protocol;
+use crate::protocol::{self, MAX_MESSAGE_BYTES};
 use crate::rest::error_response;
 use crate::roles::Permissions;
 use crate::router::query_pairs;
@@ -26,9 +26,6 @@ const READ_BUFFER: usize = 4 * 1024;
 /// Bytes buffered by the WebSocket writer before it writes to the socket (flushes still write
 /// immediately).
 const WRITE_BUFFER: usize = 32 * 1024;
-/// WebSocket message limit of the transport; larger client messages up to this size get a
-/// clean 1009 close.
-const TRANSPORT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Hub names accepted by the service.
 pub fn valid_hub_name(hub: &str) -> bool {
@@ -128,8 +125,10 @@ pub async fn handle(
     let mut upgrade = upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(TRANSPORT_MAX_MESSAGE)
-        .max_frame_size(TRANSPORT_MAX_MESSAGE);
+        // Refused (1009) as soon as a frame header or the assembled message exceeds the limit,
+        // before the payload is read.
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES);
     let chosen = match choose_subprotocol(&requested) {
         Ok(c) => c,
         Err(msg) => return bad_request(msg),

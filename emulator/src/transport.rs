@@ -2,7 +2,7 @@
 //! reader keeps reading client frames (so a client that is slow to read never stops us from
 //! reading it); on exit the reader decides whether the session ends or stays recoverable.
 
-use crate::dispatch::{on_message, Flow};
+use crate::dispatch::{on_message, on_read_error, Flow};
 use crate::hub::Hub;
 use crate::service::Service;
 use crate::session::{Control, Half, Link, Outbound, Session};
@@ -104,7 +104,11 @@ pub async fn run(
             _ = link.drained(), if backlogged => {}
             msg = stream.next(), if violation.is_none() && !backlogged => {
                 let flow = match msg {
-                    None | Some(Err(_)) => break Exit::Gone,
+                    None => break Exit::Gone,
+                    Some(Err(e)) => match on_read_error(&e) {
+                        Some(flow) => flow,
+                        None => break Exit::Gone,
+                    },
                     Some(Ok(m)) => on_message(&svc, &hub, &s, m).await,
                 };
                 match flow {

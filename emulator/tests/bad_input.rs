@@ -120,3 +120,73 @@ async fn a_client_that_does_not_read_can_still_write() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn protocol_violations_close_with_a_status_and_end_the_session() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, ROLES, &["g"], HOUR);
+    let (mut bystander, _) = connect_pubsub(&url, JSON).await;
+    // (what, FIN/RSV/opcode byte, payload, masked, announced length, expected close code)
+    type Case<'a> = (&'a str, u8, &'a [u8], bool, Option<u64>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "invalid UTF-8 text",
+            0x81,
+            &[0x7b, 0xff, 0xfe],
+            true,
+            None,
+            1007,
+        ),
+        ("reserved data opcode", 0x83, b"x", true, None, 1002),
+        ("reserved control opcode", 0x8b, b"", true, None, 1002),
+        (
+            "unmasked frame",
+            0x81,
+            br#"{"type":"ping"}"#,
+            false,
+            None,
+            1002,
+        ),
+        (
+            "reserved bit set",
+            0xc1,
+            br#"{"type":"ping"}"#,
+            true,
+            None,
+            1002,
+        ),
+        ("continuation first", 0x80, b"x", true, None, 1002),
+        (
+            "16 MiB frame announced",
+            0x82,
+            b"",
+            true,
+            Some(16 << 20),
+            1009,
+        ),
+        (
+            "message over 1 MB",
+            0x82,
+            &[b' '; 1024 * 1024 + 1],
+            true,
+            None,
+            1009,
+        ),
+    ];
+    for (what, first, payload, masked, len, code) in cases {
+        let mut ws = RawWs::connect(&url, RELIABLE).await;
+        let RawFrame::Text(connected) = ws.next().await else {
+            panic!("{what}: no connected frame");
+        };
+        ws.send_frame(first, payload, masked, len).await;
+        let (frames, got) = ws.frames_until_close().await;
+        assert_eq!(got, code, "{what}");
+        assert_eq!(frames.len(), 1, "{what}: {frames:?}");
+        assert_eq!(frames[0]["event"], "disconnected", "{what}");
+        // The violation ended the session: it cannot be recovered.
+        expect_recovery_refused(&recovery_url(&url, &connected), RELIABLE).await;
+    }
+    send(&mut bystander, json!({"type":"ping"})).await;
+    assert_eq!(recv_json(&mut bystander).await["type"], "pong");
+    emu.shutdown().await;
+}
