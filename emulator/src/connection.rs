@@ -336,7 +336,7 @@ async fn connect_event(
 
 async fn opened(svc: Arc<Service>, s: Arc<Session>, groups: Vec<String>, ws: WebSocket) {
     let (tx, rx) = unbounded_channel();
-    let link = Arc::new(Link::default());
+    let link = Arc::new(Link::new(&s));
     let Some(generation) = s.attach(tx, link.clone()) else {
         return;
     };
@@ -359,7 +359,7 @@ async fn opened(svc: Arc<Service>, s: Arc<Session>, groups: Vec<String>, ws: Web
 
 async fn recovered(svc: Arc<Service>, hub: Arc<Hub>, s: Arc<Session>, ws: WebSocket) {
     let (tx, rx) = unbounded_channel();
-    let link = Arc::new(Link::default());
+    let link = Arc::new(Link::new(&s));
     match s.attach(tx, link.clone()) {
         Some(generation) => run(svc, hub, s, ws, rx, link, generation).await,
         None => reject(ws, 1008, "The connection cannot be recovered.").await,

@@ -184,10 +184,10 @@ impl Hub {
         self.end_session(s, reason, Some(Outbound::Close(1000, reason.to_string())));
     }
 
-    fn finish(&self, overflowed: Vec<Arc<Session>>) {
-        for s in overflowed {
-            // The session already ended itself and sent its close frame.
-            self.unregister(&s, "Reliable message buffer overflowed.");
+    fn finish(&self, overflowed: Vec<(Arc<Session>, &'static str)>) {
+        for (s, reason) in overflowed {
+            // The session already ended itself and closed or cut its transport.
+            self.unregister(&s, reason);
         }
     }
 
@@ -196,11 +196,14 @@ impl Hub {
         targets: impl Iterator<Item = &'a Arc<Session>>,
         d: &Delivery,
         keep: &dyn Fn(&Session) -> bool,
-    ) -> Vec<Arc<Session>> {
+    ) -> Vec<(Arc<Session>, &'static str)> {
         let mut overflowed = Vec::new();
         for s in targets {
-            if keep(s) && s.deliver(d) == DeliverOutcome::Overflow {
-                overflowed.push(s.clone());
+            if !keep(s) {
+                continue;
+            }
+            if let DeliverOutcome::Overflow(reason) = s.deliver(d) {
+                overflowed.push((s.clone(), reason));
             }
         }
         overflowed
@@ -241,8 +244,8 @@ impl Hub {
 
     /// Delivers to one session.
     pub fn publish_connection(&self, s: &Arc<Session>, d: &Delivery) {
-        if s.deliver(d) == DeliverOutcome::Overflow {
-            self.finish(vec![s.clone()]);
+        if let DeliverOutcome::Overflow(reason) = s.deliver(d) {
+            self.finish(vec![(s.clone(), reason)]);
         }
     }
 }

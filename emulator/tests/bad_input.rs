@@ -91,14 +91,16 @@ async fn exactly_one_ack_per_ack_id_and_null_is_absent() {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_can_still_write() {
-    // 400 echoed 64 KiB messages (~26 MB) exceed the socket buffers: the emulator must keep
+    // 100 echoed 64 KiB messages (6.5 MB) exceed the socket buffers but not the 8 MiB the
+    // emulator queues for a client before it stops reading it: the emulator must keep
     // reading this client while its outbound frames wait.
     let emu = emulator().await;
     let url = emu.client_access_url("h", None, ROLES, &["g"], HOUR);
     let (mut ws, _) = connect_pubsub(&url, JSON).await;
     let big = "x".repeat(64 * 1024);
+    let count = 100u64;
     tokio::time::timeout(DEADLINE * 4, async {
-        for i in 0..400u64 {
+        for i in 0..count {
             let frame =
                 json!({"type":"sendToGroup","group":"g","ackId":i,"dataType":"text","data":big});
             ws.send(Message::text(frame.to_string())).await.unwrap();
@@ -107,7 +109,7 @@ async fn a_client_that_does_not_read_can_still_write() {
     .await
     .expect("writes complete although nothing was read");
     let (mut acks, mut messages) = (0, 0);
-    while acks < 400 || messages < 400 {
+    while acks < count || messages < count {
         let v = recv_json(&mut ws).await;
         match v["type"].as_str() {
             Some("ack") => {
@@ -118,6 +120,67 @@ async fn a_client_that_does_not_read_can_still_write() {
             other => panic!("unexpected {other:?}"),
         }
     }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_stops_being_read() {
+    // Echoing 1 MB messages to its own group without reading: the emulator stops reading the
+    // client once 8 MiB wait for it, so its writes stall instead of the emulator growing.
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, ROLES, &["g"], HOUR);
+    let (mut ws, _) = connect_pubsub(&url, JSON).await;
+    let frame =
+        json!({"type":"sendToGroup","group":"g","dataType":"text","data":"x".repeat(1_000_000)});
+    let frame = frame.to_string();
+    let mut accepted = 0;
+    while accepted < 100 {
+        let write = ws.send(Message::text(frame.clone()));
+        match tokio::time::timeout(std::time::Duration::from_secs(1), write).await {
+            Ok(r) => r.unwrap(),
+            Err(_) => break,
+        }
+        accepted += 1;
+    }
+    // What was accepted sits in the emulator's queue and the kernel's socket buffers.
+    assert!((8..60).contains(&accepted), "{accepted} messages accepted");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn clients_that_never_read_are_cut_at_their_outbound_bounds() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, ROLES, &["g"], HOUR);
+    let (mut reader, _) = connect_pubsub(&url, JSON).await;
+    let (_deaf, deaf) = connect_pubsub(&url, JSON).await;
+    // Reliable and acknowledging ids it was never sent.
+    let (mut liar, liar_connected) = connect_pubsub(&url, RELIABLE).await;
+    let ids = [&deaf, &liar_connected].map(|c| c["connectionId"].as_str().unwrap().to_string());
+    let body = vec![7u8; 1 << 20];
+    for _ in 0..40 {
+        let path = "/api/hubs/h/groups/g/:send?api-version=1";
+        assert_eq!(
+            post(&emu, path, "application/octet-stream", &body).await,
+            202
+        );
+        // Fails once the emulator has cut it.
+        let ack = json!({"type":"sequenceAck","sequenceId":u64::MAX});
+        let _ = liar.send(Message::text(ack.to_string())).await;
+        assert_eq!(recv_json(&mut reader).await["dataType"], "binary");
+    }
+    eventually("both cut", || {
+        let live: Vec<String> = emu
+            .connections("h")
+            .into_iter()
+            .map(|c| c.connection_id)
+            .collect();
+        !live.contains(&ids[0]) && !live.contains(&ids[1])
+    })
+    .await;
+    expect_recovery_refused(&recovery_url(&url, &liar_connected), RELIABLE).await;
+    // The reader was unaffected.
+    send(&mut reader, json!({"type":"ping"})).await;
+    assert_eq!(recv_json(&mut reader).await["type"], "pong");
     emu.shutdown().await;
 }
 
