@@ -12,6 +12,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// Clock skew tolerated for `exp` and `nbf`.
 const CLOCK_SKEW_SECS: i64 = 300;
 
+/// Latest `exp` the emulator mints: 9999-12-31T23:59:59Z, the last date every JWT library can
+/// represent.
+const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
@@ -79,20 +83,28 @@ pub fn verify(key: &str, token: &str) -> Result<Map<String, Value>, AuthError> {
     };
     let now = now_secs();
     match claims.get("exp").and_then(numeric_date) {
-        Some(exp) if exp + CLOCK_SKEW_SECS < now => return Err(AuthError::Expired),
+        Some(exp) if exp.saturating_add(CLOCK_SKEW_SECS) < now => return Err(AuthError::Expired),
         Some(_) => {}
         None => return Err(AuthError::Malformed),
     }
     if let Some(nbf) = claims.get("nbf").and_then(numeric_date) {
-        if nbf - CLOCK_SKEW_SECS > now {
+        if nbf.saturating_sub(CLOCK_SKEW_SECS) > now {
             return Err(AuthError::NotYetValid);
         }
     }
     Ok(claims)
 }
 
+/// A NumericDate claim; fractions are dropped and values beyond i64 saturate.
 fn numeric_date(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+}
+
+/// The `exp` of a token minted now that lives `ttl_secs` (at least one second); `None` when it
+/// would fall after [`MAX_NUMERIC_DATE`].
+pub fn expiry(ttl_secs: u64) -> Option<i64> {
+    let exp = now_secs().checked_add(i64::try_from(ttl_secs.max(1)).ok()?)?;
+    (exp <= MAX_NUMERIC_DATE).then_some(exp)
 }
 
 fn decode_segment(segment: &str) -> Result<Value, AuthError> {
@@ -209,7 +221,8 @@ pub fn client_token(
         )),
     );
     claims.insert("iat".into(), now.into());
-    claims.insert("exp".into(), (now + ttl.as_secs().max(1) as i64).into());
+    let exp = expiry(ttl.as_secs()).unwrap_or(MAX_NUMERIC_DATE);
+    claims.insert("exp".into(), exp.into());
     if let Some(u) = user_id {
         claims.insert("sub".into(), u.into());
     }
@@ -240,6 +253,7 @@ pub fn rest_token(key: &str, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn sign_then_verify_round_trips() {
@@ -255,6 +269,23 @@ mod tests {
         assert_eq!(verify("k", &t), Err(AuthError::Expired));
         let t = sign("k", &serde_json::json!({"exp": now_secs() - 100}));
         assert!(verify("k", &t).is_ok());
+    }
+
+    #[test]
+    fn extreme_dates_neither_overflow_nor_pass() {
+        for exp in [json!(i64::MAX), json!(1e300), json!(u64::MAX)] {
+            let t = sign("k", &json!({"exp": exp, "nbf": i64::MIN}));
+            assert!(verify("k", &t).is_ok(), "{exp}");
+        }
+        let t = sign("k", &json!({"exp": i64::MIN}));
+        assert_eq!(verify("k", &t), Err(AuthError::Expired));
+        let t = sign("k", &json!({"exp": now_secs() + 60, "nbf": i64::MAX}));
+        assert_eq!(verify("k", &t), Err(AuthError::NotYetValid));
+        assert_eq!(expiry(u64::MAX), None);
+        assert_eq!(expiry(u64::MAX / 60 * 60), None);
+        assert!(expiry(100 * 365 * 24 * 3600).is_some());
+        let t = client_token("k", "http://h", "hub", None, &[], &[], Duration::MAX);
+        assert_eq!(verify("k", &t).unwrap()["exp"], json!(MAX_NUMERIC_DATE));
     }
 
     #[test]

@@ -300,6 +300,14 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
                 Some(Ok(m)) if m >= 1 => m,
                 Some(_) => return bad("minutesToExpire must be a positive integer."),
             };
+            let Some(ttl) = minutes
+                .checked_mul(60)
+                .filter(|s| auth::expiry(*s).is_some())
+            else {
+                return bad(
+                    "minutesToExpire is too large: the token would expire after the year 9999.",
+                );
+            };
             let roles = req.all("role");
             let groups = req.all("group");
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
@@ -311,7 +319,7 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
                 req.q("userId").filter(|u| !u.is_empty()),
                 &roles,
                 &groups,
-                Duration::from_secs(minutes * 60),
+                Duration::from_secs(ttl),
             );
             json(StatusCode::OK, serde_json::json!({ "token": token }))
         }

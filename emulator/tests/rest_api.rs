@@ -522,3 +522,37 @@ async fn deeply_nested_filter_is_rejected_with_400() {
     assert_eq!(next_data(&mut a).await["data"], "still here");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn generate_token_refuses_lifetimes_that_overflow() {
+    let emu = emulator().await;
+    let token = |minutes: String| {
+        let emu = &emu;
+        async move {
+            let path = format!("/api/hubs/hub/:generateToken?minutesToExpire={minutes}&{V}");
+            http(emu, "POST", &path, true, None, b"").await
+        }
+    };
+    // minutesToExpire * 60 overflows u64, or the expiry falls after the year 9999.
+    for minutes in [u64::MAX, u64::MAX / 60 + 1, 1 << 60, 10_000_000_000] {
+        let r = token(minutes.to_string()).await;
+        assert_eq!(r.status, 400, "{minutes}");
+        assert!(r.json()["message"].as_str().unwrap().contains("too large"));
+    }
+    for bad in ["0", "-1", "1.5", "99999999999999999999999"] {
+        assert_eq!(token(bad.to_string()).await.status, 400, "{bad}");
+    }
+    // A century is fine, and the token is not already expired.
+    let r = token((100 * 365 * 24 * 60).to_string()).await;
+    assert_eq!(r.status, 200);
+    let url = format!(
+        "ws://127.0.0.1:{}/client/hubs/hub?access_token={}",
+        emu.port(),
+        r.json()["token"].as_str().unwrap()
+    );
+    connect_pubsub(&url, JSON).await;
+    // So is the in-process API with the longest lifetime there is.
+    let url = emu.client_access_url("hub", None, &[], &[], std::time::Duration::MAX);
+    connect_pubsub(&url, JSON).await;
+    emu.shutdown().await;
+}
