@@ -556,3 +556,36 @@ async fn generate_token_refuses_lifetimes_that_overflow() {
     connect_pubsub(&url, JSON).await;
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_escaped_slash_in_the_audience_does_not_authorize_other_paths() {
+    let emu = emulator().await;
+    let (_ws, id) = client(&emu, Some("x"), &[]).await;
+    let request = |path: String, aud_path: String| {
+        let emu = &emu;
+        async move {
+            let url = format!("{}{path}", emu.endpoint());
+            let token = emu.rest_token(&format!("{}{aud_path}", emu.endpoint()));
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Full<bytes::Bytes>>();
+            let req = hyper::Request::put(url)
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            client.request(req).await.unwrap().status().as_u16()
+        }
+    };
+    // A token for user "x/groups/g" (one escaped segment) must not add user "x" to group g.
+    let escaped = format!("/api/hubs/hub/users/x%2Fgroups%2Fg/groups/h?{V}");
+    let split = format!("/api/hubs/hub/users/x/groups/g?{V}");
+    assert_eq!(request(split.clone(), escaped.clone()).await, 401);
+    assert_eq!(request(split.clone(), split).await, 200);
+    assert_eq!(emu.connections("hub")[0].groups, vec!["g"]);
+    assert_eq!(emu.connections("hub")[0].connection_id, id);
+    // Equivalent spellings of one path still match.
+    let spelled = format!("/api/hubs/hub/users/%78/groups/k?{V}");
+    let plain = format!("/api/hubs/hub/users/x/groups/k?{V}");
+    assert_eq!(request(spelled, plain).await, 200);
+    emu.shutdown().await;
+}
