@@ -147,7 +147,8 @@ impl Emulator {
         faults::drop_connection(&self.svc, hub, connection_id)
     }
 
-    /// Sends a close frame with `code` and `reason`. False when the connection is unknown.
+    /// Sends a close frame with `code` and `reason`. False when the connection is unknown or
+    /// `code` may not be sent on the wire (only 1000-1003, 1007-1013 and 3000-4999 may).
     pub fn close_connection(
         &self,
         hub: &str,
