@@ -253,3 +253,47 @@ async fn protocol_violations_close_with_a_status_and_end_the_session() {
     assert_eq!(recv_json(&mut bystander).await["type"], "pong");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused_with_1007_and_not_relayed() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, ROLES, &["g"], HOUR);
+    let (mut bystander, _) = connect_pubsub(&url, JSON).await;
+    let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    for depth in [127, 100_000] {
+        let (mut ws, _) = connect_pubsub(&url, JSON).await;
+        let frame = format!(
+            r#"{{"type":"sendToGroup","group":"g","dataType":"json","data":{}}}"#,
+            nested(depth)
+        );
+        ws.send(Message::text(frame)).await.unwrap();
+        let (frames, code) = frames_until_close(&mut ws).await;
+        assert_eq!(code, 1007, "{depth}");
+        assert_eq!(frames[0]["event"], "disconnected", "{depth}");
+    }
+    // 126 levels are relayed (the message around them stays within serde_json's limit), and
+    // are what the bystander gets first.
+    let (mut ws, _) = connect_pubsub(&url, JSON).await;
+    let frame = format!(
+        r#"{{"type":"sendToGroup","group":"g","dataType":"json","data":{}}}"#,
+        nested(126)
+    );
+    ws.send(Message::text(frame)).await.unwrap();
+    let m = recv_json(&mut bystander).await;
+    assert_eq!(m["data"].to_string(), nested(126));
+    // REST bodies have the same limit.
+    let path = "/api/hubs/h/:send?api-version=1";
+    assert_eq!(
+        post(&emu, path, "application/json", nested(127).as_bytes()).await,
+        400
+    );
+    assert_eq!(
+        post(&emu, path, "application/json", nested(126).as_bytes()).await,
+        202
+    );
+    assert_eq!(
+        recv_json(&mut bystander).await["data"].to_string(),
+        nested(126)
+    );
+    emu.shutdown().await;
+}
