@@ -400,13 +400,7 @@ mod tests {
             "tru",
         ];
         let spaces = ["", " ", "\n", "\t "];
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1d);
         let mut accepted = 0;
         for _ in 0..100_000 {
             let mut text = String::from(spaces[next(4)]);

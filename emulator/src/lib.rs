@@ -226,6 +226,19 @@ pub fn client_access_url_for(
     format!("{ws}/client/hubs/{hub}?access_token={token}")
 }
 
+/// A deterministic xorshift generator for randomized unit tests (failures reproduce): each
+/// call returns a number below its argument.
+#[cfg(test)]
+fn test_rng(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut x = seed;
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    }
+}
+
 fn url_host(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")

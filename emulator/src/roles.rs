@@ -282,13 +282,7 @@ mod tests {
     #[test]
     fn matcher_agrees_with_the_backtracking_definition() {
         let alphabet = ['a', 'b', '.', '-', '*', '?', '\\'];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut next = crate::test_rng(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for _ in 0..20_000 {
             let pattern: String = (0..1 + next(7)).map(|_| alphabet[next(7)]).collect();

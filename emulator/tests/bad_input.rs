@@ -179,8 +179,7 @@ async fn clients_that_never_read_are_cut_at_their_outbound_bounds() {
     .await;
     expect_recovery_refused(&recovery_url(&url, &liar_connected), RELIABLE).await;
     // The reader was unaffected.
-    send(&mut reader, json!({"type":"ping"})).await;
-    assert_eq!(recv_json(&mut reader).await["type"], "pong");
+    ping_pong(&mut reader).await;
     emu.shutdown().await;
 }
 
@@ -249,8 +248,7 @@ async fn protocol_violations_close_with_a_status_and_end_the_session() {
         // The violation ended the session: it cannot be recovered.
         expect_recovery_refused(&recovery_url(&url, &connected), RELIABLE).await;
     }
-    send(&mut bystander, json!({"type":"ping"})).await;
-    assert_eq!(recv_json(&mut bystander).await["type"], "pong");
+    ping_pong(&mut bystander).await;
     emu.shutdown().await;
 }
 

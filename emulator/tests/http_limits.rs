@@ -128,7 +128,6 @@ async fn connections_waiting_to_authenticate_are_capped() {
     for s in &mut silent {
         until_closed(s).await;
     }
-    send(&mut ws, serde_json::json!({"type":"ping"})).await;
-    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+    ping_pong(&mut ws).await;
     emu.shutdown().await;
 }

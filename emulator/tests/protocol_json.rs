@@ -268,8 +268,7 @@ async fn wildcard_roles_match_adversarial_group_names_quickly() {
         )
         .await;
     }
-    send(&mut bystander, json!({"type":"ping"})).await;
-    assert_eq!(recv_json(&mut bystander).await["type"], "pong");
+    ping_pong(&mut bystander).await;
     for ack_id in 1..=4u64 {
         let ack = recv_json(&mut ws).await;
         assert_eq!(ack["ackId"], ack_id);

@@ -322,8 +322,7 @@ async fn fault_close_refuses_codes_that_must_not_be_sent() {
         assert!(!emu.close_connection("h", id, code, "x"), "{code}");
     }
     // Nothing was sent: the connection is untouched.
-    send(&mut ws, json!({"type":"ping"})).await;
-    assert_eq!(recv_json(&mut ws).await, json!({"type":"pong"}));
+    ping_pong(&mut ws).await;
     for code in [1001, 1011, 1013, 3000, 4999] {
         assert!(faults_accept(&emu, id, code).await, "{code}");
     }

@@ -147,6 +147,12 @@ pub async fn close_normal(ws: &mut Ws) {
         .await;
 }
 
+/// Sends `ping` and expects `pong` as the next frame: the connection is alive and served.
+pub async fn ping_pong(ws: &mut Ws) {
+    send(ws, json!({"type":"ping"})).await;
+    assert_eq!(recv_json(ws).await, json!({"type":"pong"}));
+}
+
 pub async fn join(ws: &mut Ws, group: &str, ack_id: u64) -> Value {
     send(ws, json!({"type":"joinGroup","group":group,"ackId":ack_id})).await;
     recv_until(ws, |v| v["type"] == "ack" && v["ackId"] == ack_id).await
