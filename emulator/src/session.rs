@@ -221,6 +221,12 @@ impl Link {
         })
     }
 
+    /// Notes that a close frame has been queued.
+    fn request_close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.writer.wake();
+    }
+
     /// Completes once a close frame has been queued (waited on by the writer, which gives a
     /// client that does not read only so long to take what is queued before it).
     pub fn close_requested(&self) -> impl Future<Output = ()> + '_ {
@@ -325,8 +331,7 @@ impl Transport {
             }
             close @ Outbound::Close(..) => {
                 let queued = self.send(close);
-                self.link.closing.store(true, Ordering::SeqCst);
-                self.link.writer.wake();
+                self.link.request_close();
                 queued
             }
             other => self.send(other),
