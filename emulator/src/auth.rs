@@ -12,6 +12,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// Clock skew tolerated for `exp` and `nbf`.
 const CLOCK_SKEW_SECS: i64 = 300;
 
+/// Latest `exp` the emulator mints: 9999-12-31T23:59:59Z, the last date every JWT library can
+/// represent.
+const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
@@ -79,20 +83,28 @@ pub fn verify(key: &str, token: &str) -> Result<Map<String, Value>, AuthError> {
     };
     let now = now_secs();
     match claims.get("exp").and_then(numeric_date) {
-        Some(exp) if exp + CLOCK_SKEW_SECS < now => return Err(AuthError::Expired),
+        Some(exp) if exp.saturating_add(CLOCK_SKEW_SECS) < now => return Err(AuthError::Expired),
         Some(_) => {}
         None => return Err(AuthError::Malformed),
     }
     if let Some(nbf) = claims.get("nbf").and_then(numeric_date) {
-        if nbf - CLOCK_SKEW_SECS > now {
+        if nbf.saturating_sub(CLOCK_SKEW_SECS) > now {
             return Err(AuthError::NotYetValid);
         }
     }
     Ok(claims)
 }
 
+/// A NumericDate claim; fractions are dropped and values beyond i64 saturate.
 fn numeric_date(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+}
+
+/// The `exp` of a token minted now that lives `ttl_secs` (at least one second); `None` when it
+/// would fall after [`MAX_NUMERIC_DATE`].
+pub fn expiry(ttl_secs: u64) -> Option<i64> {
+    let exp = now_secs().checked_add(i64::try_from(ttl_secs.max(1)).ok()?)?;
+    (exp <= MAX_NUMERIC_DATE).then_some(exp)
 }
 
 fn decode_segment(segment: &str) -> Result<Value, AuthError> {
@@ -102,8 +114,12 @@ fn decode_segment(segment: &str) -> Result<Value, AuthError> {
     serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
 }
 
-/// Normalised path of an audience or request URL: scheme, authority and query removed,
-/// percent-decoded, lowercased, without trailing slash.
+/// Canonical path of an audience or request URL, for comparing the two: scheme, authority,
+/// query and fragment removed, lowercased, without trailing slash. Escapes of unreserved
+/// characters are decoded and every other byte that is not a plain path character is
+/// escaped, so equivalent spellings compare equal; an escaped reserved character (`%2F`) stays
+/// distinct from the character itself (`/`), so a token for one path segment cannot stand
+/// for several.
 pub fn normalized_path(url_or_path: &str) -> String {
     let mut rest = url_or_path.trim();
     if let Some(i) = rest.find("://") {
@@ -113,8 +129,32 @@ pub fn normalized_path(url_or_path: &str) -> String {
     if let Some(q) = rest.find(['?', '#']) {
         rest = &rest[..q];
     }
-    let decoded = percent_decode(rest);
-    decoded.trim_end_matches('/').to_lowercase()
+    let bytes = rest.as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let (b, escaped) = match escape_at(bytes, i) {
+            Some(b) => (b, true),
+            None => (bytes[i], false),
+        };
+        i += if escaped { 3 } else { 1 };
+        let unreserved = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+        let path_char = b"!$&'()*+,;=:@/".contains(&b);
+        if unreserved || (path_char && !escaped) {
+            out.push(char::from(b.to_ascii_lowercase()));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out.trim_end_matches('/').to_string()
+}
+
+/// The byte a valid `%XX` escape at `i` stands for.
+fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
+    match bytes.get(i..i + 3)? {
+        [b'%', a, b] => Some(hex(*a)? * 16 + hex(*b)?),
+        _ => None,
+    }
 }
 
 /// Percent-decodes a URL component (invalid escapes are kept literally).
@@ -123,15 +163,16 @@ pub fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(a), Some(b)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(a * 16 + b);
+        match escape_at(bytes, i) {
+            Some(b) => {
+                out.push(b);
                 i += 3;
-                continue;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -209,7 +250,8 @@ pub fn client_token(
         )),
     );
     claims.insert("iat".into(), now.into());
-    claims.insert("exp".into(), (now + ttl.as_secs().max(1) as i64).into());
+    let exp = expiry(ttl.as_secs()).unwrap_or(MAX_NUMERIC_DATE);
+    claims.insert("exp".into(), exp.into());
     if let Some(u) = user_id {
         claims.insert("sub".into(), u.into());
     }
@@ -240,6 +282,7 @@ pub fn rest_token(key: &str, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn sign_then_verify_round_trips() {
@@ -258,9 +301,43 @@ mod tests {
     }
 
     #[test]
+    fn extreme_dates_neither_overflow_nor_pass() {
+        for exp in [json!(i64::MAX), json!(1e300), json!(u64::MAX)] {
+            let t = sign("k", &json!({"exp": exp, "nbf": i64::MIN}));
+            assert!(verify("k", &t).is_ok(), "{exp}");
+        }
+        let t = sign("k", &json!({"exp": i64::MIN}));
+        assert_eq!(verify("k", &t), Err(AuthError::Expired));
+        let t = sign("k", &json!({"exp": now_secs() + 60, "nbf": i64::MAX}));
+        assert_eq!(verify("k", &t), Err(AuthError::NotYetValid));
+        assert_eq!(expiry(u64::MAX), None);
+        assert_eq!(expiry(u64::MAX / 60 * 60), None);
+        assert!(expiry(100 * 365 * 24 * 3600).is_some());
+        let t = client_token("k", "http://h", "hub", None, &[], &[], Duration::MAX);
+        assert_eq!(verify("k", &t).unwrap()["exp"], json!(MAX_NUMERIC_DATE));
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("user%201"), "user 1");
         assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(normalized_path("http://h:1/A/b%20c/?x=1"), "/a/b c");
+        assert_eq!(percent_decode("%41%2f%"), "A/%");
+    }
+
+    #[test]
+    fn audience_paths_compare_canonically() {
+        let same = |a: &str, b: &str| normalized_path(a) == normalized_path(b);
+        assert_eq!(normalized_path("http://h:1/A/b%20c/?x=1"), "/a/b%20c");
+        assert!(same("/api/users/user%201", "http://x/API/users/user 1/"));
+        assert!(same("/a/%41%7e%2d", "/a/A~-"));
+        assert!(same("/a/%c3%a9", "/a/\u{e9}"));
+        assert!(same("/a/%3A%5b", "/a/%3a%5B"));
+        assert!(same("/client/hubs/h[1]", "/client/hubs/h%5B1%5D"));
+        // An escaped separator is not a separator.
+        assert!(!same(
+            "/api/hubs/h/users/x%2Fgroups%2Fg",
+            "/api/hubs/h/users/x/groups/g"
+        ));
+        assert!(!same("/a/x%3Ay", "/a/x:y"));
     }
 }

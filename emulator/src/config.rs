@@ -1,5 +1,7 @@
 //! Emulator configuration shared by the CLI and the in-process API.
 
+use std::time::Duration;
+
 /// Development access key used when none is given. It is public: never use it for anything
 /// reachable from outside the machine.
 pub const DEFAULT_ACCESS_KEY: &str = "wps-emulator-development-access-key-0123456789";
@@ -15,7 +17,23 @@ pub struct Config {
     pub access_key: String,
     /// Upstream event handler URL template (`{hub}` and `{event}` are substituted).
     pub upstream: Option<String>,
+    /// Time a client has to send a request's head (line and headers); also how long an idle
+    /// keep-alive connection stays open. The connection is closed when it elapses.
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a REST request's body once its head arrived (`408` after it).
+    pub body_read_timeout: Duration,
+    /// Connections accepted but not yet authenticated (no valid access token, REST token or
+    /// reconnection token seen yet) at any one time; beyond it the listener stops accepting
+    /// until one authenticates, times out or closes.
+    pub max_pending_handshakes: usize,
 }
+
+/// Default of [`Config::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`Config::body_read_timeout`].
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`Config::max_pending_handshakes`].
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 256;
 
 impl Default for Config {
     fn default() -> Self {
@@ -24,6 +42,9 @@ impl Default for Config {
             port: 0,
             access_key: DEFAULT_ACCESS_KEY.to_string(),
             upstream: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
         }
     }
 }

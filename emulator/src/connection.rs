@@ -4,10 +4,11 @@
 use crate::auth;
 use crate::hub::Hub;
 use crate::protobuf;
-use crate::protocol;
+use crate::protocol::{self, MAX_MESSAGE_BYTES};
 use crate::rest::error_response;
 use crate::roles::Permissions;
 use crate::router::query_pairs;
+use crate::server::Handshake;
 use crate::service::Service;
 use crate::session::{random_id, Kind, Link, Session, SimpleMode};
 use crate::transport::{reject, run};
@@ -25,9 +26,6 @@ const READ_BUFFER: usize = 4 * 1024;
 /// Bytes buffered by the WebSocket writer before it writes to the socket (flushes still write
 /// immediately).
 const WRITE_BUFFER: usize = 32 * 1024;
-/// WebSocket message limit of the transport; larger client messages up to this size get a
-/// clean 1009 close.
-const TRANSPORT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Hub names accepted by the service.
 pub fn valid_hub_name(hub: &str) -> bool {
@@ -75,7 +73,12 @@ fn bad_request(msg: &str) -> Response {
 }
 
 /// Handles `GET /client/hubs/{hub}` and `GET /client/?hub={hub}`.
-pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Body>) -> Response {
+pub async fn handle(
+    svc: Arc<Service>,
+    path_hub: Option<String>,
+    req: Request<Body>,
+    handshake: Handshake,
+) -> Response {
     let (mut parts, _body) = req.into_parts();
     let query = query_pairs(&parts.uri);
     let q = |name: &str| {
@@ -122,32 +125,43 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
     let mut upgrade = upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(TRANSPORT_MAX_MESSAGE)
-        .max_frame_size(TRANSPORT_MAX_MESSAGE);
+        // Refused (1009) as soon as a frame header or the assembled message exceeds the limit,
+        // before the payload is read.
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES);
     let chosen = match choose_subprotocol(&requested) {
         Ok(c) => c,
         Err(msg) => return bad_request(msg),
     };
-    let hub = svc.hubs.hub(&hub_name);
 
-    // Recovery is authenticated by the reconnection token alone, before any token check.
+    // Recovery is authenticated by the reconnection token alone, before any token check. It
+    // looks the session up without creating anything: no state before authentication.
     if let (Some(cid), Some(token)) = (q("awps_connection_id"), q("awps_reconnection_token")) {
-        let session = hub.get(&cid).filter(|s| {
-            s.reconnection_token.as_deref() == Some(token.as_str())
-                && !s.is_ended()
-                && matches!(chosen, Chosen::Pubsub(ref k, _) if *k == s.kind)
+        let found = svc.hubs.find(&hub_name).and_then(|hub| {
+            let s = hub.get(&cid).filter(|s| {
+                s.reconnection_token.as_deref() == Some(token.as_str())
+                    && !s.is_ended()
+                    && matches!(chosen, Chosen::Pubsub(ref k, _) if *k == s.kind)
+            })?;
+            Some((hub, s))
         });
         if let Chosen::Pubsub(_, name) = &chosen {
             upgrade.set_selected_protocol(HeaderValue::from_static(name));
         }
-        return match session {
-            Some(s) => {
+        return match found {
+            Some((hub, s)) => {
                 log::info!("hub {}: connection {} recovering", hub.name, s.id);
+                handshake.authenticated();
                 upgrade.on_upgrade(move |ws| recovered(svc, hub, s, ws))
             }
             None => {
-                log::info!("hub {}: recovery of {cid} refused", hub.name);
-                upgrade.on_upgrade(|ws| reject(ws, 1008, "The connection cannot be recovered."))
+                log::info!("hub {hub_name}: recovery of {cid} refused");
+                // Still unauthenticated until its close handshake is over.
+                let pending = handshake.take();
+                upgrade.on_upgrade(|ws| async move {
+                    reject(ws, 1008, "The connection cannot be recovered.").await;
+                    drop(pending);
+                })
             }
         };
     }
@@ -165,6 +179,7 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         Ok(c) => c,
         Err(e) => return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", &e.to_string()),
     };
+    handshake.authenticated();
     let mut user_id = auth::user_id(&claims);
     let mut roles = auth::roles(&claims);
     let mut groups = auth::string_list(&claims, "webpubsub.group");
@@ -190,11 +205,12 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         }
     };
 
+    let hub_name = svc.hubs.display_name(&hub_name);
     let id = random_id(16);
     let mut connection_state = None;
     if let Some(up) = &svc.upstream {
         let src = EventSource {
-            hub: &hub.name,
+            hub: &hub_name,
             connection_id: &id,
             user_id: user_id.as_deref(),
             subprotocol: subprotocol.as_deref(),
@@ -236,7 +252,7 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
     }
     let session = Arc::new(Session::new(
         id,
-        &hub.name,
+        &hub_name,
         user_id,
         kind,
         subprotocol,
@@ -246,7 +262,7 @@ pub async fn handle(svc: Arc<Service>, path_hub: Option<String>, req: Request<Bo
         .connection_state
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = connection_state;
-    upgrade.on_upgrade(move |ws| opened(svc, hub, session, groups, ws))
+    upgrade.on_upgrade(move |ws| opened(svc, session, groups, ws))
 }
 
 /// What a `connect` handler's 2xx answer changes.
@@ -318,19 +334,13 @@ async fn connect_event(
     Ok(answer)
 }
 
-async fn opened(
-    svc: Arc<Service>,
-    hub: Arc<Hub>,
-    s: Arc<Session>,
-    groups: Vec<String>,
-    ws: WebSocket,
-) {
+async fn opened(svc: Arc<Service>, s: Arc<Session>, groups: Vec<String>, ws: WebSocket) {
     let (tx, rx) = unbounded_channel();
-    let link = Arc::new(Link::default());
+    let link = Arc::new(Link::new(&s));
     let Some(generation) = s.attach(tx, link.clone()) else {
         return;
     };
-    hub.insert(&s);
+    let hub = svc.hubs.register(&s.hub, &s);
     for g in &groups {
         hub.join(&s, g);
     }
@@ -349,7 +359,7 @@ async fn opened(
 
 async fn recovered(svc: Arc<Service>, hub: Arc<Hub>, s: Arc<Session>, ws: WebSocket) {
     let (tx, rx) = unbounded_channel();
-    let link = Arc::new(Link::default());
+    let link = Arc::new(Link::new(&s));
     match s.attach(tx, link.clone()) {
         Some(generation) => run(svc, hub, s, ws, rx, link, generation).await,
         None => reject(ws, 1008, "The connection cannot be recovered.").await,

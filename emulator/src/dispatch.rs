@@ -3,7 +3,7 @@
 
 use crate::hub::Hub;
 use crate::protobuf;
-use crate::protocol::{self, Origin, Payload, ProtocolError, Upstream as Msg, MAX_MESSAGE_BYTES};
+use crate::protocol::{self, Origin, Payload, ProtocolError, Upstream as Msg};
 use crate::roles::Permission;
 use crate::service::Service;
 use crate::session::{Control, Delivery, Kind, Outbound, Session, SimpleMode};
@@ -19,13 +19,24 @@ pub enum Flow {
     ClientClosed(u16),
 }
 
+/// The close a read error calls for (the transport refused what the client sent); `None`
+/// when the connection is simply gone.
+pub fn on_read_error(e: &axum::Error) -> Option<Flow> {
+    use tungstenite::error::{Error as WsError, ProtocolError as WsProtocol};
+    let e = std::error::Error::source(e)?.downcast_ref::<WsError>()?;
+    Some(match e {
+        WsError::Utf8(_) => Flow::Close(1007, "Text frame is not valid UTF-8.".into()),
+        WsError::Capacity(_) => Flow::Close(1009, "Message too large.".into()),
+        WsError::Protocol(WsProtocol::ResetWithoutClosingHandshake) => return None,
+        WsError::Protocol(p) => Flow::Close(1002, format!("WebSocket protocol error: {p}")),
+        _ => return None,
+    })
+}
+
 /// Handles one client frame.
 pub async fn on_message(svc: &Service, hub: &Arc<Hub>, s: &Arc<Session>, m: Message) -> Flow {
     match m {
         Message::Text(t) => {
-            if t.len() > MAX_MESSAGE_BYTES {
-                return Flow::Close(1009, "Message too large.".into());
-            }
             if s.is_simple() {
                 return on_simple(svc, hub, s, Payload::Text(t.as_str().to_string())).await;
             }
@@ -35,9 +46,6 @@ pub async fn on_message(svc: &Service, hub: &Arc<Hub>, s: &Arc<Session>, m: Mess
             on_parsed(svc, hub, s, protocol::parse_upstream(t.as_str())).await
         }
         Message::Binary(b) => {
-            if b.len() > MAX_MESSAGE_BYTES {
-                return Flow::Close(1009, "Message too large.".into());
-            }
             if s.is_simple() {
                 return on_simple(svc, hub, s, Payload::Binary(b)).await;
             }

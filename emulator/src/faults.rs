@@ -2,7 +2,7 @@
 //! sessions. Used by tests through the HTTP API (`/_emulator/...`) or the in-process API.
 
 use crate::hub::Hub;
-use crate::rest::{authorize, error_response};
+use crate::rest::error_response;
 use crate::service::Service;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -51,9 +51,21 @@ pub fn drop_connection(svc: &Service, hub: &str, id: &str) -> bool {
     true
 }
 
-/// Sends the `disconnected` system frame (PubSub clients), then a close frame with `code`. Codes 1000 and 1008, and non-reliable connections, end the
-/// session; other codes leave a reliable session recoverable.
+/// Whether `code` may be sent in a close frame. 1005, 1006 and 1015 only report what happened
+/// locally and must never be sent (RFC 6455 §7.4.1); 1004, 1014 and 1016-2999 have no meaning
+/// WebSocket libraries accept (they treat them as a protocol error).
+pub fn sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1013 | 3000..=4999)
+}
+
+/// Sends the `disconnected` system frame (PubSub clients), then a close frame with `code`.
+/// Codes 1000 and 1008, and non-reliable connections, end the session; other codes leave a
+/// reliable session recoverable. False when the connection is unknown or `code` may not be
+/// sent ([`sendable_close_code`]).
 pub fn close_connection(svc: &Service, hub: &str, id: &str, code: u16, reason: &str) -> bool {
+    if !sendable_close_code(code) {
+        return false;
+    }
     let Some((h, s)) = find(svc, hub, id) else {
         return false;
     };
@@ -79,18 +91,13 @@ pub fn expire_connection(svc: &Service, hub: &str, id: &str) -> bool {
     true
 }
 
-/// `/_emulator/hubs/{hub}/connections[/{id}/:action]`
+/// `/_emulator/hubs/{hub}/connections[/{id}/:action]` (already authorized).
 pub fn handle(
     svc: &Service,
     method: &Method,
     segments: &[String],
     query: &[(String, String)],
-    auth: Option<&str>,
-    path: &str,
 ) -> Response {
-    if let Err(r) = authorize(svc, auth, path) {
-        return r;
-    }
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let q = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let not_found = || error_response(StatusCode::NOT_FOUND, "NotFound", "Connection not found.");
@@ -122,17 +129,17 @@ pub fn handle(
             }
         }
         ("POST", ["_emulator", "hubs", hub, "connections", id, ":close"]) => {
-            let code = match q("code").map(str::parse::<u16>) {
-                None => 1000,
-                Some(Ok(c)) if (1000..5000).contains(&c) => c,
-                Some(_) => {
-                    return error_response(
+            let code =
+                match q("code").map(str::parse::<u16>) {
+                    None => 1000,
+                    Some(Ok(c)) if sendable_close_code(c) => c,
+                    Some(_) => return error_response(
                         StatusCode::BAD_REQUEST,
                         "BadRequest",
-                        "Invalid close code.",
-                    )
-                }
-            };
+                        "Invalid close code: use 1000-1003, 1007-1013 or 3000-4999 (1005, 1006 \
+                         and 1015 are never sent on the wire).",
+                    ),
+                };
             if close_connection(svc, hub, id, code, q("reason").unwrap_or("")) {
                 StatusCode::NO_CONTENT.into_response()
             } else {

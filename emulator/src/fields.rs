@@ -8,6 +8,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+/// Deepest nesting of arrays and objects in the `data` the emulator accepts and relays (from
+/// clients and REST alike): the message carrying it, one level more, stays within the 127
+/// levels serde_json accepts by default, which clients built on it (this project's among
+/// them) apply.
+pub const MAX_DATA_DEPTH: usize = 126;
+
 /// Known fields; `null` is absent. `data` and `stream` are raw JSON text.
 #[derive(Debug, Default, PartialEq)]
 pub struct Fields<'a> {
@@ -61,6 +67,13 @@ fn raw_text(v: Option<&RawValue>) -> Option<&str> {
 }
 
 fn with_serde(text: &str) -> Result<Fields<'_>, serde_json::Error> {
+    // `data` is kept as raw text, which serde skips without a depth limit; receivers' parsers
+    // have one.
+    if nesting_exceeds(text.as_bytes(), MAX_DATA_DEPTH + 1) {
+        return Err(serde::de::Error::custom(format!(
+            "data nested deeper than {MAX_DATA_DEPTH} levels"
+        )));
+    }
     let w: Wire<'_> = serde_json::from_str(text)?;
     Ok(Fields {
         ty: w.ty,
@@ -74,6 +87,35 @@ fn with_serde(text: &str) -> Result<Fields<'_>, serde_json::Error> {
         invocation_id: w.invocation_id,
         stream: raw_text(w.stream),
     })
+}
+
+/// Whether arrays and objects in `json` nest deeper than `max` (strings are skipped; the text
+/// need not be valid JSON).
+pub fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -295,6 +337,27 @@ mod tests {
     }
 
     #[test]
+    fn data_nesting_is_limited_so_relayed_messages_parse() {
+        let data = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let msg =
+            |depth: usize| format!(r#"{{"type":"event","event":"e","data":{}}}"#, data(depth));
+        assert!(parse(&msg(MAX_DATA_DEPTH)).is_ok());
+        // A message relaying the deepest accepted data still parses with serde_json's limit.
+        assert!(serde_json::from_str::<serde_json::Value>(&msg(MAX_DATA_DEPTH)).is_ok());
+        for depth in [MAX_DATA_DEPTH + 1, 100_000] {
+            let e = parse(&msg(depth)).unwrap_err().to_string();
+            assert!(e.contains("nested deeper"), "{depth}: {e}");
+        }
+        // Brackets inside strings do not count.
+        let text = format!(
+            r#"{{"type":"event","data":"{}\"{}"}}"#,
+            "[".repeat(500),
+            "{".repeat(500)
+        );
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
     fn scan_never_disagrees_with_serde() {
         let keys = [
             "type",
@@ -337,13 +400,7 @@ mod tests {
             "tru",
         ];
         let spaces = ["", " ", "\n", "\t "];
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1d);
         let mut accepted = 0;
         for _ in 0..100_000 {
             let mut text = String::from(spaces[next(4)]);

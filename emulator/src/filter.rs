@@ -2,6 +2,11 @@
 
 use crate::session::Session;
 
+/// Deepest nesting of parentheses, `not` and function calls a filter may use. The parser and
+/// the evaluator recurse once per level, so this bounds their stack use; chains of `and` /
+/// `or` are kept flat and do not count.
+pub const MAX_FILTER_DEPTH: usize = 32;
+
 /// A parsed filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter(Expr);
@@ -14,14 +19,14 @@ enum Expr {
     Lit(Val),
     List(Vec<Expr>),
     Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
     Bin(Op, Box<Expr>, Box<Expr>),
     Call(String, Vec<Expr>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
-    Or,
-    And,
     Eq,
     Ne,
     Gt,
@@ -119,6 +124,8 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Current nesting (see [`MAX_FILTER_DEPTH`]).
+    depth: usize,
 }
 
 impl Parser {
@@ -138,28 +145,39 @@ impl Parser {
         }
     }
 
+    /// Runs `f` one nesting level deeper; `Err` beyond [`MAX_FILTER_DEPTH`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        if self.depth >= MAX_FILTER_DEPTH {
+            return Err(format!("nested deeper than {MAX_FILTER_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn or(&mut self) -> Result<Expr, String> {
-        let mut l = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.peek_word().as_deref() == Some("or") {
             self.pos += 1;
-            l = Expr::Bin(Op::Or, Box::new(l), Box::new(self.and()?));
+            terms.push(self.and()?);
         }
-        Ok(l)
+        Ok(flat(terms, Expr::Or))
     }
 
     fn and(&mut self) -> Result<Expr, String> {
-        let mut l = self.not()?;
+        let mut terms = vec![self.not()?];
         while self.peek_word().as_deref() == Some("and") {
             self.pos += 1;
-            l = Expr::Bin(Op::And, Box::new(l), Box::new(self.not()?));
+            terms.push(self.not()?);
         }
-        Ok(l)
+        Ok(flat(terms, Expr::And))
     }
 
     fn not(&mut self) -> Result<Expr, String> {
         if self.peek_word().as_deref() == Some("not") {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            return self.nested(|p| Ok(Expr::Not(Box::new(p.not()?))));
         }
         self.comparison()
     }
@@ -190,34 +208,37 @@ impl Parser {
         match t {
             Tok::Str(s) => Ok(Expr::Lit(Val::Str(s))),
             Tok::Num(n) => Ok(Expr::Lit(Val::Num(n))),
-            Tok::LParen => {
-                let first = self.or()?;
-                if self.eat(&Tok::RParen) {
+            Tok::LParen => self.nested(|p| {
+                let first = p.or()?;
+                if p.eat(&Tok::RParen) {
                     return Ok(first);
                 }
                 let mut items = vec![first];
-                while self.eat(&Tok::Comma) {
-                    items.push(self.or()?);
+                while p.eat(&Tok::Comma) {
+                    items.push(p.or()?);
                 }
-                if !self.eat(&Tok::RParen) {
+                if !p.eat(&Tok::RParen) {
                     return Err("expected ')'".into());
                 }
                 Ok(Expr::List(items))
-            }
+            }),
             Tok::Word(w) => {
                 if self.eat(&Tok::LParen) {
-                    let mut args = Vec::new();
-                    if !self.eat(&Tok::RParen) {
-                        loop {
-                            args.push(self.or()?);
-                            if self.eat(&Tok::RParen) {
-                                break;
-                            }
-                            if !self.eat(&Tok::Comma) {
-                                return Err("expected ',' or ')'".into());
+                    let mut args = self.nested(|p| {
+                        let mut args = Vec::new();
+                        if !p.eat(&Tok::RParen) {
+                            loop {
+                                args.push(p.or()?);
+                                if p.eat(&Tok::RParen) {
+                                    break;
+                                }
+                                if !p.eat(&Tok::Comma) {
+                                    return Err("expected ',' or ')'".to_string());
+                                }
                             }
                         }
-                    }
+                        Ok(args)
+                    })?;
                     let name = w.to_ascii_lowercase();
                     if name == "not" {
                         return match args.len() {
@@ -242,12 +263,22 @@ impl Parser {
     }
 }
 
+/// One term as itself, several as an n-ary `and` / `or`.
+fn flat(mut terms: Vec<Expr>, node: fn(Vec<Expr>) -> Expr) -> Expr {
+    if terms.len() == 1 {
+        terms.remove(0)
+    } else {
+        node(terms)
+    }
+}
+
 impl Filter {
     /// Parses an OData filter; `Err` describes the problem.
     pub fn parse(s: &str) -> Result<Filter, String> {
         let mut p = Parser {
             toks: tokenize(s)?,
             pos: 0,
+            depth: 0,
         };
         let e = p.or()?;
         if p.pos != p.toks.len() {
@@ -300,8 +331,22 @@ fn eval(e: &Expr, c: &Ctx<'_>) -> Result<Val, String> {
             Val::Bool(b) => Val::Bool(!b),
             _ => return Err("not needs a boolean".into()),
         },
-        Expr::Bin(Op::And, a, b) => Val::Bool(truthy(eval(a, c)?) && truthy(eval(b, c)?)),
-        Expr::Bin(Op::Or, a, b) => Val::Bool(truthy(eval(a, c)?) || truthy(eval(b, c)?)),
+        Expr::And(terms) => {
+            for t in terms {
+                if !truthy(eval(t, c)?) {
+                    return Ok(Val::Bool(false));
+                }
+            }
+            Val::Bool(true)
+        }
+        Expr::Or(terms) => {
+            for t in terms {
+                if truthy(eval(t, c)?) {
+                    return Ok(Val::Bool(true));
+                }
+            }
+            Val::Bool(false)
+        }
         Expr::Bin(op, a, b) => {
             let (a, b) = (eval(a, c)?, eval(b, c)?);
             Val::Bool(match op {
@@ -327,7 +372,6 @@ fn eval(e: &Expr, c: &Ctx<'_>) -> Result<Val, String> {
                         _ => ord.is_le(),
                     }
                 }
-                Op::And | Op::Or => unreachable!("handled above"),
             })
         }
         Expr::Call(name, args) => {
@@ -372,7 +416,7 @@ fn truthy(v: Val) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Filter;
+    use super::{Filter, MAX_FILTER_DEPTH};
 
     fn m(f: &str, user: Option<&str>, groups: &[&str]) -> bool {
         Filter::parse(f).unwrap().matches_attrs(user, "c1", groups)
@@ -412,5 +456,38 @@ mod tests {
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn nesting_is_limited_and_flat_chains_are_not() {
+        let wrap = |open: &str, close: &str, n: usize| {
+            format!("{}userId eq 'a'{}", open.repeat(n), close.repeat(n))
+        };
+        // `not(...)` is a `not` and a parenthesis: two levels.
+        for (open, close, levels) in [("(", ")", 1), ("not ", "", 1), ("not(", ")", 2)] {
+            assert!(
+                Filter::parse(&wrap(open, close, MAX_FILTER_DEPTH / levels)).is_ok(),
+                "{open}"
+            );
+            for n in [MAX_FILTER_DEPTH + 1, 3000, 100_000] {
+                let e = Filter::parse(&wrap(open, close, n)).unwrap_err();
+                assert!(e.contains("nested deeper"), "{open} x{n}: {e}");
+            }
+        }
+        let calls = format!(
+            "{}userId{} eq 'a'",
+            "tolower(".repeat(3000),
+            ")".repeat(3000)
+        );
+        assert!(Filter::parse(&calls).is_err());
+        // A long flat chain is one level, and evaluating it does not recurse per term.
+        let chain = vec!["userId eq 'x'"; 100_000].join(" or ") + " or userId eq 'u'";
+        assert!(Filter::parse(&chain)
+            .unwrap()
+            .matches_attrs(Some("u"), "c", &[]));
+        let chain = vec!["'g' in groups"; 100_000].join(" and ");
+        assert!(Filter::parse(&chain)
+            .unwrap()
+            .matches_attrs(None, "c", &["g"]));
     }
 }

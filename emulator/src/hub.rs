@@ -5,9 +5,12 @@
 use crate::session::{Control, DeliverOutcome, Delivery, Outbound, Session};
 use crate::upstream::Upstream;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 type Members = HashMap<String, Arc<Session>>;
+
+/// Hubs by lowercase name.
+type Registry = RwLock<HashMap<String, Arc<Hub>>>;
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
@@ -24,21 +27,25 @@ pub struct Hub {
     groups: RwLock<HashMap<String, Members>>,
     users: RwLock<HashMap<String, Members>>,
     upstream: Option<Arc<Upstream>>,
+    /// Where this hub is registered; it leaves the registry with its last session.
+    registry: Weak<Registry>,
 }
 
 impl Hub {
-    pub fn new(name: &str, upstream: Option<Arc<Upstream>>) -> Hub {
+    fn new(name: &str, upstream: Option<Arc<Upstream>>, registry: Weak<Registry>) -> Hub {
         Hub {
             name: name.to_string(),
             sessions: RwLock::default(),
             groups: RwLock::default(),
             users: RwLock::default(),
             upstream,
+            registry,
         }
     }
 
-    /// Registers a session (and its user).
-    pub fn insert(&self, s: &Arc<Session>) {
+    /// Registers a session (and its user). Only [`Hubs::register`] calls it, under the
+    /// registry lock, so a hub is never emptied and dropped while a session is added.
+    fn insert(&self, s: &Arc<Session>) {
         write(&self.sessions).insert(s.id.clone(), s.clone());
         if let Some(u) = &s.user_id {
             write(&self.users)
@@ -146,6 +153,28 @@ impl Hub {
         if let Some(up) = &self.upstream {
             up.disconnected(s.clone(), reason.to_string());
         }
+        self.release_if_empty();
+    }
+
+    /// Leaves the registry once the last session is gone, so hubs do not accumulate.
+    fn release_if_empty(&self) {
+        if !read(&self.sessions).is_empty() {
+            return;
+        }
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        let mut hubs = write(&registry);
+        let key = self.name.to_lowercase();
+        let registered = hubs.get(&key).is_some_and(|h| std::ptr::eq(&**h, self));
+        // Checked again under the registry lock, which every insertion holds.
+        if registered && read(&self.sessions).is_empty() {
+            hubs.remove(&key);
+            if hubs.capacity() > 64 && hubs.len() * 4 < hubs.capacity() {
+                hubs.shrink_to_fit();
+            }
+            log::debug!("hub {}: no connections left, freed", self.name);
+        }
     }
 
     /// Server-initiated close: `disconnected` system frame (PubSub clients), then close 1000,
@@ -155,10 +184,10 @@ impl Hub {
         self.end_session(s, reason, Some(Outbound::Close(1000, reason.to_string())));
     }
 
-    fn finish(&self, overflowed: Vec<Arc<Session>>) {
-        for s in overflowed {
-            // The session already ended itself and sent its close frame.
-            self.unregister(&s, "Reliable message buffer overflowed.");
+    fn finish(&self, overflowed: Vec<(Arc<Session>, &'static str)>) {
+        for (s, reason) in overflowed {
+            // The session already ended itself and closed or cut its transport.
+            self.unregister(&s, reason);
         }
     }
 
@@ -167,11 +196,14 @@ impl Hub {
         targets: impl Iterator<Item = &'a Arc<Session>>,
         d: &Delivery,
         keep: &dyn Fn(&Session) -> bool,
-    ) -> Vec<Arc<Session>> {
+    ) -> Vec<(Arc<Session>, &'static str)> {
         let mut overflowed = Vec::new();
         for s in targets {
-            if keep(s) && s.deliver(d) == DeliverOutcome::Overflow {
-                overflowed.push(s.clone());
+            if !keep(s) {
+                continue;
+            }
+            if let DeliverOutcome::Overflow(reason) = s.deliver(d) {
+                overflowed.push((s.clone(), reason));
             }
         }
         overflowed
@@ -212,42 +244,62 @@ impl Hub {
 
     /// Delivers to one session.
     pub fn publish_connection(&self, s: &Arc<Session>, d: &Delivery) {
-        if s.deliver(d) == DeliverOutcome::Overflow {
-            self.finish(vec![s.clone()]);
+        if let DeliverOutcome::Overflow(reason) = s.deliver(d) {
+            self.finish(vec![(s.clone(), reason)]);
         }
     }
 }
 
-/// Every hub of the emulator, keyed by lowercase name (hub names are case-insensitive).
+/// Every hub of the emulator, keyed by lowercase name (hub names are case-insensitive). A hub
+/// exists while it has sessions: the first authenticated connection creates it, the end of
+/// its last session frees it, and nothing else (REST calls, refused handshakes) creates one.
 #[derive(Default)]
 pub struct Hubs {
-    hubs: RwLock<HashMap<String, Arc<Hub>>>,
+    hubs: Arc<Registry>,
     upstream: Option<Arc<Upstream>>,
 }
 
 impl Hubs {
     pub fn new(upstream: Option<Arc<Upstream>>) -> Hubs {
         Hubs {
-            hubs: RwLock::default(),
+            hubs: Arc::default(),
             upstream,
         }
     }
 
-    /// The hub, created on first use.
-    pub fn hub(&self, name: &str) -> Arc<Hub> {
-        let key = name.to_lowercase();
-        if let Some(h) = read(&self.hubs).get(&key) {
-            return h.clone();
-        }
-        write(&self.hubs)
-            .entry(key)
-            .or_insert_with(|| Arc::new(Hub::new(name, self.upstream.clone())))
-            .clone()
+    /// Adds a session to hub `name`, creating the hub if needed.
+    pub fn register(&self, name: &str, s: &Arc<Session>) -> Arc<Hub> {
+        let mut hubs = write(&self.hubs);
+        let hub = hubs
+            .entry(name.to_lowercase())
+            .or_insert_with(|| {
+                Arc::new(Hub::new(
+                    name,
+                    self.upstream.clone(),
+                    Arc::downgrade(&self.hubs),
+                ))
+            })
+            .clone();
+        hub.insert(s);
+        hub
     }
 
     /// The hub if it exists.
     pub fn find(&self, name: &str) -> Option<Arc<Hub>> {
         read(&self.hubs).get(&name.to_lowercase()).cloned()
+    }
+
+    /// The hub, or an empty one that is not registered (operations on it find nothing).
+    pub fn find_or_empty(&self, name: &str) -> Arc<Hub> {
+        self.find(name)
+            .unwrap_or_else(|| Arc::new(Hub::new(name, self.upstream.clone(), Weak::new())))
+    }
+
+    /// The name a hub is known by (its first spelling while it exists).
+    pub fn display_name(&self, name: &str) -> String {
+        self.find(name)
+            .map(|h| h.name.clone())
+            .unwrap_or_else(|| name.to_string())
     }
 
     pub fn all(&self) -> Vec<Arc<Hub>> {

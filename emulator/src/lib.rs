@@ -34,15 +34,18 @@ mod protocol;
 mod rest;
 mod roles;
 mod router;
+mod server;
 mod service;
 mod session;
 mod transport;
 mod upstream;
 
-pub use config::{Config, DEFAULT_ACCESS_KEY};
+pub use config::{
+    Config, DEFAULT_ACCESS_KEY, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_MAX_PENDING_HANDSHAKES,
+};
 pub use faults::ConnectionInfo;
 
-use axum::serve::ListenerExt;
 use service::Service;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,28 +68,9 @@ impl Emulator {
         let port = listener.local_addr()?.port();
         let host = config.host.clone();
         let endpoint = format!("http://{}:{port}", url_host(&host));
-        let svc = Arc::new(Service::new(
-            &config.access_key,
-            &endpoint,
-            config.upstream.as_deref(),
-            &host,
-        ));
-        let app = router::router(svc.clone());
+        let svc = Arc::new(Service::new(&config, &endpoint));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            // Small frames (acks, fan-out) must not wait for Nagle's algorithm.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = r {
-                log::error!("server error: {e}");
-            }
-        });
+        let task = tokio::spawn(server::serve(listener, svc.clone(), stopped));
         log::info!("listening on {endpoint}");
         Ok(Emulator {
             svc,
@@ -149,13 +133,22 @@ impl Emulator {
         faults::connections(&self.svc, hub)
     }
 
+    /// Names of the hubs that currently hold state: a hub exists from its first authenticated
+    /// connection until its last session ends.
+    pub fn hubs(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.svc.hubs.all().iter().map(|h| h.name.clone()).collect();
+        names.sort();
+        names
+    }
+
     /// Cuts the connection's TCP stream without a close frame; a reliable session stays
     /// recoverable. False when the connection is unknown.
     pub fn drop_connection(&self, hub: &str, connection_id: &str) -> bool {
         faults::drop_connection(&self.svc, hub, connection_id)
     }
 
-    /// Sends a close frame with `code` and `reason`. False when the connection is unknown.
+    /// Sends a close frame with `code` and `reason`. False when the connection is unknown or
+    /// `code` may not be sent on the wire (only 1000-1003, 1007-1013 and 3000-4999 may).
     pub fn close_connection(
         &self,
         hub: &str,
@@ -231,6 +224,19 @@ pub fn client_access_url_for(
         None => format!("ws{}", endpoint.strip_prefix("http").unwrap_or(endpoint)),
     };
     format!("{ws}/client/hubs/{hub}?access_token={token}")
+}
+
+/// A deterministic xorshift generator for randomized unit tests (failures reproduce): each
+/// call returns a number below its argument.
+#[cfg(test)]
+fn test_rng(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut x = seed;
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    }
 }
 
 fn url_host(host: &str) -> String {

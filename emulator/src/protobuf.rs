@@ -1,6 +1,7 @@
 //! The protobuf subprotocols (`protobuf.webpubsub.azure.v1`, `protobuf.reliable...`): a small
 //! hand-written codec for the few messages of the Web PubSub schema.
 
+use crate::fields;
 use crate::protocol::{Payload, ProtocolError, Upstream};
 use bytes::Bytes;
 
@@ -123,6 +124,9 @@ fn message_data(buf: &[u8]) -> Result<Payload, ProtocolError> {
             (2, Value::Bytes(b)) => Some(Payload::Binary(Bytes::copy_from_slice(b))),
             (3, Value::Bytes(b)) => Some(Payload::Protobuf(Bytes::copy_from_slice(b))),
             (4, Value::Bytes(b)) => {
+                if fields::nesting_exceeds(b, fields::MAX_DATA_DEPTH) {
+                    return Err(bad("json_data"));
+                }
                 let v: serde_json::Value =
                     serde_json::from_slice(b).map_err(|_| bad("json_data"))?;
                 Some(Payload::Json(v.to_string()))

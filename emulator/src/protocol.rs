@@ -94,6 +94,12 @@ impl Payload {
                 .map(Payload::Text)
                 .map_err(|_| "text/plain body is not valid UTF-8".to_string()),
             "application/json" => {
+                if fields::nesting_exceeds(&body, fields::MAX_DATA_DEPTH) {
+                    return Err(format!(
+                        "application/json body is nested deeper than {} levels",
+                        fields::MAX_DATA_DEPTH
+                    ));
+                }
                 let v: Value = serde_json::from_slice(&body)
                     .map_err(|e| format!("application/json body is not valid JSON: {e}"))?;
                 if v.is_null() {

@@ -49,7 +49,7 @@ pub fn authorize(svc: &Service, authorization: Option<&str>, path: &str) -> Resu
 /// A parsed REST request.
 pub struct RestRequest<'a> {
     pub method: &'a Method,
-    /// Raw request path (for `aud` comparison).
+    /// Raw request path.
     pub path: &'a str,
     /// Percent-decoded, non-empty path segments.
     pub segments: &'a [String],
@@ -143,25 +143,21 @@ macro_rules! tri {
     };
 }
 
-/// Handles `/api/...`.
+/// Handles `/api/...` (already authorized, except for the health check).
 pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
     let seg: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let m = req.method.as_str();
     if let ["api", "health"] = seg.as_slice() {
         return status(StatusCode::OK);
     }
-    let auth_header = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
-    tri!(authorize(svc, auth_header, req.path));
     let ["api", "hubs", hub_name, rest @ ..] = seg.as_slice() else {
         return not_found("Unknown operation.");
     };
     if !crate::connection::valid_hub_name(hub_name) {
         return bad("Invalid hub name.");
     }
-    let hub = svc.hubs.hub(hub_name);
+    // REST calls never create a hub: an unknown one behaves as an empty one.
+    let hub = svc.hubs.find_or_empty(hub_name);
     let close_reason = || req.q("reason").unwrap_or("").to_string();
     match (m, rest) {
         ("POST", [":send"]) => {
@@ -280,20 +276,22 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
                 return bad(&format!("Unknown permission '{perm}'."));
             };
             let target = req.q("targetName").filter(|t| !t.is_empty());
+            if let Some(t) = target {
+                tri!(group_ok(t));
+            }
             let Some(s) = hub.get(id) else {
                 return not_found(&format!("Connection '{id}' not found."));
             };
-            let mut p = s.permissions();
             match method {
                 "PUT" => {
-                    p.grant(perm, target);
+                    s.update_permissions(|p| p.grant(perm, target));
                     status(StatusCode::OK)
                 }
                 "DELETE" => {
-                    p.revoke(perm, target);
+                    s.update_permissions(|p| p.revoke(perm, target));
                     status(StatusCode::NO_CONTENT)
                 }
-                _ => exists(p.check(perm, target)),
+                _ => exists(s.permissions().check(perm, target)),
             }
         }
         ("POST", [":generateToken"]) => {
@@ -301,6 +299,14 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
                 None => 60,
                 Some(Ok(m)) if m >= 1 => m,
                 Some(_) => return bad("minutesToExpire must be a positive integer."),
+            };
+            let Some(ttl) = minutes
+                .checked_mul(60)
+                .filter(|s| auth::expiry(*s).is_some())
+            else {
+                return bad(
+                    "minutesToExpire is too large: the token would expire after the year 9999.",
+                );
             };
             let roles = req.all("role");
             let groups = req.all("group");
@@ -313,7 +319,7 @@ pub fn handle(svc: &Service, req: RestRequest<'_>) -> Response {
                 req.q("userId").filter(|u| !u.is_empty()),
                 &roles,
                 &groups,
-                Duration::from_secs(minutes * 60),
+                Duration::from_secs(ttl),
             );
             json(StatusCode::OK, serde_json::json!({ "token": token }))
         }

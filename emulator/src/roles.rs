@@ -138,13 +138,18 @@ enum Token {
     DoubleStar,
 }
 
+/// Longest group name a pattern can be asked about (`valid_group_name`); patterns needing
+/// more literal characters can never match and are refused when parsed.
+const MAX_GROUP_CHARS: usize = 1024;
+
 /// A wildcard group pattern: `?` one char except `.`, `*` any run without `.`, `**` any run,
 /// `\` escapes; at most five `*`.
 #[derive(Debug, Clone)]
 pub struct Pattern(Vec<Token>);
 
 impl Pattern {
-    /// Parses a pattern; `None` when it is invalid (trailing `\`, more than five `*`).
+    /// Parses a pattern; `None` when it is invalid (trailing `\`, more than five `*`) or needs
+    /// more characters than a group name may have.
     pub fn parse(s: &str) -> Option<Pattern> {
         let mut tokens = Vec::new();
         let mut chars = s.chars().peekable();
@@ -166,39 +171,56 @@ impl Pattern {
                 c => tokens.push(Token::Char(c)),
             }
         }
-        if stars > 5 || tokens.is_empty() {
+        let literal = tokens
+            .iter()
+            .filter(|t| matches!(t, Token::Char(_) | Token::One))
+            .count();
+        if stars > 5 || tokens.is_empty() || literal > MAX_GROUP_CHARS {
             return None;
         }
         Some(Pattern(tokens))
     }
 
-    /// Whether `group` matches (case-sensitive).
+    /// Whether `group` matches (case-sensitive). Runs the pattern as a set of positions over
+    /// the group's characters, so it costs at most (group length × pattern length) steps
+    /// whatever the input; a backtracking matcher is exponential in the number of `*`.
     pub fn matches(&self, group: &str) -> bool {
-        let chars: Vec<char> = group.chars().collect();
-        match_from(&self.0, &chars)
+        let p = &self.0;
+        // active[i]: the first i tokens match the characters read so far.
+        let mut active = vec![false; p.len() + 1];
+        let mut next = vec![false; p.len() + 1];
+        active[0] = true;
+        skip_empty_stars(p, &mut active);
+        for c in group.chars() {
+            next.fill(false);
+            for (i, t) in p.iter().enumerate() {
+                if !active[i] {
+                    continue;
+                }
+                match t {
+                    Token::Char(x) if *x == c => next[i + 1] = true,
+                    Token::One if c != '.' => next[i + 1] = true,
+                    Token::Star if c != '.' => next[i] = true,
+                    Token::DoubleStar => next[i] = true,
+                    _ => {}
+                }
+            }
+            skip_empty_stars(p, &mut next);
+            std::mem::swap(&mut active, &mut next);
+            if !active.contains(&true) {
+                return false;
+            }
+        }
+        active[p.len()]
     }
 }
 
-fn match_from(p: &[Token], s: &[char]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(Token::Char(c)) => s.first() == Some(c) && match_from(&p[1..], &s[1..]),
-        Some(Token::One) => {
-            matches!(s.first(), Some(c) if *c != '.') && match_from(&p[1..], &s[1..])
+/// A star may match nothing: a position before a star also counts as the one after it.
+fn skip_empty_stars(p: &[Token], set: &mut [bool]) {
+    for (i, t) in p.iter().enumerate() {
+        if set[i] && matches!(t, Token::Star | Token::DoubleStar) {
+            set[i + 1] = true;
         }
-        Some(Token::Star) => {
-            let mut i = 0;
-            loop {
-                if match_from(&p[1..], &s[i..]) {
-                    return true;
-                }
-                if i >= s.len() || s[i] == '.' {
-                    return false;
-                }
-                i += 1;
-            }
-        }
-        Some(Token::DoubleStar) => (0..=s.len()).any(|i| match_from(&p[1..], &s[i..])),
     }
 }
 
@@ -240,5 +262,66 @@ mod tests {
         assert!(p.allows(Permission::SendToGroup, "h"));
         p.revoke(Permission::SendToGroup, None);
         assert!(!p.allows(Permission::SendToGroup, "h"));
+    }
+
+    /// The straightforward backtracking definition, as a reference for small inputs.
+    fn reference(p: &[Token], s: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some(Token::Char(c)) => s.first() == Some(c) && reference(&p[1..], &s[1..]),
+            Some(Token::One) => {
+                matches!(s.first(), Some(c) if *c != '.') && reference(&p[1..], &s[1..])
+            }
+            Some(Token::Star) => (0..=s.len())
+                .take_while(|&i| i == 0 || s[i - 1] != '.')
+                .any(|i| reference(&p[1..], &s[i..])),
+            Some(Token::DoubleStar) => (0..=s.len()).any(|i| reference(&p[1..], &s[i..])),
+        }
+    }
+
+    #[test]
+    fn matcher_agrees_with_the_backtracking_definition() {
+        let alphabet = ['a', 'b', '.', '-', '*', '?', '\\'];
+        let mut next = crate::test_rng(0x9e37_79b9_7f4a_7c15);
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            let pattern: String = (0..1 + next(7)).map(|_| alphabet[next(7)]).collect();
+            let group: String = (0..next(9)).map(|_| alphabet[next(4)]).collect();
+            let Some(p) = Pattern::parse(&pattern) else {
+                continue;
+            };
+            let chars: Vec<char> = group.chars().collect();
+            assert_eq!(
+                p.matches(&group),
+                reference(&p.0, &chars),
+                "{pattern:?} vs {group:?}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 5_000, "{checked}");
+    }
+
+    #[test]
+    fn adversarial_patterns_match_in_linear_time() {
+        // A backtracking matcher tries every way of splitting the dashes among the stars:
+        // C(400, 4) ways, over 15 s of CPU.
+        let group = format!("{}.", "-".repeat(1023));
+        let started = std::time::Instant::now();
+        for pattern in ["*-*-*-*-*", "**-**-*", "*?*?*?*?*", "-*-*-*-*-*-"] {
+            let p = Pattern::parse(pattern).unwrap();
+            for _ in 0..10 {
+                assert!(!p.matches(&group), "{pattern}");
+            }
+        }
+        assert!(Pattern::parse("**-**-*")
+            .unwrap()
+            .matches(&format!("{}.-", "-".repeat(400))));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(Pattern::parse(&"x".repeat(MAX_GROUP_CHARS)).is_some());
+        assert!(Pattern::parse(&"x".repeat(MAX_GROUP_CHARS + 1)).is_none());
     }
 }

@@ -3,13 +3,12 @@
 use crate::auth::percent_decode;
 use crate::connection;
 use crate::faults;
-use crate::rest::{self, error_response, RestRequest};
+use crate::rest::{self, authorize, error_response, RestRequest};
+use crate::server::Handshake;
 use crate::service::Service;
 use axum::body::{to_bytes, Body};
-use axum::extract::State;
 use axum::http::{Request, StatusCode, Uri};
 use axum::response::Response;
-use axum::Router;
 use std::sync::Arc;
 
 /// Largest accepted REST body.
@@ -26,11 +25,13 @@ pub fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-pub fn router(svc: Arc<Service>) -> Router {
-    Router::new().fallback(dispatch).with_state(svc)
-}
-
-async fn dispatch(State(svc): State<Arc<Service>>, req: Request<Body>) -> Response {
+/// Serves one request.
+pub async fn dispatch(svc: Arc<Service>, req: Request<Body>) -> Response {
+    let handshake = req
+        .extensions()
+        .get::<Handshake>()
+        .cloned()
+        .unwrap_or_else(Handshake::none);
     let path = req.uri().path().to_string();
     let segments: Vec<String> = path
         .split('/')
@@ -45,21 +46,43 @@ async fn dispatch(State(svc): State<Arc<Service>>, req: Request<Body>) -> Respon
                 [_] => None,
                 _ => return error_response(StatusCode::NOT_FOUND, "NotFound", "Unknown path."),
             };
-            connection::handle(svc, hub, req).await
+            connection::handle(svc, hub, req, handshake).await
         }
         Some("api") | Some("_emulator") => {
+            let public = matches!(segments.as_slice(), [a, h] if a == "api" && h == "health");
+            if !public {
+                let auth = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                // Before the body is read: an unauthenticated client cannot make us read one.
+                if let Err(r) = authorize(&svc, auth, &path) {
+                    return r;
+                }
+                handshake.authenticated();
+            }
             let query = query_pairs(req.uri());
             let (parts, body) = req.into_parts();
-            let body = match to_bytes(body, MAX_BODY).await {
-                Ok(b) => b,
-                Err(_) => {
-                    return error_response(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "PayloadTooLarge",
-                        "Request body too large.",
-                    )
-                }
-            };
+            let body =
+                match tokio::time::timeout(svc.limits.body_read_timeout, to_bytes(body, MAX_BODY))
+                    .await
+                {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(_)) => {
+                        return error_response(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "PayloadTooLarge",
+                            "Request body too large.",
+                        )
+                    }
+                    Err(_) => {
+                        return error_response(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "RequestTimeout",
+                            "The request body did not arrive in time.",
+                        )
+                    }
+                };
             if first.as_deref() == Some("api") {
                 rest::handle(
                     &svc,
@@ -73,11 +96,7 @@ async fn dispatch(State(svc): State<Arc<Service>>, req: Request<Body>) -> Respon
                     },
                 )
             } else {
-                let auth = parts
-                    .headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok());
-                faults::handle(&svc, &parts.method, &segments, &query, auth, &path)
+                faults::handle(&svc, &parts.method, &segments, &query)
             }
         }
         _ => error_response(StatusCode::NOT_FOUND, "NotFound", "Unknown path."),

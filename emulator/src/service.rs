@@ -1,5 +1,6 @@
 //! State shared by every endpoint of one emulator instance.
 
+use crate::config::Config;
 use crate::hub::Hubs;
 use crate::upstream::Upstream;
 use std::sync::Arc;
@@ -11,6 +12,13 @@ pub const RECOVERY_WINDOW: Duration = Duration::from_secs(30);
 /// Environment variable shortening the recovery window (milliseconds), for tests only.
 pub const RECOVERY_WINDOW_ENV: &str = "WPS_EMULATOR_RECOVERY_WINDOW_MS";
 
+/// Bounds on what one client may make the emulator hold or wait for.
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_pending_handshakes: usize,
+}
+
 pub struct Service {
     pub access_key: String,
     /// `http://host:port`
@@ -18,11 +26,17 @@ pub struct Service {
     pub hubs: Hubs,
     pub upstream: Option<Arc<Upstream>>,
     pub recovery_window: Duration,
+    pub limits: Limits,
 }
 
 impl Service {
-    pub fn new(access_key: &str, endpoint: &str, upstream: Option<&str>, origin: &str) -> Service {
-        let upstream = upstream.map(|t| Arc::new(Upstream::new(t, access_key, origin)));
+    /// The service for `config`, reachable at `endpoint` (`http://host:port`).
+    pub fn new(config: &Config, endpoint: &str) -> Service {
+        let access_key = config.access_key.as_str();
+        let upstream = config
+            .upstream
+            .as_deref()
+            .map(|t| Arc::new(Upstream::new(t, access_key, &config.host)));
         Service {
             access_key: access_key.to_string(),
             endpoint: endpoint.to_string(),
@@ -33,6 +47,11 @@ impl Service {
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis)
                 .unwrap_or(RECOVERY_WINDOW),
+            limits: Limits {
+                header_read_timeout: config.header_read_timeout,
+                body_read_timeout: config.body_read_timeout,
+                max_pending_handshakes: config.max_pending_handshakes,
+            },
         }
     }
 }

@@ -6,14 +6,14 @@ use crate::ack_ids::AckIds;
 use crate::protobuf;
 use crate::protocol::{self, Origin, Payload};
 use crate::roles::Permissions;
-use axum::extract::ws::Utf8Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use std::collections::{BTreeSet, VecDeque};
 use std::future::{poll_fn, Future};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 use tokio::sync::mpsc::UnboundedSender;
@@ -62,6 +62,8 @@ impl Kind {
 pub enum Outbound {
     Text(Utf8Bytes),
     Binary(Bytes),
+    /// A reliable data message: the body every receiver shares, numbered by the writer.
+    Sequenced(u64, Body),
     /// Send a close frame with this code and reason, then end the transport.
     Close(u16, String),
     /// Cut the TCP connection without a close frame (fires the transport's [`Link`] cut
@@ -69,11 +71,62 @@ pub enum Outbound {
     Cut,
 }
 
-/// Outbound frames queued for one transport above which its reader stops reading the client
-/// (a client that never reads cannot make the emulator queue without bound)...
-pub const BACKLOG_HIGH: usize = 65_536;
+/// Bytes of outbound frames queued for one transport above which its reader stops reading the
+/// client (a client that does not read cannot make the emulator queue its own traffic without
+/// bound)...
+pub const OUTBOUND_PAUSE_BYTES: usize = 8 * 1024 * 1024;
 /// ...until the writer has brought the queue down to this.
-pub const BACKLOG_LOW: usize = 16_384;
+pub const OUTBOUND_RESUME_BYTES: usize = 2 * 1024 * 1024;
+/// Bytes of outbound frames queued for one transport at which the connection is cut: other
+/// connections and REST keep sending to a client that does not read.
+pub const OUTBOUND_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+/// What a queued frame counts for beyond its payload (queue node, frame header), so floods of
+/// tiny frames are bounded as well.
+const FRAME_OVERHEAD: usize = 64;
+
+impl Outbound {
+    /// What this command counts for against the outbound bounds.
+    pub fn cost(&self) -> usize {
+        FRAME_OVERHEAD
+            + match self {
+                Outbound::Text(t) => t.len(),
+                Outbound::Binary(b) => b.len(),
+                Outbound::Sequenced(_, body) => body.len(),
+                Outbound::Close(_, reason) => reason.len(),
+                Outbound::Cut => 0,
+            }
+    }
+}
+
+/// The body of a reliable data message, encoded once and shared by every receiver and every
+/// replay: the JSON `message` without its `sequenceId`, or the protobuf `DataMessage` fields.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Json(Utf8Bytes),
+    Protobuf(Bytes),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Json(t) => t.len(),
+            Body::Protobuf(b) => b.len(),
+        }
+    }
+
+    /// The frame for one receiver: the body with `sequence_id` added.
+    pub fn frame(&self, sequence_id: u64) -> Message {
+        match self {
+            Body::Json(t) => Message::Text(Utf8Bytes::from(protocol::with_sequence_id(
+                t.as_str(),
+                sequence_id,
+            ))),
+            Body::Protobuf(inner) => {
+                Message::Binary(protobuf::encode_data(inner, Some(sequence_id)))
+            }
+        }
+    }
+}
 
 /// Which half of a transport waits on a [`Link`].
 #[derive(Clone, Copy)]
@@ -83,42 +136,59 @@ pub enum Half {
 }
 
 /// Shared by the session and the two halves of one transport: the cut signal (drop the
-/// socket at once) and the size of the outbound queue. Each half has its own waker slot, so
-/// waiting costs an atomic register per poll rather than a lock.
+/// socket at once), the close request, and the bytes in the outbound queue. Each half has its
+/// own waker slot, so waiting costs an atomic register per poll rather than a lock.
 #[derive(Default)]
 pub struct Link {
     fired: AtomicBool,
+    closing: AtomicBool,
     queued: AtomicUsize,
-    /// Woken when fired and when the queue drains below [`BACKLOG_LOW`].
+    /// The session's highest sequence id written to the socket (shared by its transports).
+    sent: Arc<AtomicU64>,
+    /// Woken when fired and when the queue drains to [`OUTBOUND_RESUME_BYTES`].
     reader: AtomicWaker,
-    /// Woken when fired.
+    /// Woken when fired and when a close is requested.
     writer: AtomicWaker,
 }
 
 impl Link {
-    /// Counts a frame put on the queue.
-    fn pushed(&self) {
-        self.queued.fetch_add(1, Ordering::Relaxed);
+    /// A link for a transport of `s`.
+    pub fn new(s: &Session) -> Link {
+        Link {
+            sent: s.sent.clone(),
+            ..Link::default()
+        }
     }
 
-    /// Counts `n` frames taken off the queue by the writer.
-    pub fn popped(&self, n: usize) {
-        let before = self.queued.fetch_sub(n, Ordering::AcqRel);
-        if before.saturating_sub(n) <= BACKLOG_LOW && before > BACKLOG_LOW {
+    /// Counts `cost` bytes put on the queue; returns the new total.
+    fn pushed(&self, cost: usize) -> usize {
+        self.queued.fetch_add(cost, Ordering::AcqRel) + cost
+    }
+
+    /// Counts `cost` bytes taken off the queue by the writer.
+    pub fn popped(&self, cost: usize) {
+        let before = self.queued.fetch_sub(cost, Ordering::AcqRel);
+        if before.saturating_sub(cost) <= OUTBOUND_RESUME_BYTES && before > OUTBOUND_RESUME_BYTES {
             self.reader.wake();
         }
     }
 
-    /// Whether the reader should pause.
-    pub fn is_backlogged(&self) -> bool {
-        self.queued.load(Ordering::Acquire) > BACKLOG_HIGH
+    /// Records that the writer wrote the frame numbered `sequence_id`.
+    pub fn sent(&self, sequence_id: u64) {
+        self.sent.fetch_max(sequence_id, Ordering::AcqRel);
     }
 
-    /// Completes once the queue is at or below [`BACKLOG_LOW`] (waited on by the reader).
+    /// Whether the reader should pause.
+    pub fn is_backlogged(&self) -> bool {
+        self.queued.load(Ordering::Acquire) > OUTBOUND_PAUSE_BYTES
+    }
+
+    /// Completes once the queue is at or below [`OUTBOUND_RESUME_BYTES`] (waited on by the
+    /// reader).
     pub fn drained(&self) -> impl Future<Output = ()> + '_ {
         poll_fn(move |cx| {
             self.reader.register(cx.waker());
-            if self.queued.load(Ordering::Acquire) <= BACKLOG_LOW {
+            if self.queued.load(Ordering::Acquire) <= OUTBOUND_RESUME_BYTES {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -150,16 +220,38 @@ impl Link {
             }
         })
     }
+
+    /// Notes that a close frame has been queued.
+    fn request_close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.writer.wake();
+    }
+
+    /// Completes once a close frame has been queued (waited on by the writer, which gives a
+    /// client that does not read only so long to take what is queued before it).
+    pub fn close_requested(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
+            self.writer.register(cx.waker());
+            if self.closing.load(Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
 }
 
 /// A data message encoded once for every receiver; the simple-client frame and the protobuf
-/// body are built on first use.
+/// encodings are built on first use.
 pub struct Delivery<'a> {
     json: Utf8Bytes,
     data: Payload,
     group: Option<&'a str>,
     raw: OnceLock<RawFrame>,
-    protobuf: OnceLock<Vec<u8>>,
+    /// `DataMessage` fields without a sequence id.
+    protobuf_inner: OnceLock<Bytes>,
+    /// The whole frame for non-reliable protobuf receivers.
+    protobuf_frame: OnceLock<Bytes>,
 }
 
 enum RawFrame {
@@ -180,7 +272,8 @@ impl<'a> Delivery<'a> {
             data,
             group,
             raw: OnceLock::new(),
-            protobuf: OnceLock::new(),
+            protobuf_inner: OnceLock::new(),
+            protobuf_frame: OnceLock::new(),
         }
     }
 
@@ -192,37 +285,23 @@ impl<'a> Delivery<'a> {
         })
     }
 
-    fn protobuf_inner(&self) -> &[u8] {
-        self.protobuf.get_or_init(|| {
+    fn protobuf_inner(&self) -> &Bytes {
+        self.protobuf_inner.get_or_init(|| {
             let raw: &[u8] = match self.raw() {
                 RawFrame::Text(t) => t.as_bytes(),
                 RawFrame::Binary(b) => b,
             };
-            protobuf::encode_data_inner(self.group, self.data.data_type(), raw)
+            Bytes::from(protobuf::encode_data_inner(
+                self.group,
+                self.data.data_type(),
+                raw,
+            ))
         })
     }
-}
 
-/// A frame kept for replay.
-#[derive(Clone)]
-enum Frame {
-    Text(Utf8Bytes),
-    Binary(Bytes),
-}
-
-impl Frame {
-    fn len(&self) -> usize {
-        match self {
-            Frame::Text(t) => t.len(),
-            Frame::Binary(b) => b.len(),
-        }
-    }
-
-    fn outbound(&self) -> Outbound {
-        match self {
-            Frame::Text(t) => Outbound::Text(t.clone()),
-            Frame::Binary(b) => Outbound::Binary(b.clone()),
-        }
+    fn protobuf_frame(&self) -> &Bytes {
+        self.protobuf_frame
+            .get_or_init(|| protobuf::encode_data(self.protobuf_inner(), None))
     }
 }
 
@@ -250,13 +329,23 @@ impl Transport {
                 self.link.fire();
                 true
             }
+            close @ Outbound::Close(..) => {
+                let queued = self.send(close);
+                self.link.request_close();
+                queued
+            }
             other => self.send(other),
         }
     }
 
     fn send(&self, o: Outbound) -> bool {
-        self.link.pushed();
-        self.tx.send(o).is_ok()
+        self.push(o).is_some()
+    }
+
+    /// Queues `o`; the bytes now queued, `None` when the transport is gone.
+    fn push(&self, o: Outbound) -> Option<usize> {
+        let queued = self.link.pushed(o.cost());
+        self.tx.send(o).ok().map(|_| queued)
     }
 }
 
@@ -264,18 +353,29 @@ struct State {
     transport: Option<Transport>,
     generation: u64,
     next_sequence_id: u64,
-    buffer: VecDeque<(u64, Frame)>,
+    buffer: VecDeque<(u64, Body)>,
     buffered_bytes: usize,
     ack_ids: AckIds,
     ended: bool,
+}
+
+impl State {
+    /// Marks the session ended, forgets its buffer and lets go of its transport.
+    fn end(&mut self) -> Option<Transport> {
+        self.ended = true;
+        self.buffer.clear();
+        self.buffered_bytes = 0;
+        self.transport.take()
+    }
 }
 
 /// Result of offering a data message to a session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeliverOutcome {
     Delivered,
-    /// The reliable buffer overflowed: the session was closed with 1008 and must be removed.
-    Overflow,
+    /// A bound was exceeded: the session has ended (reliable buffer overflow: 1008; outbound
+    /// queue over its limit: cut) and must be removed, for this reason.
+    Overflow(&'static str),
 }
 
 /// One logical connection.
@@ -288,9 +388,12 @@ pub struct Session {
     pub subprotocol: Option<String>,
     pub reconnection_token: Option<String>,
     pub groups: Mutex<BTreeSet<String>>,
-    pub permissions: Mutex<Permissions>,
+    /// Replaced as a whole on every change, so checks run on a snapshot outside the lock.
+    permissions: Mutex<Arc<Permissions>>,
     /// `ce-connectionState` set by upstream handlers.
     pub connection_state: Mutex<Option<String>>,
+    /// Highest sequence id written to a socket: a `sequenceAck` cannot go beyond it.
+    sent: Arc<AtomicU64>,
     state: Mutex<State>,
 }
 
@@ -323,8 +426,9 @@ impl Session {
             subprotocol,
             reconnection_token: reliable.then(|| random_id(32)),
             groups: Mutex::new(BTreeSet::new()),
-            permissions: Mutex::new(permissions),
+            permissions: Mutex::new(Arc::new(permissions)),
             connection_state: Mutex::new(None),
+            sent: Arc::default(),
             state: Mutex::new(State {
                 transport: None,
                 generation: 0,
@@ -403,19 +507,18 @@ impl Session {
         if let Some(old) = st.transport.take() {
             old.finish(Outbound::Cut);
         }
-        if let Some(c) = self.connected_frame() {
-            link.pushed();
-            let _ = tx.send(c);
-        }
-        for (_, frame) in &st.buffer {
-            link.pushed();
-            let _ = tx.send(frame.outbound());
-        }
-        st.transport = Some(Transport {
+        let t = Transport {
             tx,
             link,
             generation,
-        });
+        };
+        if let Some(c) = self.connected_frame() {
+            t.send(c);
+        }
+        for (seq, body) in &st.buffer {
+            t.send(Outbound::Sequenced(*seq, body.clone()));
+        }
+        st.transport = Some(t);
         Some(generation)
     }
 
@@ -450,13 +553,8 @@ impl Session {
     pub fn end(&self, last: Option<Outbound>) -> bool {
         let mut st = lock(&self.state);
         let first = !st.ended;
-        st.ended = true;
-        st.buffer.clear();
-        st.buffered_bytes = 0;
-        if let Some(t) = st.transport.take() {
-            if let Some(o) = last {
-                t.finish(o);
-            }
+        if let (Some(t), Some(o)) = (st.end(), last) {
+            t.finish(o);
         }
         first
     }
@@ -497,53 +595,56 @@ impl Session {
             Kind::JsonReliable | Kind::ProtobufReliable => {
                 let seq = st.next_sequence_id;
                 st.next_sequence_id += 1;
-                let frame = if self.kind == Kind::JsonReliable {
-                    Frame::Text(Utf8Bytes::from(protocol::with_sequence_id(
-                        d.json.as_str(),
-                        seq,
-                    )))
+                let body = if self.kind == Kind::JsonReliable {
+                    Body::Json(d.json.clone())
                 } else {
-                    Frame::Binary(protobuf::encode_data(d.protobuf_inner(), Some(seq)))
+                    Body::Protobuf(d.protobuf_inner().clone())
                 };
-                st.buffered_bytes += frame.len();
-                st.buffer.push_back((seq, frame.clone()));
+                st.buffered_bytes += body.len();
+                st.buffer.push_back((seq, body.clone()));
                 if st.buffer.len() > MAX_BUFFERED_MESSAGES || st.buffered_bytes > MAX_BUFFERED_BYTES
                 {
-                    st.ended = true;
-                    st.buffer.clear();
-                    st.buffered_bytes = 0;
-                    if let Some(t) = st.transport.take() {
+                    if let Some(t) = st.end() {
                         let reason = "Reliable message buffer overflowed";
                         if let Some(o) = self.control(Control::Disconnected(reason)) {
-                            let _ = t.send(o);
+                            t.send(o);
                         }
-                        let _ = t.send(Outbound::Close(1008, "buffer overflow".into()));
+                        t.finish(Outbound::Close(1008, "buffer overflow".into()));
                     }
-                    return DeliverOutcome::Overflow;
+                    return DeliverOutcome::Overflow("Reliable message buffer overflowed.");
                 }
-                frame.outbound()
+                Outbound::Sequenced(seq, body)
             }
             Kind::Json => Outbound::Text(d.json.clone()),
-            Kind::Protobuf => Outbound::Binary(protobuf::encode_data(d.protobuf_inner(), None)),
+            Kind::Protobuf => Outbound::Binary(d.protobuf_frame().clone()),
             Kind::Simple(_) => match d.raw() {
                 RawFrame::Text(s) => Outbound::Text(s.clone()),
                 RawFrame::Binary(b) => Outbound::Binary(b.clone()),
             },
         };
-        if let Some(t) = &st.transport {
-            let _ = t.send(frame);
+        let queued = st.transport.as_ref().and_then(|t| t.push(frame));
+        if queued.is_some_and(|q| q > OUTBOUND_LIMIT_BYTES) {
+            // The client does not read what it is sent: a close frame would wait behind all
+            // of it, so the connection is cut.
+            if let Some(t) = st.end() {
+                t.finish(Outbound::Cut);
+            }
+            return DeliverOutcome::Overflow("Outbound queue overflowed.");
         }
         DeliverOutcome::Delivered
     }
 
-    /// Cumulative `sequenceAck`: drops every buffered message up to `sequence_id`.
+    /// Cumulative `sequenceAck`: drops every buffered message up to `sequence_id`, but not
+    /// beyond what was written to the client (acknowledging more cannot empty the buffer of
+    /// messages a client never read).
     pub fn sequence_ack(&self, sequence_id: u64) {
+        let sequence_id = sequence_id.min(self.sent.load(Ordering::Acquire));
         let mut st = lock(&self.state);
-        while let Some((seq, frame)) = st.buffer.front() {
+        while let Some((seq, body)) = st.buffer.front() {
             if *seq > sequence_id {
                 break;
             }
-            let len = frame.len();
+            let len = body.len();
             st.buffer.pop_front();
             st.buffered_bytes -= len;
         }
@@ -563,33 +664,56 @@ impl Session {
         lock(&self.groups).iter().cloned().collect()
     }
 
-    pub fn permissions(&self) -> MutexGuard<'_, Permissions> {
-        lock(&self.permissions)
+    /// The current permissions. Wildcard matching on them may take a while for long names, so
+    /// callers get a snapshot instead of holding the lock REST grants and revokes need.
+    pub fn permissions(&self) -> Arc<Permissions> {
+        lock(&self.permissions).clone()
+    }
+
+    /// Changes the permissions (REST grant / revoke).
+    pub fn update_permissions(&self, change: impl FnOnce(&mut Permissions)) {
+        let mut p = lock(&self.permissions);
+        change(Arc::make_mut(&mut p));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
     fn session(kind: Kind) -> Session {
         Session::new("c".into(), "h", None, kind, None, Permissions::default())
     }
 
+    /// Attaches a transport nobody writes out; returns its queue (after `connected`).
+    fn attached(s: &Session) -> (Arc<Link>, UnboundedReceiver<Outbound>) {
+        let (tx, mut rx) = unbounded_channel();
+        let link = Arc::new(Link::new(s));
+        s.attach(tx, link.clone()).unwrap();
+        if !s.is_simple() {
+            rx.try_recv().expect("connected frame");
+        }
+        (link, rx)
+    }
+
+    fn buffered(s: &Session) -> usize {
+        lock(&s.state).buffer.len()
+    }
+
     #[tokio::test]
     async fn link_backlog_pauses_until_drained() {
         let link = Arc::new(Link::default());
-        for _ in 0..=BACKLOG_HIGH {
-            link.pushed();
-        }
+        link.pushed(OUTBOUND_PAUSE_BYTES + 1);
         assert!(link.is_backlogged());
         let waiter = tokio::spawn({
             let link = link.clone();
             async move { link.drained().await }
         });
-        link.popped(BACKLOG_HIGH + 1 - BACKLOG_LOW);
+        link.popped(OUTBOUND_PAUSE_BYTES + 1 - OUTBOUND_RESUME_BYTES);
         assert!(!link.is_backlogged());
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("drained wakes the reader")
             .unwrap();
@@ -598,11 +722,26 @@ mod tests {
             async move { link.fired(Half::Writer).await }
         });
         link.fire();
-        tokio::time::timeout(std::time::Duration::from_secs(5), fired)
+        tokio::time::timeout(Duration::from_secs(5), fired)
             .await
             .expect("fire wakes waiters")
             .unwrap();
         assert!(link.is_fired());
+    }
+
+    #[tokio::test]
+    async fn a_queued_close_wakes_the_writer() {
+        let s = session(Kind::Json);
+        let (link, _rx) = attached(&s);
+        let requested = tokio::spawn({
+            let link = link.clone();
+            async move { link.close_requested().await }
+        });
+        assert!(s.close_transport(1000, "bye"));
+        tokio::time::timeout(Duration::from_secs(5), requested)
+            .await
+            .expect("close request wakes the writer")
+            .unwrap();
     }
 
     #[test]
@@ -619,22 +758,95 @@ mod tests {
     #[test]
     fn reliable_delivery_numbers_buffers_and_overflows() {
         let s = session(Kind::JsonReliable);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        s.attach(tx, Arc::new(Link::default())).unwrap();
+        let (link, mut rx) = attached(&s);
         let d = Delivery::new(&Origin::Server, Payload::Text("x".into()));
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Text(t)) if t.as_str().contains("connected")));
         s.deliver(&d);
         match rx.try_recv() {
-            Ok(Outbound::Text(t)) => assert!(t
-                .as_str()
-                .starts_with(r#"{"sequenceId":1,"type":"message""#)),
+            Ok(Outbound::Sequenced(1, body)) => match body.frame(1) {
+                Message::Text(t) => {
+                    assert!(t
+                        .as_str()
+                        .starts_with(r#"{"sequenceId":1,"type":"message""#))
+                }
+                other => panic!("{other:?}"),
+            },
             other => panic!("{other:?}"),
         }
+        link.sent(1);
         s.sequence_ack(1);
+        assert_eq!(buffered(&s), 0);
         for _ in 0..MAX_BUFFERED_MESSAGES {
             assert_eq!(s.deliver(&d), DeliverOutcome::Delivered);
         }
-        assert_eq!(s.deliver(&d), DeliverOutcome::Overflow);
+        assert!(matches!(s.deliver(&d), DeliverOutcome::Overflow(_)));
         assert!(s.is_ended());
+    }
+
+    #[test]
+    fn sequence_ack_cannot_pass_what_was_written() {
+        let s = session(Kind::JsonReliable);
+        let (link, _rx) = attached(&s);
+        let d = Delivery::new(&Origin::Server, Payload::Text("x".into()));
+        for _ in 0..5 {
+            s.deliver(&d);
+        }
+        link.sent(2);
+        s.sequence_ack(u64::MAX);
+        assert_eq!(buffered(&s), 3);
+        // Acknowledging everything after every message does not hide that none was read.
+        let mut delivered = 0;
+        while s.deliver(&d) == DeliverOutcome::Delivered {
+            s.sequence_ack(u64::MAX);
+            delivered += 1;
+            assert!(delivered <= MAX_BUFFERED_MESSAGES, "never overflowed");
+        }
+        assert_eq!(delivered, MAX_BUFFERED_MESSAGES - 3);
+    }
+
+    #[test]
+    fn receivers_share_one_encoded_body() {
+        let body = Payload::Text("y".repeat(1 << 20));
+        let d = Delivery::new(&Origin::Server, body);
+        let addr = |o: Outbound| match o {
+            Outbound::Sequenced(_, Body::Json(t)) | Outbound::Text(t) => t.as_str().as_ptr(),
+            Outbound::Sequenced(_, Body::Protobuf(b)) | Outbound::Binary(b) => b.as_ptr(),
+            other => panic!("{other:?}"),
+        };
+        for kind in [
+            Kind::JsonReliable,
+            Kind::ProtobufReliable,
+            Kind::Json,
+            Kind::Protobuf,
+        ] {
+            let (a, b) = (session(kind.clone()), session(kind.clone()));
+            let ((_la, mut ra), (_lb, mut rb)) = (attached(&a), attached(&b));
+            a.deliver(&d);
+            b.deliver(&d);
+            let (pa, pb) = (addr(ra.try_recv().unwrap()), addr(rb.try_recv().unwrap()));
+            assert_eq!(pa, pb, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_connection_that_does_not_read_is_cut_at_the_outbound_limit() {
+        for kind in [
+            Kind::Json,
+            Kind::Protobuf,
+            Kind::Simple(SimpleMode::SendEvent),
+        ] {
+            let s = session(kind.clone());
+            let (link, _rx) = attached(&s);
+            let d = Delivery::new(&Origin::Server, Payload::Text("z".repeat(1 << 20)));
+            let mut delivered = 0;
+            while s.deliver(&d) == DeliverOutcome::Delivered {
+                delivered += 1;
+                assert!(delivered <= OUTBOUND_LIMIT_BYTES >> 20, "{kind:?}");
+            }
+            assert!(
+                delivered >= (OUTBOUND_LIMIT_BYTES >> 20) - 1,
+                "{kind:?}: {delivered}"
+            );
+            assert!(s.is_ended() && link.is_fired(), "{kind:?}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! reader keeps reading client frames (so a client that is slow to read never stops us from
 //! reading it); on exit the reader decides whether the session ends or stays recoverable.
 
-use crate::dispatch::{on_message, Flow};
+use crate::dispatch::{on_message, on_read_error, Flow};
 use crate::hub::Hub;
 use crate::service::Service;
 use crate::session::{Control, Half, Link, Outbound, Session};
@@ -104,7 +104,11 @@ pub async fn run(
             _ = link.drained(), if backlogged => {}
             msg = stream.next(), if violation.is_none() && !backlogged => {
                 let flow = match msg {
-                    None | Some(Err(_)) => break Exit::Gone,
+                    None => break Exit::Gone,
+                    Some(Err(e)) => match on_read_error(&e) {
+                        Some(flow) => flow,
+                        None => break Exit::Gone,
+                    },
                     Some(Ok(m)) => on_message(&svc, &hub, &s, m).await,
                 };
                 match flow {
@@ -163,6 +167,12 @@ async fn write_loop(
     let end = tokio::select! {
         biased;
         _ = link.fired(Half::Writer) => WriterEnd::Stopped,
+        // A client that does not read would keep a queued close frame (and everything before
+        // it) waiting forever.
+        _ = async {
+            link.close_requested().await;
+            tokio::time::sleep(CLOSE_GRACE).await;
+        } => WriterEnd::Stopped,
         end = drain(&mut sink, &mut rx, &link) => end,
     };
     let _ = done.send(end);
@@ -180,11 +190,17 @@ async fn drain(sink: &mut Sink, rx: &mut UnboundedReceiver<Outbound>, link: &Lin
             return WriterEnd::Stopped;
         };
         let mut next = Some(first);
-        let mut written = 0;
+        let (mut written, mut bytes) = (0, 0);
         while let Some(cmd) = next.take() {
+            bytes += cmd.cost();
             let r = match cmd {
                 Outbound::Text(t) => sink.feed(Message::Text(t)).await,
                 Outbound::Binary(b) => sink.feed(Message::Binary(b)).await,
+                Outbound::Sequenced(seq, body) => {
+                    let r = sink.feed(body.frame(seq)).await;
+                    link.sent(seq);
+                    r
+                }
                 Outbound::Close(code, reason) => {
                     return match sink.send(close_frame(code, &reason)).await {
                         Ok(()) => WriterEnd::Closed,
@@ -205,6 +221,6 @@ async fn drain(sink: &mut Sink, rx: &mut UnboundedReceiver<Outbound>, link: &Lin
             return WriterEnd::Stopped;
         }
         // Counted once written, so a client that does not read keeps its reader paused.
-        link.popped(written);
+        link.popped(bytes);
     }
 }

@@ -209,3 +209,56 @@ async fn simple_send_to_group_honours_no_echo_and_permissions() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn refused_handshakes_and_rest_calls_leave_no_hub_behind() {
+    let emu = emulator().await;
+    let good = emu.client_access_url("h", None, &[], &[], HOUR);
+    let token = good.split("access_token=").nth(1).unwrap();
+    for i in 0..50 {
+        let base = format!("ws://127.0.0.1:{}/client/hubs/random{i}", emu.port());
+        // Bad token, token for another hub, no token.
+        for url in [
+            format!("{base}?access_token=x.y.z"),
+            format!("{base}?access_token={token}"),
+            base.clone(),
+        ] {
+            let e = try_connect(&url, &[JSON]).await.unwrap_err();
+            assert_eq!(status_of(e), 401);
+        }
+        // A recovery attempt for a connection that does not exist: 101, then 1008.
+        let recovery = format!("{base}?awps_connection_id=c{i}&awps_reconnection_token=t");
+        expect_recovery_refused(&recovery, RELIABLE).await;
+        // Authenticated REST calls on an unknown hub do not create it either.
+        let send = format!("/api/hubs/rest{i}/:send?api-version=1");
+        assert_eq!(post(&emu, &send, "text/plain", b"x").await, 202);
+        let head = format!("/api/hubs/rest{i}/groups/g?api-version=1");
+        assert_eq!(call(&emu, "HEAD", &head).await, 404);
+    }
+    assert_eq!(emu.hubs(), Vec::<String>::new());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hub_is_freed_with_its_last_connection() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("Room", None, &[], &[], HOUR);
+    let (mut a, _) = connect_pubsub(&url, JSON).await;
+    let (mut b, c) = connect_pubsub(&url, RELIABLE).await;
+    assert_eq!(emu.hubs(), vec!["Room".to_string()]);
+    close_normal(&mut a).await;
+    let _ = expect_close(&mut a).await;
+    // A dropped reliable session keeps the hub while it is recoverable.
+    let id = c["connectionId"].as_str().unwrap();
+    assert!(emu.drop_connection("room", id));
+    assert_eq!(expect_close(&mut b).await, 1006);
+    eventually("one connection left", || emu.connections("Room").len() == 1).await;
+    assert_eq!(emu.hubs(), vec!["Room".to_string()]);
+    assert!(emu.expire_connection("room", id));
+    eventually("hub freed", || emu.hubs().is_empty()).await;
+    // The next connection creates the hub again, under the spelling it uses.
+    let url = emu.client_access_url("ROOM", None, &[], &[], HOUR);
+    let (_c, _) = connect_pubsub(&url, JSON).await;
+    assert_eq!(emu.hubs(), vec!["ROOM".to_string()]);
+    emu.shutdown().await;
+}

@@ -242,3 +242,40 @@ async fn ping_gets_pong_and_events_fail_without_upstream() {
     assert_eq!(r["error"]["name"], "InternalServerError");
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_roles_match_adversarial_group_names_quickly() {
+    // A backtracking matcher needs over 15 s of CPU per request for this pattern and name.
+    let emu = emulator().await;
+    let roles = [
+        "webpubsub.joinLeaveGroups.*-*-*-*-*",
+        "webpubsub.sendToGroups.*-*-*-*-*",
+    ];
+    let url = emu.client_access_url("h", None, &roles, &[], HOUR);
+    let (mut ws, _) = connect_pubsub(&url, JSON).await;
+    let (mut bystander, _) = connect_pubsub(&url, JSON).await;
+    let hostile = format!("{}.", "-".repeat(1023));
+    let started = std::time::Instant::now();
+    for ack_id in 1..=4u64 {
+        let kind = if ack_id % 2 == 0 {
+            "sendToGroup"
+        } else {
+            "joinGroup"
+        };
+        send(
+            &mut ws,
+            json!({"type":kind,"group":hostile,"ackId":ack_id,"dataType":"text","data":"x"}),
+        )
+        .await;
+    }
+    ping_pong(&mut bystander).await;
+    for ack_id in 1..=4u64 {
+        let ack = recv_json(&mut ws).await;
+        assert_eq!(ack["ackId"], ack_id);
+        assert_eq!(ack["error"]["name"], "Forbidden");
+    }
+    assert!(started.elapsed() < DEADLINE, "{:?}", started.elapsed());
+    // The pattern still grants what it describes.
+    assert_eq!(join(&mut ws, "a-b-c-d-e", 5).await["success"], true);
+    emu.shutdown().await;
+}

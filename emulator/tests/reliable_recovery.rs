@@ -309,3 +309,28 @@ async fn acked_messages_keep_the_buffer_small() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn fault_close_refuses_codes_that_must_not_be_sent() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, &[], &[], HOUR);
+    let (mut ws, connected) = connect_pubsub(&url, RELIABLE).await;
+    let id = connected["connectionId"].as_str().unwrap();
+    for code in [1005, 1006, 1015, 1004, 1014, 2000, 999, 5000, 0] {
+        let path = format!("/_emulator/hubs/h/connections/{id}/:close?code={code}");
+        assert_eq!(call(&emu, "POST", &path).await, 400, "{code}");
+        assert!(!emu.close_connection("h", id, code, "x"), "{code}");
+    }
+    // Nothing was sent: the connection is untouched.
+    ping_pong(&mut ws).await;
+    for code in [1001, 1011, 1013, 3000, 4999] {
+        assert!(faults_accept(&emu, id, code).await, "{code}");
+    }
+    emu.shutdown().await;
+}
+
+/// Whether the fault API accepts `code` (a bad request answers 400 before any lookup).
+async fn faults_accept(emu: &webpubsub_emulator::Emulator, id: &str, code: u16) -> bool {
+    let path = format!("/_emulator/hubs/h/connections/{id}x/:close?code={code}");
+    call(emu, "POST", &path).await == 404
+}

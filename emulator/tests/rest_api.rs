@@ -402,6 +402,11 @@ async fn permissions_grant_revoke_check() {
     assert_eq!(status("DELETE", perm("sendToGroup", None)).await, 204);
     assert_eq!(status("HEAD", perm("sendToGroup", Some("x"))).await, 404);
     assert_eq!(status("PUT", perm("teleport", None)).await, 400);
+    let too_long = "x".repeat(1025);
+    assert_eq!(
+        status("HEAD", perm("sendToGroup", Some(&too_long))).await,
+        400
+    );
     let missing = format!("permissions/sendToGroup/connections/nope?{V}");
     assert_eq!(status("PUT", missing).await, 404);
     emu.shutdown().await;
@@ -470,5 +475,117 @@ async fn percent_encoded_user_and_group_names() {
         202
     );
     assert_eq!(recv_json(&mut ws).await["data"], "to user");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn deeply_nested_filter_is_rejected_with_400() {
+    let emu = emulator().await;
+    let (mut a, _) = client(&emu, Some("u1"), &[]).await;
+    let deep = format!("{}userId eq 'u1'{}", "(".repeat(3000), ")".repeat(3000));
+    let started = std::time::Instant::now();
+    let r = http(
+        &emu,
+        "POST",
+        &format!("/api/hubs/hub/:send?filter={}&{V}", enc(&deep)),
+        true,
+        Some("text/plain"),
+        b"x",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("nested"));
+    let body = json!({"groups": ["g"], "filter": format!("{}userId eq 'u1'", "not ".repeat(3000))});
+    let r = http(
+        &emu,
+        "POST",
+        &format!("/api/hubs/hub/:addToGroups?{V}"),
+        true,
+        Some("application/json"),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(started.elapsed() < DEADLINE);
+    // The emulator is still serving, and a filter within the limit still selects.
+    let ok = format!("{}userId eq 'u1'{}", "(".repeat(10), ")".repeat(10));
+    assert_eq!(
+        post(
+            &emu,
+            &format!("/api/hubs/hub/:send?filter={}&{V}", enc(&ok)),
+            "text/plain",
+            b"still here"
+        )
+        .await,
+        202
+    );
+    assert_eq!(next_data(&mut a).await["data"], "still here");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn generate_token_refuses_lifetimes_that_overflow() {
+    let emu = emulator().await;
+    let token = |minutes: String| {
+        let emu = &emu;
+        async move {
+            let path = format!("/api/hubs/hub/:generateToken?minutesToExpire={minutes}&{V}");
+            http(emu, "POST", &path, true, None, b"").await
+        }
+    };
+    // minutesToExpire * 60 overflows u64, or the expiry falls after the year 9999.
+    for minutes in [u64::MAX, u64::MAX / 60 + 1, 1 << 60, 10_000_000_000] {
+        let r = token(minutes.to_string()).await;
+        assert_eq!(r.status, 400, "{minutes}");
+        assert!(r.json()["message"].as_str().unwrap().contains("too large"));
+    }
+    for bad in ["0", "-1", "1.5", "99999999999999999999999"] {
+        assert_eq!(token(bad.to_string()).await.status, 400, "{bad}");
+    }
+    // A century is fine, and the token is not already expired.
+    let r = token((100 * 365 * 24 * 60).to_string()).await;
+    assert_eq!(r.status, 200);
+    let url = format!(
+        "ws://127.0.0.1:{}/client/hubs/hub?access_token={}",
+        emu.port(),
+        r.json()["token"].as_str().unwrap()
+    );
+    connect_pubsub(&url, JSON).await;
+    // So is the in-process API with the longest lifetime there is.
+    let url = emu.client_access_url("hub", None, &[], &[], std::time::Duration::MAX);
+    connect_pubsub(&url, JSON).await;
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_escaped_slash_in_the_audience_does_not_authorize_other_paths() {
+    let emu = emulator().await;
+    let (_ws, id) = client(&emu, Some("x"), &[]).await;
+    let request = |path: String, aud_path: String| {
+        let emu = &emu;
+        async move {
+            let url = format!("{}{path}", emu.endpoint());
+            let token = emu.rest_token(&format!("{}{aud_path}", emu.endpoint()));
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Full<bytes::Bytes>>();
+            let req = hyper::Request::put(url)
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            client.request(req).await.unwrap().status().as_u16()
+        }
+    };
+    // A token for user "x/groups/g" (one escaped segment) must not add user "x" to group g.
+    let escaped = format!("/api/hubs/hub/users/x%2Fgroups%2Fg/groups/h?{V}");
+    let split = format!("/api/hubs/hub/users/x/groups/g?{V}");
+    assert_eq!(request(split.clone(), escaped.clone()).await, 401);
+    assert_eq!(request(split.clone(), split).await, 200);
+    assert_eq!(emu.connections("hub")[0].groups, vec!["g"]);
+    assert_eq!(emu.connections("hub")[0].connection_id, id);
+    // Equivalent spellings of one path still match.
+    let spelled = format!("/api/hubs/hub/users/%78/groups/k?{V}");
+    let plain = format!("/api/hubs/hub/users/x/groups/k?{V}");
+    assert_eq!(request(spelled, plain).await, 200);
     emu.shutdown().await;
 }

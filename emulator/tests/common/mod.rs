@@ -147,6 +147,12 @@ pub async fn close_normal(ws: &mut Ws) {
         .await;
 }
 
+/// Sends `ping` and expects `pong` as the next frame: the connection is alive and served.
+pub async fn ping_pong(ws: &mut Ws) {
+    send(ws, json!({"type":"ping"})).await;
+    assert_eq!(recv_json(ws).await, json!({"type":"pong"}));
+}
+
 pub async fn join(ws: &mut Ws, group: &str, ack_id: u64) -> Value {
     send(ws, json!({"type":"joinGroup","group":group,"ackId":ack_id})).await;
     recv_until(ws, |v| v["type"] == "ack" && v["ackId"] == ack_id).await
@@ -240,4 +246,154 @@ pub async fn expect_recovery_refused(recovery_url: &str, protocol: &str) {
     let (mut ws, echoed) = try_connect(recovery_url, &[protocol]).await.expect("101");
     assert_eq!(echoed.as_deref(), Some(protocol));
     assert_eq!(expect_close(&mut ws).await, 1008, "recovery refused");
+}
+
+/// Polls `cond` until it holds; panics at the deadline.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A WebSocket client that writes frames byte by byte, for frames a well-behaved library
+/// refuses to produce (unmasked, reserved opcodes, invalid UTF-8, lying lengths).
+pub struct RawWs {
+    pub tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A frame from the emulator, as [`RawWs`] reads it.
+#[derive(Debug, PartialEq)]
+pub enum RawFrame {
+    Text(Value),
+    Binary(Vec<u8>),
+    /// Close frame with its code (1005 without one).
+    Close(u16),
+    /// The TCP connection ended without a close frame.
+    Eof,
+}
+
+impl RawWs {
+    /// Upgrades `url` (`ws://127.0.0.1:PORT/...`) offering `protocol`; panics unless 101.
+    pub async fn connect(url: &str, protocol: &str) -> RawWs {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = url.strip_prefix("ws://").expect("ws:// URL");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap());
+        let mut tcp = TcpStream::connect(authority).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let end = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    return i + 4;
+                }
+                let mut chunk = [0u8; 1024];
+                let n = tcp.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed during the handshake");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .expect("handshake within deadline");
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        buf.drain(..end);
+        RawWs { tcp, buf }
+    }
+
+    /// Writes one frame: `first` is the FIN/RSV/opcode byte; `len` overrides the announced
+    /// payload length.
+    pub async fn send_frame(&mut self, first: u8, payload: &[u8], masked: bool, len: Option<u64>) {
+        use tokio::io::AsyncWriteExt;
+        let len = len.unwrap_or(payload.len() as u64);
+        let mask_bit = if masked { 0x80 } else { 0 };
+        let mut out = vec![first];
+        if len < 126 {
+            out.push(mask_bit | len as u8);
+        } else if len <= u64::from(u16::MAX) {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+        let key = [0x12, 0x34, 0x56, 0x78];
+        if masked {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        } else {
+            out.extend_from_slice(payload);
+        }
+        self.tcp.write_all(&out).await.unwrap();
+    }
+
+    /// Next frame from the emulator (control frames other than close are skipped).
+    pub async fn next(&mut self) -> RawFrame {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(f) = self.parse() {
+                    return f;
+                }
+                use tokio::io::AsyncReadExt;
+                let mut chunk = vec![0u8; 64 * 1024];
+                match self.tcp.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return RawFrame::Eof,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await
+        .expect("frame within deadline")
+    }
+
+    fn parse(&mut self) -> Option<RawFrame> {
+        loop {
+            let b = &self.buf;
+            if b.len() < 2 {
+                return None;
+            }
+            let (len, at) = match b[1] & 0x7f {
+                126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+                127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().unwrap()), 10),
+                126 | 127 => return None,
+                n => (u64::from(n), 2),
+            };
+            let end = at + len as usize;
+            if b.len() < end {
+                return None;
+            }
+            let opcode = b[0] & 0x0f;
+            let payload = b[at..end].to_vec();
+            self.buf.drain(..end);
+            return Some(match opcode {
+                1 => RawFrame::Text(serde_json::from_slice(&payload).expect("JSON text frame")),
+                2 => RawFrame::Binary(payload),
+                8 if payload.len() >= 2 => {
+                    RawFrame::Close(u16::from_be_bytes([payload[0], payload[1]]))
+                }
+                8 => RawFrame::Close(1005),
+                _ => continue,
+            });
+        }
+    }
+
+    /// Text frames until the close; returns them and the close code (1006 without one).
+    pub async fn frames_until_close(&mut self) -> (Vec<Value>, u16) {
+        let mut seen = Vec::new();
+        loop {
+            match self.next().await {
+                RawFrame::Text(v) => seen.push(v),
+                RawFrame::Binary(_) => {}
+                RawFrame::Close(code) => return (seen, code),
+                RawFrame::Eof => return (seen, 1006),
+            }
+        }
+    }
 }
