@@ -66,7 +66,7 @@ fn raw_text(v: Option<&RawValue>) -> Option<&str> {
     v.map(RawValue::get).filter(|t| *t != "null")
 }
 
-fn with_serde(text: &str) -> Result<Fields<'_>, serde_json::Error> {
+pub(crate) fn with_serde(text: &str) -> Result<Fields<'_>, serde_json::Error> {
     // `data` is kept as raw text, which serde skips without a depth limit; receivers' parsers
     // have one.
     if nesting_exceeds(text.as_bytes(), MAX_DATA_DEPTH + 1) {

@@ -298,7 +298,7 @@ impl Filter {
     }
 
     /// Whether a connection with these attributes matches.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub fn matches_attrs(
         &self,
         user_id: Option<&str>,

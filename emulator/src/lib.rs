@@ -28,6 +28,9 @@ mod dispatch;
 mod faults;
 mod fields;
 mod filter;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub;
 mod protobuf;
 mod protocol;
