@@ -335,22 +335,26 @@ def _parse(data):
 
 # ---- the cases ---------------------------------------------------------------------------
 # Each script gets the connection and the number of *new* (non-recovery) connections so far
-# in this run of the case, this one included. Recovery attempts are refused (101, then close
-# 1008) unless a script says otherwise.
+# in this run of the case, this one included. Recovery attempts are always refused (101, then
+# close 1008): no session is kept.
 
 CASES = {}
 
 
-def case(name, handshake="accept"):
+def case(name, handshake="accept", session=True, every_connection=False):
+    """Registers a script. With `session` the standard exchange (`connected`, the driver's
+    join and send, acked) runs before it; unless `every_connection`, the script plays the
+    first new connection only, and the second one rejoins and ends (`reconnect_then_end`)."""
+
     def register(fn):
-        CASES[name] = {"script": fn, "handshake": handshake}
+        CASES[name] = {"script": fn, "handshake": handshake, "session": session, "every": every_connection}
         return fn
 
     return register
 
 
 async def reconnect_then_end(conn, n):
-    """The second new connection of a case: rejoin, then END."""
+    """The second new connection of a case: `connected`, the rejoin, then END."""
     if n == 2:
         await conn.reopen_session()
         await conn.finish(1, rejoined=True)
@@ -360,9 +364,6 @@ async def reconnect_then_end(conn, n):
 
 @case("malformed_json")
 async def malformed_json(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     for bad in (
         b'{"type":"message","from":"server","dataType":"text","data":"cut',
         b"not json at all",
@@ -383,9 +384,6 @@ async def malformed_json(conn, n):
 @case("deep_json")
 async def deep_json(conn, n):
     """JSON nested 10,000 deep: in an unknown field, then as a json payload."""
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     deep = b"[" * 10000 + b"]" * 10000
     await conn.send_text(b'{"sequenceId":1,"type":"message","from":"server","dataType":"text","data":"x","x":' + deep + b"}")
     await conn.send_text(b'{"sequenceId":2,"type":"message","from":"server","dataType":"json","data":' + deep + b"}")
@@ -395,18 +393,12 @@ async def deep_json(conn, n):
 @case("invalid_utf8")
 async def invalid_utf8(conn, n):
     """A text frame that is not UTF-8: a WebSocket protocol violation, not just bad JSON."""
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     await conn.send_text(b'{"sequenceId":1,"type":"message","from":"server","dataType":"text","data":"\xff\xfe"}')
     conn.check("the client fails the connection", await conn.wait_closed())
 
 
 @case("unknown_types")
 async def unknown_types(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     for frame in (
         {"type": "fancyNewThing", "x": 1},
         {"type": "system", "event": "somethingElse", "message": "?"},
@@ -420,10 +412,8 @@ async def unknown_types(conn, n):
     await conn.finish(3)
 
 
-@case("unknown_ack")
+@case("unknown_ack", session=False)
 async def unknown_ack(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
     await conn.connected("conn-1", "tok-1")
     await conn.expect("first joinGroup is the engine's exact encoding", exact=JOIN_1)
     # Acks for ids never sent, before the real one: neither may settle the join.
@@ -437,10 +427,8 @@ async def unknown_ack(conn, n):
     await conn.finish(1)
 
 
-@case("duplicate_acks")
+@case("duplicate_acks", session=False)
 async def duplicate_acks(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
     await conn.connected("conn-1", "tok-1")
     await conn.expect("first joinGroup is the engine's exact encoding", exact=JOIN_1)
     await conn.ack(1)
@@ -455,9 +443,6 @@ async def duplicate_acks(conn, n):
 
 @case("sequence_backwards")
 async def sequence_backwards(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     for seq, text in ((1, "a"), (2, "b"), (2, "b-again"), (1, "a-again"), (3, "c")):
         await conn.server_message(text, seq)
     got = await conn.wait_seq_ack(3)
@@ -473,9 +458,6 @@ async def sequence_backwards(conn, n):
 
 @case("sequence_huge")
 async def sequence_huge(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     await conn.server_message("one", 1)
     await conn.server_message("bogus", 18446744073709551615)
     closed = await conn.wait_closed()
@@ -484,9 +466,6 @@ async def sequence_huge(conn, n):
 
 @case("sequence_negative")
 async def sequence_negative(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     await conn.send_text(b'{"sequenceId":-1,"type":"message","from":"server","dataType":"text","data":"negative"}')
     await conn.send_text(b'{"sequenceId":0,"type":"message","from":"server","dataType":"text","data":"zero"}')
     await conn.send_text(b'{"sequenceId":1.5,"type":"message","from":"server","dataType":"text","data":"fraction"}')
@@ -513,9 +492,6 @@ def huge_frame():
 
 @case("oversized_message")
 async def oversized_message(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     frame = huge_frame()
     sent = 0
     ok = True
@@ -534,9 +510,6 @@ async def oversized_message(conn, n):
 
 @case("invalid_base64")
 async def invalid_base64(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
-    await conn.open_session()
     await conn.send_text(b'{"sequenceId":1,"type":"message","from":"server","dataType":"binary","data":"!!not*base64"}')
     await conn.send_text(
         b'{"sequenceId":2,"type":"message","from":"group","group":"g","dataType":"binary","data":"QUJD="}'
@@ -546,31 +519,27 @@ async def invalid_base64(conn, n):
     await conn.finish(5)
 
 
-@case("connected_without_id")
+@case("connected_without_id", session=False)
 async def connected_without_id(conn, n):
     await conn.send_text(b'{"type":"system","event":"connected","userId":"u1","reconnectionToken":"tok-1"}')
     conn.check("the client closes the connection", await conn.wait_closed())
 
 
-@case("message_before_connected")
+@case("message_before_connected", session=False)
 async def message_before_connected(conn, n):
     await conn.server_message("early", 1)
     await conn.connected("conn-1", "tok-1")
     conn.check("the client closes the connection", await conn.wait_closed())
 
 
-@case("long_reconnection_token")
+@case("long_reconnection_token", session=False)
 async def long_reconnection_token(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
     await conn.open_session(token="t" * (100 * 1024))
     conn.writer.transport.abort()  # a drop: no close frame
 
 
-@case("ping_flood")
+@case("ping_flood", session=False)
 async def ping_flood(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
     await conn.connected("conn-1", "tok-1")
     # Pings of varied sizes (0 to 125 bytes), each payload unique; the join and send that
     # follow must still work while the pongs come back.
@@ -607,16 +576,13 @@ async def ping_flood(conn, n):
     await conn.finish(1)
 
 
-@case("handshake_never_completes", handshake="hang")
+@case("handshake_never_completes", handshake="hang", session=False)
 async def handshake_never_completes(conn, n):
     pass
 
 
 def close_case(code):
     async def script(conn, n):
-        if n > 1:
-            return await reconnect_then_end(conn, n)
-        await conn.open_session()
         await conn.send_close(code, b"hostile close")
         closed = await conn.wait_closed(3.0)
         conn.check("the client answers the close", closed and conn.info.get("client_close_code") == code,
@@ -629,10 +595,8 @@ for _code in (1000, 1001, 1008, 1011, 4000):
     case(f"close_{_code}")(close_case(_code))
 
 
-@case("disconnected_without_close")
+@case("disconnected_without_close", session=False)
 async def disconnected_without_close(conn, n):
-    if n > 1:
-        return await reconnect_then_end(conn, n)
     await conn.connected("conn-1", "tok-1")
     await conn.send_json({"type": "system", "event": "disconnected", "message": "Service reload"})
     # The connection stays open: the join and send that follow must still work.
@@ -643,7 +607,7 @@ async def disconnected_without_close(conn, n):
     await conn.finish(1)
 
 
-@case("always_1008")
+@case("always_1008", session=False, every_connection=True)
 async def always_1008(conn, n):
     await conn.connected(f"conn-{n}", f"tok-{n}")
     await conn.send_close(1008, b"go away")
@@ -651,14 +615,8 @@ async def always_1008(conn, n):
 
 
 @case("tls_default")
-async def tls_default(conn, n):
-    await conn.open_session()
-    await conn.finish(1)
-
-
 @case("tls_ca_file")
-async def tls_ca_file(conn, n):
-    await conn.open_session()
+async def tls(conn, n):
     await conn.finish(1)
 
 
@@ -789,7 +747,13 @@ async def handle(reader, writer, tls_ctx=None):
             await conn.send_close(1008, b"the session cannot be recovered")
             await conn.wait_closed(3.0)
         else:
-            await spec["script"](conn, state["new"])
+            n = state["new"]
+            if n > 1 and not spec["every"]:
+                await reconnect_then_end(conn, n)
+            else:
+                if spec["session"]:
+                    await conn.open_session()
+                await spec["script"](conn, n)
     except Abort:
         pass
     except Exception as e:  # a broken script is a failed check, never a dead service
