@@ -198,6 +198,9 @@ class Obs:
         if lost:
             parts.append("DISCONNECTED: " + "; ".join(f"\"{short(e.get('message'))}\"" for e in lost[:2])
                          + (f" (+{len(lost) - 2})" if len(lost) > 2 else ""))
+        at_stop = [e for e in self.events_of("disconnected")[len(lost):] if e.get("message")]
+        if at_stop and self.op("wait").get("until") == "END":
+            parts.append(f"DISCONNECTED at stop: \"{short(at_stop[-1]['message'])}\"")
         got = self.delivered()
         if got:
             parts.append("delivered: " + ", ".join(short(d, 20) for d in got))
