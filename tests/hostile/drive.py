@@ -165,7 +165,7 @@ def main():
     client.close()
     ok("stop", started)
     started = time.monotonic()
-    del client
+    client = None  # the last reference: the finalizer frees the native client here
     ok("free", started)
     return 0
 

@@ -20,7 +20,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -115,7 +114,7 @@ class Service:
             ports = json.loads(first)
         except ValueError:
             self.close()
-            raise SystemExit(f"hostile: the service did not start: {first!r} {self.proc.stderr.read()}")
+            raise SystemExit(f"hostile: the service did not start: {first!r} {self.proc.stderr.read()}") from None
         self.port, self.tls_port = ports["port"], ports["tls_port"]
 
     def get(self, path):
@@ -147,8 +146,8 @@ class Obs:
                 self.lines.append(json.loads(line))
             except ValueError:
                 self.bad_lines.append(line)
-        self.ops = {l["op"]: l for l in self.lines if "op" in l}
-        self.events = [l for l in self.lines if "event" in l]
+        self.ops = {x["op"]: x for x in self.lines if "op" in x}
+        self.events = [x for x in self.lines if "event" in x]
         self.conns = record["connections"]
 
     def op(self, name):
@@ -190,8 +189,9 @@ class Obs:
             parts.append("connections: " + " → ".join(self.kinds()))
         closes = [c.get("t_closed_by_service") for c in self.conns[:-1]]
         if len(self.conns) >= 3 and None not in closes and "recovery" not in self.kinds():
-            gaps = [b["t_open"] - t for b, t in zip(self.conns[1:], closes)]
-            parts.append("each new connection " + ", ".join(f"{round(g, -1):.0f}" for g in gaps) + " ms (to 10 ms) after the close")
+            gaps = [b["t_open"] - t for b, t in zip(self.conns[1:], closes, strict=True)]
+            spacing = ", ".join(f"{round(g, -1):.0f}" for g in gaps)
+            parts.append(f"each new connection {spacing} ms (to 10 ms) after the close")
         if self.tls_failures:
             parts.append(f"TLS handshake refused by the client ({short(self.tls_failures[-1], 60)})")
         lost = self.before_end("disconnected")
@@ -268,8 +268,10 @@ def reconnected(o, p, kinds, reason):
     lost = o.before_end("disconnected")
     want(len(lost) == 1, f"{len(lost)} DISCONNECTED before END, expected 1", p)
     if lost:
-        want(reason in (lost[0].get("message") or ""), f"DISCONNECTED message {lost[0].get('message')!r} lacks {reason!r}", p)
-    want([e.get("connection_id") for e in o.events_of("connected")] == ["conn-1", "conn-2"], "CONNECTED conn-1, conn-2", p)
+        message = lost[0].get("message") or ""
+        want(reason in message, f"DISCONNECTED message {message!r} lacks {reason!r}", p)
+    ids = [e.get("connection_id") for e in o.events_of("connected")]
+    want(ids == ["conn-1", "conn-2"], f"CONNECTED {ids}, expected conn-1, conn-2", p)
     for c in o.conns:
         if c["recovery"]:
             want(c["awps_connection_id"] == "conn-1" and c["awps_reconnection_token_len"] == len("tok-1"),
@@ -320,6 +322,18 @@ def x_sequence_negative(o):
     got = o.delivered()
     want(got in (["after", "END"], ["zero", "after", "END"]), f"delivered {got}", p)
     session_ok(o, p, got)
+    one_connection(o, p)
+    return p
+
+
+def x_ack_without_error(o):
+    p = []
+    for op, result, name in (("join", "WPS_ERR_ACK", "Unknown"), ("send", "WPS_ERR_ACK_FORBIDDEN", "Forbidden")):
+        got = o.op(op)
+        want(got.get("result") == result and got.get("error_name") == name,
+             f"{op}: {got.get('result')} {got.get('error_name')!r}, expected {result} {name!r}", p)
+        want(got.get("ms", 1e9) < 1000, f"{op} took {got.get('ms')} ms: a final answer is not retried", p)
+    want(o.op("wait").get("until") == "END" and o.delivered() == ["END"], "END", p)
     one_connection(o, p)
     return p
 
@@ -376,10 +390,15 @@ EXPECT = {
                   "JSON nested 10,000 deep: delivered (Python: as text, with a logged warning)"),
     "invalid_utf8": (x_recovery_refused_then_new("UTF-8"),
                      "connection failed, reported; recovery attempt (refused), new connection"),
+    "reserved_opcode": (x_recovery_refused_then_new("invalid opcode"),
+                        "connection failed, reported; recovery attempt (refused), new connection"),
+    "fragmented": (x_quiet(("in pieces", "END")), "fragments reassembled; the ping between them answered"),
+    "ack_without_error": (x_ack_without_error, "negative acks without error detail fail the call at once, clearly"),
     "unknown_types": (x_quiet(("after", "END")), "unknown types ignored; connection kept"),
     "unknown_ack": (x_quiet(("END",)), "acks for unknown ids ignored; join and send settle on their own acks"),
     "duplicate_acks": (x_quiet(("END",)), "first ack settles; repeats ignored"),
-    "sequence_backwards": (x_quiet(("a", "b", "c", "END")), "repeated sequence ids dropped; sequenceAck of the highest"),
+    "sequence_backwards": (x_quiet(("a", "b", "c", "END")),
+                           "repeated sequence ids dropped; sequenceAck of the highest"),
     "sequence_huge": (x_new_connection("sequence id 18446744073709551615", ("one", "END")),
                       "session abandoned, reported; new connection, no recovery"),
     "sequence_negative": (x_sequence_negative, "invalid sequence ids: frame ignored; connection kept"),

@@ -134,6 +134,16 @@ class Conn:
     async def send_json(self, obj):
         return await self.send_text(json.dumps(obj, separators=(",", ":")))
 
+    async def send_ping(self, payload, drain=True):
+        """A ping whose pong is checked later (`self.pongs` against `self.pings`)."""
+        self.pings.append(payload)
+        self.info["pings"] = len(self.pings)
+        frame = self.frame_bytes(OP_PING, payload)
+        if drain:
+            return await self.send_raw(frame)
+        self.writer.write(frame)
+        return True
+
     async def send_close(self, code, reason=b""):
         self.close_sent = True
         self.info["t_closed_by_service"] = now()
@@ -250,25 +260,19 @@ class Conn:
             except asyncio.TimeoutError:
                 return None
 
-    async def expect(self, what, exact=None, type_=None, timeout=WAIT):
-        """Waits for the next data frame; checks it (byte for byte with `exact`)."""
+    async def expect(self, what, exact, timeout=WAIT):
+        """Waits for the next data frame and checks it byte for byte."""
         got = await self.next_frame(timeout)
         if got is None:
             self.require(what, False, "nothing arrived" if not self.closed.is_set() else "the client closed first")
-        opcode, data, parsed = got
-        if exact is not None:
-            self.require(what, opcode == OP_TEXT and data == exact, data.decode("utf-8", "replace")[:300])
-        elif type_ is not None:
-            self.require(what, parsed is not None and parsed.get("type") == type_, data.decode("utf-8", "replace")[:300])
-        else:
-            self.check(what, True)
-        return parsed
+        opcode, data, _ = got
+        self.require(what, opcode == OP_TEXT and data == exact, data.decode("utf-8", "replace")[:300])
 
     async def wait_seq_ack(self, seq, timeout=3.0):
         """Waits for a sequenceAck acknowledging `seq`; returns its exact bytes or None."""
         deadline = now() + timeout
         while True:
-            for opcode, data in self.inbox:
+            for _, data in self.inbox:
                 p = _parse(data)
                 if p and p.get("type") == "sequenceAck" and p.get("sequenceId") == seq:
                     return data
@@ -314,9 +318,8 @@ class Conn:
         if rejoined:
             joins = self.data_frames("joinGroup")
             self.check("each rejoin sent once", len(joins) == 1, [j.decode() for j in joins])
-        self.check(
-            "the client closed with 1000", self.info.get("client_close_code") == 1000, self.info.get("client_close_code")
-        )
+        code = self.info.get("client_close_code")
+        self.check("the client closed with 1000", code == 1000, code)
 
 
 def _unmask(data, mask):
@@ -385,7 +388,8 @@ async def malformed_json(conn, n):
 async def deep_json(conn, n):
     """JSON nested 10,000 deep: in an unknown field, then as a json payload."""
     deep = b"[" * 10000 + b"]" * 10000
-    await conn.send_text(b'{"sequenceId":1,"type":"message","from":"server","dataType":"text","data":"x","x":' + deep + b"}")
+    head = b'{"sequenceId":1,"type":"message","from":"server","dataType":"text","data":"x","x":'
+    await conn.send_text(head + deep + b"}")
     await conn.send_text(b'{"sequenceId":2,"type":"message","from":"server","dataType":"json","data":' + deep + b"}")
     await conn.finish(3)
 
@@ -395,6 +399,36 @@ async def invalid_utf8(conn, n):
     """A text frame that is not UTF-8: a WebSocket protocol violation, not just bad JSON."""
     await conn.send_text(b'{"sequenceId":1,"type":"message","from":"server","dataType":"text","data":"\xff\xfe"}')
     conn.check("the client fails the connection", await conn.wait_closed())
+
+
+@case("fragmented")
+async def fragmented(conn, n):
+    """A message in three fragments with a ping between them (legal, RFC 6455 5.4)."""
+    msg = b'{"sequenceId":1,"type":"message","from":"server","dataType":"text","data":"in pieces"}'
+    await conn.send_raw(conn.frame_bytes(OP_TEXT, msg[:20], fin=False))
+    await conn.send_ping(b"between")
+    await conn.send_raw(conn.frame_bytes(OP_CONT, msg[20:50], fin=False))
+    await conn.send_raw(conn.frame_bytes(OP_CONT, msg[50:], fin=True))
+    await conn.finish(2)
+    conn.check("the ping between fragments is answered", conn.pongs == [b"between"], [p.hex() for p in conn.pongs])
+
+
+@case("reserved_opcode")
+async def reserved_opcode(conn, n):
+    """A frame with a reserved opcode (0x3): the client must fail the connection."""
+    await conn.send_raw(conn.frame_bytes(0x3, b"what is this"))
+    conn.check("the client fails the connection", await conn.wait_closed())
+
+
+@case("ack_without_error", session=False)
+async def ack_without_error(conn, n):
+    """Negative acks without the `error` object, and with an error lacking `message`."""
+    await conn.connected("conn-1", "tok-1")
+    await conn.expect("first joinGroup is the engine's exact encoding", exact=JOIN_1)
+    await conn.send_text(b'{"type":"ack","ackId":1,"success":false}')
+    await conn.expect("first sendToGroup is the engine's exact encoding", exact=SEND_2)
+    await conn.send_text(b'{"type":"ack","ackId":2,"success":false,"error":{"name":"Forbidden"}}')
+    await conn.finish(1)
 
 
 @case("unknown_types")
@@ -548,8 +582,7 @@ async def ping_flood(conn, n):
         payload = (b"%08d" % i + bytes((i * 7 + k) % 256 for k in range(max(0, size - 8))))[:size]
         if size < 8:
             payload = b"%08d" % i
-        conn.pings.append(payload)
-        conn.writer.write(conn.frame_bytes(OP_PING, payload))
+        await conn.send_ping(payload, drain=False)
         if i % 256 == 255:
             if not await conn.send_raw(b""):
                 break
@@ -569,9 +602,8 @@ async def ping_flood(conn, n):
             pass
     index = {p: i for i, p in enumerate(conn.pings)}
     order = [index.get(p, -1) for p in conn.pongs]
-    conn.info["pings"] = len(conn.pings)
     conn.check("every pong echoes a ping's payload byte for byte", -1 not in order, order.count(-1))
-    conn.check("pongs answer pings in order", all(a < b for a, b in zip(order, order[1:])))
+    conn.check("pongs answer pings in order", all(a < b for a, b in zip(order, order[1:], strict=False)))
     conn.check("the last ping is answered", bool(order) and order[-1] == len(conn.pings) - 1, order[-1:] or None)
     await conn.finish(1)
 
