@@ -27,7 +27,7 @@ pub enum Error {
         ack_id: Option<u64>,
     },
     /// The service answered the operation with a negative ack (e.g. `Forbidden`).
-    #[error("service rejected ack {ack_id}: {name}: {message}")]
+    #[error("service rejected ack {ack_id}: {name}{}", fmt_detail(.message))]
     Ack {
         /// The ack id of the rejected operation.
         ack_id: u64,
@@ -81,6 +81,15 @@ fn status_hint(status: u16) -> &'static str {
         403 => " (the connection was refused by the service or its connect handler)",
         404 => " (no client endpoint at this URL: check host and hub)",
         _ => "",
+    }
+}
+
+/// `": message"`, or nothing when the service gave no message.
+fn fmt_detail(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
     }
 }
 
@@ -162,6 +171,13 @@ mod tests {
             message: "no".into(),
         };
         assert_eq!(e.ack_id(), Some(3));
+        assert_eq!(e.to_string(), "service rejected ack 3: Forbidden: no");
+        let bare = Error::Ack {
+            ack_id: 4,
+            name: "Forbidden".into(),
+            message: String::new(),
+        };
+        assert_eq!(bare.to_string(), "service rejected ack 4: Forbidden");
     }
 
     #[test]

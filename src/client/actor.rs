@@ -30,6 +30,7 @@ mod socket;
 pub(crate) use inbox::{inbox, Inbox, InboxSender};
 
 use socket::close_gracefully;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Frames written before one flush when many operations are queued at once.
 const WRITE_BATCH: usize = 128;
@@ -77,8 +78,12 @@ enum DriveEnd {
     /// before it.
     NotReady(Error),
     /// The connection cannot go on and recovering it would bring the same condition back
-    /// (an inbound message over the size limit, a broken sequence): the session is abandoned.
-    Fatal(String),
+    /// (an inbound message over the size limit, a frame that breaks the WebSocket protocol, a
+    /// broken sequence): the session is abandoned, closed with `close`.
+    Fatal {
+        reason: String,
+        close: CloseCode,
+    },
 }
 
 /// How a connection (including its recoveries) ended.
@@ -439,23 +444,26 @@ impl Actor {
             let mut fatal = false;
             let (code, reason) = match end {
                 DriveEnd::Stop => {
-                    Box::pin(close_gracefully(&mut socket)).await;
+                    Box::pin(close_gracefully(&mut socket, CloseCode::Normal)).await;
+                    // A `disconnected` message the service sent without closing is no reason
+                    // for a stop the application asked for.
+                    self.last_disconnected = None;
                     if ready {
                         self.report_disconnected(None, Some(Error::Stopped { ack_id: None }));
                     }
                     return ConnEnd::Stopped;
                 }
                 DriveEnd::NotReady(error) => {
-                    Box::pin(close_gracefully(&mut socket)).await;
+                    Box::pin(close_gracefully(&mut socket, CloseCode::Normal)).await;
                     return ConnEnd::Lost {
                         connected: false,
                         proven: false,
                         error,
                     };
                 }
-                DriveEnd::Fatal(reason) => {
+                DriveEnd::Fatal { reason, close } => {
                     wps_log!(Error, "client {}: {}", self.id.0, reason);
-                    Box::pin(close_gracefully(&mut socket)).await;
+                    Box::pin(close_gracefully(&mut socket, close)).await;
                     fatal = true;
                     (None, reason)
                 }

@@ -297,6 +297,13 @@ def x_quiet(delivered):
     return check
 
 
+def x_disconnected_without_close(o):
+    p = x_quiet(("END",))(o)
+    stale = [e.get("message") for e in o.events_of("disconnected") if e.get("message")]
+    want(not stale, f"DISCONNECTED at stop carries the earlier `disconnected` reason {stale}", p)
+    return p
+
+
 def x_recovery_refused_then_new(reason):
     def check(o):
         p = []
@@ -388,10 +395,10 @@ EXPECT = {
     "malformed_json": (x_quiet(("after", "END")), "malformed frames ignored (logged); connection kept"),
     "deep_json": (x_quiet(("x", "[" * 10000 + "]" * 10000, "END")),
                   "JSON nested 10,000 deep: delivered (Python: as text, with a logged warning)"),
-    "invalid_utf8": (x_recovery_refused_then_new("UTF-8"),
-                     "connection failed, reported; recovery attempt (refused), new connection"),
-    "reserved_opcode": (x_recovery_refused_then_new("invalid opcode"),
-                        "connection failed, reported; recovery attempt (refused), new connection"),
+    "invalid_utf8": (x_new_connection("not UTF-8"),
+                     "closed with 1007, session abandoned, reported; new connection, no recovery"),
+    "reserved_opcode": (x_new_connection("breaks the WebSocket protocol"),
+                        "closed with 1002, session abandoned, reported; new connection, no recovery"),
     "fragmented": (x_quiet(("in pieces", "END")), "fragments reassembled; the ping between them answered"),
     "ack_without_error": (x_ack_without_error, "negative acks without error detail fail the call at once, clearly"),
     "unknown_types": (x_quiet(("after", "END")), "unknown types ignored; connection kept"),
@@ -418,7 +425,8 @@ EXPECT = {
     "close_1008": (x_new_connection("hostile close"), "no recovery; new connection"),
     "close_1011": (x_recovery_refused_then_new("hostile close"), "recovery attempt (refused), new connection"),
     "close_4000": (x_recovery_refused_then_new("hostile close"), "recovery attempt (refused), new connection"),
-    "disconnected_without_close": (x_quiet(("END",)), "`disconnected` without close: still connected and usable"),
+    "disconnected_without_close": (x_disconnected_without_close,
+                                   "`disconnected` without close: still connected and usable; no stale reason at stop"),
     "always_1008": (x_always_1008, "1 + 1 + 2 connections with 100 ms backoff, then STOPPED (retries exhausted)"),
     "tls_default": (x_tls_default, "self-signed certificate refused with a clear error"),
     "tls_ca_file": (x_tls_ca, "accepted with the certificate as CA file"),

@@ -399,6 +399,7 @@ async def invalid_utf8(conn, n):
     """A text frame that is not UTF-8: a WebSocket protocol violation, not just bad JSON."""
     await conn.send_text(b'{"sequenceId":1,"type":"message","from":"server","dataType":"text","data":"\xff\xfe"}')
     conn.check("the client fails the connection", await conn.wait_closed())
+    conn.check("with close code 1007", conn.info.get("client_close_code") == 1007, conn.info.get("client_close_code"))
 
 
 @case("fragmented")
@@ -418,6 +419,7 @@ async def reserved_opcode(conn, n):
     """A frame with a reserved opcode (0x3): the client must fail the connection."""
     await conn.send_raw(conn.frame_bytes(0x3, b"what is this"))
     conn.check("the client fails the connection", await conn.wait_closed())
+    conn.check("with close code 1002", conn.info.get("client_close_code") == 1002, conn.info.get("client_close_code"))
 
 
 @case("ack_without_error", session=False)

@@ -120,7 +120,9 @@ class Error : public std::system_error {
     std::string s = f.function.empty() ? std::string("wps") : f.function;
     if (!f.error_name.empty()) s += ": " + f.error_name;
     if (!f.message.empty()) s += ": " + f.message;
-    if (f.ack_id != 0) s += " (ack id " + std::to_string(f.ack_id) + ")";
+    // The library's message names the ack id already for most failures; add it only if not.
+    const std::string id = "(ack id " + std::to_string(f.ack_id) + ")";
+    if (f.ack_id != 0 && f.message.find(id) == std::string::npos) s += " " + id;
     return s;
   }
   Failure failure_;

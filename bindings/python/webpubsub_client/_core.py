@@ -341,6 +341,11 @@ class ClientCore:
                 ),
             )
         elif kind is CallbackType.STOPPED:
+            # Listeners take no arguments (as in the official SDK); why the client gave up by
+            # itself (retries exhausted, auto-reconnect off) goes to the log.
+            reason = n.decode(ev.message)
+            if reason:
+                _LOGGER.warning("client stopped: %s", reason)
             args = ()
         elif kind is CallbackType.REJOIN_GROUP_FAILED:
             error = send_error(

@@ -158,16 +158,31 @@ impl Actor {
         }
     }
 
-    /// Why reading failed. A message over the inbound limit ends the session: recovering
-    /// would have the service replay the same message.
+    /// Why reading failed. A message over the inbound limit, or a frame that breaks the
+    /// WebSocket protocol, ends the session: recovering would have the service replay it.
     fn read_failed(&self, e: tungstenite::Error) -> DriveEnd {
-        match e {
-            tungstenite::Error::Capacity(c) => DriveEnd::Fatal(format!(
-                "the service sent a message over the inbound limit ({c}; see \
-                 max_inbound_message_size): the session is abandoned, since recovering it \
+        use tungstenite::error::ProtocolError as P;
+        let (what, close) = match &e {
+            tungstenite::Error::Capacity(_) => (
+                "a message over the inbound limit (see max_inbound_message_size)",
+                CloseCode::Size,
+            ),
+            tungstenite::Error::Utf8(_) => ("a text frame that is not UTF-8", CloseCode::Invalid),
+            tungstenite::Error::Protocol(
+                P::ResetWithoutClosingHandshake | P::SendAfterClosing | P::ReceivedAfterClosing,
+            ) => return DriveEnd::Failed(e.to_string()),
+            tungstenite::Error::Protocol(_) => (
+                "a frame that breaks the WebSocket protocol",
+                CloseCode::Protocol,
+            ),
+            _ => return DriveEnd::Failed(e.to_string()),
+        };
+        DriveEnd::Fatal {
+            reason: format!(
+                "the service sent {what} ({e}): the session is abandoned, since recovering it \
                  would replay the same message"
-            )),
-            e => DriveEnd::Failed(e.to_string()),
+            ),
+            close,
         }
     }
 
@@ -536,10 +551,9 @@ impl Actor {
         let Some(id) = sequence_id.filter(|&id| id != 0 && self.codec.is_reliable()) else {
             return Ok(true);
         };
-        let r = self.seq.receive(id).map_err(|e| {
-            DriveEnd::Fatal(format!(
-                "{e}: the session's sequence is broken, so it is abandoned"
-            ))
+        let r = self.seq.receive(id).map_err(|e| DriveEnd::Fatal {
+            reason: format!("{e}: the session's sequence is broken, so it is abandoned"),
+            close: CloseCode::Protocol,
         })?;
         if r.ack_now {
             if let Some(ack) = self.seq.take_ack() {
@@ -561,10 +575,10 @@ fn stalled(limit: Duration) -> DriveEnd {
     ))
 }
 
-/// Sends a 1000 close and waits briefly for the service's answer.
-pub(super) async fn close_gracefully(socket: &mut Socket) {
+/// Sends a close frame with `code` and waits briefly for the service's answer.
+pub(super) async fn close_gracefully(socket: &mut Socket, code: CloseCode) {
     let frame = CloseFrame {
-        code: CloseCode::Normal,
+        code,
         reason: "".into(),
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(Some(frame))).await;
