@@ -1,5 +1,6 @@
 //! Fault injection: inspect connections, cut transports, close with a chosen code, forget
-//! sessions. Used by tests through the HTTP API (`/_emulator/...`) or the in-process API.
+//! sessions, stall or delay a transport. Used by tests through the HTTP API (`/_emulator/...`)
+//! or the in-process API.
 
 use crate::hub::Hub;
 use crate::rest::error_response;
@@ -7,6 +8,11 @@ use crate::service::Service;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest stall or delay the fault API accepts: a fault outlasting the tests
+/// that inject it would only hold connections and memory.
+pub const MAX_FAULT_DURATION: Duration = Duration::from_secs(600);
 
 /// What the emulator knows about one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +97,52 @@ pub fn expire_connection(svc: &Service, hub: &str, id: &str) -> bool {
     true
 }
 
+/// Stops reading from and writing to the connection's socket for `d` (1 ms to
+/// [`MAX_FAULT_DURATION`]; an ongoing longer stall is kept). Frames to send are held in order.
+/// False when the connection is unknown or `d` is out of range; a known connection between
+/// two transports is left as it is.
+pub fn stall_connection(svc: &Service, hub: &str, id: &str, d: Duration) -> bool {
+    if d < Duration::from_millis(1) || d > MAX_FAULT_DURATION {
+        return false;
+    }
+    let Some((_, s)) = find(svc, hub, id) else {
+        return false;
+    };
+    s.with_link(|l| l.stall(d));
+    true
+}
+
+/// Adds `d` (up to [`MAX_FAULT_DURATION`]; zero: none) to every frame sent from now on to the
+/// connection's current transport; a recovered connection starts without it. False when the
+/// connection is unknown or `d` is out of range.
+pub fn delay_connection(svc: &Service, hub: &str, id: &str, d: Duration) -> bool {
+    if d > MAX_FAULT_DURATION {
+        return false;
+    }
+    let Some((_, s)) = find(svc, hub, id) else {
+        return false;
+    };
+    s.with_link(|l| l.set_delay(d));
+    true
+}
+
+/// The `ms` query parameter of `:stall` and `:delay`, within `range`.
+fn millis(value: Option<&str>, range: std::ops::RangeInclusive<u64>) -> Option<Duration> {
+    let ms: u64 = value?.parse().ok()?;
+    range.contains(&ms).then(|| Duration::from_millis(ms))
+}
+
+fn bad_millis(name: &str, min: u64) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &format!(
+            "'{name}' must be a whole number of milliseconds from {min} to {}.",
+            MAX_FAULT_DURATION.as_millis()
+        ),
+    )
+}
+
 /// `/_emulator/hubs/{hub}/connections[/{id}/:action]` (already authorized).
 pub fn handle(
     svc: &Service,
@@ -148,6 +200,24 @@ pub fn handle(
         }
         ("POST", ["_emulator", "hubs", hub, "connections", id, ":expire"]) => {
             if expire_connection(svc, hub, id) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                not_found()
+            }
+        }
+        ("POST", ["_emulator", "hubs", hub, "connections", id, op @ (":stall" | ":delay")]) => {
+            let stall = *op == ":stall";
+            let min = u64::from(stall);
+            let max = MAX_FAULT_DURATION.as_millis() as u64;
+            let Some(d) = millis(q("ms"), min..=max) else {
+                return bad_millis("ms", min);
+            };
+            let known = if stall {
+                stall_connection(svc, hub, id, d)
+            } else {
+                delay_connection(svc, hub, id, d)
+            };
+            if known {
                 StatusCode::NO_CONTENT.into_response()
             } else {
                 not_found()

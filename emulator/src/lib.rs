@@ -24,6 +24,7 @@ mod ack_ids;
 mod auth;
 mod config;
 mod connection;
+mod deadline;
 mod dispatch;
 mod faults;
 mod fields;
@@ -165,6 +166,21 @@ impl Emulator {
     /// Forgets the session and cuts its transport: the next recovery attempt gets 1008.
     pub fn expire_connection(&self, hub: &str, connection_id: &str) -> bool {
         faults::expire_connection(&self.svc, hub, connection_id)
+    }
+
+    /// Stops reading from and writing to the connection's socket for `duration` without
+    /// closing it, like a network stall: frames for it are held in order and sent afterwards;
+    /// its frames wait in the socket. A stall that already lasts longer is kept. False when the
+    /// connection is unknown or `duration` is not between 1 ms and 600 s.
+    pub fn stall_connection(&self, hub: &str, connection_id: &str, duration: Duration) -> bool {
+        faults::stall_connection(&self.svc, hub, connection_id, duration)
+    }
+
+    /// Adds `delay` to every frame sent to the connection from now on (order and throughput
+    /// kept), until set back to zero; a transport that replaces this one (recovery) starts
+    /// without it. False when the connection is unknown or `delay` exceeds 600 s.
+    pub fn delay_connection(&self, hub: &str, connection_id: &str, delay: Duration) -> bool {
+        faults::delay_connection(&self.svc, hub, connection_id, delay)
     }
 
     /// Stops accepting, cuts every connection and waits for the server task.
