@@ -11,7 +11,7 @@ fn origin() -> Instant {
     *ORIGIN.get_or_init(Instant::now)
 }
 
-/// An optional deadline; unset until [`Deadline::extend`].
+/// An optional deadline; unset until [`Deadline::extend`] or [`Deadline::set`].
 #[derive(Default)]
 pub struct Deadline(AtomicU64);
 
@@ -27,6 +27,16 @@ impl Deadline {
     pub fn extend(&self, d: Duration) {
         self.0
             .fetch_max(Self::encode(Instant::now() + d), Ordering::AcqRel);
+    }
+
+    /// Sets the deadline to `d` from now (zero: unset).
+    pub fn set(&self, d: Duration) {
+        let v = if d.is_zero() {
+            0
+        } else {
+            Self::encode(Instant::now() + d)
+        };
+        self.0.store(v, Ordering::Release);
     }
 
     /// Whether a deadline was set and not yet found past (one atomic load).
@@ -57,15 +67,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn extend_never_shortens_and_unsets_once_past() {
+    fn extends_never_shortens_and_unsets_once_past() {
         let d = Deadline::default();
         assert!(!d.is_set() && d.pending().is_none());
         d.extend(Duration::from_secs(60));
         let later = d.pending().expect("pending");
         d.extend(Duration::from_secs(1));
         assert_eq!(d.pending(), Some(later));
-        let d = Deadline::default();
-        d.extend(Duration::from_nanos(1));
+        d.set(Duration::from_secs(1));
+        assert!(d.pending().expect("pending") < later);
+        d.set(Duration::ZERO);
+        assert!(!d.is_set());
+        d.set(Duration::from_nanos(1));
         let start = Instant::now();
         while d.pending().is_some() {
             assert!(start.elapsed() < Duration::from_secs(5));

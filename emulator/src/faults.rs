@@ -1,6 +1,6 @@
 //! Fault injection: inspect connections, cut transports, close with a chosen code, forget
-//! sessions, stall or delay a transport. Used by tests through the HTTP API (`/_emulator/...`)
-//! or the in-process API.
+//! sessions, stall or delay a transport, restart the whole service. Used by tests through the
+//! HTTP API (`/_emulator/...`) or the in-process API.
 
 use crate::hub::Hub;
 use crate::rest::error_response;
@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The longest stall or delay the fault API accepts: a fault outlasting the tests
+/// The longest stall, delay or downtime the fault API accepts: a fault outlasting the tests
 /// that inject it would only hold connections and memory.
 pub const MAX_FAULT_DURATION: Duration = Duration::from_secs(600);
 
@@ -126,7 +126,38 @@ pub fn delay_connection(svc: &Service, hub: &str, id: &str, d: Duration) -> bool
     true
 }
 
-/// The `ms` query parameter of `:stall` and `:delay`, within `range`.
+/// Like a crash and restart of the service: every connection is cut without a close frame and
+/// every session forgotten (groups, ack ids, replay buffers), so recoveries get 1008. For
+/// `down` (up to [`MAX_FAULT_DURATION`]) after it, client and REST requests get 503. False
+/// (and nothing done) when `down` is out of range.
+pub fn restart(svc: &Service, down: Duration) -> bool {
+    if down > MAX_FAULT_DURATION {
+        return false;
+    }
+    // Before the cuts, so that clients reconnecting at once already see the service down.
+    svc.down.set(down);
+    let lost = end_all(svc, "Service restarted.");
+    log::info!("restart: {lost} connections lost");
+    true
+}
+
+/// Ends every session, cutting its transport without a close frame; returns how many.
+pub fn end_all(svc: &Service, reason: &str) -> usize {
+    // Every session first, then the cuts: connections opened by clients reconnecting while
+    // this runs are not ended.
+    let sessions: Vec<_> = svc
+        .hubs
+        .all()
+        .into_iter()
+        .flat_map(|h| h.sessions().into_iter().map(move |s| (h.clone(), s)))
+        .collect();
+    for (h, s) in &sessions {
+        h.end_session(s, reason, Some(crate::session::Outbound::Cut));
+    }
+    sessions.len()
+}
+
+/// The `ms` query parameter of `:stall`, `:delay` and `:restart` (`downMs`), within `range`.
 fn millis(value: Option<&str>, range: std::ops::RangeInclusive<u64>) -> Option<Duration> {
     let ms: u64 = value?.parse().ok()?;
     range.contains(&ms).then(|| Duration::from_millis(ms))
@@ -143,7 +174,8 @@ fn bad_millis(name: &str, min: u64) -> Response {
     )
 }
 
-/// `/_emulator/hubs/{hub}/connections[/{id}/:action]` (already authorized).
+/// `/_emulator/hubs/{hub}/connections[/{id}/:action]` and `/_emulator/:restart` (already
+/// authorized).
 pub fn handle(
     svc: &Service,
     method: &Method,
@@ -222,6 +254,18 @@ pub fn handle(
             } else {
                 not_found()
             }
+        }
+        ("POST", ["_emulator", ":restart"]) => {
+            let max = MAX_FAULT_DURATION.as_millis() as u64;
+            let down = match q("downMs") {
+                None => Duration::ZERO,
+                v @ Some(_) => match millis(v, 0..=max) {
+                    Some(d) => d,
+                    None => return bad_millis("downMs", 0),
+                },
+            };
+            restart(svc, down);
+            StatusCode::NO_CONTENT.into_response()
         }
         _ => error_response(
             StatusCode::NOT_FOUND,

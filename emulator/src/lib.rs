@@ -183,6 +183,20 @@ impl Emulator {
         faults::delay_connection(&self.svc, hub, connection_id, delay)
     }
 
+    /// Restarts the service as after a crash: every connection is cut without a close frame
+    /// and every session forgotten (groups, ack ids, replay buffers), so recoveries get 1008
+    /// and clients reconnect with new connection ids. The listener stays open: they may do so
+    /// at once.
+    pub fn restart(&self) {
+        faults::restart(&self.svc, Duration::ZERO);
+    }
+
+    /// [`Emulator::restart`], then client and REST requests get `503` for `down` (the fault
+    /// API keeps working). False, and nothing done, when `down` exceeds 600 s.
+    pub fn restart_with_downtime(&self, down: Duration) -> bool {
+        faults::restart(&self.svc, down)
+    }
+
     /// Stops accepting, cuts every connection and waits for the server task.
     pub async fn shutdown(mut self) {
         self.stop_now();
@@ -195,11 +209,7 @@ impl Emulator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        for hub in self.svc.hubs.all() {
-            for s in hub.sessions() {
-                hub.end_session(&s, "Emulator shutting down.", Some(session::Outbound::Cut));
-            }
-        }
+        faults::end_all(&self.svc, "Emulator shutting down.");
     }
 }
 

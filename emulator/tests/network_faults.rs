@@ -1,5 +1,6 @@
-//! Network faults from the fault-injection API: `:stall` (silence without a close) and `:delay`
-//! (every frame late, order and rate kept), over HTTP and in process.
+//! Network faults from the fault-injection API: `:stall` (silence without a close), `:delay`
+//! (every frame late, order and rate kept) and `:restart` (every connection and session lost,
+//! optionally with downtime), over HTTP and in process.
 
 mod common;
 use common::*;
@@ -7,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use webpubsub_emulator::Emulator;
 
 const ROLES: &[&str] = &["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
@@ -236,5 +237,140 @@ async fn delay_in_process_belongs_to_the_transport() {
     );
     ping_pong(&mut ws).await;
     assert!(recovered.elapsed() < DELAY);
+    emu.shutdown().await;
+}
+
+/// Status of a WebSocket handshake that is refused before the upgrade.
+async fn refused_status(url: &str) -> u16 {
+    match try_connect(url, &[JSON]).await {
+        Err(tungstenite::Error::Http(r)) => r.status().as_u16(),
+        other => panic!("expected a refused handshake, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn restart_loses_every_connection_and_session() {
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", Some("u"), ROLES, &[], HOUR);
+    let (mut a, connected) = connect_pubsub(&url, RELIABLE).await;
+    assert_eq!(join(&mut a, "joined", 1).await["success"], true);
+    let other_url = emu.client_access_url("other", None, &[], &[], HOUR);
+    let (mut b, _) = connect_pubsub(&other_url, JSON).await;
+    let (mut simple, _) = try_connect(&other_url, &[]).await.unwrap();
+    assert_eq!(emu.hubs(), ["h", "other"]);
+
+    let r = http(&emu, "POST", "/_emulator/:restart", false, None, b"").await;
+    assert_eq!(r.status, 401);
+    // A token for another fault path does not authorize a restart.
+    let other = format!("{}/_emulator/hubs/h/connections", emu.endpoint());
+    let token = emu.rest_token(&other);
+    let status = http_with_token(&emu, "/_emulator/:restart", &token).await;
+    assert_eq!(status, 401);
+    ping_pong(&mut a).await;
+
+    assert_eq!(call(&emu, "POST", "/_emulator/:restart").await, 204);
+    // Cut like a crash: no close frame.
+    assert_eq!(expect_close(&mut a).await, 1006);
+    assert_eq!(expect_close(&mut b).await, 1006);
+    assert_eq!(expect_close(&mut simple).await, 1006);
+    assert!(emu.hubs().is_empty());
+    assert!(emu.connections("h").is_empty());
+    expect_recovery_refused(&recovery_url(&url, &connected), RELIABLE).await;
+
+    // The listener stayed: a new connection at once, with a new id, no groups, no ack ids.
+    let (mut a, again) = connect_pubsub(&url, RELIABLE).await;
+    assert_ne!(again["connectionId"], connected["connectionId"]);
+    assert_eq!(emu.connections("h")[0].groups, Vec::<String>::new());
+    assert_eq!(
+        join(&mut a, "joined", 1).await["success"],
+        true,
+        "not Duplicate"
+    );
+    assert_eq!(call(&emu, "HEAD", "/api/health").await, 200);
+
+    // In process, the same.
+    emu.restart();
+    assert_eq!(expect_close(&mut a).await, 1006);
+    assert!(emu.connections("h").is_empty());
+    emu.shutdown().await;
+}
+
+/// POST `path_and_query` with a given bearer token; returns the status.
+async fn http_with_token(emu: &Emulator, path_and_query: &str, token: &str) -> u16 {
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    let url = format!("{}{path_and_query}", emu.endpoint());
+    let req = hyper::Request::post(&url)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    tokio::time::timeout(DEADLINE, client.request(req))
+        .await
+        .expect("response within deadline")
+        .expect("HTTP request")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn restart_with_downtime_answers_503_until_it_is_over() {
+    // Long enough for the checks made while the service is down.
+    const DOWN: Duration = Duration::from_secs(2);
+    let emu = emulator().await;
+    let url = emu.client_access_url("h", None, &[], &[], HOUR);
+    let (mut ws, _) = connect_pubsub(&url, JSON).await;
+    for q in ["?downMs=", "?downMs=abc", "?downMs=-1", "?downMs=600001"] {
+        let path = format!("/_emulator/:restart{q}");
+        assert_eq!(call(&emu, "POST", &path).await, 400, "{q}");
+    }
+    assert!(!emu.restart_with_downtime(Duration::from_secs(601)));
+    // Nothing was restarted.
+    ping_pong(&mut ws).await;
+
+    let start = Instant::now();
+    let path = format!("/_emulator/:restart?downMs={}", DOWN.as_millis());
+    assert_eq!(call(&emu, "POST", &path).await, 204);
+    assert_eq!(expect_close(&mut ws).await, 1006);
+    assert_eq!(refused_status(&url).await, 503);
+    let r = http(&emu, "HEAD", "/api/health", false, None, b"").await;
+    assert_eq!(r.status, 503);
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let send = "/api/hubs/h/:send?api-version=2024-12-01";
+    assert_eq!(post(&emu, send, "text/plain", b"x").await, 503);
+    // The fault API keeps working while the service is down.
+    let r = http(
+        &emu,
+        "GET",
+        "/_emulator/hubs/h/connections",
+        true,
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!((r.status, r.json()), (200, json!([])));
+
+    // A client retrying gets in once the downtime is over, not before.
+    let deadline = start + DEADLINE;
+    let mut ws = loop {
+        match try_connect(&url, &[JSON]).await {
+            Ok((ws, _)) => break ws,
+            Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(Instant::now() < deadline, "still down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(start.elapsed() >= DOWN);
+    assert_eq!(recv_json(&mut ws).await["event"], "connected");
+
+    // In process; a restart without downtime ends an earlier one.
+    assert!(emu.restart_with_downtime(Duration::from_secs(600)));
+    assert_eq!(expect_close(&mut ws).await, 1006);
+    assert_eq!(refused_status(&url).await, 503);
+    emu.restart();
+    let (mut ws, _) = connect_pubsub(&url, JSON).await;
+    ping_pong(&mut ws).await;
     emu.shutdown().await;
 }
