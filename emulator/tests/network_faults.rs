@@ -227,6 +227,9 @@ async fn delay_in_process_belongs_to_the_transport() {
     server_send(&emu, &cid, "held").await;
     assert!(emu.drop_connection("h", &cid));
     assert_eq!(expect_close(&mut ws).await, 1006);
+    // Between two sockets there is nothing to stall or delay: accepted, no effect.
+    assert!(emu.stall_connection("h", &cid, DELAY));
+    assert!(emu.delay_connection("h", &cid, DELAY));
     let recovered = Instant::now();
     let (mut ws, again) = connect_pubsub(&recovery_url(&url, &connected), RELIABLE).await;
     assert_eq!(again["connectionId"], cid.as_str());
@@ -340,15 +343,8 @@ async fn restart_with_downtime_answers_503_until_it_is_over() {
     let send = "/api/hubs/h/:send?api-version=2024-12-01";
     assert_eq!(post(&emu, send, "text/plain", b"x").await, 503);
     // The fault API keeps working while the service is down.
-    let r = http(
-        &emu,
-        "GET",
-        "/_emulator/hubs/h/connections",
-        true,
-        None,
-        b"",
-    )
-    .await;
+    let list = "/_emulator/hubs/h/connections";
+    let r = http(&emu, "GET", list, true, None, b"").await;
     assert_eq!((r.status, r.json()), (200, json!([])));
 
     // A client retrying gets in once the downtime is over, not before.
