@@ -1,5 +1,6 @@
 //! Fault injection: inspect connections, cut transports, close with a chosen code, forget
-//! sessions. Used by tests through the HTTP API (`/_emulator/...`) or the in-process API.
+//! sessions, stall or delay a transport, restart the whole service. Used by tests through the
+//! HTTP API (`/_emulator/...`) or the in-process API.
 
 use crate::hub::Hub;
 use crate::rest::error_response;
@@ -7,6 +8,11 @@ use crate::service::Service;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest stall, delay or downtime the fault API accepts: a fault outlasting the tests
+/// that inject it would only hold connections and memory.
+pub const MAX_FAULT_DURATION: Duration = Duration::from_secs(600);
 
 /// What the emulator knows about one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +97,85 @@ pub fn expire_connection(svc: &Service, hub: &str, id: &str) -> bool {
     true
 }
 
-/// `/_emulator/hubs/{hub}/connections[/{id}/:action]` (already authorized).
+/// Stops reading from and writing to the connection's socket for `d` (1 ms to
+/// [`MAX_FAULT_DURATION`]; an ongoing longer stall is kept). Frames to send are held in order.
+/// False when the connection is unknown or `d` is out of range; a known connection between
+/// two transports is left as it is.
+pub fn stall_connection(svc: &Service, hub: &str, id: &str, d: Duration) -> bool {
+    if d < Duration::from_millis(1) || d > MAX_FAULT_DURATION {
+        return false;
+    }
+    let Some((_, s)) = find(svc, hub, id) else {
+        return false;
+    };
+    s.with_link(|l| l.stall(d));
+    true
+}
+
+/// Adds `d` (up to [`MAX_FAULT_DURATION`]; zero: none) to every frame sent from now on to the
+/// connection's current transport; a recovered connection starts without it. False when the
+/// connection is unknown or `d` is out of range.
+pub fn delay_connection(svc: &Service, hub: &str, id: &str, d: Duration) -> bool {
+    if d > MAX_FAULT_DURATION {
+        return false;
+    }
+    let Some((_, s)) = find(svc, hub, id) else {
+        return false;
+    };
+    s.with_link(|l| l.set_delay(d));
+    true
+}
+
+/// Like a crash and restart of the service: every connection is cut without a close frame and
+/// every session forgotten (groups, ack ids, replay buffers), so recoveries get 1008. For
+/// `down` (up to [`MAX_FAULT_DURATION`]) after it, client and REST requests get 503. False
+/// (and nothing done) when `down` is out of range.
+pub fn restart(svc: &Service, down: Duration) -> bool {
+    if down > MAX_FAULT_DURATION {
+        return false;
+    }
+    // Before the cuts, so that clients reconnecting at once already see the service down.
+    svc.down.set(down);
+    let lost = end_all(svc, "Service restarted.");
+    log::info!("restart: {lost} connections lost");
+    true
+}
+
+/// Ends every session, cutting its transport without a close frame; returns how many.
+pub fn end_all(svc: &Service, reason: &str) -> usize {
+    // Every session first, then the cuts: connections opened by clients reconnecting while
+    // this runs are not ended.
+    let sessions: Vec<_> = svc
+        .hubs
+        .all()
+        .into_iter()
+        .flat_map(|h| h.sessions().into_iter().map(move |s| (h.clone(), s)))
+        .collect();
+    for (h, s) in &sessions {
+        h.end_session(s, reason, Some(crate::session::Outbound::Cut));
+    }
+    sessions.len()
+}
+
+/// The `ms` query parameter of `:stall`, `:delay` and `:restart` (`downMs`), within `range`.
+fn millis(value: Option<&str>, range: std::ops::RangeInclusive<u64>) -> Option<Duration> {
+    let ms: u64 = value?.parse().ok()?;
+    range.contains(&ms).then(|| Duration::from_millis(ms))
+}
+
+fn bad_millis(name: &str, min: u64) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &format!(
+            "'{name}' must be a whole number of milliseconds from {min} to {}.",
+            MAX_FAULT_DURATION.as_millis()
+        ),
+    )
+}
+
+/// `/_emulator/hubs/{hub}/connections[/{id}/:action]` and `/_emulator/:restart` (already
+/// authorized).
 pub fn handle(
     svc: &Service,
     method: &Method,
@@ -152,6 +236,36 @@ pub fn handle(
             } else {
                 not_found()
             }
+        }
+        ("POST", ["_emulator", "hubs", hub, "connections", id, op @ (":stall" | ":delay")]) => {
+            let stall = *op == ":stall";
+            let min = u64::from(stall);
+            let max = MAX_FAULT_DURATION.as_millis() as u64;
+            let Some(d) = millis(q("ms"), min..=max) else {
+                return bad_millis("ms", min);
+            };
+            let known = if stall {
+                stall_connection(svc, hub, id, d)
+            } else {
+                delay_connection(svc, hub, id, d)
+            };
+            if known {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                not_found()
+            }
+        }
+        ("POST", ["_emulator", ":restart"]) => {
+            let max = MAX_FAULT_DURATION.as_millis() as u64;
+            let down = match q("downMs") {
+                None => Duration::ZERO,
+                v @ Some(_) => match millis(v, 0..=max) {
+                    Some(d) => d,
+                    None => return bad_millis("downMs", 0),
+                },
+            };
+            restart(svc, down);
+            StatusCode::NO_CONTENT.into_response()
         }
         _ => error_response(
             StatusCode::NOT_FOUND,

@@ -24,6 +24,7 @@ mod ack_ids;
 mod auth;
 mod config;
 mod connection;
+mod deadline;
 mod dispatch;
 mod faults;
 mod fields;
@@ -167,6 +168,35 @@ impl Emulator {
         faults::expire_connection(&self.svc, hub, connection_id)
     }
 
+    /// Stops reading from and writing to the connection's socket for `duration` without
+    /// closing it, like a network stall: frames for it are held in order and sent afterwards;
+    /// its frames wait in the socket. A stall that already lasts longer is kept. False when the
+    /// connection is unknown or `duration` is not between 1 ms and 600 s.
+    pub fn stall_connection(&self, hub: &str, connection_id: &str, duration: Duration) -> bool {
+        faults::stall_connection(&self.svc, hub, connection_id, duration)
+    }
+
+    /// Adds `delay` to every frame sent to the connection from now on (order and throughput
+    /// kept), until set back to zero; a transport that replaces this one (recovery) starts
+    /// without it. False when the connection is unknown or `delay` exceeds 600 s.
+    pub fn delay_connection(&self, hub: &str, connection_id: &str, delay: Duration) -> bool {
+        faults::delay_connection(&self.svc, hub, connection_id, delay)
+    }
+
+    /// Restarts the service as after a crash: every connection is cut without a close frame
+    /// and every session forgotten (groups, ack ids, replay buffers), so recoveries get 1008
+    /// and clients reconnect with new connection ids. The listener stays open: they may do so
+    /// at once.
+    pub fn restart(&self) {
+        faults::restart(&self.svc, Duration::ZERO);
+    }
+
+    /// [`Emulator::restart`], then client and REST requests get `503` for `down` (the fault
+    /// API keeps working). False, and nothing done, when `down` exceeds 600 s.
+    pub fn restart_with_downtime(&self, down: Duration) -> bool {
+        faults::restart(&self.svc, down)
+    }
+
     /// Stops accepting, cuts every connection and waits for the server task.
     pub async fn shutdown(mut self) {
         self.stop_now();
@@ -179,11 +209,7 @@ impl Emulator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        for hub in self.svc.hubs.all() {
-            for s in hub.sessions() {
-                hub.end_session(&s, "Emulator shutting down.", Some(session::Outbound::Cut));
-            }
-        }
+        faults::end_all(&self.svc, "Emulator shutting down.");
     }
 }
 

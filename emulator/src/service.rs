@@ -1,6 +1,7 @@
 //! State shared by every endpoint of one emulator instance.
 
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::hub::Hubs;
 use crate::upstream::Upstream;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct Service {
     pub upstream: Option<Arc<Upstream>>,
     pub recovery_window: Duration,
     pub limits: Limits,
+    /// Set by a restart with downtime: until then client and REST requests get 503.
+    pub down: Deadline,
 }
 
 impl Service {
@@ -52,6 +55,7 @@ impl Service {
                 body_read_timeout: config.body_read_timeout,
                 max_pending_handshakes: config.max_pending_handshakes,
             },
+            down: Deadline::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! its transport while it is recoverable. Frames are encoded here for the session's protocol.
 
 use crate::ack_ids::AckIds;
+use crate::deadline::Deadline;
 use crate::protobuf;
 use crate::protocol::{self, Origin, Payload};
 use crate::roles::Permissions;
@@ -16,6 +17,7 @@ use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Unacknowledged messages kept for recovery before the connection is closed.
@@ -136,13 +138,18 @@ pub enum Half {
 }
 
 /// Shared by the session and the two halves of one transport: the cut signal (drop the
-/// socket at once), the close request, and the bytes in the outbound queue. Each half has its
-/// own waker slot, so waiting costs an atomic register per poll rather than a lock.
+/// socket at once), the close request, the bytes in the outbound queue, and the injected
+/// network faults. Each half has its own waker slot, so waiting costs an atomic register per
+/// poll rather than a lock.
 #[derive(Default)]
 pub struct Link {
     fired: AtomicBool,
     closing: AtomicBool,
     queued: AtomicUsize,
+    /// `:stall`: until then neither half touches the socket.
+    stall: Deadline,
+    /// `:delay`: nanoseconds added to every frame the writer takes from now on.
+    delay: AtomicU64,
     /// The session's highest sequence id written to the socket (shared by its transports).
     sent: Arc<AtomicU64>,
     /// Woken when fired and when the queue drains to [`OUTBOUND_RESUME_BYTES`].
@@ -219,6 +226,46 @@ impl Link {
                 Poll::Pending
             }
         })
+    }
+
+    /// Stops both halves from using the socket for `d` (from now, unless a stall already lasts
+    /// longer).
+    pub fn stall(&self, d: Duration) {
+        self.stall.extend(d);
+        // The reader may be waiting for a frame it must now leave in the socket.
+        self.reader.wake();
+    }
+
+    /// When the current stall ends; `None` when there is none.
+    pub fn stall_end(&self) -> Option<Instant> {
+        self.stall.pending()
+    }
+
+    /// Completes once a stall has been requested (waited on by the reader).
+    pub fn stall_requested(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
+            self.reader.register(cx.waker());
+            if self.stall.is_set() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Adds `d` to every frame the writer takes from now on (zero: none).
+    pub fn set_delay(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.delay.store(nanos, Ordering::Release);
+    }
+
+    pub fn delay(&self) -> Duration {
+        Duration::from_nanos(self.delay.load(Ordering::Acquire))
+    }
+
+    /// Whether the writer may have to hold frames back (a delay or a stall; atomic loads only).
+    pub fn is_holding(&self) -> bool {
+        self.delay.load(Ordering::Acquire) != 0 || self.stall.is_set()
     }
 
     /// Notes that a close frame has been queued.
@@ -572,6 +619,18 @@ impl Session {
         let mut st = lock(&self.state);
         match st.transport.take() {
             Some(t) => t.finish(Outbound::Close(code, reason.to_string())),
+            None => false,
+        }
+    }
+
+    /// Runs `f` on the current transport's link; false when no transport is attached.
+    pub fn with_link(&self, f: impl FnOnce(&Link)) -> bool {
+        let st = lock(&self.state);
+        match &st.transport {
+            Some(t) => {
+                f(&t.link);
+                true
+            }
             None => false,
         }
     }

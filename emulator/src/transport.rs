@@ -9,8 +9,9 @@ use crate::session::{Control, Half, Link, Outbound, Session};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 
@@ -81,6 +82,7 @@ pub async fn run(
     tokio::pin!(fired);
     let exit = loop {
         let backlogged = link.is_backlogged();
+        let stalled = link.stall_end();
         tokio::select! {
             biased;
             _ = &mut fired => break Exit::Gone,
@@ -102,7 +104,14 @@ pub async fn run(
                 };
             }
             _ = link.drained(), if backlogged => {}
-            msg = stream.next(), if violation.is_none() && !backlogged => {
+            // `:stall`: the client's frames wait in the socket until the stall ends.
+            _ = async {
+                match stalled {
+                    Some(end) => tokio::time::sleep_until(end.into()).await,
+                    None => link.stall_requested().await,
+                }
+            } => {}
+            msg = stream.next(), if violation.is_none() && !backlogged && stalled.is_none() => {
                 let flow = match msg {
                     None => break Exit::Gone,
                     Some(Err(e)) => match on_read_error(&e) {
@@ -171,6 +180,12 @@ async fn write_loop(
         // it) waiting forever.
         _ = async {
             link.close_requested().await;
+            // The close frame waits behind `:delay` and `:stall` like any frame: the grace
+            // starts once it may go out.
+            tokio::time::sleep(link.delay()).await;
+            while let Some(end) = link.stall_end() {
+                tokio::time::sleep_until(end.into()).await;
+            }
             tokio::time::sleep(CLOSE_GRACE).await;
         } => WriterEnd::Stopped,
         end = drain(&mut sink, &mut rx, &link) => end,
@@ -179,8 +194,9 @@ async fn write_loop(
 }
 
 async fn drain(sink: &mut Sink, rx: &mut UnboundedReceiver<Outbound>, link: &Link) -> WriterEnd {
+    let mut held = Held::default();
     loop {
-        let Some(first) = rx.recv().await else {
+        let Some(first) = held.next(rx, link).await else {
             if link.is_fired() {
                 return WriterEnd::Stopped;
             }
@@ -214,7 +230,7 @@ async fn drain(sink: &mut Sink, rx: &mut UnboundedReceiver<Outbound>, link: &Lin
             }
             written += 1;
             if written < WRITE_BATCH {
-                next = rx.try_recv().ok();
+                next = held.ready(rx, link);
             }
         }
         if sink.flush().await.is_err() {
@@ -222,5 +238,84 @@ async fn drain(sink: &mut Sink, rx: &mut UnboundedReceiver<Outbound>, link: &Lin
         }
         // Counted once written, so a client that does not read keeps its reader paused.
         link.popped(bytes);
+    }
+}
+
+/// Frames the writer has taken off the queue but may not write yet: `:delay` gives each a
+/// release time (so a delay shifts the stream without limiting its rate), `:stall` holds them
+/// all. Without either, frames pass straight through.
+#[derive(Default)]
+struct Held {
+    frames: VecDeque<(Instant, Outbound)>,
+    /// The queue was closed: only what is held is left.
+    closed: bool,
+}
+
+impl Held {
+    fn hold(&mut self, o: Outbound, link: &Link) {
+        self.frames.push_back((Instant::now() + link.delay(), o));
+    }
+
+    /// When the first held frame may go out.
+    fn due(&self, link: &Link) -> Option<Instant> {
+        let (release, _) = self.frames.front()?;
+        Some(match link.stall_end() {
+            Some(end) => end.max(*release),
+            None => *release,
+        })
+    }
+
+    /// Takes the first held frame if it may go out now.
+    fn pop_due(&mut self, link: &Link) -> Option<Outbound> {
+        if self.due(link)? > Instant::now() {
+            return None;
+        }
+        self.frames.pop_front().map(|(_, o)| o)
+    }
+
+    /// The next frame to write, once it may go out; `None` when the queue is closed and
+    /// nothing is held.
+    async fn next(
+        &mut self,
+        rx: &mut UnboundedReceiver<Outbound>,
+        link: &Link,
+    ) -> Option<Outbound> {
+        loop {
+            if self.frames.is_empty() {
+                if self.closed {
+                    return None;
+                }
+                let o = rx.recv().await?;
+                if !link.is_holding() {
+                    return Some(o);
+                }
+                self.hold(o, link);
+            }
+            if let Some(o) = self.pop_due(link) {
+                return Some(o);
+            }
+            let due = self.due(link)?;
+            // Frames queued meanwhile get their release time when they are queued.
+            tokio::select! {
+                biased;
+                r = rx.recv(), if !self.closed => match r {
+                    Some(o) => self.hold(o, link),
+                    None => self.closed = true,
+                },
+                _ = tokio::time::sleep_until(due.into()) => {}
+            }
+        }
+    }
+
+    /// A further frame for the current batch, if one may go out now.
+    fn ready(&mut self, rx: &mut UnboundedReceiver<Outbound>, link: &Link) -> Option<Outbound> {
+        if self.frames.is_empty() {
+            let o = rx.try_recv().ok()?;
+            if !link.is_holding() {
+                return Some(o);
+            }
+            self.hold(o, link);
+        }
+        self.pop_due(link)
     }
 }

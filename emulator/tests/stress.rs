@@ -1,7 +1,7 @@
 //! Many connections doing random valid and invalid things at once, while hostile clients
-//! flood the handshake and REST surfaces and one client never reads: the emulator neither
-//! panics nor stalls nor keeps state for what it refused, and a fresh connection still works
-//! afterwards.
+//! flood the handshake and REST surfaces, connections are stalled and delayed, and one client
+//! never reads: the emulator neither panics nor stalls nor keeps state for what it refused,
+//! and a fresh connection still works afterwards.
 
 mod common;
 use common::*;
@@ -188,6 +188,28 @@ async fn hostile_http(emu: &Emulator, seed: u64) {
     }
 }
 
+/// Short stalls and delays on random connections of hub `h` while they send, receive,
+/// violate the protocol and get cut: frames held for them must not keep a connection from
+/// ending nor the emulator from serving the others.
+async fn network_faults(emu: &Emulator, seed: u64) {
+    let mut rng = Rng(seed);
+    for _ in 0..150 {
+        let conns = emu.connections("h");
+        if !conns.is_empty() {
+            let id = &conns[rng.below(conns.len() as u64) as usize].connection_id;
+            let ms = rng.below(40);
+            // Either may find the connection gone meanwhile.
+            if rng.below(2) == 0 {
+                emu.stall_connection("h", id, Duration::from_millis(ms + 1));
+            } else {
+                emu.delay_connection("h", id, Duration::from_millis(ms));
+            }
+        }
+        // Paces the injector; nothing waits on it.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_traffic_never_breaks_the_emulator() {
     // Short timeouts and a small handshake cap, so the hostile sockets exercise both while
@@ -233,6 +255,10 @@ async fn random_traffic_never_breaks_the_emulator() {
     for seed in [11u64, 12] {
         let emu = emu.clone();
         tasks.push(tokio::spawn(async move { hostile_http(&emu, seed).await }));
+    }
+    {
+        let emu = emu.clone();
+        tasks.push(tokio::spawn(async move { network_faults(&emu, 13).await }));
     }
     let big = vec![b'x'; 512 * 1024];
     for i in 0..60 {

@@ -7,6 +7,8 @@ access key bytes (standard library only).
 
   wps_tool.py url HUB [--user U] [--role R]... [--exp SECONDS_FROM_NOW]
   wps_tool.py fault HUB CONNECTION_ID drop|expire|close [CODE]
+  wps_tool.py fault HUB CONNECTION_ID stall|delay MS
+  wps_tool.py restart [DOWN_MS]     (every connection and session lost; 503 for DOWN_MS)
   wps_tool.py connections HUB
   wps_tool.py server-send HUB CONNECTION_ID TEXT     (REST: send text to one connection)
   wps_tool.py upstream-server -   an upstream event handler on 127.0.0.1 (prints its port first):
@@ -142,6 +144,10 @@ def mute_server():
 
 
 def main(argv):
+    if len(argv) in (2, 3) and argv[1] == "restart":
+        suffix = f"?downMs={argv[2]}" if len(argv) > 2 else ""
+        status, _ = emulator_request("POST", f"/_emulator/:restart{suffix}")
+        return 0 if 200 <= status < 300 else 1
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
@@ -167,7 +173,8 @@ def main(argv):
         return 0
     if cmd == "fault":
         conn, action = argv[3], argv[4]
-        suffix = f"?code={argv[5]}" if len(argv) > 5 else ""
+        param = "ms" if action in ("stall", "delay") else "code"
+        suffix = f"?{param}={argv[5]}" if len(argv) > 5 else ""
         status, _ = emulator_request("POST", f"/_emulator/hubs/{hub}/connections/{conn}/:{action}{suffix}")
         return 0 if 200 <= status < 300 else 1
     if cmd == "connections":
