@@ -26,16 +26,20 @@ use wps_fault_proxy::{Direction, FaultProxy, Faults};
 const HUB: &str = "matrix";
 const GROUP: &str = "stream";
 const MESSAGES: usize = 2000;
-/// Messages per second the publisher sends (acked, up to `WINDOW` in flight).
-const RATE: u64 = 1000;
+/// Messages per second the publisher sends (acked, up to `WINDOW` in flight): an outage of up
+/// to 5 s stays inside the service's 1,000-message window, so a recovered session loses nothing.
+const RATE: u64 = 200;
 const WINDOW: usize = 64;
 const FAULT_AT: usize = 500;
+/// How long a fault lasts unless its row says otherwise.
 const FAULT_FOR: Duration = Duration::from_secs(2);
 
 /// What hits the subscriber's connection.
 #[derive(Clone, Copy)]
 enum Fault {
     Proxy(&'static str, Faults),
+    /// Proxy faults held longer than `FAULT_FOR`.
+    ProxyFor(&'static str, Faults, Duration),
     ResetAll,
     RefuseThenReset,
     Emulator(&'static str),
@@ -46,12 +50,12 @@ fn faults() -> Vec<(&'static str, Fault)> {
     vec![
         ("none", Fault::Proxy("none", f)),
         ("latency_50ms_jitter_20ms", Fault::Proxy("both", Faults { latency_ms: 50, jitter_ms: 20, ..f })),
-        ("bandwidth_200kB_s", Fault::Proxy("both", Faults { bandwidth_bytes_per_sec: 200_000, ..f })),
-        // Below the stream's rate: the service's 1,000-message window overflows and it ends
-        // the session (1008), as the real service does.
-        ("bandwidth_20kB_s", Fault::Proxy("both", Faults { bandwidth_bytes_per_sec: 20_000, ..f })),
+        ("bandwidth_10kB_s", Fault::Proxy("both", Faults { bandwidth_bytes_per_sec: 10_000, ..f })),
         ("slicer_3_bytes", Fault::Proxy("both", Faults { slice_bytes: 3, slice_variation: 2, ..f })),
         ("blackhole_2s", Fault::Proxy("both", Faults { blackhole: true, ..f })),
+        // Longer than the service's 1,000-message window lasts at this rate: the service ends
+        // the session (1008, buffer overflow), as the real one does; what it dropped is lost.
+        ("blackhole_8s_session_lost", Fault::ProxyFor("both", Faults { blackhole: true, ..f }, Duration::from_secs(8))),
         ("reset_mid_frame", Fault::Proxy("downstream", Faults { reset_after_bytes: Some(37), ..f })),
         ("close_after_100_bytes", Fault::Proxy("downstream", Faults { limit_bytes: Some(100), ..f })),
         ("slow_close_1s_with_reset", Fault::Proxy("both", Faults { slow_close_ms: 1000, reset_after_bytes: Some(0), ..f })),
@@ -61,6 +65,9 @@ fn faults() -> Vec<(&'static str, Fault)> {
         ("emulator_close_1011", Fault::Emulator("close1011")),
         ("emulator_close_1008", Fault::Emulator("close1008")),
         ("emulator_expire", Fault::Emulator("expire")),
+        ("emulator_stall_3s", Fault::Emulator("stall")),
+        ("emulator_delay_300ms", Fault::Emulator("delay")),
+        ("emulator_restart", Fault::Emulator("restart")),
     ]
 }
 
@@ -161,8 +168,12 @@ async fn run_one(emu: &Emulator, name: &'static str, fault: Fault, seed: u64) ->
                     faulted_at = Some(now);
                     inject(emu, &proxy, &sub, fault).await;
                     let p = proxy.clone();
+                    let lasts = match fault {
+                        Fault::ProxyFor(_, _, d) => d,
+                        _ => FAULT_FOR,
+                    };
                     tokio::spawn(async move {
-                        tokio::time::sleep(FAULT_FOR).await;
+                        tokio::time::sleep(lasts).await;
                         p.clear();
                     });
                 }
@@ -207,7 +218,7 @@ async fn next_event(events: &mut UnboundedReceiver<Event>) -> Option<Event> {
 async fn inject(emu: &Emulator, proxy: &FaultProxy, sub: &Client, fault: Fault) {
     let id = sub.connection_id().unwrap_or_default();
     match fault {
-        Fault::Proxy(direction, f) => {
+        Fault::Proxy(direction, f) | Fault::ProxyFor(direction, f, _) => {
             let d = match direction {
                 "upstream" => Direction::Upstream,
                 "downstream" => Direction::Downstream,
@@ -227,6 +238,13 @@ async fn inject(emu: &Emulator, proxy: &FaultProxy, sub: &Client, fault: Fault) 
                 "drop" => emu.drop_connection(HUB, &id),
                 "close1011" => emu.close_connection(HUB, &id, 1011, "fault"),
                 "close1008" => emu.close_connection(HUB, &id, 1008, "fault"),
+                "stall" => emu.stall_connection(HUB, &id, Duration::from_secs(3)),
+                // Kept for the rest of the stream (the socket's every frame arrives 300 ms late).
+                "delay" => emu.delay_connection(HUB, &id, Duration::from_millis(300)),
+                "restart" => {
+                    emu.restart();
+                    true
+                }
                 _ => emu.expire_connection(HUB, &id),
             };
         }
@@ -266,8 +284,9 @@ async fn main() {
             r.name, r.sent, r.acked, r.delivered, r.lost, r.duplicated, r.out_of_order, r.sockets,
             r.connections, r.stall_ms
         );
-        // A session that survives must lose and repeat nothing; one the service ends
-        // (1008, expire) may lose what arrived in between, never reorder.
+        // A session that survives must lose and repeat nothing; one the service ends (1008,
+        // expire, overflow, restart) may lose what arrived in between, never reorder. Every
+        // send is acked (the publisher rides out its own faults).
         let session_kept = r.connections == 1;
         if r.out_of_order > 0 || r.acked != r.sent || (session_kept && (r.lost > 0 || r.duplicated > 0)) {
             failed = true;
