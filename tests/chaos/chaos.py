@@ -534,6 +534,8 @@ def main():
             url = wps_tool.client_url(HUB, name, ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"], 24 * 3600)
             url = url.replace(f"127.0.0.1:{emu_port}/", f"127.0.0.1:{proxy_port}/")
             path = os.path.join(a.out, f"{name}.jsonl")
+            if os.path.exists(path):
+                os.remove(path)  # a previous run's file must not count as this client's start
             files[name] = path
             args = ["--role", role, "--protocol", protocol, "--id", name, "--url", url, "--group", group, "--out",
                     path, "--max-seconds", max_s]
