@@ -25,9 +25,10 @@ Afterwards it reads every client's JSON lines and checks (any violation fails th
   * sequence ids only increase within one connection id;
   * every _async call that returned WPS_OK got exactly one completion; STOPPED once per start;
     every client ends stopped and exits with 0;
-  * threads and open fds at the end are not above the start, and RSS at the end is within
-    RSS_TOLERANCE_KB of the start (the start is measured once connected and, for subscribers,
-    joined; the end after the client stopped, before it is freed).
+  * threads at the end are not above the start, open fds at the end are below the start by the
+    connection's socket, and RSS at the end is within RSS_TOLERANCE_KB of the start (the start
+    is measured once connected and, for subscribers, joined; the end after the client stopped,
+    before it is freed; the clients' own stdin watcher thread is not counted).
 
 Prints a summary and writes it as Markdown to build/chaos-report.md.
 """
@@ -122,6 +123,39 @@ class Children:
                 p.wait()
 
 
+def start_services(children, bin_dir, out_dir, seed):
+    """Starts wps-emulator and wps-fault-proxy in front of it; returns the proxy's control and a
+    function minting client URLs (all roles, valid for a day) that point at the proxy."""
+    emu = children.spawn([os.path.join(bin_dir, "wps-emulator"), "--port", "0"], stdout=subprocess.PIPE,
+                         stderr=open(os.path.join(out_dir, "emulator.log"), "w"))
+    connstr = children.first_line(emu, 20)
+    os.environ["WPS_TEST_CONNSTR"] = connstr  # for wps_tool
+    emu_port = int(connstr.split("Endpoint=", 1)[1].split(";")[0].rsplit(":", 1)[1])
+    px = children.spawn([os.path.join(bin_dir, "wps-fault-proxy"), "--upstream", f"127.0.0.1:{emu_port}",
+                         "--seed", str(seed)], stdout=subprocess.PIPE,
+                        stderr=open(os.path.join(out_dir, "proxy.log"), "w"))
+    fields = dict(kv.split("=", 1) for kv in children.first_line(px, 20).split())
+    proxy_port = int(fields["listen"].rsplit(":", 1)[1])
+
+    def client_url(hub, user):
+        url = wps_tool.client_url(hub, user, ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"], 24 * 3600)
+        return url.replace(f"127.0.0.1:{emu_port}/", f"127.0.0.1:{proxy_port}/")
+
+    return Proxy(fields["control"]), client_url
+
+
+def finish(procs, timeout):
+    """Closes each process's stdin (its signal to stop) and waits for them, at most `timeout` s."""
+    for p in procs:
+        p.stdin.close()
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"{p.args[0]} {' '.join(p.args[1:3])} did not finish within {timeout} s")
+
+
 class Proxy:
     def __init__(self, control):
         self.base = f"http://{control}"
@@ -149,10 +183,12 @@ def schedule(seed, seconds):
     unprotected = [c[0] for c in CLIENTS if not c[5]]
     kinds = PROXY_FAULTS + EMU_FAULTS
     weights = [3, 2, 2, 2, 2, 2, 2, 2] + [2, 1, 1, 1, 1]
+    # Every kind once, in a seeded order, then seeded random picks until the time is up.
+    first = rng.sample(kinds, len(kinds))
     items, t = [], 5.0
     end = seconds - 12.0
     while t < end:
-        kind = rng.choices(kinds, weights)[0]
+        kind = first.pop(0) if first else rng.choices(kinds, weights)[0]
         f = {"at": round(t, 2), "type": kind, "hold": 0.0}
         if kind == "latency":
             lat = rng.randint(20, 250)
@@ -347,8 +383,9 @@ def oracle(files, exit_codes, seed, minutes, items, fault_counts, proxy_stats, e
             violations.append(f"{name}: {end['inflight']} operations never completed")
         if end["threads"] > start["threads"]:
             violations.append(f"{name}: threads {start['threads']} -> {end['threads']}")
-        if end["fds"] > start["fds"]:
-            violations.append(f"{name}: open fds {start['fds']} -> {end['fds']}")
+        # The start counts the client's connection socket; after stop there is none.
+        if end["fds"] > start["fds"] - 1:
+            violations.append(f"{name}: open fds {start['fds']} (one a connection) -> {end['fds']} after stop")
         if end["rss_kb"] > start["rss_kb"] + RSS_TOLERANCE_KB:
             violations.append(f"{name}: RSS {start['rss_kb']} -> {end['rss_kb']} KiB (tolerance {RSS_TOLERANCE_KB} KiB)")
         conns = connections_of(lines)
@@ -515,24 +552,13 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t_begin = time.monotonic()
     try:
-        emu = children.spawn([os.path.join(a.bin, "wps-emulator"), "--port", "0"], stdout=subprocess.PIPE,
-                             stderr=open(os.path.join(a.out, "emulator.log"), "w"))
-        connstr = children.first_line(emu, 20)
-        os.environ["WPS_TEST_CONNSTR"] = connstr
-        emu_port = int(connstr.split("Endpoint=", 1)[1].split(";")[0].rsplit(":", 1)[1])
-        px = children.spawn([os.path.join(a.bin, "wps-fault-proxy"), "--upstream", f"127.0.0.1:{emu_port}",
-                             "--seed", str(a.seed)], stdout=subprocess.PIPE,
-                            stderr=open(os.path.join(a.out, "proxy.log"), "w"))
-        fields = dict(kv.split("=", 1) for kv in children.first_line(px, 20).split())
-        proxy = Proxy(fields["control"])
-        proxy_port = int(fields["listen"].rsplit(":", 1)[1])
+        proxy, client_url = start_services(children, a.bin, a.out, a.seed)
         group = f"chaos-{a.seed}"
         files, procs = {}, {}
         max_s = str(int(seconds + 600))
 
         def launch(name, impl, role, protocol, rate):
-            url = wps_tool.client_url(HUB, name, ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"], 24 * 3600)
-            url = url.replace(f"127.0.0.1:{emu_port}/", f"127.0.0.1:{proxy_port}/")
+            url = client_url(HUB, name)
             path = os.path.join(a.out, f"{name}.jsonl")
             if os.path.exists(path):
                 os.remove(path)  # a previous run's file must not count as this client's start
@@ -569,13 +595,7 @@ def main():
         proxy.call("DELETE", "/faults")
         proxy.call("DELETE", "/refuse")
         log("schedule done; publishers finish what is in flight")
-        for c in pubs:
-            procs[c[0]].stdin.close()
-        for c in pubs:
-            try:
-                procs[c[0]].wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                log(f"{c[0]} did not finish within 180 s")
+        finish([procs[c[0]] for c in pubs], 180)
         # Subscribers that kept their session should now get everything that was acked.
         acked = {c[0]: publisher_summary(read_lines(files[c[0]]))["acked_ok"] for c in pubs}
         want = sum(len(v) for v in acked.values())
@@ -591,13 +611,7 @@ def main():
             return True
 
         wait_for(drained, 60, "continuous subscribers to receive every acked message")
-        for c in subs:
-            procs[c[0]].stdin.close()
-        for c in subs:
-            try:
-                procs[c[0]].wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                log(f"{c[0]} did not stop within 60 s")
+        finish([procs[c[0]] for c in subs], 60)
         try:
             proxy_stats = proxy.call("GET", "/stats")
         except Exception:

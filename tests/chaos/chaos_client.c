@@ -24,31 +24,7 @@
 #include <unistd.h>
 
 #include "webpubsub_client.h"
-
-/* ---- output ------------------------------------------------------------------------------ */
-
-static FILE *out;
-static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t t0;
-
-static void emit(const char *fmt, ...) {
-    va_list ap;
-    pthread_mutex_lock(&out_mu);
-    fprintf(out, "{\"t\":%lld,", (long long)(mono_ms() - t0));
-    va_start(ap, fmt);
-    vfprintf(out, fmt, ap);
-    va_end(ap);
-    fputs("}\n", out);
-    fflush(out);
-    pthread_mutex_unlock(&out_mu);
-}
+#include "chaos_common.h"
 
 /* A JSON string literal of s (ASCII control characters and quotes escaped) into buf. */
 static const char *jstr(const char *s, char *buf, size_t cap) {
@@ -64,31 +40,6 @@ static const char *jstr(const char *s, char *buf, size_t cap) {
     buf[o++] = '"';
     buf[o] = 0;
     return buf;
-}
-
-/* ---- process resources ------------------------------------------------------------------- */
-
-static long status_field(const char *name) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(name);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, name, n) == 0 && line[n] == ':') { v = strtol(line + n + 1, NULL, 10); break; }
-    fclose(f);
-    return v;
-}
-
-static long fd_count(void) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the directory stream's own descriptor */
 }
 
 /* ---- shared state ------------------------------------------------------------------------ */
@@ -299,14 +250,8 @@ int main(int argc, char **argv) {
     }
     int pub = !strcmp(role, "pub");
     if (!url || !path || (!pub && strcmp(role, "sub")) || rate <= 0 || window < 1) usage();
-    out = fopen(path, "w");
-    if (!out) { perror(path); return 2; }
-    t0 = mono_ms();
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cv, &ca);
-    pthread_condattr_destroy(&ca);
+    if (!open_output(path)) return 2;
+    cond_init_monotonic(&cv);
     int64_t hard_deadline = t0 + max_seconds * 1000;
 
     wps_options *o = NULL;
@@ -327,9 +272,10 @@ int main(int argc, char **argv) {
     wps_set_callback(c, WPS_EVENT_ACK, on_other_complete, NULL);
     if (!pub) wps_set_callback(c, WPS_EVENT_GROUP_MESSAGE, on_group_message, NULL);
 
+    /* The watcher ends at end of file; it is joined before the end is measured, and left out
+     * of the thread count at the start, so the two counts compare the library's threads. */
     pthread_t watcher;
     pthread_create(&watcher, NULL, stdin_watch, NULL);
-    pthread_detach(watcher);
 
     long starts = 0;
     /* Start (the proxy may be faulty already: try until the deadline). */
@@ -349,7 +295,7 @@ int main(int argc, char **argv) {
     }
     emit("\"k\":\"start\",\"id\":\"%s\",\"impl\":\"c\",\"role\":\"%s\",\"protocol\":\"%s\",\"threads\":%ld,"
          "\"fds\":%ld,\"rss_kb\":%ld",
-         id, role, protocol, status_field("Threads"), fd_count(), status_field("VmRSS"));
+         id, role, protocol, status_field("Threads") - 1, fd_count(), status_field("VmRSS"));
 
     if (pub) {
         /* Payload sizes vary between 40 and ~300 bytes; binary on protobuf, text on JSON. */
@@ -424,6 +370,8 @@ int main(int argc, char **argv) {
         wait_locked_until(stop_deadline);
     pthread_mutex_unlock(&mu);
     int connected_at_end = wps_client_is_connected(c);
+    if (stopping) pthread_join(watcher, NULL);
+    else pthread_cancel(watcher), pthread_join(watcher, NULL); /* --max-seconds passed first */
     long threads = status_field("Threads"), fds = fd_count(), rss = status_field("VmRSS");
     wps_client_free(c);
     pthread_mutex_lock(&mu);

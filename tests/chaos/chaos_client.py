@@ -137,7 +137,10 @@ def main():
             pass
         stop.set()
 
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    # The watcher ends at end of file; it is joined before the end is measured, and left out of
+    # the thread count at the start, so the two counts compare the library's threads.
+    watcher = threading.Thread(target=watch_stdin, daemon=True)
+    watcher.start()
 
     starts = 0
     while True:
@@ -160,7 +163,9 @@ def main():
                 if time.monotonic() > out.t0 + 60:
                     out.emit(k="fatal", what="join")
                     return 1
-    out.emit(k="start", id=a.id, impl="python", role=a.role, protocol=a.protocol, **resources())
+    start_res = resources()
+    start_res["threads"] -= 1  # the stdin watcher
+    out.emit(k="start", id=a.id, impl="python", role=a.role, protocol=a.protocol, **start_res)
 
     counts = {"acked_ok": 0, "acked_dup_possible": 0, "acked_failed": 0, "ff_sent": 0, "ff_refused": 0, "retries": 0}
     if a.role == "pub":
@@ -233,7 +238,10 @@ def main():
         stopped_cv.wait_for(lambda: state["stopped"] > stopped_before, timeout=20)
         end_state = dict(state)
     connected_at_end = client.is_connected()
+    watcher.join(5)
     res = resources()
+    if watcher.is_alive():  # --max-seconds passed before end of file
+        res["threads"] -= 1
     out.emit(
         k="end",
         stop_rc="WPS_OK",
