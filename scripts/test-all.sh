@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
-ALL_STAGES="lint header rust c interop python cpp bench"
+ALL_STAGES="lint header rust c interop python cpp bench chaos"
 STAGES=${STAGES:-$ALL_STAGES}
 passed=0; failed=0; failed_names=()
 log_dir=build/test-logs; mkdir -p "$log_dir"
@@ -19,6 +19,7 @@ stage_interop() { bash scripts/interop.sh; }
 stage_python()  { bash scripts/python-tests.sh; }
 stage_cpp()     { bash scripts/cpp-tests.sh; }
 stage_bench()   { bash scripts/bench-smoke.sh; }
+stage_chaos()   { local rc=0; bash scripts/chaos.sh || rc=1; bash scripts/soak.sh --no-build || rc=1; return $rc; }
 
 for s in $STAGES; do
   echo "=== stage $s ==="
