@@ -32,9 +32,11 @@ HUB = "soak"
 MAX_THREADS = 16
 FD_SLACK = 32
 FD_SLACK_END = 8
-# RSS growth allowed after the warm-up. A leak of one 300-byte message per acked send at the
-# CI rate (100/s) would be ~1,750 KiB/min; allocator noise over a short run stays well below.
-RSS_SLOPE_LIMIT_KIB_PER_MIN = 1024
+# RSS growth allowed after the warm-up. The 3-minute form measures 300-800 KiB/min: RSS rises
+# in steps of ~0.6 MiB at some of the reset-all storms (1,000 recoveries at once) and is flat in
+# between. The limit still fails a leak of ~350 bytes per acked send (100/s), ~17 bytes per
+# delivery (~2,000/s) or ~700 bytes per recovery (3,000/min).
+RSS_SLOPE_LIMIT_KIB_PER_MIN = 2048
 WARMUP_S = 60
 RESET_EVERY_S = 20
 LATENCY_EVERY_S = 30
@@ -134,7 +136,12 @@ def main():
     base = next((e for e in lines if e["k"] == "baseline"), None)
     ready = next((e for e in lines if e["k"] == "ready"), None)
     end = next((e for e in lines if e["k"] == "end"), None)
-    samples = [e for e in lines if e["k"] in ("sample", "ready", "before_free")]
+    samples = []
+    for e in lines:
+        if e["k"] in ("sample", "ready", "before_free"):
+            samples.append(e)
+        if e["k"] == "before_free":
+            break
     after = next((e for e in lines if e["k"] == "after_free"), None)
     for e in lines:
         if e["k"] == "fatal":
@@ -152,6 +159,8 @@ def main():
         # one, so a sample during a recovery may see up to two per client; above one per client
         # in two samples in a row is growth.
         over = 0
+        # Samples while every client is being freed at the end are left out: sockets close just
+        # after each free returns; the after-free sample checks that they all did.
         for s in samples:
             limit, spike = base["fds"] + s["alive"] + FD_SLACK, base["fds"] + 2 * s["alive"] + FD_SLACK
             over = over + 1 if s["fds"] > limit else 0
