@@ -7,7 +7,8 @@ tests/chaos/chaos_client.py on the webpubsub_client package), on the reliable JS
 protobuf subprotocols, all connecting through the proxy. While the publishers send, a fault
 schedule drawn from the seed runs: proxy faults (latency and jitter, bandwidth, slicing, short
 blackholes, reset-all, close-all, refusing new connections, reset after N bytes) and emulator
-faults on named clients (`:drop`, `:close` with 1000/1011/1008, `:expire`). The same seed gives
+faults on named clients (`:drop`, `:close` with 1000/1011/1008, `:expire`, and a publisher's
+session ended while latency keeps sends waiting for their acks). The same seed gives
 the same schedule (fault types, times, parameters and target clients; connection ids differ
 between runs).
 
@@ -172,7 +173,7 @@ class Proxy:
 # ---- the fault schedule -----------------------------------------------------------------------
 
 PROXY_FAULTS = ["latency", "bandwidth", "slice", "blackhole", "reset_all", "close_all", "refuse", "reset_after"]
-EMU_FAULTS = ["emu_drop", "emu_close_1000", "emu_close_1011", "emu_close_1008", "emu_expire"]
+EMU_FAULTS = ["emu_drop", "emu_close_1000", "emu_close_1011", "emu_close_1008", "emu_expire", "reconnect_in_flight"]
 SESSION_ENDING = {"emu_close_1000", "emu_close_1008", "emu_expire"}
 
 
@@ -182,7 +183,8 @@ def schedule(seed, seconds):
     names = [c[0] for c in CLIENTS]
     unprotected = [c[0] for c in CLIENTS if not c[5]]
     kinds = PROXY_FAULTS + EMU_FAULTS
-    weights = [3, 2, 2, 2, 2, 2, 2, 2] + [2, 1, 1, 1, 1]
+    weights = [3, 2, 2, 2, 2, 2, 2, 2] + [2, 1, 1, 1, 1, 2]
+    publishers = [c[0] for c in CLIENTS if c[2] == "pub"]
     # Every kind once, in a seeded order, then seeded random picks until the time is up.
     first = rng.sample(kinds, len(kinds))
     items, t = [], 5.0
@@ -206,6 +208,11 @@ def schedule(seed, seconds):
         elif kind == "reset_after":
             f.update(direction=rng.choice(["upstream", "downstream"]), bytes=rng.randint(500, 30000),
                      hold=rng.uniform(2, 5))
+        elif kind == "reconnect_in_flight":
+            # Latency fills the publisher's window with sends waiting for their acks, then its
+            # session ends: the library sends them again on the new connection.
+            f.update(target=rng.choice(publishers), latency_ms=rng.randint(150, 300),
+                     action=rng.choice(["emu_close_1008", "emu_expire"]), hold=rng.uniform(2, 4))
         elif kind in SESSION_ENDING:
             f.update(target=rng.choice(unprotected))
         elif kind.startswith("emu_"):
@@ -265,18 +272,34 @@ def apply_fault(f, proxy, files, counts):
     if kind == "reset_after":
         proxy.call("POST", f"/faults/{f['direction']}", {"reset_after_bytes": f["bytes"]})
         return lambda: proxy.call("DELETE", "/faults")
-    # Emulator faults on the target's current connection.
-    conn = current_connection(files[f["target"]])
+    if kind == "reconnect_in_flight":
+        proxy.call("POST", "/faults/both", {"latency_ms": f["latency_ms"]})
+        time.sleep(1.0)  # pacing: sends pile up behind the latency
+        if not emulator_fault(f["action"], f["target"], files):
+            not_applied(kind, counts)
+        return lambda: proxy.call("DELETE", "/faults")
+    if not emulator_fault(kind, f["target"], files):
+        not_applied(kind, counts)
+    return None
+
+
+def not_applied(kind, counts):
+    counts[kind] -= 1
+    counts[kind + " (target not connected)"] = counts.get(kind + " (target not connected)", 0) + 1
+
+
+def emulator_fault(kind, target, files):
+    """An emulator fault on the target client's current connection; False if not applied."""
+    conn = current_connection(files[target])
     action = {"emu_drop": ":drop", "emu_expire": ":expire"}.get(kind)
     if action is None:
         action = f":close?code={kind.rsplit('_', 1)[1]}"
     try:
         wps_tool.emulator_request("POST", f"/_emulator/hubs/{HUB}/connections/{conn}/{action}")
     except Exception as e:  # 404: the target is between connections right now
-        counts[kind + " (target not connected)"] = counts.get(kind + " (target not connected)", 0) + 1
-        counts[kind] -= 1
-        log(f"  {kind} on {f['target']} ({conn}) not applied: {e}")
-    return None
+        log(f"  {kind} on {target} ({conn}) not applied: {e}")
+        return False
+    return True
 
 
 def run_schedule(items, start, proxy, files, counts):
