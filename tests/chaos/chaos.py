@@ -8,7 +8,7 @@ protobuf subprotocols, all connecting through the proxy. While the publishers se
 schedule drawn from the seed runs: proxy faults (latency and jitter, bandwidth, slicing, short
 blackholes, reset-all, close-all, refusing new connections, reset after N bytes) and emulator
 faults on named clients (`:drop`, `:close` with 1000/1011/1008, `:expire`, and a publisher's
-session ended while latency keeps sends waiting for their acks). The same seed gives
+session expired while the acks of messages the service took are being swallowed). The same seed gives
 the same schedule (fault types, times, parameters and target clients; connection ids differ
 between runs).
 
@@ -209,10 +209,9 @@ def schedule(seed, seconds):
             f.update(direction=rng.choice(["upstream", "downstream"]), bytes=rng.randint(500, 30000),
                      hold=rng.uniform(2, 5))
         elif kind == "reconnect_in_flight":
-            # Latency fills the publisher's window with sends waiting for their acks, then its
+            # The service takes the publisher's messages but their acks are swallowed, then its
             # session ends: the library sends them again on the new connection.
-            f.update(target=rng.choice(publishers), latency_ms=rng.randint(150, 300),
-                     action=rng.choice(["emu_close_1008", "emu_expire"]), hold=rng.uniform(2, 4))
+            f.update(target=rng.choice(publishers), swallow_ms=rng.randint(300, 1200), hold=rng.uniform(1, 3))
         elif kind in SESSION_ENDING:
             f.update(target=rng.choice(unprotected))
         elif kind.startswith("emu_"):
@@ -273,11 +272,14 @@ def apply_fault(f, proxy, files, counts):
         proxy.call("POST", f"/faults/{f['direction']}", {"reset_after_bytes": f["bytes"]})
         return lambda: proxy.call("DELETE", "/faults")
     if kind == "reconnect_in_flight":
-        proxy.call("POST", "/faults/both", {"latency_ms": f["latency_ms"]})
-        time.sleep(1.0)  # pacing: sends pile up behind the latency
-        if not emulator_fault(f["action"], f["target"], files):
+        # Everything the service sends is swallowed for a while (acks included), then the
+        # publisher's session expires; afterwards every connection is reset, because the bytes
+        # swallowed from the others' streams are gone (they recover their sessions).
+        proxy.call("POST", "/faults/downstream", {"blackhole": True})
+        time.sleep(f["swallow_ms"] / 1000)  # pacing: sends pile up without acks
+        if not emulator_fault("emu_expire", f["target"], files):
             not_applied(kind, counts)
-        return lambda: proxy.call("DELETE", "/faults")
+        return lambda: (proxy.call("DELETE", "/faults"), proxy.call("POST", "/reset"))
     if not emulator_fault(kind, f["target"], files):
         not_applied(kind, counts)
     return None
