@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
-ALL_STAGES="lint header rust c interop python cpp hostile fuzz bench"
+ALL_STAGES="lint header rust c interop python cpp hostile fuzz chaos bench"
 STAGES=${STAGES:-$ALL_STAGES}
 passed=0; failed=0; failed_names=()
 log_dir=build/test-logs; mkdir -p "$log_dir"
@@ -21,6 +21,7 @@ stage_cpp()     { bash scripts/cpp-tests.sh; }
 stage_hostile() { bash scripts/hostile.sh; }
 stage_fuzz()    { bash scripts/fuzz.sh --seconds 20; }
 stage_bench()   { bash scripts/bench-smoke.sh; }
+stage_chaos()   { local rc=0; bash scripts/chaos.sh || rc=1; bash scripts/soak.sh --no-build || rc=1; return $rc; }
 
 for s in $STAGES; do
   echo "=== stage $s ==="
