@@ -49,16 +49,92 @@ fn faults() -> Vec<(&'static str, Fault)> {
     let f = Faults::default();
     vec![
         ("none", Fault::Proxy("none", f)),
-        ("latency_50ms_jitter_20ms", Fault::Proxy("both", Faults { latency_ms: 50, jitter_ms: 20, ..f })),
-        ("bandwidth_10kB_s", Fault::Proxy("both", Faults { bandwidth_bytes_per_sec: 10_000, ..f })),
-        ("slicer_3_bytes", Fault::Proxy("both", Faults { slice_bytes: 3, slice_variation: 2, ..f })),
-        ("blackhole_2s", Fault::Proxy("both", Faults { blackhole: true, ..f })),
+        (
+            "latency_50ms_jitter_20ms",
+            Fault::Proxy(
+                "both",
+                Faults {
+                    latency_ms: 50,
+                    jitter_ms: 20,
+                    ..f
+                },
+            ),
+        ),
+        (
+            "bandwidth_10kB_s",
+            Fault::Proxy(
+                "both",
+                Faults {
+                    bandwidth_bytes_per_sec: 10_000,
+                    ..f
+                },
+            ),
+        ),
+        (
+            "slicer_3_bytes",
+            Fault::Proxy(
+                "both",
+                Faults {
+                    slice_bytes: 3,
+                    slice_variation: 2,
+                    ..f
+                },
+            ),
+        ),
+        (
+            "blackhole_2s",
+            Fault::Proxy(
+                "both",
+                Faults {
+                    blackhole: true,
+                    ..f
+                },
+            ),
+        ),
         // Longer than the service's 1,000-message window lasts at this rate: the service ends
         // the session (1008, buffer overflow), as the real one does; what it dropped is lost.
-        ("blackhole_8s_session_lost", Fault::ProxyFor("both", Faults { blackhole: true, ..f }, Duration::from_secs(8))),
-        ("reset_mid_frame", Fault::Proxy("downstream", Faults { reset_after_bytes: Some(37), ..f })),
-        ("close_after_100_bytes", Fault::Proxy("downstream", Faults { limit_bytes: Some(100), ..f })),
-        ("slow_close_1s_with_reset", Fault::Proxy("both", Faults { slow_close_ms: 1000, reset_after_bytes: Some(0), ..f })),
+        (
+            "blackhole_8s_session_lost",
+            Fault::ProxyFor(
+                "both",
+                Faults {
+                    blackhole: true,
+                    ..f
+                },
+                Duration::from_secs(8),
+            ),
+        ),
+        (
+            "reset_mid_frame",
+            Fault::Proxy(
+                "downstream",
+                Faults {
+                    reset_after_bytes: Some(37),
+                    ..f
+                },
+            ),
+        ),
+        (
+            "close_after_100_bytes",
+            Fault::Proxy(
+                "downstream",
+                Faults {
+                    limit_bytes: Some(100),
+                    ..f
+                },
+            ),
+        ),
+        (
+            "slow_close_1s_with_reset",
+            Fault::Proxy(
+                "both",
+                Faults {
+                    slow_close_ms: 1000,
+                    reset_after_bytes: Some(0),
+                    ..f
+                },
+            ),
+        ),
         ("reset_all", Fault::ResetAll),
         ("refuse_2s_after_reset", Fault::RefuseThenReset),
         ("emulator_drop", Fault::Emulator("drop")),
@@ -107,7 +183,10 @@ async fn run_one(emu: &Emulator, name: &'static str, fault: Fault, seed: u64) ->
     let proxy = std::sync::Arc::new(FaultProxy::start(upstream, seed).await.unwrap());
     let roles = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
     let direct = emu.client_access_url(HUB, Some("sub"), &roles, &[], Duration::from_secs(3600));
-    let via = direct.replace(&format!("127.0.0.1:{}", emu.port()), &proxy.addr().to_string());
+    let via = direct.replace(
+        &format!("127.0.0.1:{}", emu.port()),
+        &proxy.addr().to_string(),
+    );
     let (sub, mut events) = Client::with_channel(Credential::Url(via), options());
     sub.start().await.expect("subscriber starts");
     let group = format!("{GROUP}-{name}");
@@ -125,11 +204,15 @@ async fn run_one(emu: &Emulator, name: &'static str, fault: Fault, seed: u64) ->
             let mut acked = 0;
             let started = Instant::now();
             for i in 0..MESSAGES {
-                tokio::time::sleep_until(started + Duration::from_micros(i as u64 * 1_000_000 / RATE)).await;
+                tokio::time::sleep_until(
+                    started + Duration::from_micros(i as u64 * 1_000_000 / RATE),
+                )
+                .await;
                 let p = p.clone();
                 let g = group.clone();
                 window.push_back(async move {
-                    p.send_to_group(&g, Payload::text(i.to_string()), SendOptions::default()).await
+                    p.send_to_group(&g, Payload::text(i.to_string()), SendOptions::default())
+                        .await
                 });
                 if window.len() >= WINDOW {
                     if let Some(r) = futures_util::StreamExt::next(&mut window).await {
@@ -281,14 +364,25 @@ async fn main() {
         let r = run_one(&emu, name, fault, seed as u64 + 1).await;
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.name, r.sent, r.acked, r.delivered, r.lost, r.duplicated, r.out_of_order, r.sockets,
-            r.connections, r.stall_ms
+            r.name,
+            r.sent,
+            r.acked,
+            r.delivered,
+            r.lost,
+            r.duplicated,
+            r.out_of_order,
+            r.sockets,
+            r.connections,
+            r.stall_ms
         );
         // A session that survives must lose and repeat nothing; one the service ends (1008,
         // expire, overflow, restart) may lose what arrived in between, never reorder. Every
         // send is acked (the publisher rides out its own faults).
         let session_kept = r.connections == 1;
-        if r.out_of_order > 0 || r.acked != r.sent || (session_kept && (r.lost > 0 || r.duplicated > 0)) {
+        if r.out_of_order > 0
+            || r.acked != r.sent
+            || (session_kept && (r.lost > 0 || r.duplicated > 0))
+        {
             failed = true;
         }
     }
