@@ -34,6 +34,20 @@ async fn stopped_reason(ev: &mut Events) -> Option<String> {
     }
 }
 
+/// Sends a fire-and-forget `marker` event and checks that it is the next frame the service
+/// reads: nothing (a repeat, a retry) went out in between.
+async fn marker_is_next(c: &webpubsub_client::Client, conn: &mut MockConn, what: &str) {
+    let marker = SendOptions {
+        fire_and_forget: true,
+        ..SendOptions::default()
+    };
+    c.send_event("marker", Payload::text("m"), marker)
+        .await
+        .unwrap();
+    let next: serde_json::Value = serde_json::from_str(&conn.recv_text().await.unwrap()).unwrap();
+    assert_eq!(next["event"], "marker", "{what}: {next}");
+}
+
 /// Waits for the next connection and answers with `connected`.
 async fn accept_connected(server: &mut MockServer, id: &str, token: Option<&str>) -> MockConn {
     let mut conn = server.accept().await;
@@ -167,18 +181,7 @@ async fn each_group_is_rejoined_once_after_a_reconnect() {
     assert_eq!(groups, ["g", "h"]);
     assert_eq!(first["type"], "joinGroup");
     // A marker after the rejoins: the next frame on the wire must be it, not a repeat.
-    c.send_event(
-        "marker",
-        Payload::text("m"),
-        SendOptions {
-            fire_and_forget: true,
-            ..SendOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let next: serde_json::Value = serde_json::from_str(&conn2.recv_text().await.unwrap()).unwrap();
-    assert_eq!(next["event"], "marker", "each rejoin sent once: {next}");
+    marker_is_next(&c, &mut conn2, "each rejoin sent once").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,18 +224,7 @@ async fn final_negative_acks_fail_at_once_and_internal_errors_are_retried() {
     assert_eq!(first["ackId"], retry["ackId"]);
     assert!(send.await.unwrap().is_ok());
     // Nothing else went out: the next frame is the marker.
-    c.send_event(
-        "marker",
-        Payload::text("m"),
-        SendOptions {
-            fire_and_forget: true,
-            ..SendOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let next: serde_json::Value = serde_json::from_str(&conn.recv_text().await.unwrap()).unwrap();
-    assert_eq!(next["event"], "marker", "{next}");
+    marker_is_next(&c, &mut conn, "no further retry").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
