@@ -7,10 +7,12 @@ tests/chaos/chaos_client.py on the webpubsub_client package), on the reliable JS
 protobuf subprotocols, all connecting through the proxy. While the publishers send, a fault
 schedule drawn from the seed runs: proxy faults (latency and jitter, bandwidth, slicing, short
 blackholes, reset-all, close-all, refusing new connections, reset after N bytes) and emulator
-faults on named clients (`:drop`, `:close` with 1000/1011/1008, `:expire`, and a publisher's
+faults on named clients (`:drop`, `:close` with 1000/1011/1008, `:expire`, `:stall`, `:delay`, and a publisher's
 session expired while the acks of messages the service took are being swallowed). The same seed gives
 the same schedule (fault types, times, parameters and target clients; connection ids differ
-between runs).
+between runs). The emulator's `:restart` is not drawn: it ends every session at once, which
+would leave no continuous subscriber to check; examples/fault_matrix.rs and the emulator's
+tests cover it.
 
 Afterwards it reads every client's JSON lines and checks (any violation fails the run):
   * every acked message reaches every continuous subscriber (one connection id for the whole
@@ -173,7 +175,8 @@ class Proxy:
 # ---- the fault schedule -----------------------------------------------------------------------
 
 PROXY_FAULTS = ["latency", "bandwidth", "slice", "blackhole", "reset_all", "close_all", "refuse", "reset_after"]
-EMU_FAULTS = ["emu_drop", "emu_close_1000", "emu_close_1011", "emu_close_1008", "emu_expire", "reconnect_in_flight"]
+EMU_FAULTS = ["emu_drop", "emu_close_1000", "emu_close_1011", "emu_close_1008", "emu_expire", "reconnect_in_flight",
+              "emu_stall", "emu_delay"]
 SESSION_ENDING = {"emu_close_1000", "emu_close_1008", "emu_expire"}
 
 
@@ -183,7 +186,7 @@ def schedule(seed, seconds):
     names = [c[0] for c in CLIENTS]
     unprotected = [c[0] for c in CLIENTS if not c[5]]
     kinds = PROXY_FAULTS + EMU_FAULTS
-    weights = [3, 2, 2, 2, 2, 2, 2, 2] + [2, 1, 1, 1, 1, 2]
+    weights = [3, 2, 2, 2, 2, 2, 2, 2] + [2, 1, 1, 1, 1, 2, 2, 2]
     publishers = [c[0] for c in CLIENTS if c[2] == "pub"]
     # Every kind once, in a seeded order, then seeded random picks until the time is up.
     first = rng.sample(kinds, len(kinds))
@@ -212,6 +215,11 @@ def schedule(seed, seconds):
             # The service takes the publisher's messages but their acks are swallowed, then its
             # session ends: the library sends them again on the new connection.
             f.update(target=rng.choice(publishers), swallow_ms=rng.randint(300, 1200), hold=rng.uniform(1, 3))
+        elif kind == "emu_stall":
+            # The service stops reading and writing one connection: silence, then everything.
+            f.update(target=rng.choice(names), ms=rng.randint(300, 3000))
+        elif kind == "emu_delay":
+            f.update(target=rng.choice(names), ms=rng.randint(20, 400), hold=rng.uniform(2, 6))
         elif kind in SESSION_ENDING:
             f.update(target=rng.choice(unprotected))
         elif kind.startswith("emu_"):
@@ -280,9 +288,27 @@ def apply_fault(f, proxy, files, counts):
         if not emulator_fault("emu_expire", f["target"], files):
             not_applied(kind, counts)
         return lambda: (proxy.call("DELETE", "/faults"), proxy.call("POST", "/reset"))
+    if kind == "emu_delay":
+        if not emulator_fault(kind, f["target"], files, f":delay?ms={f['ms']}"):
+            not_applied(kind, counts)
+            return None
+        # Cleared on the connection it was set on (a recovered socket starts without it).
+        conn = current_connection(files[f["target"]])
+        return lambda: _quietly(f"/_emulator/hubs/{HUB}/connections/{conn}/:delay?ms=0")
+    if kind == "emu_stall":
+        if not emulator_fault(kind, f["target"], files, f":stall?ms={f['ms']}"):
+            not_applied(kind, counts)
+        return None
     if not emulator_fault(kind, f["target"], files):
         not_applied(kind, counts)
     return None
+
+
+def _quietly(path):
+    try:
+        wps_tool.emulator_request("POST", path)
+    except Exception:  # 404: that connection is gone, and its delay with it
+        pass
 
 
 def not_applied(kind, counts):
@@ -290,10 +316,10 @@ def not_applied(kind, counts):
     counts[kind + " (target not connected)"] = counts.get(kind + " (target not connected)", 0) + 1
 
 
-def emulator_fault(kind, target, files):
+def emulator_fault(kind, target, files, action=None):
     """An emulator fault on the target client's current connection; False if not applied."""
     conn = current_connection(files[target])
-    action = {"emu_drop": ":drop", "emu_expire": ":expire"}.get(kind)
+    action = action or {"emu_drop": ":drop", "emu_expire": ":expire"}.get(kind)
     if action is None:
         action = f":close?code={kind.rsplit('_', 1)[1]}"
     try:
