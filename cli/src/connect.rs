@@ -29,7 +29,9 @@ pub fn init_logging(verbose: u8) {
 /// `--minutes` and the given groups.
 pub fn mint_url(conn: &Connection, groups: &[String]) -> Result<String, Failure> {
     let cs = conn.connection_string.as_deref().ok_or_else(|| {
-        Failure::Usage("a connection string is needed (--connection-string or WPS_CONNECTION_STRING)".into())
+        Failure::Usage(
+            "a connection string is needed (--connection-string or WPS_CONNECTION_STRING)".into(),
+        )
     })?;
     let hub = conn
         .hub

@@ -65,7 +65,10 @@ async fn session(
                         sequence_id,
                     ),
                 };
-                if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+                if writeln!(stdout, "{line}")
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
                     // The reader went away (e.g. `| head -1`): nothing left to do.
                     return Ok(());
                 }
