@@ -64,7 +64,7 @@ pub struct Connection {
     pub user: Option<String>,
 
     /// Role put in the minted token (repeatable), e.g. webpubsub.sendToGroup.
-    #[arg(long = "role", global = true)]
+    #[arg(long = "role", value_name = "ROLE", global = true)]
     pub roles: Vec<String>,
 
     /// Lifetime of minted tokens in minutes.
@@ -74,6 +74,11 @@ pub struct Connection {
     /// Subprotocol.
     #[arg(long, value_enum, default_value_t = ProtocolArg::JsonReliable, global = true)]
     pub protocol: ProtocolArg,
+
+    /// Retries of a failed send or join, with the same ack id, for failures that may pass
+    /// (timeouts, a lost connection, the service's InternalServerError).
+    #[arg(long, default_value_t = 3, global = true)]
+    pub retries: u32,
 
     /// Extra PEM root certificates for wss://.
     #[arg(long, global = true)]
@@ -118,7 +123,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SubArgs {
     /// Group to join (repeatable).
-    #[arg(long = "group", required = true)]
+    #[arg(long = "group", value_name = "GROUP", required = true)]
     pub groups: Vec<String>,
 
     /// Exit after this many messages.
@@ -205,6 +210,6 @@ pub struct InvokeArgs {
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     /// Group the connection joins when it connects (repeatable; the webpubsub.group claim).
-    #[arg(long = "group")]
+    #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 use webpubsub_client::log::{self, Level};
-use webpubsub_client::{Client, ClientOptions, Credential, Event, Protocol};
+use webpubsub_client::{Client, ClientOptions, Credential, Event, Protocol, RetryPolicy};
 
 use crate::args::{Connection, ProtocolArg};
 use crate::Failure;
@@ -116,6 +116,10 @@ fn options(conn: &Connection) -> ClientOptions {
             ProtocolArg::Json => Protocol::Json,
             ProtocolArg::ProtobufReliable => Protocol::ProtobufReliable,
             ProtocolArg::Protobuf => Protocol::Protobuf,
+        },
+        message_retry: RetryPolicy {
+            max_retries: conn.retries,
+            ..RetryPolicy::message_default()
         },
         ca_file: conn.ca_file.clone(),
         proxy: conn.proxy.clone(),

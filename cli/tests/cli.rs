@@ -101,7 +101,16 @@ fn event_and_invoke_without_an_upstream_report_the_service_answer() {
     let emu = Emu::start();
     for command in ["event", "invoke"] {
         let out = run(
-            emu.wps(&[command, "--hub", "chat", "--event", "ping", "hello"]),
+            emu.wps(&[
+                command,
+                "--retries",
+                "0",
+                "--hub",
+                "chat",
+                "--event",
+                "ping",
+                "hello",
+            ]),
             "",
         );
         assert_eq!(out.code(), Some(1), "{command}: {}", out.stderr);
@@ -112,6 +121,53 @@ fn event_and_invoke_without_an_upstream_report_the_service_answer() {
             out.stderr
         );
     }
+}
+
+#[test]
+fn invoke_prints_the_upstream_response_and_event_is_acked() {
+    let emu = Emu::with_upstream(common::echo_upstream());
+    let out = run(
+        emu.wps(&["invoke", "--hub", "chat", "--event", "echo", "hello"]),
+        "",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "echo:hello");
+    let out = run(
+        emu.wps(&["event", "-v", "--hub", "chat", "--event", "note"]),
+        "a\nb\n",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "ack 1\nack 2");
+}
+
+#[test]
+fn sub_speaks_the_protobuf_protocol() {
+    let emu = Emu::start();
+    let mut sub = subscribe(
+        &emu,
+        &[
+            "--protocol",
+            "protobuf",
+            "--group",
+            "g",
+            "--count",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    let out = publish(
+        &emu,
+        &["--group", "g", "--data-type", "binary", "bytes"],
+        "",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let line: Value = serde_json::from_str(&sub.stdout.next().expect("a line")).unwrap();
+    assert_eq!(
+        line,
+        json!({"group": "g", "fromUserId": null, "dataType": "binary", "data": "Ynl0ZXM=", "sequenceId": null})
+    );
+    assert_eq!(sub.wait().code(), Some(0));
 }
 
 #[test]

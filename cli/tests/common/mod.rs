@@ -23,16 +23,25 @@ pub struct Emu {
 
 impl Emu {
     pub fn start() -> Emu {
+        Emu::with_config(Config::default())
+    }
+
+    /// An emulator with upstream events going to `upstream` (see [`echo_upstream`]).
+    pub fn with_upstream(upstream: String) -> Emu {
+        Emu::with_config(Config {
+            upstream: Some(upstream),
+            ..Config::default()
+        })
+    }
+
+    fn with_config(config: Config) -> Emu {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
         let emulator = runtime
-            .block_on(Emulator::start(Config {
-                port: 0,
-                ..Config::default()
-            }))
+            .block_on(Emulator::start(Config { port: 0, ..config }))
             .expect("start the emulator");
         Emu {
             emulator: Some(emulator),
@@ -239,4 +248,59 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An upstream event handler on 127.0.0.1 that answers every user event and invocation with
+/// `echo:` and the request body (text/plain), and accepts every connection. Returns the URL
+/// template for `Config::upstream`.
+pub fn echo_upstream() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            thread::spawn(move || answer(stream));
+        }
+    });
+    format!("http://127.0.0.1:{port}/upstream/{{event}}")
+}
+
+fn answer(stream: std::net::TcpStream) {
+    let _ = stream.set_read_timeout(Some(DEADLINE));
+    let mut reader = BufReader::new(&stream);
+    let mut length = 0usize;
+    let mut user_event = false;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let header = line.trim_end().to_ascii_lowercase();
+        if header.is_empty() {
+            break;
+        }
+        if let Some(v) = header.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if header.starts_with("ce-type:") && header.contains("azure.webpubsub.user.") {
+            user_event = true;
+        }
+    }
+    let mut body = vec![0u8; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let reply = if user_event {
+        [b"echo:".as_slice(), &body].concat()
+    } else {
+        Vec::new()
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nWebHook-Allowed-Origin: *\r\nConnection: close\r\n\r\n",
+        reply.len()
+    );
+    let mut stream = &stream;
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&reply);
 }
