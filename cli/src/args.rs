@@ -22,7 +22,7 @@ Exit codes:
   2  usage error
   3  connection failed (could not connect, or the connection was lost for good)
 
-Not yet available: `wps stream` (group streaming) and `wps bench`.";
+Not yet available: `wps stream` (group streaming).";
 
 /// A command-line client for Azure Web PubSub.
 #[derive(Debug, Parser)]
@@ -118,6 +118,51 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Print a client access URL minted from a connection string.
     Token(TokenArgs),
+    /// Measure throughput and latency: run `bench sub`, then `bench pub`, on the same group.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Send messages as fast as acks allow; print the rate and the ack latency.
+    Pub(BenchPubArgs),
+    /// Receive messages; print the rate and the latency since `bench pub` sent each.
+    Sub(BenchSubArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPubArgs {
+    /// The group to send to.
+    #[arg(long, default_value = "bench")]
+    pub group: String,
+
+    /// How many messages.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: u64,
+
+    /// Bytes per message (at least the timestamp header, about 30 bytes).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+
+    /// Sends waiting for their ack at once.
+    #[arg(long, default_value_t = 100)]
+    pub inflight: usize,
+
+    /// Send without acks (no ack latency then).
+    #[arg(long)]
+    pub fire_and_forget: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSubArgs {
+    /// The group to join.
+    #[arg(long, default_value = "bench")]
+    pub group: String,
+
+    /// How many messages to wait for.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `wps`: a command-line client for Azure Web PubSub, on the `webpubsub-client` Rust API.
 
 mod args;
+mod bench;
 mod connect;
 mod output;
 mod send;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use args::{BenchCommand, Cli, Command};
 
 /// Why a command failed; each kind has its exit code (listed in `wps --help`).
 #[derive(Debug)]
@@ -71,6 +72,10 @@ fn run_async(cli: &Cli, command: &Command) -> Result<(), Failure> {
             Command::Event(args) => send::run_event(&cli.conn, args, cli.verbose).await,
             Command::Invoke(args) => send::run_invoke(&cli.conn, args).await,
             Command::Token(args) => token::run(&cli.conn, args),
+            Command::Bench(BenchCommand::Pub(args)) => bench::run_pub(&cli.conn, args).await,
+            Command::Bench(BenchCommand::Sub(args)) => {
+                bench::run_sub(&cli.conn, args, cli.verbose).await
+            }
         }
     })
 }

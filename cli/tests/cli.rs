@@ -245,3 +245,36 @@ fn missing_connection_is_a_usage_error_and_an_unreachable_one_exits_3() {
     assert_eq!(out.code(), Some(3), "{}", out.stderr);
     assert!(out.stderr.contains("connection failed"), "{}", out.stderr);
 }
+
+#[test]
+fn bench_pub_and_sub_report_rates_and_latencies() {
+    let emu = Emu::start();
+    let roles = ["--hub", "chat", "--role", JOIN, "--role", SEND];
+    let mut sub =
+        Proc::spawn(emu.wps(&[&["bench", "sub", "-v", "--count", "200"], &roles[..]].concat()));
+    sub.stderr.until("wps: joined group bench");
+    let out = run(
+        emu.wps(
+            &[
+                &["bench", "pub", "--count", "200", "--size", "100"],
+                &roles[..],
+            ]
+            .concat(),
+        ),
+        "",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("sent 200 messages of 100 bytes in ")
+            && out.stdout.contains("msgs/s")
+            && out.stdout.contains("ack latency ms p50 "),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(sub.wait().code(), Some(0), "{:?}", sub.stderr.seen);
+    let line = sub.stdout.next().expect("a report");
+    assert!(
+        line.starts_with("received 200 messages in ") && line.contains("latency ms p50 "),
+        "{line}"
+    );
+}
