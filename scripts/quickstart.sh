@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the library and the emulator, starts a local wps-emulator, mints a client access URL
-# for it and runs examples/c/quickstart.c ("join group and send a message to the group").
+# Builds the library, the emulator and the `wps` CLI (target/release/wps-emulator and wps),
+# starts a local wps-emulator, mints a client access URL for it and runs
+# examples/c/quickstart.c ("join group and send a message to the group").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release -p webpubsub-client -p webpubsub-emulator
+cargo build --release -p webpubsub-client -p webpubsub-emulator -p wps-cli
 out=target/quickstart
 mkdir -p "$out/lib"
 ln -sf "$PWD/target/release/libwebpubsub_client.so" "$out/lib/libwebpubsub_client.so"

@@ -1,0 +1,63 @@
+//! How received messages are printed.
+
+use base64::Engine;
+use serde_json::{json, Value};
+use webpubsub_client::{DataType, Payload};
+
+/// The data as one line of text: text and JSON as they are, binary and protobuf as base64.
+pub fn data_text(payload: &Payload) -> String {
+    match payload.data_type {
+        DataType::Text | DataType::Json => String::from_utf8_lossy(&payload.data).into_owned(),
+        DataType::Binary | DataType::Protobuf => {
+            base64::engine::general_purpose::STANDARD.encode(&payload.data)
+        }
+    }
+}
+
+/// The data as a JSON value: a JSON payload as its value, text as a string, bytes as base64.
+fn data_value(payload: &Payload) -> Value {
+    if payload.data_type == DataType::Json {
+        if let Ok(v) = serde_json::from_slice(&payload.data) {
+            return v;
+        }
+    }
+    Value::String(data_text(payload))
+}
+
+/// One line of `wps sub --format json`.
+pub fn group_message_json(
+    group: &str,
+    from_user_id: Option<&str>,
+    message: &Payload,
+    sequence_id: Option<u64>,
+) -> String {
+    json!({
+        "group": group,
+        "fromUserId": from_user_id,
+        "dataType": message.data_type.as_str(),
+        "data": data_value(message),
+        "sequenceId": sequence_id,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_is_base64_and_json_is_a_value() {
+        let bin = Payload::binary(vec![0u8, 255]);
+        assert_eq!(data_text(&bin), "AP8=");
+        let line = group_message_json("g", Some("u"), &Payload::json("{\"a\":1}"), Some(3));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            json!({"group":"g","fromUserId":"u","dataType":"json","data":{"a":1},"sequenceId":3})
+        );
+        let line = group_message_json("g", None, &bin, None);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["data"], "AP8=");
+        assert_eq!(v["fromUserId"], Value::Null);
+    }
+}
