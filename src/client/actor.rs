@@ -482,6 +482,9 @@ impl Actor {
                 code,
                 reason
             );
+            // The lost socket's descriptor goes now, not when a recovery succeeds: recovery
+            // can take many seconds, and after a service restart every client recovers at once.
+            drop(socket);
             if !ready {
                 let message = match code {
                     Some(c) => format!(
