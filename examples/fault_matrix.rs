@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 use webpubsub_client::{
     Client, ClientOptions, Credential, Event, Payload, RetryMode, RetryPolicy, SendOptions,
@@ -235,7 +234,7 @@ async fn run_one(emu: &Emulator, name: &'static str, fault: Fault, seed: u64) ->
     let mut last_arrival = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < MESSAGES {
-        let next = tokio::time::timeout_at(deadline, next_event(&mut events)).await;
+        let next = tokio::time::timeout_at(deadline, events.recv()).await;
         let Ok(Some(event)) = next else { break };
         match event {
             Event::GroupMessage { message, .. } => {
@@ -292,10 +291,6 @@ async fn run_one(emu: &Emulator, name: &'static str, fault: Fault, seed: u64) ->
         connections,
         stall_ms: largest_gap.as_millis(),
     }
-}
-
-async fn next_event(events: &mut UnboundedReceiver<Event>) -> Option<Event> {
-    events.recv().await
 }
 
 async fn inject(emu: &Emulator, proxy: &FaultProxy, sub: &Client, fault: Fault) {
