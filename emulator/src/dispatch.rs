@@ -7,6 +7,7 @@ use crate::protocol::{self, Origin, Payload, ProtocolError, Upstream as Msg};
 use crate::roles::Permission;
 use crate::service::Service;
 use crate::session::{Control, Delivery, Kind, Outbound, Session, SimpleMode};
+use crate::streams;
 use axum::extract::ws::{Message, Utf8Bytes};
 use std::sync::Arc;
 
@@ -94,7 +95,12 @@ fn duplicate(s: &Session, ack_id: Option<u64>) -> bool {
     }
 }
 
-fn check_group(s: &Session, perm: Permission, group: &str) -> Result<(), (&'static str, String)> {
+/// Whether `s` may use `group` for `perm`; `Err` is the ack error (`BadRequest`, `Forbidden`).
+pub(crate) fn check_group(
+    s: &Session,
+    perm: Permission,
+    group: &str,
+) -> Result<(), (&'static str, String)> {
     if !protocol::valid_group_name(group) {
         return Err(("BadRequest", format!("Invalid group name '{group}'.")));
     }
@@ -220,6 +226,45 @@ async fn on_parsed(
             s.send_control(Outbound::Text(Utf8Bytes::from(frame)));
         }
         Msg::CancelInvocation { .. } => {}
+        Msg::StreamStart {
+            group,
+            stream_id,
+            idle_timeout_ms,
+            no_echo,
+        } => streams::start(hub, s, &group, stream_id, idle_timeout_ms, no_echo),
+        Msg::StreamData {
+            stream_id,
+            fragment,
+        } => streams::data(hub, s, &stream_id, fragment),
+        Msg::StreamEnd { stream_id, error } => streams::end(hub, s, &stream_id, error),
+        Msg::SetGroupState { ack_id, .. }
+        | Msg::SubscribeGroupState { ack_id, .. }
+        | Msg::UnsubscribeGroupState { ack_id, .. }
+            if duplicate(s, ack_id) => {}
+        Msg::SetGroupState {
+            group,
+            state,
+            ack_id,
+        } => {
+            let r = hub
+                .group_states
+                .set(hub, s, &group, state.as_ref(), || ack(s, ack_id, Ok(())));
+            if r.is_err() {
+                ack(s, ack_id, r);
+            }
+        }
+        Msg::SubscribeGroupState { group, ack_id } => {
+            let r = hub
+                .group_states
+                .subscribe(hub, s, &group, || ack(s, ack_id, Ok(())));
+            if r.is_err() {
+                ack(s, ack_id, r);
+            }
+        }
+        Msg::UnsubscribeGroupState { group, ack_id } => {
+            let r = hub.group_states.unsubscribe(s, &group);
+            ack(s, ack_id, r);
+        }
     }
     Flow::Continue
 }

@@ -27,6 +27,12 @@ pub struct Fields<'a> {
     pub sequence_id: Option<u64>,
     pub invocation_id: Option<Cow<'a, str>>,
     pub stream: Option<&'a str>,
+    pub stream_id: Option<Cow<'a, str>>,
+    pub stream_sequence_id: Option<u64>,
+    /// Raw JSON text (`streamEnd`'s user error).
+    pub error: Option<&'a str>,
+    /// Raw JSON text (`setGroupState`).
+    pub state: Option<&'a str>,
 }
 
 /// The serde shape of every client message; unknown fields are ignored, repeated ones refused.
@@ -52,6 +58,14 @@ struct Wire<'a> {
     invocation_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     stream: Option<&'a RawValue>,
+    #[serde(rename = "streamId", borrow)]
+    stream_id: Option<Cow<'a, str>>,
+    #[serde(rename = "streamSequenceId")]
+    stream_sequence_id: Option<u64>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow)]
+    state: Option<&'a RawValue>,
 }
 
 /// The fields of a JSON object; `Err` is serde's message for text that is not one.
@@ -86,6 +100,10 @@ pub(crate) fn with_serde(text: &str) -> Result<Fields<'_>, serde_json::Error> {
         sequence_id: w.sequence_id,
         invocation_id: w.invocation_id,
         stream: raw_text(w.stream),
+        stream_id: w.stream_id,
+        stream_sequence_id: w.stream_sequence_id,
+        error: raw_text(w.error),
+        state: raw_text(w.state),
     })
 }
 
@@ -205,6 +223,8 @@ pub fn scan(text: &str) -> Option<Fields<'_>> {
                 "sequenceId" => 7,
                 "invocationId" => 8,
                 "stream" => 9,
+                "streamId" => 10,
+                "streamSequenceId" => 11,
                 _ => return None,
             };
             if seen & (1 << bit) != 0 {
@@ -215,12 +235,12 @@ pub fn scan(text: &str) -> Option<Fields<'_>> {
                 i = j;
             } else {
                 i = match bit {
-                    3 | 7 => {
+                    3 | 7 | 11 => {
                         let (n, j) = unsigned(b, i)?;
-                        *(if bit == 3 {
-                            &mut f.ack_id
-                        } else {
-                            &mut f.sequence_id
+                        *(match bit {
+                            3 => &mut f.ack_id,
+                            7 => &mut f.sequence_id,
+                            _ => &mut f.stream_sequence_id,
                         }) = Some(n);
                         j
                     }
@@ -249,7 +269,8 @@ pub fn scan(text: &str) -> Option<Fields<'_>> {
                             1 => &mut f.group,
                             2 => &mut f.event,
                             5 => &mut f.data_type,
-                            _ => &mut f.invocation_id,
+                            8 => &mut f.invocation_id,
+                            _ => &mut f.stream_id,
                         };
                         *slot = Some(Cow::Borrowed(s));
                         j
@@ -299,6 +320,8 @@ mod tests {
             "{}",
             r#"{"type":"sendToGroup","group":"a long group name","data":"0123456789abcdefghijklmnopqrstuvwxyz~!@#$%^&*()é€"}"#,
             "{\"type\":\"ping\",\"noEcho\":false}\n",
+            r#"{"type":"streamData","streamId":"s1","streamSequenceId":7,"dataType":"text","data":"x"}"#,
+            r#"{"type":"streamData","streamId":"s1"}"#,
         ] {
             assert!(agrees(text), "{text}");
         }

@@ -2,12 +2,19 @@
 //! to. Fan-out takes read locks only and never writes to a socket (writers drain per-connection
 //! queues), so a slow client cannot stall anyone else.
 
+use crate::group_state::GroupStates;
 use crate::session::{Control, DeliverOutcome, Delivery, Outbound, Session};
+use crate::streams;
 use crate::upstream::Upstream;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 type Members = HashMap<String, Arc<Session>>;
+
+/// Sessions a fan-out ended (their reliable buffer or outbound queue overflowed), with the
+/// reason: to be unregistered by [`Hub::finish_overflowed`] once the caller holds no lock.
+#[must_use]
+pub struct Overflowed(pub(crate) Vec<(Arc<Session>, &'static str)>);
 
 /// Hubs by lowercase name.
 type Registry = RwLock<HashMap<String, Arc<Hub>>>;
@@ -27,6 +34,8 @@ pub struct Hub {
     groups: RwLock<HashMap<String, Members>>,
     users: RwLock<HashMap<String, Members>>,
     upstream: Option<Arc<Upstream>>,
+    /// Per-group connection states and their subscribers.
+    pub group_states: GroupStates,
     /// Where this hub is registered; it leaves the registry with its last session.
     registry: Weak<Registry>,
 }
@@ -39,6 +48,7 @@ impl Hub {
             groups: RwLock::default(),
             users: RwLock::default(),
             upstream,
+            group_states: GroupStates::default(),
             registry,
         }
     }
@@ -115,10 +125,15 @@ impl Hub {
                 groups.remove(group);
             }
         }
-        s.groups
+        let was_member = s
+            .groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(group);
+        drop(groups);
+        if was_member {
+            self.group_states.left(self, s, group);
+        }
     }
 
     /// Removes a session from every group.
@@ -138,7 +153,9 @@ impl Hub {
 
     /// Removes an ended session from every map and notifies the upstream handler.
     fn unregister(&self, s: &Arc<Session>, reason: &str) {
+        streams::cancel_all(self, s);
         self.leave_all(s);
+        self.group_states.forget(s);
         write(&self.sessions).remove(&s.id);
         if let Some(u) = &s.user_id {
             let mut users = write(&self.users);
@@ -207,6 +224,26 @@ impl Hub {
             }
         }
         overflowed
+    }
+
+    /// Delivers to every member of `group` for which `keep` holds, leaving the sessions that
+    /// overflowed to the caller (who may hold a session lock unregistering must not meet).
+    pub fn publish_group_deferred(
+        &self,
+        group: &str,
+        d: &Delivery,
+        keep: &dyn Fn(&Session) -> bool,
+    ) -> Overflowed {
+        let groups = read(&self.groups);
+        Overflowed(match groups.get(group) {
+            Some(m) => self.fan_out(m.values(), d, keep),
+            None => Vec::new(),
+        })
+    }
+
+    /// Unregisters the sessions a deferred fan-out ended.
+    pub fn finish_overflowed(&self, o: Overflowed) {
+        self.finish(o.0);
     }
 
     /// Delivers to every member of `group` for which `keep` holds.

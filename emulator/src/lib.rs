@@ -32,6 +32,7 @@ mod filter;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+mod group_state;
 mod hub;
 mod protobuf;
 mod protocol;
@@ -41,6 +42,7 @@ mod router;
 mod server;
 mod service;
 mod session;
+mod streams;
 mod transport;
 mod upstream;
 

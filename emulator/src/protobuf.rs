@@ -151,7 +151,7 @@ pub fn parse_upstream(buf: &[u8]) -> Result<Upstream<'static>, ProtocolError> {
                         (2, Value::Varint(a)) => ack_id = Some(a),
                         (3, Value::Bytes(b)) => data = Some(message_data(b)?),
                         (4, Value::Varint(e)) => no_echo = e != 0,
-                        (7, _) => return Err(bad("stream")),
+                        (7, _) => return Err(ProtocolError::NotOnProtobuf("Group streaming")),
                         _ => {}
                     }
                 }

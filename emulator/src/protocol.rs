@@ -149,6 +149,46 @@ pub enum Upstream<'a> {
     CancelInvocation {
         invocation_id: String,
     },
+    /// `sendToGroup` carrying `stream` metadata and no payload: opens a group stream.
+    StreamStart {
+        group: Cow<'a, str>,
+        stream_id: String,
+        /// `idleTimeoutMs` as sent (checked by the stream registry, which answers a bad
+        /// value with `streamClosed`).
+        idle_timeout_ms: Option<Value>,
+        no_echo: bool,
+    },
+    /// `streamData`: a fragment, or a keep-alive when `fragment` is `None`.
+    StreamData {
+        stream_id: Cow<'a, str>,
+        fragment: Option<(u64, Payload)>,
+    },
+    /// `streamEnd`, with the publisher's error when it aborts the stream.
+    StreamEnd {
+        stream_id: String,
+        error: Option<UserError>,
+    },
+    /// `setGroupState`; `state` is the JSON object as sent, `None` clears.
+    SetGroupState {
+        group: Cow<'a, str>,
+        state: Option<Value>,
+        ack_id: Option<u64>,
+    },
+    SubscribeGroupState {
+        group: Cow<'a, str>,
+        ack_id: Option<u64>,
+    },
+    UnsubscribeGroupState {
+        group: Cow<'a, str>,
+        ack_id: Option<u64>,
+    },
+}
+
+/// The application error a publisher ends its stream with (relayed as `UserError`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserError {
+    pub message: Option<String>,
+    pub user_error_code: Option<String>,
 }
 
 /// Why a client message could not be accepted; every variant closes the connection (1007).
@@ -162,6 +202,8 @@ pub enum ProtocolError {
     UnknownType(String),
     #[error("invalid field '{0}'")]
     Field(&'static str),
+    #[error("{0} is not available on the protobuf subprotocols: no field numbers are published for it; use a JSON subprotocol")]
+    NotOnProtobuf(&'static str),
 }
 
 fn required(v: Option<Cow<'_, str>>, name: &'static str) -> Result<String, ProtocolError> {
@@ -229,8 +271,8 @@ pub fn parse_upstream(text: &str) -> Result<Upstream<'_>, ProtocolError> {
         });
     }
     if is("sendToGroup") {
-        if w.stream.is_some() {
-            return Err(ProtocolError::Field("stream"));
+        if let Some(stream) = w.stream {
+            return stream_start(&w, stream);
         }
         return Ok(Upstream::SendToGroup {
             data: payload(&w)?,
@@ -270,7 +312,88 @@ pub fn parse_upstream(text: &str) -> Result<Upstream<'_>, ProtocolError> {
             invocation_id: required(w.invocation_id, "invocationId")?,
         });
     }
+    if is("streamData") {
+        let stream_id = w
+            .stream_id
+            .clone()
+            .ok_or(ProtocolError::Field("streamId"))?;
+        // The sequence id, dataType and data come together or not at all (a keep-alive).
+        let fragment = match (w.stream_sequence_id, &w.data_type, w.data) {
+            (None, None, None) => None,
+            (Some(seq), Some(_), Some(_)) => Some((seq, payload(&w)?)),
+            (None, ..) => return Err(ProtocolError::Field("streamSequenceId")),
+            (_, None, _) => return Err(ProtocolError::Field("dataType")),
+            (_, _, None) => return Err(ProtocolError::Field("data")),
+        };
+        return Ok(Upstream::StreamData {
+            stream_id,
+            fragment,
+        });
+    }
+    if is("streamEnd") {
+        return Ok(Upstream::StreamEnd {
+            error: w.error.map(user_error).transpose()?,
+            stream_id: required(w.stream_id, "streamId")?,
+        });
+    }
+    if is("setGroupState") {
+        let state = match w.state {
+            None => None,
+            Some(raw) => Some(
+                serde_json::from_str::<Value>(raw).map_err(|_| ProtocolError::Field("state"))?,
+            ),
+        };
+        return Ok(Upstream::SetGroupState {
+            group: required_group(w.group)?,
+            state,
+            ack_id: w.ack_id,
+        });
+    }
+    if is("subscribeGroupState") || is("unsubscribeGroupState") {
+        let (group, ack_id) = (required_group(w.group)?, w.ack_id);
+        return Ok(if is("subscribeGroupState") {
+            Upstream::SubscribeGroupState { group, ack_id }
+        } else {
+            Upstream::UnsubscribeGroupState { group, ack_id }
+        });
+    }
     Err(ProtocolError::UnknownType(ty.to_string()))
+}
+
+/// A stream start: `stream` is an object with a string `streamId`, and the frame carries no
+/// payload.
+fn stream_start<'a>(w: &Fields<'a>, stream: &str) -> Result<Upstream<'a>, ProtocolError> {
+    if w.data.is_some() || w.data_type.is_some() {
+        return Err(ProtocolError::Field("data"));
+    }
+    let Ok(Value::Object(mut meta)) = serde_json::from_str::<Value>(stream) else {
+        return Err(ProtocolError::Field("stream"));
+    };
+    let Some(Value::String(stream_id)) = meta.remove("streamId") else {
+        return Err(ProtocolError::Field("stream.streamId"));
+    };
+    Ok(Upstream::StreamStart {
+        group: w.group.clone().ok_or(ProtocolError::Field("group"))?,
+        stream_id,
+        idle_timeout_ms: meta.remove("idleTimeoutMs").filter(|v| !v.is_null()),
+        no_echo: w.no_echo.unwrap_or(false),
+    })
+}
+
+/// `streamEnd.error`: an object of optional strings `message` and `userErrorCode`.
+fn user_error(raw: &str) -> Result<UserError, ProtocolError> {
+    let Ok(Value::Object(o)) = serde_json::from_str::<Value>(raw) else {
+        return Err(ProtocolError::Field("error"));
+    };
+    let text = |key: &str| match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ProtocolError::Field("error")),
+    };
+    Ok(UserError {
+        message: text("message")?,
+        user_error_code: text("userErrorCode")?,
+    })
 }
 
 /// Whether a group name is acceptable: 1..=1024 chars, not whitespace only.
@@ -440,6 +563,130 @@ pub fn encode_invoke_response(
             quote(message)
         ),
     }
+}
+
+/// `streamAck`: every fragment below `expected` is accepted.
+pub fn encode_stream_ack(stream_id: &str, expected: u64) -> String {
+    let mut s = String::with_capacity(64 + stream_id.len());
+    s.push_str(r#"{"type":"streamAck","streamId":"#);
+    push_quoted(&mut s, stream_id);
+    s.push_str(r#","expectedSequenceId":"#);
+    push_u64(&mut s, expected);
+    s.push('}');
+    s
+}
+
+/// `streamNack`: the fragment was not accepted; `expected` is the next id wanted.
+pub fn encode_stream_nack(stream_id: &str, name: &str, message: &str, expected: u64) -> String {
+    format!(
+        r#"{{"type":"streamNack","streamId":{},"name":{},"message":{},"expectedSequenceId":{expected}}}"#,
+        quote(stream_id),
+        quote(name),
+        quote(message)
+    )
+}
+
+/// `streamClosed`, with `(name, message)` when the stream ended in error.
+pub fn encode_stream_closed(stream_id: &str, error: Option<(&str, &str)>) -> String {
+    match error {
+        None => format!(
+            r#"{{"type":"streamClosed","streamId":{}}}"#,
+            quote(stream_id)
+        ),
+        Some((name, message)) => format!(
+            r#"{{"type":"streamClosed","streamId":{},"error":{{"name":{},"message":{}}}}}"#,
+            quote(stream_id),
+            quote(name),
+            quote(message)
+        ),
+    }
+}
+
+/// The terminal error of a stream as subscribers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamError {
+    pub name: &'static str,
+    pub message: Option<String>,
+    pub user_error_code: Option<String>,
+}
+
+/// The `stream` object of a group message carrying a stream fragment or terminal frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamMeta<'a> {
+    pub stream_id: &'a str,
+    pub stream_sequence_id: u64,
+    pub end_of_stream: bool,
+    pub error: Option<&'a StreamError>,
+}
+
+/// A group `message` frame (no `sequenceId`) carrying stream metadata.
+pub fn encode_stream_message(origin: &Origin<'_>, data: &Payload, meta: &StreamMeta<'_>) -> String {
+    let mut s = encode_message(origin, data);
+    s.pop(); // the closing brace
+    s.push_str(r#","stream":{"streamId":"#);
+    push_quoted(&mut s, meta.stream_id);
+    s.push_str(r#","streamSequenceId":"#);
+    push_u64(&mut s, meta.stream_sequence_id);
+    s.push_str(if meta.end_of_stream {
+        r#","endOfStream":true"#
+    } else {
+        r#","endOfStream":false"#
+    });
+    if let Some(e) = meta.error {
+        s.push_str(r#","error":{"name":"#);
+        push_quoted(&mut s, e.name);
+        if let Some(m) = &e.message {
+            s.push_str(r#","message":"#);
+            push_quoted(&mut s, m);
+        }
+        if let Some(c) = &e.user_error_code {
+            s.push_str(r#","userErrorCode":"#);
+            push_quoted(&mut s, c);
+        }
+        s.push('}');
+    }
+    s.push_str("}}");
+    s
+}
+
+/// One connection's state in a group, as `groupStateSnapshot` / `groupStateUpdate` list it.
+pub struct GroupStateItem<'a> {
+    pub connection_id: &'a str,
+    pub user_id: Option<&'a str>,
+    /// Serialized JSON object; `None` for a cleared state.
+    pub state: Option<&'a str>,
+    pub updated_at: u64,
+}
+
+/// `groupStateSnapshot` (`snapshot`) or `groupStateUpdate`.
+pub fn encode_group_state(snapshot: bool, group: &str, items: &[GroupStateItem<'_>]) -> String {
+    let mut s = String::from(if snapshot {
+        r#"{"type":"groupStateSnapshot","group":"#
+    } else {
+        r#"{"type":"groupStateUpdate","group":"#
+    });
+    push_quoted(&mut s, group);
+    s.push_str(r#","items":["#);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(r#"{"connectionId":"#);
+        push_quoted(&mut s, item.connection_id);
+        if let Some(u) = item.user_id {
+            s.push_str(r#","userId":"#);
+            push_quoted(&mut s, u);
+        }
+        if let Some(state) = item.state {
+            s.push_str(r#","state":"#);
+            s.push_str(state);
+        }
+        s.push_str(r#","updatedAt":"#);
+        push_u64(&mut s, item.updated_at);
+        s.push('}');
+    }
+    s.push_str("]}");
+    s
 }
 
 #[cfg(test)]

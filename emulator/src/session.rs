@@ -7,6 +7,7 @@ use crate::deadline::Deadline;
 use crate::protobuf;
 use crate::protocol::{self, Origin, Payload};
 use crate::roles::Permissions;
+use crate::streams::Streams;
 use axum::extract::ws::{Message, Utf8Bytes};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -324,6 +325,28 @@ impl<'a> Delivery<'a> {
         }
     }
 
+    /// Encodes a stream fragment or terminal frame for JSON receivers (stream frames reach
+    /// no other kind of connection).
+    pub fn stream(
+        origin: &Origin<'a>,
+        data: Payload,
+        meta: &protocol::StreamMeta<'_>,
+    ) -> Delivery<'a> {
+        let json = Utf8Bytes::from(protocol::encode_stream_message(origin, &data, meta));
+        let group = match origin {
+            Origin::Group { group, .. } => Some(*group),
+            Origin::Server => None,
+        };
+        Delivery {
+            json,
+            data,
+            group,
+            raw: OnceLock::new(),
+            protobuf_inner: OnceLock::new(),
+            protobuf_frame: OnceLock::new(),
+        }
+    }
+
     /// The frame a simple client gets: text for text/JSON, binary otherwise.
     fn raw(&self) -> &RawFrame {
         self.raw.get_or_init(|| match self.data.text() {
@@ -442,6 +465,8 @@ pub struct Session {
     /// Highest sequence id written to a socket: a `sequenceAck` cannot go beyond it.
     sent: Arc<AtomicU64>,
     state: Mutex<State>,
+    /// Group streams this connection publishes.
+    pub streams: Mutex<Streams>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -485,6 +510,7 @@ impl Session {
                 ack_ids: AckIds::new(MAX_REMEMBERED_ACK_IDS),
                 ended: false,
             }),
+            streams: Mutex::default(),
         }
     }
 
@@ -612,6 +638,24 @@ impl Session {
         if let Some(t) = &st.transport {
             let _ = t.send(frame);
         }
+    }
+
+    /// Sends a frame that is not a control answer to this client's own request (a group-state
+    /// push), under the outbound bound data messages have: a client that does not read is cut
+    /// at [`OUTBOUND_LIMIT_BYTES`].
+    pub fn send_bounded(&self, frame: Outbound) -> DeliverOutcome {
+        let mut st = lock(&self.state);
+        if st.ended {
+            return DeliverOutcome::Delivered;
+        }
+        let queued = st.transport.as_ref().and_then(|t| t.push(frame));
+        if queued.is_some_and(|q| q > OUTBOUND_LIMIT_BYTES) {
+            if let Some(t) = st.end() {
+                t.finish(Outbound::Cut);
+            }
+            return DeliverOutcome::Overflow("Outbound queue overflowed.");
+        }
+        DeliverOutcome::Delivered
     }
 
     /// Sends a close frame through the current transport (the session itself is untouched).

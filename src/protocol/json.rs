@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::messages::{AckError, DataType, Downstream, Payload, Request};
+use super::messages::{
+    AckError, DataType, Downstream, Payload, Request, StreamError, StreamInfo, StreamUserError,
+};
 use super::{base64, Codec, DecodeError, EncodeError, Frame, FrameRef};
 
 /// The JSON subprotocols.
@@ -67,6 +69,20 @@ impl Writer {
         Writer { buf }
     }
 
+    /// A nested object; its first member is written with [`Writer::first_string`].
+    fn object(capacity: usize) -> Writer {
+        let mut buf = Vec::with_capacity(capacity + 32);
+        buf.push(b'{');
+        Writer { buf }
+    }
+
+    fn first_string(&mut self, key: &str, value: &str) {
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+        escape_into(value, &mut self.buf);
+    }
+
     fn key(&mut self, key: &str) {
         self.buf.extend_from_slice(b",\"");
         self.buf.extend_from_slice(key.as_bytes());
@@ -105,6 +121,12 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Appends raw JSON text that is already valid (an object built here or checked JSON).
+    fn raw(&mut self, key: &str, json: &str) {
+        self.key(key);
+        self.buf.extend_from_slice(json.as_bytes());
     }
 
     fn finish(mut self) -> String {
@@ -204,7 +226,110 @@ pub fn encode(request: &Request<'_>) -> Result<String, EncodeError> {
             w.string("invocationId", invocation_id);
             w.finish()
         }
+        Request::StreamStart {
+            group,
+            stream_id,
+            idle_timeout_ms,
+            no_echo,
+        } => {
+            let mut meta = Writer::object(stream_id.len());
+            meta.first_string("streamId", stream_id);
+            if let Some(ms) = idle_timeout_ms {
+                meta.number("idleTimeoutMs", u64::from(ms));
+            }
+            let meta = meta.finish();
+            let mut w = Writer::new("sendToGroup", group.len() + meta.len());
+            w.string("group", group);
+            w.boolean("noEcho", no_echo);
+            w.raw("stream", &meta);
+            w.finish()
+        }
+        Request::StreamData {
+            stream_id,
+            sequence_id,
+            payload,
+        } => {
+            let mut w = Writer::new("streamData", stream_id.len() + data_capacity(payload));
+            w.string("streamId", stream_id);
+            w.number("streamSequenceId", sequence_id);
+            w.payload(payload)?;
+            w.finish()
+        }
+        Request::StreamKeepAlive { stream_id } => {
+            let mut w = Writer::new("streamData", stream_id.len());
+            w.string("streamId", stream_id);
+            w.finish()
+        }
+        Request::StreamEnd { stream_id, error } => {
+            let mut w = Writer::new("streamEnd", stream_id.len());
+            w.string("streamId", stream_id);
+            if let Some(StreamUserError {
+                message,
+                user_error_code,
+            }) = error
+            {
+                let mut e = Writer::object(16);
+                let mut first = true;
+                for (key, value) in [("message", message), ("userErrorCode", user_error_code)] {
+                    if let Some(v) = value {
+                        if first {
+                            e.first_string(key, v);
+                            first = false;
+                        } else {
+                            e.string(key, v);
+                        }
+                    }
+                }
+                w.raw("error", &e.finish());
+            }
+            w.finish()
+        }
+        Request::SetGroupState {
+            group,
+            state_json,
+            ack_id,
+        } => {
+            let state = state_json.map(checked_state).transpose()?;
+            let mut w = Writer::new("setGroupState", group.len() + state.map_or(0, str::len));
+            w.string("group", group);
+            if let Some(state) = state {
+                w.raw("state", state);
+            }
+            if let Some(id) = ack_id {
+                w.number("ackId", id);
+            }
+            w.finish()
+        }
+        Request::SubscribeGroupState { group, ack_id }
+        | Request::UnsubscribeGroupState { group, ack_id } => {
+            let ty = if matches!(request, Request::SubscribeGroupState { .. }) {
+                "subscribeGroupState"
+            } else {
+                "unsubscribeGroupState"
+            };
+            let mut w = Writer::new(ty, group.len());
+            w.string("group", group);
+            if let Some(id) = ack_id {
+                w.number("ackId", id);
+            }
+            w.finish()
+        }
     })
+}
+
+/// A group state must be a JSON object whose values are all strings; its trimmed text.
+fn checked_state(json: &str) -> Result<&str, EncodeError> {
+    use EncodeError::InvalidPayload;
+    let raw: &RawValue = serde_json::from_str(json)
+        .map_err(|e| InvalidPayload(format!("group state is not valid JSON: {e}")))?;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw.get())
+        .map_err(|_| InvalidPayload("group state must be a JSON object".into()))?;
+    if !map.values().all(serde_json::Value::is_string) {
+        return Err(InvalidPayload(
+            "every value of a group state must be a string".into(),
+        ));
+    }
+    Ok(raw.get())
 }
 
 fn data_capacity(payload: &Payload) -> usize {
@@ -241,6 +366,56 @@ struct Wire<'a> {
     reconnection_token: Option<String>,
     message: Option<String>,
     invocation_id: Option<String>,
+    stream_id: Option<String>,
+    expected_sequence_id: Option<u64>,
+    name: Option<String>,
+    stream: Option<WireStream>,
+    /// The raw JSON text of `items` (group state).
+    #[serde(borrow, default, deserialize_with = "raw_json")]
+    items: Option<&'a str>,
+}
+
+/// The `stream` object of a group message.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireStream {
+    /// Kept as a value: the frame is a stream frame only when this is a string...
+    stream_id: Option<serde_json::Value>,
+    /// ...and this a number.
+    stream_sequence_id: Option<serde_json::Value>,
+    end_of_stream: Option<bool>,
+    error: Option<WireStreamError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireStreamError {
+    name: Option<String>,
+    message: Option<String>,
+    user_error_code: Option<String>,
+}
+
+impl WireStream {
+    fn info(self) -> Option<StreamInfo> {
+        let (Some(serde_json::Value::String(stream_id)), Some(seq)) = (
+            self.stream_id,
+            self.stream_sequence_id
+                .as_ref()
+                .and_then(serde_json::Value::as_u64),
+        ) else {
+            return None;
+        };
+        Some(StreamInfo {
+            stream_id,
+            stream_sequence_id: seq,
+            end_of_stream: self.end_of_stream.unwrap_or(false),
+            error: self.error.map(|e| StreamError {
+                name: e.name.unwrap_or_else(|| "Unknown".into()),
+                message: e.message,
+                user_error_code: e.user_error_code,
+            }),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -304,10 +479,15 @@ fn classify(wire: Wire<'_>) -> Result<Downstream, DecodeError> {
             let group = wire
                 .group
                 .ok_or_else(|| DecodeError("group message without group".into()))?;
-            if wire.data.is_none() {
-                return Err(DecodeError("message without data".into()));
-            }
-            let Some(payload) = decode_payload(wire.data_type.as_deref(), wire.data)? else {
+            let stream = wire.stream.and_then(WireStream::info);
+            let terminal = stream.as_ref().is_some_and(|s| s.end_of_stream);
+            let payload = match (wire.data, terminal) {
+                // A terminal stream frame may come without a payload.
+                (None, true) => Some(Payload::text("")),
+                (None, false) => return Err(DecodeError("message without data".into())),
+                (data, _) => decode_payload(wire.data_type.as_deref(), data)?,
+            };
+            let Some(payload) = payload else {
                 return Ok(Downstream::Ignored);
             };
             return Ok(Downstream::GroupMessage {
@@ -315,6 +495,7 @@ fn classify(wire: Wire<'_>) -> Result<Downstream, DecodeError> {
                 from_user_id: wire.from_user_id,
                 payload,
                 sequence_id: wire.sequence_id,
+                stream,
             });
         }
         if eq(from, "server") {
@@ -366,6 +547,48 @@ fn classify(wire: Wire<'_>) -> Result<Downstream, DecodeError> {
             success,
             payload,
             error: wire.error.map(AckError::from),
+        });
+    }
+    if eq(kind, "streamAck") || eq(kind, "streamNack") {
+        let stream_id = wire
+            .stream_id
+            .ok_or_else(|| DecodeError(format!("{kind} without streamId")))?;
+        let expected_sequence_id = wire
+            .expected_sequence_id
+            .ok_or_else(|| DecodeError(format!("{kind} without expectedSequenceId")))?;
+        if eq(kind, "streamAck") {
+            return Ok(Downstream::StreamAck {
+                stream_id,
+                expected_sequence_id,
+            });
+        }
+        return Ok(Downstream::StreamNack {
+            stream_id,
+            name: wire.name.unwrap_or_else(|| "Unknown".into()),
+            message: wire.message,
+            expected_sequence_id,
+        });
+    }
+    if eq(kind, "streamClosed") {
+        return Ok(Downstream::StreamClosed {
+            stream_id: wire
+                .stream_id
+                .ok_or_else(|| DecodeError("streamClosed without streamId".into()))?,
+            error: wire.error.map(AckError::from),
+        });
+    }
+    if eq(kind, "groupStateSnapshot") || eq(kind, "groupStateUpdate") {
+        let group = wire
+            .group
+            .ok_or_else(|| DecodeError(format!("{kind} without group")))?;
+        let items = wire.items.unwrap_or("[]");
+        if !items.trim_start().starts_with('[') {
+            return Err(DecodeError(format!("{kind} items is not an array")));
+        }
+        return Ok(Downstream::GroupState {
+            group,
+            snapshot: eq(kind, "groupStateSnapshot"),
+            items_json: items.to_string(),
         });
     }
     Ok(Downstream::Ignored)

@@ -166,6 +166,95 @@ pub enum Request<'a> {
         /// The invocation to cancel.
         invocation_id: &'a str,
     },
+    /// `sendToGroup` with `stream` metadata and no payload: opens a group stream, answered by
+    /// `streamAck` with expected id 1 (or `streamClosed`).
+    StreamStart {
+        /// Target group.
+        group: &'a str,
+        /// Stream id, unique among the connection's open streams.
+        stream_id: &'a str,
+        /// Idle timeout asked of the service; `None` = its default (300,000 ms).
+        idle_timeout_ms: Option<u32>,
+        /// Exclude this connection from delivery.
+        no_echo: bool,
+    },
+    /// `streamData` carrying fragment `sequence_id` (1, 2, ...).
+    StreamData {
+        /// The stream.
+        stream_id: &'a str,
+        /// `streamSequenceId`.
+        sequence_id: u64,
+        /// The fragment.
+        payload: &'a Payload,
+    },
+    /// `streamData` with only `streamId`: resets the stream's idle timer.
+    StreamKeepAlive {
+        /// The stream.
+        stream_id: &'a str,
+    },
+    /// `streamEnd`, with the application's error when the stream is aborted.
+    StreamEnd {
+        /// The stream.
+        stream_id: &'a str,
+        /// `error.message` / `error.userErrorCode` of an aborted stream; `None` = normal end.
+        error: Option<StreamUserError<'a>>,
+    },
+    /// `setGroupState`; `state_json` is a JSON object of strings, `None` clears the state.
+    SetGroupState {
+        /// The group.
+        group: &'a str,
+        /// The state, as JSON object text.
+        state_json: Option<&'a str>,
+        /// Ack id; `None` = no ack requested.
+        ack_id: Option<u64>,
+    },
+    /// `subscribeGroupState`: answered by an ack, then a `groupStateSnapshot`.
+    SubscribeGroupState {
+        /// The group.
+        group: &'a str,
+        /// Ack id; `None` = no ack requested.
+        ack_id: Option<u64>,
+    },
+    /// `unsubscribeGroupState`
+    UnsubscribeGroupState {
+        /// The group.
+        group: &'a str,
+        /// Ack id; `None` = no ack requested.
+        ack_id: Option<u64>,
+    },
+}
+
+/// The application error a publisher aborts its stream with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamUserError<'a> {
+    /// Human readable detail.
+    pub message: Option<&'a str>,
+    /// The application's own code.
+    pub user_error_code: Option<&'a str>,
+}
+
+/// The `stream` object of a group message carrying a stream fragment or terminal frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The stream.
+    pub stream_id: String,
+    /// The fragment's id; on the terminal frame, the next id the stream would have had.
+    pub stream_sequence_id: u64,
+    /// Whether this is the terminal frame.
+    pub end_of_stream: bool,
+    /// On a terminal frame of a failed stream: why.
+    pub error: Option<StreamError>,
+}
+
+/// Why a stream ended in error (`UserError`, `IdleTimeout`, `Cancelled`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamError {
+    /// Error name.
+    pub name: String,
+    /// Human readable detail.
+    pub message: Option<String>,
+    /// The publisher's own code (`UserError` only).
+    pub user_error_code: Option<String>,
 }
 
 /// The `error` object of a negative `ack` or `invokeResponse`.
@@ -199,6 +288,8 @@ pub enum Downstream {
         payload: Payload,
         /// Reliable subprotocols only.
         sequence_id: Option<u64>,
+        /// Present when the message is a fragment or the terminal frame of a group stream.
+        stream: Option<StreamInfo>,
     },
     /// `message` with `from: "server"`.
     ServerMessage {
@@ -234,6 +325,41 @@ pub enum Downstream {
         /// Present on failure.
         error: Option<AckError>,
     },
+    /// `streamAck`: every fragment below `expected_sequence_id` is accepted.
+    StreamAck {
+        /// The stream.
+        stream_id: String,
+        /// The next fragment id the service expects.
+        expected_sequence_id: u64,
+    },
+    /// `streamNack`: a fragment was refused; the stream stays open.
+    StreamNack {
+        /// The stream.
+        stream_id: String,
+        /// `InvalidSequenceId` or `TransientError`.
+        name: String,
+        /// Detail, if any.
+        message: Option<String>,
+        /// The next fragment id the service expects.
+        expected_sequence_id: u64,
+    },
+    /// `streamClosed`: the stream is over (normally, or with `error`).
+    StreamClosed {
+        /// The stream.
+        stream_id: String,
+        /// Why it was closed, when not normally.
+        error: Option<AckError>,
+    },
+    /// `groupStateSnapshot` (`snapshot`) or `groupStateUpdate`.
+    GroupState {
+        /// The group.
+        group: String,
+        /// Whether this is the full state (after a subscribe) rather than a change.
+        snapshot: bool,
+        /// The items as a JSON array text:
+        /// `[{"connectionId","userId"?,"state"?,"updatedAt"}]`.
+        items_json: String,
+    },
     /// A frame this client does not know (new types, system events, `from` values): ignored.
     Ignored,
 }
@@ -247,6 +373,10 @@ impl Downstream {
             Downstream::GroupMessage { .. } => Some("a group message"),
             Downstream::ServerMessage { .. } => Some("a server message"),
             Downstream::InvokeResponse { .. } => Some("an invoke response"),
+            Downstream::StreamAck { .. }
+            | Downstream::StreamNack { .. }
+            | Downstream::StreamClosed { .. } => Some("a stream control message"),
+            Downstream::GroupState { .. } => Some("a group state message"),
             Downstream::Connected { .. }
             | Downstream::Disconnected { .. }
             | Downstream::Pong

@@ -7,7 +7,9 @@ pub mod messages;
 pub mod protobuf;
 
 pub use json::JsonCodec;
-pub use messages::{AckError, DataType, Downstream, Payload, Request};
+pub use messages::{
+    AckError, DataType, Downstream, Payload, Request, StreamError, StreamInfo, StreamUserError,
+};
 pub use protobuf::ProtobufCodec;
 
 /// One WebSocket data frame.

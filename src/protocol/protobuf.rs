@@ -170,6 +170,21 @@ pub fn encode(request: &Request<'_>) -> Result<Vec<u8>, EncodeError> {
                 "invoke is not available on the protobuf subprotocols".into(),
             ))
         }
+        Request::StreamStart { .. }
+        | Request::StreamData { .. }
+        | Request::StreamKeepAlive { .. }
+        | Request::StreamEnd { .. } => {
+            return Err(EncodeError::Unsupported(
+                "group streaming is not available on the protobuf subprotocols (no field numbers are published for it)".into(),
+            ))
+        }
+        Request::SetGroupState { .. }
+        | Request::SubscribeGroupState { .. }
+        | Request::UnsubscribeGroupState { .. } => {
+            return Err(EncodeError::Unsupported(
+                "group state is not available on the protobuf subprotocols (no field numbers are published for it)".into(),
+            ))
+        }
     }
     Ok(out)
 }
@@ -337,6 +352,7 @@ fn decode_data(buf: &[u8]) -> Result<Downstream, DecodeError> {
             from_user_id: None,
             payload,
             sequence_id,
+            stream: None,
         }),
         Some(f) if f.eq_ignore_ascii_case("server") => Ok(Downstream::ServerMessage {
             payload,

@@ -455,6 +455,8 @@ impl Actor {
                 from_user_id,
                 payload,
                 sequence_id,
+                // Stream fragments are group messages too; stream readers are not built yet.
+                stream: _,
             } => {
                 match self.accept_sequence(socket, sequence_id).await {
                     Ok(true) => {}
@@ -529,7 +531,14 @@ impl Actor {
                     self.last_disconnected = message;
                 }
             }
-            Downstream::Pong | Downstream::Ignored => {}
+            // This client opens no streams and subscribes to no group state, so any such frame
+            // is unsolicited and, like an unknown message, ignored.
+            Downstream::Pong
+            | Downstream::Ignored
+            | Downstream::StreamAck { .. }
+            | Downstream::StreamNack { .. }
+            | Downstream::StreamClosed { .. }
+            | Downstream::GroupState { .. } => {}
             Downstream::InvokeResponse {
                 invocation_id,
                 success,

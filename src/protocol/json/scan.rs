@@ -138,7 +138,7 @@ fn set<T>(slot: &mut Option<T>, seen: &mut bool, value: Option<T>) -> Option<()>
 pub(super) fn scan<'a>(text: &'a str) -> Option<Wire<'a>> {
     let mut r = Reader { text, pos: 0 };
     let mut w = Wire::default();
-    let mut seen = [false; 16];
+    let mut seen = [false; 19];
     r.eat(b'{')?;
     r.skip_ws();
     if r.peek()? == b'}' {
@@ -182,6 +182,16 @@ pub(super) fn scan<'a>(text: &'a str) -> Option<Wire<'a>> {
                 "reconnectionToken" => set(&mut w.reconnection_token, &mut seen[13], owned(&v)?)?,
                 "message" => set(&mut w.message, &mut seen[14], owned(&v)?)?,
                 "invocationId" => set(&mut w.invocation_id, &mut seen[15], owned(&v)?)?,
+                "streamId" => set(&mut w.stream_id, &mut seen[16], owned(&v)?)?,
+                "expectedSequenceId" => {
+                    set(&mut w.expected_sequence_id, &mut seen[17], v.number()?)?
+                }
+                "name" => set(&mut w.name, &mut seen[18], owned(&v)?)?,
+                // Nested objects and arrays are left to serde.
+                "stream" | "items" => match v {
+                    Value::Null => {}
+                    _ => return None,
+                },
                 _ => {}
             }
             r.skip_ws();

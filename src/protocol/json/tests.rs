@@ -223,6 +223,7 @@ fn decodes_group_and_server_messages() {
             from_user_id: Some("user".into()),
             payload: Payload::json(r#"{"a": 1}"#),
             sequence_id: Some(12345),
+            stream: None,
         }
     );
     assert_eq!(
@@ -235,6 +236,7 @@ fn decodes_group_and_server_messages() {
             from_user_id: None,
             payload: Payload::binary(b"xyz".to_vec()),
             sequence_id: None,
+            stream: None,
         }
     );
     assert_eq!(
@@ -278,14 +280,13 @@ fn decodes_system_messages_with_nulls_as_absent() {
     );
     assert_eq!(
         decode(r#"{"type":"message","from":"group","group":"g","fromUserId":null,"dataType":"text","data":"x","sequenceId":null}"#).unwrap(),
-        Downstream::GroupMessage { group: "g".into(), from_user_id: None, payload: Payload::text("x"), sequence_id: None }
+        Downstream::GroupMessage { group: "g".into(), from_user_id: None, payload: Payload::text("x"), sequence_id: None, stream: None }
     );
 }
 
 #[test]
 fn unknown_things_are_ignored() {
     for text in [
-        r#"{"type":"streamAck","streamId":"s1","expectedSequenceId":2}"#,
         r#"{"type":"message","from":"somewhere","dataType":"text","data":"x"}"#,
         r#"{"type":"message","from":"server","dataType":"unknown","data":"x"}"#,
         r#"{"type":"system","event":"somethingNew"}"#,
@@ -378,6 +379,12 @@ fn one_pass_reader_agrees_with_serde() {
         "",
         r#"{"type":"message","from":"group","group":"g","dataType":"text","data":"a\nb"}"#,
         r#"{"type":"message","from":"group","group":"g","dataType":"text","data":"a\\b"}"#,
+        r#"{"type":"streamAck","streamId":"s1","expectedSequenceId":2}"#,
+        r#"{"type":"streamNack","streamId":"s1","name":"InvalidSequenceId","message":"m","expectedSequenceId":2}"#,
+        r#"{"type":"streamAck","streamId":"s1"}"#,
+        r#"{"type":"streamAck","streamId":"s1","expectedSequenceId":-2}"#,
+        r#"{"type":"streamClosed","streamId":"s1","error":null}"#,
+        r#"{"type":"groupStateUpdate","group":"g","items":null}"#,
     ];
     for text in cases {
         assert_eq!(decode(text), serde_only(text), "{text}");
@@ -386,4 +393,256 @@ fn one_pass_reader_agrees_with_serde() {
     assert!(scan::scan(cases[0]).is_some());
     assert!(scan::scan(cases[13]).is_some());
     assert!(scan::scan(cases[6]).is_none());
+}
+
+#[test]
+fn encodes_stream_frames_as_the_protocol_shows_them() {
+    assert_eq!(
+        encode(&Request::StreamStart {
+            group: "g1",
+            stream_id: "s1",
+            idle_timeout_ms: Some(15000),
+            no_echo: false
+        })
+        .unwrap(),
+        r#"{"type":"sendToGroup","group":"g1","noEcho":false,"stream":{"streamId":"s1","idleTimeoutMs":15000}}"#
+    );
+    assert_eq!(
+        enc(Request::StreamStart {
+            group: "g",
+            stream_id: "q\"uote",
+            idle_timeout_ms: None,
+            no_echo: true
+        }),
+        json!({"type":"sendToGroup","group":"g","noEcho":true,"stream":{"streamId":"q\"uote"}})
+    );
+    assert_eq!(
+        encode(&Request::StreamData {
+            stream_id: "s1",
+            sequence_id: 1,
+            payload: &Payload::text("chunk-1")
+        })
+        .unwrap(),
+        r#"{"type":"streamData","streamId":"s1","streamSequenceId":1,"dataType":"text","data":"chunk-1"}"#
+    );
+    assert_eq!(
+        encode(&Request::StreamKeepAlive { stream_id: "s1" }).unwrap(),
+        r#"{"type":"streamData","streamId":"s1"}"#
+    );
+    assert_eq!(
+        encode(&Request::StreamEnd {
+            stream_id: "s1",
+            error: None
+        })
+        .unwrap(),
+        r#"{"type":"streamEnd","streamId":"s1"}"#
+    );
+    assert_eq!(
+        encode(&Request::StreamEnd {
+            stream_id: "s1",
+            error: Some(StreamUserError {
+                message: Some("detail"),
+                user_error_code: Some("app")
+            })
+        })
+        .unwrap(),
+        r#"{"type":"streamEnd","streamId":"s1","error":{"message":"detail","userErrorCode":"app"}}"#
+    );
+    assert_eq!(
+        enc(Request::StreamEnd {
+            stream_id: "s1",
+            error: Some(StreamUserError {
+                message: None,
+                user_error_code: Some("E1")
+            })
+        }),
+        json!({"type":"streamEnd","streamId":"s1","error":{"userErrorCode":"E1"}})
+    );
+    assert!(encode(&Request::StreamData {
+        stream_id: "s",
+        sequence_id: 1,
+        payload: &Payload::json("null")
+    })
+    .is_err());
+}
+
+#[test]
+fn encodes_group_state_requests() {
+    assert_eq!(
+        encode(&Request::SetGroupState {
+            group: "room",
+            state_json: Some(r#" {"status":"typing"} "#),
+            ack_id: Some(42)
+        })
+        .unwrap(),
+        r#"{"type":"setGroupState","group":"room","state":{"status":"typing"},"ackId":42}"#
+    );
+    assert_eq!(
+        encode(&Request::SetGroupState {
+            group: "room",
+            state_json: None,
+            ack_id: Some(43)
+        })
+        .unwrap(),
+        r#"{"type":"setGroupState","group":"room","ackId":43}"#
+    );
+    assert_eq!(
+        encode(&Request::SubscribeGroupState {
+            group: "room",
+            ack_id: Some(44)
+        })
+        .unwrap(),
+        r#"{"type":"subscribeGroupState","group":"room","ackId":44}"#
+    );
+    assert_eq!(
+        encode(&Request::UnsubscribeGroupState {
+            group: "room",
+            ack_id: Some(45)
+        })
+        .unwrap(),
+        r#"{"type":"unsubscribeGroupState","group":"room","ackId":45}"#
+    );
+    for bad in ["[1]", r#"{"a":1}"#, "{", "\"s\"", "null"] {
+        assert!(
+            matches!(
+                encode(&Request::SetGroupState {
+                    group: "g",
+                    state_json: Some(bad),
+                    ack_id: None
+                }),
+                Err(EncodeError::InvalidPayload(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn decodes_stream_control_frames() {
+    assert_eq!(
+        decode(r#"{"type":"streamAck","streamId":"s1","expectedSequenceId":2}"#).unwrap(),
+        Downstream::StreamAck {
+            stream_id: "s1".into(),
+            expected_sequence_id: 2
+        }
+    );
+    assert_eq!(
+        decode(r#"{"type":"streamNack","streamId":"s1","name":"InvalidSequenceId","message":"out of order","expectedSequenceId":2}"#).unwrap(),
+        Downstream::StreamNack {
+            stream_id: "s1".into(),
+            name: "InvalidSequenceId".into(),
+            message: Some("out of order".into()),
+            expected_sequence_id: 2
+        }
+    );
+    assert_eq!(
+        decode(r#"{"type":"streamClosed","streamId":"s1"}"#).unwrap(),
+        Downstream::StreamClosed {
+            stream_id: "s1".into(),
+            error: None
+        }
+    );
+    assert_eq!(
+        decode(r#"{"type":"streamClosed","streamId":"stream-s1","error":{"name":"StreamNotFound","message":"stream closed"}}"#).unwrap(),
+        Downstream::StreamClosed {
+            stream_id: "stream-s1".into(),
+            error: Some(AckError {
+                name: "StreamNotFound".into(),
+                message: "stream closed".into()
+            })
+        }
+    );
+    assert!(decode(r#"{"type":"streamAck","streamId":"s1"}"#).is_err());
+    assert!(decode(r#"{"type":"streamNack","expectedSequenceId":1}"#).is_err());
+    assert!(decode(r#"{"type":"streamClosed"}"#).is_err());
+}
+
+#[test]
+fn decodes_stream_fragments_and_terminal_frames() {
+    let info = |id: &str, seq, end, error| StreamInfo {
+        stream_id: id.into(),
+        stream_sequence_id: seq,
+        end_of_stream: end,
+        error,
+    };
+    let group = |text: &str| match decode(text).unwrap() {
+        Downstream::GroupMessage {
+            payload,
+            stream,
+            sequence_id,
+            ..
+        } => (payload, stream, sequence_id),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        group(
+            r#"{"type":"message","from":"group","group":"g1","fromUserId":"u1","dataType":"text","data":"chunk-1","stream":{"streamId":"s1","streamSequenceId":1,"endOfStream":false},"sequenceId":9}"#
+        ),
+        (
+            Payload::text("chunk-1"),
+            Some(info("s1", 1, false, None)),
+            Some(9)
+        )
+    );
+    assert_eq!(
+        group(
+            r#"{"type":"message","from":"group","group":"g1","fromUserId":"u1","dataType":"text","data":"final-chunk","stream":{"streamId":"s-err-final","streamSequenceId":1,"endOfStream":true,"error":{"name":"UserError","message":"failed","userErrorCode":"E1"}}}"#
+        ),
+        (
+            Payload::text("final-chunk"),
+            Some(info(
+                "s-err-final",
+                1,
+                true,
+                Some(StreamError {
+                    name: "UserError".into(),
+                    message: Some("failed".into()),
+                    user_error_code: Some("E1".into())
+                })
+            )),
+            None
+        )
+    );
+    // A terminal frame without a payload still ends the stream.
+    assert_eq!(
+        group(
+            r#"{"type":"message","from":"group","group":"g","stream":{"streamId":"s","streamSequenceId":3,"endOfStream":true}}"#
+        ),
+        (Payload::text(""), Some(info("s", 3, true, None)), None)
+    );
+    // Metadata without a string id and a numeric sequence id is not a stream frame.
+    for meta in [
+        r#"{"streamId":1,"streamSequenceId":1}"#,
+        r#"{"streamId":"s","streamSequenceId":"1"}"#,
+        r#"{"streamId":"s"}"#,
+    ] {
+        let text = format!(
+            r#"{{"type":"message","from":"group","group":"g","dataType":"text","data":"x","stream":{meta}}}"#
+        );
+        assert_eq!(group(&text).1, None, "{meta}");
+    }
+    // A fragment without data is malformed, as any group message.
+    assert!(decode(r#"{"type":"message","from":"group","group":"g","stream":{"streamId":"s","streamSequenceId":1}}"#).is_err());
+}
+
+#[test]
+fn decodes_group_state_frames() {
+    assert_eq!(
+        decode(r#"{"type":"groupStateSnapshot","group":"room","items":[{"connectionId":"conn1","userId":"user1","state":{"status":"typing"},"updatedAt":20}]}"#).unwrap(),
+        Downstream::GroupState {
+            group: "room".into(),
+            snapshot: true,
+            items_json: r#"[{"connectionId":"conn1","userId":"user1","state":{"status":"typing"},"updatedAt":20}]"#.into()
+        }
+    );
+    assert_eq!(
+        decode(r#"{"type":"groupStateUpdate","group":"room","items":[]}"#).unwrap(),
+        Downstream::GroupState {
+            group: "room".into(),
+            snapshot: false,
+            items_json: "[]".into()
+        }
+    );
+    assert!(decode(r#"{"type":"groupStateUpdate","group":"room","items":{"a":1}}"#).is_err());
+    assert!(decode(r#"{"type":"groupStateUpdate","items":[]}"#).is_err());
 }

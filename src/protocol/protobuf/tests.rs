@@ -158,6 +158,7 @@ fn downstream_vectors() {
             from_user_id: None,
             payload: Payload::text("xyz"),
             sequence_id: Some(12345),
+            stream: None,
         }
     );
     assert_eq!(
@@ -243,5 +244,46 @@ fn round_trip_of_every_data_type_through_a_data_message() {
                 sequence_id: None
             }
         );
+    }
+}
+
+#[test]
+fn streaming_and_group_state_are_refused_on_protobuf() {
+    let p = Payload::text("x");
+    for r in [
+        Request::StreamStart {
+            group: "g",
+            stream_id: "s",
+            idle_timeout_ms: None,
+            no_echo: false,
+        },
+        Request::StreamData {
+            stream_id: "s",
+            sequence_id: 1,
+            payload: &p,
+        },
+        Request::StreamKeepAlive { stream_id: "s" },
+        Request::StreamEnd {
+            stream_id: "s",
+            error: None,
+        },
+        Request::SetGroupState {
+            group: "g",
+            state_json: None,
+            ack_id: Some(1),
+        },
+        Request::SubscribeGroupState {
+            group: "g",
+            ack_id: Some(1),
+        },
+        Request::UnsubscribeGroupState {
+            group: "g",
+            ack_id: Some(1),
+        },
+    ] {
+        match encode(&r) {
+            Err(EncodeError::Unsupported(m)) => assert!(m.contains("protobuf"), "{m}"),
+            other => panic!("{r:?}: {other:?}"),
+        }
     }
 }
