@@ -152,7 +152,8 @@ const maxBacklog = 4096
 // dispatchBatch is how many events one wps_client_dispatch call may deliver.
 const dispatchBatch = 64
 
-// Client is a connection to one hub. Its methods are safe for concurrent use.
+// Client is a connection to one hub. Its methods are safe for concurrent use. Call Close
+// when done: until then the client keeps its goroutine, its C resources and its connection.
 type Client struct {
 	c      *C.wps_client
 	handle cgo.Handle
@@ -481,14 +482,14 @@ func (c *Client) dispatcher() {
 		c.deliver()
 	}
 	c.closed.Store(true)
+	if c.cancel != nil {
+		c.cancel() // a URL provider still running returns, so free need not wait for it
+	}
 	// Completes every accepted operation (their callers get ErrCancelled) and delivers the
 	// DISCONNECTED and STOPPED still owed, on this goroutine.
 	C.wps_client_free(c.c)
 	c.deliver()
 	deleteHandle(c.handle)
-	if c.cancel != nil {
-		c.cancel()
-	}
 	c.wakeMu.Lock()
 	syscall.Close(c.wakeR)
 	syscall.Close(c.wakeW)

@@ -46,7 +46,7 @@ func run() error {
 		fmt.Printf("received in %s from %s (%s, sequence %d): %s\n", m.Group, m.FromUserID, m.DataType, m.SequenceID, m.Data)
 		received <- m
 	})
-	client.OnDisconnected(func(e webpubsub.DisconnectedEvent) { fmt.Println("disconnected", e.Message) })
+	client.OnDisconnected(func(e webpubsub.DisconnectedEvent) { fmt.Printf("disconnected: connection %s\n", e.ConnectionID) })
 	client.OnStopped(func(webpubsub.StoppedEvent) { fmt.Println("stopped"); close(stopped) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
