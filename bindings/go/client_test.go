@@ -534,3 +534,69 @@ func TestCloseFromAHandler(t *testing.T) {
 		t.Fatal("teardown did not finish")
 	}
 }
+
+func TestServerMessagesFromTheRESTAPI(t *testing.T) {
+	hub := hubFor(t)
+	c := started(t, clientURL(hub, "u"), nil)
+	messages := make(chan ServerMessage, 2)
+	c.OnServerMessage(func(m ServerMessage) { messages <- m })
+	path := "/api/hubs/" + hub + "/connections/" + c.ConnectionID() + "/:send?api-version=2024-12-01"
+	if code, err := rest(path, "text/plain", []byte("from the server")); err != nil || code/100 != 2 {
+		t.Fatalf("REST send: %d %v", code, err)
+	}
+	if code, err := rest(path, "application/octet-stream", []byte{9, 8, 7}); err != nil || code/100 != 2 {
+		t.Fatalf("REST send: %d %v", code, err)
+	}
+	m := recv(t, messages, "server message")
+	if m.DataType != Text || string(m.Data) != "from the server" || m.SequenceID == 0 {
+		t.Fatalf("server message %+v", m)
+	}
+	m = recv(t, messages, "server message")
+	if m.DataType != Binary || string(m.Data) != string([]byte{9, 8, 7}) {
+		t.Fatalf("server message %+v", m)
+	}
+}
+
+func TestReconnectCallsTheProviderAgainAndReportsAFailedRejoin(t *testing.T) {
+	hub := hubFor(t)
+	var calls atomic.Int32
+	c, err := NewClientWithProvider(func(ctx context.Context) (string, error) {
+		if calls.Add(1) == 1 {
+			return clientURL(hub, "u", roleJoin), nil
+		}
+		return clientURL(hub, "u"), nil // the new connection may no longer join
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	events := make(chan string, 8)
+	rejoins := make(chan RejoinGroupFailedEvent, 1)
+	c.OnConnected(func(e ConnectedEvent) { events <- "connected" })
+	c.OnDisconnected(func(e DisconnectedEvent) { events <- "disconnected" })
+	c.OnRejoinGroupFailed(func(e RejoinGroupFailedEvent) { rejoins <- e })
+	ctx := testCtx(t)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := c.ConnectionID()
+	if _, err := c.JoinGroup(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	// The session is forgotten: recovery fails, the client reconnects with a fresh URL.
+	if code, err := rest("/_emulator/hubs/"+hub+"/connections/"+first+"/:expire", "", nil); err != nil || code != 204 {
+		t.Fatalf("expire: %d %v", code, err)
+	}
+	r := recv(t, rejoins, "rejoin-group-failed event")
+	if r.Group != "kept" || !errors.Is(r.Err, ErrForbidden) || r.Err.ServiceError != "Forbidden" {
+		t.Fatalf("rejoin failure %+v (%v)", r, r.Err)
+	}
+	for _, want := range []string{"connected", "disconnected", "connected"} {
+		if got := recv(t, events, want); got != want {
+			t.Fatalf("event %q, want %q", got, want)
+		}
+	}
+	if calls.Load() != 2 || c.ConnectionID() == first || c.ConnectionID() == "" {
+		t.Fatalf("provider calls %d, connection %q after %q", calls.Load(), c.ConnectionID(), first)
+	}
+}

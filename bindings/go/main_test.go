@@ -2,6 +2,7 @@ package webpubsub
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -123,6 +124,37 @@ func run(m *testing.M) int {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
+// sign makes a JWT (HS256) with the emulator's access key.
+func sign(claims map[string]interface{}) string {
+	body, _ := json.Marshal(claims)
+	input := b64([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + b64(body)
+	mac := hmac.New(sha256.New, []byte(emuKey))
+	mac.Write([]byte(input))
+	return input + "." + b64(mac.Sum(nil))
+}
+
+// restClient keeps no idle connection (the leak test counts descriptors).
+var restClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+
+// rest makes an authenticated POST to the emulator (REST API or fault injection).
+func rest(path, contentType string, body []byte) (int, error) {
+	url := emuEndpoint + path
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+sign(map[string]interface{}{"aud": url, "exp": time.Now().Unix() + 300}))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := restClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // clientURL mints a client access URL for hub with the user and roles.
 func clientURL(hub, user string, roles ...string) string {
 	now := time.Now().Unix()
@@ -137,10 +169,6 @@ func clientURL(hub, user string, roles ...string) string {
 	if len(roles) > 0 {
 		claims["role"] = roles
 	}
-	body, _ := json.Marshal(claims)
-	input := b64([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + b64(body)
-	mac := hmac.New(sha256.New, []byte(emuKey))
-	mac.Write([]byte(input))
-	token := input + "." + b64(mac.Sum(nil))
+	token := sign(claims)
 	return "ws" + strings.TrimPrefix(emuEndpoint, "http") + "/client/hubs/" + hub + "?access_token=" + token
 }
