@@ -18,6 +18,7 @@ import "C"
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"runtime"
 	"runtime/cgo"
 	"strconv"
@@ -146,8 +147,9 @@ type handlers struct {
 }
 
 // maxBacklog bounds the events held in Go while a handler waits for an operation (the
-// handler's client cannot deliver them meanwhile); see (*Client).await.
-const maxBacklog = 4096
+// handler's client cannot deliver them meanwhile); see (*Client).await. A variable so that
+// the tests can lower it.
+var maxBacklog = 4096
 
 // dispatchBatch is how many events one wps_client_dispatch call may deliver.
 const dispatchBatch = 64
@@ -309,6 +311,11 @@ func lastError(op string, rc C.wps_result, ackID uint64) *Error {
 }
 
 func newClient(opts *Options, create func(*C.wps_options, **C.wps_client) C.wps_result, cancel context.CancelFunc) (*Client, error) {
+	if v := C.wps_version_number(); v != C.WPS_VERSION_NUMBER {
+		return nil, newError("new client", C.WPS_ERR_UNSUPPORTED, "", fmt.Sprintf(
+			"libwebpubsub_client %s does not match the header this package was built with (%s)",
+			C.GoString(C.wps_version_string()), C.WPS_VERSION_STRING), 0)
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var o *C.wps_options

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -598,5 +599,91 @@ func TestReconnectCallsTheProviderAgainAndReportsAFailedRejoin(t *testing.T) {
 	}
 	if calls.Load() != 2 || c.ConnectionID() == first || c.ConnectionID() == "" {
 		t.Fatalf("provider calls %d, connection %q after %q", calls.Load(), c.ConnectionID(), first)
+	}
+}
+
+func TestEventsArrivingWhileAHandlerWaitsComeAfterItInOrder(t *testing.T) {
+	hub := hubFor(t)
+	ctx := testCtx(t)
+	c := started(t, clientURL(hub, "u", roleJoin, roleSend), nil)
+	var got []string
+	waited := make(chan error, 1)
+	done := make(chan struct{})
+	c.OnGroupMessage(func(m GroupMessage) {
+		got = append(got, string(m.Data))
+		switch string(m.Data) {
+		case "first":
+			// Waits on the handler goroutine; the next messages are held meanwhile.
+			_, err := c.SendToGroup(ctx, "g", []byte("from-handler"), Text)
+			waited <- err
+		case "last":
+			close(done)
+		}
+	})
+	if _, err := c.JoinGroup(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendToGroup(ctx, "g", []byte("first"), Text); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendToGroup(ctx, "g", []byte("second"), Text); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, waited, "send from the handler"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendToGroup(ctx, "g", []byte("last"), Text); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, done, "last message")
+	// "second" may arrive before or after the handler's own message reached the service, but
+	// every message is delivered once, in the service's order, after "first"'s handler.
+	joined := strings.Join(got, " ")
+	if joined != "first second from-handler last" && joined != "first from-handler second last" {
+		t.Fatalf("handled %q", joined)
+	}
+}
+
+func TestAHandlerWaitingPastTheBacklogLimitGetsARetryableError(t *testing.T) {
+	saved := maxBacklog
+	maxBacklog = 3
+	t.Cleanup(func() { maxBacklog = saved }) // registered first: runs after the clients closed
+	hub := hubFor(t)
+	ctx := testCtx(t)
+	c := started(t, clientURL(hub, "u", roleJoin), nil)
+	flood := started(t, clientURL(hub, "f", roleSend), nil)
+	var got []string
+	waited := make(chan error, 1)
+	done := make(chan struct{})
+	c.OnGroupMessage(func(m GroupMessage) {
+		got = append(got, string(m.Data))
+		switch string(m.Data) {
+		case "block":
+			// "slow" is never answered: only the backlog limit (or ctx) ends this wait.
+			_, err := c.InvokeEvent(ctx, "slow", nil, Text)
+			waited <- err
+		case "9":
+			close(done)
+		}
+	})
+	if _, err := c.JoinGroup(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flood.SendToGroup(ctx, "g", []byte("block"), Text); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := flood.SendToGroup(ctx, "g", []byte(strconv.Itoa(i)), Text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := recv(t, waited, "the handler's invoke")
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrTimeout) || !e.Retryable() {
+		t.Fatalf("invoke past the backlog limit: %v", err)
+	}
+	recv(t, done, "the held messages")
+	if joined := strings.Join(got, " "); joined != "block 0 1 2 3 4 5 6 7 8 9" {
+		t.Fatalf("handled %q", joined)
 	}
 }
