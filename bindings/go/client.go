@@ -527,13 +527,12 @@ func (c *Client) Close() error {
 // ---------------------------------------------------------------------------- operations
 
 type completion struct {
-	code      int32
-	ackID     uint64
-	duplicate bool
-	service   string
-	message   string
-	data      []byte
-	dataType  DataType
+	code     int32
+	ackID    uint64
+	service  string
+	message  string
+	data     []byte
+	dataType DataType
 }
 
 // pendingOp is what an _async call's completion is handed to.

@@ -44,11 +44,10 @@ func goWpsComplete(h C.uintptr_t, ev *C.wps_event) {
 		return
 	}
 	r := completion{
-		code:      int32(ev.result),
-		ackID:     uint64(ev.ack_id),
-		duplicate: ev.is_duplicate != 0,
-		service:   goStringOrEmpty(ev.error_name),
-		message:   goStringOrEmpty(ev.message),
+		code:    int32(ev.result),
+		ackID:   uint64(ev.ack_id),
+		service: goStringOrEmpty(ev.error_name),
+		message: goStringOrEmpty(ev.message),
 	}
 	if ev.data != nil {
 		r.data = C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.data_len))
