@@ -687,3 +687,27 @@ func TestAHandlerWaitingPastTheBacklogLimitGetsARetryableError(t *testing.T) {
 		t.Fatalf("handled %q", joined)
 	}
 }
+
+func TestStopWithADoneContextStillStops(t *testing.T) {
+	c := started(t, clientURL(hubFor(t), "u"), nil)
+	stopped := make(chan StoppedEvent, 1)
+	c.OnStopped(func(e StoppedEvent) { stopped <- e })
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Stop(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with a done context: %v", err)
+	}
+	if e := recv(t, stopped, "stopped event"); e.Reason != "" {
+		t.Fatalf("stopped: %+v", e)
+	}
+	if c.IsConnected() {
+		t.Fatal("still connected after the stop")
+	}
+	// Started again, it works as before.
+	if err := c.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(testCtx(t)); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("Start while started: %v", err)
+	}
+}
