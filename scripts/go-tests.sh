@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Go module (bindings/go): vet, `go test -race` against a wps-emulator started by the tests,
-# and the example program against its own emulator.
+# Go module (bindings/go): gofmt, vet, `go test -race` against a wps-emulator started by the
+# tests, the same tests under -asan with a LeakSanitizer check of the C heap after every
+# client is closed, and the example program against its own emulator.
 #
 #   scripts/go-tests.sh              build what is missing (release library and emulator), run
 #   scripts/go-tests.sh --no-build   use target/release as it is
@@ -34,6 +35,17 @@ unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then echo "go-tests: not gofmt-formatted: $unformatted" >&2; exit 1; fi
 go vet ./...
 go test -race -count=1 ./...
+# Again under AddressSanitizer: after every client is closed, LeakSanitizer checks that no C
+# memory became unreachable (TestMain; WPS_GO_LEAK_SELFTEST=1 leaks on purpose to show it works).
+mkdir -p "$ROOT/build/go"
+asan_log="$ROOT/build/go/asan.log"
+if ! go test -asan -count=1 -v . >"$asan_log" 2>&1; then
+  grep -v '^\[' "$asan_log" | tail -n 60 >&2
+  echo "go-tests: the -asan run failed (log: ${asan_log#"$ROOT"/})" >&2
+  exit 1
+fi
+grep -q '^LeakSanitizer: no C memory leaked' "$asan_log" || { echo "go-tests: no leak check ran under -asan" >&2; exit 1; }
+echo "go-tests: -asan: $(grep -c '^--- PASS' "$asan_log") tests passed; LeakSanitizer: no C memory leaked"
 
 # The example against an emulator of its own.
 out="$ROOT/build/go/example"

@@ -119,6 +119,17 @@ func run(m *testing.M) int {
 	}
 	code := m.Run()
 	close(slowRelease)
+	if os.Getenv("WPS_GO_LEAK_SELFTEST") != "" {
+		leakForTest()
+	}
+	// Every client is closed by now: with -asan, nothing of the C heap may be unreachable.
+	if checked, leaked := cLeakCheck(); checked {
+		if leaked {
+			fmt.Fprintln(os.Stderr, "LeakSanitizer: C memory leaked (see above)")
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "LeakSanitizer: no C memory leaked")
+	}
 	return code
 }
 
