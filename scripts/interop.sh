@@ -8,7 +8,8 @@
 # Suites:
 #   python   tests/interop/python    our pytest suite driving the official Python SDKs
 #   js       tests/interop/js        our node:test suite driving the official JS SDKs (client,
-#            server SDK, and the @azure/web-pubsub-express event handler as upstream)
+#            server SDK, and the @azure/web-pubsub-express event handler as upstream), and
+#            the `wps` CLI together with the official JS client (cli.test.mjs)
 #   official the azure-messaging-webpubsubclient 1.1.0 sdist's own tests/ (stand-in
 #            devtools_testutils + harness plugin from tests/interop/official_py)
 #
@@ -84,9 +85,10 @@ if [ ! -f "$SDIST_DIR/tests/conftest.py" ]; then
 fi
 
 # ---------------------------------------------------------------------------- emulator
-log "building wps-emulator (cargo build --release -p webpubsub-emulator)"
-(cd "$ROOT" && cargo build --release -p webpubsub-emulator >&2)
+log "building wps-emulator and wps (cargo build --release -p webpubsub-emulator -p wps-cli)"
+(cd "$ROOT" && cargo build --release -p webpubsub-emulator -p wps-cli >&2)
 EMULATOR="$ROOT/target/release/wps-emulator"
+WPS_BIN="$ROOT/target/release/wps"
 
 ACCESS_KEY="interop-$("$PY" -c 'import secrets; print(secrets.token_hex(24))')"
 EMU_OUT="$LOGS/emulator.stdout"
@@ -176,11 +178,13 @@ run_js() {
     # Debian's 18, run files in parallel, which the suite also tolerates: every test has its own hub)
     if node --test-concurrency=1 -e 0 >/dev/null 2>&1; then serial=(--test-concurrency=1); fi
     (cd "$INTEROP/js" &&
-        WPS_CONNECTION_STRING="$CONNECTION_STRING" WPS_EMULATOR_BIN="$EMULATOR" timeout "$SUITE_TIMEOUT_S" \
+        WPS_CONNECTION_STRING="$CONNECTION_STRING" WPS_EMULATOR_BIN="$EMULATOR" WPS_BIN="$WPS_BIN" \
+            timeout "$SUITE_TIMEOUT_S" \
             node --test "${serial[@]}" \
             --test-reporter=spec --test-reporter-destination=stderr \
             --test-reporter=tap --test-reporter-destination="$tap" \
-            client.test.mjs server.test.mjs recovery.test.mjs keepalive.test.mjs upstream.test.mjs streaming.test.mjs) || rc=$?
+            client.test.mjs server.test.mjs recovery.test.mjs keepalive.test.mjs upstream.test.mjs \
+            streaming.test.mjs cli.test.mjs) || rc=$?
     local p f k
     p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -n1)
     f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -n1)

@@ -13,8 +13,10 @@ Connection:
   webpubsub.joinLeaveGroup.<group>), sending to a group webpubsub.sendToGroup[.<group>].
 
 Logging:
-  -v logs the library's lifecycle (connect, recovery, reconnect) to stderr, -vv every frame;
-  access tokens are redacted. AZURE_LOG_LEVEL / WPS_LOG work as well.
+  -v logs the library's lifecycle (connect, recovery, reconnect) to stderr (and `pub`/`event`
+  print ack ids); -vv adds the library's verbose diagnostics and one line per message sent
+  (`wps: > ...`) and per event received (`wps: < ...`). Access tokens are redacted.
+  AZURE_LOG_LEVEL / WPS_LOG work as well.
 
 Exit codes:
   0  success (also `wps sub` stopped by Ctrl-C or SIGTERM)
@@ -31,7 +33,8 @@ pub struct Cli {
     #[command(flatten)]
     pub conn: Connection,
 
-    /// More output: -v lifecycle logs (and ack ids for pub), -vv every frame.
+    /// More output: -v lifecycle logs (and ack ids for pub/event), -vv also each message sent
+    /// and event received.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use serde_json::{json, Value};
-use webpubsub_client::{DataType, Payload};
+use webpubsub_client::{DataType, Event, Payload};
 
 /// The data as one line of text: text and JSON as they are, binary and protobuf as base64.
 pub fn data_text(payload: &Payload) -> String {
@@ -39,6 +39,52 @@ pub fn group_message_json(
         "sequenceId": sequence_id,
     })
     .to_string()
+}
+
+/// One line describing a received event, for `-vv`.
+pub fn event_trace(event: &Event) -> String {
+    let opt = |s: &Option<String>| s.as_deref().unwrap_or("-").to_string();
+    let seq = |s: &Option<u64>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    match event {
+        Event::Connected {
+            connection_id,
+            user_id,
+        } => format!(
+            "connected connectionId={connection_id} userId={}",
+            opt(user_id)
+        ),
+        Event::Disconnected {
+            connection_id,
+            message,
+        } => format!(
+            "disconnected connectionId={} message={}",
+            opt(connection_id),
+            opt(message)
+        ),
+        Event::Stopped { reason } => format!("stopped reason={}", opt(reason)),
+        Event::ServerMessage {
+            message,
+            sequence_id,
+        } => format!(
+            "serverMessage dataType={} bytes={} sequenceId={}",
+            message.data_type.as_str(),
+            message.data.len(),
+            seq(sequence_id)
+        ),
+        Event::GroupMessage {
+            group,
+            from_user_id,
+            message,
+            sequence_id,
+        } => format!(
+            "groupMessage group={group} fromUserId={} dataType={} bytes={} sequenceId={}",
+            opt(from_user_id),
+            message.data_type.as_str(),
+            message.data.len(),
+            seq(sequence_id)
+        ),
+        other => format!("{other:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -109,6 +109,17 @@ async fn send_each(
     };
     while let Some(text) = messages.next().await? {
         let data = payload(args.data_type, text);
+        if verbose > 1 {
+            let to = match *target {
+                Target::Group { group, .. } => format!("group={group}"),
+                Target::Event(event) => format!("event={event}"),
+            };
+            eprintln!(
+                "wps: > {to} dataType={} bytes={}",
+                data.data_type.as_str(),
+                data.data.len()
+            );
+        }
         let (result, what) = match *target {
             Target::Group { group, no_echo } => (
                 client

@@ -49,6 +49,9 @@ async fn session(
     }
     let mut stdout = std::io::stdout().lock();
     while let Some(event) = events.recv().await {
+        if verbose > 1 {
+            eprintln!("wps: < {}", output::event_trace(&event));
+        }
         match event {
             Event::GroupMessage {
                 group,

@@ -278,3 +278,177 @@ fn bench_pub_and_sub_report_rates_and_latencies() {
         "{line}"
     );
 }
+
+#[test]
+fn help_documents_exit_codes_connection_variables_and_flags() {
+    let out = run(wps(&["--help"]), "");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    for needle in [
+        "Exit codes:",
+        "0  success (also `wps sub` stopped by Ctrl-C or SIGTERM)",
+        "1  an operation failed",
+        "2  usage error",
+        "3  connection failed",
+        "WPS_CLIENT_URL",
+        "WPS_CONNECTION_STRING",
+        "--ca-file",
+        "--proxy",
+        "--verbose",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "--help lacks {needle:?}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn wps_client_url_from_the_environment_connects() {
+    let emu = Emu::start();
+    let out = run(
+        emu.wps(&["token", "--hub", "chat", "--user", "env", "--role", SEND]),
+        "",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let url = out.stdout.trim().to_string();
+    let mut cmd = wps(&["pub", "-v", "--group", "g", "from env"]);
+    cmd.env("WPS_CLIENT_URL", &url);
+    let out = run(cmd, "");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "ack 1");
+}
+
+#[test]
+fn vv_traces_each_message_and_event_and_redacts_tokens() {
+    let emu = Emu::start();
+    let mut sub = Proc::spawn(emu.wps(&[
+        "sub", "-vv", "--hub", "chat", "--role", JOIN, "--group", "g", "--count", "1",
+    ]));
+    sub.stderr.until("wps: joined group g");
+    let out = publish(&emu, &["-vv", "--user", "tracer", "--group", "g", "hi"], "");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("wps: > group=g dataType=text bytes=2"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("[wps verbose]"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("access_token=REDACTED") && !out.stderr.contains("access_token=ey"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sub.stdout.next().as_deref(), Some("hi"));
+    let line = sub.stderr.until("wps: < groupMessage");
+    assert!(
+        line.contains("group=g fromUserId=tracer dataType=text bytes=2 sequenceId=1"),
+        "{line}"
+    );
+    assert_eq!(sub.wait().code(), Some(0));
+}
+
+/// A one-shot HTTP CONNECT proxy on 127.0.0.1: tunnels each connection and reports the
+/// CONNECT target it was asked for.
+fn connect_proxy() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let target = request.split_whitespace().nth(1).unwrap_or("").to_string();
+                let _ = tx.send(request.trim_end().to_string());
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    return;
+                };
+                let mut client_w = client.try_clone().unwrap();
+                client_w
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let mut up_r = upstream.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_r, &mut client_w);
+                });
+                let mut up_w = upstream;
+                let buffered = reader.buffer().to_vec();
+                let _ = up_w.write_all(&buffered);
+                let mut rest = reader.into_inner();
+                let _ = std::io::copy(&mut rest, &mut up_w);
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn proxy_flag_tunnels_through_an_http_connect_proxy() {
+    let emu = Emu::start();
+    let (port, seen) = connect_proxy();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let out = publish(&emu, &["-v", "--proxy", &proxy, "--group", "g", "x"], "");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "ack 1");
+    let request = seen
+        .recv_timeout(common::DEADLINE)
+        .expect("the proxy saw a CONNECT");
+    let endpoint = emu.connection_string();
+    let host = endpoint
+        .split(';')
+        .find_map(|p| p.strip_prefix("Endpoint=http://"))
+        .unwrap()
+        .to_string();
+    assert_eq!(request, format!("CONNECT {host} HTTP/1.1"));
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let out = publish(
+        &emu,
+        &[
+            "--proxy",
+            &format!("http://127.0.0.1:{closed}"),
+            "--group",
+            "g",
+            "x",
+        ],
+        "",
+    );
+    assert_eq!(out.code(), Some(3), "{}", out.stderr);
+    assert!(out.stderr.contains("proxy"), "{}", out.stderr);
+}
+
+#[test]
+fn ca_file_flag_is_read_for_wss() {
+    let out = run(
+        wps(&[
+            "pub",
+            "--ca-file",
+            "/nonexistent/ca.pem",
+            "--url",
+            "wss://127.0.0.1:9/client/hubs/h?access_token=x",
+            "--group",
+            "g",
+            "x",
+        ]),
+        "",
+    );
+    assert_eq!(out.code(), Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot open CA file /nonexistent/ca.pem"),
+        "{}",
+        out.stderr
+    );
+}

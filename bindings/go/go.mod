@@ -1,0 +1,3 @@
+module webpubsub
+
+go 1.19
