@@ -22,7 +22,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     client.start().await?; // returns once the service sent `connected`
     client.join_group("group1", None).await?;
     client
-        .send_to_group("group1", Payload::text("hello world"), SendOptions::default())
+        .send_to_group(
+            "group1",
+            Payload::text("hello world"),
+            SendOptions::default(),
+        )
         .await?;
 
     // Wait (at most 10 s) for our own message to come back through the group.
@@ -31,7 +35,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             match event {
                 Event::Connected { connection_id, .. } => println!("connected: {connection_id}"),
                 Event::GroupMessage { group, message, .. } => {
-                    println!("received from group {group}: {}", message.as_str().unwrap_or("<binary>"));
+                    println!(
+                        "received from group {group}: {}",
+                        message.as_str().unwrap_or("<binary>")
+                    );
                     return true;
                 }
                 _ => {}

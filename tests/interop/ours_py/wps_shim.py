@@ -11,7 +11,8 @@ private attributes of the official client that some tests reach into:
 * ``client._start_timeout``: our ``start_timeout`` option (seconds).
 * ``client._sequence_id.sequence_id``: the highest sequence id the client received, observed
   through its own group and server message events.
-* ``client._ws.sock.close(code)`` (sync) and ``await client._ws.session.close()`` (async): the
+* ``client._ws.sock.close(code)`` (sync), ``await client._ws.sock.close(code=...)`` and
+  ``await client._ws.session.close()`` (async): the
   tests close the official client's socket to lose the connection; here the emulator's
   fault-injection API cuts it (``/_emulator/hubs/{hub}/connections/{id}/:drop``), which loses
   the connection the same way for the client (no close handshake).
@@ -136,7 +137,7 @@ class _AsyncSession:
     def __init__(self, client):
         self._client = client
 
-    async def close(self):
+    async def close(self, *args, **kwargs):
         import asyncio
 
         await asyncio.get_running_loop().run_in_executor(
@@ -147,8 +148,9 @@ class _AsyncSession:
 class _ShimMixin:
     def _shim_init(self):
         self._sequence_id = _SequenceId()
-        self.subscribe("group-message", self._sequence_id.observe)
-        self.subscribe("server-message", self._sequence_id.observe)
+        # Straight into the listener registry: the asyncio client's subscribe() is a coroutine.
+        self._core.listeners.add("group-message", self._sequence_id.observe)
+        self._core.listeners.add("server-message", self._sequence_id.observe)
 
     @property
     def _connection_id(self):
@@ -202,7 +204,7 @@ class AsyncWebPubSubClient(_ShimMixin, ours_aio.WebPubSubClient):
 
         super().__init__(ours_aio.WebPubSubClientCredential(recorded), **kwargs)
         self._shim_init()
-        self._ws = types.SimpleNamespace(session=_AsyncSession(self))
+        self._ws = types.SimpleNamespace(sock=_AsyncSession(self), session=_AsyncSession(self))
 
 
 def _module(name, source, **overrides):
@@ -219,6 +221,9 @@ def install():
     models = _module("azure.messaging.webpubsubclient.models", ours_models)
     aio = _module("azure.messaging.webpubsubclient.aio", ours_aio, WebPubSubClient=AsyncWebPubSubClient)
     top.models, top.aio = models, aio
+    import azure.messaging  # the namespace package (from azure-messaging-webpubsubservice)
+
+    azure.messaging.webpubsubclient = top
     sys.modules[top.__name__] = top
     sys.modules[models.__name__] = models
     sys.modules[aio.__name__] = aio
