@@ -288,6 +288,12 @@ if [[ "$skip" != *" crates "* ]]; then
     done
   }
   check "cargo publish --dry-run (webpubsub-client, webpubsub-emulator)" publish_dry_run
+  rust_quickstart() {  # the crate's example, as its README runs it
+    local url; url=$(mint "$conn" Hub1 rust-quickstart) || return 1
+    cargo run -q -p webpubsub-client --example quickstart -- "$url" | tee "$tmp/rust-quickstart.out" &&
+    grep -qx "received from group group1: hello world" "$tmp/rust-quickstart.out"
+  }
+  check "examples/quickstart.rs (the crate's README example) against the emulator" rust_quickstart
   docs_clean() {
     RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p webpubsub-client -p webpubsub-emulator
   }
