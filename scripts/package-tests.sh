@@ -173,6 +173,7 @@ PY
   }
   if [ -n "$wheel" ]; then
     check "wheel in a fresh venv, PATH without cargo: the Python tests" wheel_in_fresh_venv
+    grep -E "^[0-9]+ passed|[0-9]+ (passed|failed)" "$tmp/last.log" | tail -n 1 | sed 's/^/    pytest: /'
   fi
   sdist_builds() {
     # The crate in native/ is built by cargo with this checkout's target directory, so its
