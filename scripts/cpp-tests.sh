@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install layout, pkg-config and CMake consumers, C/C++ examples and C++ wrapper tests.
 #
-# Installs the library into a temporary prefix (scripts/install.sh), checks the installed
+# Installs the library into build/wps (scripts/install.sh: cargo cinstall + CMake files; the
+# same prefix as examples/c/quickstart.c, so cargo-c reuses its build), checks the installed
 # files, the SONAME and the exported symbols, builds the C examples (examples/gateway) and the
 # C++ examples (examples/cpp) out of tree against the prefix - with CMake find_package and with
 # pkg-config, each linked shared and static - runs them against a wps-emulator started here,
@@ -48,7 +49,6 @@ need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
-command -v patchelf >/dev/null || need_apt+=(patchelf)
 command -v readelf >/dev/null || need_apt+=(binutils)
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v make >/dev/null || need_apt+=(make)
@@ -67,7 +67,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-prefix=$tmp/prefix
+prefix=$repo/build/wps
+rm -rf "$prefix"  # only what this run installs (cargo-c keeps its build in target/)
 version=$(awk '/^\[/ { p = ($0 == "[package]") } p && /^version[ \t]*=/ { gsub(/.*=[ \t]*"|".*/, ""); print; exit }' Cargo.toml)
 major=${version%%.*}
 
@@ -77,7 +78,7 @@ if ! cargo build --release -p webpubsub-emulator >"$tmp/emulator-build.log" 2>&1
   fail "build wps-emulator"; tail -30 "$tmp/emulator-build.log"; finish
 fi
 pass "build wps-emulator"
-if ! scripts/install.sh --prefix "$prefix" >"$tmp/install.log" 2>&1; then
+if ! bash scripts/install.sh --prefix "$prefix" >"$tmp/install.log" 2>&1; then
   fail "scripts/install.sh --prefix"; tail -30 "$tmp/install.log"; finish
 fi
 pass "scripts/install.sh --prefix"
@@ -92,7 +93,7 @@ installed_files() {
     [ -f "$prefix/$f" ] || { echo "missing $f"; return 1; }
   done
   [ "$(readlink "$lib/libwebpubsub_client.so.$major")" = "libwebpubsub_client.so.$version" ] || { echo "bad SONAME link"; return 1; }
-  [ "$(readlink "$lib/libwebpubsub_client.so")" = "libwebpubsub_client.so.$major" ] || { echo "bad dev link"; return 1; }
+  [ "$(readlink -f "$lib/libwebpubsub_client.so")" = "$(readlink -f "$lib/libwebpubsub_client.so.$version")" ] || { echo "bad dev link"; return 1; }
 }
 check "installed layout" installed_files
 
@@ -104,11 +105,10 @@ soname_is_set() {
 }
 check "SONAME is libwebpubsub_client.so.$major" soname_is_set
 
-built_soname() {  # whether the build itself sets it (install.sh falls back to patchelf otherwise)
+built_soname() {  # plain `cargo build` (build.rs) sets the same SONAME as cargo-c
   readelf -d target/release/libwebpubsub_client.so | grep "SONAME.*libwebpubsub_client.so.$major" >/dev/null
 }
-if built_soname; then pass "cargo build sets the SONAME"; else
-  echo "note: target/release/libwebpubsub_client.so has no SONAME; install.sh set it with patchelf"; fi
+if [ -f target/release/libwebpubsub_client.so ]; then check "cargo build sets the SONAME too" built_soname; fi
 
 only_wps_symbols() {
   # Defined dynamic symbols must all be wps_*; linker-generated markers are ignored.

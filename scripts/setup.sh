@@ -33,3 +33,9 @@ if command -v rustup >/dev/null; then
     rustup component list --installed 2>/dev/null | grep -q "^$comp" || rustup component add "$comp"
   done
 fi
+
+# cargo-c: `cargo cbuild` / `cargo cinstall` build and install the C library (scripts/install.sh).
+if ! command -v cargo-cinstall >/dev/null; then
+  echo "setup: installing cargo-c (cargo install cargo-c --locked)" >&2
+  cargo install cargo-c --locked
+fi

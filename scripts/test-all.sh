@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
-ALL_STAGES="lint header rust c interop python cpp go hostile fuzz chaos bench"
+ALL_STAGES="lint header rust c interop python cpp go package hostile fuzz chaos bench"
 STAGES=${STAGES:-$ALL_STAGES}
 passed=0; failed=0; failed_names=()
 log_dir=build/test-logs; mkdir -p "$log_dir"
@@ -19,6 +19,7 @@ stage_interop() { bash scripts/interop.sh; }
 stage_python()  { bash scripts/python-tests.sh; }
 stage_cpp()     { bash scripts/cpp-tests.sh; }
 stage_go()      { bash scripts/go-tests.sh; }
+stage_package() { bash scripts/package-tests.sh; }
 stage_hostile() { bash scripts/hostile.sh; }
 stage_fuzz()    { bash scripts/fuzz.sh --seconds 20; }
 stage_bench()   { bash scripts/bench-smoke.sh; }

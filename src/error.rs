@@ -27,6 +27,8 @@ pub enum Error {
         ack_id: Option<u64>,
     },
     /// The service answered the operation with a negative ack (e.g. `Forbidden`).
+    // The Python package takes the service's message back out of this text
+    // (`service_message` in bindings/python/webpubsub_client/_core.py): keep the two in step.
     #[error("service rejected ack {ack_id}: {name}{}", fmt_detail(.message))]
     Ack {
         /// The ack id of the rejected operation.

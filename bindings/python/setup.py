@@ -1,22 +1,33 @@
 """Build step that puts the native library inside the package.
 
 Where the library comes from, in order:
-1. ``WPS_LIBRARY_PATH`` (a file or a directory holding it): copied as is.
-2. The Rust workspace this folder belongs to (``../..``): ``cargo build --release -p
+1. ``WPS_LIBRARY_PATH`` (a file, or a directory holding it): copied as is.
+2. ``native/``, the Rust crate an sdist carries (``cargo package`` of webpubsub-client):
+   ``cargo build --release`` is run there (target directory ``CARGO_TARGET_DIR`` or
+   ``native/target``).
+3. The Rust workspace this folder belongs to (``../..``): ``cargo build --release -p
    webpubsub-client`` is run there (a no-op when up to date; skipped when ``WPS_SKIP_CARGO=1``
    or cargo is missing) and ``target/release`` is used.
-The wheel is tagged ``py3-none-<platform>``: it has no CPython-ABI dependency (ctypes), but
-it does carry a platform binary.
+The copy inside the package is stripped of debug information (``strip --strip-unneeded``)
+unless ``WPS_NO_STRIP=1``. The wheel is tagged ``py3-none-<platform>``: it has no
+CPython-ABI dependency (ctypes), but it does carry a platform binary;
+``scripts/build-wheel.sh`` turns it into a manylinux wheel with ``auditwheel repair``.
+
+``sdist`` puts the crate into ``native/`` (running ``cargo package``), so that an sdist builds
+with nothing but cargo.
 """
 
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
 from setuptools.dist import Distribution
 
 HERE = Path(__file__).resolve().parent
@@ -24,6 +35,16 @@ sys.path.insert(0, str(HERE / "webpubsub_client"))
 from _loader import find_repo_root, library_file_name  # noqa: E402
 
 sys.path.pop(0)
+
+NATIVE = HERE / "native"
+CRATE = "webpubsub-client"
+
+
+def _run(cmd, cwd: Path) -> None:
+    print("running", " ".join(str(c) for c in cmd), "in", cwd, flush=True)
+    result = subprocess.run(cmd, cwd=cwd)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(str(c) for c in cmd)} failed with exit code {result.returncode}")
 
 
 def _locate_library() -> Path:
@@ -35,16 +56,18 @@ def _locate_library() -> Path:
         if not path.is_file():
             raise SystemExit(f"WPS_LIBRARY_PATH={env!r}: {path} is not a file")
         return path
+    if (NATIVE / "Cargo.toml").is_file():
+        if not shutil.which("cargo"):
+            raise SystemExit("building webpubsub_client from source needs cargo (https://rustup.rs)")
+        target = Path(os.environ.get("CARGO_TARGET_DIR") or NATIVE / "target")
+        _run(["cargo", "build", "--release", "--locked", "--lib", "--target-dir", str(target)], NATIVE)
+        return target / "release" / name
     root = find_repo_root(HERE)
     if root is None:
         raise SystemExit("native library not found: set WPS_LIBRARY_PATH (no Rust workspace around this package)")
     built = root / "target" / "release" / name
     if os.environ.get("WPS_SKIP_CARGO") != "1" and shutil.which("cargo"):
-        cmd = ["cargo", "build", "--release", "-p", "webpubsub-client"]
-        print("running", " ".join(cmd), "in", root, flush=True)
-        result = subprocess.run(cmd, cwd=root)
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed with exit code {result.returncode}")
+        _run(["cargo", "build", "--release", "-p", CRATE], root)
     if not built.is_file():
         raise SystemExit(f"native library not found at {built}; build it with cargo or set WPS_LIBRARY_PATH")
     return built
@@ -60,7 +83,33 @@ class BuildPyWithNative(build_py):
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / library_file_name()
         shutil.copy2(source, target)
+        if os.environ.get("WPS_NO_STRIP") != "1" and sys.platform.startswith("linux") and shutil.which("strip"):
+            subprocess.run(["strip", "--strip-unneeded", str(target)], check=True)
         print(f"copied {source} -> {target}", flush=True)
+
+
+class SdistWithCrate(sdist):
+    """``sdist`` that adds the Rust crate (``cargo package``, extracted) as ``native/``."""
+
+    def make_release_tree(self, base_dir, files) -> None:
+        super().make_release_tree(base_dir, files)
+        dest = Path(base_dir) / "native"
+        if (NATIVE / "Cargo.toml").is_file():  # an sdist made from an sdist
+            shutil.copytree(NATIVE, dest, ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
+            return
+        root = find_repo_root(HERE)
+        if root is None:
+            raise SystemExit("sdist needs the Rust workspace around this package (or native/)")
+        with tempfile.TemporaryDirectory(prefix="wps-sdist-") as tmp:
+            # --allow-dirty: the sdist is built from the working tree as it is, like the Python files.
+            _run(["cargo", "package", "--no-verify", "--allow-dirty", "-p", CRATE,
+                  "--target-dir", tmp], root)
+            crates = list((Path(tmp) / "package").glob(f"{CRATE}-*.crate"))
+            if len(crates) != 1:
+                raise SystemExit(f"cargo package made {crates}, expected one {CRATE} crate")
+            with tarfile.open(crates[0]) as tar:
+                tar.extractall(tmp)
+            shutil.copytree(Path(tmp) / crates[0].name[: -len(".crate")], dest)
 
 
 class BinaryDistribution(Distribution):
@@ -70,7 +119,7 @@ class BinaryDistribution(Distribution):
         return True
 
 
-cmdclass = {"build_py": BuildPyWithNative}
+cmdclass = {"build_py": BuildPyWithNative, "sdist": SdistWithCrate}
 
 try:
     from setuptools.command.bdist_wheel import bdist_wheel as _bdist_wheel
@@ -99,8 +148,6 @@ def _build_base() -> str:
     root = find_repo_root(HERE)
     if root is not None:
         return str(root / "build" / "python-setuptools")
-    import tempfile
-
     return tempfile.mkdtemp(prefix="webpubsub-client-build-")
 
 

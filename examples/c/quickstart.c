@@ -1,7 +1,16 @@
 /* Quickstart: join a group and send a message to it.
  *
- *   cc quickstart.c -I include -L target/release -lwebpubsub_client -o quickstart
+ * Build and run from the repository root (cargo-c installs the library into build/wps;
+ * scripts/test-all.sh runs these lines as written):
+ *
+ *   cargo cinstall --release --prefix "$PWD/build/wps" --libdir lib
+ *   export PKG_CONFIG_PATH="$PWD/build/wps/lib/pkgconfig"
+ *   cc examples/c/quickstart.c $(pkg-config --cflags --libs webpubsub_client) -Wl,-rpath,"$PWD/build/wps/lib" -o quickstart
  *   ./quickstart "wss://<name>.webpubsub.azure.com/client/hubs/<hub>?access_token=..."
+ *
+ * Against an installed package (libwebpubsub-client-dev, or `cargo cinstall --prefix /usr/local`):
+ *
+ *   cc quickstart.c $(pkg-config --cflags --libs webpubsub_client) -o quickstart
  *
  * The client access URL comes from argv[1] or the WPS_CLIENT_URL environment variable. The
  * token needs the roles webpubsub.joinLeaveGroup and webpubsub.sendToGroup. */

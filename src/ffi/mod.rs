@@ -4,7 +4,7 @@
 //! error to a `wps_result`; no panic crosses the boundary. One module per concept:
 //!
 //! - [`error`]: result codes, names, retryability, thread-local last error;
-//! - [`macros`]: the panic boundary and argument checks;
+//! - `macros`: the panic boundary and argument checks;
 //! - [`handle`]: the registry behind opaque `wps_client *` handles (fork-aware);
 //! - [`options`]: the `wps_options` builder;
 //! - [`client`]: create, start, stop, free, state;

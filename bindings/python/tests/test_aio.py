@@ -146,10 +146,11 @@ async def test_open_against_dead_host_fails_within_start_timeout():
     s.close()
     client = WebPubSubClient(f"ws://127.0.0.1:{port}/client/hubs/h?access_token=x", start_timeout=3.0)
     start = time.monotonic()
-    with pytest.raises(OpenClientError):
+    with pytest.raises(OpenClientError) as err:
         async with client:
             pass
     assert time.monotonic() - start < 4.0
+    assert "During the process, an error occurred" in str(err.value)
 
 
 async def test_recovery_keeps_connection_id(emulator, hub):

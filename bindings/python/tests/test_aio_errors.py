@@ -20,6 +20,8 @@ async def test_forbidden(emulator, hub):
     for err in (join_err.value, send_err.value):
         assert err.error_detail.name == "Forbidden"
         assert err.ack_id and err.ack_id > 0
+    assert join_err.value.error_detail.message == "The connection is not authorized to join or leave group 'g'."
+    assert send_err.value.error_detail.message == "The connection is not authorized to send messages to group 'g'."
 
 
 async def test_send_when_not_open(emulator, hub):

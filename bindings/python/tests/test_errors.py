@@ -27,6 +27,9 @@ def test_forbidden_join_and_send(emulator, hub):
     for err in (join_err.value, send_err.value):
         assert err.error_detail.name == "Forbidden"
         assert isinstance(err.ack_id, int) and err.ack_id > 0
+    # error_detail.message is the service's message unchanged (as the official client gives it).
+    assert join_err.value.error_detail.message == "The connection is not authorized to join or leave group 'g'."
+    assert send_err.value.error_detail.message == "The connection is not authorized to send messages to group 'g'."
 
 
 def test_retry_with_same_ack_id(emulator, hub):
@@ -133,3 +136,16 @@ def test_user_agent_must_be_printable_ascii(emulator, hub):
         assert client.is_connected()
     with pytest.raises(ValueError, match="user_agent"):
         WebPubSubClient(emulator.client_url(hub), user_agent="bad\r\nX-Injected: 1").open()
+
+
+def test_service_message_is_the_services_own_text():
+    """error_detail.message drops the native "service rejected ack N: NAME: " prefix only."""
+    from webpubsub_client._core import service_message
+
+    assert service_message("service rejected ack 3: Forbidden: no: not you", "Forbidden") == "no: not you"
+    assert service_message("service rejected ack 4: Forbidden", "Forbidden") == ""
+    # Anything else, or a name that does not match, is kept as the library wrote it.
+    assert service_message("timed out (ack 5)", None) == "timed out (ack 5)"
+    other = "service rejected ack 6: Forbidden: x"
+    assert service_message(other, "BadRequest") == other
+    assert service_message(None, "Forbidden") is None

@@ -16,6 +16,7 @@ import ctypes
 import itertools
 import logging
 import os
+import re
 import threading
 from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
@@ -196,21 +197,43 @@ _PROVIDER_CB = n.URL_PROVIDER_FN(_on_provide_url)
 # --- errors -------------------------------------------------------------------------------
 
 
+# The native message of a negative ack reads "service rejected ack N: NAME" or
+# "service rejected ack N: NAME: MESSAGE" (src/error.rs, ``Error::Ack``).
+_ACK_MESSAGE = re.compile(r"service rejected ack \d+: (?P<name>[^:]*)(?:: (?P<message>.*))?", re.DOTALL)
+
+
+def service_message(message: Optional[str], error_name: Optional[str]) -> Optional[str]:
+    """The service's own message of a negative ack (as the official client's
+    ``error_detail.message``), without the library's "service rejected ack N: NAME: " prefix;
+    other messages unchanged."""
+    if message and error_name:
+        m = _ACK_MESSAGE.fullmatch(message)
+        if m is not None and m.group("name") == error_name:
+            return m.group("message") or ""
+    return message
+
+
 def send_error(
     what: str, code: int, ack_id: int, message: Optional[str], error_name: Optional[str]
 ) -> SendMessageError:
     """The :class:`SendMessageError` for a failed operation."""
     code_name = n.result_name(code)
-    detail = AckMessageError(name=error_name or code_name, message=message or n.result_text(code))
+    text = service_message(message, error_name)
+    detail = AckMessageError(name=error_name or code_name, message=n.result_text(code) if text is None else text)
     return SendMessageError(
-        f"{what} failed: {detail.name}: {detail.message}", ack_id=ack_id or None, error_detail=detail, code=code
+        f"{what} failed: {detail.name}{': ' + detail.message if detail.message else ''}",
+        ack_id=ack_id or None,
+        error_detail=detail,
+        code=code,
     )
 
 
 def open_error(code: int, message: Optional[str]) -> OpenClientError:
-    """The :class:`OpenClientError` for a failed start."""
+    """The :class:`OpenClientError` for a failed start. The message starts with the official
+    client's wording ("During the process, an error occurred"), which code written for it may
+    look for, followed by the native result and its detail."""
     return OpenClientError(
-        f"failed to open the client: {n.result_name(code)}: {message or n.result_text(code)}", code=code
+        f"During the process, an error occurred: {n.result_name(code)}: {message or n.result_text(code)}", code=code
     )
 
 
