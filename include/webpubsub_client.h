@@ -1172,6 +1172,25 @@ wps_result wps_options_set_socket_buffers(struct wps_options *o,
                                           size_t write_bytes);
 
 /**
+ * How long one call of the URL provider (`wps_client_new_with_provider`) may take (default
+ * 10000 ms; must be > 0). Provider calls of every client in the process run on 4 shared
+ * library threads (a slow provider does not cost a thread per client); a call that does not
+ * return in time fails that connection attempt with `WPS_ERR_URL_PROVIDER` and the reconnect
+ * policy decides what follows. Its late result is discarded. The next attempt of the same
+ * client first waits (within the same bound) for the late call to return, so the provider is
+ * never called concurrently for one client.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for 0 (the builder is
+ * unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_url_provider_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
+
+/**
  * The application's name and version, sent in front of the library's own `User-Agent`
  * (`webpubsub-client/<version> (<os>; <arch>)`) on every connection, e.g. `"gateway/2.1"`.
  * NULL or `""` sends the library's alone (the default).

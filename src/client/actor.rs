@@ -136,6 +136,8 @@ pub(crate) struct Actor {
     written: Vec<oneshot::Sender<Result<(), Error>>>,
     /// Buffer slots of fire-and-forget frames fed since the last flush.
     buffered: Vec<super::command::BufferSlot>,
+    /// A URL provider call that timed out (or outlived a stop) and has not returned yet.
+    late_provider: Option<oneshot::Receiver<super::provider_pool::Outcome>>,
 }
 
 impl Actor {
@@ -175,6 +177,7 @@ impl Actor {
             give_up: None,
             written: Vec::new(),
             buffered: Vec::new(),
+            late_provider: None,
         }
     }
 

@@ -102,6 +102,11 @@ pub struct ClientOptions {
     pub start_timeout: Duration,
     /// How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30 s).
     pub connect_timeout: Duration,
+    /// How long one call of a [`Credential::Provider`](crate::client::Credential) may take
+    /// (default 10 s). Provider calls of all clients share a few threads; a call that does not
+    /// return in time fails that connection attempt with `Error::UrlProvider` (the reconnect
+    /// policy decides what follows) and its late answer is dropped.
+    pub url_provider_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -128,6 +133,7 @@ impl Default for ClientOptions {
             user_agent: None,
             start_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
+            url_provider_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -421,6 +421,35 @@ pub unsafe extern "C" fn wps_options_set_connect_timeout_ms(
     }
 }
 
+/// How long one call of the URL provider (`wps_client_new_with_provider`) may take (default
+/// 10000 ms; must be > 0). Provider calls of every client in the process run on 4 shared
+/// library threads (a slow provider does not cost a thread per client); a call that does not
+/// return in time fails that connection attempt with `WPS_ERR_URL_PROVIDER` and the reconnect
+/// policy decides what follows. Its late result is discarded. The next attempt of the same
+/// client first waits (within the same bound) for the late call to return, so the provider is
+/// never called concurrently for one client.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for 0 (the builder is
+/// unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_url_provider_timeout_ms(
+    o: *mut wps_options,
+    timeout_ms: u32,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_url_provider_timeout_ms", |o| {
+            o.engine.url_provider_timeout = positive_ms(timeout_ms, "URL provider timeout")?;
+            Ok(())
+        })
+    }
+}
+
 /// Largest message this client sends (default 1048576 bytes, the service's limit for client
 /// messages; 1 to 67108864): larger sends fail with `WPS_ERR_PAYLOAD_TOO_LARGE` before anything
 /// is sent. Inbound messages have their own limit, `wps_options_set_max_inbound_message_size`.

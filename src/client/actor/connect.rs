@@ -7,35 +7,77 @@ use tokio::time::Instant;
 
 use super::{Actor, Guarded};
 use crate::client::transport::{self, Socket};
-use crate::client::{url as client_url, ClientId, Credential};
+use crate::client::{provider_pool, url as client_url, ClientId, Credential};
 use crate::error::Error;
 use crate::protocol::Codec;
 use crate::wps_log;
 
 impl Actor {
-    /// Gets a client access URL (calling the provider, off the runtime threads).
+    /// Gets a client access URL. A provider runs on the shared provider threads (see
+    /// `provider_pool`), at most `url_provider_timeout`; never two calls at once for one
+    /// client: a call that timed out earlier is waited for first (within the same bound).
     async fn fetch_url(&mut self) -> Guarded<Result<url::Url, Error>> {
-        match self.credential.clone() {
-            Credential::Url(u) => Guarded::Done(client_url::validate(&u)),
-            Credential::Provider(f) => {
-                let task = tokio::task::spawn_blocking(move || f());
-                let outcome = match self.guard(task).await {
-                    Guarded::Stopped => return Guarded::Stopped,
-                    Guarded::Done(Ok(Ok(u))) => client_url::validate(&u).map_err(|e| {
-                        Error::UrlProvider(format!(
-                            "the URL provider returned an unusable URL: {e}"
-                        ))
-                    }),
-                    Guarded::Done(Ok(Err(msg))) => Err(Error::UrlProvider(format!(
-                        "the URL provider failed: {msg}"
-                    ))),
-                    Guarded::Done(Err(_)) => {
-                        Err(Error::UrlProvider("the URL provider panicked".into()))
-                    }
-                };
-                Guarded::Done(outcome)
+        let f = match &self.credential {
+            Credential::Url(u) => return Guarded::Done(client_url::validate(u)),
+            Credential::Provider(f) => f.clone(),
+        };
+        let deadline = Instant::now() + self.options.url_provider_timeout;
+        if let Some(mut late) = self.late_provider.take() {
+            match self
+                .guard(tokio::time::timeout_at(deadline, &mut late))
+                .await
+            {
+                Guarded::Stopped => {
+                    self.late_provider = Some(late);
+                    return Guarded::Stopped;
+                }
+                // It returned (its answer is stale by now and dropped) or was dropped.
+                Guarded::Done(Ok(_)) => {}
+                Guarded::Done(Err(_)) => {
+                    self.late_provider = Some(late);
+                    return Guarded::Done(Err(Error::UrlProvider(format!(
+                        "the previous URL provider call is still running after {} ms",
+                        self.options.url_provider_timeout.as_millis()
+                    ))));
+                }
             }
         }
+        let mut rx = match provider_pool::submit(f) {
+            Ok(rx) => rx,
+            Err(e) => return Guarded::Done(Err(e)),
+        };
+        let outcome = match self.guard(tokio::time::timeout_at(deadline, &mut rx)).await {
+            Guarded::Stopped => {
+                self.late_provider = Some(rx);
+                return Guarded::Stopped;
+            }
+            Guarded::Done(Err(_)) => {
+                wps_log!(
+                    Warning,
+                    "client {}: the URL provider did not return within {} ms",
+                    self.id.0,
+                    self.options.url_provider_timeout.as_millis()
+                );
+                self.late_provider = Some(rx);
+                Err(Error::UrlProvider(format!(
+                    "the URL provider did not return within {} ms",
+                    self.options.url_provider_timeout.as_millis()
+                )))
+            }
+            Guarded::Done(Ok(Ok(Ok(Ok(u))))) => client_url::validate(&u).map_err(|e| {
+                Error::UrlProvider(format!("the URL provider returned an unusable URL: {e}"))
+            }),
+            Guarded::Done(Ok(Ok(Ok(Err(msg))))) => Err(Error::UrlProvider(format!(
+                "the URL provider failed: {msg}"
+            ))),
+            Guarded::Done(Ok(Ok(Err(_)))) => {
+                Err(Error::UrlProvider("the URL provider panicked".into()))
+            }
+            Guarded::Done(Ok(Err(_))) => Err(Error::UrlProvider(
+                "the URL provider call was dropped".into(),
+            )),
+        };
+        Guarded::Done(outcome)
     }
 
     fn tls_for(&mut self, url: &url::Url) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
