@@ -214,6 +214,12 @@
 #define WPS_RETRY_EXPONENTIAL 2
 
 /**
+ * `max_retries` of `wps_options_set_reconnect_retry` / `wps_options_set_message_retry`
+ * meaning "retry forever" (`UINT32_MAX`).
+ */
+#define WPS_RETRY_UNLIMITED UINT32_MAX
+
+/**
  * A response payload owned by the caller (from `wps_invoke_event`).
  */
 typedef struct wps_buffer wps_buffer;
@@ -1092,9 +1098,28 @@ wps_result wps_options_set_protocol(struct wps_options *o, uint32_t protocol);
 wps_result wps_options_set_proxy(struct wps_options *o, const char *proxy);
 
 /**
- * Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
- * `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms). Ranges as for
- * `wps_options_set_message_retry`.
+ * Reconnect jitter in percent (0..100; default 0, the exact delays of
+ * `wps_options_set_reconnect_retry`). With p > 0 each reconnect delay d becomes a random
+ * value in `[d * (1 - p/100), d]` (never longer than the policy's), and the immediate
+ * reconnect after a working connection is lost waits a random `[0, delay_ms * p/100]`, so
+ * thousands of clients dropped together do not reconnect in step. 100 is "full jitter".
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` above 100 (the builder
+ * is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_reconnect_jitter(struct wps_options *o, uint32_t percent);
+
+/**
+ * Retry policy of new connections after a loss (default unlimited, `WPS_RETRY_EXPONENTIAL`,
+ * 1000 ms, at most 30000 ms, as the official clients). `max_retries` =
+ * `WPS_RETRY_UNLIMITED` (`UINT32_MAX`) retries forever; 0 gives up after the first failed
+ * new connection. Ranges as for `wps_options_set_message_retry`. Spread the delays with
+ * `wps_options_set_reconnect_jitter`.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.

@@ -242,7 +242,11 @@ impl Actor {
     async fn session(&mut self, start_reply: oneshot::Sender<Result<(), Error>>) {
         self.start_reply = Some(start_reply);
         self.session_connected = false;
-        let mut backoff = Backoff::new(self.options.reconnect_retry.clone());
+        let mut backoff = Backoff::with_jitter(
+            self.options.reconnect_retry.clone(),
+            self.options.reconnect_jitter_percent,
+            super::retry::Rng::from_global(),
+        );
         let start_deadline = Instant::now() + self.options.start_timeout;
         // Why the session ends without a stop request, reported with `Stopped`.
         let mut give_up: Option<String> = None;

@@ -53,7 +53,14 @@ pub struct ClientOptions {
     /// (default 3 retries, exponential from 0.8 s, at most 120 s).
     pub message_retry: RetryPolicy,
     /// Retries of new connections after a loss (default unlimited, exponential 1 s .. 30 s).
+    /// `max_retries: u32::MAX` means unlimited.
     pub reconnect_retry: RetryPolicy,
+    /// Reconnect jitter in percent, 0..=100 (default 0: the delays of `reconnect_retry`
+    /// exactly, as the official clients). With p > 0 every reconnect delay is shortened by a
+    /// random share of up to p % of it (uniform over `[d*(1-p/100), d]`), and the immediate
+    /// reconnect after the loss of a working connection waits a random
+    /// `[0, delay*p/100]`, so many clients dropped together spread their reconnects.
+    pub reconnect_jitter_percent: u32,
     /// How long to keep trying to recover a dropped reliable connection (default 30 s).
     pub recovery_timeout: Duration,
     /// Delay between recovery attempts (default 1 s).
@@ -118,6 +125,7 @@ impl Default for ClientOptions {
             ack_timeout: Duration::from_secs(30),
             message_retry: RetryPolicy::message_default(),
             reconnect_retry: RetryPolicy::reconnect_default(),
+            reconnect_jitter_percent: 0,
             recovery_timeout: Duration::from_secs(30),
             recovery_interval: Duration::from_secs(1),
             keep_alive_interval: Duration::from_secs(20),

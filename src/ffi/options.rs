@@ -29,6 +29,9 @@ pub const WPS_PROTOCOL_PROTOBUF: u32 = 4;
 pub const WPS_RETRY_FIXED: u32 = 1;
 /// `delay * 2^(attempt-1)`, capped at the maximum delay.
 pub const WPS_RETRY_EXPONENTIAL: u32 = 2;
+/// `max_retries` of `wps_options_set_reconnect_retry` / `wps_options_set_message_retry`
+/// meaning "retry forever" (`UINT32_MAX`).
+pub const WPS_RETRY_UNLIMITED: u32 = u32::MAX;
 
 /// Opaque options builder.
 pub struct wps_options {
@@ -319,9 +322,11 @@ pub unsafe extern "C" fn wps_options_set_message_retry(
     }
 }
 
-/// Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
-/// `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms). Ranges as for
-/// `wps_options_set_message_retry`.
+/// Retry policy of new connections after a loss (default unlimited, `WPS_RETRY_EXPONENTIAL`,
+/// 1000 ms, at most 30000 ms, as the official clients). `max_retries` =
+/// `WPS_RETRY_UNLIMITED` (`UINT32_MAX`) retries forever; 0 gives up after the first failed
+/// new connection. Ranges as for `wps_options_set_message_retry`. Spread the delays with
+/// `wps_options_set_reconnect_jitter`.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
@@ -342,6 +347,38 @@ pub unsafe extern "C" fn wps_options_set_reconnect_retry(
     unsafe {
         set(o, "wps_options_set_reconnect_retry", |o| {
             o.engine.reconnect_retry = retry_policy(max_retries, mode, delay_ms, max_delay_ms)?;
+            Ok(())
+        })
+    }
+}
+
+/// Reconnect jitter in percent (0..100; default 0, the exact delays of
+/// `wps_options_set_reconnect_retry`). With p > 0 each reconnect delay d becomes a random
+/// value in `[d * (1 - p/100), d]` (never longer than the policy's), and the immediate
+/// reconnect after a working connection is lost waits a random `[0, delay_ms * p/100]`, so
+/// thousands of clients dropped together do not reconnect in step. 100 is "full jitter".
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` above 100 (the builder
+/// is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_reconnect_jitter(
+    o: *mut wps_options,
+    percent: u32,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_reconnect_jitter", |o| {
+            if percent > 100 {
+                return Err(invalid(format!(
+                    "the reconnect jitter is a percentage (0..100), got {percent}"
+                )));
+            }
+            o.engine.reconnect_jitter_percent = percent;
             Ok(())
         })
     }
@@ -754,6 +791,24 @@ mod tests {
                 WPS_OK
             );
             assert_eq!((*o).engine.message_retry.max_retries, 1);
+            assert_eq!(
+                wps_options_set_reconnect_jitter(o, 101),
+                WPS_ERR_INVALID_ARG
+            );
+            assert_eq!((*o).engine.reconnect_jitter_percent, 0);
+            assert_eq!(wps_options_set_reconnect_jitter(o, 25), WPS_OK);
+            assert_eq!((*o).engine.reconnect_jitter_percent, 25);
+            assert_eq!(
+                wps_options_set_reconnect_retry(o, WPS_RETRY_UNLIMITED, WPS_RETRY_FIXED, 5, 5),
+                WPS_OK
+            );
+            assert_eq!((*o).engine.reconnect_retry.max_retries, u32::MAX);
+            assert_eq!(
+                wps_options_set_url_provider_timeout_ms(o, 0),
+                WPS_ERR_INVALID_ARG
+            );
+            assert_eq!(wps_options_set_url_provider_timeout_ms(o, 250), WPS_OK);
+            assert_eq!((*o).engine.url_provider_timeout, Duration::from_millis(250));
             assert_eq!(wps_options_set_dispatch_mode(o, WPS_DISPATCH_POLL), WPS_OK);
             assert_eq!((*o).mode, Mode::Poll);
             assert_eq!(
