@@ -950,6 +950,28 @@ wps_result wps_options_set_auto_rejoin_groups(struct wps_options *o, uint32_t en
 wps_result wps_options_set_ca_file(struct wps_options *o, const char *path);
 
 /**
+ * TLS client certificate for mutual TLS on `wss://`: `cert_pem_file` holds the PEM
+ * certificate chain (the client's certificate first, then any intermediates) and
+ * `key_pem_file` its PEM private key (PKCS#8, PKCS#1 or SEC1; not encrypted). Both files
+ * are read and checked now (parsed, and the key must belong to the certificate); the
+ * connection presents the certificate when the server asks for one. Both NULL removes a
+ * previously set certificate.
+ *
+ * Ownership: the paths are not kept (the contents are). Thread-safety: not concurrently with
+ * other uses of the builder. Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`; `WPS_ERR_INVALID_ARG`
+ * when only one path is given, a file is missing or unreadable, holds no certificate or no
+ * key, or the key does not fit the certificate, with a message naming the file (the builder
+ * is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder; each path is NULL or a NUL-terminated string.
+ */
+wps_result wps_options_set_client_cert(struct wps_options *o,
+                                       const char *cert_pem_file,
+                                       const char *key_pem_file);
+
+/**
  * How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30000 ms;
  * must be > 0).
  *

@@ -28,7 +28,7 @@ use crate::protocol::{AnyCodec, Codec, EncodeError, Frame, Payload, Request};
 
 use command::{Command, Outbound, OutboundKind};
 pub use event::{ClientId, Event, EventHandler};
-pub use options::{ClientOptions, Protocol};
+pub use options::{ClientCert, ClientOptions, Protocol};
 pub use provider_pool::PROVIDER_THREADS;
 pub use retry::{RetryMode, RetryPolicy};
 pub use state::ConnectionState;

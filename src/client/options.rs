@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::retry::RetryPolicy;
+pub use super::transport::ClientCert;
 
 /// The WebSocket subprotocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,6 +106,9 @@ pub struct ClientOptions {
     pub user_agent: Option<String>,
     /// Extra PEM root certificates for `wss://`, added to the system store.
     pub ca_file: Option<PathBuf>,
+    /// TLS client certificate and key for mutual TLS on `wss://` (default none), loaded and
+    /// checked with [`ClientCert::load`].
+    pub client_cert: Option<std::sync::Arc<ClientCert>>,
     /// How long `start` waits for the connection (socket open and `connected`) (default 30 s).
     pub start_timeout: Duration,
     /// How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30 s).
@@ -138,6 +142,7 @@ impl Default for ClientOptions {
             fire_and_forget_buffer: 1024,
             proxy: None,
             ca_file: None,
+            client_cert: None,
             user_agent: None,
             start_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),

@@ -87,6 +87,7 @@ impl Actor {
         if self.tls.is_none() {
             self.tls = Some(transport::shared_tls_config(
                 self.options.ca_file.as_deref(),
+                self.options.client_cert.as_ref(),
             )?);
         }
         Ok(self.tls.clone())
