@@ -1106,9 +1106,17 @@ wps_result wps_options_set_message_retry(struct wps_options *o,
 wps_result wps_options_set_protocol(struct wps_options *o, uint32_t protocol);
 
 /**
- * HTTP CONNECT proxy for connections: `"http://[user:pass@]host:port"`; `""` connects directly;
- * NULL (the default) uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the
- * environment. Loopback addresses always connect directly.
+ * Proxy for connections, `"SCHEME://[user:password@]host[:port]"` (percent-encode special
+ * characters in the credentials): `http://` (HTTP CONNECT, port 80 by default; also when no
+ * scheme is given), `https://` (HTTP CONNECT over TLS to the proxy, port 443, its certificate
+ * checked against the same roots as the service's, including `wps_options_set_ca_file`),
+ * `socks5://` (SOCKS5, port 1080, the service's name resolved by this client) or
+ * `socks5h://` (SOCKS5, the name resolved by the proxy). Credentials go in
+ * `Proxy-Authorization: Basic` for HTTP proxies and as SOCKS5 user/password (RFC 1929).
+ * `""` connects directly; NULL (the default) uses `HTTPS_PROXY` (for `wss://`) or
+ * `HTTP_PROXY` (for `ws://`), then `ALL_PROXY` (each upper or lower case), honouring
+ * `NO_PROXY`; loopback addresses never use a proxy from the environment. A malformed or
+ * unsupported proxy URL fails the connection attempt with `WPS_ERR_INVALID_ARG`.
  *
  * Ownership: `proxy` is copied. Thread-safety: not concurrently with other uses of the builder.
  * Callback context: may be called from a callback.

@@ -89,9 +89,11 @@ pub struct ClientOptions {
     /// Bytes buffered before a write reaches the socket (default 16 KiB); each batch of
     /// operations is flushed anyway.
     pub write_buffer_size: usize,
-    /// HTTP CONNECT proxy, `http://[user:password@]host:port`. `None` uses `HTTPS_PROXY` /
-    /// `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the environment (never for loopback
-    /// hosts); `Some("")` means no proxy.
+    /// Proxy, `SCHEME://[user:password@]host[:port]` with SCHEME `http` (CONNECT), `https`
+    /// (CONNECT over TLS to the proxy), `socks5` (names resolved here) or `socks5h` (names
+    /// resolved by the proxy). `None` uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and
+    /// `NO_PROXY` (upper or lower case) from the environment (never for loopback hosts);
+    /// `Some("")` means no proxy.
     pub proxy: Option<String>,
     /// Fire-and-forget frames that may be accepted but not yet written (default 1024). With
     /// N > 0 a fire-and-forget send made while connected resolves as soon as its frame is in

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
-use super::proxy::{self, Proxy};
+use super::proxy::{self, Proxy, Tunnel};
 use crate::error::Error;
 
 mod handshake;
@@ -257,8 +257,8 @@ pub fn user_agent(prefix: Option<&str>) -> Result<HeaderValue, Error> {
         .map_err(|e| Error::InvalidArgument(format!("invalid user agent: {e}")))
 }
 
-/// Connects to `url` (directly or through `proxy`) requesting `subprotocol`; fails unless the
-/// service echoes it.
+/// Connects to `url` (directly or through `proxy`, with `proxy_tls` for an `https://` proxy)
+/// requesting `subprotocol`; fails unless the service echoes it.
 pub async fn connect(
     url: &url::Url,
     subprotocol: &'static str,
@@ -266,6 +266,7 @@ pub async fn connect(
     limits: Limits,
     tls: Option<Arc<rustls::ClientConfig>>,
     proxy: Option<&Proxy>,
+    proxy_tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Socket, Error> {
     let mut request = url
         .as_str()
@@ -288,15 +289,18 @@ pub async fn connect(
         .host_str()
         .ok_or_else(|| Error::InvalidUrl("the URL has no host".into()))?;
     let port = url.port_or_known_default().unwrap_or(80);
-    let target = format!("{host}:{port}");
-    let tcp = match proxy {
-        Some(p) => proxy::tunnel(p, &target).await?,
-        None => TcpStream::connect(&target)
-            .await
-            .map_err(|e| Error::connection(format!("cannot connect to {target}: {e}")))?,
+    let tunnel = match proxy {
+        Some(p) => proxy::tunnel(p, host, port, proxy_tls).await?,
+        None => {
+            let target = format!("{host}:{port}");
+            let tcp = TcpStream::connect(&target)
+                .await
+                .map_err(|e| Error::connection(format!("cannot connect to {target}: {e}")))?;
+            // Small frames (acks, pings) must not wait for Nagle's algorithm.
+            let _ = tcp.set_nodelay(true);
+            Tunnel::Tcp(tcp)
+        }
     };
-    // Small frames (acks, pings) must not wait for Nagle's algorithm.
-    let _ = tcp.set_nodelay(true);
     let io = match tls {
         Some(config) if url.scheme() == "wss" => {
             // IPv6 literals come bracketed from the URL.
@@ -306,13 +310,21 @@ pub async fn connect(
                 .to_owned();
             let name = rustls::pki_types::ServerName::try_from(name)
                 .map_err(|e| Error::InvalidUrl(format!("bad TLS server name {host}: {e}")))?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| Error::connection(format!("TLS: {e}")))?;
-            Io::Tls(Box::new(tls))
+            let connector = tokio_rustls::TlsConnector::from(config);
+            let tls_error = |e: std::io::Error| Error::connection(format!("TLS: {e}"));
+            match tunnel {
+                Tunnel::Tcp(tcp) => Io::Tls(Box::new(
+                    connector.connect(name, tcp).await.map_err(tls_error)?,
+                )),
+                Tunnel::Tls(outer) => Io::TlsInTls(Box::new(
+                    connector.connect(name, *outer).await.map_err(tls_error)?,
+                )),
+            }
         }
-        _ => Io::Plain(tcp),
+        _ => match tunnel {
+            Tunnel::Tcp(tcp) => Io::Plain(tcp),
+            Tunnel::Tls(outer) => Io::Tls(outer),
+        },
     };
     let mut stream = Stream::new(io, limits.read_buffer_size);
     let tail = handshake::upgrade(&mut stream, request, subprotocol)

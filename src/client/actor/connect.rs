@@ -80,17 +80,24 @@ impl Actor {
         Guarded::Done(outcome)
     }
 
+    /// The TLS configuration (roots, CA file, client certificate), built once per client.
+    fn tls_config(&mut self) -> Result<Arc<rustls::ClientConfig>, Error> {
+        if let Some(tls) = &self.tls {
+            return Ok(tls.clone());
+        }
+        let tls = transport::shared_tls_config(
+            self.options.ca_file.as_deref(),
+            self.options.client_cert.as_ref(),
+        )?;
+        self.tls = Some(tls.clone());
+        Ok(tls)
+    }
+
     fn tls_for(&mut self, url: &url::Url) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
         if url.scheme() != "wss" {
             return Ok(None);
         }
-        if self.tls.is_none() {
-            self.tls = Some(transport::shared_tls_config(
-                self.options.ca_file.as_deref(),
-                self.options.client_cert.as_ref(),
-            )?);
-        }
-        Ok(self.tls.clone())
+        self.tls_config().map(Some)
     }
 
     async fn connect(
@@ -105,6 +112,15 @@ impl Actor {
         let proxy = match crate::client::proxy::for_url(url, self.options.proxy.as_deref()) {
             Ok(p) => p,
             Err(e) => return Guarded::Done(Err(e)),
+        };
+        let proxy_tls = match &proxy {
+            Some(p) if p.kind == crate::client::proxy::ProxyKind::Https => {
+                match self.tls_config() {
+                    Ok(t) => Some(t),
+                    Err(e) => return Guarded::Done(Err(e)),
+                }
+            }
+            _ => None,
         };
         let user_agent = match transport::user_agent(self.options.user_agent.as_deref()) {
             Ok(ua) => ua,
@@ -126,6 +142,7 @@ impl Actor {
                 },
                 tls,
                 proxy.as_ref(),
+                proxy_tls,
             )),
         );
         match self.guard(attempt).await {
