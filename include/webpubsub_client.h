@@ -1228,10 +1228,11 @@ wps_result wps_options_set_socket_buffers(struct wps_options *o,
 
 /**
  * How long one call of the URL provider (`wps_client_new_with_provider`) may take (default
- * 10000 ms; must be > 0). Provider calls of every client in the process run on 4 shared
- * library threads (a slow provider does not cost a thread per client); a call that does not
- * return in time fails that connection attempt with `WPS_ERR_URL_PROVIDER` and the reconnect
- * policy decides what follows. Its late result is discarded. The next attempt of the same
+ * 10000 ms; must be > 0), counted from when a provider thread takes it. Provider calls of
+ * every client in the process run on 4 shared library threads (a slow provider does not cost
+ * a thread per client); waiting for one is bounded by the connect timeout. A call that does
+ * not return in time fails that connection attempt with `WPS_ERR_URL_PROVIDER` and the
+ * reconnect policy decides what follows. Its late result is discarded. The next attempt of the same
  * client first waits (within the same bound) for the late call to return, so the provider is
  * never called concurrently for one client.
  *

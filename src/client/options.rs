@@ -116,9 +116,10 @@ pub struct ClientOptions {
     /// How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30 s).
     pub connect_timeout: Duration,
     /// How long one call of a [`Credential::Provider`](crate::client::Credential) may take
-    /// (default 10 s). Provider calls of all clients share a few threads; a call that does not
-    /// return in time fails that connection attempt with `Error::UrlProvider` (the reconnect
-    /// policy decides what follows) and its late answer is dropped.
+    /// (default 10 s), counted from when a provider thread takes it. Provider calls of all
+    /// clients share a few threads (waiting for one is bounded by `connect_timeout`); a call
+    /// that does not return in time fails that connection attempt with `Error::UrlProvider`
+    /// (the reconnect policy decides what follows) and its late answer is dropped.
     pub url_provider_timeout: Duration,
 }
 

@@ -5,9 +5,11 @@
 //! blocking pool would cost a thread per slow call (up to 512), which contradicts "many
 //! clients cost no more threads than one". Instead every provider call of the process runs on
 //! [`PROVIDER_THREADS`] shared threads, started on first use, taking jobs from a bounded queue
-//! ([`QUEUE_CAPACITY`]). The engine waits for the answer at most its `url_provider_timeout`;
-//! a call that does not return in time fails that attempt, and its late answer is dropped on
-//! the provider thread when it finally comes (the job owns everything it touches).
+//! ([`QUEUE_CAPACITY`]). The engine waits for a thread at most its `connect_timeout`, then
+//! for the answer at most its `url_provider_timeout`; a call that does not return in time
+//! fails that attempt, and its late answer is dropped on the provider thread when it finally
+//! comes (the job owns everything it touches). A job whose engine stopped waiting before a
+//! thread took it is dropped without calling the provider.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,14 @@ type Provider = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 struct Job {
     provider: Provider,
+    started: oneshot::Sender<()>,
     reply: oneshot::Sender<Outcome>,
+}
+
+/// A queued call: `started` fires when a thread begins it, `result` carries its answer.
+pub(crate) struct Submitted {
+    pub started: oneshot::Receiver<()>,
+    pub result: oneshot::Receiver<Outcome>,
 }
 
 /// The queue into the pool, with the process id it was made in (threads do not survive a fork).
@@ -47,6 +56,7 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>) {
         if job.reply.is_closed() {
             continue;
         }
+        let _ = job.started.send(());
         let provider = job.provider;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| provider()));
         // A closed receiver means the engine stopped waiting: the late answer is dropped here.
@@ -83,12 +93,18 @@ fn sender() -> Result<SyncSender<Job>, Error> {
     Ok(tx)
 }
 
-/// Queues a call of `provider`; the answer arrives on the returned receiver. Fails at once
-/// when [`QUEUE_CAPACITY`] calls are already waiting.
-pub(crate) fn submit(provider: Provider) -> Result<oneshot::Receiver<Outcome>, Error> {
-    let (reply, rx) = oneshot::channel();
-    match sender()?.try_send(Job { provider, reply }) {
-        Ok(()) => Ok(rx),
+/// Queues a call of `provider`. Fails at once when [`QUEUE_CAPACITY`] calls are already
+/// waiting.
+pub(crate) fn submit(provider: Provider) -> Result<Submitted, Error> {
+    let (reply, result) = oneshot::channel();
+    let (started_tx, started) = oneshot::channel();
+    let job = Job {
+        provider,
+        started: started_tx,
+        reply,
+    };
+    match sender()?.try_send(job) {
+        Ok(()) => Ok(Submitted { started, result }),
         Err(TrySendError::Full(_)) => Err(Error::UrlProvider(format!(
             "{QUEUE_CAPACITY} URL provider calls are already waiting for a thread"
         ))),
@@ -117,7 +133,7 @@ mod tests {
                 .push(std::thread::current().name().unwrap_or("").to_owned());
             Ok("ws://x/y".into())
         });
-        let out = rt.block_on(submit(provider).unwrap()).unwrap();
+        let out = rt.block_on(submit(provider).unwrap().result).unwrap();
         assert_eq!(out.unwrap(), Ok("ws://x/y".into()));
         assert!(names.lock().unwrap()[0].starts_with("wps-provider-"));
 
@@ -130,10 +146,12 @@ mod tests {
         });
         drop(submit(provider.clone()).unwrap());
         // The pool stays usable afterwards.
-        let out = rt.block_on(submit(provider).unwrap()).unwrap();
+        let out = rt.block_on(submit(provider).unwrap().result).unwrap();
         assert_eq!(out.unwrap(), Ok("late".into()));
 
         let panicking: Provider = Arc::new(|| panic!("provider panic"));
-        assert!(rt.block_on(submit(panicking).unwrap()).unwrap().is_err());
+        let call = submit(panicking).unwrap();
+        rt.block_on(call.started).unwrap();
+        assert!(rt.block_on(call.result).unwrap().is_err());
     }
 }

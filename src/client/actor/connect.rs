@@ -14,8 +14,9 @@ use crate::wps_log;
 
 impl Actor {
     /// Gets a client access URL. A provider runs on the shared provider threads (see
-    /// `provider_pool`), at most `url_provider_timeout`; never two calls at once for one
-    /// client: a call that timed out earlier is waited for first (within the same bound).
+    /// `provider_pool`): waiting for a thread takes at most `connect_timeout`, the call at
+    /// most `url_provider_timeout`. Never two calls at once for one client: a call that timed
+    /// out earlier is waited for first (at most `url_provider_timeout`).
     async fn fetch_url(&mut self) -> Guarded<Result<url::Url, Error>> {
         let f = match &self.credential {
             Credential::Url(u) => return Guarded::Done(client_url::validate(u)),
@@ -42,10 +43,35 @@ impl Actor {
                 }
             }
         }
-        let mut rx = match provider_pool::submit(f) {
-            Ok(rx) => rx,
+        let provider_pool::Submitted {
+            mut started,
+            result: mut rx,
+        } = match provider_pool::submit(f) {
+            Ok(call) => call,
             Err(e) => return Guarded::Done(Err(e)),
         };
+        // Waiting for a free provider thread is bounded by the connect timeout; the
+        // provider's own time starts when a thread takes the call.
+        let queue_deadline = Instant::now() + self.options.connect_timeout;
+        match self
+            .guard(tokio::time::timeout_at(queue_deadline, &mut started))
+            .await
+        {
+            Guarded::Stopped => {
+                self.late_provider = Some(rx);
+                return Guarded::Stopped;
+            }
+            Guarded::Done(Err(_)) => {
+                // Dropping the receivers makes the queued call be skipped.
+                return Guarded::Done(Err(Error::UrlProvider(format!(
+                    "no URL provider thread became free within {} ms (all {} are busy)",
+                    self.options.connect_timeout.as_millis(),
+                    provider_pool::PROVIDER_THREADS
+                ))));
+            }
+            Guarded::Done(Ok(_)) => {}
+        }
+        let deadline = Instant::now() + self.options.url_provider_timeout;
         let outcome = match self.guard(tokio::time::timeout_at(deadline, &mut rx)).await {
             Guarded::Stopped => {
                 self.late_provider = Some(rx);
