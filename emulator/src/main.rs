@@ -136,7 +136,7 @@ async fn serve() {
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("wps-emulator: cannot listen: {e}");
+            eprintln!("wps-emulator: cannot start: {e}");
             std::process::exit(1);
         }
     };
