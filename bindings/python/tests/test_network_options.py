@@ -105,3 +105,50 @@ def test_socks5_proxy_with_credentials(emulator, hub, recorder):
     finally:
         proc.kill()
         proc.wait()
+
+
+def _openssl(cwd, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_ca(cwd, name: str) -> None:
+    _openssl(cwd, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+
+def _make_leaf(cwd, ca: str, name: str, usage: str) -> None:
+    names = "subjectAltName=DNS:localhost,IP:127.0.0.1\n" if usage == "serverAuth" else ""
+    (cwd / f"{name}.cnf").write_text(f"{names}basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n")
+    _openssl(cwd, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+    _openssl(cwd, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.cnf")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes the test certificates")
+def test_mutual_tls_with_the_emulator(tmp_path, hub):
+    from conftest import start_emulator, stop_emulator
+
+    _make_ca(tmp_path, "ca")
+    _make_leaf(tmp_path, "ca", "server", "serverAuth")
+    _make_ca(tmp_path, "client-ca")
+    _make_leaf(tmp_path, "client-ca", "client", "clientAuth")
+    emu = start_emulator(
+        "--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.key"),
+        "--tls-client-ca", str(tmp_path / "client-ca.pem"),
+    )
+    try:
+        url = emu.client_url(hub)
+        assert url.startswith("wss://"), url
+        ca = str(tmp_path / "ca.pem")
+        cert = (str(tmp_path / "client.pem"), str(tmp_path / "client.key"))
+        client = WebPubSubClient(url, ca_file=ca, client_cert=cert)
+        with client:
+            client.join_group("g")
+        without = WebPubSubClient(url, ca_file=ca, reconnect_retry_total=0)
+        with pytest.raises(OpenClientError) as err:
+            without.open()
+        assert "client certificate" in str(err.value), str(err.value)
+    finally:
+        stop_emulator(emu)
