@@ -8,10 +8,8 @@ import threading
 import time
 
 import pytest
-
-from webpubsub_client import OpenClientError, WebPubSubClient, WebPubSubClientCredential
-
 from conftest import WAIT
+from webpubsub_client import OpenClientError, WebPubSubClient, WebPubSubClientCredential
 
 
 def test_option_values_are_checked_at_construction(emulator, hub):
