@@ -214,6 +214,12 @@
 #define WPS_RETRY_EXPONENTIAL 2
 
 /**
+ * `max_retries` of `wps_options_set_reconnect_retry` / `wps_options_set_message_retry`
+ * meaning "retry forever" (`UINT32_MAX`).
+ */
+#define WPS_RETRY_UNLIMITED UINT32_MAX
+
+/**
  * A response payload owned by the caller (from `wps_invoke_event`).
  */
 typedef struct wps_buffer wps_buffer;
@@ -944,6 +950,28 @@ wps_result wps_options_set_auto_rejoin_groups(struct wps_options *o, uint32_t en
 wps_result wps_options_set_ca_file(struct wps_options *o, const char *path);
 
 /**
+ * TLS client certificate for mutual TLS on `wss://`: `cert_pem_file` holds the PEM
+ * certificate chain (the client's certificate first, then any intermediates) and
+ * `key_pem_file` its PEM private key (PKCS#8, PKCS#1 or SEC1; not encrypted). Both files
+ * are read and checked now (parsed, and the key must belong to the certificate); the
+ * connection presents the certificate when the server asks for one. Both NULL removes a
+ * previously set certificate.
+ *
+ * Ownership: the paths are not kept (the contents are). Thread-safety: not concurrently with
+ * other uses of the builder. Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`; `WPS_ERR_INVALID_ARG`
+ * when only one path is given, a file is missing or unreadable, holds no certificate or no
+ * key, or the key does not fit the certificate, with a message naming the file (the builder
+ * is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder; each path is NULL or a NUL-terminated string.
+ */
+wps_result wps_options_set_client_cert(struct wps_options *o,
+                                       const char *cert_pem_file,
+                                       const char *key_pem_file);
+
+/**
  * How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30000 ms;
  * must be > 0).
  *
@@ -1078,9 +1106,17 @@ wps_result wps_options_set_message_retry(struct wps_options *o,
 wps_result wps_options_set_protocol(struct wps_options *o, uint32_t protocol);
 
 /**
- * HTTP CONNECT proxy for connections: `"http://[user:pass@]host:port"`; `""` connects directly;
- * NULL (the default) uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the
- * environment. Loopback addresses always connect directly.
+ * Proxy for connections, `"SCHEME://[user:password@]host[:port]"` (percent-encode special
+ * characters in the credentials): `http://` (HTTP CONNECT, port 80 by default; also when no
+ * scheme is given), `https://` (HTTP CONNECT over TLS to the proxy, port 443, its certificate
+ * checked against the same roots as the service's, including `wps_options_set_ca_file`),
+ * `socks5://` (SOCKS5, port 1080, the service's name resolved by this client) or
+ * `socks5h://` (SOCKS5, the name resolved by the proxy). Credentials go in
+ * `Proxy-Authorization: Basic` for HTTP proxies and as SOCKS5 user/password (RFC 1929).
+ * `""` connects directly; NULL (the default) uses `HTTPS_PROXY` (for `wss://`) or
+ * `HTTP_PROXY` (for `ws://`), then `ALL_PROXY` (each upper or lower case), honouring
+ * `NO_PROXY`; loopback addresses never use a proxy from the environment. A malformed or
+ * unsupported proxy URL fails the connection attempt with `WPS_ERR_INVALID_ARG`.
  *
  * Ownership: `proxy` is copied. Thread-safety: not concurrently with other uses of the builder.
  * Callback context: may be called from a callback.
@@ -1092,9 +1128,28 @@ wps_result wps_options_set_protocol(struct wps_options *o, uint32_t protocol);
 wps_result wps_options_set_proxy(struct wps_options *o, const char *proxy);
 
 /**
- * Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
- * `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms). Ranges as for
- * `wps_options_set_message_retry`.
+ * Reconnect jitter in percent (0..100; default 0, the exact delays of
+ * `wps_options_set_reconnect_retry`). With p > 0 each reconnect delay d becomes a random
+ * value in `[d * (1 - p/100), d]` (never longer than the policy's), and the immediate
+ * reconnect after a working connection is lost waits a random `[0, delay_ms * p/100]`, so
+ * thousands of clients dropped together do not reconnect in step. 100 is "full jitter".
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` above 100 (the builder
+ * is unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_reconnect_jitter(struct wps_options *o, uint32_t percent);
+
+/**
+ * Retry policy of new connections after a loss (default unlimited, `WPS_RETRY_EXPONENTIAL`,
+ * 1000 ms, at most 30000 ms, as the official clients). `max_retries` =
+ * `WPS_RETRY_UNLIMITED` (`UINT32_MAX`) retries forever; 0 gives up after the first failed
+ * new connection. Ranges as for `wps_options_set_message_retry`. Spread the delays with
+ * `wps_options_set_reconnect_jitter`.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
@@ -1170,6 +1225,26 @@ wps_result wps_options_set_shutdown_timeout_ms(struct wps_options *o, uint32_t t
 wps_result wps_options_set_socket_buffers(struct wps_options *o,
                                           size_t read_bytes,
                                           size_t write_bytes);
+
+/**
+ * How long one call of the URL provider (`wps_client_new_with_provider`) may take (default
+ * 10000 ms; must be > 0), counted from when a provider thread takes it. Provider calls of
+ * every client in the process run on 4 shared library threads (a slow provider does not cost
+ * a thread per client); waiting for one is bounded by the connect timeout. A call that does
+ * not return in time fails that connection attempt with `WPS_ERR_URL_PROVIDER` and the
+ * reconnect policy decides what follows. Its late result is discarded. The next attempt of the same
+ * client first waits (within the same bound) for the late call to return, so the provider is
+ * never called concurrently for one client.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for 0 (the builder is
+ * unchanged on error).
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_url_provider_timeout_ms(struct wps_options *o, uint32_t timeout_ms);
 
 /**
  * The application's name and version, sent in front of the library's own `User-Agent`

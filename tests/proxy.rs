@@ -105,7 +105,7 @@ async fn a_refusing_proxy_is_a_clear_connection_error() {
     assert!(matches!(e, Error::Connection { .. }), "{e:?}");
     assert!(e.to_string().contains("407"), "{e}");
     let opts = ClientOptions {
-        proxy: Some("socks5://127.0.0.1:1".into()),
+        proxy: Some("socks4://127.0.0.1:1".into()),
         ..fast_options()
     };
     let (c, _ev) = client_with(url(&emu, None, ROLES), opts);

@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::mock::{started_client, MockServer};
 use common::*;
 use webpubsub_client::{
-    Client, ClientOptions, Credential, Error, Event, Payload, Protocol, SendOptions,
+    Client, ClientOptions, Credential, Error, Event, Payload, Protocol, RetryMode, RetryPolicy,
+    SendOptions,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,4 +388,67 @@ async fn a_publisher_reconnect_keeps_its_messages_in_order_for_subscribers() {
     sub.stop().await.unwrap();
     publisher.stop().await.unwrap();
     emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlimited_jittered_reconnects_outlast_a_long_outage() {
+    // The first URL works, the next 25 point at a closed port, then the emulator again.
+    const FAILING: usize = 25;
+    let emu = Arc::new(emulator().await);
+    let calls = Arc::new(std::sync::Mutex::new(Vec::<tokio::time::Instant>::new()));
+    let provider = {
+        let (emu, calls) = (emu.clone(), calls.clone());
+        Arc::new(move || {
+            let mut calls = calls.lock().unwrap();
+            calls.push(tokio::time::Instant::now());
+            let n = calls.len();
+            if (2..2 + FAILING).contains(&n) {
+                Ok("ws://127.0.0.1:1/client/hubs/hub1".to_owned())
+            } else {
+                Ok(url(&emu, None, ROLES))
+            }
+        })
+    };
+    let opts = ClientOptions {
+        reconnect_retry: RetryPolicy {
+            max_retries: u32::MAX,
+            mode: RetryMode::Fixed,
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(100),
+            jitter: false,
+        },
+        reconnect_jitter_percent: 50,
+        ..fast_options()
+    };
+    let (c, rx) = Client::with_channel(Credential::Provider(provider), opts);
+    let mut ev = Events { rx };
+    c.start().await.unwrap();
+    let first = match ev.next().await {
+        Event::Connected { connection_id, .. } => connection_id,
+        other => panic!("{other:?}"),
+    };
+    assert!(emu.expire_connection(HUB, &first));
+    assert!(matches!(ev.next().await, Event::Disconnected { .. }));
+    match ev.next().await {
+        Event::Connected { connection_id, .. } => assert_ne!(connection_id, first),
+        other => panic!("expected a new connection after the outage, got {other:?}"),
+    }
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        2 + FAILING,
+        "every failed attempt asked for a new URL"
+    );
+    // Gaps between attempts after the immediate one: jittered over [50, 100] ms.
+    let gaps: Vec<Duration> = calls[2..].windows(2).map(|w| w[1] - w[0]).collect();
+    let min = *gaps.iter().min().unwrap();
+    let max = *gaps.iter().max().unwrap();
+    println!("reconnect gaps with 50 % jitter on 100 ms: min {min:?}, max {max:?}");
+    assert!(min >= Duration::from_millis(49), "{gaps:?}");
+    assert!(
+        min < Duration::from_millis(95),
+        "no delay was shortened: {gaps:?}"
+    );
+    assert!(max - min > Duration::from_millis(10), "{gaps:?}");
+    c.stop().await.unwrap();
 }

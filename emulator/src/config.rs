@@ -1,5 +1,6 @@
 //! Emulator configuration shared by the CLI and the in-process API.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Development access key used when none is given. It is public: never use it for anything
@@ -26,6 +27,20 @@ pub struct Config {
     /// reconnection token seen yet) at any one time; beyond it the listener stops accepting
     /// until one authenticates, times out or closes.
     pub max_pending_handshakes: usize,
+    /// Serve `https://` and `wss://` instead of plain HTTP (default: plain).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The server's certificate chain (its own certificate first).
+    pub cert_file: PathBuf,
+    /// The server's private key.
+    pub key_file: PathBuf,
+    /// When set, every client must present a certificate signed by one of these CAs
+    /// (mutual TLS); connections without one, or with another, fail the TLS handshake.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// Default of [`Config::header_read_timeout`].
@@ -45,6 +60,7 @@ impl Default for Config {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+            tls: None,
         }
     }
 }

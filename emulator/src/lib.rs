@@ -43,11 +43,12 @@ mod server;
 mod service;
 mod session;
 mod streams;
+mod tls;
 mod transport;
 mod upstream;
 
 pub use config::{
-    Config, DEFAULT_ACCESS_KEY, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    Config, TlsFiles, DEFAULT_ACCESS_KEY, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_MAX_PENDING_HANDSHAKES,
 };
 pub use faults::ConnectionInfo;
@@ -63,6 +64,8 @@ pub struct Emulator {
     svc: Arc<Service>,
     port: u16,
     host: String,
+    /// `http` or `https`.
+    scheme: &'static str,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -70,26 +73,29 @@ pub struct Emulator {
 impl Emulator {
     /// Binds `config.host:config.port` and serves on the current tokio runtime.
     pub async fn start(config: Config) -> std::io::Result<Emulator> {
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
         let port = listener.local_addr()?.port();
         let host = config.host.clone();
-        let endpoint = format!("http://{}:{port}", url_host(&host));
+        let endpoint = format!("{scheme}://{}:{port}", url_host(&host));
         let svc = Arc::new(Service::new(&config, &endpoint));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, svc.clone(), stopped));
+        let task = tokio::spawn(server::serve(listener, svc.clone(), tls, stopped));
         log::info!("listening on {endpoint}");
         Ok(Emulator {
             svc,
             port,
             host,
+            scheme,
             stop: Some(stop),
             task: Some(task),
         })
     }
 
-    /// `http://HOST:PORT`
+    /// `http://HOST:PORT` (`https://` with TLS)
     pub fn endpoint(&self) -> String {
-        format!("http://{}:{}", url_host(&self.host), self.port)
+        format!("{}://{}:{}", self.scheme, url_host(&self.host), self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -109,7 +115,8 @@ impl Emulator {
         )
     }
 
-    /// `ws://HOST:PORT/client/hubs/{hub}?access_token=JWT` with the given identity.
+    /// `ws://HOST:PORT/client/hubs/{hub}?access_token=JWT` (`wss://` with TLS) with the given
+    /// identity.
     pub fn client_access_url(
         &self,
         hub: &str,

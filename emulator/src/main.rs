@@ -1,10 +1,11 @@
 //! `wps-emulator`: run the Web PubSub emulator from the command line.
 
 use std::io::Write;
-use webpubsub_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY};
+use webpubsub_emulator::{Config, Emulator, TlsFiles, DEFAULT_ACCESS_KEY};
 
 const USAGE: &str = "\
-Usage: wps-emulator [--host HOST] [--port PORT] [--access-key KEY] [--upstream URL] [-v]
+Usage: wps-emulator [--host HOST] [--port PORT] [--access-key KEY] [--upstream URL]
+                    [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [-v]
 
 Local Azure Web PubSub service emulator.
 
@@ -13,11 +14,14 @@ Options:
   --port PORT         port to listen on; 0 picks a free port (default 8080)
   --access-key KEY    access key for tokens and signatures (default: the development key)
   --upstream URL      upstream event handler URL; may contain {hub} and {event}
+  --tls-cert PEM      serve https:// and wss:// with this certificate chain (needs --tls-key)
+  --tls-key PEM       the private key of --tls-cert
+  --tls-client-ca PEM require a client certificate signed by a CA in this file (mutual TLS)
   -v, --verbose       more logging (repeat for debug); or set WPS_EMULATOR_LOG=error|warn|info|debug
   -h, --help          print this help
 
 The first line on stdout is the connection string:
-  Endpoint=http://HOST:PORT;AccessKey=KEY;Version=1.0;";
+  Endpoint=http://HOST:PORT;AccessKey=KEY;Version=1.0;   (https:// with --tls-cert)";
 
 struct StderrLogger;
 
@@ -39,6 +43,7 @@ fn parse_args() -> Result<(Config, usize), String> {
         ..Config::default()
     };
     let mut verbosity = 0;
+    let (mut cert, mut key, mut client_ca) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -55,11 +60,25 @@ fn parse_args() -> Result<(Config, usize), String> {
             }
             "--access-key" => config.access_key = value("--access-key")?,
             "--upstream" => config.upstream = Some(value("--upstream")?),
+            "--tls-cert" => cert = Some(value("--tls-cert")?.into()),
+            "--tls-key" => key = Some(value("--tls-key")?.into()),
+            "--tls-client-ca" => client_ca = Some(value("--tls-client-ca")?.into()),
             "-v" | "--verbose" => verbosity += 1,
             "-vv" => verbosity += 2,
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
+    config.tls = match (cert, key, client_ca) {
+        (None, None, None) => None,
+        (Some(cert_file), Some(key_file), client_ca_file) => Some(TlsFiles {
+            cert_file,
+            key_file,
+            client_ca_file,
+        }),
+        _ => {
+            return Err("--tls-cert and --tls-key go together (--tls-client-ca needs both)".into())
+        }
+    };
     if config.access_key.is_empty() {
         return Err("--access-key must not be empty".into());
     }
@@ -117,7 +136,7 @@ async fn serve() {
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("wps-emulator: cannot listen: {e}");
+            eprintln!("wps-emulator: cannot start: {e}");
             std::process::exit(1);
         }
     };

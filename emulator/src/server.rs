@@ -48,7 +48,12 @@ impl Handshake {
 
 /// Accepts and serves connections until `stop` fires, then lets the open HTTP exchanges
 /// finish (upgraded WebSockets are not waited for; they are ended by the caller).
-pub async fn serve(listener: TcpListener, svc: Arc<Service>, mut stop: oneshot::Receiver<()>) {
+pub async fn serve(
+    listener: TcpListener,
+    svc: Arc<Service>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let pending = Arc::new(Semaphore::new(svc.limits.max_pending_handshakes.max(1)));
     // Every connection task holds a receiver: `closed()` completes once all have ended.
     let (closing, closing_rx) = watch::channel(false);
@@ -78,38 +83,64 @@ pub async fn serve(listener: TcpListener, svc: Arc<Service>, mut stop: oneshot::
         let _ = tcp.set_nodelay(true);
         let handshake = Handshake::new(permit);
         let svc = svc.clone();
-        let mut closing_rx = closing_rx.clone();
+        let closing_rx = closing_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let header_timeout = svc.limits.header_read_timeout;
-            let service = service_fn(move |req: Request<Incoming>| {
-                let (svc, handshake) = (svc.clone(), handshake.clone());
-                async move {
-                    let mut req = req.map(Body::new);
-                    req.extensions_mut().insert(handshake);
-                    Ok::<_, Infallible>(router::dispatch(svc, req).await)
-                }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        log::debug!("connection ended: {e}");
+            match tls {
+                None => serve_connection(tcp, svc, handshake, closing_rx).await,
+                Some(acceptor) => {
+                    // The TLS handshake counts against the header-read timeout.
+                    let accepted =
+                        tokio::time::timeout(svc.limits.header_read_timeout, acceptor.accept(tcp))
+                            .await;
+                    match accepted {
+                        Ok(Ok(tls)) => serve_connection(tls, svc, handshake, closing_rx).await,
+                        Ok(Err(e)) => log::info!("TLS handshake failed: {e}"),
+                        Err(_) => log::info!("TLS handshake timed out"),
                     }
-                    return;
                 }
-                _ = closing_rx.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
             }
-            let _ = conn.await;
         });
     }
     drop(closing_rx);
     let _ = closing.send(true);
     closing.closed().await;
+}
+
+/// Serves HTTP/1.1 (and upgrades) on one accepted connection.
+async fn serve_connection<I>(
+    io: I,
+    svc: Arc<Service>,
+    handshake: Handshake,
+    mut closing_rx: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_timeout = svc.limits.header_read_timeout;
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (svc, handshake) = (svc.clone(), handshake.clone());
+        async move {
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(handshake);
+            Ok::<_, Infallible>(router::dispatch(svc, req).await)
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                log::debug!("connection ended: {e}");
+            }
+            return;
+        }
+        _ = closing_rx.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
 }
 
 /// Errors that concern only the connection being accepted.

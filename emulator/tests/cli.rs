@@ -72,3 +72,31 @@ fn help_and_bad_arguments() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn tls_options_are_checked() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wps-emulator"))
+            .args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // The key without the certificate (or the client CA alone) is a usage error.
+    for args in [&["--tls-key", "k.pem"][..], &["--tls-client-ca", "ca.pem"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert and --tls-key"));
+    }
+    // Files that cannot be read: exit 1, naming the file.
+    let out = run(&[
+        "--tls-cert",
+        "/nonexistent/wps-cert.pem",
+        "--tls-key",
+        "/nonexistent/wps-key.pem",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/wps-cert.pem"), "{err}");
+}

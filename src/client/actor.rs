@@ -136,6 +136,8 @@ pub(crate) struct Actor {
     written: Vec<oneshot::Sender<Result<(), Error>>>,
     /// Buffer slots of fire-and-forget frames fed since the last flush.
     buffered: Vec<super::command::BufferSlot>,
+    /// A URL provider call that timed out (or outlived a stop) and has not returned yet.
+    late_provider: Option<oneshot::Receiver<super::provider_pool::Outcome>>,
 }
 
 impl Actor {
@@ -175,6 +177,7 @@ impl Actor {
             give_up: None,
             written: Vec::new(),
             buffered: Vec::new(),
+            late_provider: None,
         }
     }
 
@@ -239,7 +242,11 @@ impl Actor {
     async fn session(&mut self, start_reply: oneshot::Sender<Result<(), Error>>) {
         self.start_reply = Some(start_reply);
         self.session_connected = false;
-        let mut backoff = Backoff::new(self.options.reconnect_retry.clone());
+        let mut backoff = Backoff::with_jitter(
+            self.options.reconnect_retry.clone(),
+            self.options.reconnect_jitter_percent,
+            super::retry::Rng::from_global(),
+        );
         let start_deadline = Instant::now() + self.options.start_timeout;
         // Why the session ends without a stop request, reported with `Stopped`.
         let mut give_up: Option<String> = None;

@@ -8,6 +8,7 @@ mod groups;
 mod invoke;
 mod keepalive;
 pub mod options;
+pub(crate) mod provider_pool;
 mod proxy;
 pub mod retry;
 mod sequence;
@@ -27,7 +28,8 @@ use crate::protocol::{AnyCodec, Codec, EncodeError, Frame, Payload, Request};
 
 use command::{Command, Outbound, OutboundKind};
 pub use event::{ClientId, Event, EventHandler};
-pub use options::{ClientOptions, Protocol};
+pub use options::{ClientCert, ClientOptions, Protocol};
+pub use provider_pool::PROVIDER_THREADS;
 pub use retry::{RetryMode, RetryPolicy};
 pub use state::ConnectionState;
 pub(crate) use transport::user_agent;

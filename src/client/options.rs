@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::retry::RetryPolicy;
+pub use super::transport::ClientCert;
 
 /// The WebSocket subprotocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,7 +54,14 @@ pub struct ClientOptions {
     /// (default 3 retries, exponential from 0.8 s, at most 120 s).
     pub message_retry: RetryPolicy,
     /// Retries of new connections after a loss (default unlimited, exponential 1 s .. 30 s).
+    /// `max_retries: u32::MAX` means unlimited.
     pub reconnect_retry: RetryPolicy,
+    /// Reconnect jitter in percent, 0..=100 (default 0: the delays of `reconnect_retry`
+    /// exactly, as the official clients). With p > 0 every reconnect delay is shortened by a
+    /// random share of up to p % of it (uniform over `[d*(1-p/100), d]`), and the immediate
+    /// reconnect after the loss of a working connection waits a random
+    /// `[0, delay*p/100]`, so many clients dropped together spread their reconnects.
+    pub reconnect_jitter_percent: u32,
     /// How long to keep trying to recover a dropped reliable connection (default 30 s).
     pub recovery_timeout: Duration,
     /// Delay between recovery attempts (default 1 s).
@@ -81,9 +89,11 @@ pub struct ClientOptions {
     /// Bytes buffered before a write reaches the socket (default 16 KiB); each batch of
     /// operations is flushed anyway.
     pub write_buffer_size: usize,
-    /// HTTP CONNECT proxy, `http://[user:password@]host:port`. `None` uses `HTTPS_PROXY` /
-    /// `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the environment (never for loopback
-    /// hosts); `Some("")` means no proxy.
+    /// Proxy, `SCHEME://[user:password@]host[:port]` with SCHEME `http` (CONNECT), `https`
+    /// (CONNECT over TLS to the proxy), `socks5` (names resolved here) or `socks5h` (names
+    /// resolved by the proxy). `None` uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and
+    /// `NO_PROXY` (upper or lower case) from the environment (never for loopback hosts);
+    /// `Some("")` means no proxy.
     pub proxy: Option<String>,
     /// Fire-and-forget frames that may be accepted but not yet written (default 1024). With
     /// N > 0 a fire-and-forget send made while connected resolves as soon as its frame is in
@@ -98,10 +108,19 @@ pub struct ClientOptions {
     pub user_agent: Option<String>,
     /// Extra PEM root certificates for `wss://`, added to the system store.
     pub ca_file: Option<PathBuf>,
+    /// TLS client certificate and key for mutual TLS on `wss://` (default none), loaded and
+    /// checked with [`ClientCert::load`].
+    pub client_cert: Option<std::sync::Arc<ClientCert>>,
     /// How long `start` waits for the connection (socket open and `connected`) (default 30 s).
     pub start_timeout: Duration,
     /// How long one WebSocket connect attempt (TCP, TLS, upgrade) may take (default 30 s).
     pub connect_timeout: Duration,
+    /// How long one call of a [`Credential::Provider`](crate::client::Credential) may take
+    /// (default 10 s), counted from when a provider thread takes it. Provider calls of all
+    /// clients share a few threads (waiting for one is bounded by `connect_timeout`); a call
+    /// that does not return in time fails that connection attempt with `Error::UrlProvider`
+    /// (the reconnect policy decides what follows) and its late answer is dropped.
+    pub url_provider_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -113,6 +132,7 @@ impl Default for ClientOptions {
             ack_timeout: Duration::from_secs(30),
             message_retry: RetryPolicy::message_default(),
             reconnect_retry: RetryPolicy::reconnect_default(),
+            reconnect_jitter_percent: 0,
             recovery_timeout: Duration::from_secs(30),
             recovery_interval: Duration::from_secs(1),
             keep_alive_interval: Duration::from_secs(20),
@@ -125,9 +145,11 @@ impl Default for ClientOptions {
             fire_and_forget_buffer: 1024,
             proxy: None,
             ca_file: None,
+            client_cert: None,
             user_agent: None,
             start_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
+            url_provider_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -80,14 +80,54 @@ impl Default for RetryPolicy {
 
 /// A value in [d/2, d], from a cheap process-local generator (no cryptographic need).
 fn jittered(d: Duration) -> Duration {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    let frac = (x % 1001) as f64 / 1000.0;
-    d.mul_f64(0.5 + 0.5 * frac)
+    let mut rng = Rng::from_global();
+    jitter(d, 50, &mut rng)
+}
+
+/// `d` shortened by a random share of up to `percent` % of it: uniform over
+/// `[d * (1 - percent/100), d]`, so jitter never makes a delay longer than the policy's.
+pub fn jitter(d: Duration, percent: u32, rng: &mut Rng) -> Duration {
+    let percent = percent.min(100);
+    if percent == 0 || d.is_zero() {
+        return d;
+    }
+    // A fraction in [0, 1] with a resolution of 1/10000.
+    let frac = (rng.next_u64() % 10_001) as f64 / 10_000.0;
+    d.mul_f64(1.0 - f64::from(percent) / 100.0 * frac)
+}
+
+/// SplitMix64: small, fast, and reproducible from a seed (tests use fixed seeds).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator starting from `seed`.
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// A generator seeded from a process-wide sequence mixed with the clock, so clients
+    /// created together still draw different delays.
+    pub fn from_global() -> Rng {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut r = Rng(STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ nanos);
+        r.next_u64();
+        r
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }
 
 /// Counts attempts of one retry sequence; reset after a success.
@@ -97,32 +137,64 @@ pub struct Backoff {
     attempt: u32,
     /// The immediate first attempt of [`Backoff::next_reconnect_delay`] was taken.
     immediate_taken: bool,
+    /// Jitter in percent applied to every delay (0: the policy's own `jitter` flag decides).
+    jitter_percent: u32,
+    rng: Rng,
 }
 
 impl Backoff {
-    /// A fresh sequence under `policy`.
+    /// A fresh sequence under `policy` (jittered over [delay/2, delay] if `policy.jitter`).
     pub fn new(policy: RetryPolicy) -> Backoff {
+        Backoff::with_jitter(policy, 0, Rng::from_global())
+    }
+
+    /// A fresh sequence under `policy` whose delays are shortened by a random share of up to
+    /// `jitter_percent` % (0..=100; see [`jitter`]), drawn from `rng`. With 0 the policy's
+    /// own `jitter` flag applies (50 %). With jitter, the immediate first attempt of
+    /// [`Backoff::next_reconnect_delay`] waits a random `[0, delay * jitter_percent/100]`
+    /// instead, so clients dropped together do not all come back at the same instant.
+    pub fn with_jitter(policy: RetryPolicy, jitter_percent: u32, rng: Rng) -> Backoff {
+        let jitter_percent = match jitter_percent.min(100) {
+            0 if policy.jitter => 50,
+            p => p,
+        };
+        let policy = RetryPolicy {
+            jitter: false,
+            ..policy
+        };
         Backoff {
             policy,
             attempt: 0,
             immediate_taken: false,
+            jitter_percent,
+            rng,
         }
     }
 
     /// The delay before the next attempt, or `None` when the policy is exhausted.
     pub fn next_delay(&mut self) -> Option<Duration> {
         self.attempt = self.attempt.saturating_add(1);
-        self.policy.delay_for(self.attempt)
+        let d = self.policy.delay_for(self.attempt)?;
+        Some(jitter(d, self.jitter_percent, &mut self.rng))
     }
 
     /// For a lost connection: zero the first time (a connection that worked is tried again
-    /// at once), then the policy's delays; `None` when the policy is exhausted. Only
-    /// [`Backoff::reset`] gives back the immediate attempt, so a service that drops every new
-    /// connection meets the policy's delays and its limit.
+    /// at once; with jitter, after a random share of the first delay), then the policy's
+    /// delays; `None` when the policy is exhausted. Only [`Backoff::reset`] gives back the
+    /// immediate attempt, so a service that drops every new connection meets the policy's
+    /// delays and its limit.
     pub fn next_reconnect_delay(&mut self) -> Option<Duration> {
         if !self.immediate_taken {
             self.immediate_taken = true;
-            return Some(Duration::ZERO);
+            if self.jitter_percent == 0 {
+                return Some(Duration::ZERO);
+            }
+            let spread = self
+                .policy
+                .delay
+                .min(self.policy.max_delay)
+                .mul_f64(f64::from(self.jitter_percent) / 100.0);
+            return Some(spread - jitter(spread, 100, &mut self.rng));
         }
         self.next_delay()
     }
@@ -165,6 +237,66 @@ mod tests {
         for a in 1..=5 {
             let d = p.delay_for(a).unwrap();
             assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn jittered_delays_are_reproducible_and_within_the_percent() {
+        let policy = RetryPolicy {
+            max_retries: u32::MAX,
+            ..RetryPolicy::reconnect_default()
+        };
+        let seq = |seed| {
+            let mut b = Backoff::with_jitter(policy.clone(), 20, Rng::seeded(seed));
+            (0..12)
+                .map(|_| b.next_reconnect_delay().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let a = seq(7);
+        assert_eq!(a, seq(7), "the same seed gives the same sequence");
+        assert_ne!(a, seq(8), "another seed gives another sequence");
+        // The immediate attempt waits at most 20 % of the first delay.
+        assert!(a[0] <= Duration::from_millis(200), "{:?}", a[0]);
+        // Then each delay lies in [80 %, 100 %] of the undithered one: 1, 2, 4, 8, 16, 30, 30..
+        let plain = [1u64, 2, 4, 8, 16, 30, 30, 30, 30, 30, 30];
+        for (d, p) in a[1..].iter().zip(plain) {
+            let p = Duration::from_secs(p);
+            assert!(*d <= p && *d >= p.mul_f64(0.8), "{d:?} vs {p:?}");
+        }
+        assert!(
+            a[6..].iter().any(|d| *d != a[6]),
+            "capped delays still vary"
+        );
+        // 0 % keeps the policy exact; 100 % spreads over [0, d].
+        let mut b = Backoff::with_jitter(policy.clone(), 0, Rng::seeded(1));
+        let exact: Vec<_> = (0..4).map(|_| b.next_reconnect_delay().unwrap()).collect();
+        assert_eq!(exact, [0, 1, 2, 4].map(Duration::from_secs).to_vec());
+        let mut b = Backoff::with_jitter(policy, 100, Rng::seeded(3));
+        b.next_reconnect_delay();
+        for _ in 0..50 {
+            assert!(b.next_delay().unwrap() <= Duration::from_secs(30));
+        }
+    }
+
+    #[test]
+    fn unlimited_retries_never_run_out() {
+        let mut b = Backoff::new(RetryPolicy {
+            max_retries: u32::MAX,
+            mode: RetryMode::Fixed,
+            delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+            jitter: false,
+        });
+        for _ in 0..100_000 {
+            assert_eq!(b.next_delay(), Some(Duration::from_millis(1)));
+        }
+        b.attempt = u32::MAX - 1;
+        for _ in 0..3 {
+            assert_eq!(
+                b.next_delay(),
+                Some(Duration::from_millis(1)),
+                "no wrap-around"
+            );
         }
     }
 

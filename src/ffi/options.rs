@@ -29,6 +29,9 @@ pub const WPS_PROTOCOL_PROTOBUF: u32 = 4;
 pub const WPS_RETRY_FIXED: u32 = 1;
 /// `delay * 2^(attempt-1)`, capped at the maximum delay.
 pub const WPS_RETRY_EXPONENTIAL: u32 = 2;
+/// `max_retries` of `wps_options_set_reconnect_retry` / `wps_options_set_message_retry`
+/// meaning "retry forever" (`UINT32_MAX`).
+pub const WPS_RETRY_UNLIMITED: u32 = u32::MAX;
 
 /// Opaque options builder.
 pub struct wps_options {
@@ -319,9 +322,11 @@ pub unsafe extern "C" fn wps_options_set_message_retry(
     }
 }
 
-/// Retry policy of new connections after a loss (default unlimited (`UINT32_MAX`),
-/// `WPS_RETRY_EXPONENTIAL`, 1000 ms, at most 30000 ms). Ranges as for
-/// `wps_options_set_message_retry`.
+/// Retry policy of new connections after a loss (default unlimited, `WPS_RETRY_EXPONENTIAL`,
+/// 1000 ms, at most 30000 ms, as the official clients). `max_retries` =
+/// `WPS_RETRY_UNLIMITED` (`UINT32_MAX`) retries forever; 0 gives up after the first failed
+/// new connection. Ranges as for `wps_options_set_message_retry`. Spread the delays with
+/// `wps_options_set_reconnect_jitter`.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
@@ -342,6 +347,38 @@ pub unsafe extern "C" fn wps_options_set_reconnect_retry(
     unsafe {
         set(o, "wps_options_set_reconnect_retry", |o| {
             o.engine.reconnect_retry = retry_policy(max_retries, mode, delay_ms, max_delay_ms)?;
+            Ok(())
+        })
+    }
+}
+
+/// Reconnect jitter in percent (0..100; default 0, the exact delays of
+/// `wps_options_set_reconnect_retry`). With p > 0 each reconnect delay d becomes a random
+/// value in `[d * (1 - p/100), d]` (never longer than the policy's), and the immediate
+/// reconnect after a working connection is lost waits a random `[0, delay_ms * p/100]`, so
+/// thousands of clients dropped together do not reconnect in step. 100 is "full jitter".
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` above 100 (the builder
+/// is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_reconnect_jitter(
+    o: *mut wps_options,
+    percent: u32,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_reconnect_jitter", |o| {
+            if percent > 100 {
+                return Err(invalid(format!(
+                    "the reconnect jitter is a percentage (0..100), got {percent}"
+                )));
+            }
+            o.engine.reconnect_jitter_percent = percent;
             Ok(())
         })
     }
@@ -416,6 +453,36 @@ pub unsafe extern "C" fn wps_options_set_connect_timeout_ms(
     unsafe {
         set(o, "wps_options_set_connect_timeout_ms", |o| {
             o.engine.connect_timeout = positive_ms(timeout_ms, "connect timeout")?;
+            Ok(())
+        })
+    }
+}
+
+/// How long one call of the URL provider (`wps_client_new_with_provider`) may take (default
+/// 10000 ms; must be > 0), counted from when a provider thread takes it. Provider calls of
+/// every client in the process run on 4 shared library threads (a slow provider does not cost
+/// a thread per client); waiting for one is bounded by the connect timeout. A call that does
+/// not return in time fails that connection attempt with `WPS_ERR_URL_PROVIDER` and the
+/// reconnect policy decides what follows. Its late result is discarded. The next attempt of the same
+/// client first waits (within the same bound) for the late call to return, so the provider is
+/// never called concurrently for one client.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for 0 (the builder is
+/// unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_url_provider_timeout_ms(
+    o: *mut wps_options,
+    timeout_ms: u32,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_url_provider_timeout_ms", |o| {
+            o.engine.url_provider_timeout = positive_ms(timeout_ms, "URL provider timeout")?;
             Ok(())
         })
     }
@@ -555,9 +622,17 @@ pub unsafe extern "C" fn wps_options_set_sequence_ack_interval_ms(
     }
 }
 
-/// HTTP CONNECT proxy for connections: `"http://[user:pass@]host:port"`; `""` connects directly;
-/// NULL (the default) uses `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the
-/// environment. Loopback addresses always connect directly.
+/// Proxy for connections, `"SCHEME://[user:password@]host[:port]"` (percent-encode special
+/// characters in the credentials): `http://` (HTTP CONNECT, port 80 by default; also when no
+/// scheme is given), `https://` (HTTP CONNECT over TLS to the proxy, port 443, its certificate
+/// checked against the same roots as the service's, including `wps_options_set_ca_file`),
+/// `socks5://` (SOCKS5, port 1080, the service's name resolved by this client) or
+/// `socks5h://` (SOCKS5, the name resolved by the proxy). Credentials go in
+/// `Proxy-Authorization: Basic` for HTTP proxies and as SOCKS5 user/password (RFC 1929).
+/// `""` connects directly; NULL (the default) uses `HTTPS_PROXY` (for `wss://`) or
+/// `HTTP_PROXY` (for `ws://`), then `ALL_PROXY` (each upper or lower case), honouring
+/// `NO_PROXY`; loopback addresses never use a proxy from the environment. A malformed or
+/// unsupported proxy URL fails the connection attempt with `WPS_ERR_INVALID_ARG`.
 ///
 /// Ownership: `proxy` is copied. Thread-safety: not concurrently with other uses of the builder.
 /// Callback context: may be called from a callback.
@@ -629,6 +704,50 @@ pub unsafe extern "C" fn wps_options_set_ca_file(
     unsafe {
         set(o, "wps_options_set_ca_file", |o| {
             o.engine.ca_file = opt_str(path, "path")?.map(PathBuf::from);
+            Ok(())
+        })
+    }
+}
+
+/// TLS client certificate for mutual TLS on `wss://`: `cert_pem_file` holds the PEM
+/// certificate chain (the client's certificate first, then any intermediates) and
+/// `key_pem_file` its PEM private key (PKCS#8, PKCS#1 or SEC1; not encrypted). Both files
+/// are read and checked now (parsed, and the key must belong to the certificate); the
+/// connection presents the certificate when the server asks for one. Both NULL removes a
+/// previously set certificate.
+///
+/// Ownership: the paths are not kept (the contents are). Thread-safety: not concurrently with
+/// other uses of the builder. Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_UTF8`; `WPS_ERR_INVALID_ARG`
+/// when only one path is given, a file is missing or unreadable, holds no certificate or no
+/// key, or the key does not fit the certificate, with a message naming the file (the builder
+/// is unchanged on error).
+///
+/// # Safety
+/// `o` is NULL or a live builder; each path is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_client_cert(
+    o: *mut wps_options,
+    cert_pem_file: *const c_char,
+    key_pem_file: *const c_char,
+) -> wps_result {
+    // SAFETY: `o` and the paths are forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_client_cert", |o| {
+            let cert = opt_str(cert_pem_file, "cert_pem_file")?;
+            let key = opt_str(key_pem_file, "key_pem_file")?;
+            o.engine.client_cert = match (cert, key) {
+                (None, None) => None,
+                (Some(c), Some(k)) => Some(std::sync::Arc::new(
+                    crate::client::ClientCert::load(c.as_ref(), k.as_ref())
+                        .map_err(Failure::from)?,
+                )),
+                _ => {
+                    return Err(invalid(
+                        "give both cert_pem_file and key_pem_file (or neither)".into(),
+                    ))
+                }
+            };
             Ok(())
         })
     }
@@ -725,6 +844,24 @@ mod tests {
                 WPS_OK
             );
             assert_eq!((*o).engine.message_retry.max_retries, 1);
+            assert_eq!(
+                wps_options_set_reconnect_jitter(o, 101),
+                WPS_ERR_INVALID_ARG
+            );
+            assert_eq!((*o).engine.reconnect_jitter_percent, 0);
+            assert_eq!(wps_options_set_reconnect_jitter(o, 25), WPS_OK);
+            assert_eq!((*o).engine.reconnect_jitter_percent, 25);
+            assert_eq!(
+                wps_options_set_reconnect_retry(o, WPS_RETRY_UNLIMITED, WPS_RETRY_FIXED, 5, 5),
+                WPS_OK
+            );
+            assert_eq!((*o).engine.reconnect_retry.max_retries, u32::MAX);
+            assert_eq!(
+                wps_options_set_url_provider_timeout_ms(o, 0),
+                WPS_ERR_INVALID_ARG
+            );
+            assert_eq!(wps_options_set_url_provider_timeout_ms(o, 250), WPS_OK);
+            assert_eq!((*o).engine.url_provider_timeout, Duration::from_millis(250));
             assert_eq!(wps_options_set_dispatch_mode(o, WPS_DISPATCH_POLL), WPS_OK);
             assert_eq!((*o).mode, Mode::Poll);
             assert_eq!(
@@ -750,6 +887,23 @@ mod tests {
             assert_eq!(
                 wps_options_set_shutdown_timeout_ms(o, 0),
                 WPS_ERR_INVALID_ARG
+            );
+            assert_eq!(
+                wps_options_set_client_cert(o, c"/nonexistent/c.pem".as_ptr(), ptr::null()),
+                WPS_ERR_INVALID_ARG
+            );
+            assert_eq!(
+                wps_options_set_client_cert(
+                    o,
+                    c"/nonexistent/c.pem".as_ptr(),
+                    c"/nonexistent/k.pem".as_ptr()
+                ),
+                WPS_ERR_INVALID_ARG
+            );
+            assert!((*o).engine.client_cert.is_none());
+            assert_eq!(
+                wps_options_set_client_cert(o, ptr::null(), ptr::null()),
+                WPS_OK
             );
             assert_eq!(wps_options_set_proxy(o, c"".as_ptr()), WPS_OK);
             assert_eq!((*o).engine.proxy.as_deref(), Some(""));

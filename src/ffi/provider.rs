@@ -55,7 +55,7 @@ pub(crate) struct ProviderCell {
 }
 
 thread_local! {
-    /// URL provider calls running on this thread (providers run on runtime blocking threads,
+    /// URL provider calls running on this thread (providers run on the shared provider threads,
     /// where, unlike on the runtime's workers, blocking calls are allowed).
     static IN_PROVIDER_CALL: Cell<u32> = const { Cell::new(0) };
 }

@@ -106,6 +106,7 @@ pub async fn connected(url: String, options: ClientOptions) -> (Client, Events, 
     (c, ev, id)
 }
 
+pub mod certs;
 pub mod mock;
 
 pub fn is_group_message(e: &Event) -> bool {

@@ -554,7 +554,8 @@ class Options {
                                                detail::to_ms(max_delay)),
                  "wps_options_set_message_retry");
   }
-  /// Retries of new connections after a loss (default unlimited, exponential, 1 s, 30 s).
+  /// Retries of new connections after a loss (default unlimited, exponential, 1 s, 30 s);
+  /// `max_retries` = WPS_RETRY_UNLIMITED never gives up.
   Options& reconnect_retry(std::uint32_t max_retries, RetryMode mode, std::chrono::milliseconds delay,
                            std::chrono::milliseconds max_delay) {
     return apply(wps_options_set_reconnect_retry(get(), max_retries, static_cast<uint32_t>(mode),
@@ -599,10 +600,29 @@ class Options {
   Options& fire_and_forget_buffer(std::uint32_t frames) {
     return apply(wps_options_set_fire_and_forget_buffer(get(), frames), "wps_options_set_fire_and_forget_buffer");
   }
-  /// HTTP CONNECT proxy "http://[user:pass@]host:port"; "" connects directly. Without this
-  /// call the proxy comes from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY.
+  /// Proxy "SCHEME://[user:password@]host[:port]": http:// (CONNECT), https:// (CONNECT over
+  /// TLS to the proxy), socks5:// (names resolved here) or socks5h:// (names resolved by the
+  /// proxy); "" connects directly. Without this call the proxy comes from HTTPS_PROXY /
+  /// HTTP_PROXY / ALL_PROXY and NO_PROXY (upper or lower case).
   Options& proxy(const std::string& url) {
     return apply(wps_options_set_proxy(get(), url.c_str()), "wps_options_set_proxy");
+  }
+  /// TLS client certificate (PEM chain) and key for mutual TLS; the files are read and
+  /// checked now (a missing or malformed file records WPS_ERR_INVALID_ARG).
+  Options& client_cert(const std::string& cert_pem_file, const std::string& key_pem_file) {
+    return apply(wps_options_set_client_cert(get(), cert_pem_file.c_str(), key_pem_file.c_str()),
+                 "wps_options_set_client_cert");
+  }
+  /// Reconnect jitter in percent (0..100, default 0): each reconnect delay d becomes a random
+  /// value in [d * (1 - percent/100), d].
+  Options& reconnect_jitter(std::uint32_t percent) {
+    return apply(wps_options_set_reconnect_jitter(get(), percent), "wps_options_set_reconnect_jitter");
+  }
+  /// How long one URL provider call may take (default 10 s); a late call fails that attempt
+  /// with WPS_ERR_URL_PROVIDER.
+  Options& url_provider_timeout(std::chrono::milliseconds t) {
+    return apply(wps_options_set_url_provider_timeout_ms(get(), detail::to_ms(t)),
+                 "wps_options_set_url_provider_timeout_ms");
   }
   /// Extra PEM trust roots for wss://, added to the system store.
   Options& ca_file(const std::string& path) {

@@ -6,6 +6,7 @@
 #include <webpubsub_client.hpp>
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -70,6 +71,46 @@ TEST(options_record_the_first_failing_setter) {
   wps::Client refused(url(), bad, ec);
   CHECK(ec == wps::make_error_code(WPS_ERR_INVALID_ARG));
   CHECK(!refused);
+}
+
+TEST(network_options_check_their_values) {
+  wps::Options good;
+  good.reconnect_retry(WPS_RETRY_UNLIMITED, wps::RetryMode::exponential, 1s, 30s)
+      .reconnect_jitter(20)
+      .url_provider_timeout(2s)
+      .proxy("socks5h://user:pass@127.0.0.1:1080")
+      .proxy("");
+  CHECK(!good.error());
+  wps::Options jitter;
+  jitter.reconnect_jitter(101);
+  CHECK(jitter.error() == wps::make_error_code(WPS_ERR_INVALID_ARG));
+  CHECK(jitter.failure().function == "wps_options_set_reconnect_jitter");
+  wps::Options cert;
+  cert.client_cert("/nonexistent/client.pem", "/nonexistent/client.key");
+  CHECK(cert.error() == wps::make_error_code(WPS_ERR_INVALID_ARG));
+  CHECK(cert.failure().message.find("/nonexistent/client.pem") != std::string::npos);
+}
+
+TEST(a_hung_url_provider_fails_start_within_its_timeout) {
+  wps::Options opts;
+  opts.url_provider_timeout(300ms).reconnect_retry(0, wps::RetryMode::fixed, 100ms, 100ms);
+  auto release = std::make_shared<std::promise<void>>();
+  std::shared_future<void> gate = release->get_future().share();
+  auto c = wps::Client::with_url_provider(
+      [gate] {
+        gate.wait();
+        return url();
+      },
+      opts);
+  auto t0 = std::chrono::steady_clock::now();
+  std::error_code ec;
+  c.start(10s, ec);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(ec == wps::make_error_code(WPS_ERR_URL_PROVIDER));
+  CHECK(took < 2300ms);
+  release->set_value();
+  c.start(10s, ec);
+  CHECK(!ec);
 }
 
 TEST(bad_url_throws_and_sets_error_code) {

@@ -147,6 +147,11 @@ _SIGNATURES: Dict[str, Tuple[Any, list, bool]] = {
     "wps_options_set_keep_alive": (c_int32, [OptionsP, c_uint32, c_uint32], False),
     "wps_options_set_dispatch_mode": (c_int32, [OptionsP, c_uint32], False),
     "wps_options_set_user_agent": (c_int32, [OptionsP, c_char_p], False),
+    "wps_options_set_proxy": (c_int32, [OptionsP, c_char_p], False),
+    "wps_options_set_ca_file": (c_int32, [OptionsP, c_char_p], False),
+    "wps_options_set_client_cert": (c_int32, [OptionsP, c_char_p, c_char_p], False),
+    "wps_options_set_reconnect_jitter": (c_int32, [OptionsP, c_uint32], False),
+    "wps_options_set_url_provider_timeout_ms": (c_int32, [OptionsP, c_uint32], False),
     # client
     "wps_client_new": (c_int32, [c_char_p, OptionsP, POINTER(ClientP)], True),
     "wps_client_new_with_provider": (c_int32, [URL_PROVIDER_FN, c_void_p, OptionsP, POINTER(ClientP)], True),

@@ -2,8 +2,9 @@
 
 import ctypes
 import logging
+import os
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from . import _native as n
 from .models._enums import RetryMode, WebPubSubProtocolType
@@ -20,6 +21,15 @@ class ClientSettings:
 
     ``keep_alive_interval`` / ``keep_alive_timeout`` (seconds, ``0`` disables) are additions:
     the library sends ``ping`` frames and treats a silent connection as dead.
+
+    Network additions: ``reconnect_retry_total=None`` retries new connections forever;
+    ``reconnect_retry_jitter`` (percent, 0..100, default 0) makes each reconnect delay ``d`` a
+    random value in ``[d * (1 - percent/100), d]``; ``url_provider_timeout`` (seconds, default
+    10) bounds one call of a URL provider (a late call fails that attempt); ``proxy``
+    (``http://``, ``https://``, ``socks5://`` or ``socks5h://`` with optional
+    ``user:password@``; ``""`` for none; default: the ``HTTPS_PROXY`` / ``ALL_PROXY`` /
+    ``NO_PROXY`` environment); ``ca_file`` (extra PEM roots); ``client_cert`` (a
+    ``(cert_pem_file, key_pem_file)`` pair for mutual TLS, checked at construction).
     """
 
     protocol_type: WebPubSubProtocolType = WebPubSubProtocolType.JSON_RELIABLE
@@ -38,6 +48,11 @@ class ClientSettings:
     user_agent: Optional[str] = None
     keep_alive_interval: Optional[float] = None
     keep_alive_timeout: Optional[float] = None
+    reconnect_retry_jitter: int = 0
+    url_provider_timeout: float = 10.0
+    proxy: Optional[str] = None
+    ca_file: Optional[str] = None
+    client_cert: Optional[Tuple[str, str]] = None
 
 
 _KNOWN = {f.name for f in fields(ClientSettings)}
@@ -84,8 +99,19 @@ def settings_from(
     s.message_retry_mode = _mode_of(s.message_retry_mode)
     s.reconnect_retry_mode = _mode_of(s.reconnect_retry_mode)
     for name in ("message_retry_total", "reconnect_retry_total"):
-        if int(getattr(s, name)) < 0:
+        value = getattr(s, name)
+        if name == "reconnect_retry_total" and value is None:
+            continue  # unlimited
+        if int(value) < 0:
             raise ValueError(f"{name} must be >= 0")
+    if not 0 <= int(s.reconnect_retry_jitter) <= 100:
+        raise ValueError("reconnect_retry_jitter is a percentage (0..100)")
+    if float(s.url_provider_timeout) <= 0:
+        raise ValueError("url_provider_timeout must be > 0")
+    if s.client_cert is not None:
+        if not (isinstance(s.client_cert, (tuple, list)) and len(s.client_cert) == 2):
+            raise ValueError("client_cert must be a (cert_pem_file, key_pem_file) pair")
+        s.client_cert = (str(s.client_cert[0]), str(s.client_cert[1]))
     for name in ("ack_timeout", "start_timeout", "message_retry_backoff_factor", "reconnect_retry_backoff_factor"):
         if float(getattr(s, name)) < 0:
             raise ValueError(f"{name} must be >= 0")
@@ -125,7 +151,8 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
         _check(lib.wps_options_set_protocol(opts, protocol), "protocol_type")
         _check(lib.wps_options_set_auto_rejoin_groups(opts, 1 if s.auto_rejoin_groups else 0), "auto_rejoin_groups")
         _check(lib.wps_options_set_ack_timeout_ms(opts, seconds_to_ms(s.ack_timeout)), "ack_timeout")
-        reconnect = int(s.reconnect_retry_total) > 0
+        unlimited = s.reconnect_retry_total is None
+        reconnect = unlimited or int(s.reconnect_retry_total) > 0
         _check(lib.wps_options_set_auto_reconnect(opts, 1 if reconnect else 0), "reconnect_retry_total")
         if lib.wps_options_set_message_retry is not None:
             _check(
@@ -142,7 +169,7 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
             _check(
                 lib.wps_options_set_reconnect_retry(
                     opts,
-                    min(int(s.reconnect_retry_total), _MAX_MS),
+                    _MAX_MS if unlimited else min(int(s.reconnect_retry_total), _MAX_MS),
                     _retry_mode_native(s.reconnect_retry_mode),
                     seconds_to_ms(s.reconnect_retry_backoff_factor),
                     seconds_to_ms(s.reconnect_retry_backoff_max),
@@ -157,6 +184,7 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
             )
         if s.user_agent and lib.wps_options_set_user_agent is not None:
             _check(lib.wps_options_set_user_agent(opts, str(s.user_agent).encode("utf-8")), "user_agent")
+        _set_network_options(lib, opts, s)
         if poll_mode:
             if lib.wps_options_set_dispatch_mode is None:
                 raise RuntimeError("the native library has no poll dispatch mode (wps_options_set_dispatch_mode)")
@@ -165,3 +193,30 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
         lib.wps_options_free(opts)
         raise
     return opts
+
+
+def _needs(lib: Any, name: str, option: str) -> Any:
+    fn = getattr(lib, name)
+    if fn is None:
+        raise RuntimeError(f"the native library is too old for {option} ({name} is missing)")
+    return fn
+
+
+def _set_network_options(lib: Any, opts: Any, s: ClientSettings) -> None:
+    """Jitter, provider timeout, proxy, CA file and client certificate (only when set, so an
+    older native library works without them)."""
+    if s.reconnect_retry_jitter:
+        fn = _needs(lib, "wps_options_set_reconnect_jitter", "reconnect_retry_jitter")
+        _check(fn(opts, int(s.reconnect_retry_jitter)), "reconnect_retry_jitter")
+    if float(s.url_provider_timeout) != 10.0:
+        fn = _needs(lib, "wps_options_set_url_provider_timeout_ms", "url_provider_timeout")
+        _check(fn(opts, max(1, seconds_to_ms(s.url_provider_timeout))), "url_provider_timeout")
+    if s.proxy is not None:
+        _check(_needs(lib, "wps_options_set_proxy", "proxy")(opts, str(s.proxy).encode("utf-8")), "proxy")
+    if s.ca_file is not None:
+        fn = _needs(lib, "wps_options_set_ca_file", "ca_file")
+        _check(fn(opts, os.fsencode(s.ca_file)), "ca_file")
+    if s.client_cert is not None:
+        fn = _needs(lib, "wps_options_set_client_cert", "client_cert")
+        cert, key = s.client_cert
+        _check(fn(opts, os.fsencode(cert), os.fsencode(key)), "client_cert")

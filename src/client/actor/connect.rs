@@ -7,47 +7,123 @@ use tokio::time::Instant;
 
 use super::{Actor, Guarded};
 use crate::client::transport::{self, Socket};
-use crate::client::{url as client_url, ClientId, Credential};
+use crate::client::{provider_pool, url as client_url, ClientId, Credential};
 use crate::error::Error;
 use crate::protocol::Codec;
 use crate::wps_log;
 
 impl Actor {
-    /// Gets a client access URL (calling the provider, off the runtime threads).
+    /// Gets a client access URL. A provider runs on the shared provider threads (see
+    /// `provider_pool`): waiting for a thread takes at most `connect_timeout`, the call at
+    /// most `url_provider_timeout`. Never two calls at once for one client: a call that timed
+    /// out earlier is waited for first (at most `url_provider_timeout`).
     async fn fetch_url(&mut self) -> Guarded<Result<url::Url, Error>> {
-        match self.credential.clone() {
-            Credential::Url(u) => Guarded::Done(client_url::validate(&u)),
-            Credential::Provider(f) => {
-                let task = tokio::task::spawn_blocking(move || f());
-                let outcome = match self.guard(task).await {
-                    Guarded::Stopped => return Guarded::Stopped,
-                    Guarded::Done(Ok(Ok(u))) => client_url::validate(&u).map_err(|e| {
-                        Error::UrlProvider(format!(
-                            "the URL provider returned an unusable URL: {e}"
-                        ))
-                    }),
-                    Guarded::Done(Ok(Err(msg))) => Err(Error::UrlProvider(format!(
-                        "the URL provider failed: {msg}"
-                    ))),
-                    Guarded::Done(Err(_)) => {
-                        Err(Error::UrlProvider("the URL provider panicked".into()))
-                    }
-                };
-                Guarded::Done(outcome)
+        let f = match &self.credential {
+            Credential::Url(u) => return Guarded::Done(client_url::validate(u)),
+            Credential::Provider(f) => f.clone(),
+        };
+        let deadline = Instant::now() + self.options.url_provider_timeout;
+        if let Some(mut late) = self.late_provider.take() {
+            match self
+                .guard(tokio::time::timeout_at(deadline, &mut late))
+                .await
+            {
+                Guarded::Stopped => {
+                    self.late_provider = Some(late);
+                    return Guarded::Stopped;
+                }
+                // It returned (its answer is stale by now and dropped) or was dropped.
+                Guarded::Done(Ok(_)) => {}
+                Guarded::Done(Err(_)) => {
+                    self.late_provider = Some(late);
+                    return Guarded::Done(Err(Error::UrlProvider(format!(
+                        "the previous URL provider call is still running after {} ms",
+                        self.options.url_provider_timeout.as_millis()
+                    ))));
+                }
             }
         }
+        let provider_pool::Submitted {
+            mut started,
+            result: mut rx,
+        } = match provider_pool::submit(f) {
+            Ok(call) => call,
+            Err(e) => return Guarded::Done(Err(e)),
+        };
+        // Waiting for a free provider thread is bounded by the connect timeout; the
+        // provider's own time starts when a thread takes the call.
+        let queue_deadline = Instant::now() + self.options.connect_timeout;
+        match self
+            .guard(tokio::time::timeout_at(queue_deadline, &mut started))
+            .await
+        {
+            Guarded::Stopped => {
+                self.late_provider = Some(rx);
+                return Guarded::Stopped;
+            }
+            Guarded::Done(Err(_)) => {
+                // Dropping the receivers makes the queued call be skipped.
+                return Guarded::Done(Err(Error::UrlProvider(format!(
+                    "no URL provider thread became free within {} ms (all {} are busy)",
+                    self.options.connect_timeout.as_millis(),
+                    provider_pool::PROVIDER_THREADS
+                ))));
+            }
+            Guarded::Done(Ok(_)) => {}
+        }
+        let deadline = Instant::now() + self.options.url_provider_timeout;
+        let outcome = match self.guard(tokio::time::timeout_at(deadline, &mut rx)).await {
+            Guarded::Stopped => {
+                self.late_provider = Some(rx);
+                return Guarded::Stopped;
+            }
+            Guarded::Done(Err(_)) => {
+                wps_log!(
+                    Warning,
+                    "client {}: the URL provider did not return within {} ms",
+                    self.id.0,
+                    self.options.url_provider_timeout.as_millis()
+                );
+                self.late_provider = Some(rx);
+                Err(Error::UrlProvider(format!(
+                    "the URL provider did not return within {} ms",
+                    self.options.url_provider_timeout.as_millis()
+                )))
+            }
+            Guarded::Done(Ok(Ok(Ok(Ok(u))))) => client_url::validate(&u).map_err(|e| {
+                Error::UrlProvider(format!("the URL provider returned an unusable URL: {e}"))
+            }),
+            Guarded::Done(Ok(Ok(Ok(Err(msg))))) => Err(Error::UrlProvider(format!(
+                "the URL provider failed: {msg}"
+            ))),
+            Guarded::Done(Ok(Ok(Err(_)))) => {
+                Err(Error::UrlProvider("the URL provider panicked".into()))
+            }
+            Guarded::Done(Ok(Err(_))) => Err(Error::UrlProvider(
+                "the URL provider call was dropped".into(),
+            )),
+        };
+        Guarded::Done(outcome)
+    }
+
+    /// The TLS configuration (roots, CA file, client certificate), built once per client.
+    fn tls_config(&mut self) -> Result<Arc<rustls::ClientConfig>, Error> {
+        if let Some(tls) = &self.tls {
+            return Ok(tls.clone());
+        }
+        let tls = transport::shared_tls_config(
+            self.options.ca_file.as_deref(),
+            self.options.client_cert.as_ref(),
+        )?;
+        self.tls = Some(tls.clone());
+        Ok(tls)
     }
 
     fn tls_for(&mut self, url: &url::Url) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
         if url.scheme() != "wss" {
             return Ok(None);
         }
-        if self.tls.is_none() {
-            self.tls = Some(transport::shared_tls_config(
-                self.options.ca_file.as_deref(),
-            )?);
-        }
-        Ok(self.tls.clone())
+        self.tls_config().map(Some)
     }
 
     async fn connect(
@@ -62,6 +138,15 @@ impl Actor {
         let proxy = match crate::client::proxy::for_url(url, self.options.proxy.as_deref()) {
             Ok(p) => p,
             Err(e) => return Guarded::Done(Err(e)),
+        };
+        let proxy_tls = match &proxy {
+            Some(p) if p.kind == crate::client::proxy::ProxyKind::Https => {
+                match self.tls_config() {
+                    Ok(t) => Some(t),
+                    Err(e) => return Guarded::Done(Err(e)),
+                }
+            }
+            _ => None,
         };
         let user_agent = match transport::user_agent(self.options.user_agent.as_deref()) {
             Ok(ua) => ua,
@@ -83,6 +168,7 @@ impl Actor {
                 },
                 tls,
                 proxy.as_ref(),
+                proxy_tls,
             )),
         );
         match self.guard(attempt).await {

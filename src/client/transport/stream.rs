@@ -19,8 +19,10 @@ use tokio::net::TcpStream;
 pub enum Io {
     /// `ws://`.
     Plain(TcpStream),
-    /// `wss://`.
+    /// `wss://`, or `ws://` through an `https://` proxy.
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// `wss://` through an `https://` proxy: TLS to the service inside TLS to the proxy.
+    TlsInTls(Box<tokio_rustls::client::TlsStream<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
 /// Bytes read from the network but not yet taken by the reader.
@@ -56,6 +58,7 @@ impl Stream {
         match &mut self.io {
             Io::Plain(s) => Pin::new(s),
             Io::Tls(s) => Pin::new(&mut **s),
+            Io::TlsInTls(s) => Pin::new(&mut **s),
         }
     }
 }
@@ -129,6 +132,7 @@ impl AsyncWrite for Stream {
         match &self.io {
             Io::Plain(s) => s.is_write_vectored(),
             Io::Tls(s) => s.is_write_vectored(),
+            Io::TlsInTls(s) => s.is_write_vectored(),
         }
     }
 
