@@ -86,6 +86,29 @@
 #define WPS_EVENT_ACK 7
 
 /**
+ * A reliable connection dropped and recovery starts: once per recovery episode (not per
+ * attempt); `connection_id` set. Not raised for `stop`, close 1008, non-reliable protocols, or
+ * a connection without reconnection token.
+ */
+#define WPS_EVENT_RECOVERING 8
+
+/**
+ * Recovery succeeded: the service accepted the session on a new socket (a socket that opens
+ * and is then closed with 1008 is a refusal, not a recovery); `connection_id` set. No second
+ * `WPS_EVENT_CONNECTED` follows.
+ */
+#define WPS_EVENT_RECOVERED 9
+
+/**
+ * A reliable session ended without recovery (recovery refused or timed out, close 1008,
+ * the service's buffer overflow, a broken session): messages addressed to this client after
+ * `sequence_id` (the last one received; 0 when none) and before the next
+ * `WPS_EVENT_CONNECTED` may be lost. `connection_id` is the lost connection's id, `message`
+ * says why. Raised before the `WPS_EVENT_DISCONNECTED` of that connection.
+ */
+#define WPS_EVENT_SESSION_LOST 10
+
+/**
  * UTF-8 text.
  */
 #define WPS_DATA_TEXT 1
@@ -267,7 +290,8 @@ typedef struct wps_event {
      */
     uint32_t type;
     /**
-     * CONNECTED, DISCONNECTED (when it had connected); NULL otherwise.
+     * CONNECTED, DISCONNECTED (when it had connected), RECOVERING, RECOVERED, SESSION_LOST;
+     * NULL otherwise.
      */
     const char *connection_id;
     /**
@@ -296,11 +320,12 @@ typedef struct wps_event {
      */
     size_t data_len;
     /**
-     * Sequence id on reliable protocols; 0 when absent.
+     * Sequence id on reliable protocols; 0 when absent. SESSION_LOST: the last sequence id
+     * received on the lost session.
      */
     uint64_t sequence_id;
     /**
-     * DISCONNECTED reason, or the error text of a failure; NULL otherwise.
+     * DISCONNECTED and SESSION_LOST reason, or the error text of a failure; NULL otherwise.
      */
     const char *message;
     /**

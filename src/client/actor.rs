@@ -136,6 +136,9 @@ pub(crate) struct Actor {
     written: Vec<oneshot::Sender<Result<(), Error>>>,
     /// Buffer slots of fire-and-forget frames fed since the last flush.
     buffered: Vec<super::command::BufferSlot>,
+    /// `Recovering` was reported and neither `Recovered` nor the end of the connection
+    /// followed yet.
+    recovering_reported: bool,
 }
 
 impl Actor {
@@ -175,6 +178,7 @@ impl Actor {
             give_up: None,
             written: Vec::new(),
             buffered: Vec::new(),
+            recovering_reported: false,
         }
     }
 
@@ -439,6 +443,7 @@ impl Actor {
         let mut ready = false;
         self.usable_since = None;
         self.episode = None;
+        self.recovering_reported = false;
         loop {
             let end = Box::pin(self.drive(&mut socket, &mut ready, ready_deadline)).await;
             let mut fatal = false;
@@ -518,8 +523,16 @@ impl Actor {
                     });
                 }
                 self.set_state(ConnectionState::Recovering);
+                if !self.recovering_reported {
+                    self.recovering_reported = true;
+                    if let Some(id) = self.connection_id.clone() {
+                        wps_log!(Info, "client {}: recovering {}", self.id.0, id);
+                        self.emit(Event::Recovering { connection_id: id });
+                    }
+                }
                 match Box::pin(self.recover()).await {
                     Guarded::Stopped => {
+                        self.recovering_reported = false;
                         self.report_disconnected(None, Some(Error::Stopped { ack_id: None }));
                         return ConnEnd::Stopped;
                     }
@@ -538,6 +551,22 @@ impl Actor {
                 }
             }
             let proven = proven || self.episode.take().is_some_and(|e| e.after_proven);
+            self.recovering_reported = false;
+            if self.codec.is_reliable() {
+                let why = if fatal {
+                    reason.clone()
+                } else if code == Some(1008) {
+                    match self.last_disconnected.as_deref().filter(|m| !m.is_empty()) {
+                        Some(m) => format!("the service ended the session (1008): {m}"),
+                        None => format!("the service ended the session (1008): {reason}"),
+                    }
+                } else if recoverable {
+                    "recovery did not succeed before the recovery timeout".to_string()
+                } else {
+                    format!("the session cannot be recovered: {reason}")
+                };
+                self.report_session_lost(why);
+            }
             let fallback = self
                 .loss_reason
                 .take()
@@ -572,7 +601,34 @@ impl Actor {
         if self.shared.state.get() == ConnectionState::Recovering {
             wps_log!(Info, "client {}: recovered", self.id.0);
             self.set_state(ConnectionState::Connected);
+            if std::mem::take(&mut self.recovering_reported) {
+                if let Some(id) = self.connection_id.clone() {
+                    self.emit(Event::Recovered { connection_id: id });
+                }
+            }
         }
+    }
+
+    /// Reports that the current reliable session ended without recovery (before its
+    /// `Disconnected`).
+    fn report_session_lost(&mut self, reason: String) {
+        let Some(connection_id) = self.connection_id.clone() else {
+            return;
+        };
+        let last_sequence_id = self.seq.last();
+        wps_log!(
+            Warning,
+            "client {}: session {} lost after sequence id {}: {}",
+            self.id.0,
+            connection_id,
+            last_sequence_id,
+            reason
+        );
+        self.emit(Event::SessionLost {
+            connection_id,
+            last_sequence_id,
+            reason,
+        });
     }
 
     /// Reports the loss of the current connection. With `fail` the operations waiting for an

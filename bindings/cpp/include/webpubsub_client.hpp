@@ -140,6 +140,9 @@ enum class EventType : std::uint32_t {
   group_message = WPS_EVENT_GROUP_MESSAGE,
   rejoin_group_failed = WPS_EVENT_REJOIN_GROUP_FAILED,
   ack = WPS_EVENT_ACK,
+  recovering = WPS_EVENT_RECOVERING,      ///< recovery of a reliable connection starts
+  recovered = WPS_EVENT_RECOVERED,        ///< the service accepted the session again
+  session_lost = WPS_EVENT_SESSION_LOST,  ///< a reliable session ended without recovery
 };
 
 enum class DataType : std::uint32_t {
@@ -714,6 +717,13 @@ class Client {
   void on_server_message(Handler h) { on(EventType::server_message, std::move(h)); }
   void on_group_message(Handler h) { on(EventType::group_message, std::move(h)); }
   void on_rejoin_group_failed(Handler h) { on(EventType::rejoin_group_failed, std::move(h)); }
+  /// A reliable connection dropped and recovery starts (once per episode); connection_id().
+  void on_recovering(Handler h) { on(EventType::recovering, std::move(h)); }
+  /// Recovery succeeded (no second connected event follows); connection_id().
+  void on_recovered(Handler h) { on(EventType::recovered, std::move(h)); }
+  /// A reliable session ended without recovery, before its disconnected event:
+  /// connection_id(), sequence_id() (the last one received), message() (why).
+  void on_session_lost(Handler h) { on(EventType::session_lost, std::move(h)); }
 #endif
   void on(EventType type, Handler h, std::error_code& ec) { ec = to_ec(set_handler(type, std::move(h))); }
 

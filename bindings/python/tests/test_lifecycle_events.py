@@ -1,0 +1,90 @@
+"""The recovery and session-lost signals (beyond the official SDK): order and fields."""
+
+import threading
+
+from webpubsub_client import (
+    CallbackType,
+    OnRecoveredArgs,
+    OnRecoveringArgs,
+    OnSessionLostArgs,
+    WebPubSubClient,
+    WebPubSubClientCredential,
+)
+
+from conftest import WAIT
+
+
+def make_client(emulator, hub, **kwargs):
+    return WebPubSubClient(WebPubSubClientCredential(lambda: emulator.client_url(hub)), **kwargs)
+
+
+def record_lifecycle(client):
+    events = []
+    lock = threading.Lock()
+    changed = threading.Condition(lock)
+
+    def add(name):
+        def listener(*args):
+            with changed:
+                events.append((name, args[0] if args else None))
+                changed.notify_all()
+
+        return listener
+
+    for kind in ("connected", "disconnected", "recovering", "recovered", "session-lost"):
+        client.subscribe(kind, add(kind))
+
+    def wait_for(name, count=1):
+        with changed:
+            ok = changed.wait_for(lambda: sum(1 for e in events if e[0] == name) >= count, WAIT)
+            assert ok, f"no {name} within {WAIT} s: {events}"
+            return list(events)
+
+    return events, wait_for
+
+
+def test_new_callback_types_have_their_names():
+    assert CallbackType("recovering") is CallbackType.RECOVERING
+    assert CallbackType("recovered") is CallbackType.RECOVERED
+    assert CallbackType("session-lost") is CallbackType.SESSION_LOST
+
+
+def test_drop_gives_recovering_then_recovered_and_no_second_connected(emulator, hub, recorder):
+    client = make_client(emulator, hub, message_retry_total=10)
+    events, wait_for = record_lifecycle(client)
+    client.subscribe("group-message", lambda m: recorder.add(m.data))
+    with client:
+        conn = client.connection_id
+        client.join_group("g")
+        emulator.drop(hub, conn)
+        client.send_to_group("g", "after", "text")
+        recorder.wait_for(lambda items: "after" in items)
+        seen = wait_for("recovered")
+    names = [e[0] for e in seen]
+    assert names[:3] == ["connected", "recovering", "recovered"], names
+    assert isinstance(seen[1][1], OnRecoveringArgs) and seen[1][1].connection_id == conn
+    assert isinstance(seen[2][1], OnRecoveredArgs) and seen[2][1].connection_id == conn
+
+
+def test_expired_session_reports_session_lost_before_disconnected(emulator, hub, recorder):
+    client = make_client(emulator, hub, message_retry_total=10)
+    events, wait_for = record_lifecycle(client)
+    sequence_ids = []
+    client.subscribe("group-message", lambda m: (sequence_ids.append(m.sequence_id), recorder.add(m.data)))
+    with client:
+        conn = client.connection_id
+        client.join_group("g")
+        for i in range(3):
+            client.send_to_group("g", f"m{i}", "text")
+        recorder.wait_for(lambda items: "m2" in items)
+        emulator.expire(hub, conn)
+        seen = wait_for("connected", 2)
+    names = [e[0] for e in seen]
+    assert names == ["connected", "recovering", "session-lost", "disconnected", "connected"], names
+    lost = seen[2][1]
+    assert isinstance(lost, OnSessionLostArgs)
+    assert lost.connection_id == conn
+    assert lost.last_sequence_id == max(sequence_ids)
+    assert lost.message and "1008" in lost.message
+    assert seen[3][1].connection_id == conn
+    assert seen[4][1].connection_id != conn
