@@ -237,6 +237,36 @@
 #define WPS_RETRY_EXPONENTIAL 2
 
 /**
+ * Stopped: never started, or stopped (also after the client gave up reconnecting).
+ */
+#define WPS_STATE_STOPPED 1
+
+/**
+ * Opening a new connection.
+ */
+#define WPS_STATE_CONNECTING 2
+
+/**
+ * Connected: operations are sent at once.
+ */
+#define WPS_STATE_CONNECTED 3
+
+/**
+ * Recovering a dropped reliable connection (same connection id).
+ */
+#define WPS_STATE_RECOVERING 4
+
+/**
+ * The connection was lost and not recovered; waiting before the next connection attempt.
+ */
+#define WPS_STATE_RECONNECTING 5
+
+/**
+ * A stop is in progress.
+ */
+#define WPS_STATE_STOPPING 6
+
+/**
  * A response payload owned by the caller (from `wps_invoke_event`).
  */
 typedef struct wps_buffer wps_buffer;
@@ -255,6 +285,88 @@ typedef struct wps_options wps_options;
  * The return type of every fallible `wps_*` function: `WPS_OK` (0) or a `WPS_ERR_*` code.
  */
 typedef int32_t wps_result;
+
+/**
+ * A snapshot of a client's counters (see `wps_client_get_stats`).
+ *
+ * Versioning: the caller sets `struct_size` to `sizeof(wps_stats)` of the header it compiled
+ * against; the library fills in at most that many bytes and leaves the rest untouched, so a
+ * program built against an older header keeps working with a newer library. New fields are
+ * only ever appended. Counters only grow during the client's life (they survive stop and
+ * start); `queued_messages`, `queued_bytes`, `inflight_acks` and `last_ping_rtt_us` are current
+ * values.
+ */
+typedef struct wps_stats {
+    /**
+     * `sizeof(wps_stats)` as the caller knows it; set by the caller.
+     */
+    uint32_t struct_size;
+    /**
+     * `WPS_STATE_*`.
+     */
+    uint32_t state;
+    /**
+     * Operation frames written to the socket (sends to groups, events, joins, leaves, invokes,
+     * and the engine's rejoins), each resend included; pings and sequence acks are not counted.
+     */
+    uint64_t messages_sent;
+    /**
+     * Group and server messages delivered (duplicates dropped by sequence id are not).
+     */
+    uint64_t messages_received;
+    /**
+     * Bytes of the frames counted in `messages_sent`.
+     */
+    uint64_t bytes_sent;
+    /**
+     * Bytes of every data frame read from the socket.
+     */
+    uint64_t bytes_received;
+    /**
+     * Acked operations that succeeded (`Duplicate` included).
+     */
+    uint64_t acks_ok;
+    /**
+     * Acked operations that failed for good (after their retries).
+     */
+    uint64_t acks_failed;
+    /**
+     * Retries of acked operations with the same ack id.
+     */
+    uint64_t retries;
+    /**
+     * Acked operations the service answered with `Duplicate` (also in `acks_ok`).
+     */
+    uint64_t duplicates;
+    /**
+     * New connections (`WPS_EVENT_CONNECTED`).
+     */
+    uint64_t connects;
+    /**
+     * Successful recoveries (`WPS_EVENT_RECOVERED`).
+     */
+    uint64_t recoveries;
+    /**
+     * Reliable sessions lost without recovery (`WPS_EVENT_SESSION_LOST`).
+     */
+    uint64_t session_losses;
+    /**
+     * Operations waiting for a usable connection.
+     */
+    uint64_t queued_messages;
+    /**
+     * Frame bytes of the operations in `queued_messages`.
+     */
+    uint64_t queued_bytes;
+    /**
+     * Acked operations started and not yet completed (queued, in flight or between retries).
+     */
+    uint64_t inflight_acks;
+    /**
+     * Round-trip time of the last answered ping in microseconds; 0 when unknown.
+     */
+    uint64_t last_ping_rtt_us;
+} wps_stats;
 
 /**
  * Writes a client access URL into `buf` (capacity `cap` bytes, including the NUL).
@@ -622,6 +734,21 @@ wps_result wps_client_get_connection_id(const struct wps_client *c,
  * Thread-safety: any thread. Callback context: may be called from any callback.
  */
 int wps_client_get_fd(const struct wps_client *c);
+
+/**
+ * Fills `*out` with a snapshot of the client's counters and state. The counters are kept
+ * with atomics (no lock is taken, here or on any send or receive path).
+ *
+ * Ownership: `out` is the caller's; set `out->struct_size = sizeof(wps_stats)` first. At most
+ * `struct_size` bytes are written; `struct_size` itself is left as the caller set it.
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
+ * `WPS_ERR_INVALID_ARG` (`struct_size` smaller than the first two fields, 8 bytes).
+ *
+ * # Safety
+ * `out` is NULL or points to at least `out->struct_size` writable bytes.
+ */
+wps_result wps_client_get_stats(struct wps_client *c, struct wps_stats *out);
 
 /**
  * Whether the client currently has an established connection (false while recovering or

@@ -16,6 +16,7 @@ use super::invoke::InvokeTracker;
 use super::retry::Backoff;
 use super::sequence::SequenceTracker;
 use super::state::ConnectionState;
+use super::stats;
 use super::transport::Socket;
 use super::{Credential, Shared};
 use crate::client::{ClientId, ClientOptions, Event, EventHandler};
@@ -139,6 +140,8 @@ pub(crate) struct Actor {
     /// `Recovering` was reported and neither `Recovered` nor the end of the connection
     /// followed yet.
     recovering_reported: bool,
+    /// When the last unanswered ping was written (for the round-trip statistic).
+    ping_sent_at: Option<Instant>,
 }
 
 impl Actor {
@@ -179,6 +182,7 @@ impl Actor {
             written: Vec::new(),
             buffered: Vec::new(),
             recovering_reported: false,
+            ping_sent_at: None,
         }
     }
 
@@ -226,6 +230,25 @@ impl Actor {
 
     fn set_state(&self, state: ConnectionState) {
         self.shared.state.set(state);
+    }
+
+    /// Publishes the size of the queue of operations waiting for a connection.
+    pub(super) fn publish_queue(&self) {
+        let bytes: usize = self.queue.iter().map(|o| frame_len(&o.frame)).sum();
+        let c = &self.shared.counters;
+        c.queued_messages.store(
+            self.queue.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        c.queued_bytes
+            .store(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts an operation frame written to the socket.
+    pub(super) fn count_sent(&self, frame: &tokio_tungstenite::tungstenite::Message) {
+        let c = &self.shared.counters;
+        stats::bump(&c.messages_sent);
+        stats::add(&c.bytes_sent, frame_len(frame) as u64);
     }
 
     fn emit(&self, event: Event) {
@@ -341,6 +364,7 @@ impl Actor {
         for o in self.queue.drain(..) {
             o.reject(fail.clone());
         }
+        self.publish_queue();
         self.connection_id = None;
         self.reconnection_token = None;
         *self
@@ -375,6 +399,7 @@ impl Actor {
             .filter(|o| !o.abandoned())
             .filter_map(|o| o.expire(now))
             .collect();
+        self.publish_queue();
         for (group, error) in self.acks.prune() {
             self.rejoin_failed(group, error);
         }
@@ -425,7 +450,11 @@ impl Actor {
                 // Callers that timed out are dropped now and then, not on every push.
                 if self.queue.len() >= 1024 && self.queue.len().is_power_of_two() {
                     self.queue.retain(|o| !o.abandoned());
+                    self.publish_queue();
                 }
+                let c = &self.shared.counters;
+                stats::bump(&c.queued_messages);
+                stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
                 self.queue.push_back(o);
                 false
             }
@@ -601,6 +630,7 @@ impl Actor {
         if self.shared.state.get() == ConnectionState::Recovering {
             wps_log!(Info, "client {}: recovered", self.id.0);
             self.set_state(ConnectionState::Connected);
+            stats::bump(&self.shared.counters.recoveries);
             if std::mem::take(&mut self.recovering_reported) {
                 if let Some(id) = self.connection_id.clone() {
                     self.emit(Event::Recovered { connection_id: id });
@@ -616,6 +646,7 @@ impl Actor {
             return;
         };
         let last_sequence_id = self.seq.last();
+        stats::bump(&self.shared.counters.session_losses);
         wps_log!(
             Warning,
             "client {}: session {} lost after sequence id {}: {}",
@@ -651,6 +682,7 @@ impl Actor {
                 self.queue.push_back(o);
             }
         }
+        self.publish_queue();
         let lost = match fail {
             Some(error) => {
                 // Rejoins cut short by the loss are not reported: the session is over.
@@ -675,5 +707,15 @@ impl Actor {
             message,
         });
         self.reconnection_token = None;
+    }
+}
+
+/// The size of a frame's payload in bytes.
+pub(super) fn frame_len(frame: &tokio_tungstenite::tungstenite::Message) -> usize {
+    use tokio_tungstenite::tungstenite::Message;
+    match frame {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
     }
 }

@@ -12,6 +12,7 @@ mod proxy;
 pub mod retry;
 mod sequence;
 pub mod state;
+pub mod stats;
 mod transport;
 pub mod url;
 
@@ -30,6 +31,7 @@ pub use event::{ClientId, Event, EventHandler};
 pub use options::{ClientOptions, Protocol};
 pub use retry::{RetryMode, RetryPolicy};
 pub use state::ConnectionState;
+pub use stats::Stats;
 pub(crate) use transport::user_agent;
 
 /// For `crate::fuzzing`: parses an upgrade response (with a fixed key and subprotocol).
@@ -103,6 +105,7 @@ pub(crate) struct Shared {
     pub(crate) state: state::StateCell,
     pub(crate) connection_id: Mutex<Option<String>>,
     pub(crate) groups: groups::GroupRegistry,
+    pub(crate) counters: stats::Counters,
     next_ack_id: AtomicU64,
 }
 
@@ -162,6 +165,7 @@ impl Client {
             state: state::StateCell::new(ConnectionState::Stopped),
             connection_id: Mutex::new(None),
             groups: groups::GroupRegistry::default(),
+            counters: stats::Counters::default(),
             next_ack_id: AtomicU64::new(1),
         });
         let (cmd_tx, cmd_rx) = actor::inbox();
@@ -260,6 +264,11 @@ impl Client {
         Ok(())
     }
 
+    /// A snapshot of the client's counters and state (a few relaxed atomic loads).
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.counters.snapshot(self.state())
+    }
+
     /// Whether a connection is currently established (not recovering).
     pub fn is_connected(&self) -> bool {
         self.state() == ConnectionState::Connected
@@ -320,6 +329,22 @@ impl Client {
 
     /// Sends an acked operation, retrying per `message_retry` with the same ack id.
     async fn acked(&self, ack_id: u64, frame: Message) -> Result<AckOk, Error> {
+        let counters = &self.inner.shared.counters;
+        let _inflight = stats::InflightGuard::new(&counters.inflight_acks);
+        let result = self.acked_with_retries(ack_id, frame).await;
+        match &result {
+            Ok(ok) => {
+                stats::bump(&counters.acks_ok);
+                if ok.duplicated {
+                    stats::bump(&counters.duplicates);
+                }
+            }
+            Err(_) => stats::bump(&counters.acks_failed),
+        }
+        result
+    }
+
+    async fn acked_with_retries(&self, ack_id: u64, frame: Message) -> Result<AckOk, Error> {
         let mut backoff = retry::Backoff::new(self.inner.options.message_retry.clone());
         loop {
             let (tx, rx) = oneshot::channel();
@@ -349,6 +374,7 @@ impl Client {
             let Some(delay) = backoff.next_delay() else {
                 return Err(error);
             };
+            stats::bump(&self.inner.shared.counters.retries);
             crate::wps_log!(
                 Info,
                 "client {}: retrying ack id {} in {:?} after: {}",

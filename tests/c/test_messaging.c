@@ -109,6 +109,53 @@ static int send_and_receive_each_data_type(uint32_t protocol) {
     return 0;
 }
 
+/* wps_client_get_stats: argument checks, struct_size versioning, counters that move. */
+static int test_stats_count_and_respect_struct_size(void) {
+    recorder r;
+    rec_init(&r);
+    char *url = mint_url(HUB, "stats", ALL_ROLES, 3600);
+    CHECK(url, "mint url");
+    wps_client *c = NULL;
+    CHECK_OK(wps_client_new(url, NULL, &c));
+    free(url);
+    CHECK_OK(rec_attach(c, &r));
+    wps_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK_RC(wps_client_get_stats(c, NULL), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_client_get_stats(c, &st), WPS_ERR_INVALID_ARG); /* struct_size 0 */
+    st.struct_size = sizeof st;
+    CHECK_RC(wps_client_get_stats(NULL, &st), WPS_ERR_NULL_ARG);
+    CHECK_OK(wps_client_get_stats(c, &st));
+    CHECK(st.state == WPS_STATE_STOPPED && st.connects == 0, "stopped, fresh");
+    CHECK_OK(wps_client_start(c, 10000));
+    char g[96];
+    unique_group("stats", g);
+    CHECK_OK(wps_join_group(c, g, 0, NULL));
+    for (int i = 0; i < 3; i++) CHECK_OK(wps_send_to_group(c, g, (const uint8_t *)"s", 1, WPS_DATA_TEXT, 0, 0, NULL));
+    CHECK(rec_wait(&r, WPS_EVENT_GROUP_MESSAGE, 3, 10000), "messages");
+    CHECK_OK(wps_client_get_stats(c, &st));
+    CHECK(st.struct_size == sizeof st, "struct_size kept");
+    CHECK(st.state == WPS_STATE_CONNECTED, "state %u", st.state);
+    CHECK(st.connects == 1 && st.messages_sent == 4 && st.acks_ok == 4 && st.messages_received == 3,
+          "connects %llu sent %llu acks %llu received %llu", (unsigned long long)st.connects,
+          (unsigned long long)st.messages_sent, (unsigned long long)st.acks_ok,
+          (unsigned long long)st.messages_received);
+    CHECK(st.bytes_sent > 0 && st.bytes_received > 0 && st.inflight_acks == 0, "bytes, nothing in flight");
+    /* An older, shorter struct: only its bytes are written. */
+    unsigned char small[24];
+    memset(small, 0xAB, sizeof small);
+    uint32_t size16 = 16;
+    memcpy(small, &size16, sizeof size16);
+    CHECK_OK(wps_client_get_stats(c, (wps_stats *)(void *)small));
+    CHECK(small[16] == 0xAB && small[23] == 0xAB, "nothing written past struct_size");
+    uint64_t sent16;
+    memcpy(&sent16, small + 8, sizeof sent16);
+    CHECK(sent16 == 4, "messages_sent in the short struct");
+    wps_client_free(c);
+    rec_free(&r);
+    return 0;
+}
+
 static int test_send_and_receive_each_data_type(void) {
     return send_and_receive_each_data_type(WPS_PROTOCOL_JSON_RELIABLE);
 }
@@ -533,6 +580,7 @@ int main(int argc, char **argv) {
     static const test_case tests[] = {
         {"connect_and_stop", test_connect_and_stop},
         {"send_and_receive_each_data_type", test_send_and_receive_each_data_type},
+        {"stats_count_and_respect_struct_size", test_stats_count_and_respect_struct_size},
         {"every_subprotocol_carries_every_data_type", test_every_subprotocol_carries_every_data_type},
         {"no_echo_and_fire_and_forget", test_no_echo_and_fire_and_forget},
         {"forbidden_reports_the_service_error_name", test_forbidden_reports_the_service_error_name},

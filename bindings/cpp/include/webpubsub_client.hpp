@@ -145,6 +145,27 @@ enum class EventType : std::uint32_t {
   session_lost = WPS_EVENT_SESSION_LOST,  ///< a reliable session ended without recovery
 };
 
+/// Connection state reported in Stats (WPS_STATE_*).
+enum class State : std::uint32_t {
+  unknown = 0,
+  stopped = WPS_STATE_STOPPED,
+  connecting = WPS_STATE_CONNECTING,
+  connected = WPS_STATE_CONNECTED,
+  recovering = WPS_STATE_RECOVERING,
+  reconnecting = WPS_STATE_RECONNECTING,
+  stopping = WPS_STATE_STOPPING,
+};
+
+/// A snapshot of a client's counters (Client::stats()); see wps_stats in the C header.
+struct Stats {
+  State state = State::unknown;
+  std::uint64_t messages_sent = 0, messages_received = 0, bytes_sent = 0, bytes_received = 0;
+  std::uint64_t acks_ok = 0, acks_failed = 0, retries = 0, duplicates = 0;
+  std::uint64_t connects = 0, recoveries = 0, session_losses = 0;
+  std::uint64_t queued_messages = 0, queued_bytes = 0, inflight_acks = 0;
+  std::uint64_t last_ping_rtt_us = 0;  ///< 0 when unknown
+};
+
 enum class DataType : std::uint32_t {
   text = WPS_DATA_TEXT,
   json = WPS_DATA_JSON,
@@ -839,6 +860,31 @@ class Client {
 
   /// Whether the client has an established connection right now.
   bool is_connected() const noexcept { return wps_client_is_connected(h_.get()); }
+  /// The client's counters and state (atomics in the library: no lock is taken). An empty
+  /// client gives a Stats whose state is State::unknown.
+  Stats stats() const noexcept {
+    wps_stats raw{};
+    raw.struct_size = sizeof raw;
+    Stats out;
+    if (wps_client_get_stats(h_.get(), &raw) != WPS_OK) return out;
+    out.state = static_cast<State>(raw.state);
+    out.messages_sent = raw.messages_sent;
+    out.messages_received = raw.messages_received;
+    out.bytes_sent = raw.bytes_sent;
+    out.bytes_received = raw.bytes_received;
+    out.acks_ok = raw.acks_ok;
+    out.acks_failed = raw.acks_failed;
+    out.retries = raw.retries;
+    out.duplicates = raw.duplicates;
+    out.connects = raw.connects;
+    out.recoveries = raw.recoveries;
+    out.session_losses = raw.session_losses;
+    out.queued_messages = raw.queued_messages;
+    out.queued_bytes = raw.queued_bytes;
+    out.inflight_acks = raw.inflight_acks;
+    out.last_ping_rtt_us = raw.last_ping_rtt_us;
+    return out;
+  }
 #if WPS_CPP_EXCEPTIONS
   /// The current connection id (throws with WPS_ERR_NOT_CONNECTED when there is none).
   std::string connection_id() const {

@@ -649,6 +649,30 @@ TEST(recovery_and_session_lost_handlers_see_the_lifecycle_in_order) {
   CHECK(lost_seq == 0);
 }
 
+TEST(stats_count_sends_receives_and_connects) {
+  wps::Client c(url());
+  CHECK(c.stats().state == wps::State::stopped);
+  Signal got;
+  c.on_group_message([&](const wps::EventView&) { got.notify(); });
+  c.start(10s);
+  c.join_group("stats");
+  for (int i = 0; i < 3; i++) c.send_to_group("stats", wps::Payload::text("m"));
+  REQUIRE(got.wait_for_count(3, 10s));
+  const wps::Stats s = c.stats();
+  CHECK(s.state == wps::State::connected);
+  CHECK(s.connects == 1);
+  CHECK(s.messages_sent == 4);
+  CHECK(s.acks_ok == 4);
+  CHECK(s.acks_failed == 0);
+  CHECK(s.messages_received == 3);
+  CHECK(s.bytes_sent > 0 && s.bytes_received > 0);
+  CHECK(s.inflight_acks == 0);
+  c.stop(5s);
+  CHECK(c.stats().state == wps::State::stopped);
+  wps::Client empty;
+  CHECK(empty.stats().state == wps::State::unknown);
+}
+
 TEST(client_destroyed_inside_its_own_handler) {
   Signal freed, handled;
   auto holder = std::make_shared<std::unique_ptr<wps::Client>>(std::make_unique<wps::Client>(url()));

@@ -88,3 +88,29 @@ def test_expired_session_reports_session_lost_before_disconnected(emulator, hub,
     assert lost.message and "1008" in lost.message
     assert seen[3][1].connection_id == conn
     assert seen[4][1].connection_id != conn
+
+
+def test_get_stats_counts_sends_receives_and_recoveries(emulator, hub, recorder):
+    client = make_client(emulator, hub, message_retry_total=10)
+    events, wait_for = record_lifecycle(client)
+    client.subscribe("group-message", lambda m: recorder.add(m.data))
+    before = client.get_stats()
+    assert before["state"] == "stopped"
+    assert before["messages_sent"] == 0
+    with client:
+        client.join_group("g")
+        for i in range(4):
+            client.send_to_group("g", f"s{i}", "text")
+        recorder.wait_for(lambda items: "s3" in items)
+        stats = client.get_stats()
+        assert stats["state"] == "connected"
+        assert stats["connects"] == 1
+        assert stats["messages_sent"] == 5
+        assert stats["acks_ok"] == 5
+        assert stats["messages_received"] == 4
+        assert stats["bytes_received"] > 0 and stats["bytes_sent"] > 0
+        assert stats["inflight_acks"] == 0 and stats["queued_messages"] == 0
+        emulator.drop(hub, client.connection_id)
+        wait_for("recovered")
+        assert client.get_stats()["recoveries"] == 1
+    assert client.get_stats()["state"] == "stopped"

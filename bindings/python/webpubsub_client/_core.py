@@ -396,6 +396,21 @@ class ClientCore:
             raise WebPubSubClientError("the native library reports no connection state")
         return bool(self.lib.wps_client_is_connected(self.handle))
 
+    def get_stats(self) -> Dict[str, Any]:
+        fn = self.lib.wps_client_get_stats
+        if fn is None:
+            raise WebPubSubClientError("the native library reports no statistics")
+        st = n.wps_stats()
+        st.struct_size = ctypes.sizeof(n.wps_stats)
+        if self._freed:
+            raise WebPubSubClientError("the client is closed")
+        code = fn(self.handle, ctypes.byref(st))
+        if code != n.WPS_OK:
+            raise WebPubSubClientError(f"wps_client_get_stats failed: {n.decode(self.lib.wps_last_error_message())}")
+        out: Dict[str, Any] = {name: int(getattr(st, name)) for name, _ in n.wps_stats._fields_[2:]}
+        out["state"] = n.WPS_STATE_NAMES.get(st.state, str(st.state))
+        return out
+
     def connection_id(self) -> Optional[str]:
         if self._freed:
             return None
