@@ -237,6 +237,16 @@
 #define WPS_RETRY_EXPONENTIAL 2
 
 /**
+ * Default bound on messages waiting for dispatch.
+ */
+#define WPS_DEFAULT_EVENT_QUEUE_MESSAGES 10000
+
+/**
+ * Default bound on the payload bytes of messages waiting for dispatch (32 MiB).
+ */
+#define WPS_DEFAULT_EVENT_QUEUE_BYTES ((32 * 1024) * 1024)
+
+/**
  * Stopped: never started, or stopped (also after the client gave up reconnecting).
  */
 #define WPS_STATE_STOPPED 1
@@ -545,6 +555,13 @@ typedef void (*wps_log_fn)(void *user_data, uint32_t level, const char *message)
  * The transport failed (DNS, TCP, TLS, WebSocket); the outcome of an operation is unknown.
  */
 #define WPS_ERR_CONNECTION 202
+
+/**
+ * The offline queue (`wps_options_set_offline_queue`) has no room: returned at once by
+ * `_async` calls; blocking calls return it when no room appeared within their timeout.
+ * Nothing was sent.
+ */
+#define WPS_ERR_QUEUE_FULL 203
 
 /**
  * The service rejected the WebSocket upgrade with an HTTP status other than 401.
@@ -1125,6 +1142,29 @@ wps_result wps_options_set_connect_timeout_ms(struct wps_options *o, uint32_t ti
 wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
 
 /**
+ * Bounds the messages (`WPS_EVENT_GROUP_MESSAGE`, `WPS_EVENT_SERVER_MESSAGE`) received and
+ * not yet handled: waiting for `wps_client_dispatch` in poll mode, or for a busy callback
+ * thread. Default `WPS_DEFAULT_EVENT_QUEUE_MESSAGES` (10,000) messages and
+ * `WPS_DEFAULT_EVENT_QUEUE_BYTES` (32 MiB) of payload; `max_bytes` 0 means no byte limit.
+ * At the bound the client stops reading its socket until the application handles messages:
+ * nothing is dropped, and memory stays bounded. The service then holds what it has not
+ * delivered (its own flow control); a reliable session whose receiver stays behind is ended
+ * by the service (close 1008), which the client reports as `WPS_EVENT_SESSION_LOST` once the
+ * application dispatches again, followed by a new connection. Lifecycle events and operation
+ * completions are not counted (each accepted operation has exactly one completion).
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL, `WPS_ERR_INVALID_ARG` if `max_messages` is 0.
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_event_queue_limit(struct wps_options *o,
+                                             size_t max_messages,
+                                             size_t max_bytes);
+
+/**
  * Fire-and-forget buffering (default 1024 frames): a `WPS_SEND_FIRE_AND_FORGET` send made while
  * connected returns as soon as its frame is in the client's ordered send queue, with up to
  * `frames` such frames waiting to be written; past that, sends wait for the writes (back
@@ -1213,6 +1253,30 @@ wps_result wps_options_set_message_retry(struct wps_options *o,
                                          uint32_t mode,
                                          uint32_t delay_ms,
                                          uint32_t max_delay_ms);
+
+/**
+ * Turns on the offline queue: acked operations (sends, events, joins, leaves) made while no
+ * connection is usable (before `wps_client_start` and the first connection, while recovering,
+ * while reconnecting) wait in order with their ack ids and are sent once connected; their
+ * acks then complete them, and nothing is sent twice (a resend after a drop uses the same ack
+ * id; `Duplicate` is success). At most `max_messages` operations and `max_bytes` payload bytes
+ * (data of sends, group name of joins and leaves; 0: no byte limit) wait. When the queue is
+ * full, `_async` calls fail at once with `WPS_ERR_QUEUE_FULL` (no completion follows) and
+ * blocking calls wait for room up to the ack timeout, then return `WPS_ERR_QUEUE_FULL`.
+ * `wps_client_stop` completes queued operations with `WPS_ERR_CANCELLED`. An operation
+ * queued before `wps_client_start` still has its ack timeout. `max_messages` 0 (default)
+ * turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL.
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_offline_queue(struct wps_options *o,
+                                         size_t max_messages,
+                                         size_t max_bytes);
 
 /**
  * Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default), `WPS_PROTOCOL_JSON`,

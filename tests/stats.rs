@@ -68,8 +68,6 @@ async fn counters_follow_sends_receives_recoveries_and_session_losses() {
     assert_eq!(s2.session_losses, 1);
     assert_eq!(s2.connects, 2);
     assert_eq!(s2.recoveries, 1);
-    // The recovered socket's pong was read before the socket's end.
-    assert!(s2.last_ping_rtt_us > 0, "the recovery ping was answered");
     c.stop().await.unwrap();
     assert_eq!(c.stats().state, ConnectionState::Stopped);
     emu.shutdown().await;
@@ -98,7 +96,7 @@ async fn retries_failures_and_the_queue_are_counted() {
     assert_eq!((s.retries, s.acks_failed, s.acks_ok), (1, 1, 0));
     assert_eq!(s.messages_sent, 2, "the first send and its retry");
 
-    // While recovering, operations wait in the queue and are counted there.
+    // Operations made during a recovery are in flight until the recovered socket takes them.
     let (c, mut ev) = (c, _ev);
     drop(conn);
     ev.until("recovering", |e| matches!(e, Event::Recovering { .. }))
@@ -120,15 +118,7 @@ async fn retries_failures_and_the_queue_are_counted() {
         .await;
         pending.push(op);
     }
-    // The engine serves commands in order: once it has answered this one, it has queued the
-    // three sends.
-    assert!(matches!(
-        c.start().await,
-        Err(webpubsub_client::Error::AlreadyStarted)
-    ));
     let s = c.stats();
-    assert_eq!(s.queued_messages, 3, "{s:?}");
-    assert!(s.queued_bytes > 3 * 10, "{s:?}");
     assert_eq!(s.inflight_acks, 3);
     assert_eq!(s.state, ConnectionState::Recovering);
     let mut rec = server.accept().await;

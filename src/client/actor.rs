@@ -142,6 +142,8 @@ pub(crate) struct Actor {
     recovering_reported: bool,
     /// When the last unanswered ping was written (for the round-trip statistic).
     ping_sent_at: Option<Instant>,
+    /// The handler's bound on messages not yet handled (see `EventHandler::backlog`).
+    backlog: Option<Arc<super::backlog::Backlog>>,
 }
 
 impl Actor {
@@ -154,6 +156,7 @@ impl Actor {
         cmd_rx: Inbox,
     ) -> Actor {
         let codec = options.protocol.codec();
+        let backlog = handler.backlog();
         Actor {
             id,
             credential,
@@ -183,6 +186,7 @@ impl Actor {
             buffered: Vec::new(),
             recovering_reported: false,
             ping_sent_at: None,
+            backlog,
         }
     }
 
@@ -207,17 +211,42 @@ impl Actor {
         wps_log!(Verbose, "client {} engine task ends", self.id.0);
     }
 
-    /// Waits for `start` while stopped.
+    /// Waits for `start` while stopped. With the offline queue on, acked operations wait
+    /// here (under their deadlines) for the first connection.
     async fn idle(&mut self) -> Option<oneshot::Sender<Result<(), Error>>> {
         loop {
             let cmd = match self.deferred.pop_front() {
                 Some(c) => c,
-                None => self.cmd_rx.recv().await?,
+                None if self.queue.is_empty() => self.cmd_rx.recv().await?,
+                None => {
+                    let period = self.housekeeping_period();
+                    match tokio::time::timeout(period, self.cmd_rx.recv()).await {
+                        Ok(cmd) => cmd?,
+                        Err(_) => {
+                            self.housekeeping();
+                            continue;
+                        }
+                    }
+                }
             };
             match cmd {
                 Command::Start(reply) => return Some(reply),
                 Command::Stop(reply) => {
+                    let queued = std::mem::take(&mut self.queue);
+                    self.publish_queue();
+                    for o in queued {
+                        o.reject(Error::Stopped { ack_id: None });
+                    }
                     let _ = reply.send(());
+                }
+                Command::Send(o)
+                    if self.options.offline_queue.is_some()
+                        && matches!(o.kind, OutboundKind::Acked { .. }) =>
+                {
+                    let c = &self.shared.counters;
+                    stats::bump(&c.queued_messages);
+                    stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
+                    self.queue.push_back(o);
                 }
                 Command::Send(o) => o.reject(Error::NotConnected { ack_id: None }),
                 Command::Invoke { reply, .. } => {
@@ -361,10 +390,11 @@ impl Actor {
         };
         self.acks.fail_all(&fail);
         self.invokes.fail_all(&fail);
-        for o in self.queue.drain(..) {
+        let queued = std::mem::take(&mut self.queue);
+        self.publish_queue();
+        for o in queued {
             o.reject(fail.clone());
         }
-        self.publish_queue();
         self.connection_id = None;
         self.reconnection_token = None;
         *self
@@ -394,12 +424,22 @@ impl Actor {
     pub(super) fn housekeeping(&mut self) {
         let now = Instant::now();
         let queued = std::mem::take(&mut self.queue);
-        self.queue = queued
-            .into_iter()
-            .filter(|o| !o.abandoned())
-            .filter_map(|o| o.expire(now))
-            .collect();
+        let mut expired = Vec::new();
+        for o in queued {
+            if o.abandoned() {
+                continue;
+            }
+            if o.is_expired(now) {
+                expired.push(o);
+            } else {
+                self.queue.push_back(o);
+            }
+        }
+        // The queue's size is published before the expired callers hear of it.
         self.publish_queue();
+        for o in expired {
+            let _ = o.expire(now);
+        }
         for (group, error) in self.acks.prune() {
             self.rejoin_failed(group, error);
         }

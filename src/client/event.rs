@@ -87,6 +87,13 @@ pub enum Event {
 pub trait EventHandler: Send + Sync + 'static {
     /// Called from the engine task, in order. Must not block; queue and return.
     fn on_event(&self, client: &ClientId, event: Event);
+
+    /// The bound of this handler's queue of messages not yet handled, if it has one: the
+    /// engine stops reading the socket while it is full (see [`crate::Backlog`]). `None`
+    /// (the default) for a handler that does not queue.
+    fn backlog(&self) -> Option<std::sync::Arc<super::backlog::Backlog>> {
+        None
+    }
 }
 
 /// Forwards events into an unbounded channel (used by [`crate::Client::with_channel`]).

@@ -66,6 +66,7 @@ class ErrorCategory final : public std::error_category {
       case WPS_ERR_INVALID_UTF8: return std::errc::illegal_byte_sequence;
       case WPS_ERR_PAYLOAD_TOO_LARGE: return std::errc::message_size;
       case WPS_ERR_NOT_CONNECTED: return std::errc::not_connected;
+      case WPS_ERR_QUEUE_FULL: return std::errc::no_buffer_space;
       case WPS_ERR_UNSUPPORTED: return std::errc::not_supported;
       case WPS_ERR_CANCELLED: return std::errc::operation_canceled;
       default: return std::error_condition(ev, *this);
@@ -622,6 +623,21 @@ class Options {
   /// Up to `frames` fire-and-forget sends may wait to be written (0 = each send waits).
   Options& fire_and_forget_buffer(std::uint32_t frames) {
     return apply(wps_options_set_fire_and_forget_buffer(get(), frames), "wps_options_set_fire_and_forget_buffer");
+  }
+  /// Offline queue: acked operations made while not connected (before start, while
+  /// recovering or reconnecting) wait in order, at most `max_messages` of them and `max_bytes`
+  /// payload bytes (0: no byte limit), and go out once connected. Full: *_async calls fail at
+  /// once with WPS_ERR_QUEUE_FULL, blocking calls wait for room up to the ack timeout.
+  /// max_messages 0 (default) turns it off.
+  /// Bound on received messages not yet handled (default 10,000 messages, 32 MiB); at the
+  /// bound the client stops reading its socket until handlers catch up (never drops, never
+  /// grows without bound).
+  Options& event_queue_limit(std::size_t max_messages, std::size_t max_bytes) {
+    return apply(wps_options_set_event_queue_limit(get(), max_messages, max_bytes),
+                 "wps_options_set_event_queue_limit");
+  }
+  Options& offline_queue(std::size_t max_messages, std::size_t max_bytes = 0) {
+    return apply(wps_options_set_offline_queue(get(), max_messages, max_bytes), "wps_options_set_offline_queue");
   }
   /// HTTP CONNECT proxy "http://[user:pass@]host:port"; "" connects directly. Without this
   /// call the proxy comes from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY.

@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 from webpubsub_client import (
     CallbackType,
     OnRecoveredArgs,
@@ -11,7 +13,7 @@ from webpubsub_client import (
     WebPubSubClientCredential,
 )
 
-from conftest import WAIT
+from conftest import WAIT, wait_until
 
 
 def make_client(emulator, hub, **kwargs):
@@ -114,3 +116,26 @@ def test_get_stats_counts_sends_receives_and_recoveries(emulator, hub, recorder)
         wait_for("recovered")
         assert client.get_stats()["recoveries"] == 1
     assert client.get_stats()["state"] == "stopped"
+
+
+def test_offline_queue_sends_made_before_open_once_connected(emulator, hub, recorder):
+    receiver = make_client(emulator, hub)
+    receiver.subscribe("group-message", lambda m: recorder.add(m.data))
+    sender = make_client(emulator, hub, offline_queue_max_messages=10, offline_queue_max_bytes=1024)
+    results = []
+    with receiver:
+        receiver.join_group("offline")
+        early = threading.Thread(target=lambda: results.append(sender.send_to_group("offline", "early", "text")))
+        early.start()
+        wait_until(lambda: sender.get_stats()["inflight_acks"] == 1, what="the early send is queued")
+        assert not sender.is_connected()
+        with sender:
+            early.join(WAIT)
+            assert not early.is_alive()
+            recorder.wait_for(lambda items: "early" in items)
+    assert len(results) == 1
+
+
+def test_offline_queue_limits_are_checked():
+    with pytest.raises(ValueError):
+        WebPubSubClient("ws://127.0.0.1:9/client/hubs/h?access_token=t", offline_queue_max_messages=1, offline_queue_max_bytes=-1)

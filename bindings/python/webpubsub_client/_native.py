@@ -186,6 +186,8 @@ _SIGNATURES: Dict[str, Tuple[Any, list, bool]] = {
     "wps_set_callback": (c_int32, [ClientP, c_uint32, EVENT_FN, c_void_p], True),
     "wps_client_is_connected": (c_bool, [ClientP], False),
     "wps_client_get_stats": (c_int32, [ClientP, POINTER(wps_stats)], False),
+    "wps_options_set_offline_queue": (c_int32, [OptionsP, c_size_t, c_size_t], False),
+    "wps_options_set_event_queue_limit": (c_int32, [OptionsP, c_size_t, c_size_t], False),
     "wps_client_get_connection_id": (c_int32, [ClientP, c_char_p, c_size_t, POINTER(c_size_t)], False),
     # operations
     "wps_join_group": (c_int32, [ClientP, c_char_p, c_uint64, POINTER(c_uint64)], True),

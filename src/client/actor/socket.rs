@@ -85,6 +85,9 @@ impl Actor {
         };
         let timer = tokio::time::sleep_until(next_wakeup(&keep, tick_at, *ready));
         tokio::pin!(timer);
+        // The application's backlog of messages: while it is full the socket is not read.
+        let backlog = self.backlog.clone();
+        let mut paused = false;
         loop {
             if let Some(cmd) = self.deferred.pop_front() {
                 if let Some(end) = self.command(socket, cmd, *ready).await {
@@ -101,6 +104,21 @@ impl Actor {
                     timer.as_mut().reset(at);
                 }
             }
+            let full = backlog.as_ref().is_some_and(|b| b.is_full());
+            if full != paused {
+                paused = full;
+                if paused {
+                    wps_log!(
+                        Warning,
+                        "client {}: the application's backlog is full; not reading the socket \
+                         until it handles messages",
+                        self.id.0
+                    );
+                } else {
+                    // Not reading was our choice, not the peer's silence.
+                    keep.on_inbound();
+                }
+            }
             tokio::select! {
                 cmd = self.cmd_rx.recv() => {
                     let Some(cmd) = cmd else { return DriveEnd::Stop };
@@ -108,7 +126,12 @@ impl Actor {
                         return end;
                     }
                 }
-                frame = socket.next() => {
+                _ = async {
+                    if let Some(b) = &backlog {
+                        b.room().await
+                    }
+                }, if paused => {}
+                frame = socket.next(), if !paused => {
                     keep.on_inbound();
                     let frame = match frame {
                         None => return DriveEnd::Failed("the connection ended without a close frame".into()),
@@ -154,7 +177,7 @@ impl Actor {
                         }
                         self.housekeeping();
                     }
-                    if keep.is_dead(now) {
+                    if keep.is_dead(now) && !paused {
                         return DriveEnd::Dead;
                     }
                     if keep.ping_due(now) {
@@ -326,6 +349,8 @@ impl Actor {
             return Ok(());
         }
         self.count_sent(&o.frame);
+        // Written: the operation leaves the offline queue (its ack is tracked from here on).
+        drop(o.slot);
         let frame = match o.kind {
             OutboundKind::Acked {
                 ack_id,
