@@ -133,7 +133,7 @@ static int test_offline_queue_before_start_full_and_stop(void) {
     CHECK_OK(rec_attach(b, &rb));
     uint64_t ids[3];
     for (int i = 0; i < 3; i++) {
-        char text[8];
+        char text[16];
         int n = snprintf(text, sizeof text, "q%d", i);
         CHECK_OK(wps_send_to_group_async(b, g, (const uint8_t *)text, (size_t)n, WPS_DATA_TEXT, 0, 0, NULL, NULL,
                                          &ids[i]));
@@ -146,11 +146,15 @@ static int test_offline_queue_before_start_full_and_stop(void) {
     CHECK(rec_wait(&rb, WPS_EVENT_ACK, 3, 10000), "three completions");
     CHECK(rec_wait(&ra, WPS_EVENT_GROUP_MESSAGE, 3, 10000), "three messages");
     for (int i = 0; i < 3; i++) {
-        rec_event *ack = rec_nth(&rb, WPS_EVENT_ACK, (size_t)i);
-        CHECK(ack->result == WPS_OK && ack->ack_id == ids[i], "completion %d: %s, ack id %llu", i,
-              wps_result_name(ack->result), (unsigned long long)ack->ack_id);
+        /* Completions of different operations may come in any order; each one comes once. */
+        int found = 0;
+        for (size_t k = 0; k < 3; k++) {
+            rec_event *ack = rec_nth(&rb, WPS_EVENT_ACK, k);
+            if (ack->ack_id == ids[i]) found += ack->result == WPS_OK ? 1 : 100;
+        }
+        CHECK(found == 1, "completion of ack id %llu: %d", (unsigned long long)ids[i], found);
         rec_event *m = rec_nth(&ra, WPS_EVENT_GROUP_MESSAGE, (size_t)i);
-        char want[8];
+        char want[16];
         snprintf(want, sizeof want, "q%d", i);
         CHECK(m->data_len == strlen(want) && memcmp(m->data, want, m->data_len) == 0, "message %d in order", i);
     }

@@ -96,9 +96,11 @@ static int test_undispatched_flood_keeps_memory_bounded_and_reports_session_lost
            "(+%ld KiB)\n",
            sent, FLOOD, FLOOD_SIZE, before, after, after - before);
     CHECK(sent == FLOOD, "all published");
+#ifndef __SANITIZE_ADDRESS__
     /* Unbounded growth was about 360 MB for this flood; the bound is 32 MiB of payload plus
-     * buffers. */
+     * buffers. (Not under AddressSanitizer, whose quarantine keeps freed memory resident.) */
     CHECK(after - before < 96 * 1024, "RSS grew by %ld KiB", after - before);
+#endif
     /* Dispatch again: what was queued is delivered, then the service's cut-off is reported. */
     CHECK(pump_until(c, &r, WPS_EVENT_SESSION_LOST, 1, 60000), "SESSION_LOST after dispatching (%ld messages)",
           latch_get(&flood_seen));
