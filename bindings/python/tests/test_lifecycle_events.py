@@ -138,4 +138,6 @@ def test_offline_queue_sends_made_before_open_once_connected(emulator, hub, reco
 
 def test_offline_queue_limits_are_checked():
     with pytest.raises(ValueError):
-        WebPubSubClient("ws://127.0.0.1:9/client/hubs/h?access_token=t", offline_queue_max_messages=1, offline_queue_max_bytes=-1)
+        WebPubSubClient(
+            "ws://127.0.0.1:9/client/hubs/h?access_token=t", offline_queue_max_messages=1, offline_queue_max_bytes=-1
+        )

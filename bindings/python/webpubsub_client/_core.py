@@ -407,7 +407,7 @@ class ClientCore:
         code = fn(self.handle, ctypes.byref(st))
         if code != n.WPS_OK:
             raise WebPubSubClientError(f"wps_client_get_stats failed: {n.decode(self.lib.wps_last_error_message())}")
-        out: Dict[str, Any] = {name: int(getattr(st, name)) for name, _ in n.wps_stats._fields_[2:]}
+        out: Dict[str, Any] = {field[0]: int(getattr(st, field[0])) for field in n.wps_stats._fields_[2:]}
         out["state"] = n.WPS_STATE_NAMES.get(st.state, str(st.state))
         return out
 
