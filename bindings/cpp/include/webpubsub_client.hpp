@@ -880,7 +880,7 @@ class Client {
   /// client gives a Stats whose state is State::unknown.
   Stats stats() const noexcept {
     wps_stats raw{};
-    raw.struct_size = sizeof raw;
+    raw.struct_size = static_cast<std::uint32_t>(sizeof raw);
     Stats out;
     if (wps_client_get_stats(h_.get(), &raw) != WPS_OK) return out;
     out.state = static_cast<State>(raw.state);

@@ -673,6 +673,29 @@ TEST(stats_count_sends_receives_and_connects) {
   CHECK(empty.stats().state == wps::State::unknown);
 }
 
+TEST(offline_queue_accepts_sends_before_start_and_refuses_when_full) {
+  wps::Options opts;
+  opts.offline_queue(2).event_queue_limit(1000, 1 << 20);
+  wps::Client c(url(), opts);
+  auto first = c.send_to_group_async("offline-cpp", wps::Payload::text("a"));
+  auto second = c.send_to_group_async("offline-cpp", wps::Payload::text("b"));
+  // Full: refused at once (a future that is already failed).
+  auto third = c.send_to_group_async("offline-cpp", wps::Payload::text("c"));
+  CHECK(ready(third, 0ms));
+  std::error_code ec;
+  try {
+    third.get();
+  } catch (const wps::Error& e) {
+    ec = e.code();
+  }
+  CHECK(ec == wps::make_error_code(WPS_ERR_QUEUE_FULL));
+  CHECK(ec == std::errc::no_buffer_space);
+  c.start(10s);
+  CHECK(first.get().ack_id != 0);
+  CHECK(second.get().ack_id != 0);
+  c.stop(5s);
+}
+
 TEST(client_destroyed_inside_its_own_handler) {
   Signal freed, handled;
   auto holder = std::make_shared<std::unique_ptr<wps::Client>>(std::make_unique<wps::Client>(url()));
