@@ -196,6 +196,8 @@ impl GroupOp {
 }
 
 /// Validates a group operation and returns its future; writes `*out_ack_id` once accepted.
+/// For an `_async` call (`asynchronous`) the group is kept for the completion and room in the
+/// offline queue is taken now.
 ///
 /// # Safety
 /// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
@@ -205,7 +207,7 @@ unsafe fn group_op(
     group: *const c_char,
     ack_id: u64,
     out_ack_id: *mut u64,
-    keep_group: bool,
+    asynchronous: bool,
 ) -> Result<
     Accepted<impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static>,
     Failure,
@@ -214,11 +216,11 @@ unsafe fn group_op(
     let group = unsafe { str_arg(group, "group") }?.to_owned();
     let id = resolve_ack_id(e, ack_id)?;
     // An async operation takes its room in the offline queue now, or fails at once.
-    let room = room_for(e, keep_group, group.len(), id)?;
+    let room = room_for(e, asynchronous, group.len(), id)?;
     // SAFETY: per this function's contract.
     unsafe { write_opt(out_ack_id, id) };
     let client = e.client.clone();
-    let kept = keep_group.then(|| group.clone());
+    let kept = asynchronous.then(|| group.clone());
     let fut = async move {
         acked(match kind {
             GroupOp::Join => client.join_group_with(&group, Some(id), room).await,
@@ -412,7 +414,9 @@ struct SendArgs {
     out_ack_id: *mut u64,
 }
 
-/// Validates a send and returns its future; writes `*out_ack_id` once accepted.
+/// Validates a send and returns its future; writes `*out_ack_id` once accepted. For an
+/// `_async` call (`asynchronous`) the group is kept for the completion and room in the offline
+/// queue is taken now.
 ///
 /// # Safety
 /// `a.name` is NULL or NUL-terminated; `a.data` has `a.len` readable bytes (or is NULL with
@@ -421,7 +425,7 @@ unsafe fn send_op(
     e: &ClientEntry,
     kind: SendOp,
     a: &SendArgs,
-    keep_group: bool,
+    asynchronous: bool,
 ) -> Result<
     Accepted<impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static>,
     Failure,
@@ -449,12 +453,12 @@ unsafe fn send_op(
     let room = if opts.fire_and_forget {
         Room::Held(None)
     } else {
-        room_for(e, keep_group, payload.data.len(), id)?
+        room_for(e, asynchronous, payload.data.len(), id)?
     };
     // SAFETY: per this function's contract.
     unsafe { write_opt(a.out_ack_id, id) };
     let client = e.client.clone();
-    let kept = (keep_group && matches!(kind, SendOp::ToGroup)).then(|| name.clone());
+    let kept = (asynchronous && matches!(kind, SendOp::ToGroup)).then(|| name.clone());
     let fut = async move {
         acked(match kind {
             SendOp::ToGroup => client.send_to_group_with(&name, payload, opts, room).await,
