@@ -1152,6 +1152,8 @@ wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
  * by the service (close 1008), which the client reports as `WPS_EVENT_SESSION_LOST` once the
  * application dispatches again, followed by a new connection. Lifecycle events and operation
  * completions are not counted (each accepted operation has exactly one completion).
+ * While reading is paused no ack is read either: a blocking call made from a callback while
+ * the bound is reached waits until its ack timeout (`WPS_ERR_TIMEOUT`), then the queue drains.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
