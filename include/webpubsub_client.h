@@ -86,6 +86,29 @@
 #define WPS_EVENT_ACK 7
 
 /**
+ * A reliable connection dropped and recovery starts: once per recovery episode (not per
+ * attempt); `connection_id` set. Not raised for `stop`, close 1008, non-reliable protocols, or
+ * a connection without reconnection token.
+ */
+#define WPS_EVENT_RECOVERING 8
+
+/**
+ * Recovery succeeded: the service accepted the session on a new socket (a socket that opens
+ * and is then closed with 1008 is a refusal, not a recovery); `connection_id` set. No second
+ * `WPS_EVENT_CONNECTED` follows.
+ */
+#define WPS_EVENT_RECOVERED 9
+
+/**
+ * A reliable session ended without recovery (recovery refused or timed out, close 1008,
+ * the service's buffer overflow, a broken session): messages addressed to this client after
+ * `sequence_id` (the last one received; 0 when none) and before the next
+ * `WPS_EVENT_CONNECTED` may be lost. `connection_id` is the lost connection's id, `message`
+ * says why. Raised before the `WPS_EVENT_DISCONNECTED` of that connection.
+ */
+#define WPS_EVENT_SESSION_LOST 10
+
+/**
  * UTF-8 text.
  */
 #define WPS_DATA_TEXT 1
@@ -220,6 +243,46 @@
 #define WPS_RETRY_UNLIMITED UINT32_MAX
 
 /**
+ * Default bound on messages waiting for dispatch.
+ */
+#define WPS_DEFAULT_EVENT_QUEUE_MESSAGES 10000
+
+/**
+ * Default bound on the payload bytes of messages waiting for dispatch (32 MiB).
+ */
+#define WPS_DEFAULT_EVENT_QUEUE_BYTES ((32 * 1024) * 1024)
+
+/**
+ * Stopped: never started, or stopped (also after the client gave up reconnecting).
+ */
+#define WPS_STATE_STOPPED 1
+
+/**
+ * Opening a new connection.
+ */
+#define WPS_STATE_CONNECTING 2
+
+/**
+ * Connected: operations are sent at once.
+ */
+#define WPS_STATE_CONNECTED 3
+
+/**
+ * Recovering a dropped reliable connection (same connection id).
+ */
+#define WPS_STATE_RECOVERING 4
+
+/**
+ * The connection was lost and not recovered; waiting before the next connection attempt.
+ */
+#define WPS_STATE_RECONNECTING 5
+
+/**
+ * A stop is in progress.
+ */
+#define WPS_STATE_STOPPING 6
+
+/**
  * A response payload owned by the caller (from `wps_invoke_event`).
  */
 typedef struct wps_buffer wps_buffer;
@@ -238,6 +301,88 @@ typedef struct wps_options wps_options;
  * The return type of every fallible `wps_*` function: `WPS_OK` (0) or a `WPS_ERR_*` code.
  */
 typedef int32_t wps_result;
+
+/**
+ * A snapshot of a client's counters (see `wps_client_get_stats`).
+ *
+ * Versioning: the caller sets `struct_size` to `sizeof(wps_stats)` of the header it compiled
+ * against; the library fills in at most that many bytes and leaves the rest untouched, so a
+ * program built against an older header keeps working with a newer library. New fields are
+ * only ever appended. Counters only grow during the client's life (they survive stop and
+ * start); `queued_messages`, `queued_bytes`, `inflight_acks` and `last_ping_rtt_us` are current
+ * values.
+ */
+typedef struct wps_stats {
+    /**
+     * `sizeof(wps_stats)` as the caller knows it; set by the caller.
+     */
+    uint32_t struct_size;
+    /**
+     * `WPS_STATE_*`.
+     */
+    uint32_t state;
+    /**
+     * Operation frames written to the socket (sends to groups, events, joins, leaves, invokes,
+     * and the engine's rejoins), each resend included; pings and sequence acks are not counted.
+     */
+    uint64_t messages_sent;
+    /**
+     * Group and server messages delivered (duplicates dropped by sequence id are not).
+     */
+    uint64_t messages_received;
+    /**
+     * Bytes of the frames counted in `messages_sent`.
+     */
+    uint64_t bytes_sent;
+    /**
+     * Bytes of every data frame read from the socket.
+     */
+    uint64_t bytes_received;
+    /**
+     * Acked operations that succeeded (`Duplicate` included).
+     */
+    uint64_t acks_ok;
+    /**
+     * Acked operations that failed for good (after their retries).
+     */
+    uint64_t acks_failed;
+    /**
+     * Retries of acked operations with the same ack id.
+     */
+    uint64_t retries;
+    /**
+     * Acked operations the service answered with `Duplicate` (also in `acks_ok`).
+     */
+    uint64_t duplicates;
+    /**
+     * New connections (`WPS_EVENT_CONNECTED`).
+     */
+    uint64_t connects;
+    /**
+     * Successful recoveries (`WPS_EVENT_RECOVERED`).
+     */
+    uint64_t recoveries;
+    /**
+     * Reliable sessions lost without recovery (`WPS_EVENT_SESSION_LOST`).
+     */
+    uint64_t session_losses;
+    /**
+     * Operations waiting for a usable connection.
+     */
+    uint64_t queued_messages;
+    /**
+     * Frame bytes of the operations in `queued_messages`.
+     */
+    uint64_t queued_bytes;
+    /**
+     * Acked operations started and not yet completed (queued, in flight or between retries).
+     */
+    uint64_t inflight_acks;
+    /**
+     * Round-trip time of the last answered ping in microseconds; 0 when unknown.
+     */
+    uint64_t last_ping_rtt_us;
+} wps_stats;
 
 /**
  * Writes a client access URL into `buf` (capacity `cap` bytes, including the NUL).
@@ -273,7 +418,8 @@ typedef struct wps_event {
      */
     uint32_t type;
     /**
-     * CONNECTED, DISCONNECTED (when it had connected); NULL otherwise.
+     * CONNECTED, DISCONNECTED (when it had connected), RECOVERING, RECOVERED, SESSION_LOST;
+     * NULL otherwise.
      */
     const char *connection_id;
     /**
@@ -302,11 +448,12 @@ typedef struct wps_event {
      */
     size_t data_len;
     /**
-     * Sequence id on reliable protocols; 0 when absent.
+     * Sequence id on reliable protocols; 0 when absent. SESSION_LOST: the last sequence id
+     * received on the lost session.
      */
     uint64_t sequence_id;
     /**
-     * DISCONNECTED reason, or the error text of a failure; NULL otherwise.
+     * DISCONNECTED and SESSION_LOST reason, or the error text of a failure; NULL otherwise.
      */
     const char *message;
     /**
@@ -414,6 +561,13 @@ typedef void (*wps_log_fn)(void *user_data, uint32_t level, const char *message)
  * The transport failed (DNS, TCP, TLS, WebSocket); the outcome of an operation is unknown.
  */
 #define WPS_ERR_CONNECTION 202
+
+/**
+ * The offline queue (`wps_options_set_offline_queue`) has no room: returned at once by
+ * `_async` calls; blocking calls return it when no room appeared within their timeout.
+ * Nothing was sent.
+ */
+#define WPS_ERR_QUEUE_FULL 203
 
 /**
  * The service rejected the WebSocket upgrade with an HTTP status other than 401.
@@ -603,6 +757,21 @@ wps_result wps_client_get_connection_id(const struct wps_client *c,
  * Thread-safety: any thread. Callback context: may be called from any callback.
  */
 int wps_client_get_fd(const struct wps_client *c);
+
+/**
+ * Fills `*out` with a snapshot of the client's counters and state. The counters are kept
+ * with atomics (no lock is taken, here or on any send or receive path).
+ *
+ * Ownership: `out` is the caller's; set `out->struct_size = sizeof(wps_stats)` first. At most
+ * `struct_size` bytes are written; `struct_size` itself is left as the caller set it.
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_FORKED`,
+ * `WPS_ERR_INVALID_ARG` (`struct_size` smaller than the first two fields, 8 bytes).
+ *
+ * # Safety
+ * `out` is NULL or points to at least `out->struct_size` writable bytes.
+ */
+wps_result wps_client_get_stats(struct wps_client *c, struct wps_stats *out);
 
 /**
  * Whether the client currently has an established connection (false while recovering or
@@ -1001,6 +1170,31 @@ wps_result wps_options_set_connect_timeout_ms(struct wps_options *o, uint32_t ti
 wps_result wps_options_set_dispatch_mode(struct wps_options *o, uint32_t mode);
 
 /**
+ * Bounds the messages (`WPS_EVENT_GROUP_MESSAGE`, `WPS_EVENT_SERVER_MESSAGE`) received and
+ * not yet handled: waiting for `wps_client_dispatch` in poll mode, or for a busy callback
+ * thread. Default `WPS_DEFAULT_EVENT_QUEUE_MESSAGES` (10,000) messages and
+ * `WPS_DEFAULT_EVENT_QUEUE_BYTES` (32 MiB) of payload; `max_bytes` 0 means no byte limit.
+ * At the bound the client stops reading its socket until the application handles messages:
+ * nothing is dropped, and memory stays bounded. The service then holds what it has not
+ * delivered (its own flow control); a reliable session whose receiver stays behind is ended
+ * by the service (close 1008), which the client reports as `WPS_EVENT_SESSION_LOST` once the
+ * application dispatches again, followed by a new connection. Lifecycle events and operation
+ * completions are not counted (each accepted operation has exactly one completion).
+ * While reading is paused no ack is read either: a blocking call made from a callback while
+ * the bound is reached waits until its ack timeout (`WPS_ERR_TIMEOUT`), then the queue drains.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL, `WPS_ERR_INVALID_ARG` if `max_messages` is 0.
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_event_queue_limit(struct wps_options *o,
+                                             size_t max_messages,
+                                             size_t max_bytes);
+
+/**
  * Fire-and-forget buffering (default 1024 frames): a `WPS_SEND_FIRE_AND_FORGET` send made while
  * connected returns as soon as its frame is in the client's ordered send queue, with up to
  * `frames` such frames waiting to be written; past that, sends wait for the writes (back
@@ -1089,6 +1283,30 @@ wps_result wps_options_set_message_retry(struct wps_options *o,
                                          uint32_t mode,
                                          uint32_t delay_ms,
                                          uint32_t max_delay_ms);
+
+/**
+ * Turns on the offline queue: acked operations (sends, events, joins, leaves) made while no
+ * connection is usable (before `wps_client_start` and the first connection, while recovering,
+ * while reconnecting) wait in order with their ack ids and are sent once connected; their
+ * acks then complete them, and nothing is sent twice (a resend after a drop uses the same ack
+ * id; `Duplicate` is success). At most `max_messages` operations and `max_bytes` payload bytes
+ * (data of sends, group name of joins and leaves; 0: no byte limit) wait. When the queue is
+ * full, `_async` calls fail at once with `WPS_ERR_QUEUE_FULL` (no completion follows) and
+ * blocking calls wait for room up to the ack timeout, then return `WPS_ERR_QUEUE_FULL`.
+ * `wps_client_stop` completes queued operations with `WPS_ERR_CANCELLED`. An operation
+ * queued before `wps_client_start` still has its ack timeout. `max_messages` 0 (default)
+ * turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL.
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_offline_queue(struct wps_options *o,
+                                         size_t max_messages,
+                                         size_t max_bytes);
 
 /**
  * Selects the subprotocol: `WPS_PROTOCOL_JSON_RELIABLE` (default), `WPS_PROTOCOL_JSON`,

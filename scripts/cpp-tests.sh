@@ -299,7 +299,10 @@ else
 fi
 
 # --- C++ wrapper tests -------------------------------------------------------------------------
-export WPS_TEST_URL WPS_TEST_URL_NOROLES
+export WPS_TEST_URL WPS_TEST_URL_NOROLES WPS_TEST_CONNSTR WPS_TEST_TOOL
+# For the fault API (recovery and session-lost handlers).
+WPS_TEST_CONNSTR=$conn
+WPS_TEST_TOOL=$repo/tests/c/wps_tool.py
 WPS_TEST_URL=$(mint cpptests --user cpp-tester "${roles[@]}")
 WPS_TEST_URL_NOROLES=$(mint cpptests --user cpp-noroles)
 tests_src=$repo/bindings/cpp/tests

@@ -67,6 +67,10 @@ pub enum Error {
     /// The URL provider failed, panicked or returned an unusable URL.
     #[error("URL provider: {0}")]
     UrlProvider(String),
+    /// The offline queue has no room for the operation (see
+    /// [`crate::ClientOptions::offline_queue`]); nothing was sent.
+    #[error("offline queue full: {0}")]
+    QueueFull(String),
     /// A message is larger than the configured maximum.
     #[error("payload too large: {size} bytes exceeds the limit of {limit}")]
     PayloadTooLarge {

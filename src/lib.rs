@@ -42,8 +42,8 @@ pub mod protocol;
 pub mod runtime;
 
 pub use client::{
-    AckOk, Client, ClientCert, ClientId, ClientOptions, ConnectionState, Credential, Event,
-    EventHandler, Protocol, RetryMode, RetryPolicy, SendOptions, MAX_ACK_ID,
+    AckOk, Backlog, Client, ClientCert, ClientId, ClientOptions, ConnectionState, Credential,
+    Event, EventHandler, OfflineQueue, Protocol, RetryMode, RetryPolicy, SendOptions, MAX_ACK_ID,
 };
 pub use error::Error;
 pub use protocol::{DataType, Payload};

@@ -121,6 +121,15 @@ async fn tcp_drops_right_after_opening_pace_recovery_then_reconnect() {
         "attempts 200 ms apart within 1 s: {recoveries}"
     );
     assert!(took >= Duration::from_millis(900), "{took:?}");
+    // One Recovering for the whole episode, then the session is lost (timed out).
+    match ev.next().await {
+        Event::Recovering { connection_id } => assert_eq!(connection_id, "conn1"),
+        other => panic!("expected Recovering, got {other:?}"),
+    }
+    match ev.next().await {
+        Event::SessionLost { reason, .. } => assert!(reason.contains("timeout"), "{reason}"),
+        other => panic!("expected SessionLost, got {other:?}"),
+    }
     match ev.next().await {
         Event::Disconnected { connection_id, .. } => {
             assert_eq!(connection_id.as_deref(), Some("conn1"))
@@ -156,6 +165,14 @@ async fn a_recovered_socket_counts_only_once_the_service_answers() {
         r#"{"type":"message","from":"server","dataType":"text","data":"after","sequenceId":1}"#,
     )
     .await;
+    match ev.next().await {
+        Event::Recovering { connection_id } => assert_eq!(connection_id, "conn1"),
+        other => panic!("expected Recovering, got {other:?}"),
+    }
+    match ev.next().await {
+        Event::Recovered { connection_id } => assert_eq!(connection_id, "conn1"),
+        other => panic!("expected Recovered before the message, got {other:?}"),
+    }
     match ev.next().await {
         Event::ServerMessage { message, .. } => assert_eq!(message.as_str(), Some("after")),
         other => panic!("expected the message, not {other:?}: no CONNECTED after a recovery"),
@@ -275,6 +292,9 @@ async fn a_reconnection_token_too_long_for_a_url_skips_recovery() {
     drop(conn);
     let next = server.accept().await;
     assert!(!next.is_recovery(), "a new connection, at once");
+    // Recovery starts, the URL cannot carry the token: the session is lost.
+    assert!(matches!(ev.next().await, Event::Recovering { .. }));
+    assert!(matches!(ev.next().await, Event::SessionLost { .. }));
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
 }
 
@@ -296,6 +316,10 @@ async fn an_oversized_message_ends_the_session_without_recovery() {
         !next.is_recovery(),
         "recovery would replay the same message"
     );
+    match ev.next().await {
+        Event::SessionLost { reason, .. } => assert!(reason.contains("inbound limit"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     match ev.next().await {
         Event::Disconnected { message, .. } => {
             let m = message.unwrap_or_default();
@@ -337,10 +361,16 @@ async fn an_impossible_sequence_id_ends_the_session_and_the_next_one_works() {
                 seen.push("disconnected".into());
             }
             Event::Connected { .. } => seen.push("connected".into()),
+            Event::SessionLost {
+                last_sequence_id, ..
+            } => seen.push(format!("lost after {last_sequence_id}")),
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(seen, ["one", "disconnected", "connected", "fresh"]);
+    assert_eq!(
+        seen,
+        ["one", "lost after 1", "disconnected", "connected", "fresh"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

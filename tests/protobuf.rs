@@ -107,9 +107,15 @@ async fn protobuf_reliable_recovers_after_a_drop() {
     pb.send_to_group("g", Payload::text("after drop"), SendOptions::default())
         .await
         .unwrap();
+    assert!(
+        matches!(ev.next().await, Event::Recovering { ref connection_id } if *connection_id == id)
+    );
+    assert!(
+        matches!(ev.next().await, Event::Recovered { ref connection_id } if *connection_id == id)
+    );
     match ev.next().await {
         Event::GroupMessage { message, .. } => assert_eq!(message.as_str(), Some("after drop")),
-        other => panic!("expected the message and no lifecycle event, got {other:?}"),
+        other => panic!("expected the message and no other lifecycle event, got {other:?}"),
     }
     assert_eq!(pb.connection_id().as_deref(), Some(id.as_str()));
     pb.stop().await.unwrap();

@@ -20,6 +20,23 @@ async fn expired_session_reconnects_with_a_new_id_and_rejoins_groups() {
     c.join_group("a", None).await.unwrap();
     c.join_group("b", None).await.unwrap();
     assert!(emu.expire_connection(HUB, &first));
+    // The drop starts a recovery, the service refuses it (1008): the session is lost, and
+    // that is reported before the connection's Disconnected.
+    match ev.next().await {
+        Event::Recovering { connection_id } => assert_eq!(connection_id, first),
+        other => panic!("{other:?}"),
+    }
+    match ev.next().await {
+        Event::SessionLost {
+            connection_id,
+            reason,
+            ..
+        } => {
+            assert_eq!(connection_id, first);
+            assert!(reason.contains("1008"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
     match ev.next().await {
         Event::Disconnected { connection_id, .. } => {
             assert_eq!(connection_id.as_deref(), Some(first.as_str()))
@@ -57,6 +74,10 @@ async fn service_close_reports_its_reason_then_reconnects() {
     let emu = emulator().await;
     let (c, mut ev, first) = connected(url(&emu, Some("u"), ROLES), fast_options()).await;
     assert!(emu.close_connection(HUB, &first, 1000, "maintenance"));
+    // 1000 from the service is no reason not to try recovering; the session is gone, so the
+    // attempt is refused and the session reported lost.
+    assert!(matches!(ev.next().await, Event::Recovering { .. }));
+    assert!(matches!(ev.next().await, Event::SessionLost { .. }));
     match ev.next().await {
         Event::Disconnected { message, .. } => assert_eq!(message.as_deref(), Some("maintenance")),
         other => panic!("{other:?}"),
@@ -75,6 +96,22 @@ async fn close_1008_skips_recovery_and_opens_a_new_connection() {
     conn.send(r#"{"type":"system","event":"disconnected","message":"policy"}"#)
         .await;
     conn.close(1008, "no").await;
+    // No recovery for 1008: the session is lost at once.
+    match ev.next().await {
+        Event::SessionLost {
+            connection_id,
+            last_sequence_id,
+            reason,
+        } => {
+            assert_eq!(connection_id, "conn1");
+            assert_eq!(last_sequence_id, 0);
+            assert!(
+                reason.contains("1008") && reason.contains("policy"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     match ev.next().await {
         Event::Disconnected {
             connection_id,
@@ -162,6 +199,8 @@ async fn provider_is_called_per_connection_and_rejoin_failure_is_reported() {
     };
     c.join_group("g", None).await.unwrap();
     assert!(emu.expire_connection(HUB, &first));
+    assert!(matches!(ev.next().await, Event::Recovering { .. }));
+    assert!(matches!(ev.next().await, Event::SessionLost { .. }));
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
     assert!(matches!(ev.next().await, Event::Connected { .. }));
     match ev.next().await {
@@ -216,6 +255,10 @@ async fn stop_during_recovery_ends_with_disconnected_then_stopped() {
     assert_eq!(
         pending.await.unwrap(),
         Err(Error::Stopped { ack_id: Some(9) })
+    );
+    // A stop ends the recovery: neither Recovered nor SessionLost.
+    assert!(
+        matches!(ev.next().await, Event::Recovering { ref connection_id } if connection_id == "conn1")
     );
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
     assert!(matches!(ev.next().await, Event::Stopped { .. }));

@@ -64,6 +64,8 @@ async fn drop_during_a_burst_of_1000_loses_and_duplicates_nothing() {
     let mut seen = Vec::with_capacity(1000);
     let mut seqs = Vec::with_capacity(1000);
     let mut dropped = false;
+    // The lifecycle events of the recovery, with how many messages had arrived before each.
+    let mut lifecycle = Vec::new();
     while seen.len() < 1000 {
         match rx_ev.next().await {
             Event::GroupMessage {
@@ -81,10 +83,23 @@ async fn drop_during_a_burst_of_1000_loses_and_duplicates_nothing() {
                     dropped = true;
                 }
             }
-            other => panic!("no user event expected during recovery, got {other:?}"),
+            Event::Recovering { connection_id } => {
+                assert_eq!(connection_id, rx_id);
+                lifecycle.push(("recovering", seen.len()));
+            }
+            Event::Recovered { connection_id } => {
+                assert_eq!(connection_id, rx_id);
+                lifecycle.push(("recovered", seen.len()));
+            }
+            other => panic!("no other event expected during recovery, got {other:?}"),
         }
     }
     sender.await.unwrap();
+    // Exactly one Recovering/Recovered pair, in that order, after the 300th message.
+    assert_eq!(lifecycle.len(), 2, "{lifecycle:?}");
+    assert_eq!(lifecycle[0].0, "recovering");
+    assert_eq!(lifecycle[1].0, "recovered");
+    assert!(lifecycle[0].1 >= 300, "{lifecycle:?}");
     let unique: HashSet<u32> = seen.iter().copied().collect();
     assert_eq!(unique.len(), 1000, "every message exactly once");
     assert!(
@@ -173,6 +188,14 @@ async fn recovery_uses_the_recovery_url_and_deduplicates_by_sequence_id() {
         r#"{"type":"message","from":"server","dataType":"text","data":"after","sequenceId":2}"#,
     )
     .await;
+    // Recovering when the drop was seen, Recovered once the service answered on the new
+    // socket (before its first message), and no second Connected.
+    assert!(
+        matches!(ev.next().await, Event::Recovering { ref connection_id } if connection_id == "conn1")
+    );
+    assert!(
+        matches!(ev.next().await, Event::Recovered { ref connection_id } if connection_id == "conn1")
+    );
     match ev.next().await {
         Event::ServerMessage {
             message,
@@ -208,10 +231,12 @@ async fn pending_acks_are_resent_with_the_same_ack_id_after_recovery() {
     conn.send(r#"{"type":"ack","ackId":42,"success":false,"error":{"name":"Duplicate","message":"done before"}}"#).await;
     let ok = join.await.unwrap().unwrap();
     assert!(ok.duplicated);
+    assert!(matches!(ev.next().await, Event::Recovering { .. }));
+    assert!(matches!(ev.next().await, Event::Recovered { .. }));
     assert_eq!(
         ev.none_for(Duration::from_millis(200)).await,
         None,
-        "no events for a recovery"
+        "no other events for a recovery"
     );
     c.stop().await.unwrap();
 }
@@ -267,6 +292,8 @@ async fn an_operation_sent_around_a_drop_arrives_once_recovered() {
     let ok = op.await.unwrap().unwrap();
     assert_eq!(ok.ack_id, 7);
     assert!(!ok.duplicated);
+    assert!(matches!(ev.next().await, Event::Recovering { .. }));
+    assert!(matches!(ev.next().await, Event::Recovered { .. }));
     assert_eq!(ev.none_for(Duration::from_millis(100)).await, None);
     c.stop().await.unwrap();
 }

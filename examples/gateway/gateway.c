@@ -13,6 +13,7 @@
  * Phases (all non-blocking, completions arrive as callbacks inside dispatch):
  *   start every client -> join GROUP -> each sends MESSAGES texts to GROUP -> wait until every
  *   client received CLIENTS * MESSAGES group messages -> stop every client -> free.
+ * Every 3 s, and at the end, prints the clients' summed statistics (wps_client_get_stats).
  * Prints one line per phase and exits 0 when everything arrived, 1 otherwise, 2 for bad
  * arguments.
  */
@@ -79,6 +80,41 @@ static int check_completion(struct slot *s, const char *what, const wps_event *e
   if (!s->failed) s->gw->failures++;
   s->failed = 1;
   return 0;
+}
+
+/* Sums the statistics of every client (wps_client_get_stats: atomics, no lock) and prints
+ * them with how many clients are connected. */
+static void print_stats(const struct gateway *gw, size_t created) {
+  wps_stats total;
+  memset(&total, 0, sizeof total);
+  size_t connected = 0;
+  for (size_t i = 0; i < created; i++) {
+    wps_stats st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    if (wps_client_get_stats(gw->slots[i].client, &st) != WPS_OK) continue;
+    connected += st.state == WPS_STATE_CONNECTED;
+    total.messages_sent += st.messages_sent;
+    total.messages_received += st.messages_received;
+    total.bytes_sent += st.bytes_sent;
+    total.bytes_received += st.bytes_received;
+    total.acks_ok += st.acks_ok;
+    total.acks_failed += st.acks_failed;
+    total.retries += st.retries;
+    total.connects += st.connects;
+    total.recoveries += st.recoveries;
+    total.session_losses += st.session_losses;
+    total.queued_messages += st.queued_messages;
+    total.inflight_acks += st.inflight_acks;
+    if (st.last_ping_rtt_us > total.last_ping_rtt_us) total.last_ping_rtt_us = st.last_ping_rtt_us;
+  }
+  fprintf(stderr,
+          "gateway: stats: %zu/%zu connected; sent %" PRIu64 " (%" PRIu64 " B), received %" PRIu64 " (%" PRIu64
+          " B); acks ok %" PRIu64 " failed %" PRIu64 ", retries %" PRIu64 "; connects %" PRIu64 ", recoveries %" PRIu64
+          ", sessions lost %" PRIu64 "; queued %" PRIu64 ", in flight %" PRIu64 "; max ping rtt %" PRIu64 " us\n",
+          connected, created, total.messages_sent, total.bytes_sent, total.messages_received, total.bytes_received,
+          total.acks_ok, total.acks_failed, total.retries, total.connects, total.recoveries, total.session_losses,
+          total.queued_messages, total.inflight_acks, total.last_ping_rtt_us);
 }
 
 /* --- event callbacks (run inside wps_client_dispatch, on the main thread) --- */
@@ -254,6 +290,7 @@ int main(int argc, char **argv) {
   }
 
   double deadline = now_seconds() + (double)timeout_s;
+  uint64_t seconds = 0; /* timer ticks so far: statistics every 3 s */
   while (status == 0 && gw.phase != PHASE_DONE && gw.failures == 0) {
     double left = deadline - now_seconds();
     if (left <= 0) {
@@ -287,6 +324,8 @@ int main(int argc, char **argv) {
       if (read(timer, &ticks, sizeof ticks) == (ssize_t)sizeof ticks) {
         fprintf(stderr, "gateway: [%s] connected %zu joined %zu acked %zu received %zu\n", phase_name[gw.phase],
                 gw.connected, gw.joined, gw.sends_acked, gw.received);
+        seconds += ticks;
+        if (seconds % 3 == 0) print_stats(&gw, created);
       }
     }
     advance(&gw);
@@ -303,6 +342,7 @@ int main(int argc, char **argv) {
     printf("gateway: ok\n");
   }
 
+  print_stats(&gw, created);
   /* Free stops clients that are still running; their pending completions are cancelled. */
   for (size_t i = 0; i < created; i++) wps_client_free(gw.slots[i].client);
   if (timer >= 0) close(timer);

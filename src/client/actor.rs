@@ -16,6 +16,7 @@ use super::invoke::InvokeTracker;
 use super::retry::Backoff;
 use super::sequence::SequenceTracker;
 use super::state::ConnectionState;
+use super::stats;
 use super::transport::Socket;
 use super::{Credential, Shared};
 use crate::client::{ClientId, ClientOptions, Event, EventHandler};
@@ -138,6 +139,13 @@ pub(crate) struct Actor {
     buffered: Vec<super::command::BufferSlot>,
     /// A URL provider call that timed out (or outlived a stop) and has not returned yet.
     late_provider: Option<oneshot::Receiver<super::provider_pool::Outcome>>,
+    /// `Recovering` was reported and neither `Recovered` nor the end of the connection
+    /// followed yet.
+    recovering_reported: bool,
+    /// When the last unanswered ping was written (for the round-trip statistic).
+    ping_sent_at: Option<Instant>,
+    /// The handler's bound on messages not yet handled (see `EventHandler::backlog`).
+    backlog: Option<Arc<super::backlog::Backlog>>,
 }
 
 impl Actor {
@@ -150,6 +158,7 @@ impl Actor {
         cmd_rx: Inbox,
     ) -> Actor {
         let codec = options.protocol.codec();
+        let backlog = handler.backlog();
         Actor {
             id,
             credential,
@@ -178,6 +187,9 @@ impl Actor {
             written: Vec::new(),
             buffered: Vec::new(),
             late_provider: None,
+            recovering_reported: false,
+            ping_sent_at: None,
+            backlog,
         }
     }
 
@@ -202,17 +214,42 @@ impl Actor {
         wps_log!(Verbose, "client {} engine task ends", self.id.0);
     }
 
-    /// Waits for `start` while stopped.
+    /// Waits for `start` while stopped. With the offline queue on, acked operations wait
+    /// here (under their deadlines) for the first connection.
     async fn idle(&mut self) -> Option<oneshot::Sender<Result<(), Error>>> {
         loop {
             let cmd = match self.deferred.pop_front() {
                 Some(c) => c,
-                None => self.cmd_rx.recv().await?,
+                None if self.queue.is_empty() => self.cmd_rx.recv().await?,
+                None => {
+                    let period = self.housekeeping_period();
+                    match tokio::time::timeout(period, self.cmd_rx.recv()).await {
+                        Ok(cmd) => cmd?,
+                        Err(_) => {
+                            self.housekeeping();
+                            continue;
+                        }
+                    }
+                }
             };
             match cmd {
                 Command::Start(reply) => return Some(reply),
                 Command::Stop(reply) => {
+                    let queued = std::mem::take(&mut self.queue);
+                    self.publish_queue();
+                    for o in queued {
+                        o.reject(Error::Stopped { ack_id: None });
+                    }
                     let _ = reply.send(());
+                }
+                Command::Send(o)
+                    if self.options.offline_queue.is_some()
+                        && matches!(o.kind, OutboundKind::Acked { .. }) =>
+                {
+                    let c = &self.shared.counters;
+                    stats::bump(&c.queued_messages);
+                    stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
+                    self.queue.push_back(o);
                 }
                 Command::Send(o) => o.reject(Error::NotConnected { ack_id: None }),
                 Command::Invoke { reply, .. } => {
@@ -225,6 +262,25 @@ impl Actor {
 
     fn set_state(&self, state: ConnectionState) {
         self.shared.state.set(state);
+    }
+
+    /// Publishes the size of the queue of operations waiting for a connection.
+    pub(super) fn publish_queue(&self) {
+        let bytes: usize = self.queue.iter().map(|o| frame_len(&o.frame)).sum();
+        let c = &self.shared.counters;
+        c.queued_messages.store(
+            self.queue.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        c.queued_bytes
+            .store(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts an operation frame written to the socket.
+    pub(super) fn count_sent(&self, frame: &tokio_tungstenite::tungstenite::Message) {
+        let c = &self.shared.counters;
+        stats::bump(&c.messages_sent);
+        stats::add(&c.bytes_sent, frame_len(frame) as u64);
     }
 
     fn emit(&self, event: Event) {
@@ -341,7 +397,9 @@ impl Actor {
         };
         self.acks.fail_all(&fail);
         self.invokes.fail_all(&fail);
-        for o in self.queue.drain(..) {
+        let queued = std::mem::take(&mut self.queue);
+        self.publish_queue();
+        for o in queued {
             o.reject(fail.clone());
         }
         self.connection_id = None;
@@ -373,11 +431,22 @@ impl Actor {
     pub(super) fn housekeeping(&mut self) {
         let now = Instant::now();
         let queued = std::mem::take(&mut self.queue);
-        self.queue = queued
-            .into_iter()
-            .filter(|o| !o.abandoned())
-            .filter_map(|o| o.expire(now))
-            .collect();
+        let mut expired = Vec::new();
+        for o in queued {
+            if o.abandoned() {
+                continue;
+            }
+            if o.is_expired(now) {
+                expired.push(o);
+            } else {
+                self.queue.push_back(o);
+            }
+        }
+        // The queue's size is published before the expired callers hear of it.
+        self.publish_queue();
+        for o in expired {
+            let _ = o.expire(now);
+        }
         for (group, error) in self.acks.prune() {
             self.rejoin_failed(group, error);
         }
@@ -428,7 +497,11 @@ impl Actor {
                 // Callers that timed out are dropped now and then, not on every push.
                 if self.queue.len() >= 1024 && self.queue.len().is_power_of_two() {
                     self.queue.retain(|o| !o.abandoned());
+                    self.publish_queue();
                 }
+                let c = &self.shared.counters;
+                stats::bump(&c.queued_messages);
+                stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
                 self.queue.push_back(o);
                 false
             }
@@ -446,6 +519,7 @@ impl Actor {
         let mut ready = false;
         self.usable_since = None;
         self.episode = None;
+        self.recovering_reported = false;
         loop {
             let end = Box::pin(self.drive(&mut socket, &mut ready, ready_deadline)).await;
             let mut fatal = false;
@@ -525,8 +599,16 @@ impl Actor {
                     });
                 }
                 self.set_state(ConnectionState::Recovering);
+                if !self.recovering_reported {
+                    self.recovering_reported = true;
+                    if let Some(id) = self.connection_id.clone() {
+                        wps_log!(Info, "client {}: recovering {}", self.id.0, id);
+                        self.emit(Event::Recovering { connection_id: id });
+                    }
+                }
                 match Box::pin(self.recover()).await {
                     Guarded::Stopped => {
+                        self.recovering_reported = false;
                         self.report_disconnected(None, Some(Error::Stopped { ack_id: None }));
                         return ConnEnd::Stopped;
                     }
@@ -545,6 +627,22 @@ impl Actor {
                 }
             }
             let proven = proven || self.episode.take().is_some_and(|e| e.after_proven);
+            self.recovering_reported = false;
+            if self.codec.is_reliable() {
+                let why = if fatal {
+                    reason.clone()
+                } else if code == Some(1008) {
+                    match self.last_disconnected.as_deref().filter(|m| !m.is_empty()) {
+                        Some(m) => format!("the service ended the session (1008): {m}"),
+                        None => format!("the service ended the session (1008): {reason}"),
+                    }
+                } else if recoverable {
+                    "recovery did not succeed before the recovery timeout".to_string()
+                } else {
+                    format!("the session cannot be recovered: {reason}")
+                };
+                self.report_session_lost(why);
+            }
             let fallback = self
                 .loss_reason
                 .take()
@@ -579,7 +677,36 @@ impl Actor {
         if self.shared.state.get() == ConnectionState::Recovering {
             wps_log!(Info, "client {}: recovered", self.id.0);
             self.set_state(ConnectionState::Connected);
+            stats::bump(&self.shared.counters.recoveries);
+            if std::mem::take(&mut self.recovering_reported) {
+                if let Some(id) = self.connection_id.clone() {
+                    self.emit(Event::Recovered { connection_id: id });
+                }
+            }
         }
+    }
+
+    /// Reports that the current reliable session ended without recovery (before its
+    /// `Disconnected`).
+    fn report_session_lost(&mut self, reason: String) {
+        let Some(connection_id) = self.connection_id.clone() else {
+            return;
+        };
+        let last_sequence_id = self.seq.last();
+        stats::bump(&self.shared.counters.session_losses);
+        wps_log!(
+            Warning,
+            "client {}: session {} lost after sequence id {}: {}",
+            self.id.0,
+            connection_id,
+            last_sequence_id,
+            reason
+        );
+        self.emit(Event::SessionLost {
+            connection_id,
+            last_sequence_id,
+            reason,
+        });
     }
 
     /// Reports the loss of the current connection. With `fail` the operations waiting for an
@@ -602,6 +729,7 @@ impl Actor {
                 self.queue.push_back(o);
             }
         }
+        self.publish_queue();
         let lost = match fail {
             Some(error) => {
                 // Rejoins cut short by the loss are not reported: the session is over.
@@ -626,5 +754,15 @@ impl Actor {
             message,
         });
         self.reconnection_token = None;
+    }
+}
+
+/// The size of a frame's payload in bytes.
+pub(super) fn frame_len(frame: &tokio_tungstenite::tungstenite::Message) -> usize {
+    use tokio_tungstenite::tungstenite::Message;
+    match frame {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
     }
 }

@@ -39,6 +39,8 @@ pub struct Outbound {
     pub frame: Message,
     /// What completes the operation.
     pub kind: OutboundKind,
+    /// Room in the offline queue, held until the frame is written or the operation ends.
+    pub slot: Option<super::offline::OfflineSlot>,
 }
 
 /// What completes an outbound operation.
@@ -88,6 +90,11 @@ impl Outbound {
             }
             _ => Some(self),
         }
+    }
+
+    /// Whether an acked operation's deadline has passed.
+    pub fn is_expired(&self, now: tokio::time::Instant) -> bool {
+        matches!(&self.kind, OutboundKind::Acked { deadline, .. } if *deadline <= now)
     }
 
     /// Whether the caller stopped waiting (its timeout elapsed).

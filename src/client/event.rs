@@ -7,7 +7,8 @@ use crate::protocol::Payload;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u64);
 
-/// The six events of the client, in the order the protocol defines.
+/// The client's events: the six the protocol defines, then the recovery and session-lost
+/// signals.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A new connection is established (not fired after a recovery).
@@ -55,12 +56,44 @@ pub enum Event {
         /// Why.
         error: Error,
     },
+    /// A reliable connection dropped and recovery starts (once per recovery episode, not per
+    /// attempt). Not raised for `stop`, close 1008, non-reliable protocols, or a connection
+    /// without reconnection token.
+    Recovering {
+        /// The id of the connection being recovered.
+        connection_id: String,
+    },
+    /// The service accepted the session on a new socket: the recovery succeeded. No second
+    /// `Connected` follows.
+    Recovered {
+        /// The recovered connection's id (unchanged).
+        connection_id: String,
+    },
+    /// A reliable session ended without recovery (recovery refused or timed out, close 1008,
+    /// buffer overflow, a broken session): messages addressed to this client after
+    /// `last_sequence_id` and before the next `Connected` may be lost. Raised before the
+    /// `Disconnected` of that connection.
+    SessionLost {
+        /// The lost connection's id.
+        connection_id: String,
+        /// The largest sequence id received on the session (0 when none arrived).
+        last_sequence_id: u64,
+        /// Why the session could not be recovered.
+        reason: String,
+    },
 }
 
 /// Receives a client's events.
 pub trait EventHandler: Send + Sync + 'static {
     /// Called from the engine task, in order. Must not block; queue and return.
     fn on_event(&self, client: &ClientId, event: Event);
+
+    /// The bound of this handler's queue of messages not yet handled, if it has one: the
+    /// engine stops reading the socket while it is full (see [`crate::Backlog`]). `None`
+    /// (the default) for a handler that does not queue.
+    fn backlog(&self) -> Option<std::sync::Arc<super::backlog::Backlog>> {
+        None
+    }
 }
 
 /// Forwards events into an unbounded channel (used by [`crate::Client::with_channel`]).

@@ -2,17 +2,20 @@
 
 mod ack;
 mod actor;
+pub mod backlog;
 mod command;
 pub mod event;
 mod groups;
 mod invoke;
 mod keepalive;
+pub mod offline;
 pub mod options;
 pub(crate) mod provider_pool;
 mod proxy;
 pub mod retry;
 mod sequence;
 pub mod state;
+pub mod stats;
 mod transport;
 pub mod url;
 
@@ -26,12 +29,15 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::error::Error;
 use crate::protocol::{AnyCodec, Codec, EncodeError, Frame, Payload, Request};
 
+pub use backlog::Backlog;
 use command::{Command, Outbound, OutboundKind};
 pub use event::{ClientId, Event, EventHandler};
+pub use offline::OfflineQueue;
 pub use options::{ClientCert, ClientOptions, Protocol};
 pub use provider_pool::PROVIDER_THREADS;
 pub use retry::{RetryMode, RetryPolicy};
 pub use state::ConnectionState;
+pub use stats::Stats;
 pub(crate) use transport::user_agent;
 
 /// For `crate::fuzzing`: parses an upgrade response (with a fixed key and subprotocol).
@@ -105,6 +111,7 @@ pub(crate) struct Shared {
     pub(crate) state: state::StateCell,
     pub(crate) connection_id: Mutex<Option<String>>,
     pub(crate) groups: groups::GroupRegistry,
+    pub(crate) counters: stats::Counters,
     next_ack_id: AtomicU64,
 }
 
@@ -139,6 +146,17 @@ struct Inner {
     next_invocation_id: AtomicU64,
     /// Fire-and-forget frames accepted but not yet written.
     buffered: Arc<std::sync::atomic::AtomicUsize>,
+    /// The offline queue's accounting, when it is on.
+    offline: Option<Arc<offline::OfflineRoom>>,
+}
+
+/// How an acked operation gets room in the offline queue when no connection is usable.
+pub(crate) enum Room {
+    /// Wait for room up to `ack_timeout` (blocking callers, the Rust API).
+    Wait,
+    /// Already decided by the caller ([`Client::reserve_offline`]): a slot, or none needed.
+    /// Retries that find no connection take room at once or fail with `QueueFull`.
+    Held(Option<offline::OfflineSlot>),
 }
 
 impl std::fmt::Debug for Client {
@@ -164,11 +182,13 @@ impl Client {
             state: state::StateCell::new(ConnectionState::Stopped),
             connection_id: Mutex::new(None),
             groups: groups::GroupRegistry::default(),
+            counters: stats::Counters::default(),
             next_ack_id: AtomicU64::new(1),
         });
         let (cmd_tx, cmd_rx) = actor::inbox();
         let codec = options.protocol.codec();
         let options = Arc::new(options);
+        let offline = options.offline_queue.map(offline::OfflineRoom::new);
         let actor = actor::Actor::new(
             id,
             credential,
@@ -195,6 +215,7 @@ impl Client {
                 cmd_tx,
                 next_invocation_id: AtomicU64::new(1),
                 buffered: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                offline,
             }),
         }
     }
@@ -262,6 +283,11 @@ impl Client {
         Ok(())
     }
 
+    /// A snapshot of the client's counters and state (a few relaxed atomic loads).
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.counters.snapshot(self.state())
+    }
+
     /// Whether a connection is currently established (not recovering).
     pub fn is_connected(&self) -> bool {
         self.state() == ConnectionState::Connected
@@ -320,10 +346,72 @@ impl Client {
         Ok(frame_to_message(frame))
     }
 
+    /// Room in the offline queue for an operation of `bytes` payload bytes, taken now: `None`
+    /// when none is needed (the queue is off, or the client is connected), `QueueFull` when
+    /// there is none.
+    pub(crate) fn reserve_offline(
+        &self,
+        bytes: usize,
+    ) -> Result<Option<offline::OfflineSlot>, Error> {
+        match &self.inner.offline {
+            Some(room) if !self.is_connected() => room.reserve_now(bytes).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Room in the offline queue, waiting for it up to `ack_timeout` when the queue is full.
+    async fn wait_for_room(&self, bytes: usize) -> Result<Option<offline::OfflineSlot>, Error> {
+        match &self.inner.offline {
+            Some(room) if !self.is_connected() => room
+                .reserve_within(bytes, self.inner.options.ack_timeout)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Sends an acked operation, retrying per `message_retry` with the same ack id.
-    async fn acked(&self, ack_id: u64, frame: Message) -> Result<AckOk, Error> {
+    async fn acked(
+        &self,
+        ack_id: u64,
+        frame: Message,
+        bytes: usize,
+        room: Room,
+    ) -> Result<AckOk, Error> {
+        let counters = &self.inner.shared.counters;
+        let _inflight = stats::InflightGuard::new(&counters.inflight_acks);
+        let result = self.acked_with_retries(ack_id, frame, bytes, room).await;
+        match &result {
+            Ok(ok) => {
+                stats::bump(&counters.acks_ok);
+                if ok.duplicated {
+                    stats::bump(&counters.duplicates);
+                }
+            }
+            Err(_) => stats::bump(&counters.acks_failed),
+        }
+        result
+    }
+
+    async fn acked_with_retries(
+        &self,
+        ack_id: u64,
+        frame: Message,
+        bytes: usize,
+        room: Room,
+    ) -> Result<AckOk, Error> {
         let mut backoff = retry::Backoff::new(self.inner.options.message_retry.clone());
+        // Retries of an operation that took its room up front do not wait for room either.
+        let waits = matches!(room, Room::Wait);
+        let mut first = Some(room);
         loop {
+            let slot = match first.take() {
+                Some(Room::Held(slot)) => Ok(slot),
+                Some(Room::Wait) => self.wait_for_room(bytes).await,
+                None if waits => self.wait_for_room(bytes).await,
+                None => self.reserve_offline(bytes),
+            }
+            .map_err(|e| e.with_ack_id(ack_id))?;
             let (tx, rx) = oneshot::channel();
             // The engine enforces the deadline (no timer per operation on this side).
             let deadline = tokio::time::Instant::now() + self.inner.options.ack_timeout;
@@ -334,6 +422,7 @@ impl Client {
                     reply: tx,
                     deadline,
                 },
+                slot,
             }))
             .map_err(|e| e.with_ack_id(ack_id))?;
             let result = rx.await.unwrap_or(Err(Error::Stopped {
@@ -348,9 +437,15 @@ impl Client {
             if !error.is_retryable() || matches!(error, Error::NotConnected { .. }) {
                 return Err(error);
             }
+            // A client that is not started (an operation queued offline before `start` timed
+            // out) does not connect by itself: waiting for a retry would not help.
+            if self.state() == ConnectionState::Stopped {
+                return Err(error);
+            }
             let Some(delay) = backoff.next_delay() else {
                 return Err(error);
             };
+            stats::bump(&self.inner.shared.counters.retries);
             crate::wps_log!(
                 Info,
                 "client {}: retrying ack id {} in {:?} after: {}",
@@ -378,6 +473,7 @@ impl Client {
                 self.command(Command::Send(Outbound {
                     frame,
                     kind: OutboundKind::Buffered { slot },
+                    slot: None,
                 }))?;
                 return Ok(AckOk {
                     ack_id: 0,
@@ -389,6 +485,7 @@ impl Client {
         self.command(Command::Send(Outbound {
             frame,
             kind: OutboundKind::FireAndForget { reply: tx },
+            slot: None,
         }))?;
         // While connected the engine writes at once (or fails the connection when the write
         // stalls), so no timer is needed; a queued write waits at most `ack_timeout`.
@@ -414,6 +511,15 @@ impl Client {
 
     /// Joins a group; acked. The group is rejoined after a reconnect once this succeeded.
     pub async fn join_group(&self, group: &str, ack_id: Option<u64>) -> Result<AckOk, Error> {
+        self.join_group_with(group, ack_id, Room::Wait).await
+    }
+
+    pub(crate) async fn join_group_with(
+        &self,
+        group: &str,
+        ack_id: Option<u64>,
+        room: Room,
+    ) -> Result<AckOk, Error> {
         self.check_process()?;
         check_name("group", group)?;
         let id = self.ack_id_for(ack_id)?;
@@ -421,13 +527,22 @@ impl Client {
             group,
             ack_id: Some(id),
         })?;
-        let ok = self.acked(id, frame).await?;
+        let ok = self.acked(id, frame, group.len(), room).await?;
         self.inner.shared.groups.joined(group);
         Ok(ok)
     }
 
     /// Leaves a group; acked.
     pub async fn leave_group(&self, group: &str, ack_id: Option<u64>) -> Result<AckOk, Error> {
+        self.leave_group_with(group, ack_id, Room::Wait).await
+    }
+
+    pub(crate) async fn leave_group_with(
+        &self,
+        group: &str,
+        ack_id: Option<u64>,
+        room: Room,
+    ) -> Result<AckOk, Error> {
         self.check_process()?;
         check_name("group", group)?;
         let id = self.ack_id_for(ack_id)?;
@@ -435,7 +550,7 @@ impl Client {
             group,
             ack_id: Some(id),
         })?;
-        let ok = self.acked(id, frame).await?;
+        let ok = self.acked(id, frame, group.len(), room).await?;
         self.inner.shared.groups.left(group);
         Ok(ok)
     }
@@ -446,6 +561,17 @@ impl Client {
         group: &str,
         payload: Payload,
         opts: SendOptions,
+    ) -> Result<AckOk, Error> {
+        self.send_to_group_with(group, payload, opts, Room::Wait)
+            .await
+    }
+
+    pub(crate) async fn send_to_group_with(
+        &self,
+        group: &str,
+        payload: Payload,
+        opts: SendOptions,
+        room: Room,
     ) -> Result<AckOk, Error> {
         self.check_process()?;
         check_name("group", group)?;
@@ -465,7 +591,8 @@ impl Client {
             ack_id: Some(id),
             no_echo: opts.no_echo,
         })?;
-        self.acked(id, frame).await
+        let bytes = payload.data.len();
+        self.acked(id, frame, bytes, room).await
     }
 
     /// Sends a custom event to the upstream (acked unless `fire_and_forget`).
@@ -474,6 +601,16 @@ impl Client {
         event: &str,
         payload: Payload,
         opts: SendOptions,
+    ) -> Result<AckOk, Error> {
+        self.send_event_with(event, payload, opts, Room::Wait).await
+    }
+
+    pub(crate) async fn send_event_with(
+        &self,
+        event: &str,
+        payload: Payload,
+        opts: SendOptions,
+        room: Room,
     ) -> Result<AckOk, Error> {
         self.check_process()?;
         check_name("event", event)?;
@@ -491,7 +628,8 @@ impl Client {
             payload: &payload,
             ack_id: Some(id),
         })?;
-        self.acked(id, frame).await
+        let bytes = payload.data.len();
+        self.acked(id, frame, bytes, room).await
     }
 
     /// Invokes an upstream event and waits for its response (`timeout` defaults to

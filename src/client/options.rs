@@ -121,6 +121,15 @@ pub struct ClientOptions {
     /// that does not return in time fails that connection attempt with `Error::UrlProvider`
     /// (the reconnect policy decides what follows) and its late answer is dropped.
     pub url_provider_timeout: Duration,
+    /// The offline queue (default `None`: off). With limits, acked operations (sends, events,
+    /// joins, leaves) made while no connection is usable, including before `start` and before
+    /// the first connection, wait in order with their ack ids and are sent once connected;
+    /// their acks then complete them. At most `max_messages` operations and `max_bytes`
+    /// payload bytes wait; an operation that finds no room waits for it up to `ack_timeout`
+    /// and then fails with `QueueFull` (the C API's `_async` calls fail at once). `stop`
+    /// fails what is still queued with `Stopped`. Without it, operations made before `start`
+    /// fail with `NotConnected`, as in the official clients.
+    pub offline_queue: Option<super::offline::OfflineQueue>,
 }
 
 impl Default for ClientOptions {
@@ -150,6 +159,7 @@ impl Default for ClientOptions {
             start_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
             url_provider_timeout: Duration::from_secs(10),
+            offline_queue: None,
         }
     }
 }

@@ -51,7 +51,6 @@ impl SequenceTracker {
     }
 
     /// The largest sequence id received.
-    #[cfg(test)]
     pub fn last(&self) -> u64 {
         self.last
     }

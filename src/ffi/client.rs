@@ -63,7 +63,8 @@ fn create(
     let o = unsafe { opts.as_ref() }.unwrap_or(&defaults);
     let id = handle::allocate_id();
     let g = handle::globals();
-    let queue = EventQueue::new(id, o.mode, &g.pool).map_err(|e| {
+    let backlog = crate::client::Backlog::new(o.backlog_messages, o.backlog_bytes);
+    let queue = EventQueue::new(id, o.mode, &g.pool, Some(backlog)).map_err(|e| {
         Failure::new(
             WPS_ERR_INTERNAL,
             format!("cannot create the poll descriptor: {e}"),

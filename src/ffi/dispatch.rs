@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 use super::error::{Failure, WPS_ERR_INVALID_HANDLE};
 use super::event::{
     wps_event, Completed, OwnedEvent, MAX_EVENT_TYPE, WPS_EVENT_ACK, WPS_EVENT_DISCONNECTED,
-    WPS_EVENT_STOPPED,
+    WPS_EVENT_GROUP_MESSAGE, WPS_EVENT_SERVER_MESSAGE, WPS_EVENT_STOPPED,
 };
 use super::pending::{Completion, Pending};
 use super::pool::{Pool, PoolInner};
 use super::waits::{begin_wait, ThreadToken};
+use crate::client::Backlog;
 
 /// Callbacks run on the library's shared callback threads (default).
 pub const WPS_DISPATCH_THREAD: u32 = 1;
@@ -151,6 +152,19 @@ pub(crate) struct EventQueue {
     cond: Condvar,
     callbacks: Mutex<Callbacks>,
     replaced: Condvar,
+    /// The bound on queued messages the engine observes (it stops reading while full).
+    backlog: Option<Arc<Backlog>>,
+}
+
+/// The payload size a queued item counts in the backlog: messages count, other events
+/// (lifecycle, completions) do not.
+fn backlog_bytes(item: &Item) -> Option<usize> {
+    match item.event.kind {
+        WPS_EVENT_SERVER_MESSAGE | WPS_EVENT_GROUP_MESSAGE => {
+            Some(item.event.data.as_ref().map_or(0, Vec::len))
+        }
+        _ => None,
+    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -194,7 +208,12 @@ pub(crate) enum Claim {
 }
 
 impl EventQueue {
-    pub fn new(client_id: u64, mode: Mode, pool: &Pool) -> std::io::Result<Arc<EventQueue>> {
+    pub fn new(
+        client_id: u64,
+        mode: Mode,
+        pool: &Pool,
+        backlog: Option<Arc<Backlog>>,
+    ) -> std::io::Result<Arc<EventQueue>> {
         let fd = match mode {
             Mode::Poll => Some(new_event_fd()?),
             Mode::Thread => None,
@@ -221,7 +240,20 @@ impl EventQueue {
                 replacing: 0,
             }),
             replaced: Condvar::new(),
+            backlog,
         }))
+    }
+
+    /// The backlog the engine observes.
+    pub fn backlog(&self) -> Option<Arc<Backlog>> {
+        self.backlog.clone()
+    }
+
+    /// Counts a message leaving the queue.
+    fn left_queue(&self, item: &Item) {
+        if let (Some(b), Some(bytes)) = (&self.backlog, backlog_bytes(item)) {
+            b.removed(bytes);
+        }
     }
 
     /// Waits on the condition variable (at most `timeout`), counted in `waiters`.
@@ -285,6 +317,9 @@ impl EventQueue {
             if let Some(fd) = &st.fd {
                 fd_signal(fd);
             }
+        }
+        if let (Some(b), Some(bytes)) = (&self.backlog, backlog_bytes(&item)) {
+            b.added(bytes);
         }
         st.events.push_back(item);
         match self.mode {
@@ -419,6 +454,7 @@ impl EventQueue {
                 let Some(item) = st.events.pop_front() else {
                     break;
                 };
+                self.left_queue(&item);
                 if st.events.is_empty() {
                     if let Some(fd) = &st.fd {
                         fd_reset(fd);
@@ -555,7 +591,10 @@ impl EventQueue {
             let item = {
                 let mut st = lock(&self.state);
                 match st.events.pop_front() {
-                    Some(item) => item,
+                    Some(item) => {
+                        self.left_queue(&item);
+                        item
+                    }
                     None => {
                         st.closed = true;
                         break;
@@ -707,7 +746,7 @@ mod tests {
     fn thread_mode_delivers_in_order_never_concurrently_and_frees_once() {
         let pool = Pool::new();
         let seen = Arc::new(Seen::default());
-        let q = EventQueue::new(1, Mode::Thread, &pool).unwrap();
+        let q = EventQueue::new(1, Mode::Thread, &pool, None).unwrap();
         let ud = Arc::as_ptr(&seen) as *mut c_void;
         q.set_callback(
             WPS_EVENT_SERVER_MESSAGE,
@@ -747,7 +786,7 @@ mod tests {
     fn poll_mode_fd_is_readable_exactly_while_events_are_pending() {
         let pool = Pool::new();
         let seen = Arc::new(Seen::default());
-        let q = EventQueue::new(2, Mode::Poll, &pool).unwrap();
+        let q = EventQueue::new(2, Mode::Poll, &pool, None).unwrap();
         let ud = Arc::as_ptr(&seen) as *mut c_void;
         q.set_callback(
             WPS_EVENT_SERVER_MESSAGE,
@@ -785,7 +824,7 @@ mod tests {
     fn stopped_waits_for_pending_operation_completions() {
         let pool = Pool::new();
         let seen = Arc::new(Seen::default());
-        let q = EventQueue::new(3, Mode::Poll, &pool).unwrap();
+        let q = EventQueue::new(3, Mode::Poll, &pool, None).unwrap();
         let ud = Arc::as_ptr(&seen) as *mut c_void;
         for kind in [WPS_EVENT_STOPPED, WPS_EVENT_ACK] {
             q.set_callback(kind, Some(Registration::new(record, ud, None)))

@@ -45,6 +45,10 @@ impl EventHandler for QueueHandler {
     fn on_event(&self, _client: &ClientId, event: Event) {
         self.0.push_event(OwnedEvent::from_engine(event));
     }
+
+    fn backlog(&self) -> Option<Arc<crate::client::Backlog>> {
+        self.0.backlog()
+    }
 }
 
 impl ClientEntry {

@@ -43,6 +43,10 @@ pub const WPS_ERR_TIMEOUT: wps_result = 200;
 pub const WPS_ERR_NOT_CONNECTED: wps_result = 201;
 /// The transport failed (DNS, TCP, TLS, WebSocket); the outcome of an operation is unknown.
 pub const WPS_ERR_CONNECTION: wps_result = 202;
+/// The offline queue (`wps_options_set_offline_queue`) has no room: returned at once by
+/// `_async` calls; blocking calls return it when no room appeared within their timeout.
+/// Nothing was sent.
+pub const WPS_ERR_QUEUE_FULL: wps_result = 203;
 
 /// The service rejected the WebSocket upgrade with an HTTP status other than 401.
 pub const WPS_ERR_HANDSHAKE: wps_result = 300;
@@ -133,6 +137,11 @@ const TABLE: &[(wps_result, &str, &str)] = &[
         "connection failed\0",
     ),
     (
+        WPS_ERR_QUEUE_FULL,
+        "WPS_ERR_QUEUE_FULL\0",
+        "the offline queue is full\0",
+    ),
+    (
         WPS_ERR_HANDSHAKE,
         "WPS_ERR_HANDSHAKE\0",
         "WebSocket handshake rejected by the service\0",
@@ -221,6 +230,7 @@ pub(crate) fn code_of(err: &Error) -> wps_result {
         Error::Protocol(_) => WPS_ERR_PROTOCOL,
         Error::UrlProvider(_) => WPS_ERR_URL_PROVIDER,
         Error::PayloadTooLarge { .. } => WPS_ERR_PAYLOAD_TOO_LARGE,
+        Error::QueueFull(_) => WPS_ERR_QUEUE_FULL,
     }
 }
 

@@ -23,8 +23,23 @@ pub const WPS_EVENT_REJOIN_GROUP_FAILED: u32 = 6;
 /// Completion of an `_async` operation (exactly one per accepted operation).
 pub const WPS_EVENT_ACK: u32 = 7;
 
+/// A reliable connection dropped and recovery starts: once per recovery episode (not per
+/// attempt); `connection_id` set. Not raised for `stop`, close 1008, non-reliable protocols, or
+/// a connection without reconnection token.
+pub const WPS_EVENT_RECOVERING: u32 = 8;
+/// Recovery succeeded: the service accepted the session on a new socket (a socket that opens
+/// and is then closed with 1008 is a refusal, not a recovery); `connection_id` set. No second
+/// `WPS_EVENT_CONNECTED` follows.
+pub const WPS_EVENT_RECOVERED: u32 = 9;
+/// A reliable session ended without recovery (recovery refused or timed out, close 1008,
+/// the service's buffer overflow, a broken session): messages addressed to this client after
+/// `sequence_id` (the last one received; 0 when none) and before the next
+/// `WPS_EVENT_CONNECTED` may be lost. `connection_id` is the lost connection's id, `message`
+/// says why. Raised before the `WPS_EVENT_DISCONNECTED` of that connection.
+pub const WPS_EVENT_SESSION_LOST: u32 = 10;
+
 /// Highest event type defined by this version.
-pub(crate) const MAX_EVENT_TYPE: u32 = WPS_EVENT_ACK;
+pub(crate) const MAX_EVENT_TYPE: u32 = WPS_EVENT_SESSION_LOST;
 
 /// UTF-8 text.
 pub const WPS_DATA_TEXT: u32 = 1;
@@ -62,7 +77,8 @@ pub struct wps_event {
     pub struct_size: u32,
     /// One of `WPS_EVENT_*`; ignore values you do not know.
     pub r#type: u32,
-    /// CONNECTED, DISCONNECTED (when it had connected); NULL otherwise.
+    /// CONNECTED, DISCONNECTED (when it had connected), RECOVERING, RECOVERED, SESSION_LOST;
+    /// NULL otherwise.
     pub connection_id: *const c_char,
     /// CONNECTED; NULL when the connection has no user.
     pub user_id: *const c_char,
@@ -77,9 +93,10 @@ pub struct wps_event {
     pub data: *const u8,
     /// Length of `data` in bytes.
     pub data_len: usize,
-    /// Sequence id on reliable protocols; 0 when absent.
+    /// Sequence id on reliable protocols; 0 when absent. SESSION_LOST: the last sequence id
+    /// received on the lost session.
     pub sequence_id: u64,
-    /// DISCONNECTED reason, or the error text of a failure; NULL otherwise.
+    /// DISCONNECTED and SESSION_LOST reason, or the error text of a failure; NULL otherwise.
     pub message: *const c_char,
     /// The service's error name (e.g. "Forbidden") where one exists; NULL otherwise.
     pub error_name: *const c_char,
@@ -214,6 +231,27 @@ impl OwnedEvent {
                     ..Default::default()
                 }
             }
+            Event::Recovering { connection_id } => OwnedEvent {
+                kind: WPS_EVENT_RECOVERING,
+                connection_id: opt_c(Some(&connection_id)),
+                ..Default::default()
+            },
+            Event::Recovered { connection_id } => OwnedEvent {
+                kind: WPS_EVENT_RECOVERED,
+                connection_id: opt_c(Some(&connection_id)),
+                ..Default::default()
+            },
+            Event::SessionLost {
+                connection_id,
+                last_sequence_id,
+                reason,
+            } => OwnedEvent {
+                kind: WPS_EVENT_SESSION_LOST,
+                connection_id: opt_c(Some(&connection_id)),
+                sequence_id: last_sequence_id,
+                message: opt_c(Some(&reason)),
+                ..Default::default()
+            },
         }
     }
 

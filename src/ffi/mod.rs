@@ -14,7 +14,7 @@
 //! - [`dispatch`], `pool` and [`poll`]: event delivery on shared threads or the caller's thread;
 //!   `pending`: accepted async operations and the order of completions around `STOPPED`;
 //!   `waits`: who waits for whom during teardown (so that frees never wait in a cycle);
-//! - [`provider`]: the URL provider callback;
+//! - [`provider`]: the URL provider callback; [`stats`]: `wps_client_get_stats`;
 //! - [`log`], [`version`].
 //!
 //! The header `include/webpubsub_client.h` is generated from these files by cbindgen
@@ -40,5 +40,6 @@ mod pending;
 pub mod poll;
 mod pool;
 pub mod provider;
+pub mod stats;
 pub mod version;
 mod waits;

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};
 
-use crate::client::SendOptions;
+use crate::client::{Room, SendOptions};
 use crate::protocol::{DataType, Payload};
 
 use super::client::ClientEntry;
@@ -78,6 +78,24 @@ fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
     e.client
         .ack_id_for((ack_id != 0).then_some(ack_id))
         .map_err(Failure::from)
+}
+
+/// How an operation gets room in the offline queue: blocking calls wait for room (up to the
+/// ack timeout); async calls take it now or fail with `WPS_ERR_QUEUE_FULL` (no completion
+/// follows then).
+fn room_for(
+    e: &ClientEntry,
+    asynchronous: bool,
+    bytes: usize,
+    ack_id: u64,
+) -> Result<Room, Failure> {
+    if !asynchronous {
+        return Ok(Room::Wait);
+    }
+    e.client
+        .reserve_offline(bytes)
+        .map(Room::Held)
+        .map_err(|err| Failure::from(err.with_ack_id(ack_id)))
 }
 
 /// A validated payload.
@@ -178,6 +196,8 @@ impl GroupOp {
 }
 
 /// Validates a group operation and returns its future; writes `*out_ack_id` once accepted.
+/// For an `_async` call (`asynchronous`) the group is kept for the completion and room in the
+/// offline queue is taken now.
 ///
 /// # Safety
 /// `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
@@ -187,7 +207,7 @@ unsafe fn group_op(
     group: *const c_char,
     ack_id: u64,
     out_ack_id: *mut u64,
-    keep_group: bool,
+    asynchronous: bool,
 ) -> Result<
     Accepted<impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static>,
     Failure,
@@ -195,14 +215,16 @@ unsafe fn group_op(
     // SAFETY: per this function's contract.
     let group = unsafe { str_arg(group, "group") }?.to_owned();
     let id = resolve_ack_id(e, ack_id)?;
+    // An async operation takes its room in the offline queue now, or fails at once.
+    let room = room_for(e, asynchronous, group.len(), id)?;
     // SAFETY: per this function's contract.
     unsafe { write_opt(out_ack_id, id) };
     let client = e.client.clone();
-    let kept = keep_group.then(|| group.clone());
+    let kept = asynchronous.then(|| group.clone());
     let fut = async move {
         acked(match kind {
-            GroupOp::Join => client.join_group(&group, Some(id)).await,
-            GroupOp::Leave => client.leave_group(&group, Some(id)).await,
+            GroupOp::Join => client.join_group_with(&group, Some(id), room).await,
+            GroupOp::Leave => client.leave_group_with(&group, Some(id), room).await,
         })
     };
     Ok((kept, id, fut))
@@ -392,7 +414,9 @@ struct SendArgs {
     out_ack_id: *mut u64,
 }
 
-/// Validates a send and returns its future; writes `*out_ack_id` once accepted.
+/// Validates a send and returns its future; writes `*out_ack_id` once accepted. For an
+/// `_async` call (`asynchronous`) the group is kept for the completion and room in the offline
+/// queue is taken now.
 ///
 /// # Safety
 /// `a.name` is NULL or NUL-terminated; `a.data` has `a.len` readable bytes (or is NULL with
@@ -401,7 +425,7 @@ unsafe fn send_op(
     e: &ClientEntry,
     kind: SendOp,
     a: &SendArgs,
-    keep_group: bool,
+    asynchronous: bool,
 ) -> Result<
     Accepted<impl std::future::Future<Output = Result<Completed, Failure>> + Send + 'static>,
     Failure,
@@ -425,14 +449,20 @@ unsafe fn send_op(
     if id != 0 {
         opts.ack_id = Some(id);
     }
+    // An async acked send takes its room in the offline queue now, or fails at once.
+    let room = if opts.fire_and_forget {
+        Room::Held(None)
+    } else {
+        room_for(e, asynchronous, payload.data.len(), id)?
+    };
     // SAFETY: per this function's contract.
     unsafe { write_opt(a.out_ack_id, id) };
     let client = e.client.clone();
-    let kept = (keep_group && matches!(kind, SendOp::ToGroup)).then(|| name.clone());
+    let kept = (asynchronous && matches!(kind, SendOp::ToGroup)).then(|| name.clone());
     let fut = async move {
         acked(match kind {
-            SendOp::ToGroup => client.send_to_group(&name, payload, opts).await,
-            SendOp::Event => client.send_event(&name, payload, opts).await,
+            SendOp::ToGroup => client.send_to_group_with(&name, payload, opts, room).await,
+            SendOp::Event => client.send_event_with(&name, payload, opts, room).await,
         })
     };
     Ok((kept, id, fut))

@@ -38,7 +38,15 @@ pub struct wps_options {
     pub(crate) engine: ClientOptions,
     pub(crate) mode: Mode,
     pub(crate) shutdown_timeout: Duration,
+    /// Bound on messages waiting for dispatch (see `wps_options_set_event_queue_limit`).
+    pub(crate) backlog_messages: usize,
+    pub(crate) backlog_bytes: usize,
 }
+
+/// Default bound on messages waiting for dispatch.
+pub const WPS_DEFAULT_EVENT_QUEUE_MESSAGES: usize = 10_000;
+/// Default bound on the payload bytes of messages waiting for dispatch (32 MiB).
+pub const WPS_DEFAULT_EVENT_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for wps_options {
     fn default() -> wps_options {
@@ -46,6 +54,8 @@ impl Default for wps_options {
             engine: ClientOptions::default(),
             mode: Mode::Thread,
             shutdown_timeout: Duration::from_secs(5),
+            backlog_messages: WPS_DEFAULT_EVENT_QUEUE_MESSAGES,
+            backlog_bytes: WPS_DEFAULT_EVENT_QUEUE_BYTES,
         }
     }
 }
@@ -679,6 +689,82 @@ pub unsafe extern "C" fn wps_options_set_fire_and_forget_buffer(
     unsafe {
         set(o, "wps_options_set_fire_and_forget_buffer", |o| {
             o.engine.fire_and_forget_buffer = frames as usize;
+            Ok(())
+        })
+    }
+}
+
+/// Bounds the messages (`WPS_EVENT_GROUP_MESSAGE`, `WPS_EVENT_SERVER_MESSAGE`) received and
+/// not yet handled: waiting for `wps_client_dispatch` in poll mode, or for a busy callback
+/// thread. Default `WPS_DEFAULT_EVENT_QUEUE_MESSAGES` (10,000) messages and
+/// `WPS_DEFAULT_EVENT_QUEUE_BYTES` (32 MiB) of payload; `max_bytes` 0 means no byte limit.
+/// At the bound the client stops reading its socket until the application handles messages:
+/// nothing is dropped, and memory stays bounded. The service then holds what it has not
+/// delivered (its own flow control); a reliable session whose receiver stays behind is ended
+/// by the service (close 1008), which the client reports as `WPS_EVENT_SESSION_LOST` once the
+/// application dispatches again, followed by a new connection. Lifecycle events and operation
+/// completions are not counted (each accepted operation has exactly one completion).
+/// While reading is paused no ack is read either: a blocking call made from a callback while
+/// the bound is reached waits until its ack timeout (`WPS_ERR_TIMEOUT`), then the queue drains.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL, `WPS_ERR_INVALID_ARG` if `max_messages` is 0.
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_event_queue_limit(
+    o: *mut wps_options,
+    max_messages: usize,
+    max_bytes: usize,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_event_queue_limit", |o| {
+            if max_messages == 0 {
+                return Err(invalid(
+                    "max_messages must be at least 1 (the bound cannot be turned off)".into(),
+                ));
+            }
+            o.backlog_messages = max_messages;
+            o.backlog_bytes = max_bytes;
+            Ok(())
+        })
+    }
+}
+
+/// Turns on the offline queue: acked operations (sends, events, joins, leaves) made while no
+/// connection is usable (before `wps_client_start` and the first connection, while recovering,
+/// while reconnecting) wait in order with their ack ids and are sent once connected; their
+/// acks then complete them, and nothing is sent twice (a resend after a drop uses the same ack
+/// id; `Duplicate` is success). At most `max_messages` operations and `max_bytes` payload bytes
+/// (data of sends, group name of joins and leaves; 0: no byte limit) wait. When the queue is
+/// full, `_async` calls fail at once with `WPS_ERR_QUEUE_FULL` (no completion follows) and
+/// blocking calls wait for room up to the ack timeout, then return `WPS_ERR_QUEUE_FULL`.
+/// `wps_client_stop` completes queued operations with `WPS_ERR_CANCELLED`. An operation
+/// queued before `wps_client_start` still has its ack timeout. `max_messages` 0 (default)
+/// turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL.
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_offline_queue(
+    o: *mut wps_options,
+    max_messages: usize,
+    max_bytes: usize,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_offline_queue", |o| {
+            o.engine.offline_queue = (max_messages > 0).then_some(crate::client::OfflineQueue {
+                max_messages,
+                max_bytes,
+            });
             Ok(())
         })
     }

@@ -233,7 +233,7 @@ mod tests {
         let counted = Arc::new(Count::default());
         let queues: Vec<_> = (0..CLIENTS)
             .map(|i| {
-                let q = EventQueue::new(i as u64 + 100, Mode::Thread, &pool).unwrap();
+                let q = EventQueue::new(i as u64 + 100, Mode::Thread, &pool, None).unwrap();
                 let ud = Arc::as_ptr(&counted) as *mut c_void;
                 q.set_callback(
                     WPS_EVENT_SERVER_MESSAGE,

@@ -244,7 +244,7 @@ static void rec_callback(void *user_data, const wps_event *e) {
 }
 
 static inline int rec_attach(wps_client *c, recorder *r) {
-    for (uint32_t t = WPS_EVENT_CONNECTED; t <= WPS_EVENT_ACK; t++) {
+    for (uint32_t t = WPS_EVENT_CONNECTED; t <= WPS_EVENT_SESSION_LOST; t++) {
         int32_t rc = wps_set_callback(c, t, rec_callback, r);
         if (rc != WPS_OK) return rc;
     }

@@ -109,6 +109,126 @@ static int send_and_receive_each_data_type(uint32_t protocol) {
     return 0;
 }
 
+/* The offline queue: async sends before start are accepted up to the limit, the next one
+ * fails at once with WPS_ERR_QUEUE_FULL (no completion); after start they go out in order and
+ * complete; stop completes what is still queued with WPS_ERR_CANCELLED. */
+static int test_offline_queue_before_start_full_and_stop(void) {
+    recorder ra, rb, rc;
+    rec_init(&ra);
+    rec_init(&rb);
+    rec_init(&rc);
+    char g[96];
+    unique_group("offline", g);
+    char *ua = mint_url(HUB, "off-rx", ALL_ROLES, 3600), *ub = mint_url(HUB, "off-tx", ALL_ROLES, 3600);
+    CHECK(ua && ub, "urls");
+    wps_client *a = started_client(ua, NULL, &ra);
+    CHECK(a, "receiver");
+    CHECK_OK(wps_join_group(a, g, 0, NULL));
+    wps_options *o = NULL;
+    CHECK_OK(wps_options_new(&o));
+    CHECK_RC(wps_options_set_offline_queue(NULL, 3, 0), WPS_ERR_NULL_ARG);
+    CHECK_OK(wps_options_set_offline_queue(o, 3, 0));
+    wps_client *b = NULL;
+    CHECK_OK(wps_client_new(ub, o, &b));
+    CHECK_OK(rec_attach(b, &rb));
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        char text[16];
+        int n = snprintf(text, sizeof text, "q%d", i);
+        CHECK_OK(wps_send_to_group_async(b, g, (const uint8_t *)text, (size_t)n, WPS_DATA_TEXT, 0, 0, NULL, NULL,
+                                         &ids[i]));
+    }
+    uint64_t refused = 0;
+    CHECK_RC(wps_send_to_group_async(b, g, (const uint8_t *)"no", 2, WPS_DATA_TEXT, 0, 0, NULL, NULL, &refused),
+             WPS_ERR_QUEUE_FULL);
+    CHECK(strcmp(wps_result_name(WPS_ERR_QUEUE_FULL), "WPS_ERR_QUEUE_FULL") == 0, "name");
+    CHECK_OK(wps_client_start(b, 10000));
+    CHECK(rec_wait(&rb, WPS_EVENT_ACK, 3, 10000), "three completions");
+    CHECK(rec_wait(&ra, WPS_EVENT_GROUP_MESSAGE, 3, 10000), "three messages");
+    for (int i = 0; i < 3; i++) {
+        /* Completions of different operations may come in any order; each one comes once. */
+        int found = 0;
+        for (size_t k = 0; k < 3; k++) {
+            rec_event *ack = rec_nth(&rb, WPS_EVENT_ACK, k);
+            if (ack->ack_id == ids[i]) found += ack->result == WPS_OK ? 1 : 100;
+        }
+        CHECK(found == 1, "completion of ack id %llu: %d", (unsigned long long)ids[i], found);
+        rec_event *m = rec_nth(&ra, WPS_EVENT_GROUP_MESSAGE, (size_t)i);
+        char want[16];
+        snprintf(want, sizeof want, "q%d", i);
+        CHECK(m->data_len == strlen(want) && memcmp(m->data, want, m->data_len) == 0, "message %d in order", i);
+    }
+    CHECK(rec_count(&rb, WPS_EVENT_ACK) == 3, "no completion for the refused send");
+    /* Stop cancels what is queued. */
+    wps_client *c = NULL;
+    CHECK_OK(wps_client_new(ub, o, &c));
+    CHECK_OK(rec_attach(c, &rc));
+    CHECK_OK(wps_send_to_group_async(c, g, (const uint8_t *)"x", 1, WPS_DATA_TEXT, 0, 0, NULL, NULL, NULL));
+    CHECK_OK(wps_join_group_async(c, "other", 0, NULL, NULL, NULL));
+    CHECK_OK(wps_client_stop(c, 5000));
+    CHECK(rec_wait(&rc, WPS_EVENT_ACK, 2, 5000), "two completions");
+    CHECK(rec_nth(&rc, WPS_EVENT_ACK, 0)->result == WPS_ERR_CANCELLED &&
+              rec_nth(&rc, WPS_EVENT_ACK, 1)->result == WPS_ERR_CANCELLED,
+          "cancelled by stop");
+    wps_options_free(o);
+    free(ua);
+    free(ub);
+    wps_client_free(a);
+    wps_client_free(b);
+    wps_client_free(c);
+    rec_free(&ra);
+    rec_free(&rb);
+    rec_free(&rc);
+    return 0;
+}
+
+/* wps_client_get_stats: argument checks, struct_size versioning, counters that move. */
+static int test_stats_count_and_respect_struct_size(void) {
+    recorder r;
+    rec_init(&r);
+    char *url = mint_url(HUB, "stats", ALL_ROLES, 3600);
+    CHECK(url, "mint url");
+    wps_client *c = NULL;
+    CHECK_OK(wps_client_new(url, NULL, &c));
+    free(url);
+    CHECK_OK(rec_attach(c, &r));
+    wps_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK_RC(wps_client_get_stats(c, NULL), WPS_ERR_NULL_ARG);
+    CHECK_RC(wps_client_get_stats(c, &st), WPS_ERR_INVALID_ARG); /* struct_size 0 */
+    st.struct_size = sizeof st;
+    CHECK_RC(wps_client_get_stats(NULL, &st), WPS_ERR_NULL_ARG);
+    CHECK_OK(wps_client_get_stats(c, &st));
+    CHECK(st.state == WPS_STATE_STOPPED && st.connects == 0, "stopped, fresh");
+    CHECK_OK(wps_client_start(c, 10000));
+    char g[96];
+    unique_group("stats", g);
+    CHECK_OK(wps_join_group(c, g, 0, NULL));
+    for (int i = 0; i < 3; i++) CHECK_OK(wps_send_to_group(c, g, (const uint8_t *)"s", 1, WPS_DATA_TEXT, 0, 0, NULL));
+    CHECK(rec_wait(&r, WPS_EVENT_GROUP_MESSAGE, 3, 10000), "messages");
+    CHECK_OK(wps_client_get_stats(c, &st));
+    CHECK(st.struct_size == sizeof st, "struct_size kept");
+    CHECK(st.state == WPS_STATE_CONNECTED, "state %u", st.state);
+    CHECK(st.connects == 1 && st.messages_sent == 4 && st.acks_ok == 4 && st.messages_received == 3,
+          "connects %llu sent %llu acks %llu received %llu", (unsigned long long)st.connects,
+          (unsigned long long)st.messages_sent, (unsigned long long)st.acks_ok,
+          (unsigned long long)st.messages_received);
+    CHECK(st.bytes_sent > 0 && st.bytes_received > 0 && st.inflight_acks == 0, "bytes, nothing in flight");
+    /* An older, shorter struct: only its bytes are written. */
+    unsigned char small[24];
+    memset(small, 0xAB, sizeof small);
+    uint32_t size16 = 16;
+    memcpy(small, &size16, sizeof size16);
+    CHECK_OK(wps_client_get_stats(c, (wps_stats *)(void *)small));
+    CHECK(small[16] == 0xAB && small[23] == 0xAB, "nothing written past struct_size");
+    uint64_t sent16;
+    memcpy(&sent16, small + 8, sizeof sent16);
+    CHECK(sent16 == 4, "messages_sent in the short struct");
+    wps_client_free(c);
+    rec_free(&r);
+    return 0;
+}
+
 static int test_send_and_receive_each_data_type(void) {
     return send_and_receive_each_data_type(WPS_PROTOCOL_JSON_RELIABLE);
 }
@@ -533,6 +653,8 @@ int main(int argc, char **argv) {
     static const test_case tests[] = {
         {"connect_and_stop", test_connect_and_stop},
         {"send_and_receive_each_data_type", test_send_and_receive_each_data_type},
+        {"stats_count_and_respect_struct_size", test_stats_count_and_respect_struct_size},
+        {"offline_queue_before_start_full_and_stop", test_offline_queue_before_start_full_and_stop},
         {"every_subprotocol_carries_every_data_type", test_every_subprotocol_carries_every_data_type},
         {"no_echo_and_fire_and_forget", test_no_echo_and_fire_and_forget},
         {"forbidden_reports_the_service_error_name", test_forbidden_reports_the_service_error_name},

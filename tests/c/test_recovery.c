@@ -82,6 +82,11 @@ static int test_recovery_after_drop_during_a_burst(void) {
     pthread_mutex_unlock(&rb.mu);
     CHECK(total == BURST + 1 && expect == BURST && dup_or_gap == 0, "total %d, in-order mismatches %d", total, dup_or_gap);
     CHECK(seq_ok, "sequence ids strictly increase");
+    CHECK(rec_count(&rb, WPS_EVENT_RECOVERING) == 1 && rec_count(&rb, WPS_EVENT_RECOVERED) == 1,
+          "one recovering/recovered pair (%zu, %zu)", rec_count(&rb, WPS_EVENT_RECOVERING),
+          rec_count(&rb, WPS_EVENT_RECOVERED));
+    CHECK(rec_count(&rb, WPS_EVENT_SESSION_LOST) == 0 && rec_count(&rb, WPS_EVENT_CONNECTED) == 1,
+          "no session lost, no second connected");
     /* recovery keeps the connection: no new CONNECTED, no DISCONNECTED */
     CHECK(rec_count(&rb, WPS_EVENT_CONNECTED) == 1 && rec_count(&rb, WPS_EVENT_DISCONNECTED) == 0,
           "receiver recovered (connected %zu, disconnected %zu)", rec_count(&rb, WPS_EVENT_CONNECTED),
@@ -118,6 +123,30 @@ static int test_reconnect_with_new_connection_id_and_rejoin_after_expire(void) {
     CHECK(emulator_fault(HUB, before, "expire"), "expire");
     CHECK(rec_wait(&rb, WPS_EVENT_CONNECTED, 2, 20000), "reconnected");
     CHECK(rec_count(&rb, WPS_EVENT_DISCONNECTED) >= 1, "disconnected first");
+    /* The lifecycle in order: RECOVERING, SESSION_LOST (refused with 1008), DISCONNECTED,
+     * CONNECTED; never RECOVERED. */
+    {
+        uint32_t order[8];
+        size_t n = 0;
+        pthread_mutex_lock(&rb.mu);
+        for (size_t i = 0; i < rb.n && n < 8; i++) {
+            uint32_t t = rb.ev[i].type;
+            if (t == WPS_EVENT_RECOVERING || t == WPS_EVENT_RECOVERED || t == WPS_EVENT_SESSION_LOST ||
+                t == WPS_EVENT_DISCONNECTED || t == WPS_EVENT_CONNECTED)
+                order[n++] = t;
+        }
+        pthread_mutex_unlock(&rb.mu);
+        CHECK(n == 5, "five lifecycle events");
+        CHECK(order[0] == WPS_EVENT_CONNECTED && order[1] == WPS_EVENT_RECOVERING &&
+                  order[2] == WPS_EVENT_SESSION_LOST && order[3] == WPS_EVENT_DISCONNECTED &&
+                  order[4] == WPS_EVENT_CONNECTED,
+              "connected, recovering, session lost, disconnected, connected");
+        rec_event *lost = rec_nth(&rb, WPS_EVENT_SESSION_LOST, 0);
+        CHECK(lost->connection_id && strcmp(lost->connection_id, before) == 0, "session lost: old id");
+        CHECK(lost->message && strstr(lost->message, "1008"), "session lost: reason");
+        rec_event *rec = rec_nth(&rb, WPS_EVENT_RECOVERING, 0);
+        CHECK(rec->connection_id && strcmp(rec->connection_id, before) == 0, "recovering: old id");
+    }
     rec_event *e = rec_nth(&rb, WPS_EVENT_CONNECTED, 1);
     CHECK(strcmp(e->connection_id, before) != 0, "new connection id");
     CHECK(conn_id(b, after) && strcmp(after, e->connection_id) == 0, "getter agrees");
@@ -182,6 +211,20 @@ static int test_fast_burst_arrives_or_the_loss_is_visible(void) {
         CHECK(rec_count(&rb, WPS_EVENT_DISCONNECTED) >= 1 && connects >= 2,
               "silent loss: received %zu of %d without DISCONNECTED + new connection", got, FAST);
         rec_event *d = rec_nth(&rb, WPS_EVENT_DISCONNECTED, 0);
+        /* The loss is signalled as such, with the last sequence id that arrived. */
+        long lost_at = -1, disc_at = -1;
+        uint64_t lost_seq = 0;
+        pthread_mutex_lock(&rb.mu);
+        for (size_t i = 0; i < rb.n; i++) {
+            if (rb.ev[i].type == WPS_EVENT_SESSION_LOST && lost_at < 0) {
+                lost_at = (long)i;
+                lost_seq = rb.ev[i].sequence_id;
+            }
+            if (rb.ev[i].type == WPS_EVENT_DISCONNECTED && disc_at < 0) disc_at = (long)i;
+        }
+        pthread_mutex_unlock(&rb.mu);
+        CHECK(lost_at >= 0 && lost_at < disc_at, "SESSION_LOST before the first DISCONNECTED");
+        CHECK(lost_seq > 0, "SESSION_LOST carries the last sequence id");
         printf("INFO fast burst: receiver fell behind, received %zu of %d; DISCONNECTED \"%s\", %zu connections\n",
                got, FAST, d->message ? d->message : "", connects);
         /* the new connection rejoined: a probe reaches it */

@@ -66,6 +66,7 @@ class ErrorCategory final : public std::error_category {
       case WPS_ERR_INVALID_UTF8: return std::errc::illegal_byte_sequence;
       case WPS_ERR_PAYLOAD_TOO_LARGE: return std::errc::message_size;
       case WPS_ERR_NOT_CONNECTED: return std::errc::not_connected;
+      case WPS_ERR_QUEUE_FULL: return std::errc::no_buffer_space;
       case WPS_ERR_UNSUPPORTED: return std::errc::not_supported;
       case WPS_ERR_CANCELLED: return std::errc::operation_canceled;
       default: return std::error_condition(ev, *this);
@@ -140,6 +141,30 @@ enum class EventType : std::uint32_t {
   group_message = WPS_EVENT_GROUP_MESSAGE,
   rejoin_group_failed = WPS_EVENT_REJOIN_GROUP_FAILED,
   ack = WPS_EVENT_ACK,
+  recovering = WPS_EVENT_RECOVERING,      ///< recovery of a reliable connection starts
+  recovered = WPS_EVENT_RECOVERED,        ///< the service accepted the session again
+  session_lost = WPS_EVENT_SESSION_LOST,  ///< a reliable session ended without recovery
+};
+
+/// Connection state reported in Stats (WPS_STATE_*).
+enum class State : std::uint32_t {
+  unknown = 0,
+  stopped = WPS_STATE_STOPPED,
+  connecting = WPS_STATE_CONNECTING,
+  connected = WPS_STATE_CONNECTED,
+  recovering = WPS_STATE_RECOVERING,
+  reconnecting = WPS_STATE_RECONNECTING,
+  stopping = WPS_STATE_STOPPING,
+};
+
+/// A snapshot of a client's counters (Client::stats()); see wps_stats in the C header.
+struct Stats {
+  State state = State::unknown;
+  std::uint64_t messages_sent = 0, messages_received = 0, bytes_sent = 0, bytes_received = 0;
+  std::uint64_t acks_ok = 0, acks_failed = 0, retries = 0, duplicates = 0;
+  std::uint64_t connects = 0, recoveries = 0, session_losses = 0;
+  std::uint64_t queued_messages = 0, queued_bytes = 0, inflight_acks = 0;
+  std::uint64_t last_ping_rtt_us = 0;  ///< 0 when unknown
 };
 
 enum class DataType : std::uint32_t {
@@ -600,6 +625,21 @@ class Options {
   Options& fire_and_forget_buffer(std::uint32_t frames) {
     return apply(wps_options_set_fire_and_forget_buffer(get(), frames), "wps_options_set_fire_and_forget_buffer");
   }
+  /// Offline queue: acked operations made while not connected (before start, while
+  /// recovering or reconnecting) wait in order, at most `max_messages` of them and `max_bytes`
+  /// payload bytes (0: no byte limit), and go out once connected. Full: *_async calls fail at
+  /// once with WPS_ERR_QUEUE_FULL, blocking calls wait for room up to the ack timeout.
+  /// max_messages 0 (default) turns it off.
+  /// Bound on received messages not yet handled (default 10,000 messages, 32 MiB); at the
+  /// bound the client stops reading its socket until handlers catch up (never drops, never
+  /// grows without bound).
+  Options& event_queue_limit(std::size_t max_messages, std::size_t max_bytes) {
+    return apply(wps_options_set_event_queue_limit(get(), max_messages, max_bytes),
+                 "wps_options_set_event_queue_limit");
+  }
+  Options& offline_queue(std::size_t max_messages, std::size_t max_bytes = 0) {
+    return apply(wps_options_set_offline_queue(get(), max_messages, max_bytes), "wps_options_set_offline_queue");
+  }
   /// Proxy "SCHEME://[user:password@]host[:port]": http:// (CONNECT), https:// (CONNECT over
   /// TLS to the proxy), socks5:// (names resolved here) or socks5h:// (names resolved by the
   /// proxy); "" connects directly. Without this call the proxy comes from HTTPS_PROXY /
@@ -734,6 +774,13 @@ class Client {
   void on_server_message(Handler h) { on(EventType::server_message, std::move(h)); }
   void on_group_message(Handler h) { on(EventType::group_message, std::move(h)); }
   void on_rejoin_group_failed(Handler h) { on(EventType::rejoin_group_failed, std::move(h)); }
+  /// A reliable connection dropped and recovery starts (once per episode); connection_id().
+  void on_recovering(Handler h) { on(EventType::recovering, std::move(h)); }
+  /// Recovery succeeded (no second connected event follows); connection_id().
+  void on_recovered(Handler h) { on(EventType::recovered, std::move(h)); }
+  /// A reliable session ended without recovery, before its disconnected event:
+  /// connection_id(), sequence_id() (the last one received), message() (why).
+  void on_session_lost(Handler h) { on(EventType::session_lost, std::move(h)); }
 #endif
   void on(EventType type, Handler h, std::error_code& ec) { ec = to_ec(set_handler(type, std::move(h))); }
 
@@ -849,6 +896,31 @@ class Client {
 
   /// Whether the client has an established connection right now.
   bool is_connected() const noexcept { return wps_client_is_connected(h_.get()); }
+  /// The client's counters and state (atomics in the library: no lock is taken). An empty
+  /// client gives a Stats whose state is State::unknown.
+  Stats stats() const noexcept {
+    wps_stats raw{};
+    raw.struct_size = static_cast<std::uint32_t>(sizeof raw);
+    Stats out;
+    if (wps_client_get_stats(h_.get(), &raw) != WPS_OK) return out;
+    out.state = static_cast<State>(raw.state);
+    out.messages_sent = raw.messages_sent;
+    out.messages_received = raw.messages_received;
+    out.bytes_sent = raw.bytes_sent;
+    out.bytes_received = raw.bytes_received;
+    out.acks_ok = raw.acks_ok;
+    out.acks_failed = raw.acks_failed;
+    out.retries = raw.retries;
+    out.duplicates = raw.duplicates;
+    out.connects = raw.connects;
+    out.recoveries = raw.recoveries;
+    out.session_losses = raw.session_losses;
+    out.queued_messages = raw.queued_messages;
+    out.queued_bytes = raw.queued_bytes;
+    out.inflight_acks = raw.inflight_acks;
+    out.last_ping_rtt_us = raw.last_ping_rtt_us;
+    return out;
+  }
 #if WPS_CPP_EXCEPTIONS
   /// The current connection id (throws with WPS_ERR_NOT_CONNECTED when there is none).
   std::string connection_id() const {

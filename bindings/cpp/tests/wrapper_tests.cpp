@@ -634,6 +634,109 @@ TEST(poll_mode_runs_handlers_on_the_dispatching_thread) {
   c.stop(5s);
 }
 
+// Runs tests/c/wps_tool.py's fault command against the emulator (WPS_TEST_TOOL and
+// WPS_TEST_CONNSTR, set by scripts/cpp-tests.sh).
+bool emulator_fault(const std::string& connection_id, const char* action) {
+  const char* tool = std::getenv("WPS_TEST_TOOL");
+  if (!tool || !std::getenv("WPS_TEST_CONNSTR")) return false;
+  std::string cmd = std::string("python3 ") + tool + " fault cpptests " + connection_id + " " + action + " >/dev/null";
+  return std::system(cmd.c_str()) == 0;
+}
+
+TEST(recovery_and_session_lost_handlers_see_the_lifecycle_in_order) {
+  REQUIRE(std::getenv("WPS_TEST_TOOL") != nullptr);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> seen;
+  std::uint64_t lost_seq = 1;
+  std::string lost_id;
+  auto record = [&](const char* name) {
+    return [&, name](const wps::EventView& e) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.push_back(std::string(name) + ":" + std::string(e.connection_id().value_or("")));
+      if (e.type() == wps::EventType::session_lost) {
+        lost_seq = e.sequence_id();
+        lost_id = std::string(e.connection_id().value_or(""));
+      }
+      cv.notify_all();
+    };
+  };
+  wps::Client c(url());
+  c.on_recovering(record("recovering"));
+  c.on_recovered(record("recovered"));
+  c.on_session_lost(record("session_lost"));
+  c.on_disconnected(record("disconnected"));
+  c.on_connected(record("connected"));
+  c.start(10s);
+  auto wait_for = [&](std::size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, 15s, [&] { return seen.size() >= n; });
+  };
+  REQUIRE(wait_for(1));
+  const std::string id = std::string(c.connection_id());
+  // A dropped socket: one recovering/recovered pair, same id, no second connected.
+  REQUIRE(emulator_fault(id, "drop"));
+  REQUIRE(wait_for(3));
+  // A forgotten session: the recovery is refused; session lost (no message had arrived, so
+  // sequence id 0) before disconnected, then a new connection.
+  REQUIRE(emulator_fault(id, "expire"));
+  REQUIRE(wait_for(7));
+  std::lock_guard<std::mutex> lock(mu);
+  const std::vector<std::string> expected = {"connected:" + id,    "recovering:" + id,   "recovered:" + id,
+                                             "recovering:" + id,   "session_lost:" + id, "disconnected:" + id};
+  CHECK(std::vector<std::string>(seen.begin(), seen.begin() + 6) == expected);
+  CHECK(seen[6].rfind("connected:", 0) == 0 && seen[6] != "connected:" + id);
+  CHECK(lost_id == id);
+  CHECK(lost_seq == 0);
+}
+
+TEST(stats_count_sends_receives_and_connects) {
+  wps::Client c(url());
+  CHECK(c.stats().state == wps::State::stopped);
+  Signal got;
+  c.on_group_message([&](const wps::EventView&) { got.notify(); });
+  c.start(10s);
+  c.join_group("stats");
+  for (int i = 0; i < 3; i++) c.send_to_group("stats", wps::Payload::text("m"));
+  REQUIRE(got.wait_for_count(3, 10s));
+  const wps::Stats s = c.stats();
+  CHECK(s.state == wps::State::connected);
+  CHECK(s.connects == 1);
+  CHECK(s.messages_sent == 4);
+  CHECK(s.acks_ok == 4);
+  CHECK(s.acks_failed == 0);
+  CHECK(s.messages_received == 3);
+  CHECK(s.bytes_sent > 0 && s.bytes_received > 0);
+  CHECK(s.inflight_acks == 0);
+  c.stop(5s);
+  CHECK(c.stats().state == wps::State::stopped);
+  wps::Client empty;
+  CHECK(empty.stats().state == wps::State::unknown);
+}
+
+TEST(offline_queue_accepts_sends_before_start_and_refuses_when_full) {
+  wps::Options opts;
+  opts.offline_queue(2).event_queue_limit(1000, 1 << 20);
+  wps::Client c(url(), opts);
+  auto first = c.send_to_group_async("offline-cpp", wps::Payload::text("a"));
+  auto second = c.send_to_group_async("offline-cpp", wps::Payload::text("b"));
+  // Full: refused at once (a future that is already failed).
+  auto third = c.send_to_group_async("offline-cpp", wps::Payload::text("c"));
+  CHECK(ready(third, 0ms));
+  std::error_code ec;
+  try {
+    third.get();
+  } catch (const wps::Error& e) {
+    ec = e.code();
+  }
+  CHECK(ec == wps::make_error_code(WPS_ERR_QUEUE_FULL));
+  CHECK(ec == std::errc::no_buffer_space);
+  c.start(10s);
+  CHECK(first.get().ack_id != 0);
+  CHECK(second.get().ack_id != 0);
+  c.stop(5s);
+}
+
 TEST(client_destroyed_inside_its_own_handler) {
   Signal freed, handled;
   auto holder = std::make_shared<std::unique_ptr<wps::Client>>(std::make_unique<wps::Client>(url()));

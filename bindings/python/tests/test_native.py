@@ -107,6 +107,7 @@ def _ctype_for(c_type: str):
         "wps_event_fn": n.EVENT_FN,
         "wps_url_provider_fn": n.URL_PROVIDER_FN,
         "wps_log_fn": n.LOG_FN,
+        "wps_stats*": ctypes.POINTER(n.wps_stats),
     }
     return table[t]
 

@@ -105,6 +105,14 @@ class WebPubSubClient:
         logger (process-wide, once enabled).
     :keyword user_agent: Application name and version sent in front of the library's own
         ``User-Agent`` (``webpubsub-client/<version> (<os>; <arch>)``), e.g. ``"gateway/2.1"``.
+    :keyword offline_queue_max_messages: Turn on the offline queue: sends, events, joins and
+        leaves made while not connected (before ``open()``, while recovering or reconnecting) wait
+        in order, up to this many, and go out once connected (default 0: off, such calls fail).
+    :keyword offline_queue_max_bytes: Payload bytes the offline queue may hold (default 0: no
+        byte limit). A call that finds the queue full waits up to ``ack_timeout`` for room.
+    :keyword event_queue_max_messages: Received messages not yet handled by listeners that may
+        wait (library default 10,000); at the bound the client stops reading its socket.
+    :keyword event_queue_max_bytes: The same bound in payload bytes (library default 32 MiB).
     """
 
     def __init__(
@@ -171,6 +179,17 @@ class WebPubSubClient:
     def is_connected(self) -> bool:
         """Whether the client is connected to the service now."""
         return self._core.is_connected()
+
+    def get_stats(self) -> Dict[str, Any]:
+        """The client's counters and state, read without any lock (beyond the official SDK).
+
+        Keys: ``state`` (``"stopped"``, ``"connecting"``, ``"connected"``, ``"recovering"``,
+        ``"reconnecting"``, ``"stopping"``) and the integers ``messages_sent``,
+        ``messages_received``, ``bytes_sent``, ``bytes_received``, ``acks_ok``, ``acks_failed``,
+        ``retries``, ``duplicates``, ``connects``, ``recoveries``, ``session_losses``,
+        ``queued_messages``, ``queued_bytes``, ``inflight_acks``, ``last_ping_rtt_us``.
+        """
+        return self._core.get_stats()
 
     @property
     def connection_id(self) -> Optional[str]:

@@ -30,8 +30,11 @@ from .models._models import (
     OnConnectedArgs,
     OnDisconnectedArgs,
     OnGroupDataMessageArgs,
+    OnRecoveredArgs,
+    OnRecoveringArgs,
     OnRejoinGroupFailedArgs,
     OnServerDataMessageArgs,
+    OnSessionLostArgs,
 )
 
 _LOGGER = logging.getLogger("webpubsub_client")
@@ -43,7 +46,14 @@ _NATIVE_TO_CALLBACK = {
     n.WPS_EVENT_SERVER_MESSAGE: CallbackType.SERVER_MESSAGE,
     n.WPS_EVENT_GROUP_MESSAGE: CallbackType.GROUP_MESSAGE,
     n.WPS_EVENT_REJOIN_GROUP_FAILED: CallbackType.REJOIN_GROUP_FAILED,
+    n.WPS_EVENT_RECOVERING: CallbackType.RECOVERING,
+    n.WPS_EVENT_RECOVERED: CallbackType.RECOVERED,
+    n.WPS_EVENT_SESSION_LOST: CallbackType.SESSION_LOST,
 }
+
+# Event types a library older than this package may not know (registering them fails there
+# with WPS_ERR_INVALID_ARG; such a library never raises them).
+_OPTIONAL_EVENTS = {n.WPS_EVENT_RECOVERING, n.WPS_EVENT_RECOVERED, n.WPS_EVENT_SESSION_LOST}
 
 
 class Completion:
@@ -283,6 +293,9 @@ class ClientCore:
                 raise ValueError(f"cannot create the client: {n.result_name(code)}: {message or n.result_text(code)}")
             self.handle = handle
             for native_type in _NATIVE_TO_CALLBACK:
+                if native_type in _OPTIONAL_EVENTS:
+                    self.lib.wps_set_callback(handle, native_type, _EVENT_CB, ctypes.c_void_p(self.key))
+                    continue
                 check(
                     self.lib.wps_set_callback(handle, native_type, _EVENT_CB, ctypes.c_void_p(self.key)),
                     "wps_set_callback",
@@ -379,6 +392,18 @@ class ClientCore:
                 n.decode(ev.error_name),
             )
             args = (OnRejoinGroupFailedArgs(group=n.decode(ev.group) or "", error=error),)
+        elif kind is CallbackType.RECOVERING:
+            args = (OnRecoveringArgs(connection_id=n.decode(ev.connection_id) or ""),)
+        elif kind is CallbackType.RECOVERED:
+            args = (OnRecoveredArgs(connection_id=n.decode(ev.connection_id) or ""),)
+        elif kind is CallbackType.SESSION_LOST:
+            args = (
+                OnSessionLostArgs(
+                    connection_id=n.decode(ev.connection_id) or "",
+                    last_sequence_id=int(ev.sequence_id),
+                    message=n.decode(ev.message),
+                ),
+            )
         else:
             raw = string_at(ev.data, ev.data_len) if ev.data_len else b""
             data_type, data = _payload.decode(raw, ev.data_type)
@@ -393,6 +418,21 @@ class ClientCore:
         if self.lib.wps_client_is_connected is None:
             raise WebPubSubClientError("the native library reports no connection state")
         return bool(self.lib.wps_client_is_connected(self.handle))
+
+    def get_stats(self) -> Dict[str, Any]:
+        fn = self.lib.wps_client_get_stats
+        if fn is None:
+            raise WebPubSubClientError("the native library reports no statistics")
+        st = n.wps_stats()
+        st.struct_size = ctypes.sizeof(n.wps_stats)
+        if self._freed:
+            raise WebPubSubClientError("the client is closed")
+        code = fn(self.handle, ctypes.byref(st))
+        if code != n.WPS_OK:
+            raise WebPubSubClientError(f"wps_client_get_stats failed: {n.decode(self.lib.wps_last_error_message())}")
+        out: Dict[str, Any] = {field[0]: int(getattr(st, field[0])) for field in n.wps_stats._fields_[2:]}
+        out["state"] = n.WPS_STATE_NAMES.get(st.state, str(st.state))
+        return out
 
     def connection_id(self) -> Optional[str]:
         if self._freed:

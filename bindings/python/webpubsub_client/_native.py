@@ -57,6 +57,9 @@ WPS_EVENT_SERVER_MESSAGE = 4
 WPS_EVENT_GROUP_MESSAGE = 5
 WPS_EVENT_REJOIN_GROUP_FAILED = 6
 WPS_EVENT_ACK = 7
+WPS_EVENT_RECOVERING = 8
+WPS_EVENT_RECOVERED = 9
+WPS_EVENT_SESSION_LOST = 10
 
 WPS_DISPATCH_THREAD = 1
 WPS_DISPATCH_POLL = 2
@@ -102,6 +105,33 @@ class wps_event(Structure):
         ("op", c_uint32),
         ("is_duplicate", c_uint32),
     ]
+
+
+class wps_stats(Structure):
+    """A snapshot of a client's counters (``wps_client_get_stats``)."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("state", c_uint32),
+        ("messages_sent", c_uint64),
+        ("messages_received", c_uint64),
+        ("bytes_sent", c_uint64),
+        ("bytes_received", c_uint64),
+        ("acks_ok", c_uint64),
+        ("acks_failed", c_uint64),
+        ("retries", c_uint64),
+        ("duplicates", c_uint64),
+        ("connects", c_uint64),
+        ("recoveries", c_uint64),
+        ("session_losses", c_uint64),
+        ("queued_messages", c_uint64),
+        ("queued_bytes", c_uint64),
+        ("inflight_acks", c_uint64),
+        ("last_ping_rtt_us", c_uint64),
+    ]
+
+
+WPS_STATE_NAMES = {1: "stopped", 2: "connecting", 3: "connected", 4: "recovering", 5: "reconnecting", 6: "stopping"}
 
 
 def event_field(ev: wps_event, name: str, default: Any = None) -> Any:
@@ -160,6 +190,9 @@ _SIGNATURES: Dict[str, Tuple[Any, list, bool]] = {
     "wps_client_free": (None, [ClientP], True),
     "wps_set_callback": (c_int32, [ClientP, c_uint32, EVENT_FN, c_void_p], True),
     "wps_client_is_connected": (c_bool, [ClientP], False),
+    "wps_client_get_stats": (c_int32, [ClientP, POINTER(wps_stats)], False),
+    "wps_options_set_offline_queue": (c_int32, [OptionsP, c_size_t, c_size_t], False),
+    "wps_options_set_event_queue_limit": (c_int32, [OptionsP, c_size_t, c_size_t], False),
     "wps_client_get_connection_id": (c_int32, [ClientP, c_char_p, c_size_t, POINTER(c_size_t)], False),
     # operations
     "wps_join_group": (c_int32, [ClientP, c_char_p, c_uint64, POINTER(c_uint64)], True),
@@ -211,6 +244,7 @@ _KEEP_GIL = frozenset(
         "wps_version_string",
         "wps_client_is_connected",
         "wps_client_get_connection_id",
+        "wps_client_get_stats",
         "wps_join_group_async",
         "wps_leave_group_async",
         "wps_send_to_group_async",

@@ -53,6 +53,10 @@ class ClientSettings:
     proxy: Optional[str] = None
     ca_file: Optional[str] = None
     client_cert: Optional[Tuple[str, str]] = None
+    offline_queue_max_messages: int = 0
+    offline_queue_max_bytes: int = 0
+    event_queue_max_messages: Optional[int] = None
+    event_queue_max_bytes: Optional[int] = None
 
 
 _KNOWN = {f.name for f in fields(ClientSettings)}
@@ -181,6 +185,25 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
             timeout = 120.0 if s.keep_alive_timeout is None else s.keep_alive_timeout
             _check(
                 lib.wps_options_set_keep_alive(opts, seconds_to_ms(interval), seconds_to_ms(timeout)), "keep_alive_*"
+            )
+        if s.event_queue_max_messages is not None or s.event_queue_max_bytes is not None:
+            if lib.wps_options_set_event_queue_limit is None:
+                raise ValueError("event_queue_*: the native library has no event queue limit")
+            messages = 10_000 if s.event_queue_max_messages is None else int(s.event_queue_max_messages)
+            limit_bytes = 32 * 1024 * 1024 if s.event_queue_max_bytes is None else int(s.event_queue_max_bytes)
+            if messages < 0 or limit_bytes < 0:
+                raise ValueError("event_queue_*: limits must not be negative")
+            _check(lib.wps_options_set_event_queue_limit(opts, messages, limit_bytes), "event_queue_*")
+        if int(s.offline_queue_max_messages) > 0:
+            if lib.wps_options_set_offline_queue is None:
+                raise ValueError("offline_queue_*: the native library has no offline queue")
+            if int(s.offline_queue_max_messages) < 0 or int(s.offline_queue_max_bytes) < 0:
+                raise ValueError("offline_queue_*: limits must not be negative")
+            _check(
+                lib.wps_options_set_offline_queue(
+                    opts, int(s.offline_queue_max_messages), int(s.offline_queue_max_bytes)
+                ),
+                "offline_queue_*",
             )
         if s.user_agent and lib.wps_options_set_user_agent is not None:
             _check(lib.wps_options_set_user_agent(opts, str(s.user_agent).encode("utf-8")), "user_agent")

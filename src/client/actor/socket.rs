@@ -15,6 +15,7 @@ use crate::client::command::{Command, Outbound, OutboundKind};
 use crate::client::frame_to_message;
 use crate::client::keepalive::KeepAlive;
 use crate::client::state::ConnectionState;
+use crate::client::stats;
 use crate::client::transport::Socket;
 use crate::client::Event;
 use crate::error::Error;
@@ -47,6 +48,8 @@ impl Actor {
         .max(Duration::from_millis(10));
         // When the next housekeeping pass is due (None: nothing waits for one).
         let mut tick_at: Option<Instant> = None;
+        // A ping written on an earlier socket is never answered.
+        self.ping_sent_at = None;
         if *ready {
             // A recovered connection: a ping first, so that the service confirms the session
             // with its answer even when it has nothing else to send; then what was not
@@ -54,6 +57,7 @@ impl Actor {
             // did), then what was queued.
             let limit = self.write_timeout();
             let catch_up = async {
+                self.ping_sent_at = Some(Instant::now());
                 self.write_now(socket, Request::Ping).await?;
                 self.after_ready(socket).await
             };
@@ -81,6 +85,9 @@ impl Actor {
         };
         let timer = tokio::time::sleep_until(next_wakeup(&keep, tick_at, *ready));
         tokio::pin!(timer);
+        // The application's backlog of messages: while it is full the socket is not read.
+        let backlog = self.backlog.clone();
+        let mut paused = false;
         loop {
             if let Some(cmd) = self.deferred.pop_front() {
                 if let Some(end) = self.command(socket, cmd, *ready).await {
@@ -97,6 +104,21 @@ impl Actor {
                     timer.as_mut().reset(at);
                 }
             }
+            let full = backlog.as_ref().is_some_and(|b| b.is_full());
+            if full != paused {
+                paused = full;
+                if paused {
+                    wps_log!(
+                        Warning,
+                        "client {}: the application's backlog is full; not reading the socket \
+                         until it handles messages",
+                        self.id.0
+                    );
+                } else {
+                    // Not reading was our choice, not the peer's silence.
+                    keep.on_inbound();
+                }
+            }
             tokio::select! {
                 cmd = self.cmd_rx.recv() => {
                     let Some(cmd) = cmd else { return DriveEnd::Stop };
@@ -104,7 +126,12 @@ impl Actor {
                         return end;
                     }
                 }
-                frame = socket.next() => {
+                _ = async {
+                    if let Some(b) = &backlog {
+                        b.room().await
+                    }
+                }, if paused => {}
+                frame = socket.next(), if !paused => {
                     keep.on_inbound();
                     let frame = match frame {
                         None => return DriveEnd::Failed("the connection ended without a close frame".into()),
@@ -112,8 +139,14 @@ impl Actor {
                         Some(Ok(m)) => m,
                     };
                     let end = match frame {
-                        Message::Text(t) => self.on_frame(socket, FrameRef::Text(t.as_str()), ready).await,
-                        Message::Binary(b) => self.on_frame(socket, FrameRef::Binary(&b), ready).await,
+                        Message::Text(t) => {
+                            stats::add(&self.shared.counters.bytes_received, t.len() as u64);
+                            self.on_frame(socket, FrameRef::Text(t.as_str()), ready).await
+                        }
+                        Message::Binary(b) => {
+                            stats::add(&self.shared.counters.bytes_received, b.len() as u64);
+                            self.on_frame(socket, FrameRef::Binary(&b), ready).await
+                        }
                         Message::Close(c) => {
                             let (code, reason) = match c {
                                 Some(f) => (Some(u16::from(f.code)), f.reason.to_string()),
@@ -144,10 +177,13 @@ impl Actor {
                         }
                         self.housekeeping();
                     }
-                    if keep.is_dead(now) {
+                    if keep.is_dead(now) && !paused {
                         return DriveEnd::Dead;
                     }
                     if keep.ping_due(now) {
+                        if self.ping_sent_at.is_none() {
+                            self.ping_sent_at = Some(now);
+                        }
                         if let Err(e) = Box::pin(self.write_now(socket, Request::Ping)).await {
                             return e;
                         }
@@ -247,6 +283,7 @@ impl Actor {
             }
             Command::Invoke { id, frame, reply } => {
                 self.invokes.insert(id, reply);
+                self.count_sent(&frame);
                 Box::pin(self.send_frame(socket, frame)).await.err()
             }
             Command::CancelInvoke { id, frame } => {
@@ -311,6 +348,9 @@ impl Actor {
         if o.abandoned() {
             return Ok(());
         }
+        self.count_sent(&o.frame);
+        // Written: the operation leaves the offline queue (its ack is tracked from here on).
+        drop(o.slot);
         let frame = match o.kind {
             OutboundKind::Acked {
                 ack_id,
@@ -341,12 +381,14 @@ impl Actor {
     async fn after_ready(&mut self, socket: &mut Socket) -> Result<(), DriveEnd> {
         self.housekeeping();
         for frame in self.acks.frames_to_resend() {
+            self.count_sent(&frame);
             socket
                 .feed(frame)
                 .await
                 .map_err(|e| DriveEnd::Failed(e.to_string()))?;
         }
         let queued: Vec<Outbound> = self.queue.drain(..).collect();
+        self.publish_queue();
         let mut result = Ok(());
         for o in queued {
             if result.is_ok() {
@@ -354,6 +396,9 @@ impl Actor {
             } else {
                 self.queue.push_back(o);
             }
+        }
+        if !self.queue.is_empty() {
+            self.publish_queue();
         }
         if result.is_ok() {
             result = socket.flush().await.map_err(|e| e.to_string());
@@ -463,6 +508,7 @@ impl Actor {
                     Ok(false) => return None,
                     Err(end) => return Some(end),
                 }
+                stats::bump(&self.shared.counters.messages_received);
                 self.emit(Event::GroupMessage {
                     group,
                     from_user_id,
@@ -479,6 +525,7 @@ impl Actor {
                     Ok(false) => return None,
                     Err(end) => return Some(end),
                 }
+                stats::bump(&self.shared.counters.messages_received);
                 self.emit(Event::ServerMessage {
                     message: payload,
                     sequence_id,
@@ -509,6 +556,7 @@ impl Actor {
                     .unwrap_or_else(|p| p.into_inner()) = Some(connection_id.clone());
                 self.set_state(ConnectionState::Connected);
                 self.session_connected = true;
+                stats::bump(&self.shared.counters.connects);
                 self.emit(Event::Connected {
                     connection_id,
                     user_id,
@@ -531,10 +579,18 @@ impl Actor {
                     self.last_disconnected = message;
                 }
             }
+            Downstream::Pong => {
+                if let Some(sent) = self.ping_sent_at.take() {
+                    let rtt = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    self.shared
+                        .counters
+                        .last_ping_rtt_us
+                        .store(rtt.max(1), std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             // This client opens no streams and subscribes to no group state, so any such frame
             // is unsolicited and, like an unknown message, ignored.
-            Downstream::Pong
-            | Downstream::Ignored
+            Downstream::Ignored
             | Downstream::StreamAck { .. }
             | Downstream::StreamNack { .. }
             | Downstream::StreamClosed { .. }

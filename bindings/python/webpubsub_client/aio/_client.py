@@ -337,6 +337,17 @@ class WebPubSubClient:
         """Whether the client is connected to the service now."""
         return self._core.is_connected()
 
+    def get_stats(self) -> Dict[str, Any]:
+        """The client's counters and state, read without any lock (beyond the official SDK).
+
+        Keys: ``state`` (``"stopped"``, ``"connecting"``, ``"connected"``, ``"recovering"``,
+        ``"reconnecting"``, ``"stopping"``) and the integers ``messages_sent``,
+        ``messages_received``, ``bytes_sent``, ``bytes_received``, ``acks_ok``, ``acks_failed``,
+        ``retries``, ``duplicates``, ``connects``, ``recoveries``, ``session_losses``,
+        ``queued_messages``, ``queued_bytes``, ``inflight_acks``, ``last_ping_rtt_us``.
+        """
+        return self._core.get_stats()
+
     @property
     def connection_id(self) -> Optional[str]:
         """The current connection id (unchanged by a recovery, new after a reconnect)."""

@@ -49,6 +49,10 @@ class CallbackType(_CaseInsensitiveStrEnum):
     SERVER_MESSAGE = "server-message"
     GROUP_MESSAGE = "group-message"
     REJOIN_GROUP_FAILED = "rejoin-group-failed"
+    # Beyond the official SDK: the recovery and session-lost signals.
+    RECOVERING = "recovering"
+    RECOVERED = "recovered"
+    SESSION_LOST = "session-lost"
 
 
 class RetryMode(_CaseInsensitiveStrEnum):

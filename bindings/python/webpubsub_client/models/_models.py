@@ -35,6 +35,57 @@ class OnDisconnectedArgs:
         return f"OnDisconnectedArgs(connection_id={self.connection_id!r}, message={self.message!r})"
 
 
+class OnRecoveringArgs:
+    """Arguments of the ``recovering`` event: a reliable connection dropped and recovery starts
+    (once per recovery episode; not for ``stop``, close 1008 or non-reliable protocols).
+
+    :ivar connection_id: The id of the connection being recovered.
+    """
+
+    def __init__(self, connection_id: str) -> None:
+        self.connection_id = connection_id
+
+    def __repr__(self) -> str:
+        return f"OnRecoveringArgs(connection_id={self.connection_id!r})"
+
+
+class OnRecoveredArgs:
+    """Arguments of the ``recovered`` event: the service accepted the session on a new socket.
+    No second ``connected`` event follows.
+
+    :ivar connection_id: The recovered connection's id (unchanged).
+    """
+
+    def __init__(self, connection_id: str) -> None:
+        self.connection_id = connection_id
+
+    def __repr__(self) -> str:
+        return f"OnRecoveredArgs(connection_id={self.connection_id!r})"
+
+
+class OnSessionLostArgs:
+    """Arguments of the ``session-lost`` event: a reliable session ended without recovery
+    (recovery refused or timed out, close 1008, the service's buffer overflow). Messages sent to
+    this client after ``last_sequence_id`` and before the next ``connected`` may be lost.
+    Raised before the ``disconnected`` event of that connection.
+
+    :ivar connection_id: The lost connection's id.
+    :ivar last_sequence_id: The last sequence id received on the session (0 when none).
+    :ivar message: Why the session could not be recovered.
+    """
+
+    def __init__(self, connection_id: str, last_sequence_id: int, message: Optional[str] = None) -> None:
+        self.connection_id = connection_id
+        self.last_sequence_id = last_sequence_id
+        self.message = message
+
+    def __repr__(self) -> str:
+        return (
+            f"OnSessionLostArgs(connection_id={self.connection_id!r}, "
+            f"last_sequence_id={self.last_sequence_id!r}, message={self.message!r})"
+        )
+
+
 class OnStoppedArgs:
     """Arguments of the ``stopped`` event (the last event of a start; carries nothing).
 

@@ -1,0 +1,180 @@
+//! The offline queue: operations made before the first connection or while reconnecting wait
+//! in order with their ack ids, a full queue refuses or waits, stop cancels what is queued.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use common::mock::MockServer;
+use common::*;
+use webpubsub_client::{
+    AckOk, ClientOptions, ConnectionState, Error, Event, OfflineQueue, Payload, SendOptions,
+};
+
+type Op = Pin<Box<dyn Future<Output = Result<AckOk, Error>> + Send>>;
+
+fn queued(max_messages: usize, max_bytes: usize) -> ClientOptions {
+    ClientOptions {
+        offline_queue: Some(OfflineQueue {
+            max_messages,
+            max_bytes,
+        }),
+        ..fast_options()
+    }
+}
+
+/// Polls `op` once (which hands it to the engine) and returns it.
+async fn handed_over(mut op: Op) -> Op {
+    std::future::poll_fn(|cx| {
+        assert!(op.as_mut().poll(cx).is_pending(), "completed at once");
+        std::task::Poll::Ready(())
+    })
+    .await;
+    op
+}
+
+fn send(c: &webpubsub_client::Client, group: &'static str, text: String) -> Op {
+    let c = c.clone();
+    Box::pin(async move {
+        c.send_to_group(group, Payload::text(text), SendOptions::default())
+            .await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_before_start_go_out_in_order_once_connected() {
+    let emu = emulator().await;
+    let (rx, mut rx_ev, _) = connected(url(&emu, Some("r"), ROLES), fast_options()).await;
+    rx.join_group("q", None).await.unwrap();
+    let (c, mut ev) = client_with(url(&emu, Some("s"), ROLES), queued(100, 0));
+    let mut ops = Vec::new();
+    for i in 0..10 {
+        ops.push(handed_over(send(&c, "q", format!("m{i}"))).await);
+    }
+    assert_eq!(c.state(), ConnectionState::Stopped);
+    assert_eq!(c.stats().inflight_acks, 10);
+    // The engine takes them into its queue (the statistic follows within the deadline).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while c.stats().queued_messages < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", c.stats());
+        tokio::task::yield_now().await;
+    }
+    assert!(c.stats().queued_bytes >= 10 * 2);
+    c.start().await.unwrap();
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    let ids: Vec<u64> = futures_util::future::join_all(ops)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().ack_id)
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ack ids kept: {ids:?}");
+    for i in 0..10 {
+        match rx_ev.until("group message", is_group_message).await {
+            Event::GroupMessage { message, .. } => {
+                assert_eq!(message.as_str(), Some(format!("m{i}").as_str()))
+            }
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(
+        rx_ev.none_for(Duration::from_millis(200)).await,
+        None,
+        "each once"
+    );
+    assert_eq!(c.stats().queued_messages, 0);
+    c.stop().await.unwrap();
+    rx.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_queue_a_send_before_start_is_not_connected() {
+    let (c, _ev) = client_with(
+        "ws://127.0.0.1:9/client/hubs/h?access_token=t".into(),
+        fast_options(),
+    );
+    let r = c
+        .send_to_group("g", Payload::text("x"), SendOptions::default())
+        .await;
+    assert!(matches!(r, Err(Error::NotConnected { .. })), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_waits_up_to_the_ack_timeout_then_fails_and_stop_cancels_the_rest() {
+    let opts = ClientOptions {
+        ack_timeout: Duration::from_millis(300),
+        ..queued(2, 0)
+    };
+    let (c, _ev) = client_with("ws://127.0.0.1:9/client/hubs/h?access_token=t".into(), opts);
+    let a = handed_over(send(&c, "g", "a".into())).await;
+    let b = handed_over(send(&c, "g", "b".into())).await;
+    let started = tokio::time::Instant::now();
+    let third = send(&c, "g", "c".into()).await;
+    assert!(matches!(third, Err(Error::QueueFull(_))), "{third:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // A byte limit: an operation larger than it is refused at once.
+    let (small, _sev) = client_with(
+        "ws://127.0.0.1:9/client/hubs/h?access_token=t".into(),
+        queued(10, 4),
+    );
+    let started = tokio::time::Instant::now();
+    let big = send(&small, "g", "12345".into()).await;
+    assert!(matches!(big, Err(Error::QueueFull(_))), "{big:?}");
+    assert!(started.elapsed() < Duration::from_millis(200));
+    // Stop completes what is queued with Stopped (WPS_ERR_CANCELLED in C).
+    c.stop().await.unwrap();
+    assert!(matches!(a.await, Err(Error::Stopped { .. })));
+    assert!(matches!(b.await, Err(Error::Stopped { .. })));
+    assert_eq!(c.stats().queued_messages, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_queued_before_start_times_out_with_its_ack_timeout() {
+    let opts = ClientOptions {
+        ack_timeout: Duration::from_millis(100),
+        ..queued(10, 0)
+    };
+    let (c, _ev) = client_with("ws://127.0.0.1:9/client/hubs/h?access_token=t".into(), opts);
+    let r = tokio::time::timeout(WAIT, send(&c, "g", "x".into()))
+        .await
+        .expect("bounded by the ack timeout");
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    assert_eq!(c.stats().queued_messages, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_while_reconnecting_are_queued_and_sent_once_on_the_new_connection() {
+    let mut server = MockServer::start().await;
+    let (c, mut ev) = client_with(server.url.clone(), queued(100, 0));
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", Some("tok1")).await;
+    start.await.unwrap().unwrap();
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    // The service ends the session: no recovery, a new connection follows.
+    conn.close(1008, "bye").await;
+    ev.until("disconnected", |e| matches!(e, Event::Disconnected { .. }))
+        .await;
+    let mut ops = Vec::new();
+    for i in 0..5 {
+        ops.push(handed_over(send(&c, "g", format!("r{i}"))).await);
+    }
+    let mut conn2 = server.accept().await;
+    assert!(!conn2.is_recovery());
+    conn2.connected("conn2", Some("tok2")).await;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let v = conn2.ack_next(None).await;
+        seen.push(v["data"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, ["r0", "r1", "r2", "r3", "r4"]);
+    for r in futures_util::future::join_all(ops).await {
+        r.unwrap();
+    }
+    c.stop().await.unwrap();
+}
