@@ -151,6 +151,9 @@ async fn slow_providers_share_a_few_threads_and_a_hung_one_times_out() {
     // From now on the provider hangs; the connection is lost without recovery.
     hang_from.store(calls.load(Ordering::SeqCst), Ordering::SeqCst);
     assert!(emu.expire_connection(HUB, &id));
+    // Recovery is refused (1008): the session is lost, then the connection is gone.
+    assert!(matches!(ev.next().await, Event::Recovering { .. }));
+    assert!(matches!(ev.next().await, Event::SessionLost { .. }));
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
     // The client keeps retrying: each attempt waits at most the timeout for the hung call.
     assert!(
