@@ -471,6 +471,8 @@ async fn unlimited_jittered_reconnects_outlast_a_long_outage() {
         other => panic!("{other:?}"),
     };
     assert!(emu.expire_connection(HUB, &first));
+    assert!(matches!(ev.next().await, Event::Recovering { .. }));
+    assert!(matches!(ev.next().await, Event::SessionLost { .. }));
     assert!(matches!(ev.next().await, Event::Disconnected { .. }));
     match ev.next().await {
         Event::Connected { connection_id, .. } => assert_ne!(connection_id, first),
