@@ -38,9 +38,9 @@ IMPLS = {
 }
 OPTIONAL = {"c-sync": [str(REPO / "build/bench/wps-bench-c"), "c-sync"]}
 SCENARIOS = ["msg", "idle", "connect", "reliable"]
-# The reliable scenario (bench/src/scenarios.rs `reliable`) exists so far only in the Rust
-# bench program; the raw client does not acknowledge sequence ids.
-SCENARIO_IMPLS = {"reliable": {"rust"}}
+# The reliable scenario exists so far in the Rust and C bench programs (default and callback
+# modes); the raw client does not acknowledge sequence ids.
+SCENARIO_IMPLS = {"reliable": {"rust", "c"}}
 COUNTS = {
     "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,
                  rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5,
