@@ -38,19 +38,25 @@ IMPLS = {
 }
 OPTIONAL = {"c-sync": [str(REPO / "build/bench/wps-bench-c"), "c-sync"]}
 SCENARIOS = ["msg", "idle", "connect", "reliable"]
-# The reliable scenario exists so far in the Rust and C bench programs (default and callback
-# modes); the raw client does not acknowledge sequence ids.
-SCENARIO_IMPLS = {"reliable": {"rust", "c"}}
+# The reliable scenario exists in the Rust and C bench programs (C: default callback mode) and,
+# as a paced rate sweep (the rate at which cut-offs start), in the official JS one; the raw
+# client does not acknowledge sequence ids.
+SCENARIO_IMPLS = {"reliable": {"rust", "c", "official-js"}}
+# Parameters of a scenario that differ for one implementation.
+IMPL_SCENARIO_KEYS = {("official-js", "reliable"): ["rel_rates", "rel_seconds"]}
 COUNTS = {
     "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,
                  rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5,
-                 rel_count=20000, fanout=100, fan_count=200),
+                 rel_count=20000, fanout=100, fan_count=200,
+                 rel_rates="250,500,1000,1500,2000,4000,8000", rel_seconds=3),
     "quick": dict(ff_count=2000, ff4k_count=500, ack_count=200, pipe_count=2000, window=256,
                   rtt_count=300, steps="1,10,100", connect_count=5, recover_count=2,
-                  rel_count=5000, fanout=20, fan_count=100),
+                  rel_count=5000, fanout=20, fan_count=100,
+                 rel_rates="500,1000,2000,4000", rel_seconds=2),
     "tiny": dict(ff_count=200, ff4k_count=50, ack_count=50, pipe_count=200, window=64,
                  rtt_count=50, steps="1,5,10", connect_count=2, recover_count=1,
-                 rel_count=200, fanout=5, fan_count=20),
+                 rel_count=200, fanout=5, fan_count=20,
+                 rel_rates="500,2000", rel_seconds=1),
 }
 SCENARIO_KEYS = {
     "msg": ["ff_count", "ff4k_count", "ack_count", "pipe_count", "window", "rtt_count"],
@@ -93,7 +99,8 @@ def run_program(impl, scenario, mode, run, connection_string, logs, via=None, co
     """Runs one program; ``via`` (host:port) sends its client connections through a proxy."""
     hub = hub_name(run, impl, scenario) + tag
     counts = counts or COUNTS[mode]
-    args = priority_prefix() + {**IMPLS, **OPTIONAL}[impl] + [scenario] + [f"{k}={counts[k]}" for k in SCENARIO_KEYS[scenario]]
+    keys = IMPL_SCENARIO_KEYS.get((impl, scenario), SCENARIO_KEYS[scenario])
+    args = priority_prefix() + {**IMPLS, **OPTIONAL}[impl] + [scenario] + [f"{k}={counts[k]}" for k in keys]
     env = dict(
         os.environ,
         WPS_CONNECTION_STRING=connection_string,

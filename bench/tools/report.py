@@ -29,6 +29,8 @@ ROWS = [
     ("rel_fanout", "reliable protocol: 1 → N fan-out delivered (msg/s)", "{:,.0f}"),
     ("rel_lost", "reliable protocol: messages lost", "{:,.0f}"),
     ("rel_cutoffs", "reliable protocol: subscribers cut off (1008)", "{:,.0f}"),
+    ("rel_max_rate", "reliable protocol, paced sweep: highest rate without a cut-off (msg/s)", "{:,.0f}"),
+    ("rel_cutoff_rate", "reliable protocol, paced sweep: lowest rate with a cut-off (msg/s)", "{:,.0f}"),
     ("cpu_us_per_msg", "CPU per message, user+sys (µs)", "{:,.1f}"),
     ("rss_per_client_kb", "RSS per idle client (KiB)", "{:,.1f}"),
     ("connect_ms", "connect p50 (ms)", "{:,.2f}"),
@@ -130,6 +132,15 @@ def targets(summary, runs):
         "c", "official-js", "rss_per_client_kb", 0.25, False)
     add("C ABI CPU per message ≤ 1/5 of official JS (ratio ≤ 0.20; µs)",
         "c", "official-js", "cpu_us_per_msg", 0.2, False)
+    rel_c, rel_lost, rel_cut = m("c", "rel_ff_64"), m("c", "rel_lost"), m("c", "rel_cutoffs")
+    if rel_c is not None:
+        rows.append(("C ABI reliable protocol fire-and-forget ≥ 200,000 msg/s, no 1008, no loss", "",
+                     f"{rel_c:,.0f} msg/s, lost {rel_lost:,.0f}, cut off {rel_cut:,.0f}",
+                     rel_c >= 200_000 and rel_lost == 0 and rel_cut == 0, ""))
+    js_best = m("official-js", "rel_max_rate")
+    if rel_c is not None and js_best:
+        rows.append(("C ABI reliable fire-and-forget ≥ 50× official JS's highest rate without a 1008",
+                     f"{rel_c / js_best:.1f}", f"{rel_c:,.0f} vs {js_best:,.0f}", rel_c / js_best >= 50, ""))
     add("WAN 20 ms: C ABI recover after :drop ≤ 1/2 of official JS (ratio ≤ 0.50; ms)",
         "c", "official-js", "wan20_recover_ms", 0.5, False)
     steps = [k for k in summary.get("c", {}) if k.startswith("threads_") and k != "threads_0"]
