@@ -30,7 +30,7 @@ async fn a_20000_message_burst_reaches_a_reliable_subscriber_complete() {
             };
             for i in 0..BURST {
                 publisher
-                    .send_to_group("g", Payload::text(i.to_string()), opts.clone())
+                    .send_to_group("g", Payload::text(i.to_string()), opts)
                     .await
                     .expect("queued");
             }
