@@ -12,6 +12,7 @@ the run (exit status 1), but no figure is ever asserted.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE / "tools"))
 import emulator  # noqa: E402
+import fault_proxy  # noqa: E402
 import report  # noqa: E402
 
 VENV_PY = REPO / "build/bench-venv/bin/python"
@@ -35,20 +37,46 @@ IMPLS = {
     "raw": [str(REPO / "target/release/wps-bench"), "raw"],
 }
 OPTIONAL = {"c-sync": [str(REPO / "build/bench/wps-bench-c"), "c-sync"]}
-SCENARIOS = ["msg", "idle", "connect"]
+SCENARIOS = ["msg", "idle", "connect", "reliable"]
+# The reliable scenario exists in the Rust and C bench programs (C: default callback mode) and,
+# as a paced rate sweep (the rate at which cut-offs start), in the official JS one; the raw
+# client does not acknowledge sequence ids.
+SCENARIO_IMPLS = {"reliable": {"rust", "c", "official-js"}}
+# Parameters of a scenario that differ for one implementation.
+IMPL_SCENARIO_KEYS = {("official-js", "reliable"): ["rel_rates", "rel_seconds"]}
 COUNTS = {
     "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,
-                 rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5),
+                 rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5,
+                 rel_count=20000, fanout=100, fan_count=200,
+                 rel_rates="250,500,1000,1500,2000,4000,8000", rel_seconds=3),
     "quick": dict(ff_count=2000, ff4k_count=500, ack_count=200, pipe_count=2000, window=256,
-                  rtt_count=300, steps="1,10,100", connect_count=5, recover_count=2),
+                  rtt_count=300, steps="1,10,100", connect_count=5, recover_count=2,
+                  rel_count=5000, fanout=20, fan_count=100,
+                 rel_rates="500,1000,2000,4000", rel_seconds=2),
     "tiny": dict(ff_count=200, ff4k_count=50, ack_count=50, pipe_count=200, window=64,
-                 rtt_count=50, steps="1,5,10", connect_count=2, recover_count=1),
+                 rtt_count=50, steps="1,5,10", connect_count=2, recover_count=1,
+                 rel_count=200, fanout=5, fan_count=20,
+                 rel_rates="500,2000", rel_seconds=1),
 }
 SCENARIO_KEYS = {
     "msg": ["ff_count", "ff4k_count", "ack_count", "pipe_count", "window", "rtt_count"],
     "idle": ["steps"],
     "connect": ["connect_count", "recover_count"],
+    "reliable": ["rel_count", "pipe_count", "window", "fanout", "fan_count"],
 }
+# WAN profile: the msg and connect scenarios again through wps-fault-proxy with these round
+# trips added (half each way) and a 100 Mbit/s limit each way, with smaller counts.
+WAN_RTTS_MS = [20, 80]
+WAN_BANDWIDTH = 100_000_000 // 8
+WAN_COUNTS = {
+    "full": dict(ff_count=5000, ff4k_count=500, ack_count=50, pipe_count=5000, window=256,
+                 rtt_count=50, connect_count=3, recover_count=3),
+    "quick": dict(ff_count=2000, ff4k_count=200, ack_count=30, pipe_count=2000, window=256,
+                  rtt_count=30, connect_count=2, recover_count=2),
+    "tiny": dict(ff_count=100, ff4k_count=20, ack_count=5, pipe_count=100, window=64,
+                 rtt_count=5, connect_count=1, recover_count=1),
+}
+WAN_SCENARIOS = ["msg", "connect"]
 TIMEOUT_S = {"full": 600, "quick": 180, "tiny": 90}
 EMULATOR_CPU = 1  # the emulator gets its own core; the clients share the machine
 
@@ -67,14 +95,16 @@ def hub_name(run, impl, scenario):
     return f"b{run}_{impl.replace('-', '_')}_{scenario}"
 
 
-def run_program(impl, scenario, mode, run, connection_string, logs):
-    hub = hub_name(run, impl, scenario)
-    counts = COUNTS[mode]
-    args = priority_prefix() + {**IMPLS, **OPTIONAL}[impl] + [scenario] + [f"{k}={counts[k]}" for k in SCENARIO_KEYS[scenario]]
+def run_program(impl, scenario, mode, run, connection_string, logs, via=None, counts=None, tag=""):
+    """Runs one program; ``via`` (host:port) sends its client connections through a proxy."""
+    hub = hub_name(run, impl, scenario) + tag
+    counts = counts or COUNTS[mode]
+    keys = IMPL_SCENARIO_KEYS.get((impl, scenario), SCENARIO_KEYS[scenario])
+    args = priority_prefix() + {**IMPLS, **OPTIONAL}[impl] + [scenario] + [f"{k}={counts[k]}" for k in keys]
     env = dict(
         os.environ,
         WPS_CONNECTION_STRING=connection_string,
-        BENCH_URL=emulator.client_access_url(connection_string, hub),
+        BENCH_URL=proxied(emulator.client_access_url(connection_string, hub), via),
         BENCH_HUB=hub,
         BENCH_DROP_CMD=f"{sys.executable} {HERE / 'tools/emu_drop.py'} {hub}",
         WPS_LIBRARY_PATH=str(REPO / "target/release/libwebpubsub_client.so"),
@@ -82,6 +112,8 @@ def run_program(impl, scenario, mode, run, connection_string, logs):
     )
     log = logs / f"{hub}.stderr"
     started = time.monotonic()
+    # Programs run one at a time, so the children's rusage delta is this program's CPU.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "w") as err:
         try:
             proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
@@ -97,11 +129,55 @@ def run_program(impl, scenario, mode, run, connection_string, logs):
         except (ValueError, KeyError):
             continue
     elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    messages = messages_delivered(scenario, counts)
+    if messages and figures:
+        figures["cpu_us_per_msg"] = cpu_s * 1e6 / messages
     error = None
     if rc != 0 or not figures:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
         error = f"{impl} {scenario} run {run}: exit {rc}; " + " | ".join(tail)
     return figures, error, elapsed
+
+
+def proxied(url, via):
+    """``url`` with its host:port replaced by ``via`` (unchanged when ``via`` is None)."""
+    if not via:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{via}/{rest.split('/', 1)[1]}"
+
+
+def wan_figures(impl, mode, run, connection_string, logs, proxy, errors):
+    """The WAN profile of one implementation: figures prefixed ``wan<rtt>_``, plus the acked
+    pipelined rate as a share of window / round trip."""
+    figures = {}
+    counts = {**COUNTS[mode], **WAN_COUNTS[mode]}
+    for rtt in WAN_RTTS_MS:
+        proxy.set_wan(rtt, WAN_BANDWIDTH)
+        for scenario in WAN_SCENARIOS:
+            got, error, elapsed = run_program(impl, scenario, mode, run, connection_string, logs,
+                                              via=proxy.listen, counts=counts, tag=f"_wan{rtt}")
+            print(f"[bench] run {run} {impl:16} wan{rtt:<5} {scenario:8} {elapsed:6.1f}s "
+                  f"{'ok' if not error else 'FAILED'}", file=sys.stderr)
+            if error:
+                errors.append(error)
+            for k in ("ff_64", "acked_seq", "acked_pipe", "rtt_p50", "recover_ms"):
+                if k in got:
+                    figures[f"wan{rtt}_{k}"] = got[k]
+        if f"wan{rtt}_acked_pipe" in figures:
+            bound = counts["window"] / (rtt / 1000.0)
+            figures[f"wan{rtt}_pipe_share"] = figures[f"wan{rtt}_acked_pipe"] / bound
+    return figures
+
+
+def messages_delivered(scenario, counts):
+    """Messages the program publishes and receives itself (publisher and subscriber share the
+    process): the denominator of CPU per message. Only the msg scenario counts."""
+    if scenario != "msg":
+        return 0
+    return sum(int(counts[k]) for k in ("ff_count", "ff4k_count", "ack_count", "pipe_count", "rtt_count"))
 
 
 def derive(figures, steps):
@@ -135,6 +211,11 @@ def main(argv=None):
     emu = emulator.EmulatorProcess(str(REPO / "target/release/wps-emulator"), str(logs / "emulator.stderr"),
                                    cpu=EMULATOR_CPU if (os.cpu_count() or 1) > 1 else None,
                                    prefix=priority_prefix())
+    proxy = None
+    if not os.environ.get("BENCH_NO_WAN"):
+        upstream = emulator.parse_connection_string(emu.connection_string)[0].split("://", 1)[1]
+        proxy = fault_proxy.FaultProxy(str(REPO / "target/release/wps-fault-proxy"), upstream,
+                                       str(logs / "fault-proxy.stderr"), prefix=priority_prefix())
     print(f"[bench] {mode}: {runs} run(s) of {', '.join(impls)}; emulator pid {emu.proc.pid} "
           f"on CPU {EMULATOR_CPU}: {emu.connection_string}", file=sys.stderr)
     samples = {impl: [] for impl in impls}
@@ -146,6 +227,8 @@ def main(argv=None):
             for impl in impls:
                 figures = {}
                 for scenario in SCENARIOS:
+                    if impl not in SCENARIO_IMPLS.get(scenario, {impl}):
+                        continue
                     got, error, elapsed = run_program(impl, scenario, mode, run, emu.connection_string, logs)
                     figures.update(got)
                     print(f"[bench] run {run} {impl:16} {scenario:8} {elapsed:6.1f}s "
@@ -155,8 +238,12 @@ def main(argv=None):
                     if not emu.alive():
                         errors.append(f"the emulator exited during {impl} {scenario}")
                         raise RuntimeError(errors[-1])
+                if proxy:
+                    figures.update(wan_figures(impl, mode, run, emu.connection_string, logs, proxy, errors))
                 samples[impl].append(derive(figures, steps))
     finally:
+        if proxy:
+            proxy.stop()
         emu.stop()
 
     summary = {impl: report.aggregate(runs_) for impl, runs_ in samples.items()}

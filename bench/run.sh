@@ -7,8 +7,16 @@
 #   bench/run.sh --quick    1 run with small counts; writes build/bench/results-quick/
 #   bench/run.sh --quick --tiny   tiny counts (CI smoke, scripts/bench-smoke.sh)
 #   BENCH_IMPLS=c,official-js bench/run.sh --quick   a subset
+#   BENCH_NO_WAN=1 bench/run.sh   without the WAN profile (msg and connect again through
+#                           wps-fault-proxy with 20 and 80 ms added round trip, 100 Mbit/s)
 #
-# Builds in release (cargo: webpubsub-client, webpubsub-emulator, wps-bench; gcc: the C bench),
+# Scenarios: msg, idle, connect (plain JSON), reliable (json.reliable.webpubsub.azure.v1:
+# fire-and-forget, acked pipelined, 1 -> N fan-out; delivered msg/s, loss, 1008 cut-offs),
+# and the WAN profile. Every program's CPU (user+sys) per message of its msg scenario is
+# reported as cpu_us_per_msg.
+#
+# Builds in release (cargo: webpubsub-client, webpubsub-emulator, wps-bench, wps-fault-proxy;
+# gcc: the C bench),
 # creates build/bench-venv (official Python SDKs) and bench/js/node_modules (official
 # JS SDK) when missing or out of date. Exits non-zero when any implementation fails; never
 # asserts on a figure.
@@ -53,8 +61,8 @@ command -v taskset >/dev/null || apt_install util-linux
 command -v cargo >/dev/null || { log "cargo is required"; exit 2; }
 
 # ------------------------------------------------------------------ build (release)
-log "cargo build --release (webpubsub-client, webpubsub-emulator, wps-bench)"
-(cd "$ROOT" && cargo build --release -q -p webpubsub-client -p webpubsub-emulator -p wps-bench >&2)
+log "cargo build --release (webpubsub-client, webpubsub-emulator, wps-bench, wps-fault-proxy)"
+(cd "$ROOT" && cargo build --release -q -p webpubsub-client -p webpubsub-emulator -p wps-bench -p wps-fault-proxy >&2)
 # The library's SONAME is libwebpubsub_client.so.0; the C bench links against
 # target/release/libwebpubsub_client.so and finds it at run time through this link.
 mkdir -p "$OUT/lib"

@@ -240,6 +240,7 @@ static void conn_send_window(conn *c, const char *data, size_t len, size_t count
 
 typedef struct {
     size_t ff_count, ff4k_count, ack_count, pipe_count, window, rtt_count, connect_count, recover_count;
+    size_t rel_count, fanout, fan_count;
     size_t steps[MAX_STEPS];
     size_t n_steps;
 } params;
@@ -371,6 +372,99 @@ static void scenario_connect(const char *url, const params *p) {
     free(samples);
 }
 
+/* Like counter_wait, but reports whether the target was reached instead of failing. */
+static int counter_reached(counter *k, uint64_t target, uint32_t timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&k->mu);
+    while (k->count < target) {
+        if (pthread_cond_timedwait(&k->cv, &k->mu, &deadline) == ETIMEDOUT) break;
+    }
+    int reached = k->count >= target;
+    pthread_mutex_unlock(&k->mu);
+    return reached;
+}
+
+static void connection_id(conn *c, char *id, size_t cap) {
+    size_t len = 0;
+    wps_result r = wps_client_get_connection_id(c->client, id, cap, &len);
+    if (r != WPS_OK) die("wps_client_get_connection_id", r);
+}
+
+/* Delivered rate of `count` messages to `c` since `t0` with `base` received before; counts what
+ * did not arrive within WAIT_MS as lost. */
+static double delivered_rate(conn *c, uint64_t base, size_t count, uint64_t t0, uint64_t *lost) {
+    int complete = counter_reached(&c->received, base + count, WAIT_MS);
+    pthread_mutex_lock(&c->received.mu);
+    uint64_t got = c->received.count - base, last = c->received.last_ns;
+    pthread_mutex_unlock(&c->received.mu);
+    if (got < count) *lost += count - got;
+    uint64_t end = complete ? now_ns() : last;
+    return end > t0 ? (double)got / ((double)(end - t0) / 1e9) : 0;
+}
+
+/* The default reliable protocol: fire-and-forget and acked pipelined delivery to one reliable
+ * subscriber, then a 1 -> fanout fan-out; delivered msg/s, loss, and subscribers cut off
+ * (connection id changed). */
+static void scenario_reliable(const char *url, const params *p) {
+    char small[65], id0[256], id1[256];
+    memset(small, 'x', 64);
+    small[64] = 0;
+    uint64_t lost = 0, cutoffs = 0;
+    conn *sub = conn_open(url, 1);
+    conn_join(sub, GROUP);
+    connection_id(sub, id0, sizeof id0);
+    conn *pub = conn_open(url, 0);
+
+    uint64_t base = counter_get(&sub->received), t0 = now_ns();
+    for (size_t i = 0; i < p->rel_count; i++) conn_send(pub, GROUP, small, 64, 0);
+    emit("rel_ff_64", delivered_rate(sub, base, p->rel_count, t0, &lost), "msg/s");
+
+    base = counter_get(&sub->received);
+    t0 = now_ns();
+    conn_send_window(pub, small, 64, p->pipe_count, p->window);
+    emit("rel_pipe", delivered_rate(sub, base, p->pipe_count, t0, &lost), "msg/s");
+    connection_id(sub, id1, sizeof id1);
+    cutoffs += strcmp(id0, id1) != 0;
+    conn_close(sub);
+
+    size_t n = p->fanout;
+    conn **subs = calloc(n ? n : 1, sizeof *subs);
+    char (*ids)[256] = calloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        subs[i] = conn_open(url, 1);
+        conn_join(subs[i], GROUP);
+        connection_id(subs[i], ids[i], sizeof ids[i]);
+    }
+    t0 = now_ns();
+    for (size_t i = 0; i < p->fan_count; i++) conn_send(pub, GROUP, small, 64, 0);
+    uint64_t delivered = 0;
+    for (size_t i = 0; i < n; i++) {
+        counter_reached(&subs[i]->received, p->fan_count, WAIT_MS);
+        uint64_t got = counter_get(&subs[i]->received);
+        delivered += got < p->fan_count ? got : p->fan_count;
+    }
+    double elapsed = seconds_since(t0);
+    emit("rel_fanout", elapsed > 0 ? (double)delivered / elapsed : 0, "msg/s");
+    lost += (uint64_t)n * p->fan_count - delivered;
+    for (size_t i = 0; i < n; i++) {
+        connection_id(subs[i], id1, sizeof id1);
+        cutoffs += strcmp(ids[i], id1) != 0;
+        conn_close(subs[i]);
+    }
+    free(subs);
+    free(ids);
+    emit("rel_lost", (double)lost, "msg");
+    emit("rel_cutoffs", (double)cutoffs, "closes");
+    conn_close(pub);
+}
+
 static int parse_param(params *p, const char *arg) {
     const char *eq = strchr(arg, '=');
     if (!eq) return 0;
@@ -380,7 +474,9 @@ static int parse_param(params *p, const char *arg) {
         {"ff_count", &p->ff_count},       {"ff4k_count", &p->ff4k_count},
         {"ack_count", &p->ack_count},     {"pipe_count", &p->pipe_count},
         {"window", &p->window},           {"rtt_count", &p->rtt_count},
-        {"connect_count", &p->connect_count}, {"recover_count", &p->recover_count}};
+        {"connect_count", &p->connect_count}, {"recover_count", &p->recover_count},
+        {"rel_count", &p->rel_count},     {"fanout", &p->fanout},
+        {"fan_count", &p->fan_count}};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strlen(fields[i].name) == klen && strncmp(arg, fields[i].name, klen) == 0) {
             *fields[i].field = strtoull(v, NULL, 10);
@@ -401,7 +497,7 @@ static int parse_param(params *p, const char *arg) {
 }
 
 int main(int argc, char **argv) {
-    params p = {20000, 5000, 2000, 10000, 256, 2000, 20, 5, {1, 100, 1000}, 3};
+    params p = {20000, 5000, 2000, 10000, 256, 2000, 20, 5, 20000, 100, 200, {1, 100, 1000}, 3};
     const char *url = getenv("BENCH_URL");
     if (argc >= 2 && strcmp(argv[1], "c-poll") == 0) {
         IMPL = "c-poll";
@@ -411,7 +507,7 @@ int main(int argc, char **argv) {
         FF_BUFFER = 0;
     }
     if (argc < 3 || strcmp(argv[1], IMPL) != 0 || !url) {
-        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-sync msg|idle|connect [key=value ...]\n");
+        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-sync msg|idle|connect|reliable [key=value ...]\n");
         return 2;
     }
     for (int i = 3; i < argc; i++) {
@@ -424,8 +520,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[2], "msg") == 0) scenario_msg(url, &p);
     else if (strcmp(argv[2], "idle") == 0) scenario_idle(url, &p);
     else if (strcmp(argv[2], "connect") == 0) scenario_connect(url, &p);
+    else if (strcmp(argv[2], "reliable") == 0 && !POLL) scenario_reliable(url, &p);
     else {
-        fprintf(stderr, "wps-bench-c: unknown scenario %s (msg, idle, connect)\n", argv[2]);
+        fprintf(stderr, "wps-bench-c: unknown scenario %s (msg, idle, connect, reliable)\n", argv[2]);
         return 2;
     }
     return 0;

@@ -1,7 +1,8 @@
 // Bench program for the official JS client (@azure/web-pubsub-client):
 //   node bench.mjs official-js SCENARIO [key=value ...]
-// SCENARIO is msg, idle or connect, run exactly as the Rust, C and Python bench programs do
-// (see BENCHMARKS.md); one JSON line per measurement on stdout.
+// SCENARIO is msg, idle or connect, run exactly as the Rust, C and Python bench programs do, or
+// reliable (a paced rate sweep on the reliable protocol; see BENCHMARKS.md); one JSON line per
+// measurement on stdout.
 // Environment: BENCH_URL (client access URL), BENCH_DROP_CMD (drop helper, connection id appended).
 import { execSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -187,14 +188,65 @@ async function scenarioConnect(url, p) {
   target.close();
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The default reliable protocol: the official client acknowledges sequence ids once a second,
+// so the service's 1,000-message window decides how fast it may receive. A paced sweep: for
+// each rate, a fresh reliable subscriber gets `rel_seconds` of 64-byte fire-and-forget
+// messages at that rate; it is cut off when it sees `disconnected` (1008 on overflow) or its
+// connection id changes. Reports the highest rate without a cut-off and the lowest with one.
+async function scenarioReliable(url, p) {
+  const pub = await Conn.open(url, false);
+  const small = "x".repeat(64);
+  let best = 0;
+  let firstCut = 0;
+  let cutoffs = 0;
+  for (const rate of p.rel_rates) {
+    const sub = await Conn.open(url, true);
+    let cut = false;
+    sub.client.on("disconnected", () => {
+      cut = true;
+    });
+    const group = `rel${rate}`;
+    await sub.join(group);
+    const id = sub.connectionId;
+    const count = Math.round(rate * p.rel_seconds);
+    const tick = 20; // ms per batch
+    const perTick = Math.max(1, Math.round((rate * tick) / 1000));
+    const t = performance.now();
+    for (let sent = 0; sent < count; ) {
+      const n = Math.min(perTick, count - sent);
+      for (let i = 0; i < n; i++) await pub.send(group, small, false);
+      sent += n;
+      const due = t + (sent / rate) * 1000;
+      const ahead = due - performance.now();
+      if (ahead > 0) await sleep(ahead);
+    }
+    await sub.received.waitFor(count, "reliable sweep", 5_000).catch(() => {});
+    cut = cut || sub.connectionId !== id || sub.received.count < count;
+    sub.close();
+    if (cut) {
+      cutoffs += 1;
+      if (!firstCut) firstCut = rate;
+      break;
+    }
+    best = rate;
+  }
+  emit("rel_max_rate", best, "msg/s");
+  emit("rel_cutoff_rate", firstCut, "msg/s");
+  emit("rel_cutoffs", cutoffs, "closes");
+  pub.close();
+}
+
 const DEFAULTS = {
   ff_count: 20000, ff4k_count: 5000, ack_count: 2000, pipe_count: 10000, window: 256, rtt_count: 2000,
   steps: "1,100,1000", connect_count: 20, recover_count: 5,
+  rel_rates: "250,500,1000,1500,2000,4000,8000", rel_seconds: 3,
 };
 
 async function main(argv) {
   const [impl, scenario, ...rest] = argv;
-  if (impl !== IMPL) throw new Error(`usage: node bench.mjs ${IMPL} msg|idle|connect [key=value ...]`);
+  if (impl !== IMPL) throw new Error(`usage: node bench.mjs ${IMPL} msg|idle|connect|reliable [key=value ...]`);
   const raw = { ...DEFAULTS };
   for (const arg of rest) {
     const i = arg.indexOf("=");
@@ -203,9 +255,10 @@ async function main(argv) {
     raw[key] = arg.slice(i + 1);
   }
   const p = {};
-  for (const [k, v] of Object.entries(raw)) p[k] = k === "steps" ? String(v).split(",").map(Number) : Number(v);
-  const run = { msg: scenarioMsg, idle: scenarioIdle, connect: scenarioConnect }[scenario];
-  if (!run) throw new Error(`unknown scenario ${scenario} (msg, idle, connect)`);
+  const lists = ["steps", "rel_rates"];
+  for (const [k, v] of Object.entries(raw)) p[k] = lists.includes(k) ? String(v).split(",").map(Number) : Number(v);
+  const run = { msg: scenarioMsg, idle: scenarioIdle, connect: scenarioConnect, reliable: scenarioReliable }[scenario];
+  if (!run) throw new Error(`unknown scenario ${scenario} (msg, idle, connect, reliable)`);
   await run(process.env.BENCH_URL, p);
 }
 

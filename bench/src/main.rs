@@ -1,6 +1,6 @@
 //! `wps-bench IMPL SCENARIO [key=value ...]`: one bench program of bench/run.sh.
 //! IMPL is `rust` (the `webpubsub_client` Rust API) or `raw` (bare tokio-tungstenite frames).
-//! SCENARIO is `msg`, `idle` or `connect`; each prints one JSON line per measurement.
+//! SCENARIO is `msg`, `idle`, `connect` or `reliable`; each prints one JSON line per measurement.
 
 mod api;
 mod common;
@@ -16,7 +16,10 @@ async fn run<C: Conn>(name: &str, scenario: &str, p: &Params) -> BenchResult<()>
         "msg" => scenarios::msg::<C>(name, p).await,
         "idle" => scenarios::idle::<C>(name, p).await,
         "connect" => scenarios::connect::<C>(name, p).await,
-        other => Err(format!("unknown scenario '{other}' (msg, idle, connect)")),
+        "reliable" => scenarios::reliable::<C>(name, p).await,
+        other => Err(format!(
+            "unknown scenario '{other}' (msg, idle, connect, reliable)"
+        )),
     }
 }
 

@@ -150,3 +150,96 @@ pub async fn connect<C: Conn>(name: &str, p: &Params) -> BenchResult<()> {
     target.close().await;
     Ok(())
 }
+
+/// The default reliable protocol (`json.reliable.webpubsub.azure.v1`): fire-and-forget and
+/// acked pipelined delivery to one reliable subscriber, then a 1 -> `fanout` fan-out. Reports
+/// delivered msg/s, messages lost and cut-offs (subscribers whose connection id changed: the
+/// service closed them, e.g. 1008 when its 1000-message window overflowed). A delivery that
+/// stalls is reported as loss after `WAIT`, not as a failure.
+pub async fn reliable<C: Conn>(name: &str, p: &Params) -> BenchResult<()> {
+    let url = env("BENCH_URL")?;
+    let ff_count = p.usize("rel_count", 20_000)?;
+    let pipe_count = p.usize("pipe_count", 10_000)?;
+    let window = p.usize("window", 256)?;
+    let fanout = p.usize("fanout", 100)?;
+    let fan_count = p.usize("fan_count", 200)?;
+
+    let sub = C::open(&url, true).await?;
+    sub.join(GROUP).await?;
+    let first_id = sub.connection_id();
+    let publisher = C::open(&url, false).await?;
+    let small = text_of(64);
+    let mut lost = 0u64;
+
+    let base = sub.received().get();
+    let t = Instant::now();
+    publisher.send_burst(GROUP, &small, ff_count).await?;
+    let complete = sub
+        .received()
+        .wait_for(base + ff_count as u64, WAIT, "reliable fire-and-forget")
+        .await
+        .is_ok();
+    let got = sub.received().get() - base;
+    let elapsed = if complete {
+        t.elapsed()
+    } else {
+        sub.received().last_arrival().unwrap_or_else(Instant::now) - t
+    };
+    emit(name, "rel_ff_64", rate(got as usize, elapsed), "msg/s");
+    lost += ff_count as u64 - got.min(ff_count as u64);
+
+    let base = sub.received().get();
+    let t = Instant::now();
+    publisher
+        .send_window(GROUP, &small, pipe_count, window)
+        .await?;
+    let complete = sub
+        .received()
+        .wait_for(base + pipe_count as u64, WAIT, "reliable acked pipelined")
+        .await
+        .is_ok();
+    let got = sub.received().get() - base;
+    let elapsed = if complete {
+        t.elapsed()
+    } else {
+        sub.received().last_arrival().unwrap_or_else(Instant::now) - t
+    };
+    emit(name, "rel_pipe", rate(got as usize, elapsed), "msg/s");
+    lost += pipe_count as u64 - got.min(pipe_count as u64);
+    let mut cutoffs = u64::from(sub.connection_id() != first_id);
+    sub.close().await;
+
+    const FAN_GROUP: &str = "fan";
+    let mut subs = Vec::with_capacity(fanout);
+    for _ in 0..fanout {
+        let s = C::open(&url, true).await?;
+        s.join(FAN_GROUP).await?;
+        let id = s.connection_id();
+        subs.push((s, id));
+    }
+    let t = Instant::now();
+    publisher.send_burst(FAN_GROUP, &small, fan_count).await?;
+    let mut delivered = 0u64;
+    for (s, _) in &subs {
+        let _ = s
+            .received()
+            .wait_for(fan_count as u64, WAIT, "reliable fan-out")
+            .await;
+        delivered += s.received().get().min(fan_count as u64);
+    }
+    emit(
+        name,
+        "rel_fanout",
+        rate(delivered as usize, t.elapsed()),
+        "msg/s",
+    );
+    lost += (fanout * fan_count) as u64 - delivered;
+    for (s, id) in subs {
+        cutoffs += u64::from(s.connection_id() != id);
+        s.close().await;
+    }
+    emit(name, "rel_lost", lost as f64, "msg");
+    emit(name, "rel_cutoffs", cutoffs as f64, "closes");
+    publisher.close().await;
+    Ok(())
+}

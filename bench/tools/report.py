@@ -24,9 +24,27 @@ ROWS = [
     ("rtt_p50", "round trip p50 (µs)", "{:,.0f}"),
     ("rtt_p99", "round trip p99 (µs)", "{:,.0f}"),
     ("rtt_p999", "round trip p99.9 (µs)", "{:,.0f}"),
+    ("rel_ff_64", "reliable protocol: fire-and-forget 64 B delivered (msg/s)", "{:,.0f}"),
+    ("rel_pipe", "reliable protocol: acked pipelined delivered (msg/s)", "{:,.0f}"),
+    ("rel_fanout", "reliable protocol: 1 → N fan-out delivered (msg/s)", "{:,.0f}"),
+    ("rel_lost", "reliable protocol: messages lost", "{:,.0f}"),
+    ("rel_cutoffs", "reliable protocol: subscribers cut off (1008)", "{:,.0f}"),
+    ("rel_max_rate", "reliable protocol, paced sweep: highest rate without a cut-off (msg/s)", "{:,.0f}"),
+    ("rel_cutoff_rate", "reliable protocol, paced sweep: lowest rate with a cut-off (msg/s)", "{:,.0f}"),
+    ("cpu_us_per_msg", "CPU per message, user+sys (µs)", "{:,.1f}"),
     ("rss_per_client_kb", "RSS per idle client (KiB)", "{:,.1f}"),
     ("connect_ms", "connect p50 (ms)", "{:,.2f}"),
     ("recover_ms", "recover after :drop p50 (ms)", "{:,.1f}"),
+    ("wan20_ff_64", "WAN 20 ms: fire-and-forget 64 B (msg/s)", "{:,.0f}"),
+    ("wan20_acked_seq", "WAN 20 ms: acked, blocking (msg/s)", "{:,.1f}"),
+    ("wan20_acked_pipe", "WAN 20 ms: acked, pipelined (msg/s)", "{:,.0f}"),
+    ("wan20_pipe_share", "WAN 20 ms: pipelined share of window ÷ RTT", "{:.2f}"),
+    ("wan20_recover_ms", "WAN 20 ms: recover after :drop p50 (ms)", "{:,.0f}"),
+    ("wan80_ff_64", "WAN 80 ms: fire-and-forget 64 B (msg/s)", "{:,.0f}"),
+    ("wan80_acked_seq", "WAN 80 ms: acked, blocking (msg/s)", "{:,.1f}"),
+    ("wan80_acked_pipe", "WAN 80 ms: acked, pipelined (msg/s)", "{:,.0f}"),
+    ("wan80_pipe_share", "WAN 80 ms: pipelined share of window ÷ RTT", "{:.2f}"),
+    ("wan80_recover_ms", "WAN 80 ms: recover after :drop p50 (ms)", "{:,.0f}"),
 ]
 
 
@@ -112,6 +130,19 @@ def targets(summary, runs):
     add("C ABI p99 RTT ≤ 1/5 of official JS (ratio ≤ 0.20; µs)", "c", "official-js", "rtt_p99", 0.2, False)
     add("C ABI RSS per idle client ≤ 1/4 of official JS (ratio ≤ 0.25; KiB)",
         "c", "official-js", "rss_per_client_kb", 0.25, False)
+    add("C ABI CPU per message ≤ 1/5 of official JS (ratio ≤ 0.20; µs)",
+        "c", "official-js", "cpu_us_per_msg", 0.2, False)
+    rel_c, rel_lost, rel_cut = m("c", "rel_ff_64"), m("c", "rel_lost"), m("c", "rel_cutoffs")
+    if rel_c is not None:
+        rows.append(("C ABI reliable protocol fire-and-forget ≥ 200,000 msg/s, no 1008, no loss", "",
+                     f"{rel_c:,.0f} msg/s, lost {rel_lost:,.0f}, cut off {rel_cut:,.0f}",
+                     rel_c >= 200_000 and rel_lost == 0 and rel_cut == 0, ""))
+    js_best = m("official-js", "rel_max_rate")
+    if rel_c is not None and js_best:
+        rows.append(("C ABI reliable fire-and-forget ≥ 50× official JS's highest rate without a 1008",
+                     f"{rel_c / js_best:.1f}", f"{rel_c:,.0f} vs {js_best:,.0f}", rel_c / js_best >= 50, ""))
+    add("WAN 20 ms: C ABI recover after :drop ≤ 1/2 of official JS (ratio ≤ 0.50; ms)",
+        "c", "official-js", "wan20_recover_ms", 0.5, False)
     steps = [k for k in summary.get("c", {}) if k.startswith("threads_") and k != "threads_0"]
     steps.sort(key=lambda k: int(k.split("_")[1]))
     if len(steps) >= 2:

@@ -21,8 +21,17 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Unacknowledged messages kept for recovery before the connection is closed.
+/// The reliable window: data messages written to the client and not yet acknowledged (or,
+/// while no transport is attached, buffered for recovery). The writer does not write more
+/// than this ahead of the client's `sequenceAck` (flow control: a burst it cannot deliver
+/// waits in the outbound queue, whose own bounds apply); a client that leaves the window
+/// full for [`WINDOW_GRACE`] is closed with 1008.
 pub const MAX_BUFFERED_MESSAGES: usize = 1000;
+/// How long the writer waits on a full window for an acknowledgement before the session is
+/// closed with 1008. A client acknowledging once a second (the official clients) is cut off
+/// when more than a window arrives between two of its acks; one acknowledging from its read
+/// loop as it reads never is.
+pub const WINDOW_GRACE: Duration = Duration::from_millis(500);
 /// Unacknowledged bytes kept for recovery before the connection is closed.
 pub const MAX_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
 
@@ -153,6 +162,14 @@ pub struct Link {
     delay: AtomicU64,
     /// The session's highest sequence id written to the socket (shared by its transports).
     sent: Arc<AtomicU64>,
+    /// The session's highest acknowledged sequence id (shared by its transports).
+    acked: Arc<AtomicU64>,
+    /// The window stayed full past [`WINDOW_GRACE`]: the writer writes no more data
+    /// messages, and the reader closes the session with 1008.
+    overflowed: AtomicBool,
+    /// The writer waits on a full window: the queue's backlog is not the client's failure to
+    /// read, so the reader keeps reading (it has to, to see the client's `sequenceAck`).
+    awaiting_ack: AtomicBool,
     /// Woken when fired and when the queue drains to [`OUTBOUND_RESUME_BYTES`].
     reader: AtomicWaker,
     /// Woken when fired and when a close is requested.
@@ -164,6 +181,7 @@ impl Link {
     pub fn new(s: &Session) -> Link {
         Link {
             sent: s.sent.clone(),
+            acked: s.acked.clone(),
             ..Link::default()
         }
     }
@@ -186,9 +204,61 @@ impl Link {
         self.sent.fetch_max(sequence_id, Ordering::AcqRel);
     }
 
+    /// Whether the data message numbered `sequence_id` fits in the window (and the window
+    /// has not overflowed).
+    pub fn window_open(&self, sequence_id: u64) -> bool {
+        !self.is_overflowed()
+            && sequence_id.saturating_sub(self.acked.load(Ordering::Acquire))
+                <= MAX_BUFFERED_MESSAGES as u64
+    }
+
+    /// Whether the window overflowed (see [`WINDOW_GRACE`]).
+    pub fn is_overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Waits (the writer, having flushed what it wrote) until an acknowledgement opens the
+    /// window for `sequence_id`, at most `grace`; then marks the window overflowed and wakes
+    /// the reader to close the session.
+    pub async fn window_opened(&self, sequence_id: u64, grace: Duration) {
+        self.awaiting_ack.store(true, Ordering::Release);
+        self.reader.wake();
+        let open = poll_fn(|cx| {
+            self.writer.register(cx.waker());
+            if self.window_open(sequence_id) || self.is_fired() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        if tokio::time::timeout(grace, open).await.is_err() {
+            self.overflowed.store(true, Ordering::Release);
+        }
+        self.awaiting_ack.store(false, Ordering::Release);
+        self.reader.wake();
+    }
+
+    /// Wakes a writer waiting on the window (an acknowledgement arrived).
+    fn ack_arrived(&self) {
+        self.writer.wake();
+    }
+
+    /// Completes once the window overflowed (waited on by the reader).
+    pub fn window_overflowed(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
+            self.reader.register(cx.waker());
+            if self.is_overflowed() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
     /// Whether the reader should pause.
     pub fn is_backlogged(&self) -> bool {
         self.queued.load(Ordering::Acquire) > OUTBOUND_PAUSE_BYTES
+            && !self.awaiting_ack.load(Ordering::Acquire)
     }
 
     /// Completes once the queue is at or below [`OUTBOUND_RESUME_BYTES`] (waited on by the
@@ -196,7 +266,9 @@ impl Link {
     pub fn drained(&self) -> impl Future<Output = ()> + '_ {
         poll_fn(move |cx| {
             self.reader.register(cx.waker());
-            if self.queued.load(Ordering::Acquire) <= OUTBOUND_RESUME_BYTES {
+            if self.queued.load(Ordering::Acquire) <= OUTBOUND_RESUME_BYTES
+                || self.awaiting_ack.load(Ordering::Acquire)
+            {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -464,6 +536,8 @@ pub struct Session {
     pub connection_state: Mutex<Option<String>>,
     /// Highest sequence id written to a socket: a `sequenceAck` cannot go beyond it.
     sent: Arc<AtomicU64>,
+    /// Highest sequence id acknowledged (clamped to `sent`).
+    acked: Arc<AtomicU64>,
     state: Mutex<State>,
     /// Group streams this connection publishes.
     pub streams: Mutex<Streams>,
@@ -501,6 +575,7 @@ impl Session {
             permissions: Mutex::new(Arc::new(permissions)),
             connection_state: Mutex::new(None),
             sent: Arc::default(),
+            acked: Arc::default(),
             state: Mutex::new(State {
                 transport: None,
                 generation: 0,
@@ -705,8 +780,10 @@ impl Session {
                 };
                 st.buffered_bytes += body.len();
                 st.buffer.push_back((seq, body.clone()));
-                if st.buffer.len() > MAX_BUFFERED_MESSAGES || st.buffered_bytes > MAX_BUFFERED_BYTES
-                {
+                // Attached, the writer enforces the message window on what it writes (see
+                // `Link::window_open`); detached, everything buffered waits for recovery.
+                let window_full = st.transport.is_none() && st.buffer.len() > MAX_BUFFERED_MESSAGES;
+                if window_full || st.buffered_bytes > MAX_BUFFERED_BYTES {
                     if let Some(t) = st.end() {
                         let reason = "Reliable message buffer overflowed";
                         if let Some(o) = self.control(Control::Disconnected(reason)) {
@@ -742,7 +819,11 @@ impl Session {
     /// messages a client never read).
     pub fn sequence_ack(&self, sequence_id: u64) {
         let sequence_id = sequence_id.min(self.sent.load(Ordering::Acquire));
+        self.acked.fetch_max(sequence_id, Ordering::AcqRel);
         let mut st = lock(&self.state);
+        if let Some(t) = &st.transport {
+            t.link.ack_arrived();
+        }
         while let Some((seq, body)) = st.buffer.front() {
             if *seq > sequence_id {
                 break;
@@ -878,6 +959,98 @@ mod tests {
         link.sent(1);
         s.sequence_ack(1);
         assert_eq!(buffered(&s), 0);
+        // Queued for the writer but not written: not part of the window.
+        for _ in 0..MAX_BUFFERED_MESSAGES + 500 {
+            assert_eq!(s.deliver(&d), DeliverOutcome::Delivered);
+        }
+        assert!(!s.is_ended(), "unwritten messages do not count");
+        // The writer may write up to the window past the last ack, not one more.
+        let last = 1 + MAX_BUFFERED_MESSAGES as u64;
+        for seq in 2..=last {
+            assert!(link.window_open(seq), "{seq}");
+            link.sent(seq);
+        }
+        assert!(!link.window_open(last + 1));
+    }
+
+    #[tokio::test]
+    async fn a_full_window_waits_for_an_ack_then_overflows() {
+        let s = Arc::new(session(Kind::JsonReliable));
+        let (link, _rx) = attached(&s);
+        let d = Delivery::new(&Origin::Server, Payload::Text("x".into()));
+        let window = MAX_BUFFERED_MESSAGES as u64;
+        for seq in 1..=window + 1 {
+            s.deliver(&d);
+            if seq <= window {
+                link.sent(seq);
+            }
+        }
+        // An acknowledgement while the writer waits opens the window.
+        let waiter = tokio::spawn({
+            let link = link.clone();
+            async move {
+                link.window_opened(window + 1, Duration::from_secs(60))
+                    .await
+            }
+        });
+        s.sequence_ack(1);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the ack wakes the writer")
+            .unwrap();
+        assert!(!link.is_overflowed());
+        assert!(link.window_open(window + 1));
+        link.sent(window + 1);
+        // No acknowledgement within the grace: overflowed, and nothing more may be written.
+        assert!(!link.window_open(window + 2));
+        link.window_opened(window + 2, Duration::from_millis(10))
+            .await;
+        assert!(link.is_overflowed());
+        s.sequence_ack(window + 1);
+        assert!(!link.window_open(window + 2), "an overflow is final");
+        tokio::time::timeout(Duration::from_secs(5), link.window_overflowed())
+            .await
+            .expect("the reader sees the overflow");
+    }
+
+    #[test]
+    fn a_writer_waiting_for_an_ack_does_not_pause_the_reader() {
+        let link = Link::default();
+        link.pushed(OUTBOUND_PAUSE_BYTES + 1);
+        assert!(link.is_backlogged());
+        link.awaiting_ack.store(true, Ordering::Release);
+        assert!(
+            !link.is_backlogged(),
+            "the reader must see the client's acks"
+        );
+    }
+
+    #[test]
+    fn acks_move_the_window() {
+        let s = session(Kind::JsonReliable);
+        let (link, _rx) = attached(&s);
+        let d = Delivery::new(&Origin::Server, Payload::Text("x".into()));
+        let total = 5 * MAX_BUFFERED_MESSAGES as u64;
+        for seq in 1..=total {
+            assert_eq!(s.deliver(&d), DeliverOutcome::Delivered);
+            assert!(link.window_open(seq), "{seq}");
+            link.sent(seq);
+            if seq % 100 == 0 {
+                s.sequence_ack(seq);
+            }
+        }
+        assert_eq!(buffered(&s), 0);
+        assert!(!s.is_ended());
+    }
+
+    #[test]
+    fn detached_sessions_buffer_the_window_then_overflow() {
+        let s = session(Kind::JsonReliable);
+        let (link, _rx) = attached(&s);
+        let d = Delivery::new(&Origin::Server, Payload::Text("x".into()));
+        let generation = s.generation();
+        assert!(s.detach(generation));
+        drop(link);
         for _ in 0..MAX_BUFFERED_MESSAGES {
             assert_eq!(s.deliver(&d), DeliverOutcome::Delivered);
         }
@@ -896,14 +1069,10 @@ mod tests {
         link.sent(2);
         s.sequence_ack(u64::MAX);
         assert_eq!(buffered(&s), 3);
-        // Acknowledging everything after every message does not hide that none was read.
-        let mut delivered = 0;
-        while s.deliver(&d) == DeliverOutcome::Delivered {
-            s.sequence_ack(u64::MAX);
-            delivered += 1;
-            assert!(delivered <= MAX_BUFFERED_MESSAGES, "never overflowed");
-        }
-        assert_eq!(delivered, MAX_BUFFERED_MESSAGES - 3);
+        // Acknowledging everything does not open the window past what was read.
+        let limit = 2 + MAX_BUFFERED_MESSAGES as u64;
+        assert!(link.window_open(limit));
+        assert!(!link.window_open(limit + 1));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::dispatch::{on_message, on_read_error, Flow};
 use crate::hub::Hub;
 use crate::service::Service;
-use crate::session::{Control, Half, Link, Outbound, Session};
+use crate::session::{Control, Half, Link, Outbound, Session, WINDOW_GRACE};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -104,6 +104,13 @@ pub async fn run(
                 };
             }
             _ = link.drained(), if backlogged => {}
+            // More than the reliable window was written and not acknowledged.
+            _ = link.window_overflowed(), if violation.is_none() => {
+                let reason = "Reliable message buffer overflowed";
+                s.send(Control::Disconnected(reason));
+                hub.end_session(&s, reason, Some(Outbound::Close(1008, "buffer overflow".into())));
+                violation = Some(reason.to_string());
+            }
             // `:stall`: the client's frames wait in the socket until the stall ends.
             _ = async {
                 match stalled {
@@ -213,9 +220,22 @@ async fn drain(sink: &mut Sink, rx: &mut UnboundedReceiver<Outbound>, link: &Lin
                 Outbound::Text(t) => sink.feed(Message::Text(t)).await,
                 Outbound::Binary(b) => sink.feed(Message::Binary(b)).await,
                 Outbound::Sequenced(seq, body) => {
-                    let r = sink.feed(body.frame(seq)).await;
-                    link.sent(seq);
-                    r
+                    if !link.window_open(seq) && !link.is_overflowed() {
+                        // The window is full: what was written must reach the client before
+                        // it can acknowledge anything.
+                        if sink.flush().await.is_err() {
+                            return WriterEnd::Stopped;
+                        }
+                        link.window_opened(seq, WINDOW_GRACE).await;
+                    }
+                    if link.is_overflowed() {
+                        // The reader ends the session with 1008.
+                        Ok(())
+                    } else {
+                        let r = sink.feed(body.frame(seq)).await;
+                        link.sent(seq);
+                        r
+                    }
                 }
                 Outbound::Close(code, reason) => {
                     return match sink.send(close_frame(code, &reason)).await {
