@@ -1,6 +1,6 @@
 //! The offline queue's bound: room for operations made while no connection is usable
 //! (before the first connection, while recovering, while reconnecting). Each such operation
-//! holds an [`OfflineSlot`] from the moment it is handed to the engine until its frame is
+//! holds an `OfflineSlot` from the moment it is handed to the engine until its frame is
 //! written or the operation ends; a full queue refuses new ones (async callers) or makes them
 //! wait for room (blocking callers, up to their timeout).
 

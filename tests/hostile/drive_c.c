@@ -57,6 +57,9 @@ static const char *event_name(uint32_t type) {
     case WPS_EVENT_GROUP_MESSAGE: return "group_message";
     case WPS_EVENT_REJOIN_GROUP_FAILED: return "rejoin_group_failed";
     case WPS_EVENT_ACK: return "ack";
+    case WPS_EVENT_RECOVERING: return "recovering";
+    case WPS_EVENT_RECOVERED: return "recovered";
+    case WPS_EVENT_SESSION_LOST: return "session_lost";
     default: return "unknown";
     }
 }

@@ -56,6 +56,9 @@ const char* event_name(wps::EventType t) {
     case wps::EventType::group_message: return "group_message";
     case wps::EventType::rejoin_group_failed: return "rejoin_group_failed";
     case wps::EventType::ack: return "ack";
+    case wps::EventType::recovering: return "recovering";
+    case wps::EventType::recovered: return "recovered";
+    case wps::EventType::session_lost: return "session_lost";
   }
   return "unknown";
 }
