@@ -80,8 +80,8 @@ pub struct GroupStates {
 }
 
 /// Sends `frame` to every live subscriber of `g`; sessions it overflowed are returned.
-fn push(g: &Group, frame: &str) -> Vec<(Arc<Session>, &'static str)> {
-    let frame = Utf8Bytes::from(frame.to_string());
+fn push(g: &Group, frame: String) -> Vec<(Arc<Session>, &'static str)> {
+    let frame = Utf8Bytes::from(frame);
     let mut overflowed = Vec::new();
     for s in g.subscribers.values().filter_map(Weak::upgrade) {
         if let DeliverOutcome::Overflow(reason) = s.send_bounded(Outbound::Text(frame.clone())) {
@@ -188,7 +188,7 @@ impl GroupStates {
                 }
             };
             ack();
-            let overflowed = push(g, &frame);
+            let overflowed = push(g, frame);
             inner.drop_if_empty(group);
             overflowed
         };
@@ -278,7 +278,7 @@ impl GroupStates {
             if g.records.remove(&s.id).is_none() {
                 return;
             }
-            let overflowed = push(g, &update(group, &s.id, None, at));
+            let overflowed = push(g, update(group, &s.id, None, at));
             inner.drop_if_empty(group);
             overflowed
         };

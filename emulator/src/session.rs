@@ -382,19 +382,8 @@ enum RawFrame {
 impl<'a> Delivery<'a> {
     /// Encodes `data` as a `message` from `origin`.
     pub fn new(origin: &Origin<'a>, data: Payload) -> Delivery<'a> {
-        let json = Utf8Bytes::from(protocol::encode_message(origin, &data));
-        let group = match origin {
-            Origin::Group { group, .. } => Some(*group),
-            Origin::Server => None,
-        };
-        Delivery {
-            json,
-            data,
-            group,
-            raw: OnceLock::new(),
-            protobuf_inner: OnceLock::new(),
-            protobuf_frame: OnceLock::new(),
-        }
+        let json = protocol::encode_message(origin, &data);
+        Delivery::encoded(origin, data, json)
     }
 
     /// Encodes a stream fragment or terminal frame for JSON receivers (stream frames reach
@@ -404,13 +393,17 @@ impl<'a> Delivery<'a> {
         data: Payload,
         meta: &protocol::StreamMeta<'_>,
     ) -> Delivery<'a> {
-        let json = Utf8Bytes::from(protocol::encode_stream_message(origin, &data, meta));
+        let json = protocol::encode_stream_message(origin, &data, meta);
+        Delivery::encoded(origin, data, json)
+    }
+
+    fn encoded(origin: &Origin<'a>, data: Payload, json: String) -> Delivery<'a> {
         let group = match origin {
             Origin::Group { group, .. } => Some(*group),
             Origin::Server => None,
         };
         Delivery {
-            json,
+            json: Utf8Bytes::from(json),
             data,
             group,
             raw: OnceLock::new(),
