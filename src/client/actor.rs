@@ -27,6 +27,7 @@ use crate::wps_log;
 mod connect;
 mod inbox;
 mod socket;
+mod streams;
 
 pub(crate) use inbox::{inbox, Inbox, InboxSender};
 
@@ -146,6 +147,10 @@ pub(crate) struct Actor {
     ping_sent_at: Option<Instant>,
     /// The handler's bound on messages not yet handled (see `EventHandler::backlog`).
     backlog: Option<Arc<super::backlog::Backlog>>,
+    /// Group streams this client publishes.
+    out_streams: super::stream::OutStreams,
+    /// Group streams this client receives.
+    rx_streams: super::stream_rx::RxStreams,
 }
 
 impl Actor {
@@ -159,6 +164,11 @@ impl Actor {
     ) -> Actor {
         let codec = options.protocol.codec();
         let backlog = handler.backlog();
+        let rx_streams = super::stream_rx::RxStreams::new(
+            options.stream_from_start_only,
+            options.stream_idle_timeout,
+            options.max_receive_streams,
+        );
         Actor {
             id,
             credential,
@@ -190,6 +200,8 @@ impl Actor {
             recovering_reported: false,
             ping_sent_at: None,
             backlog,
+            out_streams: super::stream::OutStreams::default(),
+            rx_streams,
         }
     }
 
@@ -252,6 +264,7 @@ impl Actor {
                     self.queue.push_back(o);
                 }
                 Command::Send(o) => o.reject(Error::NotConnected { ack_id: None }),
+                Command::Stream(cmd) => self.stream_command_waiting(cmd),
                 Command::Invoke { reply, .. } => {
                     let _ = reply.send(Err(Error::NotConnected { ack_id: None }));
                 }
@@ -397,6 +410,11 @@ impl Actor {
         };
         self.acks.fail_all(&fail);
         self.invokes.fail_all(&fail);
+        self.end_streams(
+            &stream_closed("Stopped", "the client stopped"),
+            "Stopped",
+            "the client stopped before the stream ended",
+        );
         let queued = std::mem::take(&mut self.queue);
         self.publish_queue();
         for o in queued {
@@ -447,8 +465,8 @@ impl Actor {
         for o in expired {
             let _ = o.expire(now);
         }
-        for (group, error) in self.acks.prune() {
-            self.rejoin_failed(group, error);
+        for (rejoin, error) in self.acks.prune() {
+            self.rejoin_failed(rejoin, error);
         }
     }
 
@@ -503,6 +521,10 @@ impl Actor {
                 stats::bump(&c.queued_messages);
                 stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
                 self.queue.push_back(o);
+                false
+            }
+            Command::Stream(cmd) => {
+                self.stream_command_waiting(cmd);
                 false
             }
             Command::Invoke { reply, .. } => {
@@ -590,6 +612,10 @@ impl Actor {
                 self.loss_reason = Some(reason.clone());
             }
             if recoverable {
+                self.out_streams.fail_opening(&stream_closed(
+                    "ConnectionLost",
+                    "the connection dropped before the service accepted the stream",
+                ));
                 if proven || self.episode.is_none() {
                     let now = Instant::now();
                     self.episode = Some(RecoveryEpisode {
@@ -742,6 +768,22 @@ impl Actor {
             }
         };
         self.invokes.fail_all(&lost);
+        if matches!(lost, Error::Stopped { .. }) {
+            self.end_streams(
+                &stream_closed("Stopped", "the client stopped"),
+                "Stopped",
+                "the client stopped before the stream ended",
+            );
+        } else {
+            self.end_streams(
+                &stream_closed(
+                    "ConnectionLost",
+                    "the connection was lost and could not be recovered",
+                ),
+                "SessionLost",
+                "the connection was lost without recovery: the rest of the stream cannot arrive",
+            );
+        }
         *self
             .shared
             .connection_id
@@ -754,6 +796,13 @@ impl Actor {
             message,
         });
         self.reconnection_token = None;
+    }
+}
+
+fn stream_closed(name: &str, message: &str) -> Error {
+    Error::StreamClosed {
+        name: name.to_string(),
+        message: message.to_string(),
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Command {
         /// Where the response goes.
         reply: oneshot::Sender<InvokeResult>,
     },
+    /// Open, write to or end a group stream.
+    Stream(super::stream::StreamCommand),
     /// Forget an invocation and tell the service (`cancelInvocation`).
     CancelInvoke {
         /// The invocation id.
