@@ -341,19 +341,22 @@ impl GroupStream {
     }
 }
 
-impl Drop for GroupStream {
-    fn drop(&mut self) {
+impl GroupStream {
+    /// Aborts an open stream without waiting for the service (the handle is going away):
+    /// writes waiting for room fail at once with `StreamClosed` (`name`).
+    pub(crate) fn abandon(&self, name: &str, message: &str) {
         let open = {
             let mut b = self.shared.book();
             let open = b.closed.is_none() && !b.ended;
             b.ended = true;
             open
         };
+        self.shared.close(closed(name, message));
         if !open {
             return;
         }
         let error = StreamUserError {
-            message: Some("the publisher dropped the stream without ending it"),
+            message: Some(message),
             user_error_code: None,
         };
         if let Ok(frame) = self.client.encode(&Request::StreamEnd {
@@ -366,6 +369,15 @@ impl Drop for GroupStream {
                 reply: None,
             });
         }
+    }
+}
+
+impl Drop for GroupStream {
+    fn drop(&mut self) {
+        self.abandon(
+            "Dropped",
+            "the publisher dropped the stream without ending it",
+        );
     }
 }
 

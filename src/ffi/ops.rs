@@ -36,7 +36,7 @@ pub const WPS_MAX_ACK_ID: u64 = 9_223_372_036_854_775_807u64;
 const _: () = assert!(WPS_MAX_ACK_ID == crate::client::MAX_ACK_ID);
 
 /// The outcome the engine reports for an acked operation.
-fn acked(r: Result<crate::client::AckOk, crate::Error>) -> Result<Completed, Failure> {
+pub(super) fn acked(r: Result<crate::client::AckOk, crate::Error>) -> Result<Completed, Failure> {
     r.map(|ok| Completed::Ack {
         duplicated: ok.duplicated,
     })
@@ -49,7 +49,7 @@ thread_local! {
 }
 
 /// Remembers for `wps_last_ack_duplicate` how a blocking acked operation ended.
-fn record_duplicate(outcome: Result<Completed, Failure>) -> Result<(), Failure> {
+pub(super) fn record_duplicate(outcome: Result<Completed, Failure>) -> Result<(), Failure> {
     let duplicate = matches!(outcome, Ok(Completed::Ack { duplicated: true }));
     // At thread exit the slot may be gone already; the answer is then simply not kept.
     let _ = LAST_ACK_DUPLICATE.try_with(|d| d.set(duplicate));
@@ -74,7 +74,7 @@ pub extern "C" fn wps_last_ack_duplicate() -> bool {
 
 /// Which ack id an operation uses: 0 allocates a fresh one; an id above `WPS_MAX_ACK_ID` that
 /// this client did not allocate is refused before anything is queued.
-fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
+pub(super) fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
     e.client
         .ack_id_for((ack_id != 0).then_some(ack_id))
         .map_err(Failure::from)
@@ -83,7 +83,7 @@ fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
 /// How an operation gets room in the offline queue: blocking calls wait for room (up to the
 /// ack timeout); async calls take it now or fail with `WPS_ERR_QUEUE_FULL` (no completion
 /// follows then).
-fn room_for(
+pub(super) fn room_for(
     e: &ClientEntry,
     asynchronous: bool,
     bytes: usize,
