@@ -532,3 +532,41 @@ async fn group_state_snapshots_updates_and_renewal_after_a_reconnect() {
         "no update after unsubscribing: {next:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_stream_frames_neither_break_the_connection_nor_leak_through() {
+    let mut server = MockServer::start().await;
+    let (_client, mut ev, mut conn) =
+        started_client(&mut server, fast_options(), Some("tok")).await;
+    // Control messages for streams the client never opened, ids at the top of the range,
+    // a stream frame with a bogus terminal id: each is ignored or ends only its stream.
+    for frame in [
+        r#"{"type":"streamAck","streamId":"nope","expectedSequenceId":18446744073709551615}"#,
+        r#"{"type":"streamNack","streamId":"nope","expectedSequenceId":0,"error":{"name":"X"}}"#,
+        r#"{"type":"streamClosed","streamId":"nope","error":{"name":"Forbidden","message":"m"}}"#,
+        r#"{"type":"message","from":"group","group":"g","dataType":"text","data":"top","sequenceId":1,
+           "stream":{"streamId":"h","streamSequenceId":18446744073709551615,"endOfStream":false}}"#,
+        r#"{"type":"message","from":"group","group":"g","dataType":"text","data":"again","sequenceId":2,
+           "stream":{"streamId":"h","streamSequenceId":18446744073709551615,"endOfStream":false}}"#,
+        r#"{"type":"groupStateUpdate","group":"g","items":[]}"#,
+        r#"{"type":"message","from":"group","group":"g","dataType":"text","data":"plain","sequenceId":3}"#,
+    ] {
+        conn.send(&frame.replace('\n', "")).await;
+    }
+    let (texts, _, last) = read_stream(&mut ev).await;
+    assert_eq!(texts, ["top"]);
+    assert_eq!(
+        terminal_error(&last).map(|e| e.0).as_deref(),
+        Some("Duplicate")
+    );
+    // The connection still works: the plain message after them arrives.
+    match ev
+        .until("the plain message", |e| {
+            matches!(e, Event::GroupMessage { .. })
+        })
+        .await
+    {
+        Event::GroupMessage { message, .. } => assert_eq!(message.as_str(), Some("plain")),
+        _ => unreachable!(),
+    }
+}

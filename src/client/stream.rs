@@ -636,6 +636,9 @@ impl OutStreams {
         let Some(mut s) = self.streams.remove(stream_id) else {
             return;
         };
+        // An end sent again after a recovery finds no stream when the service had already
+        // ended it (its `streamClosed` was lost with the old socket): the end took effect.
+        let error = error.filter(|e| !(e.name == "StreamNotFound" && s.end.is_some()));
         match error {
             None => {
                 let all = s.unacked.len();

@@ -40,8 +40,9 @@ pub struct Expired {
 
 #[derive(Debug)]
 enum Track {
-    /// Delivering; `next` is the id the next fragment must have.
-    Open { next: u64 },
+    /// Delivering; `next` is the id the next fragment must have (wide enough for the id
+    /// after `u64::MAX`, which no fragment can have).
+    Open { next: u128 },
     /// Ignored until its terminal frame (first seen mid-way with `from_start_only`) or failed
     /// (its terminal frame was already reported): later frames are dropped.
     Dropping,
@@ -68,6 +69,11 @@ fn error(name: &str, message: String) -> StreamError {
         message: Some(message),
         user_error_code: None,
     }
+}
+
+/// An expected id as reported: the id after `u64::MAX` is reported as `u64::MAX`.
+fn clamp(next: u128) -> u64 {
+    u64::try_from(next).unwrap_or(u64::MAX)
 }
 
 impl RxStreams {
@@ -101,6 +107,7 @@ impl RxStreams {
     ) -> (Verdict, Option<Expired>) {
         let key = (group.to_string(), info.stream_id.clone());
         let seq = info.stream_sequence_id;
+        let wide = u128::from(seq);
         let Some(s) = self.streams.get_mut(&key) else {
             if info.end_of_stream {
                 // A terminal frame of a stream never seen: nothing to track afterwards.
@@ -114,7 +121,9 @@ impl RxStreams {
             let track = if self.from_start_only && seq != 1 {
                 Track::Dropping
             } else {
-                Track::Open { next: seq + 1 }
+                Track::Open {
+                    next: u128::from(seq) + 1,
+                }
             };
             let evicted = self.make_room();
             let verdict = match track {
@@ -133,11 +142,11 @@ impl RxStreams {
         s.last_frame = now;
         let verdict = match s.track {
             Track::Dropping => Verdict::Drop,
-            Track::Open { next } if seq == next => {
+            Track::Open { next } if wide == next => {
                 s.track = Track::Open { next: next + 1 };
                 Verdict::Deliver
             }
-            Track::Open { next } if seq > next => Verdict::Fail(error(
+            Track::Open { next } if wide > next => Verdict::Fail(error(
                 "SequenceGap",
                 format!(
                     "stream fragment {seq} arrived where {next} was expected: fragments \
@@ -176,7 +185,7 @@ impl RxStreams {
                 out.push(Expired {
                     group: key.0,
                     stream_id: key.1,
-                    next,
+                    next: clamp(next),
                     error: error(
                         "IdleTimeout",
                         format!("no frame of the stream arrived for {timeout:?}"),
@@ -197,7 +206,7 @@ impl RxStreams {
                 Track::Open { next } => Some(Expired {
                     group: key.0,
                     stream_id: key.1,
-                    next,
+                    next: clamp(next),
                     error: error(name, message.to_string()),
                 }),
                 Track::Dropping => None,
@@ -223,7 +232,7 @@ impl RxStreams {
             Track::Open { next } => Some(Expired {
                 group: key.0,
                 stream_id: key.1,
-                next,
+                next: clamp(next),
                 error: error(
                     "TooManyStreams",
                     format!(
@@ -328,6 +337,29 @@ mod tests {
         assert_eq!(
             rx.receive("g", &frame("s", 5, false), now).0,
             Verdict::Deliver
+        );
+    }
+
+    #[test]
+    fn ids_at_the_top_of_the_range_do_not_overflow() {
+        let mut rx = RxStreams::new(false, Duration::from_secs(300), 16);
+        let now = Instant::now();
+        assert_eq!(
+            rx.receive("g", &frame("s", u64::MAX, false), now).0,
+            Verdict::Deliver
+        );
+        // The id after u64::MAX cannot exist: a repeat of the top id is a duplicate.
+        assert_eq!(
+            name(&rx.receive("g", &frame("s", u64::MAX, false), now).0),
+            "Duplicate"
+        );
+        assert_eq!(
+            name(&rx.receive("g", &frame("t", 1, false), now).0),
+            "deliver"
+        );
+        assert_eq!(
+            name(&rx.receive("g", &frame("t", u64::MAX, true), now).0),
+            "SequenceGap"
         );
     }
 
