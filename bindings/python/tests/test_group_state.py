@@ -137,8 +137,18 @@ def test_new_connection_empties_the_cache_and_renewal_refills_it(emulator, hub):
 def test_records_from_before_a_new_connection_are_not_kept(emulator, hub):
     """A record that arrived in an update is protected against a snapshot that omits it, but
     a new connection starts from an empty view: the renewal's snapshot alone decides."""
-    watcher = make_client(emulator, hub, message_retry_total=10, reconnect_retry_backoff_factor=1.0)
     member = make_client(emulator, hub)
+    calls = []
+
+    def provide_url():
+        # Called for each new connection (not for recovery): before the second one, the
+        # member leaves the group, so the watcher never sees that record cleared.
+        calls.append(1)
+        if len(calls) == 2:
+            member.leave_group("room")
+        return emulator.client_url(hub)
+
+    watcher = WebPubSubClient(WebPubSubClientCredential(provide_url), message_retry_total=10)
     events = record_states(watcher)
     with watcher, member:
         watcher.join_group("room")
@@ -148,9 +158,8 @@ def test_records_from_before_a_new_connection_are_not_kept(emulator, hub):
         member.set_group_state("room", {"s": "1"})
         events.wait_count(2)  # the update: a protected record
         assert states(watcher, "room") == {member.connection_id: {"s": "1"}}
-        # While the watcher waits to reconnect, the member leaves; the clear never reaches it.
-        watcher.subscribe(CallbackType.SESSION_LOST, lambda _args: member.leave_group("room"))
         emulator.expire(hub, watcher.connection_id)
         renewed = events.wait_for(lambda items: len(items) >= 3 and items[-1].is_snapshot)[-1]
+        assert len(calls) == 2
         assert renewed.records == []
         assert watcher.list_group_states("room") == []

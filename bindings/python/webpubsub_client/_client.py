@@ -11,7 +11,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _native as n
-from ._core import ClientCore, Completion, create_core, on_library_thread, open_error, send_error
+from ._core import ClientCore, Completion, create_core, open_error, send_error
 from ._operations import client_settings, group_op, send_op, state_json
 from ._streams import GroupStreamReader, GroupStreamWriter, open_native_stream, timeout_ms
 from ._options import seconds_to_ms
@@ -83,7 +83,7 @@ class _ListenerSink:
         core = self.core
         assert core is not None
         return GroupStreamReader(
-            group, stream_id, from_user_id, core.reader_max_fragments, core.reader_wait_s, on_library_thread
+            group, stream_id, from_user_id, core.reader_max_fragments, core.reader_wait_s, core.on_delivery_thread
         )
 
 

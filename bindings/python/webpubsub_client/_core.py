@@ -170,12 +170,6 @@ def _keep_thread_state() -> None:
         ctypes.pythonapi.PyGILState_Ensure()
 
 
-def on_library_thread() -> bool:
-    """Whether this thread is one of the library's callback threads."""
-    ident = get_ident()
-    return ident in _threads_seen and (_python_threads is None or ident not in _python_threads)
-
-
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_threads_seen.clear)
 
@@ -186,7 +180,11 @@ def _on_event(user_data: Optional[int], ev_address: Optional[int]) -> None:
             _keep_thread_state()
         core = _REGISTRY.get(user_data or 0)
         if core is not None and ev_address:
-            core.handle_event(_event_at(ev_address))
+            core.delivering_thread = get_ident()
+            try:
+                core.handle_event(_event_at(ev_address))
+            finally:
+                core.delivering_thread = 0
     except BaseException:  # noqa: BLE001 - nothing may unwind into C
         _LOGGER.exception("error while handling a native event")
 
@@ -303,6 +301,8 @@ class ClientCore:
         self.pending_url: Optional[bytes] = None
         self.key = next(_KEYS)
         self.reader_max_fragments = 10_000
+        # the thread running this client's event callback now (0 when none)
+        self.delivering_thread = 0
         self.reader_wait_s = 30.0
         # incoming streams with a reader, by (group, stream id); touched on the event thread
         self.streams: Dict[Tuple[str, str], Any] = {}
@@ -462,7 +462,7 @@ class ClientCore:
         stream_id = n.decode(ev.stream_id) or ""
         key = (group, stream_id)
         end = bool(ev.end_of_stream)
-        reader = self.streams.get(key)
+        reader: Any = self.streams.get(key)
         new = reader is None
         if new:
             if not self.listeners.any(CallbackType.GROUP_STREAM):
@@ -505,6 +505,10 @@ class ClientCore:
         readers, self.streams = list(self.streams.values()), {}
         for reader in readers:
             reader.finish(GroupStreamError(name, message))
+
+    def on_delivery_thread(self) -> bool:
+        """Whether this thread is delivering this client's events now (inside a listener)."""
+        return self.delivering_thread == get_ident()
 
     # -- group state (shared by both clients)
 

@@ -102,7 +102,7 @@ class GroupStreamError(_ErrorBase):
         text = name + (f": {message}" if message else "") + (f" (code {user_error_code})" if user_error_code else "")
         super().__init__(text)
         self.name = name
-        self.message = message
+        self.message = message  # type: ignore[assignment]
         self.user_error_code = user_error_code
         self.code = code
 
