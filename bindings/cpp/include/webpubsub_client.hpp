@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -34,12 +35,14 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <deque>
 #include <vector>
 
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
@@ -144,6 +147,8 @@ enum class EventType : std::uint32_t {
   recovering = WPS_EVENT_RECOVERING,      ///< recovery of a reliable connection starts
   recovered = WPS_EVENT_RECOVERED,        ///< the service accepted the session again
   session_lost = WPS_EVENT_SESSION_LOST,  ///< a reliable session ended without recovery
+  stream = WPS_EVENT_STREAM,              ///< one frame of a received group stream
+  group_state = WPS_EVENT_GROUP_STATE,    ///< a group-state snapshot or update
 };
 
 /// Connection state reported in Stats (WPS_STATE_*).
@@ -277,6 +282,27 @@ class EventView {
   }
   /// ACK: which operation completed (WPS_OP_*), 0 otherwise.
   std::uint32_t op() const noexcept { return has(offsetof(wps_event, op), sizeof e_->op) ? e_->op : 0; }
+  /// STREAM: the stream id.
+  std::optional<std::string_view> stream_id() const noexcept {
+    return has(offsetof(wps_event, stream_id), sizeof e_->stream_id) ? opt(e_->stream_id) : std::nullopt;
+  }
+  /// STREAM: the fragment's id in the stream (1, 2, ...); on the last frame, the next id.
+  std::uint64_t stream_sequence_id() const noexcept {
+    return has(offsetof(wps_event, stream_sequence_id), sizeof e_->stream_sequence_id) ? e_->stream_sequence_id : 0;
+  }
+  /// STREAM: true on the stream's last frame (error_name() set when the stream failed).
+  bool end_of_stream() const noexcept {
+    return has(offsetof(wps_event, end_of_stream), sizeof e_->end_of_stream) && e_->end_of_stream != 0;
+  }
+  /// STREAM: the publisher's own error code of a UserError last frame.
+  std::optional<std::string_view> user_error_code() const noexcept {
+    return has(offsetof(wps_event, user_error_code), sizeof e_->user_error_code) ? opt(e_->user_error_code)
+                                                                                    : std::nullopt;
+  }
+  /// GROUP_STATE: true for a snapshot, false for an update.
+  bool is_snapshot() const noexcept {
+    return has(offsetof(wps_event, is_snapshot), sizeof e_->is_snapshot) && e_->is_snapshot != 0;
+  }
 
   const wps_event& raw() const noexcept { return *e_; }
   inline Event to_owned() const;
@@ -299,6 +325,10 @@ struct Event {
   std::uint64_t ack_id = 0;
   int32_t result = WPS_OK;
   bool is_duplicate = false;
+  std::optional<std::string> stream_id, user_error_code;
+  std::uint64_t stream_sequence_id = 0;
+  bool end_of_stream = false;
+  bool is_snapshot = false;
 };
 
 inline Event EventView::to_owned() const {
@@ -319,6 +349,11 @@ inline Event EventView::to_owned() const {
   ev.ack_id = ack_id();
   ev.result = result();
   ev.is_duplicate = is_duplicate();
+  ev.stream_id = own(stream_id());
+  ev.user_error_code = own(user_error_code());
+  ev.stream_sequence_id = stream_sequence_id();
+  ev.end_of_stream = end_of_stream();
+  ev.is_snapshot = is_snapshot();
   return ev;
 }
 
@@ -590,6 +625,18 @@ class Options {
   Options& recovery_timeout(std::chrono::milliseconds t) {
     return apply(wps_options_set_recovery_timeout_ms(get(), detail::to_ms(t)), "wps_options_set_recovery_timeout_ms");
   }
+  /// Published streams: unacknowledged bytes per stream before a write waits (default 1 MiB).
+  Options& stream_buffer(std::size_t max_unacked_bytes) {
+    return apply(wps_options_set_stream_buffer(get(), max_unacked_bytes), "wps_options_set_stream_buffer");
+  }
+  /// Received streams: from_start_only ignores a stream first seen mid-way; idle_timeout
+  /// (0 = 300 s) ends a silent stream with IdleTimeout; max_streams (0 = 4096) received at once.
+  Options& stream_receive(bool from_start_only, std::chrono::milliseconds idle_timeout = std::chrono::milliseconds(0),
+                          std::size_t max_streams = 0) {
+    return apply(wps_options_set_stream_receive(get(), from_start_only ? WPS_STREAM_FROM_START_ONLY : 0u,
+                                                detail::to_ms(idle_timeout), max_streams),
+                 "wps_options_set_stream_receive");
+  }
   Options& keep_alive(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
     return apply(wps_options_set_keep_alive(get(), detail::to_ms(interval), detail::to_ms(timeout)),
                  "wps_options_set_keep_alive");
@@ -697,6 +744,98 @@ class Options {
 };
 
 // ---------------------------------------------------------------------------------------
+// Group streams: publisher
+
+/// How to open a published group stream (Client::open_stream).
+struct StreamOpenOptions {
+  std::string stream_id;                    ///< empty = a new UUID
+  bool no_echo = false;                     ///< do not deliver the stream back to this connection
+  std::chrono::milliseconds idle_timeout{0};  ///< asked of the service; 0 = its default (300 s)
+  std::chrono::milliseconds timeout{0};     ///< wait for the service's answer; 0 = the ack timeout
+};
+
+/// A group stream this client publishes (RAII over wps_stream). Move-only. write() sends
+/// fragments in call order and waits only while the stream's unacknowledged bytes exceed the
+/// stream buffer; end() and abort() return once the service confirmed. Destroying (or close())
+/// an open stream aborts it: subscribers get UserError. Failures after the stream is over
+/// carry WPS_ERR_STREAM_CLOSED and the reason as error_name ("Ended", "IdleTimeout",
+/// "ConnectionLost", "Stopped", ...).
+class Stream {
+ public:
+  Stream() noexcept = default;
+
+  explicit operator bool() const noexcept { return h_ != nullptr; }
+  wps_stream* handle() const noexcept { return h_.get(); }
+  /// The stream id ("" for an empty Stream).
+  std::string_view id() const noexcept {
+    const char* s = h_ ? wps_stream_get_id(h_.get()) : nullptr;
+    return s ? std::string_view(s) : std::string_view();
+  }
+
+#if WPS_CPP_EXCEPTIONS
+  void write(const Payload& p, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    throw_if(write_impl(p, timeout));
+  }
+  void end(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) { throw_if(end_impl(timeout)); }
+  /// Ends the stream with UserError, `message` and `user_error_code` (empty = none).
+  void abort(const std::string& message = {}, const std::string& user_error_code = {},
+             std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    throw_if(abort_impl(message, user_error_code, timeout));
+  }
+#endif
+  void write(const Payload& p, std::chrono::milliseconds timeout, std::error_code& ec) {
+    ec = to_ec(write_impl(p, timeout));
+  }
+  void end(std::chrono::milliseconds timeout, std::error_code& ec) { ec = to_ec(end_impl(timeout)); }
+  void abort(const std::string& message, const std::string& user_error_code, std::chrono::milliseconds timeout,
+             std::error_code& ec) {
+    ec = to_ec(abort_impl(message, user_error_code, timeout));
+  }
+  /// The reason of the last failure of this object's calls on this thread (error_name etc.).
+  const Failure& last_failure() const noexcept { return last_; }
+
+  /// Releases the handle now (aborting the stream if it is still open).
+  void close() noexcept { h_.reset(); }
+
+ private:
+  friend class Client;
+  struct Deleter {
+    void operator()(wps_stream* s) const noexcept { wps_stream_free(s); }
+  };
+  explicit Stream(wps_stream* raw) noexcept : h_(raw) {}
+
+  std::optional<Failure> done(int32_t r, const char* function) {
+    if (r == WPS_OK) return std::nullopt;
+    last_ = detail::capture(r, function);
+    return last_;
+  }
+  std::optional<Failure> write_impl(const Payload& p, std::chrono::milliseconds timeout) {
+    return done(wps_stream_write(h_.get(), p.data, p.size, static_cast<uint32_t>(p.type), detail::to_ms(timeout)),
+                "wps_stream_write");
+  }
+  std::optional<Failure> end_impl(std::chrono::milliseconds timeout) {
+    return done(wps_stream_end(h_.get(), detail::to_ms(timeout)), "wps_stream_end");
+  }
+  std::optional<Failure> abort_impl(const std::string& message, const std::string& code,
+                                    std::chrono::milliseconds timeout) {
+    return done(wps_stream_abort(h_.get(), message.empty() ? nullptr : message.c_str(),
+                                 code.empty() ? nullptr : code.c_str(), detail::to_ms(timeout)),
+                "wps_stream_abort");
+  }
+  static std::error_code to_ec(const std::optional<Failure>& f) noexcept {
+    return f ? make_error_code(f->result) : std::error_code();
+  }
+#if WPS_CPP_EXCEPTIONS
+  static void throw_if(std::optional<Failure> f) {
+    if (f) throw Error(std::move(*f));
+  }
+#endif
+
+  std::unique_ptr<wps_stream, Deleter> h_;
+  Failure last_;
+};
+
+// ---------------------------------------------------------------------------------------
 // Client
 
 class Client {
@@ -781,6 +920,10 @@ class Client {
   /// A reliable session ended without recovery, before its disconnected event:
   /// connection_id(), sequence_id() (the last one received), message() (why).
   void on_session_lost(Handler h) { on(EventType::session_lost, std::move(h)); }
+  /// One frame of a received group stream (see StreamReaders for a per-stream reader).
+  void on_stream(Handler h) { on(EventType::stream, std::move(h)); }
+  /// A group-state snapshot or update (see GroupStateView for the merged view).
+  void on_group_state(Handler h) { on(EventType::group_state, std::move(h)); }
 #endif
   void on(EventType type, Handler h, std::error_code& ec) { ec = to_ec(set_handler(type, std::move(h))); }
 
@@ -889,6 +1032,69 @@ class Client {
     return launch("wps_invoke_event_async", [&](wps_event_fn fn, void* ctx, std::uint64_t*) {
       return wps_invoke_event_async(h_.get(), event_name.c_str(), p.data, p.size, static_cast<uint32_t>(p.type),
                                     detail::to_ms(timeout), fn, ctx);
+    });
+  }
+
+  // -- group streams and group state --------------------------------------------------------
+
+#if WPS_CPP_EXCEPTIONS
+  /// Opens a group stream; returns once the service accepted it (wps_stream_open).
+  Stream open_stream(const std::string& group, const StreamOpenOptions& o = {}) {
+    Stream s;
+    throw_if(open_stream_impl(group, o, s));
+    return s;
+  }
+  /// Sets this connection's state in `group` (joined before) to `state_json`, a JSON object
+  /// of strings; blocks until the service acks.
+  Ack set_group_state(const std::string& group, const std::string& state_json, std::uint64_t ack_id = 0) {
+    return value_or_throw(group_state_impl(group, &state_json, ack_id));
+  }
+  Ack clear_group_state(const std::string& group, std::uint64_t ack_id = 0) {
+    return value_or_throw(group_state_impl(group, nullptr, ack_id));
+  }
+  /// Subscribes to `group`'s state: a snapshot event follows, then updates; renewed on every
+  /// new connection.
+  Ack subscribe_group_state(const std::string& group, std::uint64_t ack_id = 0) {
+    return value_or_throw(subscription_impl(group, ack_id, true));
+  }
+  Ack unsubscribe_group_state(const std::string& group, std::uint64_t ack_id = 0) {
+    return value_or_throw(subscription_impl(group, ack_id, false));
+  }
+#endif
+  Stream open_stream(const std::string& group, const StreamOpenOptions& o, std::error_code& ec) {
+    Stream s;
+    ec = to_ec(open_stream_impl(group, o, s));
+    return s;
+  }
+  Ack set_group_state(const std::string& group, const std::string& state_json, std::uint64_t ack_id,
+                      std::error_code& ec) {
+    return value_or_code(group_state_impl(group, &state_json, ack_id), ec);
+  }
+  Ack clear_group_state(const std::string& group, std::uint64_t ack_id, std::error_code& ec) {
+    return value_or_code(group_state_impl(group, nullptr, ack_id), ec);
+  }
+  Ack subscribe_group_state(const std::string& group, std::uint64_t ack_id, std::error_code& ec) {
+    return value_or_code(subscription_impl(group, ack_id, true), ec);
+  }
+  Ack unsubscribe_group_state(const std::string& group, std::uint64_t ack_id, std::error_code& ec) {
+    return value_or_code(subscription_impl(group, ack_id, false), ec);
+  }
+  /// `state_json` empty clears the state.
+  std::future<Ack> set_group_state_async(const std::string& group, const std::string& state_json,
+                                         std::uint64_t ack_id = 0) {
+    return launch("wps_set_group_state_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_set_group_state_async(h_.get(), group.c_str(), state_json.empty() ? nullptr : state_json.c_str(),
+                                       ack_id, fn, ctx, out);
+    });
+  }
+  std::future<Ack> subscribe_group_state_async(const std::string& group, std::uint64_t ack_id = 0) {
+    return launch("wps_subscribe_group_state_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_subscribe_group_state_async(h_.get(), group.c_str(), ack_id, fn, ctx, out);
+    });
+  }
+  std::future<Ack> unsubscribe_group_state_async(const std::string& group, std::uint64_t ack_id = 0) {
+    return launch("wps_unsubscribe_group_state_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_unsubscribe_group_state_async(h_.get(), group.c_str(), ack_id, fn, ctx, out);
     });
   }
 
@@ -1005,6 +1211,26 @@ class Client {
     return detail::capture(r, function);
   }
 
+  std::optional<Failure> open_stream_impl(const std::string& group, const StreamOpenOptions& o, Stream& out) {
+    wps_stream* raw = nullptr;
+    int32_t r = wps_stream_open(h_.get(), group.c_str(), o.stream_id.empty() ? nullptr : o.stream_id.c_str(),
+                                o.no_echo ? WPS_SEND_NO_ECHO : 0u, detail::to_ms(o.idle_timeout),
+                                detail::to_ms(o.timeout), &raw);
+    if (r != WPS_OK) return detail::capture(r, "wps_stream_open");
+    out = Stream(raw);
+    return std::nullopt;
+  }
+  Outcome group_state_impl(const std::string& group, const std::string* state_json, std::uint64_t ack_id) {
+    std::uint64_t out = 0;
+    int32_t r = wps_set_group_state(h_.get(), group.c_str(), state_json ? state_json->c_str() : nullptr, ack_id, &out);
+    return outcome(r, out, "wps_set_group_state");
+  }
+  Outcome subscription_impl(const std::string& group, std::uint64_t ack_id, bool subscribe) {
+    std::uint64_t out = 0;
+    int32_t r = subscribe ? wps_subscribe_group_state(h_.get(), group.c_str(), ack_id, &out)
+                          : wps_unsubscribe_group_state(h_.get(), group.c_str(), ack_id, &out);
+    return outcome(r, out, subscribe ? "wps_subscribe_group_state" : "wps_unsubscribe_group_state");
+  }
   Outcome join_group_impl(const std::string& group, std::uint64_t ack_id) {
     std::uint64_t out = 0;
     int32_t r = wps_join_group(h_.get(), group.c_str(), ack_id, &out);
