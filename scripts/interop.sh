@@ -85,8 +85,8 @@ if [ ! -f "$SDIST_DIR/tests/conftest.py" ]; then
 fi
 
 # ---------------------------------------------------------------------------- emulator
-log "building wps-emulator and wps (cargo build --release -p webpubsub-emulator -p wps-cli)"
-(cd "$ROOT" && cargo build --release -p webpubsub-emulator -p wps-cli >&2)
+log "building wps-emulator, wps and the client library (cargo build --release -p webpubsub-emulator -p wps-cli -p webpubsub-client)"
+(cd "$ROOT" && cargo build --release -p webpubsub-emulator -p wps-cli -p webpubsub-client >&2)
 EMULATOR="$ROOT/target/release/wps-emulator"
 WPS_BIN="$ROOT/target/release/wps"
 
@@ -164,7 +164,8 @@ run_python() {
     local t0=$SECONDS rc=0 junit="$LOGS/python.xml"
     rm -f "$junit"
     (cd "$INTEROP/python" &&
-        WPS_CONNECTION_STRING="$CONNECTION_STRING" PYTHONPATH="$INTEROP/official_py:$INTEROP/python" \
+        WPS_CONNECTION_STRING="$CONNECTION_STRING" \
+            PYTHONPATH="$INTEROP/official_py:$INTEROP/python:$ROOT/bindings/python" \
             timeout "$SUITE_TIMEOUT_S" "$PY" -m pytest -p sdk_harness -q -rfE \
             --junitxml="$junit" .) || rc=$?
     read -r p f k < <(junit_counts "$junit")
