@@ -178,3 +178,191 @@ async fn sends_while_reconnecting_are_queued_and_sent_once_on_the_new_connection
     }
     c.stop().await.unwrap();
 }
+
+fn fire(c: &webpubsub_client::Client, group: &'static str, text: String) -> Op {
+    let c = c.clone();
+    Box::pin(async move {
+        let opts = SendOptions {
+            fire_and_forget: true,
+            ..SendOptions::default()
+        };
+        c.send_to_group(group, Payload::text(text), opts).await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_and_forget_sends_before_start_are_queued_in_order_with_acked_ones() {
+    let emu = emulator().await;
+    let (rx, mut rx_ev, _) = connected(url(&emu, Some("r"), ROLES), fast_options()).await;
+    rx.join_group("ff", None).await.unwrap();
+    let (c, mut ev) = client_with(url(&emu, Some("s"), ROLES), queued(100, 0));
+    // Fire-and-forget and acked sends alternate; all wait in one queue.
+    let mut ops = Vec::new();
+    for i in 0..10 {
+        let text = format!("m{i}");
+        let op = if i % 2 == 0 {
+            fire(&c, "ff", text)
+        } else {
+            send(&c, "ff", text)
+        };
+        ops.push(handed_over(op).await);
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while c.stats().queued_messages < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", c.stats());
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(c.state(), ConnectionState::Stopped);
+    c.start().await.unwrap();
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    let results = futures_util::future::join_all(ops).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let ok = r.unwrap_or_else(|e| panic!("send {i}: {e}"));
+        assert_eq!(ok.ack_id == 0, i % 2 == 0, "send {i}: {ok:?}");
+    }
+    for i in 0..10 {
+        match rx_ev.until("group message", is_group_message).await {
+            Event::GroupMessage { message, .. } => {
+                assert_eq!(message.as_str(), Some(format!("m{i}").as_str()))
+            }
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(
+        rx_ev.none_for(Duration::from_millis(200)).await,
+        None,
+        "each once"
+    );
+    assert_eq!(c.stats().queued_messages, 0);
+    c.stop().await.unwrap();
+    rx.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_queue_a_fire_and_forget_send_before_start_is_not_connected() {
+    let (c, _ev) = client_with(
+        "ws://127.0.0.1:9/client/hubs/h?access_token=t".into(),
+        fast_options(),
+    );
+    let r = fire(&c, "g", "x".into()).await;
+    assert!(matches!(r, Err(Error::NotConnected { .. })), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_and_forget_sends_count_against_the_bounds_time_out_and_are_cancelled_by_stop() {
+    let opts = ClientOptions {
+        ack_timeout: Duration::from_millis(300),
+        ..queued(2, 0)
+    };
+    let (c, _ev) = client_with("ws://127.0.0.1:9/client/hubs/h?access_token=t".into(), opts);
+    let a = handed_over(fire(&c, "g", "a".into())).await;
+    let b = handed_over(send(&c, "g", "b".into())).await;
+    // Full: the third waits for room up to the ack timeout, then fails.
+    let started = tokio::time::Instant::now();
+    let third = fire(&c, "g", "c".into()).await;
+    assert!(matches!(third, Err(Error::QueueFull(_))), "{third:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    c.stop().await.unwrap();
+    assert!(matches!(a.await, Err(Error::Stopped { .. })));
+    assert!(matches!(b.await, Err(Error::Stopped { .. })));
+    assert_eq!(c.stats().queued_messages, 0);
+    // Queued and never connected: the ack timeout ends it, and its room is given back.
+    let opts = ClientOptions {
+        ack_timeout: Duration::from_millis(100),
+        ..queued(1, 0)
+    };
+    let (c, _ev) = client_with("ws://127.0.0.1:9/client/hubs/h?access_token=t".into(), opts);
+    let r = tokio::time::timeout(WAIT, fire(&c, "g", "x".into()))
+        .await
+        .expect("bounded by the ack timeout");
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    let again = handed_over(fire(&c, "g", "y".into())).await;
+    assert!(matches!(again.await, Err(Error::Timeout { .. })));
+    assert_eq!(c.stats().queued_messages, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_and_forget_sends_during_a_failed_recovery_go_out_on_the_new_connection() {
+    let mut server = MockServer::start().await;
+    let (c, mut ev) = client_with(server.url.clone(), queued(100, 0));
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", Some("tok1")).await;
+    start.await.unwrap().unwrap();
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    // A drop the client tries to recover from.
+    conn.close(1011, "gone").await;
+    ev.until("recovering", |e| matches!(e, Event::Recovering { .. }))
+        .await;
+    let mut ops = Vec::new();
+    for i in 0..5 {
+        ops.push(handed_over(fire(&c, "g", format!("f{i}"))).await);
+    }
+    // The service refuses the recovery: the session is lost and a new connection follows.
+    let mut recovery = server.accept().await;
+    assert!(recovery.is_recovery());
+    recovery.close(1008, "no such session").await;
+    ev.until("session lost", |e| matches!(e, Event::SessionLost { .. }))
+        .await;
+    let mut conn2 = loop {
+        let next = server.accept().await;
+        if !next.is_recovery() {
+            break next;
+        }
+    };
+    conn2.connected("conn2", Some("tok2")).await;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let v = conn2.recv_type("sendToGroup").await;
+        assert!(v.get("ackId").is_none(), "fire-and-forget: {v}");
+        seen.push(v["data"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, ["f0", "f1", "f2", "f3", "f4"]);
+    for r in futures_util::future::join_all(ops).await {
+        r.unwrap();
+    }
+    assert_eq!(c.stats().queued_messages, 0);
+    c.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_and_forget_sends_during_a_recovery_go_out_once_the_service_accepts_it() {
+    let mut server = MockServer::start().await;
+    let (c, mut ev) = client_with(server.url.clone(), queued(100, 0));
+    let start = tokio::spawn({
+        let c = c.clone();
+        async move { c.start().await }
+    });
+    let mut conn = server.accept().await;
+    conn.connected("conn1", Some("tok1")).await;
+    start.await.unwrap().unwrap();
+    assert!(matches!(ev.next().await, Event::Connected { .. }));
+    conn.close(1011, "gone").await;
+    ev.until("recovering", |e| matches!(e, Event::Recovering { .. }))
+        .await;
+    let mut ops = Vec::new();
+    for i in 0..3 {
+        ops.push(handed_over(fire(&c, "g", format!("f{i}"))).await);
+    }
+    let mut recovery = server.accept().await;
+    assert!(recovery.is_recovery());
+    // The client asks first; the frames follow the service's answer.
+    recovery.recv_type("ping").await;
+    recovery.send(r#"{"type":"pong"}"#).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let v = recovery.recv_type("sendToGroup").await;
+        seen.push(v["data"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, ["f0", "f1", "f2"]);
+    ev.until("recovered", |e| matches!(e, Event::Recovered { .. }))
+        .await;
+    for r in futures_util::future::join_all(ops).await {
+        r.unwrap();
+    }
+    c.stop().await.unwrap();
+}
