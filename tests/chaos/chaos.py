@@ -534,7 +534,10 @@ def oracle(files, exit_codes, seed, minutes, items, fault_counts, proxy_stats, e
                                   "offline queue is on")
             offline = [e for e in lines if e["k"] in ("sent", "ff") and e.get("offline")]
             offline_acked = sum(1 for e in offline if e["k"] == "sent" and e["c"] in pubs[name]["acked_ok"])
-            ff_written = sum(1 for e in lines if e["k"] == "ff_done" and e["rc"] == "WPS_OK")
+            # The C publisher sends fire-and-forget asynchronously (written at its completion);
+            # the Python one blocks until written.
+            ff_written = (sum(1 for e in lines if e["k"] == "ff_done" and e["rc"] == "WPS_OK") if impl == "c"
+                          else len(pubs[name]["ff"]))
             offline_rows.append((name, end["offline_queue"], len(offline), offline_acked,
                                  sum(1 for e in lines if e["k"] == "refused"), ff_written))
 
