@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Statistics A/B: the C ABI's fire-and-forget (64 B), acked blocking and acked pipelined phases
-# of scenario `msg`, in alternating rounds without and with a thread calling
-# wps_client_get_stats on both clients at ~1 kHz (scenario `stats` of bench/c/bench.c), against
-# one wps-emulator on its own core (as bench/run.sh). Prints one JSON line per figure: the
-# median msg/s of each phase without (`*_no_stats`) and with (`*_stats_1khz`) the reader, and
-# their ratio (`*_ratio`, 1.0 = no cost). See BENCHMARKS.md.
+# of scenario `msg`, in rounds of three arms (scenario `stats` of bench/c/bench.c): no extra
+# thread, a thread that only wakes at ~1 kHz, and a thread calling wps_client_get_stats on both
+# clients at ~1 kHz; against one wps-emulator on its own core (as bench/run.sh), the client
+# process on the other. Prints one JSON line per figure: the median msg/s of each phase per arm
+# (`*_no_thread`, `*_wake_1khz`, `*_stats_1khz`) and the ratios `*_ratio_stats_vs_none` and
+# `*_ratio_stats_vs_wake` (1.0 = no cost). See BENCHMARKS.md.
 #
 #   bench/stats-ab.sh [key=value ...]   e.g. rounds=9 ff_count=50000 pipe_count=20000
 #
