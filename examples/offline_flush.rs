@@ -68,7 +68,10 @@ async fn until(rx: &mut UnboundedReceiver<Event>, what: &str, pred: impl Fn(&Eve
 async fn deliveries(rx: &mut UnboundedReceiver<Event>, n: usize) -> Instant {
     let mut got = 0;
     while got < n {
-        until(rx, "group message", |e| matches!(e, Event::GroupMessage { .. })).await;
+        until(rx, "group message", |e| {
+            matches!(e, Event::GroupMessage { .. })
+        })
+        .await;
         got += 1;
     }
     Instant::now()
@@ -126,9 +129,10 @@ async fn measure(
     })
     .await;
     let connected = Instant::now();
+    // The subscriber's receiver moves into a task counting deliveries meanwhile, and comes back
+    // with the time of the last one.
+    let mut rx = std::mem::replace(subscriber, tokio::sync::mpsc::unbounded_channel().1);
     let delivered = tokio::spawn(async move {
-        // The subscriber's receiver moves into the task and comes back with the time.
-        let mut rx = std::mem::replace(subscriber, tokio::sync::mpsc::unbounded_channel().1);
         let at = deliveries(&mut rx, n).await;
         (rx, at)
     });
@@ -156,11 +160,12 @@ async fn measure(
 async fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map_or(10_000, |a| a.parse().expect("N"));
-    let size: usize = args.next().map_or(64, |a| a.parse().expect("payload bytes"));
+    let size: usize = args
+        .next()
+        .map_or(64, |a| a.parse().expect("payload bytes"));
     let emu = Emulator::start(Config::default()).await.expect("emulator");
-    let url = |user: &str| {
-        emu.client_access_url(HUB, Some(user), ROLES, &[], Duration::from_secs(3600))
-    };
+    let url =
+        |user: &str| emu.client_access_url(HUB, Some(user), ROLES, &[], Duration::from_secs(3600));
     let (sub, mut sub_rx) =
         Client::with_channel(Credential::Url(url("sub")), ClientOptions::default());
     sub.start().await.expect("subscriber starts");
@@ -236,7 +241,9 @@ async fn main() {
     sub.stop().await.unwrap();
     emu.shutdown().await;
 
-    println!("Offline queue flush: {n} queued sends of {size} bytes, reliable JSON, one subscriber\n");
+    println!(
+        "Offline queue flush: {n} queued sends of {size} bytes, reliable JSON, one subscriber\n"
+    );
     println!(
         "| queued | kind | messages | connected → last completion | msg/s | connected → last delivery | msg/s |"
     );
