@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use common::mock::MockServer;
+use common::mock::{self, MockServer};
 use common::*;
 use webpubsub_client::{
     AckOk, ClientOptions, ConnectionState, Error, Event, OfflineQueue, Payload, SendOptions,
@@ -282,26 +282,27 @@ async fn fire_and_forget_sends_count_against_the_bounds_time_out_and_are_cancell
     assert_eq!(c.stats().queued_messages, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fire_and_forget_sends_during_a_failed_recovery_go_out_on_the_new_connection() {
-    let mut server = MockServer::start().await;
-    let (c, mut ev) = client_with(server.url.clone(), queued(100, 0));
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok1")).await;
-    start.await.unwrap().unwrap();
-    assert!(matches!(ev.next().await, Event::Connected { .. }));
-    // A drop the client tries to recover from.
+/// A client with the offline queue, connected to `server`, whose connection then drops
+/// (recoverable); `n` fire-and-forget sends (`f0`, `f1`, ...) are handed over while it recovers.
+async fn fire_while_recovering(
+    server: &mut MockServer,
+    n: usize,
+) -> (webpubsub_client::Client, Events, Vec<Op>) {
+    let (c, mut ev, mut conn) = mock::started_client(server, queued(100, 0), Some("tok1")).await;
     conn.close(1011, "gone").await;
     ev.until("recovering", |e| matches!(e, Event::Recovering { .. }))
         .await;
     let mut ops = Vec::new();
-    for i in 0..5 {
+    for i in 0..n {
         ops.push(handed_over(fire(&c, "g", format!("f{i}"))).await);
     }
+    (c, ev, ops)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_and_forget_sends_during_a_failed_recovery_go_out_on_the_new_connection() {
+    let mut server = MockServer::start().await;
+    let (c, mut ev, ops) = fire_while_recovering(&mut server, 5).await;
     // The service refuses the recovery: the session is lost and a new connection follows.
     let mut recovery = server.accept().await;
     assert!(recovery.is_recovery());
@@ -332,22 +333,7 @@ async fn fire_and_forget_sends_during_a_failed_recovery_go_out_on_the_new_connec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fire_and_forget_sends_during_a_recovery_go_out_once_the_service_accepts_it() {
     let mut server = MockServer::start().await;
-    let (c, mut ev) = client_with(server.url.clone(), queued(100, 0));
-    let start = tokio::spawn({
-        let c = c.clone();
-        async move { c.start().await }
-    });
-    let mut conn = server.accept().await;
-    conn.connected("conn1", Some("tok1")).await;
-    start.await.unwrap().unwrap();
-    assert!(matches!(ev.next().await, Event::Connected { .. }));
-    conn.close(1011, "gone").await;
-    ev.until("recovering", |e| matches!(e, Event::Recovering { .. }))
-        .await;
-    let mut ops = Vec::new();
-    for i in 0..3 {
-        ops.push(handed_over(fire(&c, "g", format!("f{i}"))).await);
-    }
+    let (c, mut ev, ops) = fire_while_recovering(&mut server, 3).await;
     let mut recovery = server.accept().await;
     assert!(recovery.is_recovery());
     // The client asks first; the frames follow the service's answer.
