@@ -43,6 +43,32 @@ fn send(c: &webpubsub_client::Client, group: &'static str, text: String) -> Op {
     })
 }
 
+/// Waits (within `WAIT`) until the engine has taken `n` operations into its queue.
+async fn until_queued(c: &webpubsub_client::Client, n: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while c.stats().queued_messages < n {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", c.stats());
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The group messages `m0` .. `m{n-1}` arrive in order, and nothing after them.
+async fn receive_in_order_once(rx: &mut Events, n: usize) {
+    for i in 0..n {
+        match rx.until("group message", is_group_message).await {
+            Event::GroupMessage { message, .. } => {
+                assert_eq!(message.as_str(), Some(format!("m{i}").as_str()))
+            }
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(
+        rx.none_for(Duration::from_millis(200)).await,
+        None,
+        "each once"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_before_start_go_out_in_order_once_connected() {
     let emu = emulator().await;
@@ -56,11 +82,7 @@ async fn sends_before_start_go_out_in_order_once_connected() {
     assert_eq!(c.state(), ConnectionState::Stopped);
     assert_eq!(c.stats().inflight_acks, 10);
     // The engine takes them into its queue (the statistic follows within the deadline).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while c.stats().queued_messages < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", c.stats());
-        tokio::task::yield_now().await;
-    }
+    until_queued(&c, 10).await;
     assert!(c.stats().queued_bytes >= 10 * 2);
     c.start().await.unwrap();
     assert!(matches!(ev.next().await, Event::Connected { .. }));
@@ -70,19 +92,7 @@ async fn sends_before_start_go_out_in_order_once_connected() {
         .map(|r| r.unwrap().ack_id)
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ack ids kept: {ids:?}");
-    for i in 0..10 {
-        match rx_ev.until("group message", is_group_message).await {
-            Event::GroupMessage { message, .. } => {
-                assert_eq!(message.as_str(), Some(format!("m{i}").as_str()))
-            }
-            _ => unreachable!(),
-        }
-    }
-    assert_eq!(
-        rx_ev.none_for(Duration::from_millis(200)).await,
-        None,
-        "each once"
-    );
+    receive_in_order_once(&mut rx_ev, 10).await;
     assert_eq!(c.stats().queued_messages, 0);
     c.stop().await.unwrap();
     rx.stop().await.unwrap();
@@ -207,11 +217,7 @@ async fn fire_and_forget_sends_before_start_are_queued_in_order_with_acked_ones(
         };
         ops.push(handed_over(op).await);
     }
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while c.stats().queued_messages < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", c.stats());
-        tokio::task::yield_now().await;
-    }
+    until_queued(&c, 10).await;
     assert_eq!(c.state(), ConnectionState::Stopped);
     c.start().await.unwrap();
     assert!(matches!(ev.next().await, Event::Connected { .. }));
@@ -220,19 +226,7 @@ async fn fire_and_forget_sends_before_start_are_queued_in_order_with_acked_ones(
         let ok = r.unwrap_or_else(|e| panic!("send {i}: {e}"));
         assert_eq!(ok.ack_id == 0, i % 2 == 0, "send {i}: {ok:?}");
     }
-    for i in 0..10 {
-        match rx_ev.until("group message", is_group_message).await {
-            Event::GroupMessage { message, .. } => {
-                assert_eq!(message.as_str(), Some(format!("m{i}").as_str()))
-            }
-            _ => unreachable!(),
-        }
-    }
-    assert_eq!(
-        rx_ev.none_for(Duration::from_millis(200)).await,
-        None,
-        "each once"
-    );
+    receive_in_order_once(&mut rx_ev, 10).await;
     assert_eq!(c.stats().queued_messages, 0);
     c.stop().await.unwrap();
     rx.stop().await.unwrap();
