@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 use webpubsub_client::{
-    Client, ClientOptions, ConnectionState, Credential, Event, OfflineQueue, Payload, RetryMode,
-    RetryPolicy, SendOptions,
+    Client, ClientId, ClientOptions, ConnectionState, Credential, Event, EventHandler,
+    OfflineQueue, Payload, RetryMode, RetryPolicy, SendOptions,
 };
 use webpubsub_emulator::{Config, Emulator};
 
@@ -52,12 +52,28 @@ fn options(queue: usize) -> ClientOptions {
     }
 }
 
-/// Waits for an event matching `pred`, at most `WAIT`.
-async fn until(rx: &mut UnboundedReceiver<Event>, what: &str, pred: impl Fn(&Event) -> bool) {
+/// Events with the time the engine reported them (not when this program got to them).
+type Events = UnboundedReceiver<(Instant, Event)>;
+
+struct Stamped(UnboundedSender<(Instant, Event)>);
+
+impl EventHandler for Stamped {
+    fn on_event(&self, _client: &ClientId, event: Event) {
+        let _ = self.0.send((Instant::now(), event));
+    }
+}
+
+fn client(credential: Credential, options: ClientOptions) -> (Client, Events) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (Client::new(credential, options, Arc::new(Stamped(tx))), rx)
+}
+
+/// Waits for an event matching `pred`, at most `WAIT`; returns when it was reported.
+async fn until(rx: &mut Events, what: &str, pred: impl Fn(&Event) -> bool) -> Instant {
     let deadline = Instant::now() + WAIT;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(e)) if pred(&e) => return,
+            Ok(Some((at, e))) if pred(&e) => return at,
             Ok(Some(_)) => {}
             _ => panic!("no {what} within {WAIT:?}"),
         }
@@ -65,16 +81,15 @@ async fn until(rx: &mut UnboundedReceiver<Event>, what: &str, pred: impl Fn(&Eve
 }
 
 /// Counts `n` group messages at the subscriber; returns when the last one arrived.
-async fn deliveries(rx: &mut UnboundedReceiver<Event>, n: usize) -> Instant {
-    let mut got = 0;
-    while got < n {
-        until(rx, "group message", |e| {
+async fn deliveries(rx: &mut Events, n: usize) -> Instant {
+    let mut last = Instant::now();
+    for _ in 0..n {
+        last = until(rx, "group message", |e| {
             matches!(e, Event::GroupMessage { .. })
         })
         .await;
-        got += 1;
     }
-    Instant::now()
+    last
 }
 
 /// Hands `n` sends to the publisher (each waits in the queue); returns their tasks.
@@ -115,20 +130,31 @@ struct Row {
     to_deliveries: Duration,
 }
 
+/// A publisher that is about to connect with `tasks` queued, and its events.
+struct Queued {
+    publisher: Client,
+    events: Events,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Measures from the publisher's `Connected` until every queued send completed and the
+/// subscriber received all `n`.
 async fn measure(
     situation: &'static str,
     fire_and_forget: bool,
-    publisher: &Client,
-    events: &mut UnboundedReceiver<Event>,
-    subscriber: &mut UnboundedReceiver<Event>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    q: &mut Queued,
+    subscriber: &mut Events,
     n: usize,
 ) -> Row {
-    until(events, "publisher connected", |e| {
+    let Queued {
+        publisher,
+        events,
+        tasks,
+    } = q;
+    let connected = until(events, "publisher connected", |e| {
         matches!(e, Event::Connected { .. })
     })
     .await;
-    let connected = Instant::now();
     // The subscriber's receiver moves into a task counting deliveries meanwhile, and comes back
     // with the time of the last one.
     let mut rx = std::mem::replace(subscriber, tokio::sync::mpsc::unbounded_channel().1);
@@ -136,7 +162,7 @@ async fn measure(
         let at = deliveries(&mut rx, n).await;
         (rx, at)
     });
-    for t in tasks {
+    for t in tasks.drain(..) {
         t.await.expect("send task");
     }
     let completed = Instant::now();
@@ -152,7 +178,7 @@ async fn measure(
         },
         n,
         to_completions: completed - connected,
-        to_deliveries: delivered_at.max(completed) - connected,
+        to_deliveries: delivered_at - connected,
     }
 }
 
@@ -166,34 +192,27 @@ async fn main() {
     let emu = Emulator::start(Config::default()).await.expect("emulator");
     let url =
         |user: &str| emu.client_access_url(HUB, Some(user), ROLES, &[], Duration::from_secs(3600));
-    let (sub, mut sub_rx) =
-        Client::with_channel(Credential::Url(url("sub")), ClientOptions::default());
+    let (sub, mut sub_rx) = client(Credential::Url(url("sub")), ClientOptions::default());
     sub.start().await.expect("subscriber starts");
     sub.join_group(GROUP, None).await.expect("join");
     let mut rows = Vec::new();
 
     for fire_and_forget in [false, true] {
         // Before start.
-        let (publisher, mut events) = Client::with_channel(Credential::Url(url("pub")), options(n));
+        let (publisher, events) = client(Credential::Url(url("pub")), options(n));
         let tasks = queue_sends(&publisher, n, size, fire_and_forget).await;
         let start = tokio::spawn({
             let p = publisher.clone();
             async move { p.start().await }
         });
-        rows.push(
-            measure(
-                "before start",
-                fire_and_forget,
-                &publisher,
-                &mut events,
-                &mut sub_rx,
-                tasks,
-                n,
-            )
-            .await,
-        );
+        let mut q = Queued {
+            publisher,
+            events,
+            tasks,
+        };
+        rows.push(measure("before start", fire_and_forget, &mut q, &mut sub_rx, n).await);
         start.await.unwrap().expect("publisher starts");
-        publisher.stop().await.unwrap();
+        q.publisher.stop().await.unwrap();
 
         // While reconnecting: an outage of the publisher's URL provider, then its session ends.
         let outage = Arc::new(AtomicBool::new(false));
@@ -208,7 +227,7 @@ async fn main() {
                 }
             }))
         };
-        let (publisher, mut events) = Client::with_channel(provider, options(n));
+        let (publisher, mut events) = client(provider, options(n));
         publisher.start().await.expect("publisher starts");
         until(&mut events, "publisher connected", |e| {
             matches!(e, Event::Connected { .. })
@@ -224,19 +243,22 @@ async fn main() {
         assert_ne!(publisher.state(), ConnectionState::Connected);
         let tasks = queue_sends(&publisher, n, size, fire_and_forget).await;
         outage.store(false, Ordering::SeqCst);
+        let mut q = Queued {
+            publisher,
+            events,
+            tasks,
+        };
         rows.push(
             measure(
                 "while reconnecting",
                 fire_and_forget,
-                &publisher,
-                &mut events,
+                &mut q,
                 &mut sub_rx,
-                tasks,
                 n,
             )
             .await,
         );
-        publisher.stop().await.unwrap();
+        q.publisher.stop().await.unwrap();
     }
     sub.stop().await.unwrap();
     emu.shutdown().await;
