@@ -226,8 +226,9 @@ impl Actor {
         wps_log!(Verbose, "client {} engine task ends", self.id.0);
     }
 
-    /// Waits for `start` while stopped. With the offline queue on, acked operations wait
-    /// here (under their deadlines) for the first connection.
+    /// Waits for `start` while stopped. With the offline queue on, acked operations and the
+    /// fire-and-forget sends that took room in it wait here (under their deadlines) for the
+    /// first connection.
     async fn idle(&mut self) -> Option<oneshot::Sender<Result<(), Error>>> {
         loop {
             let cmd = match self.deferred.pop_front() {
@@ -256,7 +257,7 @@ impl Actor {
                 }
                 Command::Send(o)
                     if self.options.offline_queue.is_some()
-                        && matches!(o.kind, OutboundKind::Acked { .. }) =>
+                        && (o.slot.is_some() || matches!(o.kind, OutboundKind::Acked { .. })) =>
                 {
                     let c = &self.shared.counters;
                     stats::bump(&c.queued_messages);
@@ -512,15 +513,7 @@ impl Actor {
                 false
             }
             Command::Send(o) => {
-                // Callers that timed out are dropped now and then, not on every push.
-                if self.queue.len() >= 1024 && self.queue.len().is_power_of_two() {
-                    self.queue.retain(|o| !o.abandoned());
-                    self.publish_queue();
-                }
-                let c = &self.shared.counters;
-                stats::bump(&c.queued_messages);
-                stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
-                self.queue.push_back(o);
+                self.enqueue(o);
                 false
             }
             Command::Stream(cmd) => {
@@ -533,6 +526,29 @@ impl Actor {
             }
             Command::CancelInvoke { .. } => false,
         }
+    }
+
+    /// Puts an operation in the queue of those waiting for a usable connection.
+    pub(super) fn enqueue(&mut self, o: Outbound) {
+        // Callers that timed out are dropped now and then, not on every push.
+        if self.queue.len() >= 1024 && self.queue.len().is_power_of_two() {
+            self.queue.retain(|o| !o.abandoned());
+            self.publish_queue();
+        }
+        let c = &self.shared.counters;
+        stats::bump(&c.queued_messages);
+        stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
+        self.queue.push_back(o);
+    }
+
+    /// Whether `o` must wait in the queue although a socket is open: the socket is a recovery
+    /// the service has not accepted yet, and `o` (or one queued before it) is a
+    /// fire-and-forget frame from the offline queue. A refused recovery would lose such a
+    /// frame, which no ack would bring back; acked frames are tracked and sent again.
+    pub(super) fn holds_back(&self, o: &Outbound) -> bool {
+        self.usable_since.is_none()
+            && (!self.queue.is_empty()
+                || (o.slot.is_some() && !matches!(o.kind, OutboundKind::Acked { .. })))
     }
 
     /// Drives a new connection and its recoveries until it is lost for good or stopped.
@@ -741,13 +757,12 @@ impl Actor {
     fn report_disconnected(&mut self, fallback: Option<String>, fail: Option<Error>) {
         self.set_state(ConnectionState::Disconnected);
         // Fire-and-forget writes queued during the failed recovery fail now (their callers
-        // may wait without a timer); acked operations stay queued under their ack timeout.
+        // may wait without a timer), unless they hold room in the offline queue; acked
+        // operations stay queued under their ack timeout.
         let queued = std::mem::take(&mut self.queue);
         for o in queued {
-            if matches!(
-                o.kind,
-                OutboundKind::FireAndForget { .. } | OutboundKind::Buffered { .. }
-            ) {
+            let acked = matches!(o.kind, OutboundKind::Acked { .. });
+            if !acked && o.slot.is_none() {
                 o.reject(Error::connection(
                     "the connection was lost before the message was written",
                 ));

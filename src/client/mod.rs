@@ -470,8 +470,16 @@ impl Client {
         }
     }
 
-    /// Writes a frame without an ack; resolves once it is flushed to the socket.
-    async fn fire_and_forget(&self, frame: Message) -> Result<AckOk, Error> {
+    /// Writes a frame without an ack; resolves once it is flushed to the socket (or handed
+    /// to the fire-and-forget buffer). With the offline queue on and no usable connection the
+    /// frame takes room in the queue (`room`, as for acked operations) and waits there, in
+    /// order with the other operations, for a connection, at most `ack_timeout`.
+    async fn fire_and_forget(
+        &self,
+        frame: Message,
+        bytes: usize,
+        room: Room,
+    ) -> Result<AckOk, Error> {
         let connected = self.is_connected();
         let limit = self.inner.options.fire_and_forget_buffer;
         if connected && limit > 0 {
@@ -487,28 +495,32 @@ impl Client {
                 });
             }
         }
+        let slot = match room {
+            Room::Held(slot) => slot,
+            Room::Wait => self.wait_for_room(bytes).await?,
+        };
+        // While connected the engine writes at once (or fails the connection when the write
+        // stalls), so no deadline is needed; a queued write waits at most `ack_timeout`, and
+        // the engine enforces it (so a frame is never written after its caller gave up).
+        let deadline = (!connected || slot.is_some())
+            .then(|| tokio::time::Instant::now() + self.inner.options.ack_timeout);
         let (tx, rx) = oneshot::channel();
         self.command(Command::Send(Outbound {
             frame,
-            kind: OutboundKind::FireAndForget { reply: tx },
-            slot: None,
+            kind: OutboundKind::FireAndForget {
+                reply: tx,
+                deadline,
+            },
+            slot,
         }))?;
-        // While connected the engine writes at once (or fails the connection when the write
-        // stalls), so no timer is needed; a queued write waits at most `ack_timeout`.
-        let reply = if connected {
-            Ok(rx.await)
-        } else {
-            tokio::time::timeout(self.inner.options.ack_timeout, rx).await
-        };
-        match reply {
-            Err(_) => Err(Error::Timeout { ack_id: None }),
-            Ok(Err(_)) if self.state() == ConnectionState::Stopped => {
+        match rx.await {
+            Err(_) if self.state() == ConnectionState::Stopped => {
                 Err(Error::Stopped { ack_id: None })
             }
-            Ok(Err(_)) => Err(Error::connection(
+            Err(_) => Err(Error::connection(
                 "the connection failed before the message was written",
             )),
-            Ok(Ok(r)) => r.map(|()| AckOk {
+            Ok(r) => r.map(|()| AckOk {
                 ack_id: 0,
                 duplicated: false,
             }),
@@ -588,7 +600,7 @@ impl Client {
                 ack_id: None,
                 no_echo: opts.no_echo,
             })?;
-            return self.fire_and_forget(frame).await;
+            return self.fire_and_forget(frame, payload.data.len(), room).await;
         }
         let id = self.ack_id_for(opts.ack_id)?;
         let frame = self.encode(&Request::SendToGroup {
@@ -710,7 +722,7 @@ impl Client {
                 payload: &payload,
                 ack_id: None,
             })?;
-            return self.fire_and_forget(frame).await;
+            return self.fire_and_forget(frame, payload.data.len(), room).await;
         }
         let id = self.ack_id_for(opts.ack_id)?;
         let frame = self.encode(&Request::Event {

@@ -124,7 +124,8 @@ pub struct ClientOptions {
     /// The offline queue (default `None`: off). With limits, acked operations (sends, events,
     /// joins, leaves) made while no connection is usable, including before `start` and before
     /// the first connection, wait in order with their ack ids and are sent once connected;
-    /// their acks then complete them. At most `max_messages` operations and `max_bytes`
+    /// their acks then complete them. Fire-and-forget sends made then wait in the same queue,
+    /// in the same order, and complete once written on the new connection. At most `max_messages` operations and `max_bytes`
     /// payload bytes wait; an operation that finds no room waits for it up to `ack_timeout`
     /// and then fails with `QueueFull` (the C API's `_async` calls fail at once). `stop`
     /// fails what is still queued with `Stopped`. Without it, operations made before `start`

@@ -23,7 +23,9 @@ use super::pending::Completion;
 /// Do not deliver the message back to the sending connection (send-to-group only).
 pub const WPS_SEND_NO_ECHO: u32 = 1;
 /// No ack on the wire; `*out_ack_id` is 0. The call returns once the frame is written to the
-/// connection's ordered send queue (see `wps_options_set_fire_and_forget_buffer`).
+/// connection's ordered send queue (see `wps_options_set_fire_and_forget_buffer`); with the
+/// offline queue on (`wps_options_set_offline_queue`), a send made while not connected waits
+/// there and returns once written on the new connection.
 pub const WPS_SEND_FIRE_AND_FORGET: u32 = 2;
 
 const ALL_SEND_FLAGS: u32 = WPS_SEND_NO_ECHO | WPS_SEND_FIRE_AND_FORGET;
@@ -449,12 +451,9 @@ unsafe fn send_op(
     if id != 0 {
         opts.ack_id = Some(id);
     }
-    // An async acked send takes its room in the offline queue now, or fails at once.
-    let room = if opts.fire_and_forget {
-        Room::Held(None)
-    } else {
-        room_for(e, asynchronous, payload.data.len(), id)?
-    };
+    // An async send (acked or fire-and-forget) takes its room in the offline queue now, or
+    // fails at once.
+    let room = room_for(e, asynchronous, payload.data.len(), id)?;
     // SAFETY: per this function's contract.
     unsafe { write_opt(a.out_ack_id, id) };
     let client = e.client.clone();

@@ -738,13 +738,16 @@ pub unsafe extern "C" fn wps_options_set_event_queue_limit(
 /// connection is usable (before `wps_client_start` and the first connection, while recovering,
 /// while reconnecting) wait in order with their ack ids and are sent once connected; their
 /// acks then complete them, and nothing is sent twice (a resend after a drop uses the same ack
-/// id; `Duplicate` is success). At most `max_messages` operations and `max_bytes` payload bytes
+/// id; `Duplicate` is success). `WPS_SEND_FIRE_AND_FORGET` sends made then wait in the same
+/// queue, in the same order, under the same bounds and ack timeout, and complete (`WPS_OK`) once
+/// written on the new connection. At most `max_messages` operations and `max_bytes` payload bytes
 /// (data of sends, group name of joins and leaves; 0: no byte limit) wait. When the queue is
 /// full, `_async` calls fail at once with `WPS_ERR_QUEUE_FULL` (no completion follows) and
 /// blocking calls wait for room up to the ack timeout, then return `WPS_ERR_QUEUE_FULL`.
 /// `wps_client_stop` completes queued operations with `WPS_ERR_CANCELLED`. An operation
 /// queued before `wps_client_start` still has its ack timeout. `max_messages` 0 (default)
-/// turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`.
+/// turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`, and
+/// fire-and-forget sends waiting for a reconnect fail when it does not recover the session.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.

@@ -292,6 +292,10 @@ impl Actor {
                 let _ = reply.send(Err(Error::AlreadyStarted));
                 None
             }
+            Command::Send(o) if self.holds_back(&o) => {
+                self.enqueue(o);
+                None
+            }
             cmd @ (Command::Send(_) | Command::Stream(_)) => {
                 // A peer that stops reading fills the socket buffers; do not wait forever.
                 let limit = self.write_timeout();
@@ -344,6 +348,7 @@ impl Actor {
         let mut n = 1;
         while result.is_ok() && n < WRITE_BATCH {
             match self.cmd_rx.try_recv() {
+                Ok(Command::Send(o)) if self.holds_back(&o) => self.enqueue(o),
                 Ok(Command::Send(o)) => {
                     result = self.feed(socket, o).await;
                     n += 1;
@@ -397,7 +402,7 @@ impl Actor {
                 );
                 o.frame
             }
-            OutboundKind::FireAndForget { reply } => {
+            OutboundKind::FireAndForget { reply, .. } => {
                 self.written.push(reply);
                 o.frame
             }
@@ -428,11 +433,17 @@ impl Actor {
                 .await
                 .map_err(|e| DriveEnd::Failed(e.to_string()))?;
         }
+        self.write_queue(socket).await
+    }
+
+    /// Writes the queue in order, up to the first operation the socket must not take yet
+    /// (see `holds_back`), and flushes.
+    async fn write_queue(&mut self, socket: &mut Socket) -> Result<(), DriveEnd> {
         let queued: Vec<Outbound> = self.queue.drain(..).collect();
         self.publish_queue();
         let mut result = Ok(());
         for o in queued {
-            if result.is_ok() {
+            if result.is_ok() && !self.holds_back(&o) {
                 result = self.feed(socket, o).await;
             } else {
                 self.queue.push_back(o);
@@ -559,7 +570,17 @@ impl Actor {
         if *ready && !matches!(msg, Downstream::Disconnected { .. }) {
             // Traffic flows: any earlier loss is over, and a recovered socket is usable.
             self.loss_reason = None;
+            let held = self.usable_since.is_none() && !self.queue.is_empty();
             self.mark_usable();
+            if held {
+                // What waited for the service to accept the recovery goes out now.
+                let limit = self.write_timeout();
+                match Box::pin(tokio::time::timeout(limit, self.write_queue(socket))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Some(e),
+                    Err(_) => return Some(self.stalled_writes(limit)),
+                }
+            }
         }
         match msg {
             Downstream::Ack {
