@@ -320,7 +320,12 @@ pub struct StreamPublishArgs {
     pub abort_message: Option<String>,
 
     /// The user error code the stream is aborted with when the input cannot be read.
-    #[arg(long, value_name = "CODE", default_value = "InputError", conflicts_with = "listen")]
+    #[arg(
+        long,
+        value_name = "CODE",
+        default_value = "InputError",
+        conflicts_with = "listen"
+    )]
     pub input_error_code: String,
 }
 

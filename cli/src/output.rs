@@ -223,6 +223,9 @@ mod tests {
             "[s] failed: UserError [APP_42]: stream failed (2 fragments)"
         );
         assert_eq!(stream_end_text("s", None, 1), "[s] ended (1 fragment)");
-        assert_eq!(stream_fragment_text("s", &Payload::binary(vec![0u8, 255])), "[s] AP8=");
+        assert_eq!(
+            stream_fragment_text("s", &Payload::binary(vec![0u8, 255])),
+            "[s] AP8="
+        );
     }
 }

@@ -84,9 +84,11 @@ async fn open_input(args: &StreamPublishArgs) -> Result<Input, Failure> {
         (None, d) => d.unwrap_or(DataTypeArg::Text),
     };
     let reader: Box<dyn AsyncRead + Unpin + Send> = match &args.file {
-        Some(path) => Box::new(tokio::fs::File::open(path).await.map_err(|e| {
-            Failure::Operation(format!("cannot open {}: {e}", path.display()))
-        })?),
+        Some(path) => Box::new(
+            tokio::fs::File::open(path)
+                .await
+                .map_err(|e| Failure::Operation(format!("cannot open {}: {e}", path.display())))?,
+        ),
         None => Box::new(tokio::io::stdin()),
     };
     Ok(Input {
@@ -104,7 +106,9 @@ async fn publish(conn: &Connection, args: &StreamArgs, verbose: u8) -> Result<()
     };
     let opts = &args.publish;
     if opts.idle_timeout_ms == Some(0) {
-        return Err(Failure::Usage("--idle-timeout-ms must be at least 1".into()));
+        return Err(Failure::Usage(
+            "--idle-timeout-ms must be at least 1".into(),
+        ));
     }
     let mut input = open_input(opts).await?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_failure)?;
@@ -135,7 +139,9 @@ async fn publish_on(
             StreamOptions {
                 stream_id: opts.stream_id.clone(),
                 no_echo: opts.no_echo,
-                idle_timeout: opts.idle_timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+                idle_timeout: opts
+                    .idle_timeout_ms
+                    .map(|ms| Duration::from_millis(ms.into())),
             },
         )
         .await

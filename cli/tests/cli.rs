@@ -467,7 +467,9 @@ fn listen(emu: &Emu, args: &[&str]) -> Proc {
 }
 
 fn stream(emu: &Emu, args: &[&str], stdin: &str) -> common::Output {
-    let mut all = vec!["stream", "--hub", "chat", "--user", "streamer", "--role", SEND];
+    let mut all = vec![
+        "stream", "--hub", "chat", "--user", "streamer", "--role", SEND,
+    ];
     all.extend_from_slice(args);
     run(emu.wps(&all), stdin)
 }
@@ -475,10 +477,21 @@ fn stream(emu: &Emu, args: &[&str], stdin: &str) -> common::Output {
 #[test]
 fn stream_sends_each_line_as_a_fragment_and_listen_json_prints_frames_and_the_end() {
     let emu = Emu::start();
-    let mut rx = listen(&emu, &["--group", "g", "--streams", "1", "--format", "json"]);
+    let mut rx = listen(
+        &emu,
+        &["--group", "g", "--streams", "1", "--format", "json"],
+    );
     let out = stream(
         &emu,
-        &["-v", "--group", "g", "--stream-id", "s1", "--idle-timeout-ms", "60000"],
+        &[
+            "-v",
+            "--group",
+            "g",
+            "--stream-id",
+            "s1",
+            "--idle-timeout-ms",
+            "60000",
+        ],
         "one\ntwo words\r\nthree\n",
     );
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
@@ -501,7 +514,10 @@ fn stream_sends_each_line_as_a_fragment_and_listen_json_prints_frames_and_the_en
     let end = &frames[3];
     assert_eq!(end["streamId"], "s1");
     assert_eq!(end["endOfStream"], true);
-    assert_eq!(end["streamSequenceId"], 4, "the terminal frame carries the next id");
+    assert_eq!(
+        end["streamSequenceId"], 4,
+        "the terminal frame carries the next id"
+    );
     assert_eq!(end["error"], Value::Null);
     assert_eq!(rx.wait().code(), Some(0), "exits after --streams 1");
     assert_eq!(rx.stdout.next(), None);
@@ -516,13 +532,27 @@ fn stream_chunk_size_sends_a_file_as_binary_fragments_in_order() {
     std::fs::write(&path, &bytes).unwrap();
     let out = stream(
         &emu,
-        &["--group", "g", "--stream-id", "bin", "--chunk-size", "4", "--file", path.to_str().unwrap()],
+        &[
+            "--group",
+            "g",
+            "--stream-id",
+            "bin",
+            "--chunk-size",
+            "4",
+            "--file",
+            path.to_str().unwrap(),
+        ],
         "",
     );
     let _ = std::fs::remove_file(&path);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     // base64 of [0,1,2,3], [4,5,6,7], [8,9]
-    for expected in ["[bin] AAECAw==", "[bin] BAUGBw==", "[bin] CAk=", "[bin] ended (3 fragments)"] {
+    for expected in [
+        "[bin] AAECAw==",
+        "[bin] BAUGBw==",
+        "[bin] CAk=",
+        "[bin] ended (3 fragments)",
+    ] {
         assert_eq!(rx.stdout.next().as_deref(), Some(expected));
     }
     assert_eq!(rx.wait().code(), Some(0));
@@ -534,11 +564,24 @@ fn stream_abort_reaches_the_listener_as_a_user_error_with_its_code() {
     let mut rx = listen(&emu, &["--group", "g", "--streams", "2"]);
     let out = stream(
         &emu,
-        &["-v", "--group", "g", "--stream-id", "a", "--abort", "APP_42", "--abort-message", "stream failed"],
+        &[
+            "-v",
+            "--group",
+            "g",
+            "--stream-id",
+            "a",
+            "--abort",
+            "APP_42",
+            "--abort-message",
+            "stream failed",
+        ],
         "partial\n",
     );
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert_eq!(out.stdout, "stream a open\nstream a aborted with APP_42 (1 fragment)");
+    assert_eq!(
+        out.stdout,
+        "stream a open\nstream a aborted with APP_42 (1 fragment)"
+    );
     assert_eq!(rx.stdout.next().as_deref(), Some("[a] partial"));
     assert_eq!(
         rx.stdout.next().as_deref(),
@@ -563,7 +606,16 @@ fn an_interrupted_stream_is_aborted_and_the_listener_sees_why() {
     let mut rx = listen(&emu, &["--group", "g", "--streams", "1"]);
     // Standard input stays open: the publisher waits for more input until the signal.
     let mut tx = Proc::spawn(emu.wps(&[
-        "stream", "-v", "--hub", "chat", "--role", SEND, "--group", "g", "--stream-id", "i",
+        "stream",
+        "-v",
+        "--hub",
+        "chat",
+        "--role",
+        SEND,
+        "--group",
+        "g",
+        "--stream-id",
+        "i",
     ]));
     tx.stdout.until("stream i open");
     tx.signal(libc::SIGTERM);
@@ -579,16 +631,36 @@ fn an_interrupted_stream_is_aborted_and_the_listener_sees_why() {
 #[test]
 fn stream_refusals_and_usage_errors_have_their_exit_codes() {
     let emu = Emu::start();
-    let out = run(
-        emu.wps(&["stream", "--hub", "chat", "--group", "g"]),
-        "x\n",
-    );
+    let out = run(emu.wps(&["stream", "--hub", "chat", "--group", "g"]), "x\n");
     assert_eq!(out.code(), Some(1), "no send role: {}", out.stderr);
-    assert!(out.stderr.contains("open stream: Forbidden"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("open stream: Forbidden"),
+        "{}",
+        out.stderr
+    );
     for args in [
-        &["stream", "--hub", "chat", "--group", "g", "--chunk-size", "4", "--data-type", "text"][..],
+        &[
+            "stream",
+            "--hub",
+            "chat",
+            "--group",
+            "g",
+            "--chunk-size",
+            "4",
+            "--data-type",
+            "text",
+        ][..],
         &["stream", "--hub", "chat", "--group", "g", "--group", "h"][..],
-        &["stream", "--hub", "chat", "--group", "g", "--listen", "--stream-id", "x"][..],
+        &[
+            "stream",
+            "--hub",
+            "chat",
+            "--group",
+            "g",
+            "--listen",
+            "--stream-id",
+            "x",
+        ][..],
         &["stream", "--hub", "chat", "--group", "g", "--streams", "1"][..],
     ] {
         let out = run(emu.wps(args), "");
