@@ -285,7 +285,7 @@ const DEFAULTS = {
   ff_count: 20000, ff4k_count: 5000, ack_count: 2000, pipe_count: 10000, window: 256, rtt_count: 2000,
   steps: "1,100,1000", connect_count: 20, recover_count: 5,
   rel_rates: "250,500,1000,1500,2000,4000,8000", rel_seconds: 3,
-  stream_count: 20000, stream1k_count: 10000,
+  stream_count: 100000, stream1k_count: 50000,
 };
 
 async function main(argv) {

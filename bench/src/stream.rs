@@ -76,8 +76,8 @@ async fn publish(publisher: &Client, data: &str, count: usize) -> BenchResult<()
 /// for 64-byte and 1 KiB fragments, each in its own stream, after a warm-up stream.
 pub async fn stream(name: &str, p: &Params) -> BenchResult<()> {
     let url = env("BENCH_URL")?;
-    let count_64 = p.usize("stream_count", 20_000)?;
-    let count_1k = p.usize("stream1k_count", 10_000)?;
+    let count_64 = p.usize("stream_count", 100_000)?;
+    let count_1k = p.usize("stream1k_count", 50_000)?;
 
     let fragments = Arc::new(Counter::default());
     let ends = Arc::new(Counter::default());
