@@ -56,24 +56,24 @@ COUNTS = {
                  rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5,
                  rel_count=20000, fanout=100, fan_count=200,
                  rel_rates="250,500,1000,1500,2000,4000,8000", rel_seconds=3,
-                 stream_count=100000, stream1k_count=50000),
+                 stream_count=20000, stream1k_count=10000, stream_repeat=5),
     "quick": dict(ff_count=2000, ff4k_count=500, ack_count=200, pipe_count=2000, window=256,
                   rtt_count=300, steps="1,10,100", connect_count=5, recover_count=2,
                   rel_count=5000, fanout=20, fan_count=100,
                  rel_rates="500,1000,2000,4000", rel_seconds=2,
-                 stream_count=20000, stream1k_count=10000),
+                 stream_count=10000, stream1k_count=5000, stream_repeat=2),
     "tiny": dict(ff_count=200, ff4k_count=50, ack_count=50, pipe_count=200, window=64,
                  rtt_count=50, steps="1,5,10", connect_count=2, recover_count=1,
                  rel_count=200, fanout=5, fan_count=20,
                  rel_rates="500,2000", rel_seconds=1,
-                 stream_count=200, stream1k_count=100),
+                 stream_count=200, stream1k_count=100, stream_repeat=1),
 }
 SCENARIO_KEYS = {
     "msg": ["ff_count", "ff4k_count", "ack_count", "pipe_count", "window", "rtt_count"],
     "idle": ["steps"],
     "connect": ["connect_count", "recover_count"],
     "reliable": ["rel_count", "pipe_count", "window", "fanout", "fan_count"],
-    "stream": ["stream_count", "stream1k_count"],
+    "stream": ["stream_count", "stream1k_count", "stream_repeat"],
 }
 # CPU (user+sys) of the program divided by the messages (msg) or fragments (stream) measured.
 CPU_METRIC = {"msg": "cpu_us_per_msg", "stream": "cpu_us_per_frag"}
@@ -192,7 +192,7 @@ def messages_delivered(scenario, counts):
     if scenario == "msg":
         return sum(int(counts[k]) for k in ("ff_count", "ff4k_count", "ack_count", "pipe_count", "rtt_count"))
     if scenario == "stream":
-        return sum(int(counts[k]) for k in ("stream_count", "stream1k_count"))
+        return (int(counts["stream_count"]) + int(counts["stream1k_count"])) * int(counts["stream_repeat"])
     return 0
 
 
