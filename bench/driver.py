@@ -46,9 +46,9 @@ SCENARIOS = ["msg", "idle", "connect", "reliable", "stream"]
 # The reliable scenario exists in the Rust and C bench programs (C: default callback mode) and,
 # as a paced rate sweep (the rate at which cut-offs start), in the official JS one; the raw
 # client does not acknowledge sequence ids.
-# The stream scenario (group streams, one publisher to one subscriber) exists in the Rust and
-# official JS bench programs.
-SCENARIO_IMPLS = {"reliable": {"rust", "c", "official-js"}, "stream": {"rust", "official-js"}}
+# The stream scenario (group streams, one publisher to one subscriber) exists in the C (default
+# callback mode), Rust and official JS bench programs.
+SCENARIO_IMPLS = {"reliable": {"rust", "c", "official-js"}, "stream": {"rust", "c", "official-js"}}
 # Parameters of a scenario that differ for one implementation.
 IMPL_SCENARIO_KEYS = {("official-js", "reliable"): ["rel_rates", "rel_seconds"]}
 COUNTS = {

@@ -12,7 +12,7 @@
 #
 # Scenarios: msg, idle, connect (plain JSON), reliable (json.reliable.webpubsub.azure.v1:
 # fire-and-forget, acked pipelined, 1 -> N fan-out; delivered msg/s, loss, 1008 cut-offs),
-# stream (group stream fragments/s, one publisher to one subscriber; Rust API and official JS),
+# stream (group stream fragments/s, one publisher to one subscriber; C ABI, Rust API, official JS),
 # and the WAN profile. Every program's CPU (user+sys) per message of its msg scenario is
 # reported as cpu_us_per_msg.
 #

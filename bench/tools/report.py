@@ -153,12 +153,13 @@ def targets(summary, runs):
         flat = f"{m('c-poll', steps[0]):.0f} → {m('c-poll', steps[-1]):.0f}" if m("c-poll", steps[-1]) else ""
         rows.append((f"C ABI thread count flat ({steps[0]} → {steps[-1]})", "", f"{lo:.0f} → {hi:.0f}", hi <= lo, flat))
     # Group streams: no target was set; the ratios are reported for information.
-    for metric, what in (("stream_64", "64 B fragments/s"), ("stream_1k", "1 KiB fragments/s"),
-                         ("cpu_us_per_frag", "CPU µs per fragment")):
-        value, ma, mb = r("rust", "official-js", metric), m("rust", metric), m("official-js", metric)
-        if value is not None:
-            rows.append((f"Rust API group stream vs official JS ({what}; no target)", f"{value:.2f}",
-                         f"{ma:,.1f} vs {mb:,.1f}", None, ""))
+    for ours in ("c", "rust"):
+        for metric, what in (("stream_64", "64 B fragments/s"), ("stream_1k", "1 KiB fragments/s"),
+                             ("cpu_us_per_frag", "CPU µs per fragment")):
+            value, ma, mb = r(ours, "official-js", metric), m(ours, metric), m("official-js", metric)
+            if value is not None:
+                rows.append((f"{NAMES[ours]} group stream vs official JS ({what}; no target)",
+                             f"{value:.2f}", f"{ma:,.1f} vs {mb:,.1f}", None, ""))
     add("our Python ≥ 5× official Python (fire-and-forget 64 B, msg/s)", "python", "official-python", "ff_64", 5)
     add("our Python ≥ 5× official Python (acked, blocking, msg/s)", "python", "official-python", "acked_seq", 5)
     add("our Python ≥ 5× official Python (acked, pipelined, msg/s)", "python", "official-python", "acked_pipe", 5)
