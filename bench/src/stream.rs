@@ -99,10 +99,7 @@ pub async fn stream(name: &str, p: &Params) -> BenchResult<()> {
         .await
         .map_err(|e| format!("join: {e}"))?;
     let publisher = client(&url, Arc::new(Ignore));
-    publisher
-        .start()
-        .await
-        .map_err(|e| format!("start: {e}"))?;
+    publisher.start().await.map_err(|e| format!("start: {e}"))?;
 
     let small = text_of(64);
     publish(&publisher, &small, WARM_UP).await?;
@@ -123,7 +120,8 @@ pub async fn stream(name: &str, p: &Params) -> BenchResult<()> {
                 .last_arrival()
                 .map_or_else(|| t.elapsed(), |at| at.duration_since(t));
             streams += 1;
-            ends.wait_for(streams, WAIT, "the end of the stream").await?;
+            ends.wait_for(streams, WAIT, "the end of the stream")
+                .await?;
         }
         emit(name, metric, rate(count * repeat, busy), "fragments/s");
     }
