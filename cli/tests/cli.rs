@@ -667,3 +667,90 @@ fn stream_refusals_and_usage_errors_have_their_exit_codes() {
         assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn listen_from_start_only_ignores_a_stream_joined_midway_and_reports_idle_streams() {
+    let emu = Emu::start();
+    let publisher = |id: &str| {
+        let mut tx = Proc::spawn(emu.wps(&[
+            "stream",
+            "-v",
+            "--hub",
+            "chat",
+            "--role",
+            SEND,
+            "--group",
+            "g",
+            "--stream-id",
+            id,
+        ]));
+        tx.stdout.until(&format!("stream {id} open"));
+        tx
+    };
+    // A listener that joins after the first fragment of "late" went out.
+    let mut early = listen(&emu, &["--group", "g", "--streams", "2"]);
+    let mut tx = publisher("late");
+    tx.write_stdin("one\n");
+    assert_eq!(early.stdout.next().as_deref(), Some("[late] one"));
+    let mut strict = listen(
+        &emu,
+        &["--group", "g", "--streams", "1", "--from-start-only"],
+    );
+    let mut midway = listen(&emu, &["--group", "g", "--streams", "1"]);
+    tx.write_stdin("two\n");
+    tx.close_stdin();
+    assert_eq!(tx.wait().code(), Some(0), "{:?}", tx.stderr.seen);
+    assert_eq!(early.stdout.next().as_deref(), Some("[late] two"));
+    assert_eq!(
+        early.stdout.next().as_deref(),
+        Some("[late] ended (2 fragments)")
+    );
+    // Without --from-start-only the stream is shown from where the listener came in.
+    assert_eq!(midway.stdout.next().as_deref(), Some("[late] two"));
+    assert_eq!(
+        midway.stdout.next().as_deref(),
+        Some("[late] ended (1 fragment)")
+    );
+    assert_eq!(midway.wait().code(), Some(0));
+
+    // A whole stream reaches the strict listener; "late" did not.
+    let mut tx = publisher("whole");
+    tx.write_stdin("a\n");
+    tx.close_stdin();
+    assert_eq!(tx.wait().code(), Some(0), "{:?}", tx.stderr.seen);
+    assert_eq!(strict.stdout.next().as_deref(), Some("[whole] a"));
+    assert_eq!(
+        strict.stdout.next().as_deref(),
+        Some("[whole] ended (1 fragment)")
+    );
+    assert_eq!(strict.wait().code(), Some(0));
+    assert_eq!(early.stdout.next().as_deref(), Some("[whole] a"));
+    assert_eq!(early.wait().code(), Some(0));
+
+    // The listener's own idle timeout: the publisher keeps its stream open with keep-alives,
+    // which subscribers never see, so a quiet stream ends for the listener.
+    let mut idle = listen(
+        &emu,
+        &[
+            "--group",
+            "g",
+            "--streams",
+            "1",
+            "--stream-idle-timeout-ms",
+            "300",
+        ],
+    );
+    let mut tx = publisher("quiet");
+    tx.write_stdin("only\n");
+    assert_eq!(idle.stdout.next().as_deref(), Some("[quiet] only"));
+    let end = idle.stdout.next().expect("the end line");
+    assert!(end.starts_with("[quiet] failed: IdleTimeout"), "{end}");
+    assert_eq!(idle.wait().code(), Some(0));
+    tx.close_stdin();
+    assert_eq!(
+        tx.wait().code(),
+        Some(0),
+        "the publisher's stream stayed open: {:?}",
+        tx.stderr.seen
+    );
+}
