@@ -292,3 +292,40 @@ test("a wps stream published across a drop of its connection arrives complete, i
   assert.match(tx.stderr, /client \d+: recovered/, "the publisher's connection was dropped and recovered");
   assert.equal(tx.stderr.match(/connected as /g)?.length, 1, tx.stderr);
 });
+
+test("a quiet JS stream closed by the service's idle timeout reaches our receiver as IdleTimeout", async (t) => {
+  const hub = uniqueHub("x_js_idle");
+  const rx = await listen(t, hub, "g", 1);
+  const tx = await openClient(t, hub, { userId: "js-writer" });
+  // The JS writer sends no keep-alives, so the service closes its quiet stream.
+  const writer = await tx.client.openGroupStream("g", { streamId: "quiet", idleTimeoutInMs: 300 });
+  const writerError = new Promise((resolve) => writer.onError(resolve));
+  await writer.write("only", "text");
+  assert.equal((await withTimeout(writerError, "the JS writer's onError")).name, "IdleTimeout");
+  const exit = await exitOf(rx);
+  assert.equal(exit.code, 0, rx.stderr);
+  const frames = framesByStream(rx).get("quiet");
+  assert.deepEqual(frames.filter((f) => !f.endOfStream).map((f) => f.data), ["only"]);
+  assert.equal(frames.at(-1).endOfStream, true);
+  assert.equal(frames.at(-1).error?.name, "IdleTimeout");
+});
+
+test("a quiet wps stream outlives its idle timeout (keep-alives) and the JS reader gets it whole", async (t) => {
+  const hub = uniqueHub("x_ours_quiet");
+  const rx = await openClient(t, hub, { userId: "js-reader" });
+  await rx.client.joinGroup("g");
+  const reader = collectStreams(rx.client);
+  const tx = wps(["stream", "-v", "--hub", hub, "--user", "cli-writer", "--role", SEND_TO_GROUP, "--group", "g", "--stream-id", "q", "--idle-timeout-ms", "300"]);
+  t.after(() => tx.child.kill("SIGKILL"));
+  await waitOutput(tx, (r) => r.stdout.includes("stream q open"), "the stream to open");
+  tx.child.stdin.write("before\n");
+  await rx.inbox.waitFor(() => wireIds(rx.inbox, "q").length >= 1, "the first fragment");
+  // Quiet for more than three idle timeouts: what is being tested is that time passes.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  tx.child.stdin.end("after\n");
+  const exit = await exitOf(tx);
+  assert.equal(exit.code, 0, tx.stderr);
+  const record = await reader.ended("q");
+  assert.equal(record.end.ok, true, String(record.end.error?.name));
+  assert.deepEqual(record.messages.map((m) => m.data), ["before", "after"]);
+});
