@@ -14,7 +14,7 @@
 # fire-and-forget, acked pipelined, 1 -> N fan-out; delivered msg/s, loss, 1008 cut-offs),
 # stream (group stream fragments/s, one publisher to one subscriber; C ABI, Rust API, official JS),
 # and the WAN profile. Every program's CPU (user+sys) per message of its msg scenario is
-# reported as cpu_us_per_msg.
+# reported as cpu_us_per_msg, per fragment of its stream scenario as cpu_us_per_frag.
 #
 # Builds in release (cargo: webpubsub-client, webpubsub-emulator, wps-bench, wps-fault-proxy;
 # gcc: the C bench),
@@ -35,7 +35,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) driver_args+=("$arg") ;;
         --tiny) driver_args+=("$arg"); tiny=1 ;;
-        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
         *) log "unknown argument $arg (--quick, --tiny)"; exit 2 ;;
     esac
 done
