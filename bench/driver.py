@@ -5,8 +5,9 @@ Usage (bench/run.sh builds and installs first):
   python3 bench/driver.py [--quick] [--tiny] [--runs N] [--impls c,rust,...] [--scenarios msg,...]
                          [--out DIR]
 
-A full run (neither --quick nor --tiny) with every scenario also rewrites the table in
-BENCHMARKS.md; with --scenarios it writes only its --out directory.
+A full run (neither --quick nor --tiny) with every scenario writes bench/results/ and the table
+in BENCHMARKS.md; with a subset of --scenarios it writes only build/bench/results-MODE-SCENARIOS/
+(or --out).
 
 Each program is ``PROG IMPL SCENARIO key=value ...`` (scenarios msg, idle, connect, reliable,
 stream) and prints
@@ -224,7 +225,11 @@ def main(argv=None):
         scenarios = [sc for sc in args.scenarios.split(",") if sc]
         if any(sc not in SCENARIOS for sc in scenarios):
             parser.error(f"unknown scenarios in {args.scenarios}; known: {SCENARIOS}")
-    out = args.out or (HERE / "results" if mode == "full" else REPO / "build/bench" / f"results-{mode}")
+    if scenarios != SCENARIOS:
+        default_out = REPO / "build/bench" / f"results-{mode}-{'-'.join(scenarios)}"
+    else:
+        default_out = HERE / "results" if mode == "full" else REPO / "build/bench" / f"results-{mode}"
+    out = args.out or default_out
     logs = REPO / "build/bench/logs"
     out.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)

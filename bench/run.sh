@@ -7,6 +7,7 @@
 #   bench/run.sh --quick    1 run with small counts; writes build/bench/results-quick/
 #   bench/run.sh --quick --tiny   tiny counts (CI smoke, scripts/bench-smoke.sh)
 #   BENCH_IMPLS=c,official-js bench/run.sh --quick   a subset
+#   BENCH_SCENARIOS=stream bench/run.sh   some scenarios only (writes build/bench/results-full-stream/)
 #   BENCH_NO_WAN=1 bench/run.sh   without the WAN profile (msg and connect again through
 #                           wps-fault-proxy with 20 and 80 ms added round trip, 100 Mbit/s)
 #
@@ -35,11 +36,12 @@ for arg in "$@"; do
     case "$arg" in
         --quick) driver_args+=("$arg") ;;
         --tiny) driver_args+=("$arg"); tiny=1 ;;
-        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
         *) log "unknown argument $arg (--quick, --tiny)"; exit 2 ;;
     esac
 done
 if [ -n "${BENCH_IMPLS:-}" ]; then driver_args+=(--impls "$BENCH_IMPLS"); fi
+if [ -n "${BENCH_SCENARIOS:-}" ]; then driver_args+=(--scenarios "$BENCH_SCENARIOS"); fi
 
 # ------------------------------------------------------------------ prerequisites
 apt_updated=0
