@@ -185,7 +185,7 @@ run_js() {
             --test-reporter=spec --test-reporter-destination=stderr \
             --test-reporter=tap --test-reporter-destination="$tap" \
             client.test.mjs server.test.mjs recovery.test.mjs keepalive.test.mjs upstream.test.mjs \
-            streaming.test.mjs cli.test.mjs) || rc=$?
+            streaming.test.mjs streams-cross.test.mjs cli.test.mjs) || rc=$?
     local p f k
     p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -n1)
     f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -n1)

@@ -7,7 +7,9 @@
  * `c-sync` is the default configuration with a fire-and-forget buffer of 0 (each fire-and-forget
  * send waits until its frame is written to the socket).
  * SCENARIO is msg, idle or connect, run exactly as the Rust, Python and JS bench programs do
- * (see BENCHMARKS.md); one JSON line per measurement on stdout. Scenario `stats` (C only)
+ * (see BENCHMARKS.md), reliable, or stream (group stream fragments/s, as the Rust and JS bench
+ * programs measure it; default mode only); one JSON line per measurement on stdout. Scenario
+ * `stats` (C only)
  * measures the cost of reading statistics under load: the fire-and-forget and acked phases of
  * `msg`, in `rounds` rounds of three arms in rotating order: no extra thread, a thread that
  * wakes about every millisecond and does nothing, and one that calls wps_client_get_stats on
@@ -245,6 +247,7 @@ static void conn_send_window(conn *c, const char *data, size_t len, size_t count
 typedef struct {
     size_t ff_count, ff4k_count, ack_count, pipe_count, window, rtt_count, connect_count, recover_count;
     size_t rel_count, fanout, fan_count, rounds;
+    size_t stream_count, stream1k_count, stream_repeat;
     size_t steps[MAX_STEPS];
     size_t n_steps;
 } params;
@@ -572,6 +575,85 @@ static void scenario_stats(const char *url, const params *p) {
     conn_close(sub);
 }
 
+/* Group stream frames received by one client: fragments (frames before the terminal one, and a
+ * terminal frame's data), terminal frames, and whether a stream failed. */
+typedef struct {
+    counter fragments;
+    counter ends;
+    int failed;
+} stream_rx;
+
+static void on_stream_frame(void *user_data, const wps_event *event) {
+    stream_rx *rx = user_data;
+    uint64_t t = now_ns();
+    if (!event->end_of_stream || event->data_len > 0) {
+        pthread_mutex_lock(&rx->fragments.mu);
+        rx->fragments.count++;
+        rx->fragments.last_ns = t;
+        pthread_cond_broadcast(&rx->fragments.cv);
+        pthread_mutex_unlock(&rx->fragments.mu);
+    }
+    if (event->end_of_stream) {
+        pthread_mutex_lock(&rx->ends.mu);
+        if (event->error_name) rx->failed = 1;
+        rx->ends.count++;
+        pthread_cond_broadcast(&rx->ends.cv);
+        pthread_mutex_unlock(&rx->ends.mu);
+    }
+}
+
+static void stream_publish(conn *c, const char *data, size_t len, size_t count) {
+    wps_stream *s = NULL;
+    wps_result r = wps_stream_open(c->client, "s", NULL, 0, 0, 0, &s);
+    if (r != WPS_OK) die("wps_stream_open", r);
+    for (size_t i = 0; i < count; i++) {
+        if ((r = wps_stream_write(s, (const uint8_t *)data, len, WPS_DATA_TEXT, 0)) != WPS_OK)
+            die("wps_stream_write", r);
+    }
+    if ((r = wps_stream_end(s, 0)) != WPS_OK) die("wps_stream_end", r);
+    wps_stream_free(s);
+}
+
+/* One publisher, one subscriber (plain JSON): fragments per second from the first write until
+ * the subscriber's callback saw the last fragment, for 64-byte and 1 KiB fragments, after a
+ * 200-fragment warm-up stream; each size over stream_repeat streams of stream_count
+ * (stream1k_count) fragments, each waited for to its end. */
+static void scenario_stream(const char *url, const params *p) {
+    static stream_rx rx;
+    counter_init(&rx.fragments);
+    counter_init(&rx.ends);
+    conn *sub = conn_open(url, 0);
+    wps_result r = wps_set_callback(sub->client, WPS_EVENT_STREAM, on_stream_frame, &rx);
+    if (r != WPS_OK) die("wps_set_callback", r);
+    conn_join(sub, "s");
+    conn *pub = conn_open(url, 0);
+    char *data = malloc(1025);
+    memset(data, 'x', 1024);
+    data[1024] = 0;
+    stream_publish(pub, data, 64, WARM_UP);
+    counter_wait(&rx.ends, 1, WAIT_MS, "warm-up stream");
+    uint64_t streams = 1;
+    struct { const char *metric; size_t len, count; } sizes[2] = {
+        {"stream_64", 64, p->stream_count}, {"stream_1k", 1024, p->stream1k_count}};
+    for (int k = 0; k < 2; k++) {
+        double busy_s = 0;
+        for (size_t i = 0; i < p->stream_repeat; i++) {
+            uint64_t base = counter_get(&rx.fragments), t0 = now_ns();
+            stream_publish(pub, data, sizes[k].len, sizes[k].count);
+            counter_wait(&rx.fragments, base + sizes[k].count, WAIT_MS, sizes[k].metric);
+            pthread_mutex_lock(&rx.fragments.mu);
+            busy_s += (double)(rx.fragments.last_ns - t0) / 1e9;
+            pthread_mutex_unlock(&rx.fragments.mu);
+            counter_wait(&rx.ends, ++streams, WAIT_MS, "the end of the stream");
+        }
+        emit(sizes[k].metric, (double)(sizes[k].count * p->stream_repeat) / busy_s, "fragments/s");
+    }
+    if (rx.failed) die("a stream ended in error", 0);
+    free(data);
+    conn_close(pub);
+    conn_close(sub);
+}
+
 static int parse_param(params *p, const char *arg) {
     const char *eq = strchr(arg, '=');
     if (!eq) return 0;
@@ -583,7 +665,9 @@ static int parse_param(params *p, const char *arg) {
         {"window", &p->window},           {"rtt_count", &p->rtt_count},
         {"connect_count", &p->connect_count}, {"recover_count", &p->recover_count},
         {"rel_count", &p->rel_count},     {"fanout", &p->fanout},
-        {"fan_count", &p->fan_count},     {"rounds", &p->rounds}};
+        {"fan_count", &p->fan_count},     {"rounds", &p->rounds},
+        {"stream_count", &p->stream_count},
+        {"stream1k_count", &p->stream1k_count}, {"stream_repeat", &p->stream_repeat}};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strlen(fields[i].name) == klen && strncmp(arg, fields[i].name, klen) == 0) {
             *fields[i].field = strtoull(v, NULL, 10);
@@ -604,7 +688,8 @@ static int parse_param(params *p, const char *arg) {
 }
 
 int main(int argc, char **argv) {
-    params p = {20000, 5000, 2000, 10000, 256, 2000, 20, 5, 20000, 100, 200, 5, {1, 100, 1000}, 3};
+    params p = {20000, 5000, 2000, 10000, 256, 2000, 20, 5, 20000, 100, 200, 5, 20000, 10000, 5,
+                {1, 100, 1000}, 3};
     const char *url = getenv("BENCH_URL");
     if (argc >= 2 && strcmp(argv[1], "c-poll") == 0) {
         IMPL = "c-poll";
@@ -614,7 +699,7 @@ int main(int argc, char **argv) {
         FF_BUFFER = 0;
     }
     if (argc < 3 || strcmp(argv[1], IMPL) != 0 || !url) {
-        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-sync msg|idle|connect|reliable [key=value ...]\n");
+        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-sync msg|idle|connect|reliable|stats|stream [key=value ...]\n");
         return 2;
     }
     for (int i = 3; i < argc; i++) {
@@ -629,8 +714,9 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[2], "connect") == 0) scenario_connect(url, &p);
     else if (strcmp(argv[2], "reliable") == 0 && !POLL) scenario_reliable(url, &p);
     else if (strcmp(argv[2], "stats") == 0 && !POLL) scenario_stats(url, &p);
+    else if (strcmp(argv[2], "stream") == 0 && !POLL) scenario_stream(url, &p);
     else {
-        fprintf(stderr, "wps-bench-c: unknown scenario %s (msg, idle, connect, reliable, stats)\n", argv[2]);
+        fprintf(stderr, "wps-bench-c: unknown scenario %s (msg, idle, connect, reliable, stats, stream)\n", argv[2]);
         return 2;
     }
     return 0;
