@@ -89,6 +89,14 @@ log "building wps-emulator, wps and the client library (cargo build --release -p
 (cd "$ROOT" && cargo build --release -p webpubsub-emulator -p wps-cli -p webpubsub-client >&2)
 EMULATOR="$ROOT/target/release/wps-emulator"
 WPS_BIN="$ROOT/target/release/wps"
+# Our C library's side of the cross-implementation stream tests: examples/c/stream_listen.c.
+# The library's SONAME is libwebpubsub_client.so.0; give the loader that name.
+mkdir -p "$BUILD/lib"
+ln -sf "$ROOT/target/release/libwebpubsub_client.so" "$BUILD/lib/libwebpubsub_client.so"
+ln -sf "$ROOT/target/release/libwebpubsub_client.so" "$BUILD/lib/libwebpubsub_client.so.0"
+C_STREAM_LISTEN="$BUILD/stream_listen"
+gcc -std=c11 -Wall -Wextra -Werror -O2 -I "$ROOT/include" "$ROOT/examples/c/stream_listen.c" \
+    -o "$C_STREAM_LISTEN" -L "$BUILD/lib" -lwebpubsub_client -lpthread -Wl,-rpath,"$BUILD/lib"
 
 ACCESS_KEY="interop-$("$PY" -c 'import secrets; print(secrets.token_hex(24))')"
 EMU_OUT="$LOGS/emulator.stdout"
@@ -180,6 +188,7 @@ run_js() {
     if node --test-concurrency=1 -e 0 >/dev/null 2>&1; then serial=(--test-concurrency=1); fi
     (cd "$INTEROP/js" &&
         WPS_CONNECTION_STRING="$CONNECTION_STRING" WPS_EMULATOR_BIN="$EMULATOR" WPS_BIN="$WPS_BIN" \
+            WPS_C_STREAM_LISTEN="$C_STREAM_LISTEN" \
             timeout "$SUITE_TIMEOUT_S" \
             node --test "${serial[@]}" \
             --test-reporter=spec --test-reporter-destination=stderr \

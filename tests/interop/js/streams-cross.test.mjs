@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EmulatorAdmin, JOIN_LEAVE, SEND_TO_GROUP, WAIT_MS, connectionString, openClient, uniqueHub, withTimeout } from "./helpers.mjs";
+import { EmulatorAdmin, JOIN_LEAVE, SEND_TO_GROUP, WAIT_MS, connectionString, openClient, serviceClient, uniqueHub, withTimeout } from "./helpers.mjs";
 
 const admin = new EmulatorAdmin();
 
@@ -73,6 +73,29 @@ async function listen(t, hub, group, streams) {
   const run = wps(["stream", "--listen", "-v", "--hub", hub, "--role", JOIN_LEAVE, "--group", group, "--streams", String(streams), "--format", "json"]);
   t.after(() => run.child.kill("SIGKILL"));
   await waitOutput(run, (r) => r.stderr.includes(`wps: joined group ${group}`), `joined group ${group}`);
+  return run;
+}
+
+/**
+ * Our C library's receiver (examples/c/stream_listen.c, built by scripts/interop.sh and named by
+ * WPS_C_STREAM_LISTEN) on `group`; it prints the same JSON lines as `wps stream --listen` and
+ * exits after `streams` streams ended. Resolves once it joined.
+ */
+async function listenC(t, hub, group, streams) {
+  const bin = process.env.WPS_C_STREAM_LISTEN;
+  if (!bin) throw new Error("WPS_C_STREAM_LISTEN is not set (run scripts/interop.sh)");
+  const { url } = await serviceClient(hub).getClientAccessToken({ userId: "c-reader", roles: [JOIN_LEAVE] });
+  const child = spawn(bin, [url, group, String(streams)], { stdio: ["ignore", "pipe", "pipe"] });
+  const run = { child, stdout: "", stderr: "" };
+  for (const [stream, key] of [[child.stdout, "stdout"], [child.stderr, "stderr"]]) {
+    stream.setEncoding("utf8").on("data", (d) => {
+      run[key] += d;
+      child.emit("output-changed");
+    });
+  }
+  run.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  t.after(() => child.kill("SIGKILL"));
+  await waitOutput(run, (r) => r.stderr.includes(`joined group ${group}`), `joined group ${group}`);
   return run;
 }
 
@@ -328,4 +351,36 @@ test("a quiet wps stream outlives its idle timeout (keep-alives) and the JS read
   const record = await reader.ended("q");
   assert.equal(record.end.ok, true, String(record.end.error?.name));
   assert.deepEqual(record.messages.map((m) => m.data), ["before", "after"]);
+});
+
+test("JS publishes text, json and binary streams and aborts one; our C library's receiver gets each complete, in order, with its end", async (t) => {
+  const hub = uniqueHub("x_js_to_c");
+  const rx = await listenC(t, hub, "g", 4);
+  const tx = await openClient(t, hub, { userId: "js-writer" });
+  const text = await tx.client.openGroupStream("g", { streamId: "text" });
+  const lines = range(200, (i) => `line "${i}"\n`);
+  for (const line of lines) await text.write(line, "text");
+  await text.end();
+  const json = await tx.client.openGroupStream("g", { streamId: "json" });
+  await json.write({ n: 1, list: [1, 2] }, "json");
+  await json.write("a string", "json");
+  await json.end();
+  const binary = await tx.client.openGroupStream("g", { streamId: "binary" });
+  await binary.write(new Uint8Array([9, 8, 7, 6]).buffer, "binary");
+  await binary.write(new Uint8Array([0, 255]).buffer, "binary");
+  await binary.end();
+  const aborted = await tx.client.openGroupStream("g", { streamId: "ab" });
+  await aborted.write("partial", "text");
+  await aborted.abort({ message: "stream failed", userErrorCode: "APP_7" });
+
+  const exit = await exitOf(rx);
+  assert.equal(exit.code, 0, rx.stderr);
+  const byStream = framesByStream(rx);
+  assertComplete(byStream.get("text"), "text", lines, "text");
+  assertComplete(byStream.get("json"), "json", [{ n: 1, list: [1, 2] }, "a string"], "json");
+  assertComplete(byStream.get("binary"), "binary", ["CQgHBg==", "AP8="], "binary");
+  const ab = byStream.get("ab");
+  assert.deepEqual(ab.filter((f) => !f.endOfStream).map((f) => [f.streamSequenceId, f.data]), [[1, "partial"]]);
+  assert.deepEqual(ab.at(-1).error, { name: "UserError", message: "stream failed", userErrorCode: "APP_7" });
+  assert.equal(ab.at(-1).streamSequenceId, 2);
 });
