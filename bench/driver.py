@@ -2,9 +2,15 @@
 against it several times, and the median / min / max of every measurement.
 
 Usage (bench/run.sh builds and installs first):
-  python3 bench/driver.py [--quick] [--tiny] [--runs N] [--impls c,rust,...] [--out DIR]
+  python3 bench/driver.py [--quick] [--tiny] [--runs N] [--impls c,rust,...] [--scenarios msg,...]
+                         [--out DIR]
 
-Each program is ``PROG IMPL SCENARIO key=value ...`` (scenarios msg, idle, connect) and prints
+A full run (neither --quick nor --tiny) with every scenario writes bench/results/ and the table
+in BENCHMARKS.md; with a subset of --scenarios it writes only build/bench/results-MODE-SCENARIOS/
+(or --out).
+
+Each program is ``PROG IMPL SCENARIO key=value ...`` (scenarios msg, idle, connect, reliable,
+stream) and prints
 one JSON line per measurement. A program that exits non-zero, times out or prints nothing fails
 the run (exit status 1), but no figure is ever asserted.
 """
@@ -37,33 +43,41 @@ IMPLS = {
     "raw": [str(REPO / "target/release/wps-bench"), "raw"],
 }
 OPTIONAL = {"c-sync": [str(REPO / "build/bench/wps-bench-c"), "c-sync"]}
-SCENARIOS = ["msg", "idle", "connect", "reliable"]
+SCENARIOS = ["msg", "idle", "connect", "reliable", "stream"]
 # The reliable scenario exists in the Rust and C bench programs (C: default callback mode) and,
 # as a paced rate sweep (the rate at which cut-offs start), in the official JS one; the raw
 # client does not acknowledge sequence ids.
-SCENARIO_IMPLS = {"reliable": {"rust", "c", "official-js"}}
+# The stream scenario (group streams, one publisher to one subscriber) exists in the C (default
+# callback mode), Rust and official JS bench programs.
+SCENARIO_IMPLS = {"reliable": {"rust", "c", "official-js"}, "stream": {"rust", "c", "official-js"}}
 # Parameters of a scenario that differ for one implementation.
 IMPL_SCENARIO_KEYS = {("official-js", "reliable"): ["rel_rates", "rel_seconds"]}
 COUNTS = {
     "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,
                  rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5,
                  rel_count=20000, fanout=100, fan_count=200,
-                 rel_rates="250,500,1000,1500,2000,4000,8000", rel_seconds=3),
+                 rel_rates="250,500,1000,1500,2000,4000,8000", rel_seconds=3,
+                 stream_count=20000, stream1k_count=10000, stream_repeat=5),
     "quick": dict(ff_count=2000, ff4k_count=500, ack_count=200, pipe_count=2000, window=256,
                   rtt_count=300, steps="1,10,100", connect_count=5, recover_count=2,
                   rel_count=5000, fanout=20, fan_count=100,
-                 rel_rates="500,1000,2000,4000", rel_seconds=2),
+                 rel_rates="500,1000,2000,4000", rel_seconds=2,
+                 stream_count=10000, stream1k_count=5000, stream_repeat=2),
     "tiny": dict(ff_count=200, ff4k_count=50, ack_count=50, pipe_count=200, window=64,
                  rtt_count=50, steps="1,5,10", connect_count=2, recover_count=1,
                  rel_count=200, fanout=5, fan_count=20,
-                 rel_rates="500,2000", rel_seconds=1),
+                 rel_rates="500,2000", rel_seconds=1,
+                 stream_count=200, stream1k_count=100, stream_repeat=1),
 }
 SCENARIO_KEYS = {
     "msg": ["ff_count", "ff4k_count", "ack_count", "pipe_count", "window", "rtt_count"],
     "idle": ["steps"],
     "connect": ["connect_count", "recover_count"],
     "reliable": ["rel_count", "pipe_count", "window", "fanout", "fan_count"],
+    "stream": ["stream_count", "stream1k_count", "stream_repeat"],
 }
+# CPU (user+sys) of the program divided by the messages (msg) or fragments (stream) measured.
+CPU_METRIC = {"msg": "cpu_us_per_msg", "stream": "cpu_us_per_frag"}
 # WAN profile: the msg and connect scenarios again through wps-fault-proxy with these round
 # trips added (half each way) and a 100 Mbit/s limit each way, with smaller counts.
 WAN_RTTS_MS = [20, 80]
@@ -133,7 +147,7 @@ def run_program(impl, scenario, mode, run, connection_string, logs, via=None, co
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     messages = messages_delivered(scenario, counts)
     if messages and figures:
-        figures["cpu_us_per_msg"] = cpu_s * 1e6 / messages
+        figures[CPU_METRIC[scenario]] = cpu_s * 1e6 / messages
     error = None
     if rc != 0 or not figures:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
@@ -173,11 +187,14 @@ def wan_figures(impl, mode, run, connection_string, logs, proxy, errors):
 
 
 def messages_delivered(scenario, counts):
-    """Messages the program publishes and receives itself (publisher and subscriber share the
-    process): the denominator of CPU per message. Only the msg scenario counts."""
-    if scenario != "msg":
-        return 0
-    return sum(int(counts[k]) for k in ("ff_count", "ff4k_count", "ack_count", "pipe_count", "rtt_count"))
+    """Messages (msg) or stream fragments (stream) the program publishes and receives itself
+    (publisher and subscriber share the process): the denominator of CPU per message or
+    fragment. Other scenarios have none."""
+    if scenario == "msg":
+        return sum(int(counts[k]) for k in ("ff_count", "ff4k_count", "ack_count", "pipe_count", "rtt_count"))
+    if scenario == "stream":
+        return (int(counts["stream_count"]) + int(counts["stream1k_count"])) * int(counts["stream_repeat"])
+    return 0
 
 
 def derive(figures, steps):
@@ -194,6 +211,7 @@ def main(argv=None):
     parser.add_argument("--tiny", action="store_true", help="with --quick: tiny counts (CI smoke)")
     parser.add_argument("--runs", type=int)
     parser.add_argument("--impls", default=",".join(IMPLS))
+    parser.add_argument("--scenarios", help=f"a subset of {','.join(SCENARIOS)}")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
@@ -202,7 +220,16 @@ def main(argv=None):
     unknown = [i for i in impls if i not in IMPLS and i not in OPTIONAL]
     if unknown:
         parser.error(f"unknown implementations {unknown}; known: {list(IMPLS) + list(OPTIONAL)}")
-    out = args.out or (HERE / "results" if mode == "full" else REPO / "build/bench" / f"results-{mode}")
+    scenarios = SCENARIOS
+    if args.scenarios:
+        scenarios = [sc for sc in args.scenarios.split(",") if sc]
+        if any(sc not in SCENARIOS for sc in scenarios):
+            parser.error(f"unknown scenarios in {args.scenarios}; known: {SCENARIOS}")
+    if scenarios != SCENARIOS:
+        default_out = REPO / "build/bench" / f"results-{mode}-{'-'.join(scenarios)}"
+    else:
+        default_out = HERE / "results" if mode == "full" else REPO / "build/bench" / f"results-{mode}"
+    out = args.out or default_out
     logs = REPO / "build/bench/logs"
     out.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
@@ -212,7 +239,7 @@ def main(argv=None):
                                    cpu=EMULATOR_CPU if (os.cpu_count() or 1) > 1 else None,
                                    prefix=priority_prefix())
     proxy = None
-    if not os.environ.get("BENCH_NO_WAN"):
+    if not os.environ.get("BENCH_NO_WAN") and set(WAN_SCENARIOS) & set(scenarios):
         upstream = emulator.parse_connection_string(emu.connection_string)[0].split("://", 1)[1]
         proxy = fault_proxy.FaultProxy(str(REPO / "target/release/wps-fault-proxy"), upstream,
                                        str(logs / "fault-proxy.stderr"), prefix=priority_prefix())
@@ -226,7 +253,7 @@ def main(argv=None):
         for run in range(1, runs + 1):
             for impl in impls:
                 figures = {}
-                for scenario in SCENARIOS:
+                for scenario in scenarios:
                     if impl not in SCENARIO_IMPLS.get(scenario, {impl}):
                         continue
                     got, error, elapsed = run_program(impl, scenario, mode, run, emu.connection_string, logs)
@@ -262,7 +289,7 @@ def main(argv=None):
     print(table)
     if chart:
         print(f"[bench] chart: {chart}", file=sys.stderr)
-    if mode == "full":
+    if mode == "full" and scenarios == SCENARIOS:
         report.update_benchmarks_md(REPO / "BENCHMARKS.md", table)
     for e in errors:
         print(f"[bench] ERROR {e}", file=sys.stderr)

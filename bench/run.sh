@@ -7,13 +7,15 @@
 #   bench/run.sh --quick    1 run with small counts; writes build/bench/results-quick/
 #   bench/run.sh --quick --tiny   tiny counts (CI smoke, scripts/bench-smoke.sh)
 #   BENCH_IMPLS=c,official-js bench/run.sh --quick   a subset
+#   BENCH_SCENARIOS=stream bench/run.sh   some scenarios only (writes build/bench/results-full-stream/)
 #   BENCH_NO_WAN=1 bench/run.sh   without the WAN profile (msg and connect again through
 #                           wps-fault-proxy with 20 and 80 ms added round trip, 100 Mbit/s)
 #
 # Scenarios: msg, idle, connect (plain JSON), reliable (json.reliable.webpubsub.azure.v1:
 # fire-and-forget, acked pipelined, 1 -> N fan-out; delivered msg/s, loss, 1008 cut-offs),
+# stream (group stream fragments/s, one publisher to one subscriber; C ABI, Rust API, official JS),
 # and the WAN profile. Every program's CPU (user+sys) per message of its msg scenario is
-# reported as cpu_us_per_msg.
+# reported as cpu_us_per_msg, per fragment of its stream scenario as cpu_us_per_frag.
 #
 # Builds in release (cargo: webpubsub-client, webpubsub-emulator, wps-bench, wps-fault-proxy;
 # gcc: the C bench),
@@ -34,11 +36,12 @@ for arg in "$@"; do
     case "$arg" in
         --quick) driver_args+=("$arg") ;;
         --tiny) driver_args+=("$arg"); tiny=1 ;;
-        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
         *) log "unknown argument $arg (--quick, --tiny)"; exit 2 ;;
     esac
 done
 if [ -n "${BENCH_IMPLS:-}" ]; then driver_args+=(--impls "$BENCH_IMPLS"); fi
+if [ -n "${BENCH_SCENARIOS:-}" ]; then driver_args+=(--scenarios "$BENCH_SCENARIOS"); fi
 
 # ------------------------------------------------------------------ prerequisites
 apt_updated=0

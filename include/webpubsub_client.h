@@ -109,6 +109,26 @@
 #define WPS_EVENT_SESSION_LOST 10
 
 /**
+ * One frame of a group stream: `group`, `from_user_id`, `data_type`/`data`/`data_len` (the
+ * fragment; may be empty on the terminal frame), `sequence_id` (connection level, reliable
+ * protocols), `stream_id`, `stream_sequence_id`, and `end_of_stream` = 1 on the stream's last
+ * frame. A failed stream's last frame has `error_name` (the service's `UserError`,
+ * `IdleTimeout`, `Cancelled`, ..., or the client's own `SequenceGap`, `Duplicate`,
+ * `IdleTimeout`, `SessionLost`, `Stopped`, `TooManyStreams`), `message` and, for
+ * `UserError`, `user_error_code`. Frames of one stream arrive in order; none follows the
+ * last one.
+ */
+#define WPS_EVENT_STREAM 11
+
+/**
+ * A group-state snapshot (`is_snapshot` = 1, after a subscribe) or update: `group`, and
+ * `data` = the records as a UTF-8 JSON array
+ * `[{"connectionId","userId","state","updatedAt"}]` (`data_type` = `WPS_DATA_JSON`; a record
+ * without `state` was cleared).
+ */
+#define WPS_EVENT_GROUP_STATE 12
+
+/**
  * UTF-8 text.
  */
 #define WPS_DATA_TEXT 1
@@ -164,6 +184,21 @@
 #define WPS_OP_INVOKE_EVENT 7
 
 /**
+ * `wps_set_group_state_async`.
+ */
+#define WPS_OP_SET_GROUP_STATE 8
+
+/**
+ * `wps_subscribe_group_state_async`.
+ */
+#define WPS_OP_SUBSCRIBE_GROUP_STATE 9
+
+/**
+ * `wps_unsubscribe_group_state_async`.
+ */
+#define WPS_OP_UNSUBSCRIBE_GROUP_STATE 10
+
+/**
  * Logging off.
  */
 #define WPS_LOG_OFF 0
@@ -195,7 +230,9 @@
 
 /**
  * No ack on the wire; `*out_ack_id` is 0. The call returns once the frame is written to the
- * connection's ordered send queue (see `wps_options_set_fire_and_forget_buffer`).
+ * connection's ordered send queue (see `wps_options_set_fire_and_forget_buffer`); with the
+ * offline queue on (`wps_options_set_offline_queue`), a send made while not connected waits
+ * there and returns once written on the new connection.
  */
 #define WPS_SEND_FIRE_AND_FORGET 2
 
@@ -253,6 +290,12 @@
 #define WPS_DEFAULT_EVENT_QUEUE_BYTES ((32 * 1024) * 1024)
 
 /**
+ * Receive streams only from their first fragment: a stream first seen mid-way (joined late)
+ * is ignored until its end instead of being delivered from where it was first seen.
+ */
+#define WPS_STREAM_FROM_START_ONLY 1
+
+/**
  * Stopped: never started, or stopped (also after the client gave up reconnecting).
  */
 #define WPS_STATE_STOPPED 1
@@ -296,6 +339,12 @@ typedef struct wps_client wps_client;
  * Opaque options builder.
  */
 typedef struct wps_options wps_options;
+
+/**
+ * An opaque group stream handle (see `wps_stream_open`), a token of the same kind as
+ * `wps_client`, kept in its own table.
+ */
+typedef struct wps_stream wps_stream;
 
 /**
  * The return type of every fallible `wps_*` function: `WPS_OK` (0) or a `WPS_ERR_*` code.
@@ -480,6 +529,27 @@ typedef struct wps_event {
      * ACK: 1 when the service reported `Duplicate` (the operation took effect earlier), else 0.
      */
     uint32_t is_duplicate;
+    /**
+     * STREAM: the stream id; NULL otherwise.
+     */
+    const char *stream_id;
+    /**
+     * STREAM: the fragment's id in the stream (1, 2, ...); on the last frame, the id after
+     * the last fragment.
+     */
+    uint64_t stream_sequence_id;
+    /**
+     * STREAM: 1 on the stream's last frame, else 0.
+     */
+    uint32_t end_of_stream;
+    /**
+     * STREAM: the publisher's own error code on a `UserError` last frame; NULL otherwise.
+     */
+    const char *user_error_code;
+    /**
+     * GROUP_STATE: 1 for a snapshot, 0 for an update.
+     */
+    uint32_t is_snapshot;
 } wps_event;
 
 /**
@@ -568,6 +638,13 @@ typedef void (*wps_log_fn)(void *user_data, uint32_t level, const char *message)
  * Nothing was sent.
  */
 #define WPS_ERR_QUEUE_FULL 203
+
+/**
+ * The group stream is over (ended, aborted, closed by the service with an error, broken by
+ * a protocol violation, or lost with a connection that could not be recovered); the reason
+ * is in `wps_last_error_name()` and `wps_last_error_message()`.
+ */
+#define WPS_ERR_STREAM_CLOSED 204
 
 /**
  * The service rejected the WebSocket upgrade with an HTTP status other than 401.
@@ -1289,13 +1366,16 @@ wps_result wps_options_set_message_retry(struct wps_options *o,
  * connection is usable (before `wps_client_start` and the first connection, while recovering,
  * while reconnecting) wait in order with their ack ids and are sent once connected; their
  * acks then complete them, and nothing is sent twice (a resend after a drop uses the same ack
- * id; `Duplicate` is success). At most `max_messages` operations and `max_bytes` payload bytes
+ * id; `Duplicate` is success). `WPS_SEND_FIRE_AND_FORGET` sends made then wait in the same
+ * queue, in the same order, under the same bounds and ack timeout, and complete (`WPS_OK`) once
+ * written on the new connection. At most `max_messages` operations and `max_bytes` payload bytes
  * (data of sends, group name of joins and leaves; 0: no byte limit) wait. When the queue is
  * full, `_async` calls fail at once with `WPS_ERR_QUEUE_FULL` (no completion follows) and
  * blocking calls wait for room up to the ack timeout, then return `WPS_ERR_QUEUE_FULL`.
  * `wps_client_stop` completes queued operations with `WPS_ERR_CANCELLED`. An operation
  * queued before `wps_client_start` still has its ack timeout. `max_messages` 0 (default)
- * turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`.
+ * turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`, and
+ * fire-and-forget sends waiting for a reconnect fail when it does not recover the session.
  *
  * Thread-safety: not concurrently with other uses of the same builder.
  * Callback context: may be called from a callback.
@@ -1443,6 +1523,41 @@ wps_result wps_options_set_shutdown_timeout_ms(struct wps_options *o, uint32_t t
 wps_result wps_options_set_socket_buffers(struct wps_options *o,
                                           size_t read_bytes,
                                           size_t write_bytes);
+
+/**
+ * Group streams this client publishes: at most `max_unacked_bytes` payload bytes per stream
+ * written and not yet acknowledged by the service (default 1 MiB). A `wps_stream_write` that
+ * would go beyond waits for acks (back-pressure, bounded by its timeout); a single fragment
+ * larger than the limit is accepted when nothing else is unacknowledged. These fragments are
+ * what a recovery or a `streamNack` sends again.
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for 0.
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_stream_buffer(struct wps_options *o, size_t max_unacked_bytes);
+
+/**
+ * How this client receives group streams (`WPS_EVENT_STREAM`): `flags`
+ * (`WPS_STREAM_FROM_START_ONLY`), the per-stream idle timeout `idle_timeout_ms` after which a
+ * stream with no frame ends with the client's own `IdleTimeout` terminal frame (0 = default,
+ * 300000 ms), and `max_streams` received at once (0 = default, 4096; a new stream beyond it
+ * ends the least recently active one with `TooManyStreams`).
+ *
+ * Thread-safety: not concurrently with other uses of the same builder.
+ * Callback context: may be called from a callback.
+ * Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for unknown flags.
+ *
+ * # Safety
+ * `o` is NULL or a live builder from `wps_options_new`.
+ */
+wps_result wps_options_set_stream_receive(struct wps_options *o,
+                                          uint32_t flags,
+                                          uint32_t idle_timeout_ms,
+                                          size_t max_streams);
 
 /**
  * How long one call of the URL provider (`wps_client_new_with_provider`) may take (default
@@ -1625,6 +1740,44 @@ wps_result wps_set_callback_ex(struct wps_client *c,
                                wps_free_fn user_data_free);
 
 /**
+ * Sets this connection's state in `group` (which it must have joined) to `state_json`, a
+ * JSON object whose values are strings (at most 64 keys and 4096 bytes), or clears it when
+ * `state_json` is NULL; blocks until the service acks. Subscribers of the group's state get
+ * the change as a `WPS_EVENT_GROUP_STATE` update. A new connection starts without state.
+ * `ack_id` and `*out_ack_id` as for `wps_join_group`.
+ *
+ * Ownership: strings are copied. Thread-safety: any thread. Callback context: may be called
+ * from any callback.
+ * Errors: as `wps_join_group`, plus `WPS_ERR_INVALID_ARG` for a state that is not a JSON
+ * object of strings; the service answers `WPS_ERR_ACK_BAD_REQUEST` when the connection is
+ * not in the group.
+ *
+ * # Safety
+ * `group` and `state_json` are NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+ */
+wps_result wps_set_group_state(struct wps_client *c,
+                               const char *group,
+                               const char *state_json,
+                               uint64_t ack_id,
+                               uint64_t *out_ack_id);
+
+/**
+ * `wps_set_group_state` without blocking: exactly one `WPS_EVENT_ACK` completion
+ * (`op == WPS_OP_SET_GROUP_STATE`) follows a `WPS_OK` return, routed as for
+ * `wps_join_group_async`.
+ *
+ * # Safety
+ * `group` and `state_json` are NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+ */
+wps_result wps_set_group_state_async(struct wps_client *c,
+                                     const char *group,
+                                     const char *state_json,
+                                     uint64_t ack_id,
+                                     wps_event_fn on_complete,
+                                     void *op_context,
+                                     uint64_t *out_ack_id);
+
+/**
  * Installs the process-wide log callback for messages at `max_level` (`WPS_LOG_*`) and more
  * severe; `log_fn` NULL or `WPS_LOG_OFF` turns logging off (including the stderr logging that
  * `AZURE_LOG_LEVEL` / `WPS_LOG` enable when no callback is set).
@@ -1638,6 +1791,165 @@ wps_result wps_set_callback_ex(struct wps_client *c,
  * Errors: `WPS_ERR_INVALID_ARG` (unknown level).
  */
 wps_result wps_set_log_callback(wps_log_fn log_fn, void *user_data, uint32_t max_level);
+
+/**
+ * Ends the stream with the application's error: subscribers get a terminal frame with
+ * `error_name` `UserError`, `message` and `user_error_code` (each may be NULL). Blocks until
+ * the service confirms or `timeout_ms` passes (0 = the ack timeout).
+ *
+ * Ownership: strings are copied. Thread-safety and errors: as `wps_stream_end`, plus
+ * `WPS_ERR_INVALID_UTF8`.
+ *
+ * # Safety
+ * `message` and `user_error_code` are NULL or NUL-terminated.
+ */
+wps_result wps_stream_abort(struct wps_stream *s,
+                            const char *message,
+                            const char *user_error_code,
+                            uint32_t timeout_ms);
+
+/**
+ * Ends the stream and blocks until the service confirms (`streamClosed`) or `timeout_ms`
+ * passes (0 = the ack timeout). Subscribers get the terminal frame without error. After
+ * it, writes fail with `WPS_ERR_STREAM_CLOSED`.
+ *
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_TIMEOUT` (the end still
+ * goes out), `WPS_ERR_STREAM_CLOSED` (already ended, or failed: reason in
+ * `wps_last_error_name()`), `WPS_ERR_CANCELLED`.
+ *
+ * # Safety
+ * `s` is NULL or a handle from `wps_stream_open` (freed or forged ones are detected).
+ */
+wps_result wps_stream_end(struct wps_stream *s, uint32_t timeout_ms);
+
+/**
+ * Releases a stream handle. An open stream is aborted (subscribers get `UserError`); calls
+ * blocked on it return `WPS_ERR_STREAM_CLOSED` (`Freed`). NULL and already freed handles are
+ * ignored. Freeing the stream's client first is allowed; the stream handle must still be
+ * freed.
+ *
+ * Thread-safety: any thread. Callback context: may be called from any callback.
+ *
+ * # Safety
+ * `s` is NULL or a handle from `wps_stream_open`.
+ */
+void wps_stream_free(struct wps_stream *s);
+
+/**
+ * The stream's id (NUL-terminated UTF-8), valid until `wps_stream_free`; NULL for a NULL,
+ * freed or forged handle.
+ *
+ * # Safety
+ * `s` is NULL or a handle from `wps_stream_open`.
+ */
+const char *wps_stream_get_id(const struct wps_stream *s);
+
+/**
+ * Opens a group stream on `group` and blocks until the service accepts it (`streamAck`
+ * with expected id 1), refuses it, or `timeout_ms` passes (0 = the ack timeout).
+ * `stream_id` NULL generates a UUID; `flags` may be `WPS_SEND_NO_ECHO`; `idle_timeout_ms` is
+ * asked of the service (0 = its default, 300000 ms): keep-alive frames go out while the
+ * stream is idle, so it stays open as long as the handle does. Fragments not acknowledged by
+ * the service are kept (at most `wps_options_set_stream_buffer` bytes) and sent again after
+ * a recovery or a `streamNack`.
+ *
+ * Ownership: strings are copied; `*out` receives a handle the caller owns: end or abort the
+ * stream, then release it with `wps_stream_free` (freeing an open stream aborts it).
+ * Thread-safety: any thread. Callback context: may be called from any callback (it delays
+ * this client's next events until it returns).
+ * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_UTF8`, `WPS_ERR_INVALID_ARG` (unknown flags,
+ * an empty or duplicate stream id, more than 1024 open streams, a protobuf client: streams
+ * exist only on the JSON protocols), `WPS_ERR_INVALID_HANDLE`, `WPS_ERR_NOT_CONNECTED`,
+ * `WPS_ERR_TIMEOUT`, `WPS_ERR_ACK_*` with the service's error name in
+ * `wps_last_error_name()` (e.g. `Forbidden` without the permission to send to the group),
+ * `WPS_ERR_STREAM_CLOSED` (the connection dropped before the service answered),
+ * `WPS_ERR_CANCELLED`.
+ *
+ * # Safety
+ * `group` and `stream_id` are NULL or NUL-terminated; `out` is NULL or writable.
+ */
+wps_result wps_stream_open(struct wps_client *c,
+                           const char *group,
+                           const char *stream_id,
+                           uint32_t flags,
+                           uint32_t idle_timeout_ms,
+                           uint32_t timeout_ms,
+                           struct wps_stream **out);
+
+/**
+ * Writes one fragment of `len` bytes of `data_type` (`WPS_DATA_*`). Fragments go out in
+ * call order. Returns once the fragment is in the client's ordered send queue; blocks only
+ * while the stream's unacknowledged bytes would exceed the stream buffer, at most
+ * `timeout_ms` (0 = the ack timeout; then `WPS_ERR_TIMEOUT` and nothing is sent).
+ *
+ * Ownership: `data` is copied. Thread-safety: any thread; concurrent writes to one stream
+ * are ordered as they take their turn. Callback context: may be called from any callback.
+ * Errors: `WPS_ERR_NULL_ARG`, `WPS_ERR_INVALID_ARG` (unknown data type, invalid JSON),
+ * `WPS_ERR_INVALID_UTF8`, `WPS_ERR_PAYLOAD_TOO_LARGE`, `WPS_ERR_INVALID_HANDLE`,
+ * `WPS_ERR_TIMEOUT`, `WPS_ERR_STREAM_CLOSED` (with the reason in `wps_last_error_name()`:
+ * `Ended`, the service's error such as `IdleTimeout`, `ProtocolViolation`,
+ * `ConnectionLost`, `Stopped`, `Freed`), `WPS_ERR_CANCELLED`.
+ *
+ * # Safety
+ * `data` is NULL (with `len` 0) or has `len` readable bytes.
+ */
+wps_result wps_stream_write(struct wps_stream *s,
+                            const uint8_t *data,
+                            size_t len,
+                            uint32_t data_type,
+                            uint32_t timeout_ms);
+
+/**
+ * Subscribes to `group`'s state and blocks until the service acks; a snapshot
+ * (`WPS_EVENT_GROUP_STATE`, `is_snapshot` = 1) follows, then updates. The subscription is
+ * renewed on every new connection (a fresh snapshot follows); a failed renewal is reported
+ * as `WPS_EVENT_REJOIN_GROUP_FAILED` for the group. Conventions as `wps_join_group`.
+ *
+ * # Safety
+ * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+ */
+wps_result wps_subscribe_group_state(struct wps_client *c,
+                                     const char *group,
+                                     uint64_t ack_id,
+                                     uint64_t *out_ack_id);
+
+/**
+ * `wps_subscribe_group_state` without blocking (`op == WPS_OP_SUBSCRIBE_GROUP_STATE`).
+ *
+ * # Safety
+ * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+ */
+wps_result wps_subscribe_group_state_async(struct wps_client *c,
+                                           const char *group,
+                                           uint64_t ack_id,
+                                           wps_event_fn on_complete,
+                                           void *op_context,
+                                           uint64_t *out_ack_id);
+
+/**
+ * Ends a subscription to `group`'s state; blocking, conventions as `wps_join_group`.
+ *
+ * # Safety
+ * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+ */
+wps_result wps_unsubscribe_group_state(struct wps_client *c,
+                                       const char *group,
+                                       uint64_t ack_id,
+                                       uint64_t *out_ack_id);
+
+/**
+ * `wps_unsubscribe_group_state` without blocking (`op == WPS_OP_UNSUBSCRIBE_GROUP_STATE`).
+ *
+ * # Safety
+ * `group` is NULL or NUL-terminated; `out_ack_id` is NULL or writable.
+ */
+wps_result wps_unsubscribe_group_state_async(struct wps_client *c,
+                                             const char *group,
+                                             uint64_t ack_id,
+                                             wps_event_fn on_complete,
+                                             void *op_context,
+                                             uint64_t *out_ack_id);
 
 /**
  * The library version as `(major << 16) | (minor << 8) | patch`, equal to the header's

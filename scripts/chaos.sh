@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Chaos suite: publishers and subscribers (C ABI and Python package, reliable JSON and
-# protobuf) through wps-fault-proxy in front of wps-emulator, under a seeded schedule of
-# network and service faults; an oracle checks delivery, order, duplicates, completions and
-# resources (tests/chaos/chaos.py documents what). The report goes to build/chaos-report.md.
+# protobuf; some publishers with the offline queue) through wps-fault-proxy in front of
+# wps-emulator, under a seeded schedule of network and service faults (service restarts
+# included); an oracle checks delivery, order, duplicates, session-lost signals, completions
+# and resources (tests/chaos/chaos.py documents what). The report goes to build/chaos-report.md.
 #
 #   scripts/chaos.sh [--minutes N] [--seed S] [--no-build]
 #

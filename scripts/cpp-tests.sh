@@ -329,6 +329,25 @@ if [ -x "$tmp/wrapper_tests" ]; then
   fi
 fi
 
+build_stream_tests() {
+  g++ "${cxx_flags[@]}" -fsanitize=address,undefined -fno-omit-frame-pointer \
+    -o "$tmp/stream_tests" "$tests_src/stream_tests.cpp" \
+    -L"$lib" -lwebpubsub_client -Wl,-rpath,"$lib"
+}
+check "stream and group-state tests build with AddressSanitizer" build_stream_tests
+if [ -x "$tmp/stream_tests" ]; then
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    timeout 300 "$tmp/stream_tests" >"$tmp/stream_tests.out" 2>&1
+  rc=$?
+  sed 's/^/    /' "$tmp/stream_tests.out"
+  summary=$(tail -n 1 "$tmp/stream_tests.out")
+  if [ $rc -eq 0 ] && [[ "$summary" =~ ^[0-9]+\ passed,\ 0\ failed$ ]]; then
+    pass "stream and group-state tests under ASan/UBSan ($summary)"
+  else
+    fail "stream and group-state tests under ASan/UBSan" "exit $rc, $summary"
+  fi
+fi
+
 build_noexcept_tests() {
   g++ "${cxx_flags[@]}" -fno-exceptions -o "$tmp/no_exceptions" "$tests_src/no_exceptions.cpp" \
     -L"$lib" -lwebpubsub_client -Wl,-rpath,"$lib"

@@ -85,10 +85,18 @@ if [ ! -f "$SDIST_DIR/tests/conftest.py" ]; then
 fi
 
 # ---------------------------------------------------------------------------- emulator
-log "building wps-emulator and wps (cargo build --release -p webpubsub-emulator -p wps-cli)"
-(cd "$ROOT" && cargo build --release -p webpubsub-emulator -p wps-cli >&2)
+log "building wps-emulator, wps and the client library (cargo build --release -p webpubsub-emulator -p wps-cli -p webpubsub-client)"
+(cd "$ROOT" && cargo build --release -p webpubsub-emulator -p wps-cli -p webpubsub-client >&2)
 EMULATOR="$ROOT/target/release/wps-emulator"
 WPS_BIN="$ROOT/target/release/wps"
+# Our C library's side of the cross-implementation stream tests: examples/c/stream_listen.c.
+# The library's SONAME is libwebpubsub_client.so.0; give the loader that name.
+mkdir -p "$BUILD/lib"
+ln -sf "$ROOT/target/release/libwebpubsub_client.so" "$BUILD/lib/libwebpubsub_client.so"
+ln -sf "$ROOT/target/release/libwebpubsub_client.so" "$BUILD/lib/libwebpubsub_client.so.0"
+C_STREAM_LISTEN="$BUILD/stream_listen"
+gcc -std=c11 -Wall -Wextra -Werror -O2 -I "$ROOT/include" "$ROOT/examples/c/stream_listen.c" \
+    -o "$C_STREAM_LISTEN" -L "$BUILD/lib" -lwebpubsub_client -lpthread -Wl,-rpath,"$BUILD/lib"
 
 ACCESS_KEY="interop-$("$PY" -c 'import secrets; print(secrets.token_hex(24))')"
 EMU_OUT="$LOGS/emulator.stdout"
@@ -164,7 +172,8 @@ run_python() {
     local t0=$SECONDS rc=0 junit="$LOGS/python.xml"
     rm -f "$junit"
     (cd "$INTEROP/python" &&
-        WPS_CONNECTION_STRING="$CONNECTION_STRING" PYTHONPATH="$INTEROP/official_py:$INTEROP/python" \
+        WPS_CONNECTION_STRING="$CONNECTION_STRING" \
+            PYTHONPATH="$INTEROP/official_py:$INTEROP/python:$ROOT/bindings/python" \
             timeout "$SUITE_TIMEOUT_S" "$PY" -m pytest -p sdk_harness -q -rfE \
             --junitxml="$junit" .) || rc=$?
     read -r p f k < <(junit_counts "$junit")
@@ -179,12 +188,13 @@ run_js() {
     if node --test-concurrency=1 -e 0 >/dev/null 2>&1; then serial=(--test-concurrency=1); fi
     (cd "$INTEROP/js" &&
         WPS_CONNECTION_STRING="$CONNECTION_STRING" WPS_EMULATOR_BIN="$EMULATOR" WPS_BIN="$WPS_BIN" \
+            WPS_C_STREAM_LISTEN="$C_STREAM_LISTEN" \
             timeout "$SUITE_TIMEOUT_S" \
             node --test "${serial[@]}" \
             --test-reporter=spec --test-reporter-destination=stderr \
             --test-reporter=tap --test-reporter-destination="$tap" \
             client.test.mjs server.test.mjs recovery.test.mjs keepalive.test.mjs upstream.test.mjs \
-            streaming.test.mjs cli.test.mjs) || rc=$?
+            streaming.test.mjs streams-cross.test.mjs cli.test.mjs) || rc=$?
     local p f k
     p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -n1)
     f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -n1)

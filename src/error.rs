@@ -71,6 +71,25 @@ pub enum Error {
     /// [`crate::ClientOptions::offline_queue`]); nothing was sent.
     #[error("offline queue full: {0}")]
     QueueFull(String),
+    /// The service refused to open a group stream (`streamClosed` answering the start, e.g.
+    /// `Forbidden`, `BadRequest`).
+    #[error("the service refused the stream: {name}{}", fmt_detail(.message))]
+    StreamRefused {
+        /// The service's error name.
+        name: String,
+        /// The service's human readable message.
+        message: String,
+    },
+    /// The group stream is over: closed by the service with an error, ended, aborted, broken
+    /// by a protocol violation, or lost with a connection that could not be recovered.
+    #[error("stream closed: {name}{}", fmt_detail(.message))]
+    StreamClosed {
+        /// Why: the service's error name (`IdleTimeout`, ...), or the client's own
+        /// (`ProtocolViolation`, `ConnectionLost`, `Stopped`, `Ended`, `Aborted`).
+        name: String,
+        /// Detail.
+        message: String,
+    },
     /// A message is larger than the configured maximum.
     #[error("payload too large: {size} bytes exceeds the limit of {limit}")]
     PayloadTooLarge {

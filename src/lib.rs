@@ -43,7 +43,8 @@ pub mod runtime;
 
 pub use client::{
     AckOk, Backlog, Client, ClientCert, ClientId, ClientOptions, ConnectionState, Credential,
-    Event, EventHandler, OfflineQueue, Protocol, RetryMode, RetryPolicy, SendOptions, MAX_ACK_ID,
+    Event, EventHandler, GroupStream, OfflineQueue, Protocol, RetryMode, RetryPolicy, SendOptions,
+    StreamOptions, MAX_ACK_ID,
 };
 pub use error::Error;
-pub use protocol::{DataType, Payload};
+pub use protocol::{DataType, Payload, StreamError};

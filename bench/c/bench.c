@@ -7,7 +7,13 @@
  * `c-sync` is the default configuration with a fire-and-forget buffer of 0 (each fire-and-forget
  * send waits until its frame is written to the socket).
  * SCENARIO is msg, idle or connect, run exactly as the Rust, Python and JS bench programs do
- * (see BENCHMARKS.md); one JSON line per measurement on stdout.
+ * (see BENCHMARKS.md), reliable, or stream (group stream fragments/s, as the Rust and JS bench
+ * programs measure it; default mode only); one JSON line per measurement on stdout. Scenario
+ * `stats` (C only)
+ * measures the cost of reading statistics under load: the fire-and-forget and acked phases of
+ * `msg`, in `rounds` rounds of three arms in rotating order: no extra thread, a thread that
+ * wakes about every millisecond and does nothing, and one that calls wps_client_get_stats on
+ * both clients about every millisecond.
  * Environment: BENCH_URL (client access URL), BENCH_DROP_CMD (drop helper, connection id appended).
  */
 #define _GNU_SOURCE
@@ -240,7 +246,8 @@ static void conn_send_window(conn *c, const char *data, size_t len, size_t count
 
 typedef struct {
     size_t ff_count, ff4k_count, ack_count, pipe_count, window, rtt_count, connect_count, recover_count;
-    size_t rel_count, fanout, fan_count;
+    size_t rel_count, fanout, fan_count, rounds;
+    size_t stream_count, stream1k_count, stream_repeat;
     size_t steps[MAX_STEPS];
     size_t n_steps;
 } params;
@@ -465,6 +472,188 @@ static void scenario_reliable(const char *url, const params *p) {
     conn_close(pub);
 }
 
+/* A thread waking about every millisecond until told to stop; with `read`, it reads both
+ * clients' statistics at each wake-up. */
+typedef struct {
+    conn *a, *b;
+    int read;
+    int stop;
+    uint64_t reads;
+    pthread_t thread;
+} stats_poller;
+
+static void *stats_poll(void *arg) {
+    stats_poller *s = arg;
+    struct timespec period = {0, 1000000};
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+        if (!s->read) {
+            nanosleep(&period, NULL); /* the wake-up rate, ~1 kHz */
+            continue;
+        }
+        wps_stats st;
+        memset(&st, 0, sizeof st);
+        st.struct_size = sizeof st;
+        if (wps_client_get_stats(s->a->client, &st) != WPS_OK) die("wps_client_get_stats", 0);
+        st.struct_size = sizeof st;
+        if (wps_client_get_stats(s->b->client, &st) != WPS_OK) die("wps_client_get_stats", 0);
+        s->reads += 2;
+        nanosleep(&period, NULL); /* the polling rate, ~1 kHz */
+    }
+    return NULL;
+}
+
+static int cmp_double_desc(const void *a, const void *b) { return cmp_double(b, a); }
+
+static double median(double *v, size_t n) {
+    qsort(v, n, sizeof *v, cmp_double_desc);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MAX_ROUNDS 64
+
+/* Statistics A/B: the phases of `msg` (fire-and-forget 64 B, acked blocking, acked pipelined)
+ * in rounds of three arms, in rotating order so that drift counts against each: without an
+ * extra thread, with a thread that only wakes at ~1 kHz, and with a thread reading
+ * wps_client_get_stats on both clients at ~1 kHz. Reports the median of each phase per arm and
+ * the ratios reads/none (what reading costs in all) and reads/wake (the reads alone, without
+ * the cost of a thread waking 1,000 times a second). */
+static void scenario_stats(const char *url, const params *p) {
+    conn *sub = conn_open(url, 0);
+    conn_join(sub, GROUP);
+    conn *pub = conn_open(url, 0);
+    char small[65];
+    memset(small, 'x', 64);
+    small[64] = 0;
+    for (int i = 0; i < WARM_UP; i++) conn_send(pub, GROUP, small, 64, 0);
+    conn_wait(sub, WARM_UP, WAIT_MS, "warm-up");
+    size_t rounds = p->rounds < 1 ? 1 : p->rounds > MAX_ROUNDS ? MAX_ROUNDS : p->rounds;
+    static double ff[3][MAX_ROUNDS], seq[3][MAX_ROUNDS], pipe[3][MAX_ROUNDS];
+    double reads_per_s = 0;
+    for (size_t r = 0; r < rounds; r++) {
+        for (int k = 0; k < 3; k++) {
+            int with_stats = (int)((r + (size_t)k) % 3); /* 0 none, 1 wake only, 2 reads */
+            stats_poller poller = {pub, sub, with_stats == 2, 0, 0, 0};
+            uint64_t started = now_ns();
+            if (with_stats && pthread_create(&poller.thread, NULL, stats_poll, &poller) != 0) die("pthread_create", 0);
+            uint64_t base = counter_get(&sub->received), t0 = now_ns();
+            for (size_t i = 0; i < p->ff_count; i++) conn_send(pub, GROUP, small, 64, 0);
+            conn_wait(sub, base + p->ff_count, WAIT_MS, "ff_64");
+            ff[with_stats][r] = (double)p->ff_count / seconds_since(t0);
+            t0 = now_ns();
+            for (size_t i = 0; i < p->ack_count; i++) conn_send(pub, GROUP, small, 64, 1);
+            seq[with_stats][r] = (double)p->ack_count / seconds_since(t0);
+            t0 = now_ns();
+            conn_send_window(pub, small, 64, p->pipe_count, p->window);
+            pipe[with_stats][r] = (double)p->pipe_count / seconds_since(t0);
+            conn_wait(sub, base + p->ff_count + p->ack_count + p->pipe_count, WAIT_MS, "acked deliveries");
+            if (with_stats) {
+                __atomic_store_n(&poller.stop, 1, __ATOMIC_RELEASE);
+                pthread_join(poller.thread, NULL);
+                if (poller.read) reads_per_s += (double)poller.reads / seconds_since(started) / (double)rounds;
+            }
+        }
+    }
+    struct { const char *metric; double (*v)[MAX_ROUNDS]; } phases[3] = {
+        {"ff_64", ff}, {"acked_seq", seq}, {"acked_pipe", pipe}};
+    for (int k = 0; k < 3; k++) {
+        char metric[48];
+        double none = median(phases[k].v[0], rounds), wake = median(phases[k].v[1], rounds),
+               reads = median(phases[k].v[2], rounds);
+        snprintf(metric, sizeof metric, "%s_no_thread", phases[k].metric);
+        emit(metric, none, "msg/s");
+        snprintf(metric, sizeof metric, "%s_wake_1khz", phases[k].metric);
+        emit(metric, wake, "msg/s");
+        snprintf(metric, sizeof metric, "%s_stats_1khz", phases[k].metric);
+        emit(metric, reads, "msg/s");
+        snprintf(metric, sizeof metric, "%s_ratio_stats_vs_none", phases[k].metric);
+        emit(metric, reads / none, "x");
+        snprintf(metric, sizeof metric, "%s_ratio_stats_vs_wake", phases[k].metric);
+        emit(metric, reads / wake, "x");
+    }
+    emit("stats_reads", reads_per_s, "reads/s");
+    conn_close(pub);
+    conn_close(sub);
+}
+
+/* Group stream frames received by one client: fragments (frames before the terminal one, and a
+ * terminal frame's data), terminal frames, and whether a stream failed. */
+typedef struct {
+    counter fragments;
+    counter ends;
+    int failed;
+} stream_rx;
+
+static void on_stream_frame(void *user_data, const wps_event *event) {
+    stream_rx *rx = user_data;
+    uint64_t t = now_ns();
+    if (!event->end_of_stream || event->data_len > 0) {
+        pthread_mutex_lock(&rx->fragments.mu);
+        rx->fragments.count++;
+        rx->fragments.last_ns = t;
+        pthread_cond_broadcast(&rx->fragments.cv);
+        pthread_mutex_unlock(&rx->fragments.mu);
+    }
+    if (event->end_of_stream) {
+        pthread_mutex_lock(&rx->ends.mu);
+        if (event->error_name) rx->failed = 1;
+        rx->ends.count++;
+        pthread_cond_broadcast(&rx->ends.cv);
+        pthread_mutex_unlock(&rx->ends.mu);
+    }
+}
+
+static void stream_publish(conn *c, const char *data, size_t len, size_t count) {
+    wps_stream *s = NULL;
+    wps_result r = wps_stream_open(c->client, "s", NULL, 0, 0, 0, &s);
+    if (r != WPS_OK) die("wps_stream_open", r);
+    for (size_t i = 0; i < count; i++) {
+        if ((r = wps_stream_write(s, (const uint8_t *)data, len, WPS_DATA_TEXT, 0)) != WPS_OK)
+            die("wps_stream_write", r);
+    }
+    if ((r = wps_stream_end(s, 0)) != WPS_OK) die("wps_stream_end", r);
+    wps_stream_free(s);
+}
+
+/* One publisher, one subscriber (plain JSON): fragments per second from the first write until
+ * the subscriber's callback saw the last fragment, for 64-byte and 1 KiB fragments, after a
+ * 200-fragment warm-up stream; each size over stream_repeat streams of stream_count
+ * (stream1k_count) fragments, each waited for to its end. */
+static void scenario_stream(const char *url, const params *p) {
+    static stream_rx rx;
+    counter_init(&rx.fragments);
+    counter_init(&rx.ends);
+    conn *sub = conn_open(url, 0);
+    wps_result r = wps_set_callback(sub->client, WPS_EVENT_STREAM, on_stream_frame, &rx);
+    if (r != WPS_OK) die("wps_set_callback", r);
+    conn_join(sub, "s");
+    conn *pub = conn_open(url, 0);
+    char *data = malloc(1025);
+    memset(data, 'x', 1024);
+    data[1024] = 0;
+    stream_publish(pub, data, 64, WARM_UP);
+    counter_wait(&rx.ends, 1, WAIT_MS, "warm-up stream");
+    uint64_t streams = 1;
+    struct { const char *metric; size_t len, count; } sizes[2] = {
+        {"stream_64", 64, p->stream_count}, {"stream_1k", 1024, p->stream1k_count}};
+    for (int k = 0; k < 2; k++) {
+        double busy_s = 0;
+        for (size_t i = 0; i < p->stream_repeat; i++) {
+            uint64_t base = counter_get(&rx.fragments), t0 = now_ns();
+            stream_publish(pub, data, sizes[k].len, sizes[k].count);
+            counter_wait(&rx.fragments, base + sizes[k].count, WAIT_MS, sizes[k].metric);
+            pthread_mutex_lock(&rx.fragments.mu);
+            busy_s += (double)(rx.fragments.last_ns - t0) / 1e9;
+            pthread_mutex_unlock(&rx.fragments.mu);
+            counter_wait(&rx.ends, ++streams, WAIT_MS, "the end of the stream");
+        }
+        emit(sizes[k].metric, (double)(sizes[k].count * p->stream_repeat) / busy_s, "fragments/s");
+    }
+    if (rx.failed) die("a stream ended in error", 0);
+    free(data);
+    conn_close(pub);
+    conn_close(sub);
+}
+
 static int parse_param(params *p, const char *arg) {
     const char *eq = strchr(arg, '=');
     if (!eq) return 0;
@@ -476,7 +665,9 @@ static int parse_param(params *p, const char *arg) {
         {"window", &p->window},           {"rtt_count", &p->rtt_count},
         {"connect_count", &p->connect_count}, {"recover_count", &p->recover_count},
         {"rel_count", &p->rel_count},     {"fanout", &p->fanout},
-        {"fan_count", &p->fan_count}};
+        {"fan_count", &p->fan_count},     {"rounds", &p->rounds},
+        {"stream_count", &p->stream_count},
+        {"stream1k_count", &p->stream1k_count}, {"stream_repeat", &p->stream_repeat}};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strlen(fields[i].name) == klen && strncmp(arg, fields[i].name, klen) == 0) {
             *fields[i].field = strtoull(v, NULL, 10);
@@ -497,7 +688,8 @@ static int parse_param(params *p, const char *arg) {
 }
 
 int main(int argc, char **argv) {
-    params p = {20000, 5000, 2000, 10000, 256, 2000, 20, 5, 20000, 100, 200, {1, 100, 1000}, 3};
+    params p = {20000, 5000, 2000, 10000, 256, 2000, 20, 5, 20000, 100, 200, 5, 20000, 10000, 5,
+                {1, 100, 1000}, 3};
     const char *url = getenv("BENCH_URL");
     if (argc >= 2 && strcmp(argv[1], "c-poll") == 0) {
         IMPL = "c-poll";
@@ -507,7 +699,7 @@ int main(int argc, char **argv) {
         FF_BUFFER = 0;
     }
     if (argc < 3 || strcmp(argv[1], IMPL) != 0 || !url) {
-        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-sync msg|idle|connect|reliable [key=value ...]\n");
+        fprintf(stderr, "usage: BENCH_URL=... wps-bench-c c|c-poll|c-sync msg|idle|connect|reliable|stats|stream [key=value ...]\n");
         return 2;
     }
     for (int i = 3; i < argc; i++) {
@@ -521,8 +713,10 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[2], "idle") == 0) scenario_idle(url, &p);
     else if (strcmp(argv[2], "connect") == 0) scenario_connect(url, &p);
     else if (strcmp(argv[2], "reliable") == 0 && !POLL) scenario_reliable(url, &p);
+    else if (strcmp(argv[2], "stats") == 0 && !POLL) scenario_stats(url, &p);
+    else if (strcmp(argv[2], "stream") == 0 && !POLL) scenario_stream(url, &p);
     else {
-        fprintf(stderr, "wps-bench-c: unknown scenario %s (msg, idle, connect, reliable)\n", argv[2]);
+        fprintf(stderr, "wps-bench-c: unknown scenario %s (msg, idle, connect, reliable, stats, stream)\n", argv[2]);
         return 2;
     }
     return 0;

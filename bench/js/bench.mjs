@@ -1,8 +1,8 @@
 // Bench program for the official JS client (@azure/web-pubsub-client):
 //   node bench.mjs official-js SCENARIO [key=value ...]
-// SCENARIO is msg, idle or connect, run exactly as the Rust, C and Python bench programs do, or
-// reliable (a paced rate sweep on the reliable protocol; see BENCHMARKS.md); one JSON line per
-// measurement on stdout.
+// SCENARIO is msg, idle or connect, run exactly as the Rust, C and Python bench programs do,
+// reliable (a paced rate sweep on the reliable protocol; see BENCHMARKS.md), or stream (group
+// stream throughput, as the Rust bench program's); one JSON line per measurement on stdout.
 // Environment: BENCH_URL (client access URL), BENCH_DROP_CMD (drop helper, connection id appended).
 import { execSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -238,15 +238,63 @@ async function scenarioReliable(url, p) {
   pub.close();
 }
 
+// One openGroupStream writer, one onGroupStream reader, both on json.webpubsub.azure.v1: fragments
+// per second from the first write until the reader saw the last fragment, for 64-byte and 1 KiB
+// fragments, after a 200-fragment warm-up stream; each size over stream_repeat streams one after
+// the other, each waited for to its end (as the Rust bench program does).
+async function scenarioStream(url, p) {
+  const STREAM_GROUP = "s";
+  const sub = await Conn.open(url, false);
+  const fragments = new Counter();
+  const ends = new Counter();
+  let failed = null;
+  sub.client.onGroupStream(async (stream) => {
+    try {
+      for await (const _ of stream) fragments.hit();
+    } catch (error) {
+      failed = failed ?? error;
+    }
+    ends.hit();
+  });
+  await sub.join(STREAM_GROUP);
+  const pub = await Conn.open(url, false);
+  const publish = async (data, count) => {
+    const writer = await pub.client.openGroupStream(STREAM_GROUP);
+    for (let i = 0; i < count; i++) await writer.write(data, "text");
+    await writer.end();
+  };
+  await publish("x".repeat(64), WARM_UP);
+  await ends.waitFor(1, "warm-up stream");
+  let streams = 1;
+  for (const [metric, size, count] of [["stream_64", 64, p.stream_count], ["stream_1k", 1024, p.stream1k_count]]) {
+    const data = "x".repeat(size);
+    let busyNs = 0n;
+    for (let r = 0; r < p.stream_repeat; r++) {
+      const base = fragments.count;
+      const t = nowNs();
+      await publish(data, count);
+      await fragments.waitFor(base + count, metric);
+      busyNs += fragments.lastNs - t;
+      streams += 1;
+      await ends.waitFor(streams, "the end of the stream");
+    }
+    emit(metric, (count * p.stream_repeat) / (Number(busyNs) / 1e9), "fragments/s");
+  }
+  if (failed) throw new Error(`a stream ended with ${failed.name ?? failed}`);
+  pub.close();
+  sub.close();
+}
+
 const DEFAULTS = {
   ff_count: 20000, ff4k_count: 5000, ack_count: 2000, pipe_count: 10000, window: 256, rtt_count: 2000,
   steps: "1,100,1000", connect_count: 20, recover_count: 5,
   rel_rates: "250,500,1000,1500,2000,4000,8000", rel_seconds: 3,
+  stream_count: 20000, stream1k_count: 10000, stream_repeat: 5,
 };
 
 async function main(argv) {
   const [impl, scenario, ...rest] = argv;
-  if (impl !== IMPL) throw new Error(`usage: node bench.mjs ${IMPL} msg|idle|connect|reliable [key=value ...]`);
+  if (impl !== IMPL) throw new Error(`usage: node bench.mjs ${IMPL} msg|idle|connect|reliable|stream [key=value ...]`);
   const raw = { ...DEFAULTS };
   for (const arg of rest) {
     const i = arg.indexOf("=");
@@ -257,8 +305,8 @@ async function main(argv) {
   const p = {};
   const lists = ["steps", "rel_rates"];
   for (const [k, v] of Object.entries(raw)) p[k] = lists.includes(k) ? String(v).split(",").map(Number) : Number(v);
-  const run = { msg: scenarioMsg, idle: scenarioIdle, connect: scenarioConnect, reliable: scenarioReliable }[scenario];
-  if (!run) throw new Error(`unknown scenario ${scenario} (msg, idle, connect, reliable)`);
+  const run = { msg: scenarioMsg, idle: scenarioIdle, connect: scenarioConnect, reliable: scenarioReliable, stream: scenarioStream }[scenario];
+  if (!run) throw new Error(`unknown scenario ${scenario} (msg, idle, connect, reliable, stream)`);
   await run(process.env.BENCH_URL, p);
 }
 

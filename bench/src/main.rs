@@ -1,12 +1,14 @@
 //! `wps-bench IMPL SCENARIO [key=value ...]`: one bench program of bench/run.sh.
 //! IMPL is `rust` (the `webpubsub_client` Rust API) or `raw` (bare tokio-tungstenite frames).
-//! SCENARIO is `msg`, `idle`, `connect` or `reliable`; each prints one JSON line per measurement.
+//! SCENARIO is `msg`, `idle`, `connect`, `reliable` or (`rust` only) `stream`; each prints one
+//! JSON line per measurement.
 
 mod api;
 mod common;
 mod conn;
 mod raw;
 mod scenarios;
+mod stream;
 
 use common::{BenchResult, Params};
 use conn::Conn;
@@ -18,7 +20,7 @@ async fn run<C: Conn>(name: &str, scenario: &str, p: &Params) -> BenchResult<()>
         "connect" => scenarios::connect::<C>(name, p).await,
         "reliable" => scenarios::reliable::<C>(name, p).await,
         other => Err(format!(
-            "unknown scenario '{other}' (msg, idle, connect, reliable)"
+            "unknown scenario '{other}' (msg, idle, connect, reliable; stream for rust)"
         )),
     }
 }
@@ -29,6 +31,7 @@ async fn dispatch(args: Vec<String>) -> BenchResult<()> {
     };
     let p = Params::parse(rest)?;
     match implementation.as_str() {
+        "rust" if scenario == "stream" => stream::stream("rust", &p).await,
         "rust" => run::<api::ApiConn>("rust", scenario, &p).await,
         "raw" => run::<raw::RawConn>("raw", scenario, &p).await,
         other => Err(format!("unknown implementation '{other}' (rust, raw)")),

@@ -32,6 +32,9 @@ ROWS = [
     ("rel_max_rate", "reliable protocol, paced sweep: highest rate without a cut-off (msg/s)", "{:,.0f}"),
     ("rel_cutoff_rate", "reliable protocol, paced sweep: lowest rate with a cut-off (msg/s)", "{:,.0f}"),
     ("cpu_us_per_msg", "CPU per message, user+sys (µs)", "{:,.1f}"),
+    ("stream_64", "group stream 1 → 1, 64 B fragments (fragments/s)", "{:,.0f}"),
+    ("stream_1k", "group stream 1 → 1, 1 KiB fragments (fragments/s)", "{:,.0f}"),
+    ("cpu_us_per_frag", "group stream: CPU per fragment, user+sys (µs)", "{:,.1f}"),
     ("rss_per_client_kb", "RSS per idle client (KiB)", "{:,.1f}"),
     ("connect_ms", "connect p50 (ms)", "{:,.2f}"),
     ("recover_ms", "recover after :drop p50 (ms)", "{:,.1f}"),
@@ -149,6 +152,14 @@ def targets(summary, runs):
         lo, hi = m("c", steps[0]), m("c", steps[-1])
         flat = f"{m('c-poll', steps[0]):.0f} → {m('c-poll', steps[-1]):.0f}" if m("c-poll", steps[-1]) else ""
         rows.append((f"C ABI thread count flat ({steps[0]} → {steps[-1]})", "", f"{lo:.0f} → {hi:.0f}", hi <= lo, flat))
+    # Group streams: no target was set; the ratios are reported for information.
+    for ours in ("c", "rust"):
+        for metric, what in (("stream_64", "64 B fragments/s"), ("stream_1k", "1 KiB fragments/s"),
+                             ("cpu_us_per_frag", "CPU µs per fragment")):
+            value, ma, mb = r(ours, "official-js", metric), m(ours, metric), m("official-js", metric)
+            if value is not None:
+                rows.append((f"{NAMES[ours]} group stream vs official JS ({what}; no target)",
+                             f"{value:.2f}", f"{ma:,.1f} vs {mb:,.1f}", None, ""))
     add("our Python ≥ 5× official Python (fire-and-forget 64 B, msg/s)", "python", "official-python", "ff_64", 5)
     add("our Python ≥ 5× official Python (acked, blocking, msg/s)", "python", "official-python", "acked_seq", 5)
     add("our Python ≥ 5× official Python (acked, pipelined, msg/s)", "python", "official-python", "acked_pipe", 5)

@@ -22,9 +22,7 @@ Exit codes:
   0  success (also `wps sub` stopped by Ctrl-C or SIGTERM)
   1  an operation failed (the service's error name is printed, e.g. Forbidden)
   2  usage error
-  3  connection failed (could not connect, or the connection was lost for good)
-
-Not yet available: `wps stream` (group streaming).";
+  3  connection failed (could not connect, or the connection was lost for good)";
 
 /// A command-line client for Azure Web PubSub.
 #[derive(Debug, Parser)]
@@ -119,6 +117,9 @@ pub enum Command {
     Event(EventArgs),
     /// Invoke an upstream event with MESSAGE and print the response.
     Invoke(InvokeArgs),
+    /// Publish a group stream (one fragment per line of standard input or --file, or
+    /// --chunk-size bytes each), or with --listen print the streams sent to groups.
+    Stream(StreamArgs),
     /// Print a client access URL minted from a connection string.
     Token(TokenArgs),
     /// Measure throughput and latency: run `bench sub`, then `bench pub`, on the same group.
@@ -260,4 +261,91 @@ pub struct TokenArgs {
     /// Group the connection joins when it connects (repeatable; the webpubsub.group claim).
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Group to stream to; with --listen, group to join (repeatable).
+    #[arg(long = "group", value_name = "GROUP", required = true)]
+    pub groups: Vec<String>,
+
+    /// Receive instead of publishing: print every stream sent to the groups, fragment by
+    /// fragment, and how each ended.
+    #[arg(long)]
+    pub listen: bool,
+
+    #[command(flatten)]
+    pub publish: StreamPublishArgs,
+
+    #[command(flatten)]
+    pub listen_opts: StreamListenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamPublishArgs {
+    /// The stream id (default: a generated UUID).
+    #[arg(long, conflicts_with = "listen")]
+    pub stream_id: Option<String>,
+
+    /// Do not deliver the stream back to this connection.
+    #[arg(long, conflicts_with = "listen")]
+    pub no_echo: bool,
+
+    /// Idle timeout asked of the service, in milliseconds (default: the service's, 300000).
+    /// wps keeps the stream alive while its input is quiet, so this only matters if wps
+    /// itself stalls.
+    #[arg(long, value_name = "MS", conflicts_with = "listen")]
+    pub idle_timeout_ms: Option<u32>,
+
+    /// Data type of each fragment (default text; binary with --chunk-size).
+    #[arg(long, value_enum, conflicts_with = "listen")]
+    pub data_type: Option<DataTypeArg>,
+
+    /// Split the input into binary fragments of this many bytes (the last may be shorter)
+    /// instead of one fragment per line.
+    #[arg(long, value_name = "BYTES", conflicts_with = "listen")]
+    pub chunk_size: Option<usize>,
+
+    /// Read the input from this file instead of standard input.
+    #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+    pub file: Option<PathBuf>,
+
+    /// After the input, end the stream with this user error code (receivers see
+    /// `UserError`) instead of ending it cleanly.
+    #[arg(long, value_name = "CODE", conflicts_with = "listen")]
+    pub abort: Option<String>,
+
+    /// The message that goes with --abort, or with the abort after an input error.
+    #[arg(long, value_name = "TEXT", conflicts_with = "listen")]
+    pub abort_message: Option<String>,
+
+    /// The user error code the stream is aborted with when the input cannot be read.
+    #[arg(
+        long,
+        value_name = "CODE",
+        default_value = "InputError",
+        conflicts_with = "listen"
+    )]
+    pub input_error_code: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamListenArgs {
+    /// With --listen: exit after this many streams ended (cleanly or not).
+    #[arg(long, value_name = "N", requires = "listen")]
+    pub streams: Option<u64>,
+
+    /// With --listen: `text` prints `[STREAM] DATA` per fragment and `[STREAM] ended ...` or
+    /// `[STREAM] failed: ...` at the end; `json` one object per frame received.
+    #[arg(long, value_enum, default_value_t = Format::Text, requires = "listen")]
+    pub format: Format,
+
+    /// With --listen: ignore a stream first seen after its first fragment.
+    #[arg(long, requires = "listen")]
+    pub from_start_only: bool,
+
+    /// With --listen: end a stream with IdleTimeout when none of its frames arrived for this
+    /// many milliseconds (default 300000).
+    #[arg(long, value_name = "MS", requires = "listen")]
+    pub stream_idle_timeout_ms: Option<u64>,
 }

@@ -130,7 +130,17 @@ fn options(conn: &Connection) -> ClientOptions {
 
 /// A client for the connection options, not started yet.
 pub fn client(conn: &Connection) -> Result<(Client, UnboundedReceiver<Event>), Failure> {
-    Ok(Client::with_channel(credential(conn)?, options(conn)))
+    client_with(conn, |_| {})
+}
+
+/// A client for the connection options with `adjust` applied to its options, not started yet.
+pub fn client_with(
+    conn: &Connection,
+    adjust: impl FnOnce(&mut ClientOptions),
+) -> Result<(Client, UnboundedReceiver<Event>), Failure> {
+    let mut opts = options(conn);
+    adjust(&mut opts);
+    Ok(Client::with_channel(credential(conn)?, opts))
 }
 
 /// Starts `client`; a failed start is a connection failure.

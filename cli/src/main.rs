@@ -5,6 +5,7 @@ mod bench;
 mod connect;
 mod output;
 mod send;
+mod stream;
 mod sub;
 mod token;
 
@@ -71,6 +72,7 @@ fn run_async(cli: &Cli, command: &Command) -> Result<(), Failure> {
             Command::Pub(args) => send::run_pub(&cli.conn, args, cli.verbose).await,
             Command::Event(args) => send::run_event(&cli.conn, args, cli.verbose).await,
             Command::Invoke(args) => send::run_invoke(&cli.conn, args).await,
+            Command::Stream(args) => stream::run(&cli.conn, args, cli.verbose).await,
             Command::Token(args) => token::run(&cli.conn, args),
             Command::Bench(BenchCommand::Pub(args)) => bench::run_pub(&cli.conn, args).await,
             Command::Bench(BenchCommand::Sub(args)) => {

@@ -23,7 +23,7 @@ pub async fn run(conn: &Connection, args: &SubArgs, verbose: u8) -> Result<(), F
     result
 }
 
-fn signal_failure(e: std::io::Error) -> Failure {
+pub fn signal_failure(e: std::io::Error) -> Failure {
     Failure::Operation(format!("cannot install signal handlers: {e}"))
 }
 

@@ -294,6 +294,7 @@ fn help_documents_exit_codes_connection_variables_and_flags() {
         "--ca-file",
         "--proxy",
         "--verbose",
+        "stream",
     ] {
         assert!(
             out.stdout.contains(needle),
@@ -450,5 +451,306 @@ fn ca_file_flag_is_read_for_wss() {
             .contains("cannot open CA file /nonexistent/ca.pem"),
         "{}",
         out.stderr
+    );
+}
+
+/// Starts `wps stream --listen` with `args` (and `-v`) and returns once it joined every group.
+fn listen(emu: &Emu, args: &[&str]) -> Proc {
+    let mut all = vec!["stream", "--listen", "-v", "--hub", "chat", "--role", JOIN];
+    all.extend_from_slice(args);
+    let mut listener = Proc::spawn(emu.wps(&all));
+    let groups = args.iter().filter(|a| **a == "--group").count();
+    for _ in 0..groups {
+        listener.stderr.until("wps: joined group");
+    }
+    listener
+}
+
+fn stream(emu: &Emu, args: &[&str], stdin: &str) -> common::Output {
+    let mut all = vec![
+        "stream", "--hub", "chat", "--user", "streamer", "--role", SEND,
+    ];
+    all.extend_from_slice(args);
+    run(emu.wps(&all), stdin)
+}
+
+#[test]
+fn stream_sends_each_line_as_a_fragment_and_listen_json_prints_frames_and_the_end() {
+    let emu = Emu::start();
+    let mut rx = listen(
+        &emu,
+        &["--group", "g", "--streams", "1", "--format", "json"],
+    );
+    let out = stream(
+        &emu,
+        &[
+            "-v",
+            "--group",
+            "g",
+            "--stream-id",
+            "s1",
+            "--idle-timeout-ms",
+            "60000",
+        ],
+        "one\ntwo words\r\nthree\n",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "stream s1 open\nstream s1 ended (3 fragments)");
+
+    let frames: Vec<Value> = (0..4)
+        .map(|_| serde_json::from_str(&rx.stdout.next().expect("a line")).expect("JSON"))
+        .collect();
+    for (i, data) in ["one", "two words", "three"].iter().enumerate() {
+        let f = &frames[i];
+        assert_eq!(f["group"], "g");
+        assert_eq!(f["fromUserId"], "streamer");
+        assert_eq!(f["streamId"], "s1");
+        assert_eq!(f["streamSequenceId"], i as u64 + 1);
+        assert_eq!(f["endOfStream"], false);
+        assert_eq!(f["dataType"], "text");
+        assert_eq!(f["data"], *data);
+        assert_eq!(f["error"], Value::Null);
+    }
+    let end = &frames[3];
+    assert_eq!(end["streamId"], "s1");
+    assert_eq!(end["endOfStream"], true);
+    assert_eq!(
+        end["streamSequenceId"], 4,
+        "the terminal frame carries the next id"
+    );
+    assert_eq!(end["error"], Value::Null);
+    assert_eq!(rx.wait().code(), Some(0), "exits after --streams 1");
+    assert_eq!(rx.stdout.next(), None);
+}
+
+#[test]
+fn stream_chunk_size_sends_a_file_as_binary_fragments_in_order() {
+    let emu = Emu::start();
+    let mut rx = listen(&emu, &["--group", "g", "--streams", "1"]);
+    let path = std::env::temp_dir().join(format!("wps-stream-{}.bin", std::process::id()));
+    let bytes: Vec<u8> = (0u8..10).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let out = stream(
+        &emu,
+        &[
+            "--group",
+            "g",
+            "--stream-id",
+            "bin",
+            "--chunk-size",
+            "4",
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        "",
+    );
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    // base64 of [0,1,2,3], [4,5,6,7], [8,9]
+    for expected in [
+        "[bin] AAECAw==",
+        "[bin] BAUGBw==",
+        "[bin] CAk=",
+        "[bin] ended (3 fragments)",
+    ] {
+        assert_eq!(rx.stdout.next().as_deref(), Some(expected));
+    }
+    assert_eq!(rx.wait().code(), Some(0));
+}
+
+#[test]
+fn stream_abort_reaches_the_listener_as_a_user_error_with_its_code() {
+    let emu = Emu::start();
+    let mut rx = listen(&emu, &["--group", "g", "--streams", "2"]);
+    let out = stream(
+        &emu,
+        &[
+            "-v",
+            "--group",
+            "g",
+            "--stream-id",
+            "a",
+            "--abort",
+            "APP_42",
+            "--abort-message",
+            "stream failed",
+        ],
+        "partial\n",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "stream a open\nstream a aborted with APP_42 (1 fragment)"
+    );
+    assert_eq!(rx.stdout.next().as_deref(), Some("[a] partial"));
+    assert_eq!(
+        rx.stdout.next().as_deref(),
+        Some("[a] failed: UserError [APP_42]: stream failed (1 fragment)")
+    );
+    // JSON data, one fragment per line, then a clean end.
+    let out = stream(
+        &emu,
+        &["--group", "g", "--stream-id", "j", "--data-type", "json"],
+        "{\"n\":1}\n[2]\n",
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    for expected in ["[j] {\"n\":1}", "[j] [2]", "[j] ended (2 fragments)"] {
+        assert_eq!(rx.stdout.next().as_deref(), Some(expected));
+    }
+    assert_eq!(rx.wait().code(), Some(0));
+}
+
+#[test]
+fn an_interrupted_stream_is_aborted_and_the_listener_sees_why() {
+    let emu = Emu::start();
+    let mut rx = listen(&emu, &["--group", "g", "--streams", "1"]);
+    // Standard input stays open: the publisher waits for more input until the signal.
+    let mut tx = Proc::spawn(emu.wps(&[
+        "stream",
+        "-v",
+        "--hub",
+        "chat",
+        "--role",
+        SEND,
+        "--group",
+        "g",
+        "--stream-id",
+        "i",
+    ]));
+    tx.stdout.until("stream i open");
+    tx.signal(libc::SIGTERM);
+    assert_eq!(tx.wait().code(), Some(1), "{:?}", tx.stderr.seen);
+    let line = rx.stdout.next().expect("the end line");
+    assert!(
+        line.starts_with("[i] failed: UserError [Interrupted]"),
+        "{line}"
+    );
+    assert_eq!(rx.wait().code(), Some(0));
+}
+
+#[test]
+fn stream_refusals_and_usage_errors_have_their_exit_codes() {
+    let emu = Emu::start();
+    let out = run(emu.wps(&["stream", "--hub", "chat", "--group", "g"]), "x\n");
+    assert_eq!(out.code(), Some(1), "no send role: {}", out.stderr);
+    assert!(
+        out.stderr.contains("open stream: Forbidden"),
+        "{}",
+        out.stderr
+    );
+    for args in [
+        &[
+            "stream",
+            "--hub",
+            "chat",
+            "--group",
+            "g",
+            "--chunk-size",
+            "4",
+            "--data-type",
+            "text",
+        ][..],
+        &["stream", "--hub", "chat", "--group", "g", "--group", "h"][..],
+        &[
+            "stream",
+            "--hub",
+            "chat",
+            "--group",
+            "g",
+            "--listen",
+            "--stream-id",
+            "x",
+        ][..],
+        &["stream", "--hub", "chat", "--group", "g", "--streams", "1"][..],
+    ] {
+        let out = run(emu.wps(args), "");
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn listen_from_start_only_ignores_a_stream_joined_midway_and_reports_idle_streams() {
+    let emu = Emu::start();
+    let publisher = |id: &str| {
+        let mut tx = Proc::spawn(emu.wps(&[
+            "stream",
+            "-v",
+            "--hub",
+            "chat",
+            "--role",
+            SEND,
+            "--group",
+            "g",
+            "--stream-id",
+            id,
+        ]));
+        tx.stdout.until(&format!("stream {id} open"));
+        tx
+    };
+    // A listener that joins after the first fragment of "late" went out.
+    let mut early = listen(&emu, &["--group", "g", "--streams", "2"]);
+    let mut tx = publisher("late");
+    tx.write_stdin("one\n");
+    assert_eq!(early.stdout.next().as_deref(), Some("[late] one"));
+    let mut strict = listen(
+        &emu,
+        &["--group", "g", "--streams", "1", "--from-start-only"],
+    );
+    let mut midway = listen(&emu, &["--group", "g", "--streams", "1"]);
+    tx.write_stdin("two\n");
+    tx.close_stdin();
+    assert_eq!(tx.wait().code(), Some(0), "{:?}", tx.stderr.seen);
+    assert_eq!(early.stdout.next().as_deref(), Some("[late] two"));
+    assert_eq!(
+        early.stdout.next().as_deref(),
+        Some("[late] ended (2 fragments)")
+    );
+    // Without --from-start-only the stream is shown from where the listener came in.
+    assert_eq!(midway.stdout.next().as_deref(), Some("[late] two"));
+    assert_eq!(
+        midway.stdout.next().as_deref(),
+        Some("[late] ended (1 fragment)")
+    );
+    assert_eq!(midway.wait().code(), Some(0));
+
+    // A whole stream reaches the strict listener; "late" did not.
+    let mut tx = publisher("whole");
+    tx.write_stdin("a\n");
+    tx.close_stdin();
+    assert_eq!(tx.wait().code(), Some(0), "{:?}", tx.stderr.seen);
+    assert_eq!(strict.stdout.next().as_deref(), Some("[whole] a"));
+    assert_eq!(
+        strict.stdout.next().as_deref(),
+        Some("[whole] ended (1 fragment)")
+    );
+    assert_eq!(strict.wait().code(), Some(0));
+    assert_eq!(early.stdout.next().as_deref(), Some("[whole] a"));
+    assert_eq!(early.wait().code(), Some(0));
+
+    // The listener's own idle timeout: the publisher keeps its stream open with keep-alives,
+    // which subscribers never see, so a quiet stream ends for the listener.
+    let mut idle = listen(
+        &emu,
+        &[
+            "--group",
+            "g",
+            "--streams",
+            "1",
+            "--stream-idle-timeout-ms",
+            "300",
+        ],
+    );
+    let mut tx = publisher("quiet");
+    tx.write_stdin("only\n");
+    assert_eq!(idle.stdout.next().as_deref(), Some("[quiet] only"));
+    let end = idle.stdout.next().expect("the end line");
+    assert!(end.starts_with("[quiet] failed: IdleTimeout"), "{end}");
+    assert_eq!(idle.wait().code(), Some(0));
+    tx.close_stdin();
+    assert_eq!(
+        tx.wait().code(),
+        Some(0),
+        "the publisher's stream stayed open: {:?}",
+        tx.stderr.seen
     );
 }

@@ -14,11 +14,28 @@ use crate::protocol::AckError;
 pub enum AckWaiter {
     /// A caller of an operation.
     User(oneshot::Sender<Result<AckOk, Error>>),
-    /// The engine's own rejoin of a group after a reconnect.
-    Rejoin {
-        /// The group being rejoined.
-        group: String,
-    },
+    /// The engine's own rejoin of a group, or renewal of a group-state subscription, after
+    /// a reconnect.
+    Rejoin(Rejoin),
+}
+
+/// What the engine renews on a new connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejoin {
+    /// The group.
+    pub group: String,
+    /// A group-state subscription rather than a membership.
+    pub group_state: bool,
+}
+
+impl Rejoin {
+    /// Rejoining `group`.
+    pub fn group(group: impl Into<String>) -> Rejoin {
+        Rejoin {
+            group: group.into(),
+            group_state: false,
+        }
+    }
 }
 
 /// One operation sent and not yet acknowledged.
@@ -39,8 +56,8 @@ pub enum Settled {
     User,
     /// A rejoin finished.
     Rejoin {
-        /// The group.
-        group: String,
+        /// What was renewed.
+        rejoin: Rejoin,
         /// Its outcome.
         result: Result<AckOk, Error>,
     },
@@ -112,7 +129,7 @@ impl AckTracker {
     /// Forgets the engine's own rejoins (a new connection registers them afresh).
     pub fn drop_rejoins(&mut self) {
         self.pending
-            .retain(|_, p| !matches!(p.waiter, AckWaiter::Rejoin { .. }));
+            .retain(|_, p| !matches!(p.waiter, AckWaiter::Rejoin(_)));
     }
 
     /// Whether nothing waits.
@@ -131,16 +148,16 @@ impl AckTracker {
                 Settled::User
             }
             Some(PendingAck {
-                waiter: AckWaiter::Rejoin { group },
+                waiter: AckWaiter::Rejoin(rejoin),
                 ..
-            }) => Settled::Rejoin { group, result },
+            }) => Settled::Rejoin { rejoin, result },
             None => Settled::Unknown,
         }
     }
 
     /// Fails every waiter (connection lost without recovery, or stop). Returns the rejoins that
     /// were pending, with their error.
-    pub fn fail_all(&mut self, error: &Error) -> Vec<(String, Error)> {
+    pub fn fail_all(&mut self, error: &Error) -> Vec<(Rejoin, Error)> {
         let mut rejoins = Vec::new();
         for (id, p) in self.pending.drain() {
             let e = error.clone().with_ack_id(id);
@@ -148,7 +165,7 @@ impl AckTracker {
                 AckWaiter::User(tx) => {
                     let _ = tx.send(Err(e));
                 }
-                AckWaiter::Rejoin { group } => rejoins.push((group, e)),
+                AckWaiter::Rejoin(r) => rejoins.push((r, e)),
             }
         }
         rejoins
@@ -165,7 +182,7 @@ impl AckTracker {
 
     /// Fails operations past their deadline with `Timeout`, drops those whose caller went
     /// away, and returns the rejoins past their deadline.
-    pub fn prune(&mut self) -> Vec<(String, Error)> {
+    pub fn prune(&mut self) -> Vec<(Rejoin, Error)> {
         let now = Instant::now();
         let expired_ids: Vec<u64> = self
             .pending
@@ -186,7 +203,7 @@ impl AckTracker {
                 AckWaiter::User(tx) => {
                     let _ = tx.send(Err(timeout));
                 }
-                AckWaiter::Rejoin { group } => rejoins.push((group, timeout)),
+                AckWaiter::Rejoin(r) => rejoins.push((r, timeout)),
             }
         }
         rejoins
@@ -244,7 +261,7 @@ mod tests {
             Settled::User
         ));
         assert_eq!(rx.try_recv().unwrap().unwrap().ack_id, 1);
-        t.insert(3, frame(), AckWaiter::Rejoin { group: "g".into() }, None);
+        t.insert(3, frame(), AckWaiter::Rejoin(Rejoin::group("g")), None);
         let rejoins = t.fail_all(&Error::Stopped { ack_id: None });
         assert_eq!(rejoins.len(), 1);
         assert_eq!(rejoins[0].1, Error::Stopped { ack_id: Some(3) });

@@ -27,6 +27,7 @@ use crate::wps_log;
 mod connect;
 mod inbox;
 mod socket;
+mod streams;
 
 pub(crate) use inbox::{inbox, Inbox, InboxSender};
 
@@ -146,6 +147,10 @@ pub(crate) struct Actor {
     ping_sent_at: Option<Instant>,
     /// The handler's bound on messages not yet handled (see `EventHandler::backlog`).
     backlog: Option<Arc<super::backlog::Backlog>>,
+    /// Group streams this client publishes.
+    out_streams: super::stream::OutStreams,
+    /// Group streams this client receives.
+    rx_streams: super::stream_rx::RxStreams,
 }
 
 impl Actor {
@@ -159,6 +164,11 @@ impl Actor {
     ) -> Actor {
         let codec = options.protocol.codec();
         let backlog = handler.backlog();
+        let rx_streams = super::stream_rx::RxStreams::new(
+            options.stream_from_start_only,
+            options.stream_idle_timeout,
+            options.max_receive_streams,
+        );
         Actor {
             id,
             credential,
@@ -190,6 +200,8 @@ impl Actor {
             recovering_reported: false,
             ping_sent_at: None,
             backlog,
+            out_streams: super::stream::OutStreams::default(),
+            rx_streams,
         }
     }
 
@@ -214,8 +226,9 @@ impl Actor {
         wps_log!(Verbose, "client {} engine task ends", self.id.0);
     }
 
-    /// Waits for `start` while stopped. With the offline queue on, acked operations wait
-    /// here (under their deadlines) for the first connection.
+    /// Waits for `start` while stopped. With the offline queue on, acked operations and the
+    /// fire-and-forget sends that took room in it wait here (under their deadlines) for the
+    /// first connection.
     async fn idle(&mut self) -> Option<oneshot::Sender<Result<(), Error>>> {
         loop {
             let cmd = match self.deferred.pop_front() {
@@ -244,7 +257,7 @@ impl Actor {
                 }
                 Command::Send(o)
                     if self.options.offline_queue.is_some()
-                        && matches!(o.kind, OutboundKind::Acked { .. }) =>
+                        && (o.slot.is_some() || matches!(o.kind, OutboundKind::Acked { .. })) =>
                 {
                     let c = &self.shared.counters;
                     stats::bump(&c.queued_messages);
@@ -252,6 +265,7 @@ impl Actor {
                     self.queue.push_back(o);
                 }
                 Command::Send(o) => o.reject(Error::NotConnected { ack_id: None }),
+                Command::Stream(cmd) => self.stream_command_waiting(cmd),
                 Command::Invoke { reply, .. } => {
                     let _ = reply.send(Err(Error::NotConnected { ack_id: None }));
                 }
@@ -397,6 +411,11 @@ impl Actor {
         };
         self.acks.fail_all(&fail);
         self.invokes.fail_all(&fail);
+        self.end_streams(
+            &stream_closed("Stopped", "the client stopped"),
+            "Stopped",
+            "the client stopped before the stream ended",
+        );
         let queued = std::mem::take(&mut self.queue);
         self.publish_queue();
         for o in queued {
@@ -447,8 +466,8 @@ impl Actor {
         for o in expired {
             let _ = o.expire(now);
         }
-        for (group, error) in self.acks.prune() {
-            self.rejoin_failed(group, error);
+        for (rejoin, error) in self.acks.prune() {
+            self.rejoin_failed(rejoin, error);
         }
     }
 
@@ -494,15 +513,11 @@ impl Actor {
                 false
             }
             Command::Send(o) => {
-                // Callers that timed out are dropped now and then, not on every push.
-                if self.queue.len() >= 1024 && self.queue.len().is_power_of_two() {
-                    self.queue.retain(|o| !o.abandoned());
-                    self.publish_queue();
-                }
-                let c = &self.shared.counters;
-                stats::bump(&c.queued_messages);
-                stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
-                self.queue.push_back(o);
+                self.enqueue(o);
+                false
+            }
+            Command::Stream(cmd) => {
+                self.stream_command_waiting(cmd);
                 false
             }
             Command::Invoke { reply, .. } => {
@@ -511,6 +526,29 @@ impl Actor {
             }
             Command::CancelInvoke { .. } => false,
         }
+    }
+
+    /// Puts an operation in the queue of those waiting for a usable connection.
+    pub(super) fn enqueue(&mut self, o: Outbound) {
+        // Callers that timed out are dropped now and then, not on every push.
+        if self.queue.len() >= 1024 && self.queue.len().is_power_of_two() {
+            self.queue.retain(|o| !o.abandoned());
+            self.publish_queue();
+        }
+        let c = &self.shared.counters;
+        stats::bump(&c.queued_messages);
+        stats::add(&c.queued_bytes, frame_len(&o.frame) as u64);
+        self.queue.push_back(o);
+    }
+
+    /// Whether `o` must wait in the queue although a socket is open: the socket is a recovery
+    /// the service has not accepted yet, and `o` (or one queued before it) is a
+    /// fire-and-forget frame from the offline queue. A refused recovery would lose such a
+    /// frame, which no ack would bring back; acked frames are tracked and sent again.
+    pub(super) fn holds_back(&self, o: &Outbound) -> bool {
+        self.usable_since.is_none()
+            && (!self.queue.is_empty()
+                || (o.slot.is_some() && !matches!(o.kind, OutboundKind::Acked { .. })))
     }
 
     /// Drives a new connection and its recoveries until it is lost for good or stopped.
@@ -590,6 +628,10 @@ impl Actor {
                 self.loss_reason = Some(reason.clone());
             }
             if recoverable {
+                self.out_streams.fail_opening(&stream_closed(
+                    "ConnectionLost",
+                    "the connection dropped before the service accepted the stream",
+                ));
                 if proven || self.episode.is_none() {
                     let now = Instant::now();
                     self.episode = Some(RecoveryEpisode {
@@ -715,13 +757,12 @@ impl Actor {
     fn report_disconnected(&mut self, fallback: Option<String>, fail: Option<Error>) {
         self.set_state(ConnectionState::Disconnected);
         // Fire-and-forget writes queued during the failed recovery fail now (their callers
-        // may wait without a timer); acked operations stay queued under their ack timeout.
+        // may wait without a timer), unless they hold room in the offline queue; acked
+        // operations stay queued under their ack timeout.
         let queued = std::mem::take(&mut self.queue);
         for o in queued {
-            if matches!(
-                o.kind,
-                OutboundKind::FireAndForget { .. } | OutboundKind::Buffered { .. }
-            ) {
+            let acked = matches!(o.kind, OutboundKind::Acked { .. });
+            if !acked && o.slot.is_none() {
                 o.reject(Error::connection(
                     "the connection was lost before the message was written",
                 ));
@@ -742,6 +783,22 @@ impl Actor {
             }
         };
         self.invokes.fail_all(&lost);
+        if matches!(lost, Error::Stopped { .. }) {
+            self.end_streams(
+                &stream_closed("Stopped", "the client stopped"),
+                "Stopped",
+                "the client stopped before the stream ended",
+            );
+        } else {
+            self.end_streams(
+                &stream_closed(
+                    "ConnectionLost",
+                    "the connection was lost and could not be recovered",
+                ),
+                "SessionLost",
+                "the connection was lost without recovery: the rest of the stream cannot arrive",
+            );
+        }
         *self
             .shared
             .connection_id
@@ -754,6 +811,13 @@ impl Actor {
             message,
         });
         self.reconnection_token = None;
+    }
+}
+
+fn stream_closed(name: &str, message: &str) -> Error {
+    Error::StreamClosed {
+        name: name.to_string(),
+        message: message.to_string(),
     }
 }
 

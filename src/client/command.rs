@@ -24,6 +24,8 @@ pub enum Command {
         /// Where the response goes.
         reply: oneshot::Sender<InvokeResult>,
     },
+    /// Open, write to or end a group stream.
+    Stream(super::stream::StreamCommand),
     /// Forget an invocation and tell the service (`cancelInvocation`).
     CancelInvoke {
         /// The invocation id.
@@ -58,6 +60,9 @@ pub enum OutboundKind {
     FireAndForget {
         /// Told once the frame is flushed.
         reply: oneshot::Sender<Result<(), Error>>,
+        /// For a frame handed over while no connection was usable: when the engine gives up
+        /// waiting for one (`Timeout`). `None` for a frame written at once.
+        deadline: Option<tokio::time::Instant>,
     },
     /// Fire-and-forget already reported as done to its caller; holds a slot of the client's
     /// fire-and-forget buffer until the frame is flushed or dropped.
@@ -74,34 +79,41 @@ impl Outbound {
             OutboundKind::Acked { ack_id, reply, .. } => {
                 let _ = reply.send(Err(error.with_ack_id(ack_id)));
             }
-            OutboundKind::FireAndForget { reply } => {
+            OutboundKind::FireAndForget { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             OutboundKind::Buffered { .. } => {}
         }
     }
 
-    /// An acked operation past its deadline: fail it with `Timeout` and return `None`.
+    /// An operation past its deadline: fail it with `Timeout` and return `None`.
     pub fn expire(self, now: tokio::time::Instant) -> Option<Outbound> {
-        match &self.kind {
-            OutboundKind::Acked { deadline, .. } if *deadline <= now => {
-                self.reject(Error::Timeout { ack_id: None });
-                None
-            }
-            _ => Some(self),
+        if self.is_expired(now) {
+            self.reject(Error::Timeout { ack_id: None });
+            None
+        } else {
+            Some(self)
         }
     }
 
-    /// Whether an acked operation's deadline has passed.
+    /// Whether an operation's deadline (acked, or fire-and-forget waiting for a connection)
+    /// has passed.
     pub fn is_expired(&self, now: tokio::time::Instant) -> bool {
-        matches!(&self.kind, OutboundKind::Acked { deadline, .. } if *deadline <= now)
+        match &self.kind {
+            OutboundKind::Acked { deadline, .. } => *deadline <= now,
+            OutboundKind::FireAndForget {
+                deadline: Some(deadline),
+                ..
+            } => *deadline <= now,
+            _ => false,
+        }
     }
 
     /// Whether the caller stopped waiting (its timeout elapsed).
     pub fn abandoned(&self) -> bool {
         match &self.kind {
             OutboundKind::Acked { reply, .. } => reply.is_closed(),
-            OutboundKind::FireAndForget { reply } => reply.is_closed(),
+            OutboundKind::FireAndForget { reply, .. } => reply.is_closed(),
             OutboundKind::Buffered { .. } => false,
         }
     }

@@ -81,6 +81,40 @@ pub enum Event {
         /// Why the session could not be recovered.
         reason: String,
     },
+    /// One frame of a group stream, in order per `(group, stream_id)`. The last frame of a
+    /// stream has `end_of_stream` set (its payload may be empty) and, when the stream failed,
+    /// `error`: the service's (`UserError`, `IdleTimeout`, `Cancelled`, ...) or the client's
+    /// own (`SequenceGap`, `Duplicate`, `IdleTimeout`, `SessionLost`, `Stopped`,
+    /// `TooManyStreams`). After the last frame no other frame of that stream is reported.
+    StreamFrame {
+        /// The group.
+        group: String,
+        /// The publisher's user id, if any.
+        from_user_id: Option<String>,
+        /// The fragment (empty on a terminal frame without data).
+        message: Payload,
+        /// Connection-level sequence id on reliable protocols.
+        sequence_id: Option<u64>,
+        /// The stream.
+        stream_id: String,
+        /// The fragment's id within the stream (1, 2, ...); on the terminal frame, the id
+        /// after the last fragment.
+        stream_sequence_id: u64,
+        /// Whether this is the stream's last frame.
+        end_of_stream: bool,
+        /// Why the stream failed (terminal frames only).
+        error: Option<crate::protocol::StreamError>,
+    },
+    /// A group-state snapshot (after a subscribe) or update.
+    GroupState {
+        /// The group.
+        group: String,
+        /// Whether this is the full state rather than a change.
+        snapshot: bool,
+        /// The records as a JSON array:
+        /// `[{"connectionId","userId"?,"state"?,"updatedAt"}]` (no `state`: cleared).
+        items_json: String,
+    },
 }
 
 /// Receives a client's events.

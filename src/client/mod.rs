@@ -16,6 +16,8 @@ pub mod retry;
 mod sequence;
 pub mod state;
 pub mod stats;
+pub mod stream;
+pub(crate) mod stream_rx;
 mod transport;
 pub mod url;
 
@@ -38,6 +40,7 @@ pub use provider_pool::PROVIDER_THREADS;
 pub use retry::{RetryMode, RetryPolicy};
 pub use state::ConnectionState;
 pub use stats::Stats;
+pub use stream::{GroupStream, StreamOptions};
 pub(crate) use transport::user_agent;
 
 /// For `crate::fuzzing`: parses an upgrade response (with a fixed key and subprotocol).
@@ -111,6 +114,8 @@ pub(crate) struct Shared {
     pub(crate) state: state::StateCell,
     pub(crate) connection_id: Mutex<Option<String>>,
     pub(crate) groups: groups::GroupRegistry,
+    /// Groups whose state this client subscribed to, to be resubscribed on a new connection.
+    pub(crate) group_states: groups::GroupRegistry,
     pub(crate) counters: stats::Counters,
     next_ack_id: AtomicU64,
 }
@@ -182,6 +187,7 @@ impl Client {
             state: state::StateCell::new(ConnectionState::Stopped),
             connection_id: Mutex::new(None),
             groups: groups::GroupRegistry::default(),
+            group_states: groups::GroupRegistry::default(),
             counters: stats::Counters::default(),
             next_ack_id: AtomicU64::new(1),
         });
@@ -464,8 +470,16 @@ impl Client {
         }
     }
 
-    /// Writes a frame without an ack; resolves once it is flushed to the socket.
-    async fn fire_and_forget(&self, frame: Message) -> Result<AckOk, Error> {
+    /// Writes a frame without an ack; resolves once it is flushed to the socket (or handed
+    /// to the fire-and-forget buffer). With the offline queue on and no usable connection the
+    /// frame takes room in the queue (`room`, as for acked operations) and waits there, in
+    /// order with the other operations, for a connection, at most `ack_timeout`.
+    async fn fire_and_forget(
+        &self,
+        frame: Message,
+        bytes: usize,
+        room: Room,
+    ) -> Result<AckOk, Error> {
         let connected = self.is_connected();
         let limit = self.inner.options.fire_and_forget_buffer;
         if connected && limit > 0 {
@@ -481,28 +495,32 @@ impl Client {
                 });
             }
         }
+        let slot = match room {
+            Room::Held(slot) => slot,
+            Room::Wait => self.wait_for_room(bytes).await?,
+        };
+        // While connected the engine writes at once (or fails the connection when the write
+        // stalls), so no deadline is needed; a queued write waits at most `ack_timeout`, and
+        // the engine enforces it (so a frame is never written after its caller gave up).
+        let deadline = (!connected || slot.is_some())
+            .then(|| tokio::time::Instant::now() + self.inner.options.ack_timeout);
         let (tx, rx) = oneshot::channel();
         self.command(Command::Send(Outbound {
             frame,
-            kind: OutboundKind::FireAndForget { reply: tx },
-            slot: None,
+            kind: OutboundKind::FireAndForget {
+                reply: tx,
+                deadline,
+            },
+            slot,
         }))?;
-        // While connected the engine writes at once (or fails the connection when the write
-        // stalls), so no timer is needed; a queued write waits at most `ack_timeout`.
-        let reply = if connected {
-            Ok(rx.await)
-        } else {
-            tokio::time::timeout(self.inner.options.ack_timeout, rx).await
-        };
-        match reply {
-            Err(_) => Err(Error::Timeout { ack_id: None }),
-            Ok(Err(_)) if self.state() == ConnectionState::Stopped => {
+        match rx.await {
+            Err(_) if self.state() == ConnectionState::Stopped => {
                 Err(Error::Stopped { ack_id: None })
             }
-            Ok(Err(_)) => Err(Error::connection(
+            Err(_) => Err(Error::connection(
                 "the connection failed before the message was written",
             )),
-            Ok(Ok(r)) => r.map(|()| AckOk {
+            Ok(r) => r.map(|()| AckOk {
                 ack_id: 0,
                 duplicated: false,
             }),
@@ -582,7 +600,7 @@ impl Client {
                 ack_id: None,
                 no_echo: opts.no_echo,
             })?;
-            return self.fire_and_forget(frame).await;
+            return self.fire_and_forget(frame, payload.data.len(), room).await;
         }
         let id = self.ack_id_for(opts.ack_id)?;
         let frame = self.encode(&Request::SendToGroup {
@@ -593,6 +611,90 @@ impl Client {
         })?;
         let bytes = payload.data.len();
         self.acked(id, frame, bytes, room).await
+    }
+
+    /// Sets this connection's state in a group (a JSON object of strings), or clears it with
+    /// `None`; acked. Subscribers of the group's state receive the change.
+    pub async fn set_group_state(
+        &self,
+        group: &str,
+        state_json: Option<&str>,
+        ack_id: Option<u64>,
+    ) -> Result<AckOk, Error> {
+        self.set_group_state_with(group, state_json, ack_id, Room::Wait)
+            .await
+    }
+
+    pub(crate) async fn set_group_state_with(
+        &self,
+        group: &str,
+        state_json: Option<&str>,
+        ack_id: Option<u64>,
+        room: Room,
+    ) -> Result<AckOk, Error> {
+        self.check_process()?;
+        check_name("group", group)?;
+        let id = self.ack_id_for(ack_id)?;
+        let frame = self.encode(&Request::SetGroupState {
+            group,
+            state_json,
+            ack_id: Some(id),
+        })?;
+        let bytes = state_json.map_or(0, str::len);
+        self.acked(id, frame, bytes, room).await
+    }
+
+    /// Subscribes to a group's state; acked, then a snapshot arrives as
+    /// [`Event::GroupState`], followed by updates. The subscription is renewed on a new
+    /// connection once this succeeded.
+    pub async fn subscribe_group_state(
+        &self,
+        group: &str,
+        ack_id: Option<u64>,
+    ) -> Result<AckOk, Error> {
+        self.group_state_subscription_with(group, true, ack_id, Room::Wait)
+            .await
+    }
+
+    /// Ends a subscription to a group's state; acked.
+    pub async fn unsubscribe_group_state(
+        &self,
+        group: &str,
+        ack_id: Option<u64>,
+    ) -> Result<AckOk, Error> {
+        self.group_state_subscription_with(group, false, ack_id, Room::Wait)
+            .await
+    }
+
+    pub(crate) async fn group_state_subscription_with(
+        &self,
+        group: &str,
+        subscribe: bool,
+        ack_id: Option<u64>,
+        room: Room,
+    ) -> Result<AckOk, Error> {
+        self.check_process()?;
+        check_name("group", group)?;
+        let id = self.ack_id_for(ack_id)?;
+        let request = if subscribe {
+            Request::SubscribeGroupState {
+                group,
+                ack_id: Some(id),
+            }
+        } else {
+            Request::UnsubscribeGroupState {
+                group,
+                ack_id: Some(id),
+            }
+        };
+        let frame = self.encode(&request)?;
+        let ok = self.acked(id, frame, group.len(), room).await?;
+        if subscribe {
+            self.inner.shared.group_states.joined(group);
+        } else {
+            self.inner.shared.group_states.left(group);
+        }
+        Ok(ok)
     }
 
     /// Sends a custom event to the upstream (acked unless `fire_and_forget`).
@@ -620,7 +722,7 @@ impl Client {
                 payload: &payload,
                 ack_id: None,
             })?;
-            return self.fire_and_forget(frame).await;
+            return self.fire_and_forget(frame, payload.data.len(), room).await;
         }
         let id = self.ack_id_for(opts.ack_id)?;
         let frame = self.encode(&Request::Event {

@@ -124,12 +124,29 @@ pub struct ClientOptions {
     /// The offline queue (default `None`: off). With limits, acked operations (sends, events,
     /// joins, leaves) made while no connection is usable, including before `start` and before
     /// the first connection, wait in order with their ack ids and are sent once connected;
-    /// their acks then complete them. At most `max_messages` operations and `max_bytes`
+    /// their acks then complete them. Fire-and-forget sends made then wait in the same queue,
+    /// in the same order, and complete once written on the new connection. At most `max_messages` operations and `max_bytes`
     /// payload bytes wait; an operation that finds no room waits for it up to `ack_timeout`
     /// and then fails with `QueueFull` (the C API's `_async` calls fail at once). `stop`
     /// fails what is still queued with `Stopped`. Without it, operations made before `start`
     /// fail with `NotConnected`, as in the official clients.
     pub offline_queue: Option<super::offline::OfflineQueue>,
+    /// Group streams this client publishes: payload bytes written and not yet acknowledged by
+    /// the service, per stream (default 1 MiB). A write that would go beyond waits for acks
+    /// (back-pressure); a single fragment larger than the limit is accepted when nothing else
+    /// is unacknowledged. The fragments are kept for replay after a recovery and after a
+    /// `streamNack`.
+    pub stream_buffer: usize,
+    /// Group streams this client receives: ignore a stream first seen after its first
+    /// fragment (default false: deliver it from where it was first seen).
+    pub stream_from_start_only: bool,
+    /// Group streams this client receives: a stream with no frame for this long ends with
+    /// the client's own `IdleTimeout` terminal frame (default 300 s).
+    pub stream_idle_timeout: Duration,
+    /// Group streams this client receives: how many are tracked at once (default 4096). A
+    /// new stream beyond the limit ends the least recently active one with the client's own
+    /// `TooManyStreams` terminal frame.
+    pub max_receive_streams: usize,
 }
 
 impl Default for ClientOptions {
@@ -160,6 +177,10 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(30),
             url_provider_timeout: Duration::from_secs(10),
             offline_queue: None,
+            stream_buffer: 1 << 20,
+            stream_from_start_only: false,
+            stream_idle_timeout: Duration::from_secs(300),
+            max_receive_streams: 4096,
         }
     }
 }

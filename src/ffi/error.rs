@@ -47,6 +47,10 @@ pub const WPS_ERR_CONNECTION: wps_result = 202;
 /// `_async` calls; blocking calls return it when no room appeared within their timeout.
 /// Nothing was sent.
 pub const WPS_ERR_QUEUE_FULL: wps_result = 203;
+/// The group stream is over (ended, aborted, closed by the service with an error, broken by
+/// a protocol violation, or lost with a connection that could not be recovered); the reason
+/// is in `wps_last_error_name()` and `wps_last_error_message()`.
+pub const WPS_ERR_STREAM_CLOSED: wps_result = 204;
 
 /// The service rejected the WebSocket upgrade with an HTTP status other than 401.
 pub const WPS_ERR_HANDSHAKE: wps_result = 300;
@@ -142,6 +146,11 @@ const TABLE: &[(wps_result, &str, &str)] = &[
         "the offline queue is full\0",
     ),
     (
+        WPS_ERR_STREAM_CLOSED,
+        "WPS_ERR_STREAM_CLOSED\0",
+        "the group stream is closed\0",
+    ),
+    (
         WPS_ERR_HANDSHAKE,
         "WPS_ERR_HANDSHAKE\0",
         "WebSocket handshake rejected by the service\0",
@@ -231,6 +240,8 @@ pub(crate) fn code_of(err: &Error) -> wps_result {
         Error::UrlProvider(_) => WPS_ERR_URL_PROVIDER,
         Error::PayloadTooLarge { .. } => WPS_ERR_PAYLOAD_TOO_LARGE,
         Error::QueueFull(_) => WPS_ERR_QUEUE_FULL,
+        Error::StreamRefused { name, .. } => ack_code(name),
+        Error::StreamClosed { .. } => WPS_ERR_STREAM_CLOSED,
     }
 }
 
@@ -247,7 +258,9 @@ pub(crate) fn ack_code(name: &str) -> wps_result {
 /// The service's error name carried by an engine error, if any.
 pub(crate) fn service_error_name(err: &Error) -> Option<&str> {
     match err {
-        Error::Ack { name, .. } => Some(name.as_str()),
+        Error::Ack { name, .. }
+        | Error::StreamRefused { name, .. }
+        | Error::StreamClosed { name, .. } => Some(name.as_str()),
         _ => None,
     }
 }

@@ -38,8 +38,23 @@ pub const WPS_EVENT_RECOVERED: u32 = 9;
 /// says why. Raised before the `WPS_EVENT_DISCONNECTED` of that connection.
 pub const WPS_EVENT_SESSION_LOST: u32 = 10;
 
+/// One frame of a group stream: `group`, `from_user_id`, `data_type`/`data`/`data_len` (the
+/// fragment; may be empty on the terminal frame), `sequence_id` (connection level, reliable
+/// protocols), `stream_id`, `stream_sequence_id`, and `end_of_stream` = 1 on the stream's last
+/// frame. A failed stream's last frame has `error_name` (the service's `UserError`,
+/// `IdleTimeout`, `Cancelled`, ..., or the client's own `SequenceGap`, `Duplicate`,
+/// `IdleTimeout`, `SessionLost`, `Stopped`, `TooManyStreams`), `message` and, for
+/// `UserError`, `user_error_code`. Frames of one stream arrive in order; none follows the
+/// last one.
+pub const WPS_EVENT_STREAM: u32 = 11;
+/// A group-state snapshot (`is_snapshot` = 1, after a subscribe) or update: `group`, and
+/// `data` = the records as a UTF-8 JSON array
+/// `[{"connectionId","userId","state","updatedAt"}]` (`data_type` = `WPS_DATA_JSON`; a record
+/// without `state` was cleared).
+pub const WPS_EVENT_GROUP_STATE: u32 = 12;
+
 /// Highest event type defined by this version.
-pub(crate) const MAX_EVENT_TYPE: u32 = WPS_EVENT_SESSION_LOST;
+pub(crate) const MAX_EVENT_TYPE: u32 = WPS_EVENT_GROUP_STATE;
 
 /// UTF-8 text.
 pub const WPS_DATA_TEXT: u32 = 1;
@@ -64,6 +79,12 @@ pub const WPS_OP_SEND_TO_GROUP: u32 = 5;
 pub const WPS_OP_SEND_EVENT: u32 = 6;
 /// `wps_invoke_event_async`.
 pub const WPS_OP_INVOKE_EVENT: u32 = 7;
+/// `wps_set_group_state_async`.
+pub const WPS_OP_SET_GROUP_STATE: u32 = 8;
+/// `wps_subscribe_group_state_async`.
+pub const WPS_OP_SUBSCRIBE_GROUP_STATE: u32 = 9;
+/// `wps_unsubscribe_group_state_async`.
+pub const WPS_OP_UNSUBSCRIBE_GROUP_STATE: u32 = 10;
 
 /// An event delivered to a callback.
 ///
@@ -110,6 +131,17 @@ pub struct wps_event {
     pub op: u32,
     /// ACK: 1 when the service reported `Duplicate` (the operation took effect earlier), else 0.
     pub is_duplicate: u32,
+    /// STREAM: the stream id; NULL otherwise.
+    pub stream_id: *const c_char,
+    /// STREAM: the fragment's id in the stream (1, 2, ...); on the last frame, the id after
+    /// the last fragment.
+    pub stream_sequence_id: u64,
+    /// STREAM: 1 on the stream's last frame, else 0.
+    pub end_of_stream: u32,
+    /// STREAM: the publisher's own error code on a `UserError` last frame; NULL otherwise.
+    pub user_error_code: *const c_char,
+    /// GROUP_STATE: 1 for a snapshot, 0 for an update.
+    pub is_snapshot: u32,
 }
 
 /// The engine's data type as a `WPS_DATA_*` value.
@@ -152,6 +184,11 @@ pub(crate) struct OwnedEvent {
     pub result: wps_result,
     pub op: u32,
     pub is_duplicate: bool,
+    pub stream_id: Option<CString>,
+    pub stream_sequence_id: u64,
+    pub end_of_stream: bool,
+    pub user_error_code: Option<CString>,
+    pub is_snapshot: bool,
 }
 
 fn opt_c(s: Option<&str>) -> Option<CString> {
@@ -252,6 +289,48 @@ impl OwnedEvent {
                 message: opt_c(Some(&reason)),
                 ..Default::default()
             },
+            Event::StreamFrame {
+                group,
+                from_user_id,
+                message,
+                sequence_id,
+                stream_id,
+                stream_sequence_id,
+                end_of_stream,
+                error,
+            } => {
+                let (error_name, text, code) = match error {
+                    Some(e) => (Some(e.name), e.message, e.user_error_code),
+                    None => (None, None, None),
+                };
+                OwnedEvent {
+                    kind: WPS_EVENT_STREAM,
+                    group: opt_c(Some(&group)),
+                    from_user_id: opt_c(from_user_id.as_deref()),
+                    data_type: data_type_code(message.data_type),
+                    data: Some(payload_bytes(message)),
+                    sequence_id: sequence_id.unwrap_or(0),
+                    stream_id: opt_c(Some(&stream_id)),
+                    stream_sequence_id,
+                    end_of_stream,
+                    error_name: opt_c(error_name.as_deref()),
+                    message: opt_c(text.as_deref()),
+                    user_error_code: opt_c(code.as_deref()),
+                    ..Default::default()
+                }
+            }
+            Event::GroupState {
+                group,
+                snapshot,
+                items_json,
+            } => OwnedEvent {
+                kind: WPS_EVENT_GROUP_STATE,
+                group: opt_c(Some(&group)),
+                data_type: WPS_DATA_JSON,
+                data: Some(payload_bytes(Payload::json(items_json))),
+                is_snapshot: snapshot,
+                ..Default::default()
+            },
         }
     }
 
@@ -312,6 +391,11 @@ impl OwnedEvent {
             result: self.result,
             op: self.op,
             is_duplicate: u32::from(self.is_duplicate),
+            stream_id: c_ptr(&self.stream_id),
+            stream_sequence_id: self.stream_sequence_id,
+            end_of_stream: u32::from(self.end_of_stream),
+            user_error_code: c_ptr(&self.user_error_code),
+            is_snapshot: u32::from(self.is_snapshot),
         }
     }
 }

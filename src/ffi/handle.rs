@@ -18,6 +18,12 @@ pub struct wps_client {
     _private: [u8; 0],
 }
 
+/// An opaque group stream handle (see `wps_stream_open`), a token of the same kind as
+/// `wps_client`, kept in its own table.
+pub struct wps_stream {
+    _private: [u8; 0],
+}
+
 const SHARDS: usize = 16;
 
 /// Handle layout, low to high bits: registry id, fork generation (modulo its width), check;
@@ -55,6 +61,7 @@ pub(crate) struct Globals {
     generation: u64,
     next_id: AtomicU64,
     shards: [RwLock<HashMap<u64, Arc<ClientEntry>>>; SHARDS],
+    streams: RwLock<HashMap<u64, Arc<super::stream::StreamEntry>>>,
     pub pool: Pool,
 }
 
@@ -76,6 +83,7 @@ pub(crate) fn globals() -> &'static Globals {
             generation,
             next_id: AtomicU64::new(1),
             shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
+            streams: RwLock::new(HashMap::new()),
             pool: Pool::new(),
         }));
         match GLOBALS.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
@@ -146,6 +154,27 @@ fn decode(handle: *const wps_client) -> Result<u64, Failure> {
     )
 }
 
+/// Publishes a stream and returns its handle.
+pub(crate) fn register_stream(entry: Arc<super::stream::StreamEntry>) -> *mut wps_stream {
+    let g = globals();
+    let id = allocate_id();
+    g.streams
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, entry);
+    encode(id, g.generation) as usize as *mut wps_stream
+}
+
+fn decode_stream(handle: *const wps_stream) -> Result<u64, Failure> {
+    if handle.is_null() {
+        return Err(Failure::new(WPS_ERR_NULL_ARG, "stream is NULL"));
+    }
+    decode_raw(
+        handle as usize as u64,
+        FORK_GENERATION.load(Ordering::Acquire),
+    )
+}
+
 fn decode_raw(raw: u64, current: u64) -> Result<u64, Failure> {
     let id = raw & ID_MASK;
     let generation = (raw >> ID_BITS) & GEN_MASK;
@@ -183,6 +212,40 @@ pub(crate) fn lookup(handle: *const wps_client) -> Result<Arc<ClientEntry>, Fail
             "the client handle was freed or is unknown",
         )
     })
+}
+
+fn stream_gone() -> Failure {
+    Failure::new(
+        WPS_ERR_INVALID_HANDLE,
+        "the stream handle was freed or is unknown",
+    )
+}
+
+/// Looks a stream handle up.
+pub(crate) fn lookup_stream(
+    handle: *const wps_stream,
+) -> Result<Arc<super::stream::StreamEntry>, Failure> {
+    let id = decode_stream(handle)?;
+    let found = globals()
+        .streams
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .cloned();
+    found.ok_or_else(stream_gone)
+}
+
+/// Removes a stream handle; later lookups fail.
+pub(crate) fn unregister_stream(
+    handle: *const wps_stream,
+) -> Result<Arc<super::stream::StreamEntry>, Failure> {
+    let id = decode_stream(handle)?;
+    let removed = globals()
+        .streams
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    removed.ok_or_else(stream_gone)
 }
 
 /// Removes a handle; later lookups fail. Returns the entry if it was registered.

@@ -23,7 +23,9 @@ use super::pending::Completion;
 /// Do not deliver the message back to the sending connection (send-to-group only).
 pub const WPS_SEND_NO_ECHO: u32 = 1;
 /// No ack on the wire; `*out_ack_id` is 0. The call returns once the frame is written to the
-/// connection's ordered send queue (see `wps_options_set_fire_and_forget_buffer`).
+/// connection's ordered send queue (see `wps_options_set_fire_and_forget_buffer`); with the
+/// offline queue on (`wps_options_set_offline_queue`), a send made while not connected waits
+/// there and returns once written on the new connection.
 pub const WPS_SEND_FIRE_AND_FORGET: u32 = 2;
 
 const ALL_SEND_FLAGS: u32 = WPS_SEND_NO_ECHO | WPS_SEND_FIRE_AND_FORGET;
@@ -36,7 +38,7 @@ pub const WPS_MAX_ACK_ID: u64 = 9_223_372_036_854_775_807u64;
 const _: () = assert!(WPS_MAX_ACK_ID == crate::client::MAX_ACK_ID);
 
 /// The outcome the engine reports for an acked operation.
-fn acked(r: Result<crate::client::AckOk, crate::Error>) -> Result<Completed, Failure> {
+pub(super) fn acked(r: Result<crate::client::AckOk, crate::Error>) -> Result<Completed, Failure> {
     r.map(|ok| Completed::Ack {
         duplicated: ok.duplicated,
     })
@@ -49,7 +51,7 @@ thread_local! {
 }
 
 /// Remembers for `wps_last_ack_duplicate` how a blocking acked operation ended.
-fn record_duplicate(outcome: Result<Completed, Failure>) -> Result<(), Failure> {
+pub(super) fn record_duplicate(outcome: Result<Completed, Failure>) -> Result<(), Failure> {
     let duplicate = matches!(outcome, Ok(Completed::Ack { duplicated: true }));
     // At thread exit the slot may be gone already; the answer is then simply not kept.
     let _ = LAST_ACK_DUPLICATE.try_with(|d| d.set(duplicate));
@@ -74,7 +76,7 @@ pub extern "C" fn wps_last_ack_duplicate() -> bool {
 
 /// Which ack id an operation uses: 0 allocates a fresh one; an id above `WPS_MAX_ACK_ID` that
 /// this client did not allocate is refused before anything is queued.
-fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
+pub(super) fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
     e.client
         .ack_id_for((ack_id != 0).then_some(ack_id))
         .map_err(Failure::from)
@@ -83,7 +85,7 @@ fn resolve_ack_id(e: &ClientEntry, ack_id: u64) -> Result<u64, Failure> {
 /// How an operation gets room in the offline queue: blocking calls wait for room (up to the
 /// ack timeout); async calls take it now or fail with `WPS_ERR_QUEUE_FULL` (no completion
 /// follows then).
-fn room_for(
+pub(super) fn room_for(
     e: &ClientEntry,
     asynchronous: bool,
     bytes: usize,
@@ -449,12 +451,9 @@ unsafe fn send_op(
     if id != 0 {
         opts.ack_id = Some(id);
     }
-    // An async acked send takes its room in the offline queue now, or fails at once.
-    let room = if opts.fire_and_forget {
-        Room::Held(None)
-    } else {
-        room_for(e, asynchronous, payload.data.len(), id)?
-    };
+    // An async send (acked or fire-and-forget) takes its room in the offline queue now, or
+    // fails at once.
+    let room = room_for(e, asynchronous, payload.data.len(), id)?;
     // SAFETY: per this function's contract.
     unsafe { write_opt(a.out_ack_id, id) };
     let client = e.client.clone();

@@ -738,13 +738,16 @@ pub unsafe extern "C" fn wps_options_set_event_queue_limit(
 /// connection is usable (before `wps_client_start` and the first connection, while recovering,
 /// while reconnecting) wait in order with their ack ids and are sent once connected; their
 /// acks then complete them, and nothing is sent twice (a resend after a drop uses the same ack
-/// id; `Duplicate` is success). At most `max_messages` operations and `max_bytes` payload bytes
+/// id; `Duplicate` is success). `WPS_SEND_FIRE_AND_FORGET` sends made then wait in the same
+/// queue, in the same order, under the same bounds and ack timeout, and complete (`WPS_OK`) once
+/// written on the new connection. At most `max_messages` operations and `max_bytes` payload bytes
 /// (data of sends, group name of joins and leaves; 0: no byte limit) wait. When the queue is
 /// full, `_async` calls fail at once with `WPS_ERR_QUEUE_FULL` (no completion follows) and
 /// blocking calls wait for room up to the ack timeout, then return `WPS_ERR_QUEUE_FULL`.
 /// `wps_client_stop` completes queued operations with `WPS_ERR_CANCELLED`. An operation
 /// queued before `wps_client_start` still has its ack timeout. `max_messages` 0 (default)
-/// turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`.
+/// turns the queue off: operations made before start fail with `WPS_ERR_NOT_CONNECTED`, and
+/// fire-and-forget sends waiting for a reconnect fail when it does not recover the session.
 ///
 /// Thread-safety: not concurrently with other uses of the same builder.
 /// Callback context: may be called from a callback.
@@ -896,6 +899,81 @@ pub unsafe extern "C" fn wps_options_set_user_agent(
                 crate::client::user_agent(Some(a)).map_err(Failure::from)?;
             }
             o.engine.user_agent = app.map(str::to_owned);
+            Ok(())
+        })
+    }
+}
+
+/// Group streams this client publishes: at most `max_unacked_bytes` payload bytes per stream
+/// written and not yet acknowledged by the service (default 1 MiB). A `wps_stream_write` that
+/// would go beyond waits for acks (back-pressure, bounded by its timeout); a single fragment
+/// larger than the limit is accepted when nothing else is unacknowledged. These fragments are
+/// what a recovery or a `streamNack` sends again.
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for 0.
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_stream_buffer(
+    o: *mut wps_options,
+    max_unacked_bytes: usize,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_stream_buffer", |o| {
+            if max_unacked_bytes == 0 {
+                return Err(invalid("the stream buffer must be at least 1 byte".into()));
+            }
+            o.engine.stream_buffer = max_unacked_bytes;
+            Ok(())
+        })
+    }
+}
+
+/// Receive streams only from their first fragment: a stream first seen mid-way (joined late)
+/// is ignored until its end instead of being delivered from where it was first seen.
+pub const WPS_STREAM_FROM_START_ONLY: u32 = 1;
+
+/// How this client receives group streams (`WPS_EVENT_STREAM`): `flags`
+/// (`WPS_STREAM_FROM_START_ONLY`), the per-stream idle timeout `idle_timeout_ms` after which a
+/// stream with no frame ends with the client's own `IdleTimeout` terminal frame (0 = default,
+/// 300000 ms), and `max_streams` received at once (0 = default, 4096; a new stream beyond it
+/// ends the least recently active one with `TooManyStreams`).
+///
+/// Thread-safety: not concurrently with other uses of the same builder.
+/// Callback context: may be called from a callback.
+/// Errors: `WPS_ERR_NULL_ARG` if `o` is NULL; `WPS_ERR_INVALID_ARG` for unknown flags.
+///
+/// # Safety
+/// `o` is NULL or a live builder from `wps_options_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wps_options_set_stream_receive(
+    o: *mut wps_options,
+    flags: u32,
+    idle_timeout_ms: u32,
+    max_streams: usize,
+) -> wps_result {
+    // SAFETY: `o` is forwarded under this function's own contract.
+    unsafe {
+        set(o, "wps_options_set_stream_receive", |o| {
+            if flags & !WPS_STREAM_FROM_START_ONLY != 0 {
+                return Err(invalid(format!("unknown stream receive flags 0x{flags:x}")));
+            }
+            let defaults = ClientOptions::default();
+            o.engine.stream_from_start_only = flags & WPS_STREAM_FROM_START_ONLY != 0;
+            o.engine.stream_idle_timeout = if idle_timeout_ms == 0 {
+                defaults.stream_idle_timeout
+            } else {
+                ms(idle_timeout_ms)
+            };
+            o.engine.max_receive_streams = if max_streams == 0 {
+                defaults.max_receive_streams
+            } else {
+                max_streams
+            };
             Ok(())
         })
     }

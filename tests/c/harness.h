@@ -157,6 +157,9 @@ typedef struct {
     uint32_t op, is_duplicate;
     void *op_context;
     pthread_t thread;
+    char *stream_id, *user_error_code;
+    uint64_t stream_sequence_id;
+    uint32_t end_of_stream, is_snapshot;
 } rec_event;
 
 typedef struct {
@@ -192,6 +195,7 @@ static inline void rec_free(recorder *r) {
         rec_event *e = &r->ev[i];
         free(e->connection_id); free(e->user_id); free(e->group); free(e->from_user_id);
         free(e->message); free(e->error_name); free(e->data);
+        free(e->stream_id); free(e->user_error_code);
     }
     free(r->ev);
     pthread_mutex_destroy(&r->mu);
@@ -221,6 +225,11 @@ static inline void rec_push(recorder *r, const wps_event *e) {
     c.is_duplicate = e->is_duplicate;
     c.op_context = e->op_context;
     c.thread = pthread_self();
+    c.stream_id = dup_or_null(e->stream_id);
+    c.user_error_code = dup_or_null(e->user_error_code);
+    c.stream_sequence_id = e->stream_sequence_id;
+    c.end_of_stream = e->end_of_stream;
+    c.is_snapshot = e->is_snapshot;
     pthread_mutex_lock(&r->mu);
     if (e->struct_size < sizeof(wps_event)) r->bad_struct_size = 1;
     if (r->n == r->cap) {
@@ -244,7 +253,7 @@ static void rec_callback(void *user_data, const wps_event *e) {
 }
 
 static inline int rec_attach(wps_client *c, recorder *r) {
-    for (uint32_t t = WPS_EVENT_CONNECTED; t <= WPS_EVENT_SESSION_LOST; t++) {
+    for (uint32_t t = WPS_EVENT_CONNECTED; t <= WPS_EVENT_GROUP_STATE; t++) {
         int32_t rc = wps_set_callback(c, t, rec_callback, r);
         if (rc != WPS_OK) return rc;
     }

@@ -182,6 +182,65 @@ static int test_offline_queue_before_start_full_and_stop(void) {
     return 0;
 }
 
+/* Fire-and-forget sends with the offline queue: made before start they wait in the same queue
+ * as acked sends, in order, count against its bound (WPS_ERR_QUEUE_FULL at once for an async
+ * one), and complete once written; without the queue they fail with WPS_ERR_NOT_CONNECTED. */
+static int test_offline_queue_fire_and_forget_before_start(void) {
+    recorder ra, rb;
+    rec_init(&ra);
+    rec_init(&rb);
+    char g[96];
+    unique_group("offline-ff", g);
+    char *ua = mint_url(HUB, "offff-rx", ALL_ROLES, 3600), *ub = mint_url(HUB, "offff-tx", ALL_ROLES, 3600);
+    CHECK(ua && ub, "urls");
+    wps_client *a = started_client(ua, NULL, &ra);
+    CHECK(a, "receiver");
+    CHECK_OK(wps_join_group(a, g, 0, NULL));
+    /* Without the queue: refused before start. */
+    wps_client *plain = NULL;
+    CHECK_OK(wps_client_new(ub, NULL, &plain));
+    CHECK_RC(wps_send_to_group(plain, g, (const uint8_t *)"no", 2, WPS_DATA_TEXT, WPS_SEND_FIRE_AND_FORGET, 0, NULL),
+             WPS_ERR_NOT_CONNECTED);
+    wps_client_free(plain);
+    wps_options *o = NULL;
+    CHECK_OK(wps_options_new(&o));
+    CHECK_OK(wps_options_set_offline_queue(o, 3, 0));
+    wps_client *b = NULL;
+    CHECK_OK(wps_client_new(ub, o, &b));
+    CHECK_OK(rec_attach(b, &rb));
+    for (int i = 0; i < 3; i++) {
+        char text[16];
+        int n = snprintf(text, sizeof text, "f%d", i);
+        uint32_t flags = i == 1 ? 0 : WPS_SEND_FIRE_AND_FORGET; /* the middle one is acked */
+        uint64_t id = 99;
+        CHECK_OK(wps_send_to_group_async(b, g, (const uint8_t *)text, (size_t)n, WPS_DATA_TEXT, flags, 0, NULL, NULL,
+                                         &id));
+        CHECK(i == 1 ? id != 0 : id == 0, "ack id of send %d: %llu", i, (unsigned long long)id);
+    }
+    CHECK_RC(wps_send_to_group_async(b, g, (const uint8_t *)"no", 2, WPS_DATA_TEXT, WPS_SEND_FIRE_AND_FORGET, 0, NULL,
+                                     NULL, NULL),
+             WPS_ERR_QUEUE_FULL);
+    CHECK_OK(wps_client_start(b, 10000));
+    CHECK(rec_wait(&rb, WPS_EVENT_ACK, 3, 10000), "three completions");
+    CHECK(rec_wait(&ra, WPS_EVENT_GROUP_MESSAGE, 3, 10000), "three messages");
+    for (size_t k = 0; k < 3; k++) {
+        CHECK(rec_nth(&rb, WPS_EVENT_ACK, k)->result == WPS_OK, "completion %zu ok", k);
+        rec_event *m = rec_nth(&ra, WPS_EVENT_GROUP_MESSAGE, k);
+        char want[16];
+        snprintf(want, sizeof want, "f%zu", k);
+        CHECK(m->data_len == strlen(want) && memcmp(m->data, want, m->data_len) == 0, "message %zu in order", k);
+    }
+    CHECK(rec_count(&rb, WPS_EVENT_ACK) == 3, "no completion for the refused send");
+    wps_options_free(o);
+    free(ua);
+    free(ub);
+    wps_client_free(a);
+    wps_client_free(b);
+    rec_free(&ra);
+    rec_free(&rb);
+    return 0;
+}
+
 /* wps_client_get_stats: argument checks, struct_size versioning, counters that move. */
 static int test_stats_count_and_respect_struct_size(void) {
     recorder r;
@@ -655,6 +714,7 @@ int main(int argc, char **argv) {
         {"send_and_receive_each_data_type", test_send_and_receive_each_data_type},
         {"stats_count_and_respect_struct_size", test_stats_count_and_respect_struct_size},
         {"offline_queue_before_start_full_and_stop", test_offline_queue_before_start_full_and_stop},
+        {"offline_queue_fire_and_forget_before_start", test_offline_queue_fire_and_forget_before_start},
         {"every_subprotocol_carries_every_data_type", test_every_subprotocol_carries_every_data_type},
         {"no_echo_and_fire_and_forget", test_no_echo_and_fire_and_forget},
         {"forbidden_reports_the_service_error_name", test_forbidden_reports_the_service_error_name},

@@ -2,14 +2,18 @@
  *
  *   chaos_client --role pub|sub --protocol json|protobuf --id NAME --url URL --group G
  *                --out FILE [--rate MSGS_PER_S] [--window N] [--ff-every K] [--max-seconds S]
+ *                [--offline-queue N]
  *
  * A publisher sends acked messages with the _async API, at most --window in flight, paced at
- * --rate, and every K-th message fire-and-forget. Each payload reads "P=<id>;C=<counter>;K=a;"
+ * --rate, and every K-th message fire-and-forget. With --offline-queue (at most N operations)
+ * it keeps publishing while disconnected: the library queues its sends (acked and
+ * fire-and-forget) and sends them once connected; each send records whether the client was
+ * connected when it was made. Each payload reads "P=<id>;C=<counter>;K=a;"
  * (K=f for fire-and-forget) followed by padding. A subscriber joins the group and records what
  * it receives. Both stop when stdin reaches end of file (or after --max-seconds) and write JSON
  * lines to --out: events with connection ids, messages with sequence ids, ack outcomes, the
- * counters of async calls accepted and completions received, STOPPED, and threads, open fds and
- * RSS at start and end. The orchestrator (tests/chaos/chaos.py) reads the file afterwards. */
+ * counters of async calls accepted and completions received, SESSION_LOST (with the last
+ * sequence id), STOPPED, and threads, open fds and RSS at start and end. The orchestrator (tests/chaos/chaos.py) reads the file afterwards. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -60,7 +64,7 @@ static size_t state_cap;
 static long inflight;
 static uint64_t low_unfinished = 1; /* every counter below is completed or fire-and-forget */
 static uint64_t next_counter = 1;
-static long acked_ok, acked_dup, acked_failed, ff_sent, ff_refused, send_refused;
+static long acked_ok, acked_dup, acked_failed, ff_sent, ff_refused, send_refused, sent_offline;
 
 static const char *id = "c";
 static const char *role = "sub";
@@ -114,6 +118,13 @@ static void on_disconnected(void *ud, const wps_event *e) {
          jstr(e->message, m, sizeof m), s);
     free(s);
     free(list);
+}
+
+static void on_session_lost(void *ud, const wps_event *e) {
+    (void)ud;
+    char b[300], m[600];
+    emit("\"k\":\"session_lost\",\"conn\":%s,\"last_seq\":%llu,\"message\":%s", jstr(e->connection_id, b, sizeof b),
+         (unsigned long long)e->sequence_id, jstr(e->message, m, sizeof m));
 }
 
 static void on_stopped(void *ud, const wps_event *e) {
@@ -187,6 +198,16 @@ static void on_send_complete(void *ctx, const wps_event *e) {
          wps_result_name(e->result), e->is_duplicate, twice);
 }
 
+/* A fire-and-forget send made with the offline queue on: WPS_OK once written. */
+static void on_ff_complete(void *ctx, const wps_event *e) {
+    uint64_t c = (uint64_t)(uintptr_t)ctx;
+    pthread_mutex_lock(&mu);
+    completions++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    emit("\"k\":\"ff_done\",\"c\":%llu,\"rc\":\"%s\"", (unsigned long long)c, wps_result_name(e->result));
+}
+
 static void on_other_complete(void *ctx, const wps_event *e) {
     (void)ctx;
     pthread_mutex_lock(&mu);
@@ -216,7 +237,8 @@ static void *stdin_watch(void *arg) {
 
 static void usage(void) {
     fprintf(stderr, "usage: chaos_client --role pub|sub --protocol json|protobuf --id NAME --url URL "
-                    "--group G --out FILE [--rate N] [--window N] [--ff-every K] [--max-seconds S]\n");
+                    "--group G --out FILE [--rate N] [--window N] [--ff-every K] [--max-seconds S] "
+                    "[--offline-queue N]\n");
     exit(2);
 }
 
@@ -232,7 +254,7 @@ static void ensure_state(uint64_t c) {
 int main(int argc, char **argv) {
     const char *protocol = "json", *url = NULL, *group = "chaos", *path = NULL;
     double rate = 50;
-    long window = 64, ff_every = 10, max_seconds = 900;
+    long window = 64, ff_every = 10, max_seconds = 900, offline_queue = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) usage();
         const char *k = argv[i], *v = argv[++i];
@@ -246,6 +268,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--window")) window = atol(v);
         else if (!strcmp(k, "--ff-every")) ff_every = atol(v);
         else if (!strcmp(k, "--max-seconds")) max_seconds = atol(v);
+        else if (!strcmp(k, "--offline-queue")) offline_queue = atol(v);
         else usage();
     }
     int pub = !strcmp(role, "pub");
@@ -261,6 +284,7 @@ int main(int argc, char **argv) {
     wps_options_set_ack_timeout_ms(o, 10000);
     wps_options_set_connect_timeout_ms(o, 5000);
     wps_options_set_reconnect_retry(o, UINT32_MAX, WPS_RETRY_EXPONENTIAL, 200, 2000);
+    if (offline_queue > 0) wps_options_set_offline_queue(o, (size_t)offline_queue, 0);
     wps_client *c = NULL;
     int32_t rc = wps_client_new(url, o, &c);
     wps_options_free(o);
@@ -268,6 +292,7 @@ int main(int argc, char **argv) {
     wps_set_callback(c, WPS_EVENT_CONNECTED, on_connected, NULL);
     wps_set_callback(c, WPS_EVENT_DISCONNECTED, on_disconnected, NULL);
     wps_set_callback(c, WPS_EVENT_STOPPED, on_stopped, NULL);
+    wps_set_callback(c, WPS_EVENT_SESSION_LOST, on_session_lost, NULL);
     wps_set_callback(c, WPS_EVENT_REJOIN_GROUP_FAILED, on_rejoin_failed, NULL);
     wps_set_callback(c, WPS_EVENT_ACK, on_other_complete, NULL);
     if (!pub) wps_set_callback(c, WPS_EVENT_GROUP_MESSAGE, on_group_message, NULL);
@@ -318,7 +343,14 @@ int main(int argc, char **argv) {
             int pad = (int)((counter * 2654435761u) % 260);
             memset(payload + len, 'x', (size_t)pad);
             len += pad;
-            if (ff) {
+            /* Whether this send may wait in the offline queue (the state can change during the
+             * call; a send made just as the client connects counts as offline). */
+            int offline = !wps_client_is_connected(c);
+            if (ff && offline_queue > 0) {
+                /* Async, so that the publisher goes on while it waits in the offline queue. */
+                rc = wps_send_to_group_async(c, group, (const uint8_t *)payload, (size_t)len, dt, WPS_SEND_FIRE_AND_FORGET,
+                                             0, on_ff_complete, (void *)(uintptr_t)counter, NULL);
+            } else if (ff) {
                 rc = wps_send_to_group(c, group, (const uint8_t *)payload, (size_t)len, dt, WPS_SEND_FIRE_AND_FORGET, 0, NULL);
             } else {
                 rc = wps_send_to_group_async(c, group, (const uint8_t *)payload, (size_t)len, dt, 0, 0,
@@ -326,14 +358,16 @@ int main(int argc, char **argv) {
             }
             pthread_mutex_lock(&mu);
             if (rc == WPS_OK) {
-                if (ff) ff_sent++; else async_ok++;
+                if (ff) ff_sent++;
+                if (!ff || offline_queue > 0) async_ok++;
+                if (offline) sent_offline++;
                 next_counter = counter + 1;
                 n++;
                 next_at += (int64_t)interval_ms;
                 if (next_at < mono_ms() - 1000) next_at = mono_ms(); /* no catch-up burst after a stall */
                 pthread_mutex_unlock(&mu);
-                if (ff) emit("\"k\":\"ff\",\"c\":%llu", (unsigned long long)counter);
-                else emit("\"k\":\"sent\",\"c\":%llu", (unsigned long long)counter);
+                if (ff) emit("\"k\":\"ff\",\"c\":%llu,\"offline\":%d", (unsigned long long)counter, offline);
+                else emit("\"k\":\"sent\",\"c\":%llu,\"offline\":%d", (unsigned long long)counter, offline);
                 pthread_mutex_lock(&mu);
             } else {
                 /* Not accepted (not connected, send queue full): no completion follows. Try the
@@ -378,10 +412,11 @@ int main(int argc, char **argv) {
     emit("\"k\":\"end\",\"stop_rc\":\"%s\",\"starts\":%ld,\"stopped_events\":%ld,\"connected_at_end\":%d,"
          "\"async_ok\":%ld,\"completions\":%ld,\"double_completions\":%ld,\"connected_events\":%ld,"
          "\"disconnected_events\":%ld,\"acked_ok\":%ld,\"acked_dup\":%ld,\"acked_failed\":%ld,\"ff_sent\":%ld,"
-         "\"ff_refused\":%ld,\"send_refused\":%ld,\"inflight\":%ld,\"threads\":%ld,\"fds\":%ld,\"rss_kb\":%ld",
+         "\"ff_refused\":%ld,\"send_refused\":%ld,\"sent_offline\":%ld,\"offline_queue\":%ld,\"inflight\":%ld,"
+         "\"threads\":%ld,\"fds\":%ld,\"rss_kb\":%ld",
          wps_result_name(rc), starts, stopped_events, connected_at_end, async_ok, completions, double_completions,
          connected_events, disconnected_events, acked_ok, acked_dup, acked_failed, ff_sent, ff_refused, send_refused,
-         inflight, threads, fds, rss);
+         sent_offline, offline_queue, inflight, threads, fds, rss);
     pthread_mutex_unlock(&mu);
     fclose(out);
     free(state);

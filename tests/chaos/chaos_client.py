@@ -2,13 +2,16 @@
 """One client of the chaos suite (scripts/chaos.sh) on the webpubsub_client package.
 
   chaos_client.py --role pub|sub --protocol json|protobuf --id NAME --url URL --group G --out FILE
-                  [--rate MSGS_PER_S] [--ff-every K] [--max-seconds S]
+                  [--rate MSGS_PER_S] [--ff-every K] [--max-seconds S] [--offline-queue N]
 
 The same contract as tests/chaos/chaos_client.c: payloads read "P=<id>;C=<counter>;K=a|f;"
 plus padding; the client stops when stdin reaches end of file (or after --max-seconds) and
 writes JSON lines to --out. The publisher uses the blocking API: one acked send at a time,
 retried with its ack id until it succeeds, and every K-th message fire-and-forget (JSON data on
-the JSON protocol, binary on protobuf).
+the JSON protocol, binary on protobuf). With --offline-queue (at most N operations) sends made
+while disconnected wait in the library's offline queue instead of failing; each send records
+whether the client was connected when it was made. SESSION_LOST is recorded with its last
+sequence id.
 """
 import argparse
 import json
@@ -64,6 +67,7 @@ def main():
     ap.add_argument("--rate", type=float, default=30)
     ap.add_argument("--ff-every", type=int, default=10)
     ap.add_argument("--max-seconds", type=float, default=900)
+    ap.add_argument("--offline-queue", type=int, default=0)
     a = ap.parse_args()
     out = Out(a.out)
     deadline = time.monotonic() + a.max_seconds
@@ -80,6 +84,7 @@ def main():
         start_timeout=15.0,
         keep_alive_interval=2.0,
         keep_alive_timeout=8.0,
+        offline_queue_max_messages=a.offline_queue,
     )
     state = {"conn": None, "stopped": 0, "connected": 0, "disconnected": 0, "inflight": None}
     lock = threading.Lock()
@@ -96,6 +101,9 @@ def main():
             state["disconnected"] += 1
             inflight = [] if state["inflight"] is None else [state["inflight"]]
         out.emit(k="disconnected", conn=e.connection_id, message=e.message, inflight=inflight)
+
+    def on_session_lost(e):
+        out.emit(k="session_lost", conn=e.connection_id, last_seq=e.last_sequence_id, message=e.message)
 
     def on_stopped(*_):
         with lock:
@@ -123,6 +131,7 @@ def main():
     client.subscribe(CallbackType.CONNECTED, on_connected)
     client.subscribe(CallbackType.DISCONNECTED, on_disconnected)
     client.subscribe(CallbackType.STOPPED, on_stopped)
+    client.subscribe(CallbackType.SESSION_LOST, on_session_lost)
     client.subscribe(CallbackType.REJOIN_GROUP_FAILED, on_rejoin_failed)
     if a.role == "sub":
         client.subscribe(CallbackType.GROUP_MESSAGE, on_group_message)
@@ -167,7 +176,8 @@ def main():
     start_res["threads"] -= 1  # the stdin watcher
     out.emit(k="start", id=a.id, impl="python", role=a.role, protocol=a.protocol, **start_res)
 
-    counts = {"acked_ok": 0, "acked_dup_possible": 0, "acked_failed": 0, "ff_sent": 0, "ff_refused": 0, "retries": 0}
+    counts = {"acked_ok": 0, "acked_dup_possible": 0, "acked_failed": 0, "ff_sent": 0, "ff_refused": 0, "retries": 0,
+              "sent_offline": 0, "offline_queue": a.offline_queue}
     if a.role == "pub":
         dt = WebPubSubDataType.BINARY if a.protocol == "protobuf" else WebPubSubDataType.JSON
         interval = 1.0 / a.rate
@@ -180,11 +190,13 @@ def main():
             ff = a.ff_every > 0 and n % a.ff_every == a.ff_every - 1
             text = f"P={a.id};C={counter};K={'f' if ff else 'a'};" + "x" * ((counter * 2654435761) % 260)
             content = text.encode() if dt == WebPubSubDataType.BINARY else text
+            offline = int(not client.is_connected())
             if ff:
                 try:
                     client.send_to_group(a.group, content, dt, ack=False)
                     counts["ff_sent"] += 1
-                    out.emit(k="ff", c=counter)
+                    counts["sent_offline"] += offline
+                    out.emit(k="ff", c=counter, offline=offline)
                 except SendMessageError as e:
                     counts["ff_refused"] += 1
                     out.emit(k="refused", c=counter, ff=1, rc=e.error_detail.name if e.error_detail else None)
@@ -194,7 +206,8 @@ def main():
                 with lock:
                     state["inflight"] = counter
                     conn_before = state["conn"]
-                out.emit(k="sent", c=counter)
+                counts["sent_offline"] += offline
+                out.emit(k="sent", c=counter, offline=offline)
                 ack_id, attempts, rc = None, 0, None
                 while True:
                     attempts += 1

@@ -25,8 +25,10 @@
 
 #include "webpubsub_client.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -34,12 +36,15 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
+#include <deque>
 #include <vector>
 
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
@@ -144,6 +149,8 @@ enum class EventType : std::uint32_t {
   recovering = WPS_EVENT_RECOVERING,      ///< recovery of a reliable connection starts
   recovered = WPS_EVENT_RECOVERED,        ///< the service accepted the session again
   session_lost = WPS_EVENT_SESSION_LOST,  ///< a reliable session ended without recovery
+  stream = WPS_EVENT_STREAM,              ///< one frame of a received group stream
+  group_state = WPS_EVENT_GROUP_STATE,    ///< a group-state snapshot or update
 };
 
 /// Connection state reported in Stats (WPS_STATE_*).
@@ -277,6 +284,27 @@ class EventView {
   }
   /// ACK: which operation completed (WPS_OP_*), 0 otherwise.
   std::uint32_t op() const noexcept { return has(offsetof(wps_event, op), sizeof e_->op) ? e_->op : 0; }
+  /// STREAM: the stream id.
+  std::optional<std::string_view> stream_id() const noexcept {
+    return has(offsetof(wps_event, stream_id), sizeof e_->stream_id) ? opt(e_->stream_id) : std::nullopt;
+  }
+  /// STREAM: the fragment's id in the stream (1, 2, ...); on the last frame, the next id.
+  std::uint64_t stream_sequence_id() const noexcept {
+    return has(offsetof(wps_event, stream_sequence_id), sizeof e_->stream_sequence_id) ? e_->stream_sequence_id : 0;
+  }
+  /// STREAM: true on the stream's last frame (error_name() set when the stream failed).
+  bool end_of_stream() const noexcept {
+    return has(offsetof(wps_event, end_of_stream), sizeof e_->end_of_stream) && e_->end_of_stream != 0;
+  }
+  /// STREAM: the publisher's own error code of a UserError last frame.
+  std::optional<std::string_view> user_error_code() const noexcept {
+    return has(offsetof(wps_event, user_error_code), sizeof e_->user_error_code) ? opt(e_->user_error_code)
+                                                                                    : std::nullopt;
+  }
+  /// GROUP_STATE: true for a snapshot, false for an update.
+  bool is_snapshot() const noexcept {
+    return has(offsetof(wps_event, is_snapshot), sizeof e_->is_snapshot) && e_->is_snapshot != 0;
+  }
 
   const wps_event& raw() const noexcept { return *e_; }
   inline Event to_owned() const;
@@ -299,6 +327,10 @@ struct Event {
   std::uint64_t ack_id = 0;
   int32_t result = WPS_OK;
   bool is_duplicate = false;
+  std::optional<std::string> stream_id, user_error_code;
+  std::uint64_t stream_sequence_id = 0;
+  bool end_of_stream = false;
+  bool is_snapshot = false;
 };
 
 inline Event EventView::to_owned() const {
@@ -319,6 +351,11 @@ inline Event EventView::to_owned() const {
   ev.ack_id = ack_id();
   ev.result = result();
   ev.is_duplicate = is_duplicate();
+  ev.stream_id = own(stream_id());
+  ev.user_error_code = own(user_error_code());
+  ev.stream_sequence_id = stream_sequence_id();
+  ev.end_of_stream = end_of_stream();
+  ev.is_snapshot = is_snapshot();
   return ev;
 }
 
@@ -590,6 +627,18 @@ class Options {
   Options& recovery_timeout(std::chrono::milliseconds t) {
     return apply(wps_options_set_recovery_timeout_ms(get(), detail::to_ms(t)), "wps_options_set_recovery_timeout_ms");
   }
+  /// Published streams: unacknowledged bytes per stream before a write waits (default 1 MiB).
+  Options& stream_buffer(std::size_t max_unacked_bytes) {
+    return apply(wps_options_set_stream_buffer(get(), max_unacked_bytes), "wps_options_set_stream_buffer");
+  }
+  /// Received streams: from_start_only ignores a stream first seen mid-way; idle_timeout
+  /// (0 = 300 s) ends a silent stream with IdleTimeout; max_streams (0 = 4096) received at once.
+  Options& stream_receive(bool from_start_only, std::chrono::milliseconds idle_timeout = std::chrono::milliseconds(0),
+                          std::size_t max_streams = 0) {
+    return apply(wps_options_set_stream_receive(get(), from_start_only ? WPS_STREAM_FROM_START_ONLY : 0u,
+                                                detail::to_ms(idle_timeout), max_streams),
+                 "wps_options_set_stream_receive");
+  }
   Options& keep_alive(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
     return apply(wps_options_set_keep_alive(get(), detail::to_ms(interval), detail::to_ms(timeout)),
                  "wps_options_set_keep_alive");
@@ -697,6 +746,98 @@ class Options {
 };
 
 // ---------------------------------------------------------------------------------------
+// Group streams: publisher
+
+/// How to open a published group stream (Client::open_stream).
+struct StreamOpenOptions {
+  std::string stream_id;                    ///< empty = a new UUID
+  bool no_echo = false;                     ///< do not deliver the stream back to this connection
+  std::chrono::milliseconds idle_timeout{0};  ///< asked of the service; 0 = its default (300 s)
+  std::chrono::milliseconds timeout{0};     ///< wait for the service's answer; 0 = the ack timeout
+};
+
+/// A group stream this client publishes (RAII over wps_stream). Move-only. write() sends
+/// fragments in call order and waits only while the stream's unacknowledged bytes exceed the
+/// stream buffer; end() and abort() return once the service confirmed. Destroying (or close())
+/// an open stream aborts it: subscribers get UserError. Failures after the stream is over
+/// carry WPS_ERR_STREAM_CLOSED and the reason as error_name ("Ended", "IdleTimeout",
+/// "ConnectionLost", "Stopped", ...).
+class Stream {
+ public:
+  Stream() noexcept = default;
+
+  explicit operator bool() const noexcept { return h_ != nullptr; }
+  wps_stream* handle() const noexcept { return h_.get(); }
+  /// The stream id ("" for an empty Stream).
+  std::string_view id() const noexcept {
+    const char* s = h_ ? wps_stream_get_id(h_.get()) : nullptr;
+    return s ? std::string_view(s) : std::string_view();
+  }
+
+#if WPS_CPP_EXCEPTIONS
+  void write(const Payload& p, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    throw_if(write_impl(p, timeout));
+  }
+  void end(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) { throw_if(end_impl(timeout)); }
+  /// Ends the stream with UserError, `message` and `user_error_code` (empty = none).
+  void abort(const std::string& message = {}, const std::string& user_error_code = {},
+             std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    throw_if(abort_impl(message, user_error_code, timeout));
+  }
+#endif
+  void write(const Payload& p, std::chrono::milliseconds timeout, std::error_code& ec) {
+    ec = to_ec(write_impl(p, timeout));
+  }
+  void end(std::chrono::milliseconds timeout, std::error_code& ec) { ec = to_ec(end_impl(timeout)); }
+  void abort(const std::string& message, const std::string& user_error_code, std::chrono::milliseconds timeout,
+             std::error_code& ec) {
+    ec = to_ec(abort_impl(message, user_error_code, timeout));
+  }
+  /// The reason of the last failure of this object's calls on this thread (error_name etc.).
+  const Failure& last_failure() const noexcept { return last_; }
+
+  /// Releases the handle now (aborting the stream if it is still open).
+  void close() noexcept { h_.reset(); }
+
+ private:
+  friend class Client;
+  struct Deleter {
+    void operator()(wps_stream* s) const noexcept { wps_stream_free(s); }
+  };
+  explicit Stream(wps_stream* raw) noexcept : h_(raw) {}
+
+  std::optional<Failure> done(int32_t r, const char* function) {
+    if (r == WPS_OK) return std::nullopt;
+    last_ = detail::capture(r, function);
+    return last_;
+  }
+  std::optional<Failure> write_impl(const Payload& p, std::chrono::milliseconds timeout) {
+    return done(wps_stream_write(h_.get(), p.data, p.size, static_cast<uint32_t>(p.type), detail::to_ms(timeout)),
+                "wps_stream_write");
+  }
+  std::optional<Failure> end_impl(std::chrono::milliseconds timeout) {
+    return done(wps_stream_end(h_.get(), detail::to_ms(timeout)), "wps_stream_end");
+  }
+  std::optional<Failure> abort_impl(const std::string& message, const std::string& code,
+                                    std::chrono::milliseconds timeout) {
+    return done(wps_stream_abort(h_.get(), message.empty() ? nullptr : message.c_str(),
+                                 code.empty() ? nullptr : code.c_str(), detail::to_ms(timeout)),
+                "wps_stream_abort");
+  }
+  static std::error_code to_ec(const std::optional<Failure>& f) noexcept {
+    return f ? make_error_code(f->result) : std::error_code();
+  }
+#if WPS_CPP_EXCEPTIONS
+  static void throw_if(std::optional<Failure> f) {
+    if (f) throw Error(std::move(*f));
+  }
+#endif
+
+  std::unique_ptr<wps_stream, Deleter> h_;
+  Failure last_;
+};
+
+// ---------------------------------------------------------------------------------------
 // Client
 
 class Client {
@@ -781,6 +922,10 @@ class Client {
   /// A reliable session ended without recovery, before its disconnected event:
   /// connection_id(), sequence_id() (the last one received), message() (why).
   void on_session_lost(Handler h) { on(EventType::session_lost, std::move(h)); }
+  /// One frame of a received group stream (see StreamReaders for a per-stream reader).
+  void on_stream(Handler h) { on(EventType::stream, std::move(h)); }
+  /// A group-state snapshot or update (see GroupStateView for the merged view).
+  void on_group_state(Handler h) { on(EventType::group_state, std::move(h)); }
 #endif
   void on(EventType type, Handler h, std::error_code& ec) { ec = to_ec(set_handler(type, std::move(h))); }
 
@@ -889,6 +1034,69 @@ class Client {
     return launch("wps_invoke_event_async", [&](wps_event_fn fn, void* ctx, std::uint64_t*) {
       return wps_invoke_event_async(h_.get(), event_name.c_str(), p.data, p.size, static_cast<uint32_t>(p.type),
                                     detail::to_ms(timeout), fn, ctx);
+    });
+  }
+
+  // -- group streams and group state --------------------------------------------------------
+
+#if WPS_CPP_EXCEPTIONS
+  /// Opens a group stream; returns once the service accepted it (wps_stream_open).
+  Stream open_stream(const std::string& group, const StreamOpenOptions& o = {}) {
+    Stream s;
+    throw_if(open_stream_impl(group, o, s));
+    return s;
+  }
+  /// Sets this connection's state in `group` (joined before) to `state_json`, a JSON object
+  /// of strings; blocks until the service acks.
+  Ack set_group_state(const std::string& group, const std::string& state_json, std::uint64_t ack_id = 0) {
+    return value_or_throw(group_state_impl(group, &state_json, ack_id));
+  }
+  Ack clear_group_state(const std::string& group, std::uint64_t ack_id = 0) {
+    return value_or_throw(group_state_impl(group, nullptr, ack_id));
+  }
+  /// Subscribes to `group`'s state: a snapshot event follows, then updates; renewed on every
+  /// new connection.
+  Ack subscribe_group_state(const std::string& group, std::uint64_t ack_id = 0) {
+    return value_or_throw(subscription_impl(group, ack_id, true));
+  }
+  Ack unsubscribe_group_state(const std::string& group, std::uint64_t ack_id = 0) {
+    return value_or_throw(subscription_impl(group, ack_id, false));
+  }
+#endif
+  Stream open_stream(const std::string& group, const StreamOpenOptions& o, std::error_code& ec) {
+    Stream s;
+    ec = to_ec(open_stream_impl(group, o, s));
+    return s;
+  }
+  Ack set_group_state(const std::string& group, const std::string& state_json, std::uint64_t ack_id,
+                      std::error_code& ec) {
+    return value_or_code(group_state_impl(group, &state_json, ack_id), ec);
+  }
+  Ack clear_group_state(const std::string& group, std::uint64_t ack_id, std::error_code& ec) {
+    return value_or_code(group_state_impl(group, nullptr, ack_id), ec);
+  }
+  Ack subscribe_group_state(const std::string& group, std::uint64_t ack_id, std::error_code& ec) {
+    return value_or_code(subscription_impl(group, ack_id, true), ec);
+  }
+  Ack unsubscribe_group_state(const std::string& group, std::uint64_t ack_id, std::error_code& ec) {
+    return value_or_code(subscription_impl(group, ack_id, false), ec);
+  }
+  /// `state_json` empty clears the state.
+  std::future<Ack> set_group_state_async(const std::string& group, const std::string& state_json,
+                                         std::uint64_t ack_id = 0) {
+    return launch("wps_set_group_state_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_set_group_state_async(h_.get(), group.c_str(), state_json.empty() ? nullptr : state_json.c_str(),
+                                       ack_id, fn, ctx, out);
+    });
+  }
+  std::future<Ack> subscribe_group_state_async(const std::string& group, std::uint64_t ack_id = 0) {
+    return launch("wps_subscribe_group_state_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_subscribe_group_state_async(h_.get(), group.c_str(), ack_id, fn, ctx, out);
+    });
+  }
+  std::future<Ack> unsubscribe_group_state_async(const std::string& group, std::uint64_t ack_id = 0) {
+    return launch("wps_unsubscribe_group_state_async", [&](wps_event_fn fn, void* ctx, std::uint64_t* out) {
+      return wps_unsubscribe_group_state_async(h_.get(), group.c_str(), ack_id, fn, ctx, out);
     });
   }
 
@@ -1005,6 +1213,26 @@ class Client {
     return detail::capture(r, function);
   }
 
+  std::optional<Failure> open_stream_impl(const std::string& group, const StreamOpenOptions& o, Stream& out) {
+    wps_stream* raw = nullptr;
+    int32_t r = wps_stream_open(h_.get(), group.c_str(), o.stream_id.empty() ? nullptr : o.stream_id.c_str(),
+                                o.no_echo ? WPS_SEND_NO_ECHO : 0u, detail::to_ms(o.idle_timeout),
+                                detail::to_ms(o.timeout), &raw);
+    if (r != WPS_OK) return detail::capture(r, "wps_stream_open");
+    out = Stream(raw);
+    return std::nullopt;
+  }
+  Outcome group_state_impl(const std::string& group, const std::string* state_json, std::uint64_t ack_id) {
+    std::uint64_t out = 0;
+    int32_t r = wps_set_group_state(h_.get(), group.c_str(), state_json ? state_json->c_str() : nullptr, ack_id, &out);
+    return outcome(r, out, "wps_set_group_state");
+  }
+  Outcome subscription_impl(const std::string& group, std::uint64_t ack_id, bool subscribe) {
+    std::uint64_t out = 0;
+    int32_t r = subscribe ? wps_subscribe_group_state(h_.get(), group.c_str(), ack_id, &out)
+                          : wps_unsubscribe_group_state(h_.get(), group.c_str(), ack_id, &out);
+    return outcome(r, out, subscribe ? "wps_subscribe_group_state" : "wps_unsubscribe_group_state");
+  }
   Outcome join_group_impl(const std::string& group, std::uint64_t ack_id) {
     std::uint64_t out = 0;
     int32_t r = wps_join_group(h_.get(), group.c_str(), ack_id, &out);
@@ -1101,6 +1329,559 @@ class Client {
 
   std::shared_ptr<detail::Shared> shared_;
   std::unique_ptr<wps_client, Deleter> h_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Group streams: per-stream readers
+
+/// One fragment of a received stream (an owning copy).
+struct StreamFragment {
+  DataType type = DataType::text;
+  std::string data;
+  std::uint64_t sequence_id = 0;  ///< its position in the stream (1, 2, ...)
+};
+
+/// How a received stream failed: the service's error (UserError with the publisher's
+/// user_error_code, IdleTimeout, Cancelled, ...), the client's own (SequenceGap, Duplicate,
+/// IdleTimeout, SessionLost, Stopped, TooManyStreams) or the reader's ReaderOverflow.
+struct StreamError {
+  std::string name, message, user_error_code;
+};
+
+/// The fragments of one received group stream, in order, handed from the client's event
+/// thread to a thread of the application. At most `max_fragments` wait in it: when it is full
+/// the event thread waits for room (back-pressure: the library's event queue fills and the
+/// client stops reading its socket), at most `wait`; then the reader ends with
+/// ReaderOverflow after the fragments it holds and the rest of the stream is discarded.
+class StreamReader {
+ public:
+  enum class Status {
+    fragment,     ///< `out` holds the next fragment
+    ended,        ///< the stream ended cleanly; nothing follows
+    failed,       ///< the stream failed; see error()
+    timeout,      ///< nothing arrived within the timeout
+    wrong_thread  ///< called on the thread delivering this client's events with nothing buffered
+  };
+
+  StreamReader(std::string group, std::string stream_id, std::string from_user_id, std::size_t max_fragments,
+               std::chrono::milliseconds wait, std::shared_ptr<std::atomic<std::thread::id>> delivering)
+      : group_(std::move(group)),
+        stream_id_(std::move(stream_id)),
+        from_user_id_(std::move(from_user_id)),
+        max_(max_fragments == 0 ? 1 : max_fragments),
+        wait_(wait),
+        delivering_(std::move(delivering)) {}
+
+  const std::string& group() const noexcept { return group_; }
+  const std::string& stream_id() const noexcept { return stream_id_; }
+  /// The publisher's user id ("" when it has none).
+  const std::string& from_user_id() const noexcept { return from_user_id_; }
+
+  /// Waits at most `timeout` for the next fragment (buffered fragments come before the end).
+  Status next(StreamFragment& out, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (items_.empty() && !ended_ && !closed_ && delivering_ && delivering_->load() == std::this_thread::get_id()) {
+      return Status::wrong_thread;
+    }
+    if (!cv_.wait_for(lock, timeout, [&] { return !items_.empty() || ended_ || closed_; })) return Status::timeout;
+    if (!items_.empty()) {
+      out = std::move(items_.front());
+      items_.pop_front();
+      cv_.notify_all();
+      return Status::fragment;
+    }
+    return error_ && !closed_ ? Status::failed : Status::ended;
+  }
+  /// Whether the stream's last frame arrived (fragments may still be buffered).
+  bool done() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ended_;
+  }
+  /// The stream's error once it failed.
+  std::optional<StreamError> error() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+  /// Stops reading: buffered fragments are dropped and later ones discarded.
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    items_.clear();
+    cv_.notify_all();
+  }
+
+  // The event thread's side (called by StreamReaders).
+  void push(StreamFragment f) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (ended_ || closed_) return;
+    if (items_.size() >= max_) {
+      bool room = cv_.wait_for(lock, wait_, [&] { return closed_ || ended_ || items_.size() < max_; });
+      if (closed_ || ended_) return;
+      if (!room) {
+        ended_ = true;
+        error_ = StreamError{"ReaderOverflow", "the reader did not make room for the next fragment in time", ""};
+        cv_.notify_all();
+        return;
+      }
+    }
+    items_.push_back(std::move(f));
+    cv_.notify_all();
+  }
+  void finish(std::optional<StreamError> error) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) return;
+    ended_ = true;
+    error_ = std::move(error);
+    cv_.notify_all();
+  }
+
+ private:
+  const std::string group_, stream_id_, from_user_id_;
+  const std::size_t max_;
+  const std::chrono::milliseconds wait_;
+  std::shared_ptr<std::atomic<std::thread::id>> delivering_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<StreamFragment> items_;
+  bool ended_ = false, closed_ = false;
+  std::optional<StreamError> error_;
+};
+
+/// Turns a client's stream frames into one StreamReader per (group, stream id). Feed it every
+/// stream event: `client.on_stream([&](const wps::EventView& e) { readers.handle(e); });`.
+/// `on_new_stream` runs on the event thread with each new reader: hand it to a thread of your
+/// own (reading it there returns Status::wrong_thread rather than waiting for itself).
+/// Keep the StreamReaders alive until the client is destroyed (or remove the handler first).
+class StreamReaders {
+ public:
+  using NewStream = std::function<void(std::shared_ptr<StreamReader>)>;
+
+  explicit StreamReaders(NewStream on_new_stream, std::size_t max_fragments = 10000,
+                         std::chrono::milliseconds wait = std::chrono::milliseconds(30000))
+      : on_new_(std::move(on_new_stream)),
+        max_(max_fragments),
+        wait_(wait),
+        delivering_(std::make_shared<std::atomic<std::thread::id>>()) {}
+
+  void handle(const EventView& e) {
+    if (e.type() != EventType::stream) return;
+    delivering_->store(std::this_thread::get_id());
+    struct Reset {
+      std::atomic<std::thread::id>& t;
+      ~Reset() { t.store(std::thread::id()); }
+    } reset{*delivering_};
+    const std::string group(e.group().value_or(""));
+    const std::string id(e.stream_id().value_or(""));
+    const bool end = e.end_of_stream();
+    std::shared_ptr<StreamReader> reader;
+    bool is_new = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto key = std::make_pair(group, id);
+      auto it = open_.find(key);
+      if (it == open_.end()) {
+        reader = std::make_shared<StreamReader>(group, id, std::string(e.from_user_id().value_or("")), max_, wait_,
+                                                delivering_);
+        is_new = true;
+        if (!end) open_.emplace(std::move(key), reader);
+      } else {
+        reader = it->second;
+        if (end) open_.erase(it);
+      }
+    }
+    if (e.size() > 0 || !end) reader->push(StreamFragment{e.data_type(), std::string(e.text()), e.stream_sequence_id()});
+    if (end) {
+      std::optional<StreamError> error;
+      if (auto name = e.error_name()) {
+        error = StreamError{std::string(*name), std::string(e.message().value_or("")),
+                            std::string(e.user_error_code().value_or(""))};
+      }
+      reader->finish(std::move(error));
+    }
+    if (is_new && on_new_) on_new_(reader);
+  }
+
+  /// Ends every open reader with `name` (e.g. "Stopped" after the client was destroyed).
+  void finish_all(const std::string& name, const std::string& message = {}) {
+    std::map<std::pair<std::string, std::string>, std::shared_ptr<StreamReader>> open;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open.swap(open_);
+    }
+    for (auto& entry : open) entry.second->finish(StreamError{name, message, ""});
+  }
+
+ private:
+  NewStream on_new_;
+  const std::size_t max_;
+  const std::chrono::milliseconds wait_;
+  std::shared_ptr<std::atomic<std::thread::id>> delivering_;
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<StreamReader>> open_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Group state: the cached view
+
+/// One connection's state in a group. `state` is empty (nullopt) when it was cleared.
+struct GroupStateRecord {
+  std::string connection_id;
+  std::optional<std::string> user_id;
+  std::optional<std::map<std::string, std::string>> state;
+  std::int64_t updated_at = 0;  ///< Unix epoch milliseconds, from the service
+  bool operator==(const GroupStateRecord& o) const {
+    return connection_id == o.connection_id && user_id == o.user_id && state == o.state && updated_at == o.updated_at;
+  }
+};
+
+namespace detail {
+
+/// A minimal JSON reader for the group-state event's records array.
+class JsonReader {
+ public:
+  explicit JsonReader(std::string_view s) noexcept : s_(s) {}
+
+  bool records(std::vector<GroupStateRecord>& out) {
+    if (!eat('[')) return false;
+    if (eat(']')) return true;
+    do {
+      GroupStateRecord r;
+      bool has_id = false;
+      if (!eat('{')) return false;
+      if (!eat('}')) {
+        do {
+          std::string key;
+          if (!string(key) || !eat(':')) return false;
+          if (key == "connectionId") {
+            if (!string(r.connection_id)) return false;
+            has_id = true;
+          } else if (key == "userId" && peek() == '"') {
+            std::string u;
+            if (!string(u)) return false;
+            r.user_id = std::move(u);
+          } else if (key == "state" && peek() == '{') {
+            std::map<std::string, std::string> state;
+            if (!string_map(state)) return false;
+            r.state = std::move(state);
+          } else if (key == "updatedAt") {
+            double v = 0;
+            if (!number(v)) return false;
+            r.updated_at = static_cast<std::int64_t>(v);
+          } else if (!skip()) {
+            return false;
+          }
+        } while (eat(','));
+        if (!eat('}')) return false;
+      }
+      if (has_id) out.push_back(std::move(r));
+    } while (eat(','));
+    return eat(']');
+  }
+
+ private:
+  void ws() noexcept {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) i_++;
+  }
+  char peek() noexcept {
+    ws();
+    return i_ < s_.size() ? s_[i_] : '\0';
+  }
+  bool eat(char c) noexcept {
+    if (peek() != c) return false;
+    i_++;
+    return true;
+  }
+  static void utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+  bool hex4(std::uint32_t& v) noexcept {
+    if (i_ + 4 > s_.size()) return false;
+    v = 0;
+    for (int k = 0; k < 4; k++) {
+      const char c = s_[i_++];
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
+      else return false;
+    }
+    return true;
+  }
+  bool string(std::string& out) {
+    if (!eat('"')) return false;
+    out.clear();
+    while (i_ < s_.size()) {
+      const char c = s_[i_++];
+      if (c == '"') return true;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (i_ >= s_.size()) return false;
+      const char e = s_[i_++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          std::uint32_t cp = 0;
+          if (!hex4(cp)) return false;
+          if (cp >= 0xD800 && cp < 0xDC00 && i_ + 6 <= s_.size() && s_[i_] == '\\' && s_[i_ + 1] == 'u') {
+            i_ += 2;
+            std::uint32_t lo = 0;
+            if (!hex4(lo)) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          utf8(out, cp);
+          break;
+        }
+        default: return false;
+      }
+    }
+    return false;
+  }
+  bool number(double& v) {
+    ws();
+    const std::size_t start = i_;
+    while (i_ < s_.size() && (std::strchr("+-0123456789.eE", s_[i_]) != nullptr) && s_[i_] != '\0') i_++;
+    if (i_ == start) return false;
+    const std::string text(s_.substr(start, i_ - start));
+    char* end = nullptr;
+    v = std::strtod(text.c_str(), &end);
+    return end != nullptr && *end == '\0';
+  }
+  bool string_map(std::map<std::string, std::string>& out) {
+    if (!eat('{')) return false;
+    if (eat('}')) return true;
+    do {
+      std::string k, v;
+      if (!string(k) || !eat(':') || !string(v)) return false;
+      out[std::move(k)] = std::move(v);
+    } while (eat(','));
+    return eat('}');
+  }
+  bool literal(std::string_view word) noexcept {
+    ws();
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+  bool skip(int depth = 0) {
+    if (depth > 64) return false;
+    const char c = peek();
+    if (c == '"') {
+      std::string ignored;
+      return string(ignored);
+    }
+    if (c == '{' || c == '[') {
+      const char close = c == '{' ? '}' : ']';
+      i_++;
+      if (eat(close)) return true;
+      do {
+        if (c == '{') {
+          std::string ignored;
+          if (!string(ignored) || !eat(':')) return false;
+        }
+        if (!skip(depth + 1)) return false;
+      } while (eat(','));
+      return eat(close);
+    }
+    if (literal("true") || literal("false") || literal("null")) return true;
+    double ignored = 0;
+    return number(ignored);
+  }
+
+  std::string_view s_;
+  std::size_t i_ = 0;
+};
+
+inline std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace detail
+
+/// Parses the records of a group-state event's data (a JSON array of {connectionId, userId,
+/// state, updatedAt}); false for malformed JSON.
+inline bool parse_group_state_records(std::string_view json, std::vector<GroupStateRecord>& out) {
+  return detail::JsonReader(json).records(out);
+}
+
+/// The merged view of one group's state records. Per connection: a record replaces the stored
+/// one only if its updated_at is newer; a record from an update is protected for 300 s
+/// against a snapshot that omits it; a snapshot deletes the unprotected records it does not
+/// list (an empty snapshot is authoritative); a cleared record stays as a hidden tombstone so
+/// an older snapshot cannot bring it back; tombstones expire after 300 s, at most 200 are
+/// kept (oldest removed first). Times come from `clock` (milliseconds, monotonic). Thread-safe.
+class GroupStateCache {
+ public:
+  using Clock = std::function<std::int64_t()>;
+  static constexpr std::int64_t protect_ms = 300000;
+  static constexpr std::int64_t tombstone_ttl_ms = 300000;
+  static constexpr std::size_t max_tombstones = 200;
+
+  explicit GroupStateCache(Clock clock = &detail::steady_ms) : clock_(std::move(clock)) {}
+
+  /// Folds a snapshot or an update in; returns whether the visible records changed.
+  bool apply(const std::vector<GroupStateRecord>& records, bool is_snapshot) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::int64_t now = clock_();
+    expire(now);
+    const auto before = visible();
+    std::vector<std::string> listed;
+    for (const auto& r : records) {
+      listed.push_back(r.connection_id);
+      store(r, now, !is_snapshot);
+    }
+    if (is_snapshot) {
+      for (auto it = entries_.begin(); it != entries_.end();) {
+        const Entry& e = it->second;
+        const bool is_listed = std::find(listed.begin(), listed.end(), it->first) != listed.end();
+        if (!is_listed && e.record.state && !(e.protected_until && *e.protected_until > now)) {
+          it = entries_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    return visible() != before;
+  }
+  /// Copies of the records that have a state, ordered by connection id.
+  std::vector<GroupStateRecord> list() {
+    std::lock_guard<std::mutex> lock(mu_);
+    expire(clock_());
+    return visible();
+  }
+  std::size_t tombstone_count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    expire(clock_());
+    return tombstones_.size();
+  }
+  /// Forgets everything (a new connection: the renewal's snapshot refills the view).
+  void clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.clear();
+    tombstones_.clear();
+  }
+
+ private:
+  struct Entry {
+    GroupStateRecord record;
+    std::optional<std::int64_t> protected_until;
+  };
+  void store(const GroupStateRecord& r, std::int64_t now, bool protect) {
+    auto it = entries_.find(r.connection_id);
+    if (it != entries_.end() && r.updated_at <= it->second.record.updated_at) return;
+    entries_[r.connection_id] = Entry{r, protect ? std::optional<std::int64_t>(now + protect_ms) : std::nullopt};
+    drop_tombstone(r.connection_id);
+    if (!r.state) {
+      tombstones_.emplace_back(r.connection_id, now + tombstone_ttl_ms);
+      while (tombstones_.size() > max_tombstones) {
+        entries_.erase(tombstones_.front().first);
+        tombstones_.pop_front();
+      }
+    }
+  }
+  void drop_tombstone(const std::string& id) {
+    for (auto it = tombstones_.begin(); it != tombstones_.end(); ++it) {
+      if (it->first == id) {
+        tombstones_.erase(it);
+        return;
+      }
+    }
+  }
+  void expire(std::int64_t now) {
+    while (!tombstones_.empty() && tombstones_.front().second <= now) {
+      entries_.erase(tombstones_.front().first);
+      tombstones_.pop_front();
+    }
+  }
+  std::vector<GroupStateRecord> visible() const {
+    std::vector<GroupStateRecord> out;
+    for (const auto& e : entries_) {
+      if (e.second.record.state) out.push_back(e.second.record);
+    }
+    return out;
+  }
+
+  Clock clock_;
+  std::mutex mu_;
+  std::map<std::string, Entry> entries_;
+  std::deque<std::pair<std::string, std::int64_t>> tombstones_;  // in the order recorded
+};
+
+/// A GroupStateCache per subscribed group, fed with the client's events. Wire it up with
+/// `client.on_group_state([&](const wps::EventView& e) { view.handle(e); })` and call
+/// `view.handle(e)` from the connected handler too (a new connection empties every cache; the
+/// renewal's snapshot refills it). track() a group before subscribing, untrack() it after
+/// unsubscribing (that drops its cache).
+class GroupStateView {
+ public:
+  explicit GroupStateView(GroupStateCache::Clock clock = &detail::steady_ms) : clock_(std::move(clock)) {}
+
+  void track(const std::string& group) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (caches_.find(group) == caches_.end()) caches_.emplace(group, std::make_shared<GroupStateCache>(clock_));
+  }
+  void untrack(const std::string& group) {
+    std::lock_guard<std::mutex> lock(mu_);
+    caches_.erase(group);
+  }
+  /// Returns true when a tracked group's visible records changed.
+  bool handle(const EventView& e) {
+    if (e.type() == EventType::connected) {
+      for (auto& c : all()) c->clear();
+      return false;
+    }
+    if (e.type() != EventType::group_state) return false;
+    auto cache = find(std::string(e.group().value_or("")));
+    if (!cache) return false;
+    std::vector<GroupStateRecord> records;
+    if (!parse_group_state_records(e.text(), records)) return false;
+    return cache->apply(records, e.is_snapshot());
+  }
+  /// Copies of the group's records that have a state; nullopt when the group is not tracked.
+  std::optional<std::vector<GroupStateRecord>> list(const std::string& group) {
+    auto cache = find(group);
+    if (!cache) return std::nullopt;
+    return cache->list();
+  }
+
+ private:
+  std::shared_ptr<GroupStateCache> find(const std::string& group) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = caches_.find(group);
+    return it == caches_.end() ? nullptr : it->second;
+  }
+  std::vector<std::shared_ptr<GroupStateCache>> all() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::shared_ptr<GroupStateCache>> out;
+    for (auto& c : caches_) out.push_back(c.second);
+    return out;
+  }
+  GroupStateCache::Clock clock_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<GroupStateCache>> caches_;
 };
 
 // ---------------------------------------------------------------------------------------

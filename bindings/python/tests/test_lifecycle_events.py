@@ -9,6 +9,7 @@ from webpubsub_client import (
     OnRecoveredArgs,
     OnRecoveringArgs,
     OnSessionLostArgs,
+    SendMessageError,
     WebPubSubClient,
     WebPubSubClientCredential,
 )
@@ -141,3 +142,38 @@ def test_offline_queue_limits_are_checked():
         WebPubSubClient(
             "ws://127.0.0.1:9/client/hubs/h?access_token=t", offline_queue_max_messages=1, offline_queue_max_bytes=-1
         )
+
+
+def test_offline_queue_holds_fire_and_forget_sends_in_order_with_acked_ones(emulator, hub, recorder):
+    receiver = make_client(emulator, hub)
+    receiver.subscribe("group-message", lambda m: recorder.add(m.data))
+    sender = make_client(emulator, hub, offline_queue_max_messages=10)
+    results = []
+
+    def send(data, **kwargs):
+        return threading.Thread(target=lambda: results.append(sender.send_to_group("offline-ff", data, "text", **kwargs)))
+
+    with receiver:
+        receiver.join_group("offline-ff")
+        # One after the other, so that their order in the queue is known.
+        first = send("ff-0", fire_and_forget=True)
+        first.start()
+        wait_until(lambda: sender.get_stats()["queued_messages"] == 1, what="the fire-and-forget send is queued")
+        second = send("acked-1")
+        second.start()
+        wait_until(lambda: sender.get_stats()["queued_messages"] == 2, what="the acked send is queued")
+        assert not sender.is_connected()
+        with sender:
+            for t in (first, second):
+                t.join(WAIT)
+                assert not t.is_alive()
+            assert recorder.wait_for(lambda items: len(items) >= 2) == ["ff-0", "acked-1"]
+            assert sender.get_stats()["queued_messages"] == 0
+    assert len(results) == 2
+
+
+def test_without_the_offline_queue_a_fire_and_forget_send_before_open_fails(emulator, hub):
+    sender = make_client(emulator, hub)
+    with pytest.raises(SendMessageError) as caught:
+        sender.send_to_group("g", "x", "text", fire_and_forget=True)
+    assert caught.value.error_detail.name == "WPS_ERR_NOT_CONNECTED"

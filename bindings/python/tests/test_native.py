@@ -101,6 +101,8 @@ def _ctype_for(c_type: str):
         "wps_client**": ctypes.POINTER(n.ClientP),
         "wps_options*": n.OptionsP,
         "wps_options**": ctypes.POINTER(n.OptionsP),
+        "wps_stream*": n.StreamP,
+        "wps_stream**": ctypes.POINTER(n.StreamP),
         "uint64_t*": ctypes.POINTER(ctypes.c_uint64),
         "uint32_t*": ctypes.POINTER(ctypes.c_uint32),
         "size_t*": ctypes.POINTER(ctypes.c_size_t),

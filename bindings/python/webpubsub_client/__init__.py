@@ -5,15 +5,20 @@ errors. The asyncio client is :mod:`webpubsub_client.aio`.
 """
 
 from ._client import WebPubSubClient, WebPubSubClientCredential
+from ._group_state import GroupStateCache
+from ._streams import GroupStreamReader, GroupStreamWriter
 from ._version import VERSION
 from .models import (
     AckMessageError,
     CallbackType,
+    GroupStateRecord,
+    GroupStreamError,
     JoinGroupOptions,
     LeaveGroupOptions,
     OnConnectedArgs,
     OnDisconnectedArgs,
     OnGroupDataMessageArgs,
+    OnGroupStateArgs,
     OnRecoveredArgs,
     OnRecoveringArgs,
     OnRejoinGroupFailedArgs,
@@ -28,6 +33,7 @@ from .models import (
     SendMessageError,
     SendMessageErrorOptions,
     SendToGroupOptions,
+    StreamFragment,
     WebPubSubClientError,
     WebPubSubClientOptions,
     WebPubSubDataType,
@@ -50,6 +56,13 @@ __all__ = [
     "WebPubSubClient",
     "WebPubSubClientCredential",
     "native_version",
+    "GroupStateCache",
+    "GroupStateRecord",
+    "GroupStreamError",
+    "GroupStreamReader",
+    "GroupStreamWriter",
+    "OnGroupStateArgs",
+    "StreamFragment",
     "AckMessageError",
     "CallbackType",
     "JoinGroupOptions",

@@ -8,15 +8,16 @@ every method may be called from inside a listener (also the blocking ones).
 import ctypes
 import logging
 import weakref
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _native as n
 from ._core import ClientCore, Completion, create_core, open_error, send_error
-from ._operations import client_settings, group_op, send_op
+from ._operations import client_settings, group_op, send_op, state_json
+from ._streams import GroupStreamReader, GroupStreamWriter, open_native_stream, timeout_ms
 from ._options import seconds_to_ms
 from .models._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
 from .models._errors import OpenClientError
-from .models._models import WebPubSubClientOptions
+from .models._models import GroupStateRecord, WebPubSubClientOptions
 
 _LOGGER = logging.getLogger("webpubsub_client")
 
@@ -77,6 +78,13 @@ class _ListenerSink:
 
     def complete(self, op_key: int, completion: Completion) -> None:
         """The sync client uses no asynchronous operations."""
+
+    def new_reader(self, group: str, stream_id: str, from_user_id: Optional[str]) -> GroupStreamReader:
+        core = self.core
+        assert core is not None
+        return GroupStreamReader(
+            group, stream_id, from_user_id, core.reader_max_fragments, core.reader_wait_s, core.on_delivery_thread
+        )
 
 
 class WebPubSubClient:
@@ -313,6 +321,101 @@ class WebPubSubClient:
         out = ctypes.c_uint64(0)
         code = self._core.lib.wps_send_event(self._core.handle, *op, ctypes.byref(out))
         self._raise_on_failure(code, f"send event {event_name!r}", out)
+
+    # -- group streams (beyond the official Python SDK)
+
+    def open_group_stream(
+        self,
+        group_name: str,
+        stream_id: Optional[str] = None,
+        *,
+        no_echo: bool = False,
+        idle_timeout_ms: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ) -> GroupStreamWriter:
+        """Open a stream to ``group_name``; returns once the service accepted it.
+
+        :param stream_id: The stream's id (default: a new UUID).
+        :keyword no_echo: Do not deliver the stream back to this connection.
+        :keyword idle_timeout_ms: The idle timeout asked of the service (default: its own,
+            300000 ms). The client sends keep-alive frames while the stream is idle, so the
+            stream stays open as long as the writer does.
+        :keyword timeout: Seconds to wait for the service (default: ``ack_timeout``).
+        :raises SendMessageError: the service refused (``error_detail.name``, e.g. ``Forbidden``),
+            timeout, not connected.
+        """
+        handle = open_native_stream(self._core, group_name, stream_id, no_echo, idle_timeout_ms, timeout_ms(timeout))
+        return GroupStreamWriter(self._core, handle, group_name)
+
+    def on_group_stream(self, listener: Callable[[GroupStreamReader], Any]) -> None:
+        """Call ``listener`` with a :class:`GroupStreamReader` for every new incoming group
+        stream (same as ``subscribe("group-stream", listener)``). The listener runs on the
+        client's event thread: hand the reader to a thread of your own to iterate it.
+        Streams that start while no such listener is registered are not delivered."""
+        self._core.listeners.add(CallbackType.GROUP_STREAM, listener)
+
+    # -- group state (beyond the official Python SDK)
+
+    def _group_state_call(self, fn: Any, what: str, group_name: str, *args: Any, ack_id: Optional[int]) -> None:
+        if fn is None:
+            raise RuntimeError("the native library has no group state")
+        op = group_op(group_name, None, ack_id)
+        out = ctypes.c_uint64(0)
+        code = fn(self._core.handle, op.group, *args, op.ack_id, ctypes.byref(out))
+        self._raise_on_failure(code, f"{what} {group_name!r}", out)
+
+    def set_group_state(self, group_name: str, state: Dict[str, str], *, ack_id: Optional[int] = None) -> None:
+        """Set this connection's state in ``group_name`` (joined before) to ``state``, a
+        ``dict`` of ``str`` to ``str``; returns once the service acked it.
+
+        :raises SendMessageError: e.g. ``BadRequest`` when the connection is not in the group.
+        """
+        raw = state_json(state)
+        lib = self._core.lib
+        self._group_state_call(lib.wps_set_group_state, "set group state", group_name, raw, ack_id=ack_id)
+        self._core.set_own_state(group_name, state)
+
+    def clear_group_state(self, group_name: str, *, ack_id: Optional[int] = None) -> None:
+        """Clear this connection's state in ``group_name``; returns once the service acked it."""
+        lib = self._core.lib
+        self._group_state_call(lib.wps_set_group_state, "clear group state", group_name, None, ack_id=ack_id)
+        self._core.set_own_state(group_name, None)
+
+    def get_group_state(self, group_name: str) -> Optional[Dict[str, str]]:
+        """This connection's own state in ``group_name`` as last set (a copy), or ``None``.
+        A new connection starts without state."""
+        return self._core.own_state(group_name)
+
+    def subscribe_group_state(self, group_name: str, *, ack_id: Optional[int] = None) -> None:
+        """Subscribe to ``group_name``'s state; returns once the service acked it. A snapshot
+        follows, then updates (``group-state`` events), and :meth:`list_group_states` shows
+        the merged view. The subscription is renewed on every new connection."""
+        core = self._core
+        _, created = core.state_cache_for_subscribe(group_name)
+        try:
+            self._group_state_call(
+                core.lib.wps_subscribe_group_state, "subscribe group state", group_name, ack_id=ack_id
+            )
+        except BaseException:
+            if created:
+                core.drop_state_cache(group_name)
+            raise
+
+    def unsubscribe_group_state(self, group_name: str, *, ack_id: Optional[int] = None) -> None:
+        """End the subscription to ``group_name``'s state and drop its cached view."""
+        core = self._core
+        self._group_state_call(
+            core.lib.wps_unsubscribe_group_state, "unsubscribe group state", group_name, ack_id=ack_id
+        )
+        core.drop_state_cache(group_name)
+
+    def list_group_states(self, group_name: str) -> List[GroupStateRecord]:
+        """Copies of the cached records of ``group_name`` that have a state (empty until the
+        first snapshot).
+
+        :raises WebPubSubClientError: the group's state is not subscribed.
+        """
+        return self._core.list_group_states(group_name)
 
 
 __all__ = ["WebPubSubClient", "WebPubSubClientCredential"]

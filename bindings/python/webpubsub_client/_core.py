@@ -14,6 +14,7 @@ alive before interpreter shutdown.
 import atexit
 import ctypes
 import itertools
+import json
 import logging
 import os
 import re
@@ -25,8 +26,18 @@ from . import _payload
 from ._logging import disable_native_logging, enable_native_logging
 from ._options import ClientSettings, build_native_options
 from .models._enums import CallbackType
-from .models._errors import AckMessageError, OpenClientError, SendMessageError, WebPubSubClientError
+from ._group_state import GroupStateCache, records_from_json
+from .models._errors import (
+    AckMessageError,
+    GroupStreamError,
+    OpenClientError,
+    SendMessageError,
+    WebPubSubClientError,
+)
 from .models._models import (
+    GroupStateRecord,
+    OnGroupStateArgs,
+    StreamFragment,
     OnConnectedArgs,
     OnDisconnectedArgs,
     OnGroupDataMessageArgs,
@@ -53,7 +64,13 @@ _NATIVE_TO_CALLBACK = {
 
 # Event types a library older than this package may not know (registering them fails there
 # with WPS_ERR_INVALID_ARG; such a library never raises them).
-_OPTIONAL_EVENTS = {n.WPS_EVENT_RECOVERING, n.WPS_EVENT_RECOVERED, n.WPS_EVENT_SESSION_LOST}
+_OPTIONAL_EVENTS = {
+    n.WPS_EVENT_RECOVERING,
+    n.WPS_EVENT_RECOVERED,
+    n.WPS_EVENT_SESSION_LOST,
+    n.WPS_EVENT_STREAM,
+    n.WPS_EVENT_GROUP_STATE,
+}
 
 
 class Completion:
@@ -82,6 +99,9 @@ class EventSink(Protocol):
 
     def complete(self, op_key: int, completion: Completion) -> None:
         """The completion of the asynchronous operation registered under ``op_key``."""
+
+    def new_reader(self, group: str, stream_id: str, from_user_id: Optional[str]) -> Any:
+        """A reader for a new incoming group stream (``push``/``finish`` feed it)."""
 
 
 # --- listeners ----------------------------------------------------------------------------
@@ -160,7 +180,11 @@ def _on_event(user_data: Optional[int], ev_address: Optional[int]) -> None:
             _keep_thread_state()
         core = _REGISTRY.get(user_data or 0)
         if core is not None and ev_address:
-            core.handle_event(_event_at(ev_address))
+            core.delivering_thread = get_ident()
+            try:
+                core.handle_event(_event_at(ev_address))
+            finally:
+                core.delivering_thread = 0
     except BaseException:  # noqa: BLE001 - nothing may unwind into C
         _LOGGER.exception("error while handling a native event")
 
@@ -276,6 +300,16 @@ class ClientCore:
         self.last_connection_id: Optional[str] = None
         self.pending_url: Optional[bytes] = None
         self.key = next(_KEYS)
+        self.reader_max_fragments = 10_000
+        # the thread running this client's event callback now (0 when none)
+        self.delivering_thread = 0
+        self.reader_wait_s = 30.0
+        # incoming streams with a reader, by (group, stream id); touched on the event thread
+        self.streams: Dict[Tuple[str, str], Any] = {}
+        # group-state caches of subscribed groups, and this connection's own states
+        self.state_lock = threading.Lock()
+        self.state_caches: Dict[str, GroupStateCache] = {}
+        self.own_states: Dict[str, Dict[str, str]] = {}
         self._freed = False
         self._free_lock = threading.Lock()
         handle = n.ClientP()
@@ -292,7 +326,7 @@ class ClientCore:
                 message, _ = n.last_error()
                 raise ValueError(f"cannot create the client: {n.result_name(code)}: {message or n.result_text(code)}")
             self.handle = handle
-            for native_type in _NATIVE_TO_CALLBACK:
+            for native_type in (*_NATIVE_TO_CALLBACK, n.WPS_EVENT_STREAM, n.WPS_EVENT_GROUP_STATE):
                 if native_type in _OPTIONAL_EVENTS:
                     self.lib.wps_set_callback(handle, native_type, _EVENT_CB, ctypes.c_void_p(self.key))
                     continue
@@ -360,11 +394,24 @@ class ClientCore:
                 ),
             )
             return
+        if etype == n.WPS_EVENT_STREAM:
+            self._on_stream_frame(ev)
+            return
+        if etype == n.WPS_EVENT_GROUP_STATE:
+            self._on_group_state(ev)
+            return
         kind = _NATIVE_TO_CALLBACK.get(etype)
         if kind is None:
             return  # a newer library's event type
         if kind is CallbackType.CONNECTED:
             self.last_connection_id = n.decode(ev.connection_id)
+            # A new connection has no state of its own, and each subscription's cache is
+            # refilled by the snapshot of its renewal.
+            with self.state_lock:
+                self.own_states.clear()
+                caches = list(self.state_caches.values())
+            for cache in caches:
+                cache.clear()
         if not self.listeners.any(kind) and kind is not CallbackType.STOPPED:
             return
         args: Tuple[Any, ...]
@@ -409,6 +456,94 @@ class ClientCore:
             data_type, data = _payload.decode(raw, ev.data_type)
             args = (OnServerDataMessageArgs(data_type=data_type, data=data, sequence_id=ev.sequence_id or None),)
         self.sink.deliver(kind, args)
+
+    def _on_stream_frame(self, ev: n.wps_event) -> None:
+        group = n.decode(ev.group) or ""
+        stream_id = n.decode(ev.stream_id) or ""
+        key = (group, stream_id)
+        end = bool(ev.end_of_stream)
+        reader: Any = self.streams.get(key)
+        new = reader is None
+        if new:
+            if not self.listeners.any(CallbackType.GROUP_STREAM):
+                return  # nobody reads streams now: the frame is dropped
+            reader = self.sink.new_reader(group, stream_id, n.decode(ev.from_user_id))
+            if not end:
+                self.streams[key] = reader
+        elif end:
+            del self.streams[key]
+        size = ev.data_len
+        if size or not end:
+            data_type, data = _payload.decode(string_at(ev.data, size) if size else b"", ev.data_type)
+            reader.push(StreamFragment(data_type, data, int(ev.stream_sequence_id)))
+        if end:
+            name = n.decode(ev.error_name)
+            error = None
+            if name:
+                error = GroupStreamError(name, n.decode(ev.message), n.decode(ev.user_error_code))
+            reader.finish(error)
+        if new:
+            self.sink.deliver(CallbackType.GROUP_STREAM, (reader,))
+
+    def _on_group_state(self, ev: n.wps_event) -> None:
+        group = n.decode(ev.group) or ""
+        is_snapshot = bool(ev.is_snapshot)
+        raw = string_at(ev.data, ev.data_len) if ev.data_len else b"[]"
+        try:
+            records = records_from_json(json.loads(raw.decode("utf-8", "replace")))
+        except ValueError:
+            _LOGGER.warning("group-state event for %r with malformed data dropped", group)
+            return
+        with self.state_lock:
+            cache = self.state_caches.get(group)
+        changed = cache.apply(records, is_snapshot) if cache is not None else False
+        if self.listeners.any(CallbackType.GROUP_STATE):
+            self.sink.deliver(CallbackType.GROUP_STATE, (OnGroupStateArgs(group, is_snapshot, records, changed),))
+
+    def finish_readers(self, name: str, message: str) -> None:
+        """End every open reader (the client was freed before their last frame came)."""
+        readers, self.streams = list(self.streams.values()), {}
+        for reader in readers:
+            reader.finish(GroupStreamError(name, message))
+
+    def on_delivery_thread(self) -> bool:
+        """Whether this thread is delivering this client's events now (inside a listener)."""
+        return self.delivering_thread == get_ident()
+
+    # -- group state (shared by both clients)
+
+    def state_cache_for_subscribe(self, group: str) -> Tuple[GroupStateCache, bool]:
+        """The group's cache, created if new (``True``); an existing one is kept until the
+        next snapshot replaces its content."""
+        with self.state_lock:
+            cache = self.state_caches.get(group)
+            if cache is not None:
+                return cache, False
+            cache = self.state_caches[group] = GroupStateCache()
+            return cache, True
+
+    def drop_state_cache(self, group: str) -> None:
+        with self.state_lock:
+            self.state_caches.pop(group, None)
+
+    def list_group_states(self, group: str) -> List[GroupStateRecord]:
+        with self.state_lock:
+            cache = self.state_caches.get(group)
+        if cache is None:
+            raise WebPubSubClientError(f"group state is not subscribed for group {group!r}")
+        return cache.list()
+
+    def set_own_state(self, group: str, state: Optional[Dict[str, str]]) -> None:
+        with self.state_lock:
+            if state is None:
+                self.own_states.pop(group, None)
+            else:
+                self.own_states[group] = dict(state)
+
+    def own_state(self, group: str) -> Optional[Dict[str, str]]:
+        with self.state_lock:
+            state = self.own_states.get(group)
+            return None if state is None else dict(state)
 
     # -- state
 
@@ -464,6 +599,7 @@ class ClientCore:
             self.lib.wps_client_free(self.handle)
             with _REGISTRY_LOCK:
                 _REGISTRY.pop(self.key, None)
+            self.finish_readers("Stopped", "the client was closed")
 
     @property
     def freed(self) -> bool:
@@ -484,7 +620,10 @@ def create_core(
     lib = n.get_lib()
     native_options = build_native_options(settings, poll_mode=poll_mode)
     try:
-        return ClientCore(url, url_provider, native_options, sink)
+        core = ClientCore(url, url_provider, native_options, sink)
+        core.reader_max_fragments = settings.stream_reader_max_fragments or settings.event_queue_max_messages or 10_000
+        core.reader_wait_s = float(settings.stream_reader_wait)
+        return core
     finally:
         lib.wps_options_free(native_options)
 

@@ -30,6 +30,8 @@ WPS_OK = 0
 
 WPS_ERR_BUFFER_TOO_SMALL = 105
 WPS_ERR_URL_PROVIDER = 303
+WPS_ERR_TIMEOUT = 200
+WPS_ERR_STREAM_CLOSED = 204
 
 WPS_LOG_OFF = 0
 WPS_LOG_ERROR = 1
@@ -60,6 +62,14 @@ WPS_EVENT_ACK = 7
 WPS_EVENT_RECOVERING = 8
 WPS_EVENT_RECOVERED = 9
 WPS_EVENT_SESSION_LOST = 10
+WPS_EVENT_STREAM = 11
+WPS_EVENT_GROUP_STATE = 12
+
+WPS_OP_SET_GROUP_STATE = 8
+WPS_OP_SUBSCRIBE_GROUP_STATE = 9
+WPS_OP_UNSUBSCRIBE_GROUP_STATE = 10
+
+WPS_STREAM_FROM_START_ONLY = 1
 
 WPS_DISPATCH_THREAD = 1
 WPS_DISPATCH_POLL = 2
@@ -76,6 +86,10 @@ class wps_client(Structure):
 
 class wps_options(Structure):
     """Opaque options builder."""
+
+
+class wps_stream(Structure):
+    """Opaque group stream handle."""
 
 
 class wps_event(Structure):
@@ -104,6 +118,12 @@ class wps_event(Structure):
         ("result", c_int32),
         ("op", c_uint32),
         ("is_duplicate", c_uint32),
+        # appended fields (group streams and group state)
+        ("stream_id", c_char_p),
+        ("stream_sequence_id", c_uint64),
+        ("end_of_stream", c_uint32),
+        ("user_error_code", c_char_p),
+        ("is_snapshot", c_uint32),
     ]
 
 
@@ -152,6 +172,7 @@ NO_LOG = LOG_FN()  # NULL log callback
 
 ClientP = POINTER(wps_client)
 OptionsP = POINTER(wps_options)
+StreamP = POINTER(wps_stream)
 
 # name -> (restype, argtypes, required)
 _SIGNATURES: Dict[str, Tuple[Any, list, bool]] = {
@@ -222,6 +243,38 @@ _SIGNATURES: Dict[str, Tuple[Any, list, bool]] = {
         [ClientP, c_char_p, c_char_p, c_size_t, c_uint32, c_uint32, c_uint64, EVENT_FN, c_void_p, POINTER(c_uint64)],
         False,
     ),
+    # group streams
+    "wps_options_set_stream_buffer": (c_int32, [OptionsP, c_size_t], False),
+    "wps_options_set_stream_receive": (c_int32, [OptionsP, c_uint32, c_uint32, c_size_t], False),
+    "wps_stream_open": (
+        c_int32,
+        [ClientP, c_char_p, c_char_p, c_uint32, c_uint32, c_uint32, POINTER(StreamP)],
+        False,
+    ),
+    "wps_stream_write": (c_int32, [StreamP, c_char_p, c_size_t, c_uint32, c_uint32], False),
+    "wps_stream_end": (c_int32, [StreamP, c_uint32], False),
+    "wps_stream_abort": (c_int32, [StreamP, c_char_p, c_char_p, c_uint32], False),
+    "wps_stream_free": (None, [StreamP], False),
+    "wps_stream_get_id": (c_char_p, [StreamP], False),
+    # group state
+    "wps_set_group_state": (c_int32, [ClientP, c_char_p, c_char_p, c_uint64, POINTER(c_uint64)], False),
+    "wps_subscribe_group_state": (c_int32, [ClientP, c_char_p, c_uint64, POINTER(c_uint64)], False),
+    "wps_unsubscribe_group_state": (c_int32, [ClientP, c_char_p, c_uint64, POINTER(c_uint64)], False),
+    "wps_set_group_state_async": (
+        c_int32,
+        [ClientP, c_char_p, c_char_p, c_uint64, EVENT_FN, c_void_p, POINTER(c_uint64)],
+        False,
+    ),
+    "wps_subscribe_group_state_async": (
+        c_int32,
+        [ClientP, c_char_p, c_uint64, EVENT_FN, c_void_p, POINTER(c_uint64)],
+        False,
+    ),
+    "wps_unsubscribe_group_state_async": (
+        c_int32,
+        [ClientP, c_char_p, c_uint64, EVENT_FN, c_void_p, POINTER(c_uint64)],
+        False,
+    ),
     # poll mode
     "wps_client_get_fd": (c_int, [ClientP], False),
     "wps_client_dispatch": (c_int32, [ClientP, c_uint32, c_uint32, POINTER(c_uint32)], False),
@@ -249,6 +302,10 @@ _KEEP_GIL = frozenset(
         "wps_leave_group_async",
         "wps_send_to_group_async",
         "wps_send_event_async",
+        "wps_set_group_state_async",
+        "wps_subscribe_group_state_async",
+        "wps_unsubscribe_group_state_async",
+        "wps_stream_get_id",
         "wps_client_get_fd",
         "wps_client_dispatch",
     }

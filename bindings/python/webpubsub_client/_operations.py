@@ -5,6 +5,7 @@ README's options objects); this module turns them into the values the native cal
 the two front ends only differ in how they call the library and wait for the result.
 """
 
+import json
 from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
 from . import _native as n
@@ -69,6 +70,19 @@ def _ack_id(value: Optional[int]) -> int:
         raise ValueError("ack_id must be a positive integer below 2**64")
     # Above 2**63 - 1 only ids the library allocated are accepted (it refuses others).
     return value
+
+
+def state_json(state: Any) -> bytes:
+    """A group state (a ``dict`` of ``str`` to ``str``) as the JSON the library takes."""
+    if not isinstance(state, dict):
+        raise TypeError("state must be a dict of str to str")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError("state must be a dict of str to str")
+    raw = json.dumps(state, separators=(",", ":")).encode("utf-8")
+    if b"\0" in raw:
+        raise ValueError("state must not contain NUL characters")
+    return raw
 
 
 def group_op(group_name: str, options: Any, ack_id: Optional[int]) -> GroupOp:

@@ -30,6 +30,15 @@ class ClientSettings:
     ``user:password@``; ``""`` for none; default: the ``HTTPS_PROXY`` / ``ALL_PROXY`` /
     ``NO_PROXY`` environment); ``ca_file`` (extra PEM roots); ``client_cert`` (a
     ``(cert_pem_file, key_pem_file)`` pair for mutual TLS, checked at construction).
+
+    Group streams: ``stream_buffer_max_bytes`` (unacknowledged bytes per published stream
+    before ``write`` waits; library default 1 MiB); ``stream_from_start_only`` (ignore a stream
+    first seen mid-way); ``stream_idle_timeout`` (seconds without a frame after which a received
+    stream ends with ``IdleTimeout``; library default 300); ``stream_max_streams`` (streams
+    received at once; library default 4096, the least recently active one beyond it ends with
+    ``TooManyStreams``); ``stream_reader_max_fragments`` (fragments a reader buffers; default
+    ``event_queue_max_messages``, 10,000) and ``stream_reader_wait`` (seconds the event thread
+    waits for a full reader before it ends with ``ReaderOverflow``; default 30).
     """
 
     protocol_type: WebPubSubProtocolType = WebPubSubProtocolType.JSON_RELIABLE
@@ -57,6 +66,12 @@ class ClientSettings:
     offline_queue_max_bytes: int = 0
     event_queue_max_messages: Optional[int] = None
     event_queue_max_bytes: Optional[int] = None
+    stream_buffer_max_bytes: Optional[int] = None
+    stream_from_start_only: bool = False
+    stream_idle_timeout: Optional[float] = None
+    stream_max_streams: Optional[int] = None
+    stream_reader_max_fragments: Optional[int] = None
+    stream_reader_wait: float = 30.0
 
 
 _KNOWN = {f.name for f in fields(ClientSettings)}
@@ -205,6 +220,7 @@ def build_native_options(s: ClientSettings, poll_mode: bool) -> "ctypes._Pointer
                 ),
                 "offline_queue_*",
             )
+        _set_stream_options(lib, opts, s)
         if s.user_agent and lib.wps_options_set_user_agent is not None:
             _check(lib.wps_options_set_user_agent(opts, str(s.user_agent).encode("utf-8")), "user_agent")
         _set_network_options(lib, opts, s)
@@ -223,6 +239,27 @@ def _needs(lib: Any, name: str, option: str) -> Any:
     if fn is None:
         raise RuntimeError(f"the native library is too old for {option} ({name} is missing)")
     return fn
+
+
+def _set_stream_options(lib: Any, opts: Any, s: ClientSettings) -> None:
+    """Stream buffer and receive options (only when set)."""
+    if s.stream_buffer_max_bytes is not None:
+        if int(s.stream_buffer_max_bytes) <= 0:
+            raise ValueError("stream_buffer_max_bytes must be > 0")
+        fn = _needs(lib, "wps_options_set_stream_buffer", "stream_buffer_max_bytes")
+        _check(fn(opts, int(s.stream_buffer_max_bytes)), "stream_buffer_max_bytes")
+    if s.stream_from_start_only or s.stream_idle_timeout is not None or s.stream_max_streams is not None:
+        idle = 0 if s.stream_idle_timeout is None else max(1, seconds_to_ms(s.stream_idle_timeout))
+        streams = 0 if s.stream_max_streams is None else int(s.stream_max_streams)
+        if streams < 0:
+            raise ValueError("stream_max_streams must be >= 0")
+        fn = _needs(lib, "wps_options_set_stream_receive", "stream_* receive options")
+        flags = n.WPS_STREAM_FROM_START_ONLY if s.stream_from_start_only else 0
+        _check(fn(opts, flags, idle, streams), "stream_* receive options")
+    if s.stream_reader_max_fragments is not None and int(s.stream_reader_max_fragments) <= 0:
+        raise ValueError("stream_reader_max_fragments must be > 0")
+    if float(s.stream_reader_wait) < 0:
+        raise ValueError("stream_reader_wait must be >= 0")
 
 
 def _set_network_options(lib: Any, opts: Any, s: ClientSettings) -> None:

@@ -212,6 +212,18 @@ impl Proc {
         }
     }
 
+    /// Writes `data` to the process's standard input (kept open until [`Proc::close_stdin`]).
+    pub fn write_stdin(&mut self, data: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(data.as_bytes()).expect("write stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Closes the process's standard input (end of input).
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };

@@ -9,8 +9,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::streams::StreamControl;
 use super::{Actor, DriveEnd, CLOSE_GRACE, WRITE_BATCH};
-use crate::client::ack::{self, AckWaiter, Settled};
+use crate::client::ack::{self, AckWaiter, Rejoin, Settled};
 use crate::client::command::{Command, Outbound, OutboundKind};
 use crate::client::frame_to_message;
 use crate::client::keepalive::KeepAlive;
@@ -95,10 +96,24 @@ impl Actor {
                 }
                 continue;
             }
+            let streams = !self.out_streams.is_empty() || !self.rx_streams.is_empty();
             if tick_at.is_none()
-                && (self.seq.has_unacked() || !self.acks.is_empty() || !self.queue.is_empty())
+                && (self.seq.has_unacked()
+                    || !self.acks.is_empty()
+                    || !self.queue.is_empty()
+                    || streams)
             {
-                let at = Instant::now() + tick_period;
+                let mut period = tick_period;
+                if streams {
+                    if let Some(p) = self.out_streams.keep_alive_period() {
+                        period = period.min(p / 2);
+                    }
+                    if !self.rx_streams.is_empty() {
+                        period = period.min(self.rx_streams.check_period());
+                    }
+                    period = period.max(Duration::from_millis(5));
+                }
+                let at = Instant::now() + period;
                 tick_at = Some(at);
                 if at < timer.deadline() {
                     timer.as_mut().reset(at);
@@ -176,6 +191,11 @@ impl Actor {
                             }
                         }
                         self.housekeeping();
+                        if *ready {
+                            if let Some(end) = self.stream_housekeeping(socket).await {
+                                return end;
+                            }
+                        }
                     }
                     if keep.is_dead(now) && !paused {
                         return DriveEnd::Dead;
@@ -223,7 +243,7 @@ impl Actor {
     }
 
     /// Encodes and writes one engine-originated request (sequenceAck, ping).
-    async fn write_now(
+    pub(super) async fn write_now(
         &mut self,
         socket: &mut Socket,
         request: Request<'_>,
@@ -272,10 +292,14 @@ impl Actor {
                 let _ = reply.send(Err(Error::AlreadyStarted));
                 None
             }
-            Command::Send(o) => {
+            Command::Send(o) if self.holds_back(&o) => {
+                self.enqueue(o);
+                None
+            }
+            cmd @ (Command::Send(_) | Command::Stream(_)) => {
                 // A peer that stops reading fills the socket buffers; do not wait forever.
                 let limit = self.write_timeout();
-                let batch = Box::pin(tokio::time::timeout(limit, self.write_batch(socket, o)));
+                let batch = Box::pin(tokio::time::timeout(limit, self.write_batch(socket, cmd)));
                 match batch.await {
                     Ok(r) => r.err(),
                     Err(_) => Some(self.stalled_writes(limit)),
@@ -294,7 +318,7 @@ impl Actor {
     }
 
     /// Ends the connection after a stalled write, failing the writes it held.
-    fn stalled_writes(&mut self, limit: Duration) -> DriveEnd {
+    pub(super) fn stalled_writes(&mut self, limit: Duration) -> DriveEnd {
         let end = stalled(limit);
         if let DriveEnd::Failed(msg) = &end {
             self.complete_written(&Err(msg.clone()));
@@ -302,7 +326,7 @@ impl Actor {
         end
     }
 
-    fn write_timeout(&self) -> Duration {
+    pub(super) fn write_timeout(&self) -> Duration {
         if self.options.keep_alive_timeout.is_zero() {
             Duration::from_secs(120)
         } else {
@@ -310,14 +334,27 @@ impl Actor {
         }
     }
 
-    /// Writes `first` and whatever else is already queued on the channel, then flushes once.
-    async fn write_batch(&mut self, socket: &mut Socket, first: Outbound) -> Result<(), DriveEnd> {
-        let mut result = self.feed(socket, first).await;
+    /// Writes `first` (a send or a stream command) and whatever other sends and stream
+    /// commands are already queued on the channel, then flushes once.
+    async fn write_batch(&mut self, socket: &mut Socket, first: Command) -> Result<(), DriveEnd> {
+        let mut result = match first {
+            Command::Send(o) => self.feed(socket, o).await,
+            Command::Stream(c) => self.feed_stream(socket, c).await,
+            other => {
+                self.deferred.push_back(other);
+                Ok(())
+            }
+        };
         let mut n = 1;
         while result.is_ok() && n < WRITE_BATCH {
             match self.cmd_rx.try_recv() {
+                Ok(Command::Send(o)) if self.holds_back(&o) => self.enqueue(o),
                 Ok(Command::Send(o)) => {
                     result = self.feed(socket, o).await;
+                    n += 1;
+                }
+                Ok(Command::Stream(c)) => {
+                    result = self.feed_stream(socket, c).await;
                     n += 1;
                 }
                 Ok(other) => {
@@ -365,7 +402,7 @@ impl Actor {
                 );
                 o.frame
             }
-            OutboundKind::FireAndForget { reply } => {
+            OutboundKind::FireAndForget { reply, .. } => {
                 self.written.push(reply);
                 o.frame
             }
@@ -387,11 +424,26 @@ impl Actor {
                 .await
                 .map_err(|e| DriveEnd::Failed(e.to_string()))?;
         }
+        // Streams that survived a recovery: what the service did not acknowledge goes out
+        // again (it acknowledges repeats and keeps its place).
+        for frame in self.out_streams.replay() {
+            self.count_sent(&frame);
+            socket
+                .feed(frame)
+                .await
+                .map_err(|e| DriveEnd::Failed(e.to_string()))?;
+        }
+        self.write_queue(socket).await
+    }
+
+    /// Writes the queue in order, up to the first operation the socket must not take yet
+    /// (see `holds_back`), and flushes.
+    async fn write_queue(&mut self, socket: &mut Socket) -> Result<(), DriveEnd> {
         let queued: Vec<Outbound> = self.queue.drain(..).collect();
         self.publish_queue();
         let mut result = Ok(());
         for o in queued {
-            if result.is_ok() {
+            if result.is_ok() && !self.holds_back(&o) {
                 result = self.feed(socket, o).await;
             } else {
                 self.queue.push_back(o);
@@ -407,7 +459,26 @@ impl Actor {
         result.map_err(DriveEnd::Failed)
     }
 
-    pub(super) fn rejoin_failed(&mut self, group: String, error: Error) {
+    /// Reports a rejoin (or a renewed group-state subscription) that failed. A failed
+    /// subscription renewal is reported as a failed rejoin of its group, with a message that
+    /// says so.
+    pub(super) fn rejoin_failed(&mut self, rejoin: Rejoin, error: Error) {
+        let Rejoin { group, group_state } = rejoin;
+        if group_state {
+            wps_log!(
+                Warning,
+                "client {}: renewing the group-state subscription of {} failed: {}",
+                self.id.0,
+                group,
+                error
+            );
+            self.shared.group_states.left(&group);
+            let error = Error::Protocol(format!(
+                "renewing the group-state subscription failed: {error}"
+            ));
+            self.emit(Event::RejoinGroupFailed { group, error });
+            return;
+        }
         wps_log!(
             Warning,
             "client {}: rejoining group failed: {}",
@@ -420,25 +491,46 @@ impl Actor {
 
     /// Registers a `joinGroup` for every recorded group on a new connection; `after_ready`
     /// sends them, first, with whatever else waits for an ack.
+    /// Group-state subscriptions are renewed the same way, after the rejoins.
     fn rejoin_groups(&mut self) {
-        if !self.options.auto_rejoin_groups {
-            return;
-        }
         let deadline = Instant::now() + self.options.ack_timeout;
-        for group in self.shared.groups.snapshot() {
+        let groups = if self.options.auto_rejoin_groups {
+            self.shared.groups.snapshot()
+        } else {
+            Vec::new()
+        };
+        let renewals = groups.into_iter().map(Rejoin::group).chain(
+            self.shared
+                .group_states
+                .snapshot()
+                .into_iter()
+                .map(|group| Rejoin {
+                    group,
+                    group_state: true,
+                }),
+        );
+        for rejoin in renewals.collect::<Vec<_>>() {
             let ack_id = self.shared.next_ack_id();
-            let frame = match self.codec.encode(&Request::JoinGroup {
-                group: &group,
-                ack_id: Some(ack_id),
-            }) {
+            let request = if rejoin.group_state {
+                Request::SubscribeGroupState {
+                    group: &rejoin.group,
+                    ack_id: Some(ack_id),
+                }
+            } else {
+                Request::JoinGroup {
+                    group: &rejoin.group,
+                    ack_id: Some(ack_id),
+                }
+            };
+            let frame = match self.codec.encode(&request) {
                 Ok(f) => frame_to_message(f),
                 Err(e) => {
-                    self.rejoin_failed(group, Error::InvalidArgument(e.to_string()));
+                    self.rejoin_failed(rejoin, Error::InvalidArgument(e.to_string()));
                     continue;
                 }
             };
             self.acks
-                .insert(ack_id, frame, AckWaiter::Rejoin { group }, Some(deadline));
+                .insert(ack_id, frame, AckWaiter::Rejoin(rejoin), Some(deadline));
         }
     }
 
@@ -478,7 +570,17 @@ impl Actor {
         if *ready && !matches!(msg, Downstream::Disconnected { .. }) {
             // Traffic flows: any earlier loss is over, and a recovered socket is usable.
             self.loss_reason = None;
+            let held = self.usable_since.is_none() && !self.queue.is_empty();
             self.mark_usable();
+            if held {
+                // What waited for the service to accept the recovery goes out now.
+                let limit = self.write_timeout();
+                match Box::pin(tokio::time::timeout(limit, self.write_queue(socket))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Some(e),
+                    Err(_) => return Some(self.stalled_writes(limit)),
+                }
+            }
         }
         match msg {
             Downstream::Ack {
@@ -488,11 +590,11 @@ impl Actor {
             } => {
                 let result = ack::ack_result(ack_id, success, error);
                 if let Settled::Rejoin {
-                    group,
+                    rejoin,
                     result: Err(e),
                 } = self.acks.settle(ack_id, result)
                 {
-                    self.rejoin_failed(group, e);
+                    self.rejoin_failed(rejoin, e);
                 }
             }
             Downstream::GroupMessage {
@@ -500,13 +602,16 @@ impl Actor {
                 from_user_id,
                 payload,
                 sequence_id,
-                // Stream fragments are group messages too; stream readers are not built yet.
-                stream: _,
+                stream,
             } => {
                 match self.accept_sequence(socket, sequence_id).await {
                     Ok(true) => {}
                     Ok(false) => return None,
                     Err(end) => return Some(end),
+                }
+                if let Some(info) = stream {
+                    self.on_stream_frame(group, from_user_id, payload, sequence_id, info);
+                    return None;
                 }
                 stats::bump(&self.shared.counters.messages_received);
                 self.emit(Event::GroupMessage {
@@ -588,13 +693,46 @@ impl Actor {
                         .store(rtt.max(1), std::sync::atomic::Ordering::Relaxed);
                 }
             }
-            // This client opens no streams and subscribes to no group state, so any such frame
-            // is unsolicited and, like an unknown message, ignored.
-            Downstream::Ignored
-            | Downstream::StreamAck { .. }
-            | Downstream::StreamNack { .. }
-            | Downstream::StreamClosed { .. }
-            | Downstream::GroupState { .. } => {}
+            Downstream::Ignored => {}
+            // Control messages for streams this client does not have are ignored.
+            Downstream::StreamAck {
+                stream_id,
+                expected_sequence_id,
+            } => {
+                let control = StreamControl::Ack(expected_sequence_id);
+                return self.on_stream_control(socket, &stream_id, control).await;
+            }
+            Downstream::StreamNack {
+                stream_id,
+                name,
+                message,
+                expected_sequence_id,
+            } => {
+                wps_log!(
+                    Info,
+                    "client {}: stream {} refused a fragment ({}: {}); sending again from {}",
+                    self.id.0,
+                    stream_id,
+                    name,
+                    message.as_deref().unwrap_or(""),
+                    expected_sequence_id
+                );
+                let control = StreamControl::Nack(expected_sequence_id);
+                return self.on_stream_control(socket, &stream_id, control).await;
+            }
+            Downstream::StreamClosed { stream_id, error } => {
+                let control = StreamControl::Closed(error);
+                return self.on_stream_control(socket, &stream_id, control).await;
+            }
+            Downstream::GroupState {
+                group,
+                snapshot,
+                items_json,
+            } => self.emit(Event::GroupState {
+                group,
+                snapshot,
+                items_json,
+            }),
             Downstream::InvokeResponse {
                 invocation_id,
                 success,

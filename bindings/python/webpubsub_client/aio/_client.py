@@ -19,15 +19,17 @@ import itertools
 import logging
 import threading
 import weakref
-from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Tuple, Union
+from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
 
 from .. import _native as n
 from .._core import ClientCore, Completion, create_core, open_error, send_error
-from .._operations import client_settings, group_op, send_op
+from .._operations import client_settings, group_op, send_op, state_json
 from .._options import seconds_to_ms
+from .._streams import timeout_ms
+from ._streams import AsyncGroupStreamReader, AsyncGroupStreamWriter, open_stream
 from ..models._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
 from ..models._errors import OpenClientError
-from ..models._models import WebPubSubClientOptions
+from ..models._models import GroupStateRecord, WebPubSubClientOptions
 
 _LOGGER = logging.getLogger("webpubsub_client")
 
@@ -82,6 +84,9 @@ class _LoopSink:
         self.worker: Optional["asyncio.Task[None]"] = None
         self.cached_url: Optional[str] = None
         self.credential: Optional[WebPubSubClientCredential] = None
+        # readers that are full: while any is, events are not dispatched (back-pressure)
+        self.paused_by: Set[AsyncGroupStreamReader] = set()
+        self.pause_timer: Optional[asyncio.TimerHandle] = None
 
     # -- binding to the running loop
 
@@ -107,6 +112,10 @@ class _LoopSink:
         loop, self.loop = self.loop, None
         worker, self.worker = self.worker, None
         futures, self.futures = self.futures, {}
+        self.paused_by.clear()
+        if self.pause_timer is not None:
+            self.pause_timer.cancel()
+            self.pause_timer = None
         if loop is None or loop.is_closed():
             return
         for fut in futures.values():
@@ -121,7 +130,7 @@ class _LoopSink:
 
     def on_readable(self) -> None:
         core = self.core
-        if core is None or core.freed:
+        if core is None or core.freed or self.paused_by:
             return
         out = ctypes.c_uint32(0)
         code = core.lib.wps_client_dispatch(core.handle, _DISPATCH_BATCH, 0, ctypes.byref(out))
@@ -150,6 +159,53 @@ class _LoopSink:
 
     def deliver(self, kind: CallbackType, args: Tuple[Any, ...]) -> None:
         self._on_loop_thread(self._enqueue, kind, args)
+
+    run_on_loop = _on_loop_thread
+
+    # -- stream readers and their back-pressure
+
+    def new_reader(self, group: str, stream_id: str, from_user_id: Optional[str]) -> AsyncGroupStreamReader:
+        core = self.core
+        assert core is not None
+        return AsyncGroupStreamReader(group, stream_id, from_user_id, core.reader_max_fragments, self)
+
+    def pause_for(self, reader: AsyncGroupStreamReader) -> None:
+        """``reader`` is full: stop dispatching until it has room (bounded by the reader wait)."""
+        first = not self.paused_by
+        self.paused_by.add(reader)
+        loop = self.loop
+        if first and loop is not None and not loop.is_closed():
+            try:
+                loop.remove_reader(self.fd)
+            except (RuntimeError, ValueError, OSError):
+                pass
+            core = self.core
+            wait_s = core.reader_wait_s if core is not None else 30.0
+            self.pause_timer = loop.call_later(wait_s, self._pause_expired)
+
+    def resume_for(self, reader: AsyncGroupStreamReader) -> None:
+        if reader not in self.paused_by:
+            return
+        self.paused_by.discard(reader)
+        if not self.paused_by:
+            self._resume()
+
+    def _pause_expired(self) -> None:
+        self.pause_timer = None
+        readers, self.paused_by = list(self.paused_by), set()
+        for reader in readers:
+            reader.overflow()
+        self._resume()
+
+    def _resume(self) -> None:
+        if self.pause_timer is not None:
+            self.pause_timer.cancel()
+            self.pause_timer = None
+        loop = self.loop
+        if loop is None or loop.is_closed() or self.fd < 0:
+            return
+        loop.add_reader(self.fd, self.on_readable)
+        loop.call_soon(self.on_readable)
 
     def _enqueue(self, kind: CallbackType, args: Tuple[Any, ...]) -> None:
         self.pending.append((kind, args))
@@ -496,6 +552,87 @@ class WebPubSubClient:
         done = await self._start("send event", event_name, self._core.lib.wps_send_event_async, op)
         if done.result != n.WPS_OK:
             raise send_error(f"send event {event_name!r}", done.result, done.ack_id, done.message, done.error_name)
+
+    # -- group streams (beyond the official Python SDK)
+
+    async def open_group_stream(
+        self,
+        group_name: str,
+        stream_id: Optional[str] = None,
+        *,
+        no_echo: bool = False,
+        idle_timeout_ms: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ) -> AsyncGroupStreamWriter:
+        """Open a stream to ``group_name``; returns once the service accepted it (see the sync
+        client for the arguments).
+
+        :raises SendMessageError: the service refused, timeout, not connected.
+        """
+        core = self._core
+        handle = await open_stream(core, group_name, stream_id, no_echo, idle_timeout_ms, timeout_ms(timeout))
+        return AsyncGroupStreamWriter(core, handle, group_name)
+
+    def on_group_stream(self, listener: Callable[[AsyncGroupStreamReader], Any]) -> None:
+        """Call ``listener`` (function or coroutine function) with an
+        :class:`~webpubsub_client.aio.AsyncGroupStreamReader` for every new incoming group
+        stream (same as ``on("group-stream", listener)``). Listeners run one at a time: read
+        the stream in a task of its own (``asyncio.create_task``), not in the listener."""
+        self._core.listeners.add(CallbackType.GROUP_STREAM, listener)
+
+    # -- group state (beyond the official Python SDK)
+
+    def _group_state_fn(self, name: str) -> Callable[..., int]:
+        fn = getattr(self._core.lib, name)
+        if fn is None:
+            raise RuntimeError("the native library has no group state")
+        return fn
+
+    async def set_group_state(self, group_name: str, state: Dict[str, str], *, ack_id: Optional[int] = None) -> None:
+        """Set this connection's state in ``group_name`` (see the sync client)."""
+        raw = state_json(state)
+        op = group_op(group_name, None, ack_id)
+        fn = self._group_state_fn("wps_set_group_state_async")
+        await self._run("set group state", group_name, fn, op.group, raw, op.ack_id)
+        self._core.set_own_state(group_name, state)
+
+    async def clear_group_state(self, group_name: str, *, ack_id: Optional[int] = None) -> None:
+        """Clear this connection's state in ``group_name``."""
+        op = group_op(group_name, None, ack_id)
+        fn = self._group_state_fn("wps_set_group_state_async")
+        await self._run("clear group state", group_name, fn, op.group, None, op.ack_id)
+        self._core.set_own_state(group_name, None)
+
+    def get_group_state(self, group_name: str) -> Optional[Dict[str, str]]:
+        """This connection's own state in ``group_name`` as last set (a copy), or ``None``."""
+        return self._core.own_state(group_name)
+
+    async def subscribe_group_state(self, group_name: str, *, ack_id: Optional[int] = None) -> None:
+        """Subscribe to ``group_name``'s state (see the sync client)."""
+        core = self._core
+        op = group_op(group_name, None, ack_id)
+        fn = self._group_state_fn("wps_subscribe_group_state_async")
+        _, created = core.state_cache_for_subscribe(group_name)
+        try:
+            await self._run("subscribe group state", group_name, fn, op.group, op.ack_id)
+        except BaseException:
+            if created:
+                core.drop_state_cache(group_name)
+            raise
+
+    async def unsubscribe_group_state(self, group_name: str, *, ack_id: Optional[int] = None) -> None:
+        """End the subscription to ``group_name``'s state and drop its cached view."""
+        op = group_op(group_name, None, ack_id)
+        fn = self._group_state_fn("wps_unsubscribe_group_state_async")
+        await self._run("unsubscribe group state", group_name, fn, op.group, op.ack_id)
+        self._core.drop_state_cache(group_name)
+
+    def list_group_states(self, group_name: str) -> List[GroupStateRecord]:
+        """Copies of the cached records of ``group_name`` that have a state.
+
+        :raises WebPubSubClientError: the group's state is not subscribed.
+        """
+        return self._core.list_group_states(group_name)
 
 
 __all__ = ["WebPubSubClient", "WebPubSubClientCredential"]

@@ -3,6 +3,7 @@
 from ._enums import CallbackType, RetryMode, WebPubSubDataType, WebPubSubProtocolType
 from ._errors import (
     AckMessageError,
+    GroupStreamError,
     OpenClientError,
     ReconnectError,
     RecoverError,
@@ -10,6 +11,9 @@ from ._errors import (
     WebPubSubClientError,
 )
 from ._models import (
+    GroupStateRecord,
+    OnGroupStateArgs,
+    StreamFragment,
     JoinGroupOptions,
     LeaveGroupOptions,
     OnConnectedArgs,
@@ -49,6 +53,10 @@ __all__ = [
     "ReconnectError",
     "RecoverError",
     "AckMessageError",
+    "GroupStreamError",
+    "GroupStateRecord",
+    "OnGroupStateArgs",
+    "StreamFragment",
     "WebPubSubClientError",
     "WebPubSubClientOptions",
     "WebPubSubJsonProtocol",

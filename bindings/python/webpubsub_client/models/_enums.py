@@ -53,6 +53,9 @@ class CallbackType(_CaseInsensitiveStrEnum):
     RECOVERING = "recovering"
     RECOVERED = "recovered"
     SESSION_LOST = "session-lost"
+    # Beyond the official Python SDK: group streams and group state.
+    GROUP_STREAM = "group-stream"
+    GROUP_STATE = "group-state"
 
 
 class RetryMode(_CaseInsensitiveStrEnum):

@@ -76,6 +76,43 @@ class RecoverError(_ErrorBase):
     """The client failed to recover its connection."""
 
 
+class GroupStreamError(_ErrorBase):
+    """A group stream failed (beyond the official Python SDK).
+
+    Raised by a stream reader when the stream's last frame carries an error, and by a stream
+    writer when the stream is already over (``WPS_ERR_STREAM_CLOSED``).
+
+    :ivar name: The error name: the service's (``UserError`` when the publisher aborted,
+        ``IdleTimeout``, ``Cancelled``, ...), the receiving client's own (``SequenceGap``,
+        ``Duplicate``, ``IdleTimeout``, ``SessionLost``, ``Stopped``, ``TooManyStreams``,
+        ``ReaderOverflow``), or, for a writer, why the stream is over (``Ended``,
+        ``IdleTimeout``, ``ProtocolViolation``, ``ConnectionLost``, ``Stopped``, ``Freed``).
+    :ivar message: Human-readable detail, if any.
+    :ivar user_error_code: The publisher's own error code of a ``UserError``, if any.
+    :ivar code: The native result code (``0`` for a reader's error).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        message: Optional[str] = None,
+        user_error_code: Optional[str] = None,
+        code: int = 0,
+    ) -> None:
+        text = name + (f": {message}" if message else "") + (f" (code {user_error_code})" if user_error_code else "")
+        super().__init__(text)
+        self.name = name
+        self.message = message  # type: ignore[assignment]
+        self.user_error_code = user_error_code
+        self.code = code
+
+    def __repr__(self) -> str:
+        return (
+            f"GroupStreamError(name={self.name!r}, message={self.message!r}, "
+            f"user_error_code={self.user_error_code!r})"
+        )
+
+
 class WebPubSubClientError(_ErrorBase):
     """Any other failure reported by the native library.
 

@@ -1,6 +1,6 @@
 """Event argument types and option objects of the public API."""
 
-from typing import Any, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from ._enums import WebPubSubDataType, WebPubSubProtocolType
 
@@ -164,6 +164,92 @@ class OnRejoinGroupFailedArgs:
         return f"OnRejoinGroupFailedArgs(group={self.group!r}, error={self.error!r})"
 
 
+class StreamFragment:
+    """One fragment of a received group stream.
+
+    :ivar data_type: The fragment's data type.
+    :ivar data: ``str`` for text, the parsed value for json, ``memoryview`` for binary.
+    :ivar stream_sequence_id: Its position in the stream (1, 2, ...).
+    """
+
+    __slots__ = ("data_type", "data", "stream_sequence_id")
+
+    def __init__(self, data_type: WebPubSubDataType, data: Any, stream_sequence_id: int) -> None:
+        self.data_type = data_type
+        self.data = data
+        self.stream_sequence_id = stream_sequence_id
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamFragment(stream_sequence_id={self.stream_sequence_id!r}, "
+            f"data_type={self.data_type!r}, data={self.data!r})"
+        )
+
+
+class GroupStateRecord:
+    """One connection's state in a group (a copy; changing it changes nothing else).
+
+    :ivar connection_id: The connection the state belongs to.
+    :ivar user_id: Its user id, if any.
+    :ivar state: The state (``str`` keys and values); ``None`` when it was cleared.
+    :ivar updated_at: When the service recorded it (Unix epoch milliseconds).
+    """
+
+    __slots__ = ("connection_id", "user_id", "state", "updated_at")
+
+    def __init__(
+        self, connection_id: str, user_id: Optional[str], state: Optional[Dict[str, str]], updated_at: int
+    ) -> None:
+        self.connection_id = connection_id
+        self.user_id = user_id
+        self.state = state
+        self.updated_at = updated_at
+
+    def copy(self) -> "GroupStateRecord":
+        return GroupStateRecord(
+            self.connection_id, self.user_id, None if self.state is None else dict(self.state), self.updated_at
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GroupStateRecord):
+            return NotImplemented
+        return (self.connection_id, self.user_id, self.state, self.updated_at) == (
+            other.connection_id,
+            other.user_id,
+            other.state,
+            other.updated_at,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"GroupStateRecord(connection_id={self.connection_id!r}, user_id={self.user_id!r}, "
+            f"state={self.state!r}, updated_at={self.updated_at!r})"
+        )
+
+
+class OnGroupStateArgs:
+    """Arguments of the ``group-state`` event: a snapshot (after a subscribe, also the one that
+    follows the automatic renewal on a new connection) or an update of a group's state.
+
+    :ivar group: The group.
+    :ivar is_snapshot: ``True`` for a snapshot, ``False`` for an update.
+    :ivar records: The records as the service sent them (``state`` ``None`` = cleared).
+    :ivar changed: Whether the client's cached view (``list_group_states``) changed.
+    """
+
+    def __init__(self, group: str, is_snapshot: bool, records: List[GroupStateRecord], changed: bool) -> None:
+        self.group = group
+        self.is_snapshot = is_snapshot
+        self.records = records
+        self.changed = changed
+
+    def __repr__(self) -> str:
+        return (
+            f"OnGroupStateArgs(group={self.group!r}, is_snapshot={self.is_snapshot!r}, "
+            f"records={self.records!r}, changed={self.changed!r})"
+        )
+
+
 class SendMessageErrorOptions:
     """Ack id and error detail of a failed operation (the state behind a :class:`SendMessageError`)."""
 
@@ -258,6 +344,9 @@ __all__ = [
     "OnGroupDataMessageArgs",
     "OnRejoinGroupFailedArgs",
     "SendMessageErrorOptions",
+    "StreamFragment",
+    "GroupStateRecord",
+    "OnGroupStateArgs",
     "WebPubSubJsonProtocol",
     "WebPubSubJsonReliableProtocol",
     "WebPubSubClientOptions",
