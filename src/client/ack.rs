@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::command::AckReply;
 use super::AckOk;
 use crate::error::Error;
 use crate::protocol::AckError;
@@ -13,7 +13,7 @@ use crate::protocol::AckError;
 /// Who waits for an ack.
 pub enum AckWaiter {
     /// A caller of an operation.
-    User(oneshot::Sender<Result<AckOk, Error>>),
+    User(AckReply),
     /// The engine's own rejoin of a group, or renewal of a group-state subscription, after
     /// a reconnect.
     Rejoin(Rejoin),
@@ -144,7 +144,7 @@ impl AckTracker {
                 waiter: AckWaiter::User(tx),
                 ..
             }) => {
-                let _ = tx.send(result);
+                tx.send(result);
                 Settled::User
             }
             Some(PendingAck {
@@ -162,9 +162,7 @@ impl AckTracker {
         for (id, p) in self.pending.drain() {
             let e = error.clone().with_ack_id(id);
             match p.waiter {
-                AckWaiter::User(tx) => {
-                    let _ = tx.send(Err(e));
-                }
+                AckWaiter::User(tx) => tx.send(Err(e)),
                 AckWaiter::Rejoin(r) => rejoins.push((r, e)),
             }
         }
@@ -200,9 +198,7 @@ impl AckTracker {
             };
             let timeout = Error::Timeout { ack_id: Some(id) };
             match p.waiter {
-                AckWaiter::User(tx) => {
-                    let _ = tx.send(Err(timeout));
-                }
+                AckWaiter::User(tx) => tx.send(Err(timeout)),
                 AckWaiter::Rejoin(r) => rejoins.push((r, timeout)),
             }
         }
@@ -213,6 +209,7 @@ impl AckTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::oneshot;
 
     fn frame() -> Message {
         Message::text("{}")
@@ -250,9 +247,9 @@ mod tests {
     fn settle_fail_and_prune() {
         let mut t = AckTracker::default();
         let (tx, mut rx) = oneshot::channel();
-        t.insert(1, frame(), AckWaiter::User(tx), None);
+        t.insert(1, frame(), AckWaiter::User(tx.into()), None);
         let (tx2, rx2) = oneshot::channel();
-        t.insert(2, frame(), AckWaiter::User(tx2), None);
+        t.insert(2, frame(), AckWaiter::User(tx2.into()), None);
         drop(rx2);
         assert!(t.prune().is_empty());
         assert_eq!(t.frames_to_resend().len(), 1, "closed waiter pruned");

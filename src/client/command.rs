@@ -45,6 +45,42 @@ pub struct Outbound {
     pub slot: Option<super::offline::OfflineSlot>,
 }
 
+/// Who hears how an acked operation ended.
+pub enum AckReply {
+    /// A caller awaiting the outcome.
+    Waiting(oneshot::Sender<Result<AckOk, Error>>),
+    /// A function the engine calls with the outcome where it is decided (the ack decoded, the
+    /// deadline passed, the session ended), so that an operation nobody awaits costs no task.
+    /// It must not block.
+    Call(Box<dyn FnOnce(Result<AckOk, Error>) + Send + Sync>),
+}
+
+impl AckReply {
+    /// Delivers the outcome.
+    pub fn send(self, outcome: Result<AckOk, Error>) {
+        match self {
+            AckReply::Waiting(tx) => {
+                let _ = tx.send(outcome);
+            }
+            AckReply::Call(f) => f(outcome),
+        }
+    }
+
+    /// Whether nobody waits any more (a caller that gave up); a function always waits.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            AckReply::Waiting(tx) => tx.is_closed(),
+            AckReply::Call(_) => false,
+        }
+    }
+}
+
+impl From<oneshot::Sender<Result<AckOk, Error>>> for AckReply {
+    fn from(tx: oneshot::Sender<Result<AckOk, Error>>) -> AckReply {
+        AckReply::Waiting(tx)
+    }
+}
+
 /// What completes an outbound operation.
 pub enum OutboundKind {
     /// The service's `ack`.
@@ -52,7 +88,7 @@ pub enum OutboundKind {
         /// The ack id in the frame.
         ack_id: u64,
         /// Receives the ack, or `Timeout` from the engine once `deadline` passed.
-        reply: oneshot::Sender<Result<AckOk, Error>>,
+        reply: AckReply,
         /// When the engine gives up waiting for the ack.
         deadline: tokio::time::Instant,
     },
@@ -77,7 +113,7 @@ impl Outbound {
     pub fn reject(self, error: Error) {
         match self.kind {
             OutboundKind::Acked { ack_id, reply, .. } => {
-                let _ = reply.send(Err(error.with_ack_id(ack_id)));
+                reply.send(Err(error.with_ack_id(ack_id)));
             }
             OutboundKind::FireAndForget { reply, .. } => {
                 let _ = reply.send(Err(error));

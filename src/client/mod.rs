@@ -155,6 +155,25 @@ struct Inner {
     offline: Option<Arc<offline::OfflineRoom>>,
 }
 
+/// One acked operation in flight, counted in the statistics until dropped.
+struct Inflight(Arc<Shared>);
+
+impl Inflight {
+    fn new(shared: &Arc<Shared>) -> Inflight {
+        stats::bump(&shared.counters.inflight_acks);
+        Inflight(shared.clone())
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0
+            .counters
+            .inflight_acks
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// How an acked operation gets room in the offline queue when no connection is usable.
 pub(crate) enum Room {
     /// Wait for room up to `ack_timeout` (blocking callers, the Rust API).
@@ -384,10 +403,21 @@ impl Client {
         bytes: usize,
         room: Room,
     ) -> Result<AckOk, Error> {
+        let _inflight = Inflight::new(&self.inner.shared);
+        let backoff = retry::Backoff::new(self.inner.options.message_retry.clone());
+        // Retries of an operation that took its room up front do not wait for room either.
+        let waits = matches!(room, Room::Wait);
+        let result = self
+            .acked_with_retries(ack_id, frame, bytes, Some(room), waits, backoff)
+            .await;
+        self.record_outcome(&result);
+        result
+    }
+
+    /// Counts how an acked operation ended.
+    fn record_outcome(&self, result: &Result<AckOk, Error>) {
         let counters = &self.inner.shared.counters;
-        let _inflight = stats::InflightGuard::new(&counters.inflight_acks);
-        let result = self.acked_with_retries(ack_id, frame, bytes, room).await;
-        match &result {
+        match result {
             Ok(ok) => {
                 stats::bump(&counters.acks_ok);
                 if ok.duplicated {
@@ -396,20 +426,20 @@ impl Client {
             }
             Err(_) => stats::bump(&counters.acks_failed),
         }
-        result
     }
 
+    /// Attempts an acked operation until it succeeds or fails for good. `first` is the room
+    /// of the first attempt (`None`: take it as a retry does); later attempts wait for room
+    /// when `waits`, else take it at once or fail with `QueueFull`.
     async fn acked_with_retries(
         &self,
         ack_id: u64,
         frame: Message,
         bytes: usize,
-        room: Room,
+        mut first: Option<Room>,
+        waits: bool,
+        mut backoff: retry::Backoff,
     ) -> Result<AckOk, Error> {
-        let mut backoff = retry::Backoff::new(self.inner.options.message_retry.clone());
-        // Retries of an operation that took its room up front do not wait for room either.
-        let waits = matches!(room, Room::Wait);
-        let mut first = Some(room);
         loop {
             let slot = match first.take() {
                 Some(Room::Held(slot)) => Ok(slot),
@@ -419,18 +449,8 @@ impl Client {
             }
             .map_err(|e| e.with_ack_id(ack_id))?;
             let (tx, rx) = oneshot::channel();
-            // The engine enforces the deadline (no timer per operation on this side).
-            let deadline = tokio::time::Instant::now() + self.inner.options.ack_timeout;
-            self.command(Command::Send(Outbound {
-                frame: frame.clone(),
-                kind: OutboundKind::Acked {
-                    ack_id,
-                    reply: tx,
-                    deadline,
-                },
-                slot,
-            }))
-            .map_err(|e| e.with_ack_id(ack_id))?;
+            self.command(self.acked_command(ack_id, frame.clone(), tx.into(), slot))
+                .map_err(|e| e.with_ack_id(ack_id))?;
             let result = rx.await.unwrap_or(Err(Error::Stopped {
                 ack_id: Some(ack_id),
             }));
@@ -438,36 +458,153 @@ impl Client {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e.with_ack_id(ack_id),
             };
-            // `NotConnected` comes from a client that is not started: nothing connects again
-            // unless the application starts it, so waiting for a retry would not help.
-            if !error.is_retryable() || matches!(error, Error::NotConnected { .. }) {
-                return Err(error);
-            }
-            // A client that is not started (an operation queued offline before `start` timed
-            // out) does not connect by itself: waiting for a retry would not help.
-            if self.state() == ConnectionState::Stopped {
-                return Err(error);
-            }
-            let Some(delay) = backoff.next_delay() else {
+            let Some(delay) = self.retry_delay(ack_id, &error, &mut backoff) else {
                 return Err(error);
             };
-            stats::bump(&self.inner.shared.counters.retries);
-            crate::wps_log!(
-                Info,
-                "client {}: retrying ack id {} in {:?} after: {}",
-                self.inner.id.0,
+            self.pause_before_retry(ack_id, delay).await?;
+        }
+    }
+
+    /// The engine command of one attempt; the engine enforces the deadline (no timer per
+    /// operation on this side).
+    fn acked_command(
+        &self,
+        ack_id: u64,
+        frame: Message,
+        reply: command::AckReply,
+        slot: Option<offline::OfflineSlot>,
+    ) -> Command {
+        let deadline = tokio::time::Instant::now() + self.inner.options.ack_timeout;
+        Command::Send(Outbound {
+            frame,
+            kind: OutboundKind::Acked {
                 ack_id,
-                delay,
-                error
-            );
-            let stopped = self.inner.shared.state.wait_for(ConnectionState::Stopped);
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stopped => {
-                    return Err(Error::Stopped { ack_id: Some(ack_id) });
+                reply,
+                deadline,
+            },
+            slot,
+        })
+    }
+
+    /// After a failed attempt: the delay before the next one (counted and logged), or `None`
+    /// when the error is final.
+    fn retry_delay(
+        &self,
+        ack_id: u64,
+        error: &Error,
+        backoff: &mut retry::Backoff,
+    ) -> Option<Duration> {
+        // `NotConnected` comes from a client that is not started: nothing connects again
+        // unless the application starts it, so waiting for a retry would not help.
+        if !error.is_retryable() || matches!(error, Error::NotConnected { .. }) {
+            return None;
+        }
+        // A client that is not started (an operation queued offline before `start` timed
+        // out) does not connect by itself: waiting for a retry would not help.
+        if self.state() == ConnectionState::Stopped {
+            return None;
+        }
+        let delay = backoff.next_delay()?;
+        stats::bump(&self.inner.shared.counters.retries);
+        crate::wps_log!(
+            Info,
+            "client {}: retrying ack id {} in {:?} after: {}",
+            self.inner.id.0,
+            ack_id,
+            delay,
+            error
+        );
+        Some(delay)
+    }
+
+    /// Waits `delay`, or fails with `Stopped` when the client stops meanwhile.
+    async fn pause_before_retry(&self, ack_id: u64, delay: Duration) -> Result<(), Error> {
+        let stopped = self.inner.shared.state.wait_for(ConnectionState::Stopped);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = stopped => Err(Error::Stopped { ack_id: Some(ack_id) }),
+        }
+    }
+
+    /// An acked operation whose outcome goes to `done` exactly once, called by the engine
+    /// where the outcome is decided (the ack decoded, the deadline passed, the session ended):
+    /// no task runs per operation. Only an attempt that fails in a way worth retrying (per
+    /// `message_retry`) continues in a task. `slot` is the operation's room in the offline
+    /// queue, taken by the caller; retries take theirs at once or fail with `QueueFull`.
+    /// `done` runs on an engine thread and must not block; if the engine goes away without
+    /// an outcome, `done` is dropped uncalled (its owner's `Drop` reports that).
+    pub(crate) fn acked_then(
+        &self,
+        ack_id: u64,
+        frame: Message,
+        bytes: usize,
+        slot: Option<offline::OfflineSlot>,
+        done: Box<dyn FnOnce(Result<AckOk, Error>) + Send + Sync>,
+    ) {
+        let inflight = Inflight::new(&self.inner.shared);
+        let client = self.clone();
+        let retry_frame = frame.clone();
+        let finish = move |client: &Client, result: Result<AckOk, Error>| {
+            client.record_outcome(&result);
+            drop(inflight);
+            done(result);
+        };
+        let reply = command::AckReply::Call(Box::new(move |result| {
+            let error = match result {
+                Ok(ok) => return finish(&client, Ok(ok)),
+                Err(e) => e.with_ack_id(ack_id),
+            };
+            let mut backoff = retry::Backoff::new(client.inner.options.message_retry.clone());
+            let Some(delay) = client.retry_delay(ack_id, &error, &mut backoff) else {
+                return finish(&client, Err(error));
+            };
+            crate::runtime::spawn(async move {
+                let result = match client.pause_before_retry(ack_id, delay).await {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        client
+                            .acked_with_retries(ack_id, retry_frame, bytes, None, false, backoff)
+                            .await
+                    }
+                };
+                finish(&client, result);
+            });
+        }));
+        // A refused command drops the reply uncalled (see above): the engine is gone.
+        let _ = self.command(self.acked_command(ack_id, frame, reply, slot));
+    }
+
+    /// The frame of an acked `sendToGroup` (with `group`) or `event` (named `event`), checked
+    /// and encoded as by the awaited forms, for [`Client::acked_then`].
+    pub(crate) fn acked_send_frame(
+        &self,
+        group: Option<&str>,
+        event: &str,
+        payload: &Payload,
+        ack_id: u64,
+        no_echo: bool,
+    ) -> Result<Message, Error> {
+        self.check_process()?;
+        let request = match group {
+            Some(group) => {
+                check_name("group", group)?;
+                Request::SendToGroup {
+                    group,
+                    payload,
+                    ack_id: Some(ack_id),
+                    no_echo,
                 }
             }
-        }
+            None => {
+                check_name("event", event)?;
+                Request::Event {
+                    event,
+                    payload,
+                    ack_id: Some(ack_id),
+                }
+            }
+        };
+        self.encode(&request)
     }
 
     /// Writes a frame without an ack; resolves once it is flushed to the socket (or handed

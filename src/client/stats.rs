@@ -103,20 +103,3 @@ impl Counters {
         }
     }
 }
-
-/// Decrements `inflight_acks` when dropped (an acked operation ends however it ends,
-/// including when its future is dropped).
-pub(crate) struct InflightGuard<'a>(&'a AtomicU64);
-
-impl<'a> InflightGuard<'a> {
-    pub(crate) fn new(counter: &'a AtomicU64) -> InflightGuard<'a> {
-        bump(counter);
-        InflightGuard(counter)
-    }
-}
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}

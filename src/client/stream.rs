@@ -1,5 +1,5 @@
 //! Group streams this client publishes: the application's handle ([`GroupStream`]) and the
-//! engine's record of each open stream ([`OutStreams`]).
+//! engine's record of each open stream (`OutStreams`).
 //!
 //! A stream opens with a `sendToGroup` carrying stream metadata, answered by `streamAck`
 //! (expected id 1) or `streamClosed`. Fragments `streamData` 1, 2, ... follow; the service

@@ -257,7 +257,9 @@ pub(crate) fn wait<T: Send + 'static>(
 
 /// Queues the operation's completion exactly once: with the outcome, or as cancelled if the
 /// task is dropped before it finished (runtime shut down).
-struct CompletionGuard {
+/// The completion an accepted operation owes: delivered once by `complete`, or as cancelled
+/// when dropped without it.
+pub(crate) struct CompletionGuard {
     queue: Arc<EventQueue>,
     id: u64,
     what: &'static str,
@@ -265,7 +267,23 @@ struct CompletionGuard {
 }
 
 impl CompletionGuard {
-    fn complete(mut self, outcome: Result<Completed, Failure>) {
+    /// Records an accepted operation (refused once the client is being freed).
+    pub(crate) fn begin(
+        queue: &Arc<EventQueue>,
+        completion: Completion,
+    ) -> Result<CompletionGuard, Failure> {
+        let what = completion.what;
+        let id = queue.begin_op(completion)?;
+        Ok(CompletionGuard {
+            queue: queue.clone(),
+            id,
+            what,
+            done: false,
+        })
+    }
+
+    /// Queues the operation's completion.
+    pub(crate) fn complete(mut self, outcome: Result<Completed, Failure>) {
         self.done = true;
         self.queue.finish_op(self.id, outcome);
     }
@@ -294,13 +312,7 @@ pub(crate) fn spawn_op(
     fut: impl Future<Output = Result<Completed, Failure>> + Send + 'static,
 ) -> Result<(), Failure> {
     let what = completion.what;
-    let id = queue.begin_op(completion)?;
-    let guard = CompletionGuard {
-        queue: queue.clone(),
-        id,
-        what,
-        done: false,
-    };
+    let guard = CompletionGuard::begin(queue, completion)?;
     let fut = closing.guard(what, fut);
     let mut task = Box::pin(async move {
         let outcome = fut.await;

@@ -10,7 +10,7 @@ use tokio::runtime::Handle;
 
 use crate::client::{Client, ClientId, Event, EventHandler};
 
-use super::blocking::{on_engine_thread, run_detached, spawn_op, wait, Closing};
+use super::blocking::{on_engine_thread, run_detached, spawn_op, wait, Closing, CompletionGuard};
 use super::dispatch::EventQueue;
 use super::error::{
     fail_with, report, wps_result, Failure, WPS_ERR_INVALID_HANDLE, WPS_ERR_PANIC, WPS_ERR_TIMEOUT,
@@ -87,6 +87,11 @@ impl ClientEntry {
         fut: impl std::future::Future<Output = Result<T, Failure>> + Send + 'static,
     ) -> Result<T, Failure> {
         wait(&self.rt, &self.closing, what, limit, fut)
+    }
+
+    /// Records an accepted async operation whose completion is delivered by its owner.
+    pub fn begin_completion(&self, completion: Completion) -> Result<CompletionGuard, Failure> {
+        CompletionGuard::begin(&self.queue, completion)
     }
 
     /// Starts an async operation (see `blocking::spawn_op`).

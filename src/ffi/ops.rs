@@ -491,11 +491,58 @@ unsafe fn send_async(
     op_context: *mut c_void,
 ) -> wps_result {
     ClientEntry::with(c, |e| {
+        if a.flags & WPS_SEND_FIRE_AND_FORGET == 0 {
+            let done = |group, id| {
+                Completion::new(kind.op(), kind.what(), group, id, on_complete, op_context)
+            };
+            // SAFETY: forwarded under the caller's contract.
+            return unsafe { send_acked_async(e, kind, &a, done) };
+        }
         // SAFETY: forwarded under the caller's contract.
         let (group, id, fut) = unsafe { send_op(e, kind, &a, true) }?;
         let done = Completion::new(kind.op(), kind.what(), group, id, on_complete, op_context);
         e.spawn_op(done, fut)
     })
+}
+
+/// An acked async send: checked and accepted here, completed by the engine where its ack is
+/// decoded (no task per operation; see `Client::acked_then`). Nothing can fail once the
+/// operation is accepted except through its completion.
+///
+/// # Safety
+/// As for `send_op`.
+unsafe fn send_acked_async(
+    e: &ClientEntry,
+    kind: SendOp,
+    a: &SendArgs,
+    completion: impl FnOnce(Option<String>, u64) -> Completion,
+) -> Result<(), Failure> {
+    // SAFETY: per this function's contract.
+    let name = unsafe {
+        match kind {
+            SendOp::ToGroup => str_arg(a.name, "group"),
+            SendOp::Event => str_arg(a.name, "event_name"),
+        }
+    }?;
+    let opts = send_options(a.flags, a.ack_id, matches!(kind, SendOp::ToGroup))?;
+    // SAFETY: per this function's contract.
+    let payload = unsafe { payload(e, a.data, a.len, a.data_type) }?;
+    let id = resolve_ack_id(e, a.ack_id)?;
+    let group = matches!(kind, SendOp::ToGroup).then_some(name);
+    let frame = e
+        .client
+        .acked_send_frame(group, name, &payload, id, opts.no_echo)
+        .map_err(Failure::from)?;
+    let Room::Held(slot) = room_for(e, true, payload.data.len(), id)? else {
+        unreachable!("async operations take their room at once");
+    };
+    let guard = e.begin_completion(completion(group.map(str::to_owned), id))?;
+    // SAFETY: per this function's contract.
+    unsafe { write_opt(a.out_ack_id, id) };
+    let done = Box::new(move |r| guard.complete(acked(r)));
+    e.client
+        .acked_then(id, frame, payload.data.len(), slot, done);
+    Ok(())
 }
 
 /// Sends `data` (`len` bytes, `data_type` `WPS_DATA_*`) to `group` and blocks until the service

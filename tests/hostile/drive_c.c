@@ -60,6 +60,8 @@ static const char *event_name(uint32_t type) {
     case WPS_EVENT_RECOVERING: return "recovering";
     case WPS_EVENT_RECOVERED: return "recovered";
     case WPS_EVENT_SESSION_LOST: return "session_lost";
+    case WPS_EVENT_STREAM: return "stream";
+    case WPS_EVENT_GROUP_STATE: return "group_state";
     default: return "unknown";
     }
 }

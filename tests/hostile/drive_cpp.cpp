@@ -59,6 +59,8 @@ const char* event_name(wps::EventType t) {
     case wps::EventType::recovering: return "recovering";
     case wps::EventType::recovered: return "recovered";
     case wps::EventType::session_lost: return "session_lost";
+    case wps::EventType::stream: return "stream";
+    case wps::EventType::group_state: return "group_state";
   }
   return "unknown";
 }
