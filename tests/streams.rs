@@ -269,7 +269,8 @@ async fn keep_alives_hold_an_idle_stream_open_and_idle_receivers_time_out() {
         .open_stream(
             "g",
             StreamOptions {
-                idle_timeout: Some(Duration::from_millis(300)),
+                // Keep-alives every 300 ms: a 600 ms margin for a busy machine.
+                idle_timeout: Some(Duration::from_millis(900)),
                 ..Default::default()
             },
         )
@@ -284,12 +285,12 @@ async fn keep_alives_hold_an_idle_stream_open_and_idle_receivers_time_out() {
         terminal_error(&last).map(|e| e.0).as_deref(),
         Some("IdleTimeout")
     );
-    // The idle period under test (four of the service's idle timeouts), not a wait for an
-    // event: nothing is written on the stream meanwhile.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The idle period under test (over two of the service's idle timeouts), not a wait for
+    // an event: nothing is written on the stream meanwhile.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(
         !s.is_closed(),
-        "keep-alives held the stream open past 4 idle timeouts"
+        "keep-alives held the stream open past 2 idle timeouts"
     );
     s.write(Payload::text("second")).await.unwrap();
     s.end().await.expect("still open after being idle");
