@@ -44,14 +44,15 @@ IMPLS = {
 }
 OPTIONAL = {"c-sync": [str(REPO / "build/bench/wps-bench-c"), "c-sync"]}
 SCENARIOS = ["msg", "idle", "connect", "reliable", "stream"]
-# The reliable scenario exists in the Rust and C bench programs (C: default callback mode) and,
-# as a paced rate sweep (the rate at which cut-offs start), in the official JS one; the raw
-# client does not acknowledge sequence ids.
+# The reliable scenario exists in the Rust, C (default callback mode) and our Python bench
+# programs and, as a paced rate sweep (the rate at which cut-offs start), in the official JS and
+# Python ones; the raw client does not acknowledge sequence ids.
 # The stream scenario (group streams, one publisher to one subscriber) exists in the C (default
 # callback mode), Rust and official JS bench programs.
-SCENARIO_IMPLS = {"reliable": {"rust", "c", "official-js"}, "stream": {"rust", "c", "official-js"}}
+SCENARIO_IMPLS = {"reliable": {"rust", "c", "python", "official-python", "official-js"}, "stream": {"rust", "c", "official-js"}}
 # Parameters of a scenario that differ for one implementation.
-IMPL_SCENARIO_KEYS = {("official-js", "reliable"): ["rel_rates", "rel_seconds"]}
+IMPL_SCENARIO_KEYS = {("official-js", "reliable"): ["rel_rates", "rel_seconds"],
+                      ("official-python", "reliable"): ["rel_rates", "rel_seconds"]}
 COUNTS = {
     "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,
                  rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5,
