@@ -31,6 +31,12 @@ pub(crate) enum Cut {
 const CHUNKS_IN_FLIGHT: usize = 256;
 /// Bytes read at once.
 const READ_SIZE: usize = 16 * 1024;
+/// How far the bandwidth limit's schedule may run ahead of the clock before the writer waits:
+/// a token bucket holding this much time's worth of bytes. The timer fires on whole
+/// milliseconds, so a writer that waited for every piece would pass about a thousand pieces a
+/// second whatever the limit, throttling a peer that writes small frames one at a time far
+/// below the bandwidth it was given.
+const BANDWIDTH_BURST: Duration = Duration::from_millis(2);
 
 enum Item {
     Data {
@@ -167,7 +173,10 @@ async fn write_side(
                         rest.len()
                     };
                     if faults.bandwidth_bytes_per_sec > 0 {
-                        tokio::time::sleep_until(next_free).await;
+                        // Over any interval T at most bandwidth × (T + BANDWIDTH_BURST) bytes pass.
+                        if let Some(wait_until) = next_free.checked_sub(BANDWIDTH_BURST) {
+                            tokio::time::sleep_until(wait_until).await;
+                        }
                         let cost = Duration::from_secs_f64(
                             piece as f64 / faults.bandwidth_bytes_per_sec as f64,
                         );

@@ -186,6 +186,30 @@ async fn slicing_and_bandwidth_deliver_everything_slower() {
 }
 
 #[tokio::test]
+async fn a_bandwidth_limit_does_not_hold_back_small_pieces_below_it() {
+    // 50 kB in 100-byte pieces at 12.5 MB/s: 4 ms of the limit. Waiting for the millisecond
+    // timer before each of the 500 pieces would take about half a second.
+    let (proxy, mut s) = proxied().await;
+    proxy.set(
+        Direction::Downstream,
+        Faults {
+            slice_bytes: 100,
+            bandwidth_bytes_per_sec: 12_500_000,
+            ..Faults::default()
+        },
+    );
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i % 11) as u8).collect();
+    let started = Instant::now();
+    s.write_all(&data).await.unwrap();
+    assert_eq!(read_n(&mut s, data.len()).await, data);
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn refuse_resets_new_connections_and_reset_all_cuts_live_ones() {
     let (proxy, mut live) = proxied().await;
     // A round trip first: the proxy has taken this connection in before refusing new ones.
