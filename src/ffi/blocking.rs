@@ -2,13 +2,14 @@
 //! `block_on` on a runtime thread), async calls report exactly one completion.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::Context;
 use std::time::{Duration, Instant};
 
 use futures_util::task::noop_waker_ref;
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use super::dispatch::EventQueue;
 use super::error::{Failure, WPS_ERR_INTERNAL, WPS_ERR_INVALID_STATE, WPS_ERR_TIMEOUT};
@@ -30,25 +31,50 @@ pub(crate) fn block_sigpipe() {
 }
 
 /// Cancellation shared by every operation of one client: set when the client is freed.
+/// A flag and a `Notify` rather than a watch channel, whose waiter lists cost every client
+/// about 300 bytes.
 #[derive(Clone)]
 pub(crate) struct Closing {
-    tx: Arc<watch::Sender<bool>>,
+    inner: Arc<ClosingInner>,
+}
+
+struct ClosingInner {
+    closed: AtomicBool,
+    notify: Notify,
 }
 
 impl Closing {
     pub fn new() -> Closing {
         Closing {
-            tx: Arc::new(watch::channel(false).0),
+            inner: Arc::new(ClosingInner {
+                closed: AtomicBool::new(false),
+                notify: Notify::new(),
+            }),
         }
     }
 
     pub fn close(&self) {
-        self.tx.send_replace(true);
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.notify.notify_waiters();
     }
 
     /// Whether the client was freed.
     pub fn is_closed(&self) -> bool {
-        *self.tx.borrow()
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the client is freed.
+    async fn closed(inner: Arc<ClosingInner>) {
+        loop {
+            let notified = inner.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is read: a close in between still wakes this waiter.
+            notified.as_mut().enable();
+            if inner.closed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Runs `fut` unless the client is closed first.
@@ -60,11 +86,11 @@ impl Closing {
     where
         T: Send + 'static,
     {
-        let mut rx = self.tx.subscribe();
+        let inner = self.inner.clone();
         async move {
             tokio::select! {
                 r = fut => r,
-                _ = rx.wait_for(|closed| *closed) => Err(cancelled(what)),
+                _ = Closing::closed(inner) => Err(cancelled(what)),
             }
         }
     }

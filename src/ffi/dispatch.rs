@@ -343,10 +343,13 @@ impl EventQueue {
     /// Queues an engine event (called from the engine task; never blocks on user code).
     pub fn push_event(self: &Arc<Self>, event: OwnedEvent) {
         let mut st = lock(&self.state);
-        st.pending.event(Item {
+        let item = Item {
             event,
             target: Target::Registered,
-        });
+        };
+        if let Some(item) = st.pending.event_now(item) {
+            self.enqueue(&mut st, item);
+        }
         self.enqueue_ready(&mut st);
     }
 
@@ -368,7 +371,9 @@ impl EventQueue {
     /// Queues the completion of operation `id` (ignored if teardown already completed it).
     pub fn finish_op(self: &Arc<Self>, id: u64, outcome: Result<Completed, Failure>) {
         let mut st = lock(&self.state);
-        st.pending.finish(id, outcome);
+        if let Some(item) = st.pending.finish_now(id, outcome) {
+            self.enqueue(&mut st, item);
+        }
         self.enqueue_ready(&mut st);
         if !st.pending.has_ops() {
             st.notify(&self.cond);
@@ -480,6 +485,11 @@ impl EventQueue {
                 Some(teardown) => Some(teardown),
                 None => {
                     st.drainer = None;
+                    if st.events.is_empty() && st.events.capacity() > 0 {
+                        // A quiet client keeps no queue storage (nor what a burst grew it to);
+                        // the next event's allocation costs less than the wake-up it brings.
+                        st.events = VecDeque::new();
+                    }
                     if self.mode == Mode::Thread
                         && !st.closing
                         && !st.events.is_empty()
@@ -780,6 +790,33 @@ mod tests {
             2000,
             "nothing after close"
         );
+    }
+
+    #[test]
+    fn a_drained_queue_keeps_no_storage() {
+        let pool = Pool::new();
+        let seen = Arc::new(Seen::default());
+        let q = EventQueue::new(3, Mode::Poll, &pool, None).unwrap();
+        let ud = Arc::as_ptr(&seen) as *mut c_void;
+        q.set_callback(
+            WPS_EVENT_SERVER_MESSAGE,
+            Some(Registration::new(record, ud, None)),
+        )
+        .unwrap();
+        for seq in 1..=500 {
+            q.push_event(message(seq));
+        }
+        assert!(lock(&q.state).events.capacity() >= 500);
+        assert_eq!(q.dispatch(0, Duration::from_secs(5)), 500);
+        let st = lock(&q.state);
+        assert_eq!(st.events.capacity(), 0, "a burst's storage is given back");
+        assert_eq!(
+            st.pending.ready_capacity(),
+            0,
+            "events pass the ready list by"
+        );
+        drop(st);
+        q.close_now();
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub(crate) struct Pending {
     session: u64,
     /// The session of the latest `CONNECTED`: the one the next `STOPPED` ends.
     connected_session: u64,
-    held: Option<Held>,
+    /// Boxed: rare, and an idle client should not carry its size.
+    held: Option<Box<Held>>,
     /// Items that were behind a released `STOPPED`, being placed again.
     replacing: VecDeque<(Item, Place)>,
     /// Items in delivery order, for the caller to queue.
@@ -128,11 +129,19 @@ impl Pending {
     }
 
     /// The outcome of operation `id`; ignored when its completion was already produced.
+    #[cfg(test)]
     pub fn finish(&mut self, id: u64, outcome: Result<Completed, Failure>) {
-        if let Some(op) = self.ops.remove(&id) {
-            let item = op.completion.into_item(outcome);
-            self.route(item, Place::Completion(op.session));
+        if let Some(item) = self.finish_now(id, outcome) {
+            self.ready.push_back(item);
         }
+    }
+
+    /// [`Self::finish`], but the completion is returned instead when it can be queued at once
+    /// (see [`Self::event_now`]).
+    pub fn finish_now(&mut self, id: u64, outcome: Result<Completed, Failure>) -> Option<Item> {
+        let op = self.ops.remove(&id)?;
+        let item = op.completion.into_item(outcome);
+        self.place(item, Place::Completion(op.session))
     }
 
     /// Completes every operation still pending as cancelled (teardown).
@@ -153,7 +162,17 @@ impl Pending {
     }
 
     /// An event from the engine.
+    #[cfg(test)]
     pub fn event(&mut self, item: Item) {
+        if let Some(item) = self.event_now(item) {
+            self.ready.push_back(item);
+        }
+    }
+
+    /// [`Self::event`], but the item is returned instead when it can be queued at once: nothing
+    /// is held back or waiting, so it goes next. That is nearly always, and the ready list then
+    /// never allocates, which an idle client would otherwise keep.
+    pub fn event_now(&mut self, item: Item) -> Option<Item> {
         let place = match item.event.kind {
             WPS_EVENT_CONNECTED => {
                 self.connected_session = self.session;
@@ -162,7 +181,25 @@ impl Pending {
             WPS_EVENT_STOPPED => Place::Stopped(self.connected_session),
             _ => Place::Event,
         };
+        self.place(item, place)
+    }
+
+    /// Returns `item` when it goes straight after everything placed before it, else routes it.
+    fn place(&mut self, item: Item, place: Place) -> Option<Item> {
+        let held_back = match place {
+            Place::Stopped(session) => self.owes(session),
+            _ => false,
+        };
+        if self.held.is_none() && self.ready.is_empty() && !held_back {
+            return Some(item);
+        }
         self.route(item, place);
+        None
+    }
+
+    #[cfg(test)]
+    pub fn ready_capacity(&self) -> usize {
+        self.ready.capacity()
     }
 
     /// The next item to queue, in delivery order.
@@ -186,11 +223,11 @@ impl Pending {
         let Some(held) = &mut self.held else {
             match place {
                 Place::Stopped(session) if self.owes(session) => {
-                    self.held = Some(Held {
+                    self.held = Some(Box::new(Held {
                         session,
                         stopped: item,
                         after: VecDeque::new(),
-                    });
+                    }));
                 }
                 _ => self.ready.push_back(item),
             }
@@ -330,6 +367,39 @@ mod tests {
                 (WPS_EVENT_CONNECTED, 0),
                 (ACK, WPS_OP_START),
             ]
+        );
+    }
+
+    #[test]
+    fn items_are_handed_straight_back_unless_a_stopped_is_held() {
+        let mut p = Pending::default();
+        p.start_session();
+        let kind = |i: Option<Item>| i.map(|i| (i.event.kind, i.event.op));
+        assert_eq!(
+            kind(p.event_now(event(WPS_EVENT_CONNECTED))),
+            Some((WPS_EVENT_CONNECTED, 0))
+        );
+        let send = p.begin(completion(WPS_OP_SEND_TO_GROUP));
+        let stop = p.begin(completion(WPS_OP_STOP));
+        assert_eq!(
+            kind(p.finish_now(send, Ok(Completed::Unit))),
+            Some((ACK, WPS_OP_SEND_TO_GROUP))
+        );
+        // STOPPED waits for the stop's completion, and what follows waits behind it.
+        assert!(p.event_now(event(WPS_EVENT_STOPPED)).is_none());
+        assert!(p.event_now(event(WPS_EVENT_CONNECTED)).is_none());
+        assert!(p.finish_now(stop, Ok(Completed::Unit)).is_none());
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                (ACK, WPS_OP_STOP),
+                (WPS_EVENT_STOPPED, 0),
+                (WPS_EVENT_CONNECTED, 0)
+            ]
+        );
+        assert_eq!(
+            kind(p.event_now(event(WPS_EVENT_DISCONNECTED))),
+            Some((WPS_EVENT_DISCONNECTED, 0))
         );
     }
 
