@@ -145,6 +145,43 @@ async fn tcp_drops_right_after_opening_pace_recovery_then_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_series_of_drops_is_recovered_at_once_then_paced() {
+    let mut server = MockServer::start().await;
+    let opts = ClientOptions {
+        recovery_timeout: Duration::from_secs(20),
+        recovery_interval: Duration::from_secs(2),
+        ..fast_options()
+    };
+    let (_c, mut ev, conn) = started_client(&mut server, opts, Some("tok")).await;
+    drop(conn);
+    // Each recovery works (the service answers), then drops again at once: the first drop
+    // and three more are recovered without waiting, the next one waits for the interval.
+    let mut waits = Vec::new();
+    let mut dropped = Instant::now();
+    for _ in 0..5 {
+        let mut rec = server.accept().await;
+        waits.push(dropped.elapsed());
+        assert!(rec.is_recovery());
+        rec.recv_type("ping").await;
+        rec.send(r#"{"type":"pong"}"#).await;
+        ev.until("Recovered", |e| matches!(e, Event::Recovered { .. }))
+            .await;
+        drop(rec);
+        dropped = Instant::now();
+    }
+    for (n, wait) in waits[..4].iter().enumerate() {
+        assert!(
+            *wait < Duration::from_secs(1),
+            "recovery {n} starts at once: {waits:?}"
+        );
+    }
+    assert!(
+        waits[4] >= Duration::from_millis(1500),
+        "then recovery_interval apart: {waits:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovered_socket_counts_only_once_the_service_answers() {
     let mut server = MockServer::start().await;
     let (c, mut ev, conn) = started_client(&mut server, fast_options(), Some("tok")).await;

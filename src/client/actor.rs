@@ -44,6 +44,11 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// and then drops every connection therefore meets the retry policy's delays and limits
 /// instead of an immediate retry per drop.
 pub(super) const PROVEN_AFTER: Duration = Duration::from_secs(5);
+/// Recoveries that may start at once within one episode when a recovered connection worked
+/// and then dropped again before it proved itself: a short series of drops (a load balancer
+/// moving connections, a flaky hop) is recovered without waiting, while a service that
+/// answers and then drops every connection meets `recovery_interval` after these few.
+pub(super) const QUICK_RECOVERIES: u32 = 3;
 
 /// One recovery episode: from the drop of a proven connection until a recovered connection
 /// proves itself again, or until the deadline.
@@ -55,6 +60,9 @@ pub(super) struct RecoveryEpisode {
     pub(super) next_attempt: Instant,
     /// The connection was proven when it dropped (then a failed recovery reconnects at once).
     pub(super) after_proven: bool,
+    /// Immediate recoveries left for drops of a recovered, working connection
+    /// (see [`QUICK_RECOVERIES`]).
+    pub(super) quick_left: u32,
 }
 
 /// The result of running something while still serving commands.
@@ -618,6 +626,7 @@ impl Actor {
                 };
             }
             let proven = self.is_proven();
+            let was_usable = self.usable_since.is_some();
             self.usable_since = None;
             let recoverable = !fatal
                 && self.codec.is_reliable()
@@ -632,13 +641,25 @@ impl Actor {
                     "ConnectionLost",
                     "the connection dropped before the service accepted the stream",
                 ));
-                if proven || self.episode.is_none() {
-                    let now = Instant::now();
-                    self.episode = Some(RecoveryEpisode {
-                        deadline: now + self.options.recovery_timeout,
-                        next_attempt: now,
-                        after_proven: proven,
-                    });
+                let now = Instant::now();
+                match &mut self.episode {
+                    Some(episode) if !proven => {
+                        // The episode goes on (same deadline). A recovered connection that
+                        // worked is retried at once while quick recoveries are left; one that
+                        // never worked keeps the `recovery_interval` spacing.
+                        if was_usable && episode.quick_left > 0 {
+                            episode.quick_left -= 1;
+                            episode.next_attempt = now;
+                        }
+                    }
+                    _ => {
+                        self.episode = Some(RecoveryEpisode {
+                            deadline: now + self.options.recovery_timeout,
+                            next_attempt: now,
+                            after_proven: proven,
+                            quick_left: QUICK_RECOVERIES,
+                        });
+                    }
                 }
                 self.set_state(ConnectionState::Recovering);
                 if !self.recovering_reported {
