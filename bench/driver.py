@@ -54,7 +54,7 @@ SCENARIO_IMPLS = {"reliable": {"rust", "c", "python", "official-python", "offici
 IMPL_SCENARIO_KEYS = {("official-js", "reliable"): ["rel_rates", "rel_seconds"],
                       ("official-python", "reliable"): ["rel_rates", "rel_seconds"]}
 COUNTS = {
-    "full": dict(ff_count=20000, ff4k_count=5000, ack_count=2000, pipe_count=10000, window=256,
+    "full": dict(ff_count=20000, ff4k_count=3000, ack_count=2000, pipe_count=10000, window=256,
                  rtt_count=2000, steps="1,100,1000", connect_count=20, recover_count=5,
                  rel_count=20000, fanout=100, fan_count=200,
                  rel_rates="250,500,1000,1500,2000,4000,8000", rel_seconds=3,
