@@ -64,7 +64,9 @@ pub struct ClientOptions {
     pub reconnect_jitter_percent: u32,
     /// How long to keep trying to recover a dropped reliable connection (default 30 s).
     pub recovery_timeout: Duration,
-    /// Delay between recovery attempts (default 1 s).
+    /// Delay between recovery attempts (default 1 s). A recovered connection that worked and
+    /// drops again before it has been usable for 5 s is recovered at once up to three times
+    /// per episode; after that, attempts are this far apart again.
     pub recovery_interval: Duration,
     /// Period of `ping` messages (default 20 s; zero turns keep-alive off).
     pub keep_alive_interval: Duration,
