@@ -565,6 +565,11 @@ func (c *Client) call(op string, begin func(h C.uintptr_t) (C.wps_result, uint64
 // events), holding the events for after the handler; past maxBacklog of them it stops and
 // reports ErrTimeout with the ack id, so the operation can be retried.
 func (c *Client) await(ctx context.Context, op string, p *pendingOp, ackID uint64) (completion, error) {
+	// A context already done when the wait begins wins, also when the operation has completed
+	// meanwhile: the answer must not depend on which ready case select picks.
+	if ctx.Err() != nil {
+		return completion{}, ctxError(op, ctx, ackID)
+	}
 	if !c.onDispatcher() {
 		select {
 		case r := <-p.done:
