@@ -66,7 +66,7 @@ fn run_async(cli: &Cli, command: &Command) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Operation(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         match command {
             Command::Sub(args) => sub::run(&cli.conn, args, cli.verbose).await,
             Command::Pub(args) => send::run_pub(&cli.conn, args, cli.verbose).await,
@@ -79,5 +79,10 @@ fn run_async(cli: &Cli, command: &Command) -> Result<(), Failure> {
                 bench::run_sub(&cli.conn, args, cli.verbose).await
             }
         }
-    })
+    });
+    // A read of standard input blocks a thread that cannot be cancelled; dropping the runtime
+    // would wait for it, so an interrupted `wps stream` would hang until its next input line.
+    // The command has stopped its client by now, so nothing else is left to wait for.
+    runtime.shutdown_background();
+    result
 }

@@ -152,15 +152,13 @@ async fn publish_on(
     tokio::pin!(interrupted);
     let mut written = 0u64;
     loop {
+        // `biased`: an interrupt is looked at before the input. Ctrl-C on `producer | wps
+        // stream` also ends the producer, so the end of the input and the signal arrive
+        // together; the stream is then aborted, never ended as if it were complete.
         let next = tokio::select! {
+            biased;
+            () = &mut interrupted => return Err(interrupt(&stream, written).await),
             next = input.next() => next,
-            () = &mut interrupted => {
-                abort(&stream, "the publisher was interrupted", "Interrupted").await;
-                return Err(Failure::Operation(format!(
-                    "stream {}: interrupted after {written} fragments; aborted",
-                    stream.id()
-                )));
-            }
         };
         let payload = match next {
             Ok(Some(payload)) => payload,
@@ -188,14 +186,9 @@ async fn publish_on(
             );
         }
         let wrote = tokio::select! {
+            biased;
+            () = &mut interrupted => return Err(interrupt(&stream, written).await),
             r = stream.write(payload) => r,
-            () = &mut interrupted => {
-                abort(&stream, "the publisher was interrupted", "Interrupted").await;
-                return Err(Failure::Operation(format!(
-                    "stream {}: interrupted after {written} fragments; aborted",
-                    stream.id()
-                )));
-            }
         };
         wrote.map_err(|e| stream_failure(&stream, written, &e))?;
         written += 1;
@@ -227,6 +220,15 @@ async fn publish_on(
         );
     }
     Ok(())
+}
+
+/// Aborts `stream` because the publisher was interrupted; the failure to report.
+async fn interrupt(stream: &GroupStream, written: u64) -> Failure {
+    abort(stream, "the publisher was interrupted", "Interrupted").await;
+    Failure::Operation(format!(
+        "stream {}: interrupted after {written} fragments; aborted",
+        stream.id()
+    ))
 }
 
 async fn abort(stream: &GroupStream, message: &str, code: &str) {
@@ -390,4 +392,90 @@ async fn listen_on(
         }
     }
     Err(Failure::Connection("the client stopped".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webpubsub_client::{ClientOptions, Credential};
+    use webpubsub_emulator::{Config, Emulator};
+
+    async fn started(emu: &Emulator, roles: &[&str]) -> (Client, UnboundedReceiver<Event>) {
+        let url = emu.client_access_url("chat", None, roles, &[], Duration::from_secs(600));
+        let (client, events) = Client::with_channel(Credential::Url(url), ClientOptions::default());
+        client.start().await.expect("start");
+        (client, events)
+    }
+
+    /// The end of the input and an interrupt observed together: the stream is aborted (the
+    /// input was cut short), never ended as complete.
+    #[tokio::test]
+    async fn an_interrupt_together_with_the_end_of_input_aborts_the_stream() {
+        let emu = Emulator::start(Config {
+            port: 0,
+            ..Config::default()
+        })
+        .await
+        .expect("emulator");
+        let (listener, mut events) = started(&emu, &["webpubsub.joinLeaveGroup"]).await;
+        listener.join_group("g", None).await.expect("join");
+        let (publisher, _events) = started(&emu, &["webpubsub.sendToGroup"]).await;
+        let opts = StreamPublishArgs {
+            stream_id: Some("cut".into()),
+            no_echo: false,
+            idle_timeout_ms: None,
+            data_type: None,
+            chunk_size: None,
+            file: None,
+            abort: None,
+            abort_message: None,
+            input_error_code: "InputError".into(),
+        };
+        let mut input = Input {
+            reader: BufReader::with_capacity(16, Box::new(tokio::io::empty())),
+            chunk_size: None,
+            data_type: DataTypeArg::Text,
+        };
+        let result = publish_on(
+            &publisher,
+            "g",
+            &opts,
+            &mut input,
+            0,
+            std::future::ready(()),
+        )
+        .await;
+        match result {
+            Err(Failure::Operation(m)) => {
+                assert!(m.contains("interrupted after 0 fragments"), "{m}")
+            }
+            other => panic!("expected the interrupt, got {other:?}"),
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match events.recv().await.expect("listener events") {
+                    frame @ Event::StreamFrame { .. } => break frame,
+                    _ => continue,
+                }
+            }
+        })
+        .await
+        .expect("the stream's end reaches the listener");
+        let Event::StreamFrame {
+            stream_id,
+            end_of_stream,
+            error,
+            ..
+        } = frame
+        else {
+            unreachable!()
+        };
+        assert_eq!(stream_id, "cut");
+        assert!(end_of_stream);
+        let error = error.expect("an aborted stream carries its error");
+        assert_eq!(error.user_error_code.as_deref(), Some("Interrupted"));
+        let _ = publisher.stop().await;
+        let _ = listener.stop().await;
+        emu.shutdown().await;
+    }
 }

@@ -230,8 +230,11 @@ impl Proc {
         assert_eq!(rc, 0, "kill");
     }
 
-    /// Waits for the exit; kills the process and panics after [`DEADLINE`].
+    /// Waits for the exit; kills the process and panics after [`DEADLINE`]. Standard input
+    /// stays open meanwhile (`Child::wait` would close it, and a process that reads it would
+    /// see the end of its input together with whatever the test did last).
     pub fn wait(&mut self) -> ExitStatus {
+        let stdin = self.child.stdin.take();
         let pid = self.child.id();
         let (tx, rx) = mpsc::channel::<()>();
         // Kills the child if the deadline passes first; the wait below then returns.
@@ -244,6 +247,7 @@ impl Proc {
             false
         });
         let status = self.child.wait().expect("wait");
+        drop(stdin);
         let _ = tx.send(());
         let killed = watchdog.join().unwrap();
         assert!(
