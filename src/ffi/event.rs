@@ -166,33 +166,50 @@ pub(crate) fn data_type_from(code: u32) -> Option<DataType> {
 }
 
 /// An event with owned storage, queued until it is delivered.
+///
+/// Every event is moved several times on its way to a callback (into the queue, out of it,
+/// into the view), so the fields of the events that come in bulk (messages and completions)
+/// are kept inline and the rest out of line in [`Rare`].
 #[derive(Default)]
 pub(crate) struct OwnedEvent {
     pub kind: u32,
-    pub connection_id: Option<CString>,
-    pub user_id: Option<CString>,
-    pub group: Option<CString>,
-    pub from_user_id: Option<CString>,
     pub data_type: u32,
-    /// Payload followed by one NUL byte; `None` when the event has no payload.
-    pub data: Option<Vec<u8>>,
-    pub sequence_id: u64,
-    pub message: Option<CString>,
-    pub error_name: Option<CString>,
-    pub ack_id: u64,
-    pub op_context: usize,
     pub result: wps_result,
     pub op: u32,
+    pub sequence_id: u64,
+    pub ack_id: u64,
+    pub op_context: usize,
+    /// Payload followed by one NUL byte; `None` when the event has no payload.
+    pub data: Option<Vec<u8>>,
+    pub group: Option<CString>,
+    pub from_user_id: Option<CString>,
     pub is_duplicate: bool,
+    pub is_snapshot: bool,
+    pub rare: Option<Box<Rare>>,
+}
+
+/// The fields of connection, failure and stream events.
+#[derive(Default)]
+pub(crate) struct Rare {
+    pub connection_id: Option<CString>,
+    pub user_id: Option<CString>,
+    pub message: Option<CString>,
+    pub error_name: Option<CString>,
     pub stream_id: Option<CString>,
     pub stream_sequence_id: u64,
     pub end_of_stream: bool,
     pub user_error_code: Option<CString>,
-    pub is_snapshot: bool,
 }
 
-fn opt_c(s: Option<&str>) -> Option<CString> {
-    s.map(to_cstring)
+/// `Some(Box)` of the given rare fields.
+fn rare(fields: Rare) -> Option<Box<Rare>> {
+    Some(Box::new(fields))
+}
+
+/// `s` NUL-terminated in its own allocation (grown by the terminator, not copied); an interior
+/// NUL becomes U+FFFD, as in [`to_cstring`].
+fn into_c(s: String) -> CString {
+    CString::new(s).unwrap_or_else(|e| to_cstring(&String::from_utf8_lossy(&e.into_vec())))
 }
 
 fn c_ptr(s: &Option<CString>) -> *const c_char {
@@ -214,8 +231,11 @@ impl OwnedEvent {
                 user_id,
             } => OwnedEvent {
                 kind: WPS_EVENT_CONNECTED,
-                connection_id: opt_c(Some(&connection_id)),
-                user_id: opt_c(user_id.as_deref()),
+                rare: rare(Rare {
+                    connection_id: Some(into_c(connection_id)),
+                    user_id: user_id.map(into_c),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             Event::Disconnected {
@@ -223,13 +243,19 @@ impl OwnedEvent {
                 message,
             } => OwnedEvent {
                 kind: WPS_EVENT_DISCONNECTED,
-                connection_id: opt_c(connection_id.as_deref()),
-                message: opt_c(message.as_deref()),
+                rare: rare(Rare {
+                    connection_id: connection_id.map(into_c),
+                    message: message.map(into_c),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             Event::Stopped { reason } => OwnedEvent {
                 kind: WPS_EVENT_STOPPED,
-                message: opt_c(reason.as_deref()),
+                rare: rare(Rare {
+                    message: reason.map(into_c),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             Event::ServerMessage {
@@ -249,8 +275,8 @@ impl OwnedEvent {
                 sequence_id,
             } => OwnedEvent {
                 kind: WPS_EVENT_GROUP_MESSAGE,
-                group: opt_c(Some(&group)),
-                from_user_id: opt_c(from_user_id.as_deref()),
+                group: Some(into_c(group)),
+                from_user_id: from_user_id.map(into_c),
                 data_type: data_type_code(message.data_type),
                 data: Some(payload_bytes(message)),
                 sequence_id: sequence_id.unwrap_or(0),
@@ -260,22 +286,31 @@ impl OwnedEvent {
                 let failure = Failure::from(&error);
                 OwnedEvent {
                     kind: WPS_EVENT_REJOIN_GROUP_FAILED,
-                    group: opt_c(Some(&group)),
-                    message: opt_c(Some(&failure.message)),
-                    error_name: opt_c(failure.error_name.as_deref()),
+                    group: Some(into_c(group)),
                     result: failure.code,
                     ack_id: error.ack_id().unwrap_or(0),
+                    rare: rare(Rare {
+                        message: Some(into_c(failure.message)),
+                        error_name: failure.error_name.map(into_c),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }
             }
             Event::Recovering { connection_id } => OwnedEvent {
                 kind: WPS_EVENT_RECOVERING,
-                connection_id: opt_c(Some(&connection_id)),
+                rare: rare(Rare {
+                    connection_id: Some(into_c(connection_id)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             Event::Recovered { connection_id } => OwnedEvent {
                 kind: WPS_EVENT_RECOVERED,
-                connection_id: opt_c(Some(&connection_id)),
+                rare: rare(Rare {
+                    connection_id: Some(into_c(connection_id)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             Event::SessionLost {
@@ -284,9 +319,12 @@ impl OwnedEvent {
                 reason,
             } => OwnedEvent {
                 kind: WPS_EVENT_SESSION_LOST,
-                connection_id: opt_c(Some(&connection_id)),
                 sequence_id: last_sequence_id,
-                message: opt_c(Some(&reason)),
+                rare: rare(Rare {
+                    connection_id: Some(into_c(connection_id)),
+                    message: Some(into_c(reason)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             Event::StreamFrame {
@@ -305,17 +343,20 @@ impl OwnedEvent {
                 };
                 OwnedEvent {
                     kind: WPS_EVENT_STREAM,
-                    group: opt_c(Some(&group)),
-                    from_user_id: opt_c(from_user_id.as_deref()),
+                    group: Some(into_c(group)),
+                    from_user_id: from_user_id.map(into_c),
                     data_type: data_type_code(message.data_type),
                     data: Some(payload_bytes(message)),
                     sequence_id: sequence_id.unwrap_or(0),
-                    stream_id: opt_c(Some(&stream_id)),
-                    stream_sequence_id,
-                    end_of_stream,
-                    error_name: opt_c(error_name.as_deref()),
-                    message: opt_c(text.as_deref()),
-                    user_error_code: opt_c(code.as_deref()),
+                    rare: rare(Rare {
+                        stream_id: Some(into_c(stream_id)),
+                        stream_sequence_id,
+                        end_of_stream,
+                        error_name: error_name.map(into_c),
+                        message: text.map(into_c),
+                        user_error_code: code.map(into_c),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }
             }
@@ -325,7 +366,7 @@ impl OwnedEvent {
                 items_json,
             } => OwnedEvent {
                 kind: WPS_EVENT_GROUP_STATE,
-                group: opt_c(Some(&group)),
+                group: Some(into_c(group)),
                 data_type: WPS_DATA_JSON,
                 data: Some(payload_bytes(Payload::json(items_json))),
                 is_snapshot: snapshot,
@@ -344,7 +385,7 @@ impl OwnedEvent {
     ) -> OwnedEvent {
         let mut ev = OwnedEvent {
             kind: WPS_EVENT_ACK,
-            group: opt_c(group),
+            group: group.map(to_cstring),
             ack_id,
             op_context,
             op,
@@ -360,8 +401,11 @@ impl OwnedEvent {
             }
             Err(f) => {
                 ev.result = f.code;
-                ev.message = opt_c(Some(&f.message));
-                ev.error_name = opt_c(f.error_name.as_deref());
+                ev.rare = rare(Rare {
+                    message: Some(into_c(f.message)),
+                    error_name: f.error_name.map(into_c),
+                    ..Default::default()
+                });
             }
         }
         ev
@@ -373,28 +417,30 @@ impl OwnedEvent {
             Some(d) => (d.as_ptr(), d.len() - 1),
             None => (ptr::null(), 0),
         };
+        let none = Rare::default();
+        let rare = self.rare.as_deref().unwrap_or(&none);
         wps_event {
             struct_size: std::mem::size_of::<wps_event>() as u32,
             r#type: self.kind,
-            connection_id: c_ptr(&self.connection_id),
-            user_id: c_ptr(&self.user_id),
+            connection_id: c_ptr(&rare.connection_id),
+            user_id: c_ptr(&rare.user_id),
             group: c_ptr(&self.group),
             from_user_id: c_ptr(&self.from_user_id),
             data_type: self.data_type,
             data,
             data_len,
             sequence_id: self.sequence_id,
-            message: c_ptr(&self.message),
-            error_name: c_ptr(&self.error_name),
+            message: c_ptr(&rare.message),
+            error_name: c_ptr(&rare.error_name),
             ack_id: self.ack_id,
             op_context: self.op_context as *mut c_void,
             result: self.result,
             op: self.op,
             is_duplicate: u32::from(self.is_duplicate),
-            stream_id: c_ptr(&self.stream_id),
-            stream_sequence_id: self.stream_sequence_id,
-            end_of_stream: u32::from(self.end_of_stream),
-            user_error_code: c_ptr(&self.user_error_code),
+            stream_id: c_ptr(&rare.stream_id),
+            stream_sequence_id: rare.stream_sequence_id,
+            end_of_stream: u32::from(rare.end_of_stream),
+            user_error_code: c_ptr(&rare.user_error_code),
             is_snapshot: u32::from(self.is_snapshot),
         }
     }
@@ -467,5 +513,41 @@ mod tests {
             unsafe { CStr::from_ptr(view.error_name) }.to_str().unwrap(),
             "Forbidden"
         );
+    }
+
+    #[test]
+    fn bulk_events_stay_small_and_rare_fields_reach_the_view() {
+        // Messages and completions are moved several times each; a field added inline grows
+        // every one of them.
+        assert!(std::mem::size_of::<OwnedEvent>() <= 112);
+        let ev = OwnedEvent::from_engine(Event::StreamFrame {
+            group: "g".into(),
+            from_user_id: Some("u".into()),
+            message: Payload::text(""),
+            sequence_id: None,
+            stream_id: "s\0x".into(),
+            stream_sequence_id: 4,
+            end_of_stream: true,
+            error: Some(crate::protocol::StreamError {
+                name: "UserError".into(),
+                message: Some("cut".into()),
+                user_error_code: Some("APP".into()),
+            }),
+        });
+        let view = ev.as_ffi();
+        // SAFETY: the view points into `ev`, which is alive.
+        let text = |p: *const c_char| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned();
+        assert_eq!(
+            text(view.stream_id),
+            "s\u{FFFD}x",
+            "an interior NUL is replaced"
+        );
+        assert_eq!(view.stream_sequence_id, 4);
+        assert_eq!(view.end_of_stream, 1);
+        assert_eq!(text(view.error_name), "UserError");
+        assert_eq!(text(view.message), "cut");
+        assert_eq!(text(view.user_error_code), "APP");
+        assert_eq!(text(view.from_user_id), "u");
+        assert!(view.connection_id.is_null() && view.user_id.is_null());
     }
 }
