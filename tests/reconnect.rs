@@ -48,7 +48,9 @@ async fn expired_session_reconnects_with_a_new_id_and_rejoins_groups() {
         other => panic!("{other:?}"),
     };
     assert_ne!(second, first);
-    // Rejoined: a message to each group arrives on the new connection.
+    // Rejoined: once the service has the rejoins, a message to each group arrives on the new
+    // connection.
+    until_member(&emu, &second, &["a", "b"]).await;
     let (s, _sev, _) = connected(url(&emu, Some("s"), ROLES), fast_options()).await;
     for g in ["a", "b"] {
         s.send_to_group(g, Payload::text(g), SendOptions::default())

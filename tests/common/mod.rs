@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: an in-process emulator, client construction, and
-//! waiting on events with deadlines (never sleeping to synchronise).
+//! waiting on events with deadlines (never sleeping to synchronise; group membership, which
+//! the emulator announces to nobody, is polled until a deadline).
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -87,6 +88,27 @@ impl Events {
             v.push(e);
         }
         v
+    }
+}
+
+/// Waits until the emulator lists connection `id` of [`HUB`] in each of `groups`, failing the
+/// test after `WAIT`. A new connection's rejoins go out after its `Connected` event, so they can
+/// still be on their way when that event arrives; the emulator has no event for a join, so
+/// its state is looked at every 2 ms.
+pub async fn until_member(emu: &Emulator, id: &str, groups: &[&str]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let joined = emu.connections(HUB).into_iter().any(|c| {
+            c.connection_id == id && groups.iter().all(|g| c.groups.iter().any(|x| x == g))
+        });
+        if joined {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connection {id} not in {groups:?} within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
